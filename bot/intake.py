@@ -1,0 +1,67 @@
+"""Intake: turn a parsed Slack message into a recorded task. Called before Slack gets its acknowledgement."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from bot.agent import strip_mention
+from store.models import Task, TaskKind, ThreadRef
+from store.tasks import SubmitResult, TaskQueue
+
+log = logging.getLogger(__name__)
+
+COMMAND_WORDS = {"status": TaskKind.STATUS, "reset": TaskKind.RESET}
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    """A human's Slack message, parsed at the edge by handlers/."""
+
+    event_id: str
+    team_id: str
+    channel_id: str
+    user_id: str
+    text: str
+    ts: str
+    thread_ts: str | None
+    is_direct_message: bool
+
+    def thread(self) -> ThreadRef:
+        """The conversation the message belongs to; a DM's top level is one conversation of its own."""
+        if self.thread_ts:
+            return ThreadRef(self.team_id, self.channel_id, self.thread_ts)
+        return ThreadRef(self.team_id, self.channel_id, "" if self.is_direct_message else self.ts)
+
+
+class Intake:
+    """Records mentions and thread messages as tasks, one Redis round trip each."""
+
+    def __init__(self, queue: TaskQueue) -> None:
+        self._queue = queue
+
+    async def mention(self, message: IncomingMessage, bot_user_id: str) -> SubmitResult:
+        """A message addressed to the bot: answer it, or run the command word it consists of."""
+        text = strip_mention(message.text, bot_user_id)
+        kind = COMMAND_WORDS.get(text.lower().strip(" .!"), TaskKind.ANSWER)
+        return await self._submit(message, kind, text)
+
+    async def thread_message(self, message: IncomingMessage) -> SubmitResult:
+        """A message not addressed to the bot: remembered if its thread has an agent, else ignored."""
+        return await self._submit(message, TaskKind.NOTE, message.text)
+
+    async def _submit(self, message: IncomingMessage, kind: TaskKind, text: str) -> SubmitResult:
+        task = Task(
+            task_id=message.event_id,
+            kind=kind,
+            thread=message.thread(),
+            text=text,
+            user_id=message.user_id,
+            message_ts=message.ts,
+            created_at=time.time(),
+        )
+        result = await self._queue.submit(task)
+        if result is SubmitResult.DUPLICATE:
+            log.info("event %s was delivered again; already recorded", message.event_id)
+        return result

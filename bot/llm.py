@@ -1,0 +1,101 @@
+"""The Claude client: the one module that imports anthropic, and the one place model calls are retried."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import anthropic
+from anthropic.types import MessageParam
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_base, wait_random_exponential
+
+from bot.errors import ModelError, ModelRefused
+
+log = logging.getLogger(__name__)
+
+# Worth another try: rate limits (429), server errors and overload (5xx, 529), and a dropped connection.
+RETRYABLE = (anthropic.RateLimitError, anthropic.InternalServerError, anthropic.APIConnectionError)
+
+
+@dataclass(frozen=True)
+class ModelReply:
+    """The text Claude answered and what it cost."""
+
+    text: str
+    stop_reason: str | None
+    input_tokens: int
+    output_tokens: int
+
+
+class wait_retry_after(wait_base):  # lower case, like tenacity's own wait strategies
+    """Wait as long as the API's retry-after header asks, else fall back to jittered exponential backoff."""
+
+    def __init__(self, fallback: wait_base, cap: float = 30.0) -> None:
+        self._fallback = fallback
+        self._cap = cap
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if isinstance(error, anthropic.APIStatusError):
+            header = error.response.headers.get("retry-after")
+            try:
+                return min(float(header), self._cap) if header is not None else self._fallback(retry_state)
+            except ValueError:
+                pass
+        return self._fallback(retry_state)
+
+
+def default_retry_policy(attempts: int = 4) -> AsyncRetrying:
+    """Retry transient API errors a few times, honouring retry-after."""
+    return AsyncRetrying(
+        retry=retry_if_exception_type(RETRYABLE),
+        wait=wait_retry_after(wait_random_exponential(multiplier=1, max=20)),
+        stop=stop_after_attempt(attempts),
+        reraise=True,
+        before_sleep=lambda state: log.warning(
+            "Claude call failed (%s), retrying (attempt %d)",
+            type(state.outcome.exception()).__name__ if state.outcome else "?",
+            state.attempt_number,
+        ),
+    )
+
+
+class ClaudeClient:
+    """Asks Claude for one answer."""
+
+    def __init__(
+        self, client: anthropic.AsyncAnthropic, *, model: str, max_tokens: int, retry: AsyncRetrying | None = None
+    ) -> None:
+        self._client = client
+        self._model = model
+        self._max_tokens = max_tokens
+        self._retry = retry or default_retry_policy()
+
+    async def answer(self, system: str, messages: Sequence[dict[str, Any]]) -> ModelReply:
+        """One model call, retried on transient errors; raises ModelError when it cannot be had."""
+        try:
+            async for attempt in self._retry:
+                with attempt:
+                    message = await self._client.messages.create(
+                        model=self._model,
+                        max_tokens=self._max_tokens,
+                        system=system,
+                        messages=cast(list[MessageParam], list(messages)),
+                    )
+        except anthropic.APIStatusError as exc:
+            raise ModelError(f"Claude API error {exc.status_code} ({type(exc).__name__})") from exc
+        except anthropic.APIConnectionError as exc:
+            raise ModelError("Claude API unreachable") from exc
+        if message.stop_reason == "refusal":
+            raise ModelRefused("Claude declined to answer this request")
+        text = "".join(block.text for block in message.content if block.type == "text").strip()
+        return ModelReply(
+            text=text,
+            stop_reason=message.stop_reason,
+            input_tokens=message.usage.input_tokens,
+            output_tokens=message.usage.output_tokens,
+        )

@@ -1,0 +1,47 @@
+"""What the runtime needs from Slack, as a protocol: handlers/ implements it, so bot/ never imports slack_sdk."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from store.models import ThreadRef
+
+
+@dataclass(frozen=True)
+class ThreadMessage:
+    """A message already in a Slack thread, as the agent needs it."""
+
+    ts: str
+    text: str
+    user_id: str | None
+    from_this_bot: bool
+    from_other_bot: bool
+
+
+class SlackGateway(Protocol):
+    """Slack Web API calls made by the task runner; each raises bot.errors.SlackError when Slack says no."""
+
+    async def bot_user_id(self) -> str:
+        """The bot's own user id (from auth.test, cached)."""
+        ...
+
+    async def post_placeholder(self, thread: ThreadRef, text: str, task_id: str) -> str:
+        """Post the message that will carry a task's answer, tagged with the task id; returns its ts."""
+        ...
+
+    async def update_message(self, thread: ThreadRef, ts: str, text: str) -> None:
+        """Replace the text of a message the bot posted."""
+        ...
+
+    async def post_reply(self, thread: ThreadRef, text: str) -> str:
+        """Post a plain reply in the thread; returns its ts."""
+        ...
+
+    async def thread_messages(self, thread: ThreadRef) -> list[ThreadMessage]:
+        """Every message of the thread, oldest first (all pages)."""
+        ...
+
+    async def display_name(self, team_id: str, user_id: str) -> str | None:
+        """The user's display name, or None when it cannot be had cheaply."""
+        ...

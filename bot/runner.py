@@ -1,0 +1,127 @@
+"""The task runner: claims threads with work from the queue and works each thread's inbox in order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+from redis.exceptions import RedisError
+
+from bot.executor import TaskExecutor
+from store.tasks import QueueEntry, TaskQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    """How the runner claims and holds work."""
+
+    consumer: str
+    max_concurrent: int = 200
+    lease_seconds: float = 30.0
+    grace_seconds: float = 20.0
+    retry_delay: float = 2.0
+    block_ms: int = 1000
+
+
+class TaskRunner:
+    """Runs queued tasks until asked to stop; one coroutine per thread with work."""
+
+    def __init__(self, queue: TaskQueue, executor: TaskExecutor, settings: RunnerSettings) -> None:
+        self._queue = queue
+        self._executor = executor
+        self._settings = settings
+        self._active: dict[str, asyncio.Task[None]] = {}
+        self._slot_freed = asyncio.Event()
+
+    @property
+    def active_threads(self) -> int:
+        """How many threads this process is working on now."""
+        return len(self._active)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Claim and run work until `stopping` is set, then let running tasks finish within the grace period."""
+        await self._queue.ensure_group()
+        consumer = self._settings.consumer
+        own = await self._queue.claim_own_pending(consumer)
+        if own:
+            log.info("resuming %d thread(s) this worker (%s) held before it stopped", len(own), consumer)
+        self._start(own)
+        keeper = asyncio.create_task(self._keep_leases(stopping), name="lease-keeper")
+        try:
+            while not stopping.is_set():
+                await self._claim_once()
+        finally:
+            keeper.cancel()
+            await self._drain()
+
+    async def _claim_once(self) -> None:
+        free = self._settings.max_concurrent - len(self._active)
+        if free <= 0:
+            self._slot_freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._slot_freed.wait(), timeout=1.0)
+            return
+        try:
+            self._start(await self._queue.claim_new(self._settings.consumer, free, self._settings.block_ms))
+        except RedisError as exc:
+            log.warning("cannot read the task queue (%s); retrying", exc)
+            await asyncio.sleep(self._settings.retry_delay)
+
+    def _start(self, entries: list[QueueEntry]) -> None:
+        for entry in entries:
+            if entry.entry_id not in self._active:
+                self._active[entry.entry_id] = asyncio.create_task(self._work(entry), name=f"thread-{entry.entry_id}")
+
+    async def _work(self, entry: QueueEntry) -> None:
+        """Work one thread's inbox until it is empty, oldest task first."""
+        try:
+            while True:
+                try:
+                    task = await self._queue.head(entry.thread)
+                    if task is None:
+                        if await self._queue.release(entry):
+                            return
+                        continue
+                    await self._executor.execute(task)
+                # A failing task must not take the worker down with it: log it and try again after a pause.
+                # Its attempt counter makes sure it is failed for good after a few tries.
+                except Exception:
+                    log.exception("thread %s: task step failed; retrying", entry.thread.encode())
+                    await asyncio.sleep(self._settings.retry_delay)
+        finally:
+            self._active.pop(entry.entry_id, None)
+            self._slot_freed.set()
+
+    async def _keep_leases(self, stopping: asyncio.Event) -> None:
+        """Renew this worker's leases and take over threads whose worker stopped renewing theirs."""
+        interval = self._settings.lease_seconds / 3
+        lease_ms = int(self._settings.lease_seconds * 1000)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                lost = await self._queue.heartbeat(self._settings.consumer, list(self._active))
+                for entry_id in lost:
+                    log.warning("lost the lease on queue entry %s to another worker; stopping that work", entry_id)
+                    work = self._active.pop(entry_id, None)
+                    if work is not None:
+                        work.cancel()
+                if not stopping.is_set():
+                    self._start(await self._queue.claim_stale(self._settings.consumer, lease_ms))
+            except RedisError as exc:
+                log.warning("cannot renew leases (%s)", exc)
+
+    async def _drain(self) -> None:
+        """Give running tasks the grace period, then cancel the rest: they stay pending for the next start."""
+        deadline = time.monotonic() + self._settings.grace_seconds
+        while self._active and time.monotonic() < deadline:
+            await asyncio.wait(list(self._active.values()), timeout=deadline - time.monotonic())
+        if self._active:
+            log.warning("stopping with %d thread(s) unfinished; they resume on the next start", len(self._active))
+            for work in list(self._active.values()):
+                work.cancel()
+            await asyncio.gather(*self._active.values(), return_exceptions=True)

@@ -1,0 +1,69 @@
+"""Event listeners: parse `app_mention` and `message` events and hand them to intake.
+
+The app runs with process_before_response=True, so Slack's acknowledgement is sent only after a listener
+returns: a listener that raises (Redis did not take the task) makes Bolt answer 500, and Slack redelivers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+
+from bot.intake import IncomingMessage, Intake
+
+log = logging.getLogger(__name__)
+
+# Message subtypes that are a person saying something; edits, joins, deletions and the like are not.
+_SPOKEN_SUBTYPES = {None, "file_share", "thread_broadcast"}
+
+
+def parse_message(body: dict[str, Any], event: dict[str, Any], *, allow_bots: bool = False) -> IncomingMessage | None:
+    """The event as an IncomingMessage, or None if it is not someone saying something (edits, joins, bots...)."""
+    subtype = event.get("subtype")
+    from_bot = bool(event.get("bot_id")) or subtype == "bot_message"
+    if from_bot and not allow_bots:
+        return None
+    if subtype not in _SPOKEN_SUBTYPES and not (allow_bots and subtype == "bot_message"):
+        return None
+    try:
+        return IncomingMessage(
+            event_id=str(body["event_id"]),
+            team_id=str(body.get("team_id") or event["team"]),
+            channel_id=str(event["channel"]),
+            user_id=str(event.get("user") or event["bot_id"]),
+            text=str(event.get("text", "")),
+            ts=str(event["ts"]),
+            thread_ts=event.get("thread_ts"),
+            is_direct_message=event.get("channel_type") == "im",
+        )
+    except KeyError as exc:
+        log.warning("ignoring a malformed %s event: no %s", event.get("type"), exc)
+        return None
+
+
+def register_event_listeners(app: AsyncApp, intake: Intake, *, ignore_other_bots: bool = True) -> None:
+    """Attach the mention and message listeners to the Bolt app."""
+
+    async def handle_app_mention(body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
+        message = parse_message(body, event, allow_bots=not ignore_other_bots)
+        if message is None or message.user_id == context.bot_user_id:
+            return
+        await intake.mention(message, context.bot_user_id or "")
+
+    async def handle_message(body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
+        message = parse_message(body, event, allow_bots=not ignore_other_bots)
+        bot_user_id = context.bot_user_id or ""
+        if message is None or message.user_id == bot_user_id:
+            return
+        if message.is_direct_message:
+            # In a DM every message is for the bot; Slack sends no app_mention there.
+            await intake.mention(message, bot_user_id)
+        elif f"<@{bot_user_id}" in message.text:
+            return  # the app_mention event for this same message does the work
+        elif message.thread_ts:
+            await intake.thread_message(message)
+
+    app.event("app_mention")(handle_app_mention)
+    app.event("message")(handle_message)

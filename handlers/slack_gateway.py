@@ -1,0 +1,119 @@
+"""The SlackGateway the runner uses, on slack_sdk's AsyncWebClient (whose retry handlers do Slack's retries)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from typing import Any
+
+from aiohttp import ClientError
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from bot.errors import SlackError
+from bot.ports import ThreadMessage
+from store.models import ThreadRef
+
+log = logging.getLogger(__name__)
+
+TASK_EVENT_TYPE = "agent_task"
+# Slack renders `markdown_text` as standard Markdown (what Claude writes) but takes at most 12,000 characters;
+# longer answers go out as plain `text`.
+MARKDOWN_LIMIT = 12_000
+
+
+def _message_body(text: str) -> dict[str, Any]:
+    return {"markdown_text": text} if len(text) <= MARKDOWN_LIMIT else {"text": text}
+
+
+class WebApiGateway:
+    """SlackGateway on the Web API."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self._client = client
+        self._identity: dict[str, Any] | None = None
+
+    async def _call(self, method: str, call: Awaitable[AsyncSlackResponse]) -> dict[str, Any]:
+        """Await a Web API call, turning Slack's errors into SlackError (never echoing tokens or bodies)."""
+        try:
+            response = await call
+        except SlackApiError as exc:
+            raise SlackError(f"Slack {method} failed: {exc.response.get('error', 'unknown error')}") from None
+        except (ClientError, TimeoutError) as exc:
+            raise SlackError(f"Slack {method} unreachable: {type(exc).__name__}") from None
+        data: dict[str, Any] = response.data if isinstance(response.data, dict) else {}
+        return data
+
+    async def _whoami(self) -> dict[str, Any]:
+        if self._identity is None:
+            self._identity = await self._call("auth.test", self._client.auth_test())
+        return self._identity
+
+    async def bot_user_id(self) -> str:
+        """The bot's user id."""
+        return str((await self._whoami())["user_id"])
+
+    async def post_placeholder(self, thread: ThreadRef, text: str, task_id: str) -> str:
+        """Post the message a task's answer will replace, tagged with the task id in its metadata."""
+        metadata = {"event_type": TASK_EVENT_TYPE, "event_payload": {"task_id": task_id}}
+        return await self._post(thread, {"text": text, "metadata": metadata})
+
+    async def post_reply(self, thread: ThreadRef, text: str) -> str:
+        """Post a reply in the thread."""
+        return await self._post(thread, _message_body(text))
+
+    async def _post(self, thread: ThreadRef, body: dict[str, Any]) -> str:
+        if thread.thread_ts:
+            body["thread_ts"] = thread.thread_ts
+        data = await self._call("chat.postMessage", self._client.chat_postMessage(channel=thread.channel_id, **body))
+        return str(data["ts"])
+
+    async def update_message(self, thread: ThreadRef, ts: str, text: str) -> None:
+        """Replace a message's text."""
+        body = _message_body(text)
+        await self._call("chat.update", self._client.chat_update(channel=thread.channel_id, ts=ts, **body))
+
+    async def thread_messages(self, thread: ThreadRef) -> list[ThreadMessage]:
+        """Every message in the thread, following conversations.replies' cursor across pages."""
+        whoami = await self._whoami()
+        messages: list[ThreadMessage] = []
+        seen: set[str] = set()
+        cursor: str | None = None
+        while True:
+            page = self._client.conversations_replies(
+                channel=thread.channel_id, ts=thread.thread_ts, limit=200, cursor=cursor
+            )
+            data = await self._call("conversations.replies", page)
+            # Slack repeats the thread's parent at the top of every page: keep each ts once.
+            for raw in data.get("messages", []):
+                if str(raw.get("ts")) not in seen:
+                    seen.add(str(raw.get("ts")))
+                    messages.append(_thread_message(raw, whoami))
+            cursor = (data.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return messages
+
+    async def display_name(self, team_id: str, user_id: str) -> str | None:
+        """The user's display name; None if Slack will not say (a name is nice to have, not needed)."""
+        try:
+            data = await self._call("users.info", self._client.users_info(user=user_id))
+        except SlackError as exc:
+            log.info("no display name for %s: %s", user_id, exc)
+            return None
+        user = data.get("user") or {}
+        profile = user.get("profile") or {}
+        name = profile.get("display_name") or profile.get("real_name") or user.get("real_name") or user.get("name")
+        return str(name) if name else None
+
+
+def _thread_message(raw: dict[str, Any], whoami: dict[str, Any]) -> ThreadMessage:
+    bot_id = raw.get("bot_id")
+    mine = raw.get("user") == whoami.get("user_id") or (bot_id is not None and bot_id == whoami.get("bot_id"))
+    return ThreadMessage(
+        ts=str(raw["ts"]),
+        text=str(raw.get("text", "")),
+        user_id=raw.get("user"),
+        from_this_bot=mine,
+        from_other_bot=bot_id is not None and not mine,
+    )

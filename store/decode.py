@@ -1,0 +1,15 @@
+"""Narrowing redis-py's `bytes | str` results: the pool is opened with decode_responses=True, so they are str."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+def text(value: bytes | str) -> str:
+    """One decoded value."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def fields(raw: Mapping[bytes | str, bytes | str]) -> dict[str, str]:
+    """A decoded hash."""
+    return {text(key): text(value) for key, value in raw.items()}

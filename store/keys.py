@@ -1,0 +1,70 @@
+"""Every Redis key the bot uses, with its type and lifetime. Nothing else builds key strings.
+
+Per team (T = team id, C = channel id, TS = thread ts, "" for a DM's top level):
+
+  agent:T:thread:C:TS:state   hash    the agent's summary fields (AgentState). TTL AGENT_TTL, refreshed on activity
+  agent:T:thread:C:TS:turns   list    JSON turns, oldest first.                 TTL AGENT_TTL, refreshed on activity
+  agent:T:thread:C:TS:inbox   list    ids of the thread's unfinished tasks, in arrival order.
+                                      TTL AGENT_TTL, refreshed on every push: an inbox older than that has no worker
+                                      left to care.
+  agent:T:thread:C:TS:queued  string  set while the thread has an entry in the queue stream. No TTL: it must live
+                                      exactly as long as that entry, or a second entry would let two workers run
+                                      one thread at once; the worker that drains the inbox deletes both together.
+  agent:T:task:ID             hash    one task (Task fields + reply_ts, error). TTL TASK_TTL. Its existence is also
+                                      the dedupe record for the Slack event_id that created it.
+  agent:T:user:U              string  a user's display name. TTL USER_NAME_TTL.
+
+Shared by all teams:
+
+  agent:queue                 stream  one entry per thread with work; consumer group "workers". No TTL: entries
+                                      are deleted (XACK + XDEL) when their thread's inbox is drained, so its length
+                                      is the number of threads with work.
+"""
+
+from __future__ import annotations
+
+from store.models import ThreadRef
+
+PREFIX = "agent"
+QUEUE = f"{PREFIX}:queue"
+WORKER_GROUP = "workers"
+
+DAY = 24 * 3600
+AGENT_TTL = 30 * DAY
+# Slack retries an event for minutes, not days; a week also keeps failed tasks visible to /agent status.
+TASK_TTL = 7 * DAY
+USER_NAME_TTL = DAY
+
+
+def _thread(ref: ThreadRef, part: str) -> str:
+    return f"{PREFIX}:{ref.team_id}:thread:{ref.channel_id}:{ref.thread_ts}:{part}"
+
+
+def state(ref: ThreadRef) -> str:
+    """The agent's state hash."""
+    return _thread(ref, "state")
+
+
+def turns(ref: ThreadRef) -> str:
+    """The agent's turn list."""
+    return _thread(ref, "turns")
+
+
+def inbox(ref: ThreadRef) -> str:
+    """The thread's unfinished task ids."""
+    return _thread(ref, "inbox")
+
+
+def queued(ref: ThreadRef) -> str:
+    """The flag saying the thread has a queue entry."""
+    return _thread(ref, "queued")
+
+
+def task(team_id: str, task_id: str) -> str:
+    """One task's hash."""
+    return f"{PREFIX}:{team_id}:task:{task_id}"
+
+
+def user_name(team_id: str, user_id: str) -> str:
+    """A cached display name."""
+    return f"{PREFIX}:{team_id}:user:{user_id}"

@@ -1,0 +1,185 @@
+"""Plain models the store reads and writes; they know nothing of Slack's or Anthropic's SDKs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Literal
+
+from store.errors import CorruptRecord
+
+Role = Literal["user", "assistant"]
+
+
+@dataclass(frozen=True)
+class ThreadRef:
+    """One conversation: a Slack thread, or the top level of a direct-message channel (thread_ts "")."""
+
+    team_id: str
+    channel_id: str
+    thread_ts: str
+
+    def __post_init__(self) -> None:
+        for name in ("team_id", "channel_id"):
+            value = getattr(self, name)
+            if not value or any(sep in value for sep in ": \n"):
+                raise ValueError(f"invalid {name}: {value!r}")
+        if any(sep in self.thread_ts for sep in ": \n"):
+            raise ValueError(f"invalid thread_ts: {self.thread_ts!r}")
+
+    def encode(self) -> str:
+        """A compact form for queue entries: team:channel:thread_ts."""
+        return f"{self.team_id}:{self.channel_id}:{self.thread_ts}"
+
+    @classmethod
+    def decode(cls, value: str) -> ThreadRef:
+        """Inverse of encode()."""
+        parts = value.split(":")
+        if len(parts) != 3:
+            raise CorruptRecord(f"not a thread reference: {value!r}")
+        return cls(*parts)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message of the conversation as the agent remembers it."""
+
+    role: Role
+    text: str
+    user_id: str | None = None
+    user_name: str | None = None
+    ts: str | None = None
+
+    def to_json(self) -> str:
+        """Serialize for the turns list."""
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str) -> Turn:
+        """Parse a stored turn; a malformed one raises CorruptRecord rather than a KeyError deep in a worker."""
+        try:
+            data = json.loads(raw)
+            role = data["role"]
+            if role not in ("user", "assistant"):
+                raise ValueError(role)
+            return cls(role, str(data["text"]), data.get("user_id"), data.get("user_name"), data.get("ts"))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CorruptRecord(f"malformed turn: {raw[:80]!r}") from exc
+
+
+class TaskKind(StrEnum):
+    """What a task asks of the agent."""
+
+    ANSWER = "answer"  # a mention (or a DM): answer it in the thread
+    NOTE = "note"  # a later human message in a thread with an agent: remember it, do not answer
+    STATUS = "status"  # "@bot status" in a thread
+    RESET = "reset"  # "@bot reset" in a thread
+
+
+class TaskStatus(StrEnum):
+    """Where a task is in its life."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Task:
+    """A unit of work for one thread, recorded by intake and executed by the runner."""
+
+    task_id: str
+    kind: TaskKind
+    thread: ThreadRef
+    text: str
+    user_id: str
+    message_ts: str
+    created_at: float
+    status: TaskStatus = TaskStatus.QUEUED
+    attempts: int = 0
+    reply_ts: str | None = None
+    error: str | None = None
+
+    def to_fields(self) -> dict[str, str]:
+        """The fields written to the task's Redis hash when it is recorded."""
+        return {
+            "task_id": self.task_id,
+            "kind": self.kind.value,
+            "thread": self.thread.encode(),
+            "text": self.text,
+            "user_id": self.user_id,
+            "message_ts": self.message_ts,
+            "created_at": repr(self.created_at),
+            "status": self.status.value,
+            "attempts": str(self.attempts),
+        }
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, str]) -> Task:
+        """Parse a task hash."""
+        try:
+            return cls(
+                task_id=fields["task_id"],
+                kind=TaskKind(fields["kind"]),
+                thread=ThreadRef.decode(fields["thread"]),
+                text=fields["text"],
+                user_id=fields["user_id"],
+                message_ts=fields["message_ts"],
+                created_at=float(fields["created_at"]),
+                status=TaskStatus(fields["status"]),
+                attempts=int(fields.get("attempts", "0")),
+                reply_ts=fields.get("reply_ts") or None,
+                error=fields.get("error") or None,
+            )
+        except (KeyError, ValueError) as exc:
+            raise CorruptRecord(f"malformed task {fields.get('task_id')!r}") from exc
+
+
+@dataclass(frozen=True)
+class AgentState:
+    """The summary fields of a thread's agent, as `/agent status` shows them."""
+
+    created_at: float
+    updated_at: float
+    status: str
+    turns: int
+    tasks_done: int
+    tasks_failed: int
+    input_tokens: int
+    output_tokens: int
+    model_calls: int
+    last_error: str | None = None
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, str]) -> AgentState:
+        """Parse the state hash; counters that were never incremented read as zero."""
+
+        def number(name: str) -> int:
+            return int(fields.get(name, "0") or 0)
+
+        try:
+            return cls(
+                created_at=float(fields["created_at"]),
+                updated_at=float(fields.get("updated_at", fields["created_at"])),
+                status=fields.get("status", "idle"),
+                turns=number("turns"),
+                tasks_done=number("tasks_done"),
+                tasks_failed=number("tasks_failed"),
+                input_tokens=number("input_tokens"),
+                output_tokens=number("output_tokens"),
+                model_calls=number("model_calls"),
+                last_error=fields.get("last_error") or None,
+            )
+        except (KeyError, ValueError) as exc:
+            raise CorruptRecord("malformed agent state") from exc
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens one task spent."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model_calls: int = 0

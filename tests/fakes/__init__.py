@@ -1,0 +1,54 @@
+"""Local fakes of Slack and Anthropic that speak the real wire formats, plus payload builders for tests."""
+
+from __future__ import annotations
+
+from .anthropic_api import ERROR_STATUS, FakeAnthropic, Reply, echo_responder, estimate_tokens, user_texts
+from .payloads import (
+    DEFAULT_APP_ID,
+    DEFAULT_BOT_ID,
+    DEFAULT_BOT_USER_ID,
+    DEFAULT_TEAM_ID,
+    VERIFICATION_TOKEN,
+    app_mention_event,
+    event_envelope,
+    message_event,
+    new_ts,
+    rich_text_blocks,
+    sign,
+    signed_event_request,
+    signed_form_request,
+    slash_command_fields,
+    slash_command_form,
+    url_verification,
+)
+from .slack import FakeSlack, SlackApiFailure, SlackCall
+from .waiting import wait_until
+
+__all__ = [
+    "DEFAULT_APP_ID",
+    "DEFAULT_BOT_ID",
+    "DEFAULT_BOT_USER_ID",
+    "DEFAULT_TEAM_ID",
+    "ERROR_STATUS",
+    "VERIFICATION_TOKEN",
+    "FakeAnthropic",
+    "FakeSlack",
+    "Reply",
+    "SlackApiFailure",
+    "SlackCall",
+    "app_mention_event",
+    "echo_responder",
+    "estimate_tokens",
+    "event_envelope",
+    "message_event",
+    "new_ts",
+    "rich_text_blocks",
+    "sign",
+    "signed_event_request",
+    "signed_form_request",
+    "slash_command_fields",
+    "slash_command_form",
+    "url_verification",
+    "user_texts",
+    "wait_until",
+]

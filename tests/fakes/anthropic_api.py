@@ -1,0 +1,419 @@
+"""In-process fake of the Anthropic Messages API (JSON and SSE streaming), scripted per test."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import secrets
+import string
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+Body = dict[str, Any]
+Responder = Callable[[Body], "Reply | Awaitable[Reply]"]
+_ALPHABET = string.ascii_letters + string.digits
+# HTTP status the API uses for each error type (529 is Anthropic's non-standard "overloaded").
+ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "overloaded_error": 529,
+}
+
+
+def _new_id(prefix: str) -> str:
+    # Real ids look like "msg_01XFDUDYJgAACzvnptvVoYEL": a prefix, "01", then 22 base62 characters.
+    return prefix + "01" + "".join(secrets.choice(_ALPHABET) for _ in range(22))
+
+
+@dataclass
+class Reply:
+    """One scripted model turn: content blocks + stop_reason, or an API error."""
+
+    content: list[Body] = field(default_factory=list)
+    stop_reason: str | None = "end_turn"
+    stop_sequence: str | None = None
+    usage: dict[str, int] | None = None  # overrides for the estimated usage fields
+    delay: float = 0.0  # seconds to wait before answering (other requests are served meanwhile)
+    gate: asyncio.Event | None = None  # if set, the answer is held until the test sets the event
+    chunk_size: int = 8  # characters per text_delta / input_json_delta when streaming
+    chunk_delay: float = 0.0  # seconds between streamed delta events, to observe progressive output
+    status: int = 200
+    error_type: str | None = None
+    error_message: str | None = None
+    retry_after: float | None = None
+    stream_error: tuple[str, str] | None = None  # (type, message) sent as an `error` SSE event mid-stream
+
+    @property
+    def is_error(self) -> bool:
+        """True when this reply is an HTTP error rather than a message."""
+        return self.error_type is not None and self.stream_error is None
+
+
+def _block_texts(content: Any) -> list[str]:
+    """Text carried by a message's content (string or blocks), including tool_use input and tool results."""
+    if isinstance(content, str):
+        return [content]
+    texts: list[str] = []
+    for block in content if isinstance(content, list) else []:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            texts.append(str(block.get("text", "")))
+        elif kind == "tool_use":
+            texts.append(json.dumps(block.get("input", {})))
+        elif kind == "tool_result":
+            texts.extend(_block_texts(block.get("content", "")))
+    return texts
+
+
+def user_texts(request: Body) -> list[str]:
+    """Flatten all text in a request (system prompt, then every message) for substring assertions."""
+    texts = _block_texts(request.get("system", ""))
+    for message in request.get("messages", []):
+        texts.extend(_block_texts(message.get("content", "")))
+    return [t for t in texts if t]
+
+
+def estimate_tokens(request: Body) -> int:
+    """Rough input token count: total characters of system + messages divided by 4 (at least 1)."""
+    return max(1, sum(len(t) for t in user_texts(request)) // 4)
+
+
+def echo_responder(request: Body) -> Reply:
+    """Default model: reply "echo: <last text of the last user message>"."""
+    user_messages = [m for m in request.get("messages", []) if m.get("role") == "user"]
+    texts = _block_texts(user_messages[-1].get("content", "")) if user_messages else []
+    return Reply(content=[{"type": "text", "text": "echo: " + (texts[-1] if texts else "")}])
+
+
+def validate_request(body: Body) -> str | None:
+    """Return the API's invalid_request_error message for mistakes the real API rejects, else None."""
+    for name in ("model", "max_tokens", "messages"):
+        if name not in body:
+            return f"{name}: Field required"
+    messages = body["messages"]
+    if not isinstance(messages, list) or not messages:
+        return "messages: at least one message is required"
+    for i, message in enumerate(messages):
+        if message.get("role") not in ("user", "assistant"):
+            return f"messages.{i}.role: Input should be 'user' or 'assistant'"
+        content = message.get("content")
+        last_assistant = i == len(messages) - 1 and message["role"] == "assistant"
+        if not content and not last_assistant:
+            return f"messages.{i}: all messages must have non-empty content except for the optional final assistant"
+        blocks = content if isinstance(content, list) else []
+        if any(b.get("type") == "text" and not b.get("text") for b in blocks):
+            return "messages: text content blocks must be non-empty"
+        # Every tool_use must be answered by a tool_result in the very next (user) message, and vice versa.
+        prev = messages[i - 1].get("content") if i > 0 else None
+        prev_ids = {b.get("id") for b in prev if b.get("type") == "tool_use"} if isinstance(prev, list) else set()
+        result_ids = {b.get("tool_use_id") for b in blocks if b.get("type") == "tool_result"}
+        if prev_ids - result_ids:
+            missing = ", ".join(sorted(str(x) for x in prev_ids - result_ids))
+            return (
+                f"messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after: {missing}. "
+                "Each `tool_use` block must have a corresponding `tool_result` block in the next message."
+            )
+        if result_ids - prev_ids:
+            extra = ", ".join(sorted(str(x) for x in result_ids - prev_ids))
+            return (
+                f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks: {extra}. "
+                "Each `tool_result` block must have a corresponding `tool_use` block in the previous message."
+            )
+    return None
+
+
+def _error_body(error_type: str, message: str, request_id: str) -> Body:
+    return {"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id}
+
+
+def _sse(event: str, data: Body) -> bytes:
+    # Each SSE event is "event: <name>" + "data: <json>" + blank line; the SDK dispatches on data["type"].
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+def _chunks(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+class FakeAnthropic:
+    """Fake Anthropic API: POST /v1/messages (JSON or SSE) and POST /v1/messages/count_tokens."""
+
+    def __init__(self, *, api_key: str | None = None, validate: bool = True) -> None:
+        self.api_key = api_key  # None accepts any non-empty x-api-key
+        self.validate = validate
+        self.requests: list[Body] = []
+        self.request_headers: list[dict[str, str]] = []
+        self.count_requests: list[Body] = []
+        self._script: list[Reply | Responder] = []
+        self._default: Responder = echo_responder
+        self._gates: list[asyncio.Event] = []
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Bind to a free port on 127.0.0.1 and start serving."""
+        app = web.Application()
+        app.router.add_post("/v1/messages", self._handle_messages)
+        app.router.add_post("/v1/messages/count_tokens", self._handle_count_tokens)
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self._port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        """Stop the server, releasing any gated replies first so no handler is left hanging."""
+        for gate in self._gates:
+            gate.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeAnthropic:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """URL for AsyncAnthropic(base_url=...); the SDK appends /v1/messages."""
+        return f"http://127.0.0.1:{self._port}"
+
+    # ------------------------------------------------------------------ scripting and inspection
+
+    def enqueue(self, reply: Reply | Responder) -> None:
+        """Queue a reply (or a one-shot responder) for the next /v1/messages request."""
+        if isinstance(reply, Reply) and reply.gate is not None:
+            self._gates.append(reply.gate)
+        self._script.append(reply)
+
+    def reply_text(
+        self,
+        text: str,
+        *,
+        stop_reason: str = "end_turn",
+        delay: float = 0.0,
+        usage: dict[str, int] | None = None,
+        gate: asyncio.Event | None = None,
+    ) -> Reply:
+        """Queue a plain text answer."""
+        reply = Reply([{"type": "text", "text": text}], stop_reason, usage=usage, delay=delay, gate=gate)
+        self.enqueue(reply)
+        return reply
+
+    def reply_tool_use(
+        self,
+        name: str,
+        input: Body,
+        *,
+        tool_id: str | None = None,
+        text_before: str | None = None,
+        delay: float = 0.0,
+        usage: dict[str, int] | None = None,
+    ) -> Reply:
+        """Queue a tool call (optionally preceded by text); stop_reason is "tool_use"."""
+        content: list[Body] = [{"type": "text", "text": text_before}] if text_before else []
+        content.append({"type": "tool_use", "id": tool_id or _new_id("toolu_"), "name": name, "input": input})
+        reply = Reply(content, "tool_use", usage=usage, delay=delay)
+        self.enqueue(reply)
+        return reply
+
+    def reply_error(self, status: int, error_type: str, message: str, *, retry_after: float | None = None) -> Reply:
+        """Queue an HTTP error with the API's {"type": "error", "error": {...}} body."""
+        reply = Reply(status=status, error_type=error_type, error_message=message, retry_after=retry_after)
+        self.enqueue(reply)
+        return reply
+
+    def reply_stream_error(self, text: str, error_type: str = "overloaded_error", message: str = "Overloaded") -> Reply:
+        """Queue a streamed answer that breaks off with an `error` event after `text` (HTTP status for non-stream)."""
+        reply = Reply(
+            [{"type": "text", "text": text}],
+            stream_error=(error_type, message),
+            status=ERROR_STATUS.get(error_type, 500),
+            error_type=error_type,
+            error_message=message,
+        )
+        self.enqueue(reply)
+        return reply
+
+    def reply_with(self, fn: Responder) -> None:
+        """Queue a one-shot dynamic responder fn(request_body) -> Reply."""
+        self.enqueue(fn)
+
+    def set_default(self, fn: Responder) -> None:
+        """Replace the responder used when the script queue is empty."""
+        self._default = fn
+
+    @property
+    def pending(self) -> int:
+        """Number of scripted replies not yet consumed."""
+        return len(self._script)
+
+    @property
+    def last_request(self) -> Body:
+        """Body of the most recent /v1/messages request."""
+        if not self.requests:
+            raise AssertionError("FakeAnthropic has received no /v1/messages request")
+        return self.requests[-1]
+
+    user_texts = staticmethod(user_texts)
+
+    # ------------------------------------------------------------------ HTTP handlers
+
+    def _auth_error(self, request: web.Request, request_id: str) -> web.Response | None:
+        # The API takes x-api-key; anthropic>=2 SDKs send the same key as "Authorization: Bearer <key>".
+        key = request.headers.get("x-api-key") or request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not key:
+            message = "x-api-key header is required"
+        elif self.api_key is not None and key != self.api_key:
+            message = "invalid x-api-key"
+        else:
+            return None
+        return web.json_response(
+            _error_body("authentication_error", message, request_id), status=401, headers={"request-id": request_id}
+        )
+
+    async def _handle_count_tokens(self, request: web.Request) -> web.Response:
+        request_id = _new_id("req_")
+        denied = self._auth_error(request, request_id)
+        if denied is not None:
+            return denied
+        body = await request.json()
+        self.count_requests.append(body)
+        return web.json_response({"input_tokens": estimate_tokens(body)}, headers={"request-id": request_id})
+
+    async def _handle_messages(self, request: web.Request) -> web.StreamResponse:
+        request_id = _new_id("req_")
+        headers = {"request-id": request_id}
+        denied = self._auth_error(request, request_id)
+        if denied is not None:
+            return denied
+        body: Body = await request.json()
+        self.requests.append(body)
+        # Header names are case-insensitive on the wire; store them lower-cased for easy lookups.
+        self.request_headers.append({k.lower(): v for k, v in request.headers.items()})
+        problem = validate_request(body) if self.validate else None
+        if problem is not None:
+            return web.json_response(
+                _error_body("invalid_request_error", problem, request_id), status=400, headers=headers
+            )
+        item = self._script.pop(0) if self._script else self._default
+        reply = item if isinstance(item, Reply) else item(body)
+        if inspect.isawaitable(reply):
+            reply = await reply
+        if reply.gate is not None:
+            self._gates.append(reply.gate)
+            await reply.gate.wait()
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        if reply.is_error or (reply.stream_error is not None and not body.get("stream")):
+            if reply.retry_after is not None:
+                headers["retry-after"] = str(reply.retry_after)
+            error = _error_body(reply.error_type or "api_error", reply.error_message or "", request_id)
+            return web.json_response(error, status=reply.status, headers=headers)
+        message = self._message(body, reply)
+        if body.get("stream"):
+            return await self._stream(request, message, reply, headers)
+        return web.json_response(message, headers=headers)
+
+    def _message(self, body: Body, reply: Reply) -> Body:
+        output_chars = sum(len(t) for t in _block_texts(reply.content))
+        usage = {
+            "input_tokens": estimate_tokens(body),
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": max(1, output_chars // 4),
+            **(reply.usage or {}),
+        }
+        return {
+            "id": _new_id("msg_"),
+            "type": "message",
+            "role": "assistant",
+            "model": body.get("model"),
+            "content": json.loads(json.dumps(reply.content)),
+            "stop_reason": reply.stop_reason,
+            "stop_sequence": reply.stop_sequence,
+            "usage": usage,
+        }
+
+    async def _stream(
+        self, request: web.Request, message: Body, reply: Reply, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={**headers, "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        usage = message["usage"]
+        # message_start carries the message with empty content, null stop_reason and provisional usage.
+        start = {
+            **message,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {**usage, "output_tokens": 1},
+        }
+        events: list[tuple[str, Body]] = [("message_start", {"type": "message_start", "message": start})]
+        for index, block in enumerate(message["content"]):
+            if block["type"] == "tool_use":
+                # tool_use starts with empty input; the JSON arrives as input_json_delta partial_json strings.
+                opening = {**block, "input": {}}
+                deltas = [
+                    {"type": "input_json_delta", "partial_json": c}
+                    for c in ["", *_chunks(json.dumps(block["input"]), reply.chunk_size)]
+                ]
+            else:
+                opening = {**block, "text": ""}
+                deltas = [{"type": "text_delta", "text": c} for c in _chunks(block.get("text", ""), reply.chunk_size)]
+            events.append(
+                ("content_block_start", {"type": "content_block_start", "index": index, "content_block": opening})
+            )
+            if index == 0:
+                events.append(("ping", {"type": "ping"}))
+            events.extend(
+                ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d}) for d in deltas
+            )
+            events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+        if reply.stream_error is not None:
+            # Overload during generation surfaces as an `error` event inside a 200 response.
+            error = {"type": "error", "error": {"type": reply.stream_error[0], "message": reply.stream_error[1]}}
+            events = [*events[:-1], ("error", error)]
+        else:
+            # message_delta usage counts are cumulative totals (the SDK overwrites, not adds).
+            events.append(
+                (
+                    "message_delta",
+                    {
+                        "type": "message_delta",
+                        "delta": {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]},
+                        "usage": usage,
+                    },
+                )
+            )
+            events.append(("message_stop", {"type": "message_stop"}))
+        try:
+            for name, data in events:
+                if name == "content_block_delta" and reply.chunk_delay:
+                    await asyncio.sleep(reply.chunk_delay)
+                await response.write(_sse(name, data))
+            await response.write_eof()
+        except ConnectionResetError:
+            pass  # the client went away mid-stream; nothing left to do
+        return response
+
+
+__all__ = ["ERROR_STATUS", "FakeAnthropic", "Reply", "echo_responder", "estimate_tokens", "user_texts"]

@@ -1,0 +1,271 @@
+"""Builders for signed Slack HTTP requests and Events API / slash command payloads in the real wire shapes."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import threading
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlencode
+
+DEFAULT_TEAM_ID = "T0TEAM"
+DEFAULT_BOT_USER_ID = "U0BOT"
+DEFAULT_BOT_ID = "B0BOT"
+DEFAULT_APP_ID = "A0APP"
+# Slack still sends the deprecated verification token in every payload; apps should ignore it.
+VERIFICATION_TOKEN = "fake-verification-token"
+
+
+class _TsClock:
+    """Process-wide source of Slack `ts` values, shared by payload builders and FakeSlack."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_us = 0
+
+    def next(self) -> str:
+        """Return a ts strictly greater than any ts issued or observed so far, close to wall-clock time."""
+        with self._lock:
+            # A ts is "<unix seconds>.<6-digit microseconds>": unique per channel and ordered like time.
+            self._last_us = max(time.time_ns() // 1000, self._last_us + 1)
+            return format_ts(self._last_us)
+
+    def observe(self, ts: str) -> None:
+        """Make sure later ts values sort after `ts` (used when tests seed explicit timestamps)."""
+        with self._lock:
+            self._last_us = max(self._last_us, ts_to_micros(ts))
+
+
+def ts_to_micros(ts: str) -> int:
+    """Convert a Slack ts string ("1700000000.000100") to integer microseconds for exact ordering."""
+    seconds, _, frac = ts.partition(".")
+    return int(seconds) * 1_000_000 + int((frac + "000000")[:6])
+
+
+def format_ts(micros: int) -> str:
+    """Format integer microseconds as a Slack ts string with exactly six fractional digits."""
+    return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+
+_clock = _TsClock()
+
+
+def new_ts() -> str:
+    """Return a new unique, strictly increasing Slack ts string."""
+    return _clock.next()
+
+
+def observe_ts(ts: str) -> None:
+    """Advance the shared ts clock past `ts` so generated timestamps never collide with seeded ones."""
+    _clock.observe(ts)
+
+
+def sign(signing_secret: str, body: str, timestamp: int | None = None) -> dict[str, str]:
+    """Return the X-Slack-Signature / X-Slack-Request-Timestamp headers Slack would send for `body`."""
+    ts = int(time.time()) if timestamp is None else timestamp
+    # Slack signs the literal bytes "v0:<timestamp>:<raw body>" with HMAC-SHA256 and hex-encodes the digest.
+    base = f"v0:{ts}:{body}".encode()
+    digest = hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
+    return {"X-Slack-Signature": f"v0={digest}", "X-Slack-Request-Timestamp": str(ts)}
+
+
+def signed_event_request(
+    envelope: dict[str, Any],
+    signing_secret: str,
+    *,
+    retry_num: int | None = None,
+    retry_reason: str | None = None,
+    timestamp: int | None = None,
+) -> tuple[str, dict[str, str]]:
+    """Serialize an Events API envelope and return (body, headers) exactly as Slack POSTs it."""
+    body = json.dumps(envelope)
+    headers = {"Content-Type": "application/json", **sign(signing_secret, body, timestamp)}
+    # Slack re-delivers unacknowledged events with these headers (reasons: http_timeout, http_error, ...).
+    if retry_num is not None:
+        headers["X-Slack-Retry-Num"] = str(retry_num)
+    if retry_reason is not None:
+        headers["X-Slack-Retry-Reason"] = retry_reason
+    return body, headers
+
+
+def signed_form_request(form_body: str, signing_secret: str, *, timestamp: int | None = None) -> dict[str, str]:
+    """Return headers for a signed urlencoded POST (slash commands, interactivity) of `form_body`."""
+    return {"Content-Type": "application/x-www-form-urlencoded", **sign(signing_secret, form_body, timestamp)}
+
+
+def _event_context(event: dict[str, Any], team_id: str, api_app_id: str) -> str:
+    # Slack's event_context is an opaque "4-" prefixed base64url JSON blob; apps only pass it back.
+    raw = json.dumps({"et": event.get("type"), "tid": team_id, "aid": api_app_id, "cid": event.get("channel")})
+    return "4-" + base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def event_envelope(
+    event: dict[str, Any],
+    *,
+    team_id: str = DEFAULT_TEAM_ID,
+    api_app_id: str = DEFAULT_APP_ID,
+    event_id: str | None = None,
+    event_time: int | None = None,
+    bot_user_id: str = DEFAULT_BOT_USER_ID,
+) -> dict[str, Any]:
+    """Wrap `event` in the Events API "event_callback" outer envelope."""
+    return {
+        "token": VERIFICATION_TOKEN,
+        "team_id": team_id,
+        "context_team_id": team_id,
+        "context_enterprise_id": None,
+        "api_app_id": api_app_id,
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id or "Ev" + uuid.uuid4().hex[:10].upper(),
+        "event_time": int(time.time()) if event_time is None else event_time,
+        # One entry per installation that can see the event; the bot's own user id is the one to ignore.
+        "authorizations": [
+            {
+                "enterprise_id": None,
+                "team_id": team_id,
+                "user_id": bot_user_id,
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
+        "is_ext_shared_channel": False,
+        "event_context": _event_context(event, team_id, api_app_id),
+    }
+
+
+def url_verification(challenge: str = "fake-challenge") -> dict[str, Any]:
+    """Return the one-off "url_verification" body Slack sends when the Request URL is configured."""
+    return {"token": VERIFICATION_TOKEN, "challenge": challenge, "type": "url_verification"}
+
+
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+
+
+def rich_text_blocks(text: str) -> list[dict[str, Any]]:
+    """Build the rich_text block Slack clients attach to typed messages, with user mentions as elements."""
+    elements: list[dict[str, Any]] = []
+    pos = 0
+    for match in _MENTION.finditer(text):
+        if match.start() > pos:
+            elements.append({"type": "text", "text": text[pos : match.start()]})
+        elements.append({"type": "user", "user_id": match.group(1)})
+        pos = match.end()
+    if pos < len(text):
+        elements.append({"type": "text", "text": text[pos:]})
+    block_id = base64.b32encode(uuid.uuid4().bytes[:5]).decode()[:5]
+    section = {"type": "rich_text_section", "elements": elements}
+    return [{"type": "rich_text", "block_id": block_id, "elements": [section]}]
+
+
+def _user_message_fields(text: str, user: str, channel: str, ts: str | None, team: str) -> dict[str, Any]:
+    ts = ts or new_ts()
+    return {
+        "user": user,
+        "text": text,
+        "ts": ts,
+        # Human-typed messages carry a client_msg_id UUID; bot posts never do.
+        "client_msg_id": str(uuid.uuid4()),
+        "team": team,
+        "blocks": rich_text_blocks(text),
+        "channel": channel,
+        "event_ts": ts,
+    }
+
+
+def app_mention_event(
+    text: str,
+    *,
+    user: str,
+    channel: str,
+    ts: str | None = None,
+    thread_ts: str | None = None,
+    team: str = DEFAULT_TEAM_ID,
+) -> dict[str, Any]:
+    """Return an `app_mention` inner event; `text` should contain the "<@BOTID>" mention as Slack sends it."""
+    event: dict[str, Any] = {"type": "app_mention", **_user_message_fields(text, user, channel, ts, team)}
+    if thread_ts is not None:
+        event["thread_ts"] = thread_ts
+    return event
+
+
+def message_event(
+    text: str,
+    *,
+    user: str,
+    channel: str,
+    ts: str | None = None,
+    thread_ts: str | None = None,
+    channel_type: str = "channel",
+    bot_id: str | None = None,
+    subtype: str | None = None,
+    team: str = DEFAULT_TEAM_ID,
+    parent_user_id: str | None = None,
+) -> dict[str, Any]:
+    """Return a `message` inner event (message.channels / message.im ...) with the real field names."""
+    event: dict[str, Any] = {"type": "message", **_user_message_fields(text, user, channel, ts, team)}
+    if subtype is not None:
+        event["subtype"] = subtype
+    if bot_id is not None:
+        event["bot_id"] = bot_id
+        event["app_id"] = DEFAULT_APP_ID
+        del event["client_msg_id"]
+    if thread_ts is not None:
+        event["thread_ts"] = thread_ts
+        if parent_user_id is not None:
+            event["parent_user_id"] = parent_user_id
+    # channel_type is only present on message.* events: channel, group, im or mpim.
+    event["channel_type"] = channel_type
+    return event
+
+
+def slash_command_fields(
+    command: str,
+    text: str,
+    *,
+    team_id: str = DEFAULT_TEAM_ID,
+    channel_id: str,
+    user_id: str,
+    team_domain: str = "fake-team",
+    channel_name: str = "general",
+    user_name: str = "someone",
+    api_app_id: str = DEFAULT_APP_ID,
+    response_url: str | None = None,
+    trigger_id: str | None = None,
+) -> dict[str, str]:
+    """Return slash command fields as a flat str->str dict (the Socket Mode payload shape)."""
+    return {
+        "token": VERIFICATION_TOKEN,
+        "team_id": team_id,
+        "team_domain": team_domain,
+        "channel_id": channel_id,
+        "channel_name": channel_name,
+        "user_id": user_id,
+        "user_name": user_name,
+        "command": command,
+        "text": text,
+        "api_app_id": api_app_id,
+        # Booleans in slash command forms are the strings "true"/"false".
+        "is_enterprise_install": "false",
+        "response_url": response_url or f"https://hooks.slack.com/commands/{team_id}/1/{uuid.uuid4().hex[:24]}",
+        "trigger_id": trigger_id or f"1.{int(time.time())}.{uuid.uuid4().hex[:16]}",
+    }
+
+
+def slash_command_form(
+    command: str,
+    text: str,
+    *,
+    team_id: str = DEFAULT_TEAM_ID,
+    channel_id: str,
+    user_id: str,
+    **extra: str,
+) -> str:
+    """Return the application/x-www-form-urlencoded body Slack POSTs for a slash command."""
+    fields = slash_command_fields(command, text, team_id=team_id, channel_id=channel_id, user_id=user_id, **extra)
+    return urlencode(fields)

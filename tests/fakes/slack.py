@@ -1,0 +1,441 @@
+"""In-process fake of the Slack Web API (and Socket Mode), speaking the wire format the real slack_sdk uses."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from .payloads import DEFAULT_APP_ID, app_mention_event, event_envelope, message_event, new_ts, observe_ts
+from .slack_socket import SocketModeMixin
+from .slack_store import ChannelStore, SlackApiFailure, maybe_json
+
+Args = dict[str, Any]
+# Echoed in the x-oauth-scopes response header; slack_bolt copies it into its AuthorizeResult.
+BOT_SCOPES = "app_mentions:read,channels:history,chat:write,groups:history,im:history,reactions:write,users:read"
+_STRUCTURED = ("blocks", "attachments", "metadata")
+
+
+@dataclass
+class SlackCall:
+    """One Web API request as the fake received it."""
+
+    method: str
+    args: Args
+    headers: dict[str, str]  # lower-cased names
+    http_method: str = "POST"
+    body_format: str = "query"  # "json", "form" or "query": how the client encoded the arguments
+    token: str | None = None
+
+
+@dataclass
+class _Failure:
+    error: str | None
+    status: int | None
+    retry_after: int | None
+    times: int
+
+
+def _apply_markdown_text(args: Args) -> Args:
+    """Slack turns `markdown_text` into the message's text plus one `markdown` block; it excludes text/blocks."""
+    markdown = args.get("markdown_text")
+    if not markdown:
+        return args
+    if args.get("text") or args.get("blocks"):
+        raise SlackApiFailure("markdown_text_conflict")
+    return {**args, "text": markdown, "blocks": [{"type": "markdown", "text": markdown}]}
+
+
+class FakeSlack(SocketModeMixin):
+    """Fake Slack workspace: Web API at POST/GET /api/{method}, Socket Mode websocket at /socket-mode."""
+
+    def __init__(
+        self,
+        *,
+        team_id: str = "T0TEAM",
+        bot_user_id: str = "U0BOT",
+        bot_id: str = "B0BOT",
+        bot_token: str = "xoxb-test",
+        app_token: str = "xapp-test",
+        app_id: str = DEFAULT_APP_ID,
+        replies_parent_on_every_page: bool = True,
+    ) -> None:
+        self.team_id, self.bot_user_id, self.bot_id, self.app_id = team_id, bot_user_id, bot_id, app_id
+        self.bot_token, self.app_token = bot_token, app_token
+        # Whether continuation pages of conversations.replies repeat the parent; True forces callers to dedupe.
+        self.replies_parent_on_every_page = replies_parent_on_every_page
+        self.calls: list[SlackCall] = []
+        self.updates: list[Args] = []
+        self.ephemerals: list[Args] = []
+        self.store = ChannelStore(app_id)
+        self._users: dict[str, Args] = {}
+        self._failures: dict[str, list[_Failure]] = {}
+        self._delays: dict[str, float] = {}
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+        self._init_socket_mode()
+        self.add_user(bot_user_id, "claude", real_name="Claude", is_bot=True)
+        self._handlers: dict[str, Callable[[Args], Args]] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "chat.getPermalink": self._chat_get_permalink,
+            "conversations.replies": self._conversations_replies,
+            "conversations.history": self.store.history,
+            "reactions.add": lambda a: self._reaction(a, add=True),
+            "reactions.remove": lambda a: self._reaction(a, add=False),
+            "users.info": self._users_info,
+            "apps.connections.open": lambda a: {"url": self._issue_socket_url()},
+        }
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Bind to a free port on 127.0.0.1 and start serving."""
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._handle_api)
+        app.router.add_get("/socket-mode", self._handle_socket)
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self._port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        """Close websockets and the server; close SDK clients first or they will try to reconnect."""
+        await self.close_sockets()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeSlack:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        """Root URL of the fake, e.g. "http://127.0.0.1:PORT/"."""
+        return f"http://127.0.0.1:{self._port}/"
+
+    @property
+    def api_url(self) -> str:
+        """Base URL for AsyncWebClient(base_url=...); the SDK appends the method name."""
+        return self.url + "api/"
+
+    # ------------------------------------------------------------------ seeding, inspection, scripting
+
+    def add_user(
+        self,
+        user_id: str,
+        name: str,
+        *,
+        real_name: str | None = None,
+        display_name: str | None = None,
+        is_bot: bool = False,
+    ) -> None:
+        """Register a user for users.info."""
+        real, display = real_name or name, display_name or ""
+        self._users[user_id] = {
+            "id": user_id,
+            "team_id": self.team_id,
+            "name": name,
+            "deleted": False,
+            "real_name": real,
+            "tz": "Europe/London",
+            "is_bot": is_bot,
+            "is_admin": False,
+            "is_app_user": False,
+            "profile": {
+                "real_name": real,
+                "display_name": display,
+                "real_name_normalized": real,
+                "display_name_normalized": display,
+                "team": self.team_id,
+            },
+        }
+
+    def add_message(
+        self,
+        channel: str,
+        text: str,
+        *,
+        user: str = "U0HUMAN",
+        ts: str | None = None,
+        thread_ts: str | None = None,
+        bot_id: str | None = None,
+        subtype: str | None = None,
+    ) -> str:
+        """Seed a message (e.g. existing thread history) and return its ts."""
+        if ts is None:
+            ts = new_ts()
+        else:
+            observe_ts(ts)
+        msg: Args = {"type": "message", "ts": ts, "text": text, "user": user, "team": self.team_id}
+        if bot_id is not None:
+            msg["bot_id"] = bot_id
+        else:
+            msg["client_msg_id"] = str(uuid.uuid4())
+        if subtype is not None:
+            msg["subtype"] = subtype
+        if thread_ts is not None and thread_ts != ts:
+            msg["thread_ts"] = thread_ts
+        self.store.insert(channel, msg)
+        return ts
+
+    def post_user_message(
+        self,
+        channel: str,
+        text: str,
+        *,
+        user: str = "U0HUMAN",
+        thread_ts: str | None = None,
+        mention: bool = False,
+        channel_type: str = "channel",
+    ) -> Args:
+        """Store a human message and return the event_callback envelope Slack would deliver for it.
+
+        Use this instead of a bare payload builder when the bot will read the thread back: real Slack
+        always has the message an event announces, so conversations.replies must find it too.
+        """
+        ts = self.add_message(channel, text, user=user, thread_ts=thread_ts)
+        if mention:
+            event = app_mention_event(text, user=user, channel=channel, ts=ts, thread_ts=thread_ts, team=self.team_id)
+        else:
+            parent = self.store.get(channel, thread_ts) if thread_ts else None
+            event = message_event(
+                text,
+                user=user,
+                channel=channel,
+                ts=ts,
+                thread_ts=thread_ts,
+                channel_type=channel_type,
+                team=self.team_id,
+                parent_user_id=parent.get("user") if parent else None,
+            )
+        # Keep the stored copy identical to what the event carried.
+        self.store.find(channel, ts).update(client_msg_id=event["client_msg_id"], blocks=event["blocks"])
+        return event_envelope(event, team_id=self.team_id, api_app_id=self.app_id, bot_user_id=self.bot_user_id)
+
+    def messages(self, channel: str) -> list[Args]:
+        """All messages of a channel (top-level and replies) in ts order."""
+        return self.store.views(channel, self.store.channels.get(channel, []))
+
+    def thread(self, channel: str, thread_ts: str) -> list[Args]:
+        """Parent message plus its replies in ts order."""
+        return [m for m in self.messages(channel) if m["ts"] == thread_ts or m.get("thread_ts") == thread_ts]
+
+    def bot_replies(self, channel: str, thread_ts: str) -> list[Args]:
+        """Messages the bot posted in the given thread (excluding the parent)."""
+        return [m for m in self.thread(channel, thread_ts) if m.get("bot_id") == self.bot_id and m["ts"] != thread_ts]
+
+    def calls_to(self, method: str) -> list[Args]:
+        """Arguments of every recorded call to `method`, in order."""
+        return [c.args for c in self.calls if c.method == method]
+
+    def fail_next(
+        self,
+        method: str,
+        *,
+        error: str | None = None,
+        status: int | None = None,
+        retry_after: int | None = None,
+        times: int = 1,
+    ) -> None:
+        """Make the next `times` calls to `method` fail: ok:false `error` on HTTP 200, or HTTP `status`."""
+        if status is None and retry_after is not None:
+            status = 429
+        if status is None and error is None:
+            error = "internal_error"
+        self._failures.setdefault(method, []).append(_Failure(error, status, retry_after, times))
+
+    def delay(self, method: str, seconds: float) -> None:
+        """Add artificial latency to every call of `method` (0 removes it)."""
+        self._delays[method] = seconds
+
+    # ------------------------------------------------------------------ HTTP plumbing
+
+    @staticmethod
+    async def _parse(request: web.Request) -> tuple[Args, str]:
+        # Query string first, then the body: slack_sdk sends chat.* as JSON, most reads as query params.
+        args: Args = dict(request.query.items())
+        body_format = "query"
+        if request.method == "POST" and request.body_exists:
+            if request.content_type == "application/json":
+                body = await request.json()
+                args.update(body if isinstance(body, dict) else {})
+                body_format = "json"
+            elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+                form = await request.post()
+                args.update({k: v for k, v in form.items() if isinstance(v, str)})
+                body_format = "form"
+        return args, body_format
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        raw, body_format = await self._parse(request)
+        args = {k: maybe_json(v) if k in _STRUCTURED else v for k, v in raw.items()}
+        # A token may arrive as "Authorization: Bearer ..." or as a `token` argument.
+        auth = request.headers.get("Authorization", "")
+        arg_token = args.pop("token", None)
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else arg_token
+        headers_in = {k.lower(): v for k, v in request.headers.items()}  # names are case-insensitive on the wire
+        self.calls.append(SlackCall(method, args, headers_in, request.method, body_format, token))
+        headers = {"x-oauth-scopes": BOT_SCOPES, "x-slack-req-id": uuid.uuid4().hex}
+        if self._delays.get(method):
+            await asyncio.sleep(self._delays[method])
+        failure = self._take_failure(method)
+        if failure is not None and failure.status is not None:
+            # Rate limits are HTTP 429 + Retry-After (seconds); slack_sdk's retry handler sleeps on that header.
+            if failure.retry_after is not None:
+                headers["Retry-After"] = str(failure.retry_after)
+            error = failure.error or ("ratelimited" if failure.status == 429 else "fatal_error")
+            return web.json_response({"ok": False, "error": error}, status=failure.status, headers=headers)
+        try:
+            if failure is not None:
+                raise SlackApiFailure(failure.error or "internal_error")
+            self._check_token(method, token)
+            handler = self._handlers.get(method)
+            if handler is None:
+                raise SlackApiFailure("unknown_method")
+            body: Args = {"ok": True, **handler(args)}
+        except SlackApiFailure as exc:
+            body = {"ok": False, "error": exc.error}
+        # Slack reports API errors with HTTP 200 and ok:false; only rate limits/outages use other statuses.
+        return web.json_response(body, headers=headers)
+
+    def _take_failure(self, method: str) -> _Failure | None:
+        queue = self._failures.get(method)
+        if not queue:
+            return None
+        failure = queue[0]
+        failure.times -= 1
+        if failure.times <= 0:
+            queue.pop(0)
+        return failure
+
+    def _check_token(self, method: str, token: str | None) -> None:
+        if not token:
+            raise SlackApiFailure("not_authed")
+        if token not in (self.bot_token, self.app_token):
+            raise SlackApiFailure("invalid_auth")
+        # App-level (xapp) tokens only work for apps.connections.*, and bot tokens never do.
+        if (token == self.app_token) != method.startswith("apps.connections."):
+            raise SlackApiFailure("not_allowed_token_type")
+
+    # ------------------------------------------------------------------ Web API methods
+
+    def _auth_test(self, args: Args) -> Args:
+        return {
+            "url": "https://fake.slack.com/",
+            "team": "Fake Team",
+            "user": "claude",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "is_enterprise_install": False,
+        }
+
+    def _chat_post_message(self, args: Args) -> Args:
+        args = _apply_markdown_text(args)
+        channel = str(args.get("channel") or "")
+        if not channel:
+            raise SlackApiFailure("channel_not_found")
+        if not any(args.get(k) for k in ("text", "blocks", "attachments")):
+            raise SlackApiFailure("no_text")
+        ts = new_ts()
+        msg: Args = {
+            "type": "message",
+            "ts": ts,
+            "text": args.get("text", ""),
+            "user": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "app_id": self.app_id,
+            "team": self.team_id,
+            "bot_profile": {
+                "id": self.bot_id,
+                "app_id": self.app_id,
+                "name": "claude",
+                "team_id": self.team_id,
+                "deleted": False,
+            },
+            **{k: args[k] for k in _STRUCTURED if args.get(k) is not None},
+        }
+        if args.get("thread_ts"):
+            msg["thread_ts"] = str(args["thread_ts"])
+            parent = self.store.get(channel, msg["thread_ts"])
+            if parent is not None and parent.get("user"):
+                msg["parent_user_id"] = parent["user"]
+        self.store.insert(channel, msg)
+        return {"channel": channel, "ts": ts, "message": self.store.view(channel, msg)}
+
+    def _chat_update(self, args: Args) -> Args:
+        args = _apply_markdown_text(args)
+        channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
+        if not channel:
+            raise SlackApiFailure("channel_not_found")
+        msg = self.store.find(channel, ts)
+        if msg.get("bot_id") != self.bot_id:
+            raise SlackApiFailure("cant_update_message")
+        if not any(args.get(k) for k in ("text", "blocks", "attachments")):
+            raise SlackApiFailure("no_text")
+        self.updates.append({"previous_text": msg.get("text"), **copy.deepcopy(args)})
+        if "text" in args:
+            msg["text"] = args["text"]
+        # Omitted blocks/metadata keep their previous value, as documented for chat.update.
+        msg.update({k: args[k] for k in _STRUCTURED if args.get(k) is not None})
+        msg["edited"] = {"user": self.bot_user_id, "ts": new_ts()}
+        return {"channel": channel, "ts": ts, "text": msg["text"], "message": self.store.view(channel, msg)}
+
+    def _chat_post_ephemeral(self, args: Args) -> Args:
+        if not args.get("channel"):
+            raise SlackApiFailure("channel_not_found")
+        if not args.get("user"):
+            raise SlackApiFailure("user_not_in_channel")
+        if not any(args.get(k) for k in ("text", "blocks", "attachments")):
+            raise SlackApiFailure("no_text")
+        # Ephemeral messages are never stored in history; only their message_ts comes back.
+        message_ts = new_ts()
+        self.ephemerals.append({**copy.deepcopy(args), "message_ts": message_ts})
+        return {"message_ts": message_ts}
+
+    def _chat_get_permalink(self, args: Args) -> Args:
+        channel, ts = str(args.get("channel", "")), str(args.get("message_ts", ""))
+        msg = self.store.find(channel, ts)
+        link = f"https://fake.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+        if msg.get("thread_ts") and msg["thread_ts"] != ts:
+            link += f"?thread_ts={msg['thread_ts']}&cid={channel}"
+        return {"channel": channel, "permalink": link}
+
+    def _conversations_replies(self, args: Args) -> Args:
+        return self.store.replies(args, parent_on_every_page=self.replies_parent_on_every_page)
+
+    def _reaction(self, args: Args, *, add: bool) -> Args:
+        name = str(args.get("name", "")).strip(":")
+        if not name:
+            raise SlackApiFailure("invalid_name")
+        channel, ts = str(args.get("channel", "")), str(args.get("timestamp", ""))
+        if add:
+            self.store.add_reaction(channel, ts, name, self.bot_user_id)
+        else:
+            self.store.remove_reaction(channel, ts, name, self.bot_user_id)
+        return {}
+
+    def _users_info(self, args: Args) -> Args:
+        user = self._users.get(str(args.get("user", "")))
+        if user is None:
+            raise SlackApiFailure("user_not_found")
+        return {"user": copy.deepcopy(user)}
+
+
+__all__ = ["FakeSlack", "SlackApiFailure", "SlackCall"]

@@ -1,0 +1,70 @@
+"""Fixtures for tests that run the real bot process against fakes and a real Redis."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TEST_REDIS_URL
+from tests.fakes import FakeAnthropic, FakeSlack
+from tests.integration.harness import SIGNING_SECRET, BotProcess, free_port
+
+BotFactory = Callable[..., BotProcess]
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    """A fake Slack Web API (and Socket Mode) server."""
+    async with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def claude() -> AsyncIterator[FakeAnthropic]:
+    """A fake Anthropic Messages API server."""
+    async with FakeAnthropic() as fake:
+        yield fake
+
+
+@pytest.fixture
+def bot_env(slack: FakeSlack, claude: FakeAnthropic, redis: object) -> dict[str, str]:
+    """Settings for a bot process that talks only to the fakes and the emptied test Redis."""
+    return {
+        "SLACK_BOT_TOKEN": slack.bot_token,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "ANTHROPIC_API_KEY": "test-anthropic-key",
+        "ANTHROPIC_BASE_URL": claude.base_url,
+        "REDIS_URL": TEST_REDIS_URL,
+        "DYNO": "web.1",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture
+async def make_bot(bot_env: dict[str, str], tmp_path: Path) -> AsyncIterator[BotFactory]:
+    """Build bot processes (not started); every one still running at the end is killed."""
+    started: list[BotProcess] = []
+
+    def factory(*args: str, **overrides: str) -> BotProcess:
+        env = {**bot_env, "PORT": str(free_port()), **overrides}
+        bot = BotProcess(env, tmp_path, args=args)
+        started.append(bot)
+        return bot
+
+    yield factory
+    for bot in started:
+        if bot.process is not None and bot.process.returncode is None:
+            await bot.kill()
+        # Shown by pytest only when the test fails.
+        print(f"----- {bot.log_path.name} -----\n{bot.output()}")
+
+
+@pytest.fixture
+async def bot(make_bot: BotFactory) -> BotProcess:
+    """One running bot process in HTTP mode."""
+    process = make_bot()
+    await process.start()
+    return process
