@@ -23,6 +23,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.commands import AgentCommands
 from bot.config import Settings
 from bot.embedded_redis import EmbeddedRedis
 from bot.executor import ExecutorSettings, TaskExecutor
@@ -30,6 +31,7 @@ from bot.health import healthz_handler
 from bot.intake import Intake
 from bot.llm import ClaudeClient
 from bot.runner import RunnerSettings, TaskRunner
+from handlers.commands import register_command_listeners
 from handlers.events import register_event_listeners
 from handlers.slack_gateway import WebApiGateway
 from store.connection import connect
@@ -95,7 +97,9 @@ def build_bot(settings: Settings, redis: Redis) -> Bot:
         process_before_response=True,
         request_verification_enabled=not settings.socket_mode,
     )
-    register_event_listeners(bolt, Intake(queue), ignore_other_bots=not settings.answer_other_bots)
+    intake = Intake(queue)
+    register_event_listeners(bolt, intake, ignore_other_bots=not settings.answer_other_bots)
+    register_command_listeners(bolt, AgentCommands(threads, intake))
     return Bot(settings, redis, slack_client, bolt, runner)
 
 

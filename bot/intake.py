@@ -51,6 +51,10 @@ class Intake:
         """A message not addressed to the bot: remembered if its thread has an agent, else ignored."""
         return await self._submit(message, TaskKind.NOTE, message.text)
 
+    async def submit(self, task: Task) -> SubmitResult:
+        """Record a task built elsewhere (the slash command's resets)."""
+        return await self._queue.submit(task)
+
     async def _submit(self, message: IncomingMessage, kind: TaskKind, text: str) -> SubmitResult:
         task = Task(
             task_id=message.event_id,

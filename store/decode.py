@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 
-def text(value: bytes | str) -> str:
+def text(value: object) -> str:
     """One decoded value."""
-    return value.decode() if isinstance(value, bytes) else value
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"expected a Redis string, got {type(value).__name__}")
 
 
 def fields(raw: Mapping[bytes | str, bytes | str]) -> dict[str, str]:

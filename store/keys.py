@@ -10,6 +10,9 @@ Per team (T = team id, C = channel id, TS = thread ts, "" for a DM's top level):
   agent:T:thread:C:TS:queued  string  set while the thread has an entry in the queue stream. No TTL: it must live
                                       exactly as long as that entry, or a second entry would let two workers run
                                       one thread at once; the worker that drains the inbox deletes both together.
+  agent:T:channel:C:threads   zset    thread ts -> time of the agent's last finished task, for /agent status.
+                                      TTL AGENT_TTL, refreshed on activity; members whose state expired are
+                                      skipped by readers and trimmed by writers.
   agent:T:task:ID             hash    one task (Task fields + reply_ts, error). TTL TASK_TTL. Its existence is also
                                       the dedupe record for the Slack event_id that created it.
   agent:T:user:U              string  a user's display name. TTL USER_NAME_TTL.
@@ -58,6 +61,11 @@ def inbox(ref: ThreadRef) -> str:
 def queued(ref: ThreadRef) -> str:
     """The flag saying the thread has a queue entry."""
     return _thread(ref, "queued")
+
+
+def channel_threads(team_id: str, channel_id: str) -> str:
+    """The channel's threads with agents, by last activity."""
+    return f"{PREFIX}:{team_id}:channel:{channel_id}:threads"
 
 
 def task(team_id: str, task_id: str) -> str:

@@ -8,6 +8,7 @@ group's pending list, where its restarted self (same name) or another consumer (
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,35 +44,54 @@ end
 return 1
 """
 
+# Count an attempt. An answer (re)creates its agent, which a reset earlier in the inbox may have cleared;
+# other kinds only mark an existing agent busy, so no state hash is ever left without its TTL.
+_START = """
+local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSET', KEYS[1], 'status', 'running')
+if ARGV[1] == 'answer' then
+  redis.call('HSETNX', KEYS[2], 'created_at', ARGV[2])
+  redis.call('HSET', KEYS[2], 'status', 'working')
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+elseif redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HSET', KEYS[2], 'status', 'working')
+end
+return attempts
+"""
+
 # Finishing a task and writing what it produced is one atomic step, so a crash leaves either both or neither,
 # and finishing twice (a resumed task) writes nothing the second time.
 _FINISH = """
+local a = cjson.decode(ARGV[1])
 local status = redis.call('HGET', KEYS[1], 'status')
 local function pop_inbox()
-  if redis.call('LINDEX', KEYS[2], 0) == ARGV[1] then redis.call('LPOP', KEYS[2])
-  else redis.call('LREM', KEYS[2], 1, ARGV[1]) end
+  if redis.call('LINDEX', KEYS[2], 0) == a.task_id then redis.call('LPOP', KEYS[2])
+  else redis.call('LREM', KEYS[2], 1, a.task_id) end
 end
 if status == 'done' or status == 'failed' then pop_inbox() return 0 end
-redis.call('HSET', KEYS[1], 'status', ARGV[2], 'finished_at', ARGV[3], 'error', ARGV[5])
-if ARGV[9] == '1' then
+redis.call('HSET', KEYS[1], 'status', a.status, 'finished_at', a.now, 'error', a.error)
+if a.clear_agent then
   redis.call('DEL', KEYS[3], KEYS[4])
+  redis.call('ZREM', KEYS[5], a.thread_ts)
 else
-  local added = #ARGV - 10
-  for i = 11, #ARGV do redis.call('RPUSH', KEYS[4], ARGV[i]) end
-  redis.call('HSETNX', KEYS[3], 'created_at', ARGV[3])
-  redis.call('HSET', KEYS[3], 'updated_at', ARGV[3], 'status', 'idle')
-  redis.call('HINCRBY', KEYS[3], 'turns', added)
-  redis.call('HINCRBY', KEYS[3], 'input_tokens', ARGV[6])
-  redis.call('HINCRBY', KEYS[3], 'output_tokens', ARGV[7])
-  redis.call('HINCRBY', KEYS[3], 'model_calls', ARGV[8])
-  if ARGV[2] == 'done' then
-    redis.call('HINCRBY', KEYS[3], 'tasks_done', ARGV[10])
+  for i = 2, #ARGV do redis.call('RPUSH', KEYS[4], ARGV[i]) end
+  redis.call('HSETNX', KEYS[3], 'created_at', a.now)
+  redis.call('HSET', KEYS[3], 'updated_at', a.now, 'status', 'idle')
+  redis.call('HINCRBY', KEYS[3], 'turns', #ARGV - 1)
+  redis.call('HINCRBY', KEYS[3], 'input_tokens', a.input_tokens)
+  redis.call('HINCRBY', KEYS[3], 'output_tokens', a.output_tokens)
+  redis.call('HINCRBY', KEYS[3], 'model_calls', a.model_calls)
+  if a.status == 'done' then
+    if a.counts_as_task then redis.call('HINCRBY', KEYS[3], 'tasks_done', 1) end
   else
     redis.call('HINCRBY', KEYS[3], 'tasks_failed', 1)
-    redis.call('HSET', KEYS[3], 'last_error', ARGV[5])
+    redis.call('HSET', KEYS[3], 'last_error', a.error)
   end
-  redis.call('EXPIRE', KEYS[3], ARGV[4])
-  if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('EXPIRE', KEYS[4], ARGV[4]) end
+  redis.call('EXPIRE', KEYS[3], a.ttl)
+  if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('EXPIRE', KEYS[4], a.ttl) end
+  redis.call('ZADD', KEYS[5], a.now, a.thread_ts)
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', a.now - a.ttl)
+  redis.call('EXPIRE', KEYS[5], a.ttl)
 end
 pop_inbox()
 return 1
@@ -127,6 +147,7 @@ class TaskQueue:
         self._agent_ttl = agent_ttl
         self._task_ttl = task_ttl
         self._submit = redis.register_script(_SUBMIT)
+        self._start = redis.register_script(_START)
         self._finish = redis.register_script(_FINISH)
         self._release = redis.register_script(_RELEASE)
         self._heartbeat = redis.register_script(_HEARTBEAT)
@@ -203,12 +224,10 @@ class TaskQueue:
 
     async def mark_running(self, task: Task) -> int:
         """Count an attempt at the task; returns the attempt number (1 for the first)."""
-        key = keys.task(task.thread.team_id, task.task_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hincrby(key, "attempts", 1)
-            pipe.hset(key, "status", TaskStatus.RUNNING.value)
-            pipe.hset(keys.state(task.thread), "status", "working")
-            attempts, *_ = await pipe.execute()
+        attempts = await self._start(
+            keys=[keys.task(task.thread.team_id, task.task_id), keys.state(task.thread)],
+            args=[task.kind.value, repr(time.time()), self._agent_ttl],
+        )
         return int(attempts)
 
     async def set_reply_ts(self, task: Task, reply_ts: str) -> None:
@@ -228,21 +247,28 @@ class TaskQueue:
     ) -> bool:
         """Mark the task finished and write its turns and usage atomically; False if it was finished before."""
         ref = task.thread
+        arguments = {
+            "task_id": task.task_id,
+            "status": status.value,
+            "now": time.time(),
+            "ttl": self._agent_ttl,
+            "error": error[:500],
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "model_calls": usage.model_calls,
+            "clear_agent": clear_agent,
+            "counts_as_task": counts_as_task,
+            "thread_ts": ref.thread_ts,
+        }
         result = await self._finish(
-            keys=[keys.task(ref.team_id, task.task_id), keys.inbox(ref), keys.state(ref), keys.turns(ref)],
-            args=[
-                task.task_id,
-                status.value,
-                repr(time.time()),
-                self._agent_ttl,
-                error[:500],
-                usage.input_tokens,
-                usage.output_tokens,
-                usage.model_calls,
-                "1" if clear_agent else "0",
-                "1" if counts_as_task else "0",
-                *(turn.to_json() for turn in turns),
+            keys=[
+                keys.task(ref.team_id, task.task_id),
+                keys.inbox(ref),
+                keys.state(ref),
+                keys.turns(ref),
+                keys.channel_threads(ref.team_id, ref.channel_id),
             ],
+            args=[json.dumps(arguments), *(turn.to_json() for turn in turns)],
         )
         return bool(result)
 

@@ -28,6 +28,19 @@ class ThreadStore:
         """Every remembered turn, oldest first."""
         return [Turn.from_json(decode.text(raw)) for raw in await self._redis.lrange(keys.turns(ref), 0, -1)]
 
+    async def channel_agents(
+        self, team_id: str, channel_id: str, limit: int = 10
+    ) -> list[tuple[ThreadRef, AgentState]]:
+        """The channel's most recently active agents, newest first."""
+        recent = await self._redis.zrevrange(keys.channel_threads(team_id, channel_id), 0, limit - 1)
+        agents: list[tuple[ThreadRef, AgentState]] = []
+        for member in recent:
+            ref = ThreadRef(team_id, channel_id, decode.text(member))  # no WITHSCORES: members only
+            state = await self.state(ref)
+            if state is not None:  # its state may have expired before the index entry was trimmed
+                agents.append((ref, state))
+        return agents
+
     async def cached_user_name(self, team_id: str, user_id: str) -> str | None:
         """A display name looked up earlier, if it has not expired."""
         name = await self._redis.get(keys.user_name(team_id, user_id))

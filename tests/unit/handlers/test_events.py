@@ -2,50 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 from redis.asyncio import Redis
-from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.app import Bot, build_bot
-from bot.config import Settings
 from store import keys
 from store.connection import connect
 from store.models import ThreadRef
-from tests.fakes import FakeSlack, app_mention_event, event_envelope, message_event, signed_event_request
+from tests.fakes import FakeSlack, app_mention_event, event_envelope, message_event
+from tests.unit.handlers.scenario import dispatch, settings_for
 
-SECRET = "unit-signing-secret"
 CHANNEL = "C0GENERAL"
-
-
-def settings_for(slack: FakeSlack, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "slack_bot_token": slack.bot_token,
-        "slack_signing_secret": SECRET,
-        "slack_api_url": slack.api_url,
-        "anthropic_api_key": "unused",
-        "anthropic_base_url": "http://127.0.0.1:9",
-        "dyno": "test.1",
-    }
-    return Settings(**{**values, **overrides})  # type: ignore[arg-type]  # pydantic validates the values
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-def bot(slack: FakeSlack, redis: Redis) -> Bot:
-    return build_bot(settings_for(slack), redis)
-
-
-async def dispatch(bot: Bot, envelope: dict[str, object], secret: str = SECRET, **retry: object) -> int:
-    body, headers = signed_event_request(envelope, secret, **retry)  # type: ignore[arg-type]
-    response = await bot.bolt.async_dispatch(AsyncBoltRequest(body=body, headers=headers))
-    return response.status
 
 
 def mention(slack: FakeSlack, text: str = "hello", **fields: object) -> dict[str, object]:

@@ -150,3 +150,38 @@ def test_thread_ref_rejects_values_that_would_break_keys() -> None:
         ThreadRef("T1", "C1:x", "1.0")
     with pytest.raises(CorruptRecord):
         ThreadRef.decode("T1:C1")
+
+
+async def test_no_key_is_left_without_a_ttl_after_reset_then_more_work(queue: TaskQueue, redis: Redis) -> None:
+    """A reset followed by a note and an answer leaves every per-team key with a TTL."""
+    await queue.submit(make_task("Ev1"))
+    first = await queue.head(THREAD)
+    assert first is not None
+    await queue.mark_running(first)
+    await queue.finish(first, TaskStatus.DONE, turns=[Turn("user", "q")])
+    for task in (make_task("Ev2", TaskKind.RESET), make_task("Ev3", TaskKind.NOTE), make_task("Ev4")):
+        await queue.submit(task)
+    while (task := await queue.head(THREAD)) is not None:
+        await queue.mark_running(task)
+        await queue.finish(task, TaskStatus.DONE, turns=[Turn("user", task.text)], clear_agent=task.task_id == "Ev2")
+    for key in await redis.keys("*"):
+        if key not in (keys.QUEUE, keys.queued(THREAD)):
+            assert await redis.ttl(key) > 0, key
+    state = await ThreadStore(redis).state(THREAD)
+    assert state is not None and state.turns == 2
+
+
+async def test_channel_index_lists_agents_newest_first(queue: TaskQueue, redis: Redis) -> None:
+    """Finished tasks put their thread in the channel's index; a reset takes it out."""
+    for task_id, thread in (("Ev1", THREAD), ("Ev2", OTHER)):
+        await queue.submit(make_task(task_id, thread=thread))
+        task = await queue.head(thread)
+        assert task is not None
+        await queue.finish(task, TaskStatus.DONE, turns=[Turn("user", "q")])
+    store = ThreadStore(redis)
+    assert [ref for ref, _ in await store.channel_agents("T1", "C1")] == [OTHER, THREAD]
+    await queue.submit(make_task("Ev3", TaskKind.RESET, thread=OTHER))
+    reset = await queue.head(OTHER)
+    assert reset is not None
+    await queue.finish(reset, TaskStatus.DONE, clear_agent=True)
+    assert [ref for ref, _ in await store.channel_agents("T1", "C1")] == [THREAD]
