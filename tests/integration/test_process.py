@@ -1,0 +1,122 @@
+"""The bot process as an operator sees it: health, request verification, Socket Mode, embedded Redis."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.fakes import FakeAnthropic, FakeSlack, app_mention_event, event_envelope, signed_event_request, wait_until
+from tests.integration.conftest import BotFactory
+from tests.integration.harness import BotProcess
+from tests.integration.redis_server import PrivateRedis
+
+pytestmark = pytest.mark.integration
+CHANNEL = "C0GENERAL"
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A Redis the test may stop and start."""
+    server = PrivateRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+async def health(bot: BotProcess) -> tuple[int, dict[str, object]]:
+    """GET /healthz: status and JSON body."""
+    async with aiohttp.ClientSession() as session, session.get(f"{bot.url}/healthz") as response:
+        return response.status, await response.json()
+
+
+def mention(slack: FakeSlack, text: str, thread_ts: str | None = None) -> dict[str, object]:
+    event = app_mention_event(f"<@{slack.bot_user_id}> {text}", user="U0ALICE", channel=CHANNEL, thread_ts=thread_ts)
+    return event_envelope(event, team_id=slack.team_id)
+
+
+def bot_texts(slack: FakeSlack, channel: str = CHANNEL) -> list[str]:
+    return [str(m.get("text")) for m in slack.messages(channel) if m.get("bot_id")]
+
+
+async def test_healthz_follows_redis(make_bot: BotFactory, private_redis: PrivateRedis) -> None:
+    """/healthz answers 200 with Redis up, 503 while it is down, and 200 again once it is back."""
+    bot = make_bot(REDIS_URL=private_redis.url)
+    await bot.start()
+    status, body = await health(bot)
+    assert (status, body["status"], body["redis"]) == (200, "ok", "ok")
+    private_redis.stop()
+    status, body = await health(bot)
+    assert (status, body["redis"]) == (503, "down")
+    assert private_redis.url not in str(body)
+    private_redis.start()
+    await wait_until(lambda: health(bot), timeout=10)
+    assert (await health(bot))[0] == 200
+
+
+async def test_bad_signature_gets_401_and_no_model_call(
+    bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    """A request signed with the wrong secret is refused and never reaches the model; a genuine one is answered."""
+    body, headers = signed_event_request(mention(slack, "forged request"), "not-the-signing-secret")
+    assert await bot.post_raw(body, headers) == 401
+    assert await bot.post_event(mention(slack, "genuine request")) == 200
+    await wait_until(lambda: len(bot_texts(slack)) == 1 and "echo:" in bot_texts(slack)[0], timeout=10)
+    assert len(claude.requests) == 1
+    assert "forged request" not in str(claude.requests[0])
+
+
+async def test_socket_mode_answers_a_mention(make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic) -> None:
+    """With SLACK_APP_TOKEN set the bot connects over Socket Mode, acks envelopes and answers; /healthz stays up."""
+    bot = make_bot(SLACK_APP_TOKEN=slack.app_token)
+    bot.env.pop("SLACK_SIGNING_SECRET")  # Socket Mode needs none
+    await bot.start()
+    await wait_until(lambda: slack.socket_connected, timeout=10)
+    claude.reply_text("Hello over the socket.")
+    envelope_id = await slack.send_socket_event(mention(slack, "hi there"))
+    await slack.wait_for_ack(envelope_id)
+    await wait_until(lambda: "Hello over the socket." in bot_texts(slack), timeout=10)
+    assert (await health(bot))[1]["mode"] == "socket"
+    assert slack.calls_to("apps.connections.open")
+    assert await bot.stop() == 0
+
+
+async def test_embedded_redis_keeps_threads_across_restarts(
+    make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, tmp_path: Path
+) -> None:
+    """Without REDIS_URL the bot runs its own Redis, persisted to DATA_DIR, and stops it on exit."""
+    data_dir = tmp_path / "data"
+    first = make_bot(DATA_DIR=str(data_dir))
+    del first.env["REDIS_URL"]
+    await first.start()
+    envelope = mention(slack, "the password is swordfish")
+    await first.post_event(envelope)
+    thread_ts = str(envelope["event"]["ts"])  # type: ignore[index]
+    await wait_until(lambda: any("echo:" in t for t in bot_texts(slack)), timeout=10)
+    assert "embedded Redis started" in first.output()
+    assert await first.stop() == 0
+    assert "embedded Redis stopped" in first.output()
+    assert any(data_dir.rglob("*.aof*")), "no append-only file written"
+
+    second = make_bot(DATA_DIR=str(data_dir))
+    del second.env["REDIS_URL"]
+    await second.start()
+    await second.post_event(mention(slack, "what is the password?", thread_ts=thread_ts))
+    await wait_until(lambda: len(claude.requests) == 2, timeout=10)
+    assert "the password is swordfish" in str(claude.requests[-1]["messages"])
+    await wait_until(lambda: len(bot_texts(slack)) == 2 and "echo:" in bot_texts(slack)[-1], timeout=10)
+    await second.kill()
+    # Killed with SIGKILL, the bot cannot stop its Redis itself: Linux's parent-death signal does it.
+    pid_text = second.output().split("embedded Redis started (pid ")[1].split(",")[0]
+    await wait_until(lambda: not _alive(int(pid_text)), timeout=10)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
