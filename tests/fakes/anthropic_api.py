@@ -9,10 +9,11 @@ import secrets
 import string
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+
+from .server import LocalServer
 
 Body = dict[str, Any]
 Responder = Callable[[Body], "Reply | Awaitable[Reply]"]
@@ -145,7 +146,7 @@ def _chunks(text: str, size: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
-class FakeAnthropic:
+class FakeAnthropic(LocalServer):
     """Fake Anthropic API: POST /v1/messages (JSON or SSE) and POST /v1/messages/count_tokens."""
 
     def __init__(self, *, api_key: str | None = None, validate: bool = True) -> None:
@@ -157,37 +158,18 @@ class FakeAnthropic:
         self._script: list[Reply | Responder] = []
         self._default: Responder = echo_responder
         self._gates: list[asyncio.Event] = []
-        self._runner: web.AppRunner | None = None
-        self._port = 0
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
-        """Bind to a free port on 127.0.0.1 and start serving."""
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
+        """The Messages API and its token counter."""
         app.router.add_post("/v1/messages", self._handle_messages)
         app.router.add_post("/v1/messages/count_tokens", self._handle_count_tokens)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self._port = self._runner.addresses[0][1]
 
-    async def stop(self) -> None:
-        """Stop the server, releasing any gated replies first so no handler is left hanging."""
+    async def before_stop(self) -> None:
+        """Release any gated replies first so no handler is left hanging."""
         for gate in self._gates:
             gate.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeAnthropic:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     @property
     def base_url(self) -> str:

@@ -7,12 +7,12 @@ import copy
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
 from .payloads import DEFAULT_APP_ID, app_mention_event, event_envelope, message_event, new_ts, observe_ts
+from .server import LocalServer
 from .slack_socket import SocketModeMixin
 from .slack_store import ChannelStore, SlackApiFailure, maybe_json
 
@@ -52,7 +52,7 @@ def _apply_markdown_text(args: Args) -> Args:
     return {**args, "text": markdown, "blocks": [{"type": "markdown", "text": markdown}]}
 
 
-class FakeSlack(SocketModeMixin):
+class FakeSlack(SocketModeMixin, LocalServer):
     """Fake Slack workspace: Web API at POST/GET /api/{method}, Socket Mode websocket at /socket-mode."""
 
     def __init__(
@@ -77,8 +77,6 @@ class FakeSlack(SocketModeMixin):
         self._users: dict[str, Args] = {}
         self._failures: dict[str, list[_Failure]] = {}
         self._delays: dict[str, float] = {}
-        self._runner: web.AppRunner | None = None
-        self._port = 0
         self._init_socket_mode()
         self.add_user(bot_user_id, "claude", real_name="Claude", is_bot=True)
         self._handlers: dict[str, Callable[[Args], Args]] = {
@@ -97,31 +95,14 @@ class FakeSlack(SocketModeMixin):
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
-        """Bind to a free port on 127.0.0.1 and start serving."""
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
+        """The Web API at /api/{method} and the Socket Mode websocket."""
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_get("/socket-mode", self._handle_socket)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self._port = self._runner.addresses[0][1]
 
-    async def stop(self) -> None:
-        """Close websockets and the server; close SDK clients first or they will try to reconnect."""
+    async def before_stop(self) -> None:
+        """Close websockets first; close SDK clients before this or they will try to reconnect."""
         await self.close_sockets()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeSlack:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     @property
     def url(self) -> str:

@@ -1,0 +1,47 @@
+"""The lifecycle both fakes share: an aiohttp app on a free 127.0.0.1 port, usable as `async with`."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from aiohttp import web
+
+
+class LocalServer:
+    """Base of the fakes: subclasses add their routes and may release resources before stopping."""
+
+    _runner: web.AppRunner | None = None
+    _port: int = 0
+
+    def add_routes(self, app: web.Application) -> None:
+        """Register the fake's handlers."""
+        raise NotImplementedError
+
+    async def before_stop(self) -> None:
+        """Release what would keep handlers or clients hanging (gates, websockets)."""
+
+    async def start(self) -> None:
+        """Bind to a free port on 127.0.0.1 and start serving."""
+        app = web.Application()
+        self.add_routes(app)
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self._port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        await self.before_stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
