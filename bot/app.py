@@ -23,18 +23,23 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.agent_loop import AgentLoop
 from bot.commands import AgentCommands
 from bot.config import Settings
 from bot.embedded_redis import EmbeddedRedis
 from bot.executor import ExecutorSettings, TaskExecutor
+from bot.faults import CrashPoints
 from bot.health import healthz_handler
 from bot.intake import Intake
 from bot.llm import ClaudeClient
 from bot.runner import RunnerSettings, TaskRunner
+from bot.tools import ToolBox
 from handlers.commands import register_command_listeners
 from handlers.events import register_event_listeners
 from handlers.slack_gateway import WebApiGateway
 from store.connection import connect
+from store.journal import TaskJournal
+from store.presence import choose_consumer_name, client_name
 from store.tasks import TaskQueue
 from store.threads import ThreadStore
 
@@ -67,9 +72,11 @@ def build_slack_client(settings: Settings) -> AsyncWebClient:
     )
 
 
-def build_bot(settings: Settings, redis: Redis) -> Bot:
+def build_bot(settings: Settings, redis: Redis, consumer: str | None = None) -> Bot:
     """Wire the store, the Claude client, the runner and the Bolt app together."""
     slack_client = build_slack_client(settings)
+    gateway = WebApiGateway(slack_client)
+    crash = CrashPoints(settings.bot_crash_at)
     queue = TaskQueue(redis)
     threads = ThreadStore(redis)
     anthropic_client = anthropic.AsyncAnthropic(
@@ -78,16 +85,28 @@ def build_bot(settings: Settings, redis: Redis) -> Bot:
         max_retries=0,  # bot/llm.py's tenacity policy is the one place model calls are retried
     )
     claude = ClaudeClient(anthropic_client, model=settings.anthropic_model, max_tokens=settings.max_output_tokens)
+    loop = AgentLoop(
+        claude,
+        ToolBox(gateway, settings.server_tools),
+        system_prompt=settings.system_prompt,
+        max_model_calls=settings.max_model_calls,
+        crash=crash,
+    )
     executor = TaskExecutor(
-        queue=queue,
+        journal=TaskJournal(redis),
         threads=threads,
-        claude=claude,
-        slack=WebApiGateway(slack_client),
-        settings=ExecutorSettings(system_prompt=settings.system_prompt),
+        loop=loop,
+        slack=gateway,
+        crash=crash,
+        settings=ExecutorSettings(max_attempts=settings.max_task_attempts),
     )
-    runner = TaskRunner(
-        queue, executor, RunnerSettings(consumer=settings.dyno, max_concurrent=settings.max_concurrent_tasks)
+    runner_settings = RunnerSettings(
+        consumer=consumer or settings.dyno,
+        max_concurrent=settings.max_concurrent_tasks,
+        lease_seconds=settings.task_lease_seconds,
+        grace_seconds=settings.shutdown_grace_seconds,
     )
+    runner = TaskRunner(queue, executor, runner_settings)
     signing_secret = settings.slack_signing_secret
     bolt = AsyncApp(
         # The client carries the token and SLACK_API_URL; Bolt takes both from it.
@@ -97,7 +116,7 @@ def build_bot(settings: Settings, redis: Redis) -> Bot:
         process_before_response=True,
         request_verification_enabled=not settings.socket_mode,
     )
-    intake = Intake(queue)
+    intake = Intake(queue, crash)
     register_event_listeners(bolt, intake, ignore_other_bots=not settings.answer_other_bots)
     register_command_listeners(bolt, AgentCommands(threads, intake))
     return Bot(settings, redis, slack_client, bolt, runner)
@@ -121,16 +140,25 @@ def build_web_app(bot: Bot, *, with_events: bool) -> web.Application:
 
 
 @contextlib.asynccontextmanager
-async def redis_for(settings: Settings) -> AsyncIterator[Redis]:
-    """REDIS_URL as given, or an embedded Redis started for this process and stopped after it."""
+async def redis_for(settings: Settings) -> AsyncIterator[tuple[Redis, str]]:
+    """Redis (REDIS_URL, or an embedded server started for this process) and this process's consumer name.
+
+    The name is DYNO unless a live process already uses it; the pool's connections carry it (CLIENT SETNAME)
+    so that later processes can tell.
+    """
     embedded: EmbeddedRedis | None = None
     url = settings.redis_url
     if url is None:
         embedded = EmbeddedRedis(settings.data_dir)
         url = await asyncio.to_thread(embedded.start)
-    redis = connect(url, max_connections=settings.max_concurrent_tasks * 2 + 50)
+    probe = connect(url, max_connections=1)
     try:
-        yield redis
+        consumer = await choose_consumer_name(probe, settings.dyno)
+    finally:
+        await probe.aclose()
+    redis = connect(url, max_connections=settings.max_concurrent_tasks * 2 + 50, client_name=client_name(consumer))
+    try:
+        yield redis, consumer
     finally:
         await redis.aclose()
         if embedded is not None:
@@ -148,8 +176,8 @@ async def serve(settings: Settings, mode: Mode = "web") -> None:
     """Run the bot until SIGTERM or SIGINT: intake (HTTP or Socket Mode) in web mode, and the task runner."""
     stopping = asyncio.Event()
     stop_on_signals(stopping)
-    async with redis_for(settings) as redis:
-        bot = build_bot(settings, redis)
+    async with redis_for(settings) as (redis, consumer):
+        bot = build_bot(settings, redis, consumer)
         runner_task = asyncio.create_task(bot.runner.run(stopping), name="task-runner")
         site: web.AppRunner | None = None
         socket_handler: AsyncSocketModeHandler | None = None

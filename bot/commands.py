@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from bot.executor import describe_state
 from bot.intake import Intake
+from bot.status import describe_state
 from store.models import Task, TaskKind, ThreadRef
 from store.tasks import SubmitResult
 from store.threads import ThreadStore

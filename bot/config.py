@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.faults import CRASH_POINTS
+from bot.tools import SERVER_TOOLS
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_SYSTEM_PROMPT = (
@@ -42,6 +44,17 @@ class Settings(BaseSettings):
     answer_other_bots: bool = Field(default=False, description="Also answer mentions written by other bots.")
     max_output_tokens: int = Field(default=4096, ge=64, le=64000, description="max_tokens of each answer.")
     max_concurrent_tasks: int = Field(default=200, ge=1, le=5000, description="Threads worked on at once.")
+    task_lease_seconds: float = Field(
+        default=30.0, ge=1, le=300, description="How long a dead worker's threads wait before another takes them."
+    )
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=28, description="Time running tasks get on SIGTERM.")
+    max_task_attempts: int = Field(default=3, ge=1, le=20, description="Attempts before a task is failed for good.")
+    max_model_calls: int = Field(default=10, ge=1, le=50, description="Model calls one answer may make (tool use).")
+    anthropic_server_tools: str = Field(
+        default="",
+        description="Comma-separated Anthropic server tools to enable: web_search, web_fetch, code_execution.",
+    )
+    bot_crash_at: str | None = Field(default=None, description="Testing only: SIGKILL the process at this step.")
     data_dir: str = Field(default="data", description="Where the embedded Redis keeps its files.")
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Log level.")
 
@@ -51,10 +64,35 @@ class Settings(BaseSettings):
             raise ValueError("SLACK_SIGNING_SECRET is required unless SLACK_APP_TOKEN is set (Socket Mode)")
         return self
 
+    @field_validator("anthropic_server_tools")
+    @classmethod
+    def _known_server_tools(cls, value: str) -> str:
+        unknown = [name for name in split_names(value) if name not in SERVER_TOOLS]
+        if unknown:
+            raise ValueError(f"unknown server tool(s) {', '.join(unknown)}; known: {', '.join(SERVER_TOOLS)}")
+        return value
+
+    @field_validator("bot_crash_at")
+    @classmethod
+    def _known_crash_point(cls, value: str | None) -> str | None:
+        if value is not None and value not in CRASH_POINTS:
+            raise ValueError(f"unknown crash point; known: {', '.join(sorted(CRASH_POINTS))}")
+        return value
+
+    @property
+    def server_tools(self) -> list[str]:
+        """Names of the enabled Anthropic server tools."""
+        return split_names(self.anthropic_server_tools)
+
     @property
     def socket_mode(self) -> bool:
         """True when the bot connects to Slack over Socket Mode instead of receiving HTTP requests."""
         return self.slack_app_token is not None
+
+
+def split_names(value: str) -> list[str]:
+    """A comma-separated list of names, blanks dropped."""
+    return [name.strip() for name in value.split(",") if name.strip()]
 
 
 def load_settings(**overrides: Any) -> Settings:

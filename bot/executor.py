@@ -1,17 +1,24 @@
-"""Executing one task: answer a mention, remember a note, report status, or reset the agent."""
+"""Executing one task: answer a mention, remember a note, report status, or reset the agent.
+
+Every step is safe to run again: a task interrupted anywhere (a crash, a restart) is executed again from the
+top, finds its journal, its reply message and its status in Redis, and finishes with one visible reply.
+"""
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
+from typing import Any
 
 from bot.agent import build_messages, turns_from_thread
+from bot.agent_loop import AgentLoop, needs_model_call, pending_tool_calls
 from bot.errors import ModelError, ModelRefused, SlackError
-from bot.llm import ClaudeClient
+from bot.faults import CrashPoints
 from bot.ports import SlackGateway
-from store.models import AgentState, Task, TaskKind, TaskStatus, Turn, Usage
-from store.tasks import TaskQueue
+from bot.status import describe_state
+from store.journal import TaskJournal
+from store.models import Task, TaskKind, TaskStatus, Turn, Usage
+from store.tasks import ThreadLease
 from store.threads import ThreadStore
 
 log = logging.getLogger(__name__)
@@ -26,7 +33,6 @@ MAX_REPLY_CHARS = 39_000
 class ExecutorSettings:
     """The parts of the configuration the executor needs."""
 
-    system_prompt: str
     max_attempts: int = 3
 
 
@@ -36,69 +42,87 @@ class TaskExecutor:
     def __init__(
         self,
         *,
-        queue: TaskQueue,
+        journal: TaskJournal,
         threads: ThreadStore,
-        claude: ClaudeClient,
+        loop: AgentLoop,
         slack: SlackGateway,
+        crash: CrashPoints,
         settings: ExecutorSettings,
     ) -> None:
-        self._queue = queue
+        self._journal = journal
         self._threads = threads
-        self._claude = claude
+        self._loop = loop
         self._slack = slack
+        self._crash = crash
         self._settings = settings
 
-    async def execute(self, task: Task) -> None:
-        """Run the task; a task that has used up its attempts is failed with a message in its thread."""
-        attempt = await self._queue.mark_running(task)
+    async def execute(self, lease: ThreadLease, task: Task) -> None:
+        """Run the task; one that has used up its attempts is failed with a message in its thread."""
+        attempt = await self._journal.start(lease, task)
         if attempt > self._settings.max_attempts:
-            await self._give_up(task, f"it failed {attempt - 1} times")
-            return
-        if task.kind is TaskKind.ANSWER:
-            await self._answer(task, resumed=attempt > 1)
+            await self._give_up(lease, task, f"it failed {attempt - 1} times")
+        elif task.kind is TaskKind.ANSWER:
+            await self._answer(lease, task, resumed=attempt > 1)
         elif task.kind is TaskKind.NOTE:
-            await self._note(task)
+            # Context for the next answer, not a request: not counted as a task.
+            turn = await self._user_turn(task)
+            await self._journal.finish(lease, task, TaskStatus.DONE, turns=[turn], counts_as_task=False)
         elif task.kind is TaskKind.STATUS:
-            await self._status(task)
+            await self._slack.post_reply(task.thread, describe_state(await self._threads.state(task.thread)))
+            await self._journal.finish(lease, task, TaskStatus.DONE, counts_as_task=False)
         else:
-            await self._reset(task)
+            await self._journal.finish(lease, task, TaskStatus.DONE, clear_agent=True)
+            await self._slack.post_reply(task.thread, "Done: I have forgotten this thread. Mention me to start afresh.")
 
-    async def _answer(self, task: Task, *, resumed: bool) -> None:
+    async def _answer(self, lease: ThreadLease, task: Task, *, resumed: bool) -> None:
         ref = task.thread
-        reply_ts = task.reply_ts
-        if reply_ts is None:
-            reply_ts = await self._slack.post_placeholder(
-                ref, RESUMED_PLACEHOLDER if resumed else PLACEHOLDER, task.task_id
-            )
-            await self._queue.set_reply_ts(task, reply_ts)
-        elif resumed:
-            await self._slack.update_message(ref, reply_ts, RESUMED_PLACEHOLDER)
+        steps = await self._journal.steps(task)
+        answered = bool(steps) and not needs_model_call(steps) and not pending_tool_calls(steps)
+        reply_ts = await self._reply_message(lease, task, resumed=resumed, answered=answered)
         history = await self._threads.turns(ref)
         earlier = await self._earlier_messages(task) if not history else []
         question = await self._user_turn(task)
-        messages = build_messages([*history, *earlier, question])
+        base = build_messages([*history, *earlier, question])
+
+        async def record(step: dict[str, Any]) -> None:
+            await self._journal.record_step(lease, task, step)
+
         try:
-            reply = await self._claude.answer(self._settings.system_prompt, messages)
+            result = await self._loop.run(base, steps, record, ref)
         except ModelRefused:
             await self._slack.update_message(ref, reply_ts, "I can't help with that request.")
-            await self._queue.finish(task, TaskStatus.DONE, turns=[*earlier, question], usage=Usage(model_calls=1))
+            await self._journal.finish(lease, task, TaskStatus.DONE, turns=[*earlier, question], usage=Usage())
             return
         except ModelError as exc:
             log.warning("task %s: model call failed: %s", task.task_id, exc)
-            await self._slack.update_message(
-                ref, reply_ts, f":warning: Sorry, I could not answer: {exc}. Mention me again to retry."
-            )
-            await self._queue.finish(task, TaskStatus.FAILED, turns=[*earlier, question], error=str(exc))
+            text = f":warning: Sorry, I could not answer: {exc}. Mention me again to retry."
+            await self._slack.update_message(ref, reply_ts, text)
+            await self._journal.finish(lease, task, TaskStatus.FAILED, turns=[*earlier, question], error=str(exc))
             return
-        text = reply.text or "(I had nothing to add.)"
-        if reply.stop_reason == "max_tokens":
-            text += "\n\n_(My answer was cut short: it reached the length limit.)_"
+        self._crash.reached("answer.journaled")
+        text = result.text
         if len(text) > MAX_REPLY_CHARS:
             text = text[:MAX_REPLY_CHARS] + "\n\n_(Cut here: Slack messages have a length limit.)_"
         await self._slack.update_message(ref, reply_ts, text)
-        usage = Usage(reply.input_tokens, reply.output_tokens, model_calls=1)
+        self._crash.reached("reply.posted")
         answer = Turn("assistant", text, ts=reply_ts)
-        await self._queue.finish(task, TaskStatus.DONE, turns=[*earlier, question, answer], usage=usage)
+        await self._journal.finish(lease, task, TaskStatus.DONE, turns=[*earlier, question, answer], usage=result.usage)
+
+    async def _reply_message(self, lease: ThreadLease, task: Task, *, resumed: bool, answered: bool) -> str:
+        """The one message that carries this task's answer: recorded, found again by its metadata, or new."""
+        reply_ts = task.reply_ts
+        if reply_ts is None and resumed:
+            # A crash between posting the placeholder and recording its ts: the message says whose it is.
+            reply_ts = await self._slack.find_task_message(task.thread, task.task_id, after_ts=task.message_ts)
+            if reply_ts is not None:
+                await self._journal.set_reply_ts(lease, task, reply_ts)
+        if reply_ts is None:
+            text = RESUMED_PLACEHOLDER if resumed else PLACEHOLDER
+            reply_ts = await self._slack.post_placeholder(task.thread, text, task.task_id)
+            await self._journal.set_reply_ts(lease, task, reply_ts)
+        elif resumed and not answered:
+            await self._slack.update_message(task.thread, reply_ts, RESUMED_PLACEHOLDER)
+        return reply_ts
 
     async def _earlier_messages(self, task: Task) -> list[Turn]:
         """A thread the bot joins late: what people said in it before the mention."""
@@ -128,20 +152,7 @@ class TaskExecutor:
             await self._threads.remember_user_name(team_id, user_id, name)
         return name
 
-    async def _note(self, task: Task) -> None:
-        # Remembered for the next answer; a note is context, not a request, so it is not counted as a task.
-        await self._queue.finish(task, TaskStatus.DONE, turns=[await self._user_turn(task)], counts_as_task=False)
-
-    async def _status(self, task: Task) -> None:
-        state = await self._threads.state(task.thread)
-        await self._slack.post_reply(task.thread, describe_state(state))
-        await self._queue.finish(task, TaskStatus.DONE, counts_as_task=False)
-
-    async def _reset(self, task: Task) -> None:
-        await self._queue.finish(task, TaskStatus.DONE, clear_agent=True)
-        await self._slack.post_reply(task.thread, "Done: I have forgotten this thread. Mention me to start afresh.")
-
-    async def _give_up(self, task: Task, reason: str) -> None:
+    async def _give_up(self, lease: ThreadLease, task: Task, reason: str) -> None:
         log.error("task %s failed for good: %s", task.task_id, reason)
         message = f":warning: Sorry, I could not finish this request ({reason}). Mention me again to retry."
         try:
@@ -152,28 +163,4 @@ class TaskExecutor:
         except SlackError as exc:
             # Telling the thread is best effort: the task is failed either way, so it cannot block its thread.
             log.warning("task %s: could not post the failure message: %s", task.task_id, exc)
-        await self._queue.finish(task, TaskStatus.FAILED, error=reason)
-
-
-def describe_state(state: AgentState | None) -> str:
-    """The agent's state as a short Slack message."""
-    if state is None:
-        return "No agent here yet: mention me to start one."
-    age = _ago(state.updated_at)
-    lines = [
-        f"*Agent status:* {state.status}, last active {age}",
-        f"• Turns remembered: {state.turns}",
-        f"• Tasks done: {state.tasks_done}, failed: {state.tasks_failed}",
-        f"• Tokens: {state.input_tokens:,} in, {state.output_tokens:,} out, over {state.model_calls} model calls",
-    ]
-    if state.last_error:
-        lines.append(f"• Last error: {state.last_error}")
-    return "\n".join(lines)
-
-
-def _ago(timestamp: float) -> str:
-    seconds = max(0, int(time.time() - timestamp))
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds // size} {unit} ago"
-    return f"{seconds} s ago"
+        await self._journal.finish(lease, task, TaskStatus.FAILED, error=reason)

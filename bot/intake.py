@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 from bot.agent import strip_mention
+from bot.faults import CrashPoints
 from store.models import Task, TaskKind, ThreadRef
 from store.tasks import SubmitResult, TaskQueue
 
@@ -38,8 +39,9 @@ class IncomingMessage:
 class Intake:
     """Records mentions and thread messages as tasks, one Redis round trip each."""
 
-    def __init__(self, queue: TaskQueue) -> None:
+    def __init__(self, queue: TaskQueue, crash: CrashPoints | None = None) -> None:
         self._queue = queue
+        self._crash = crash or CrashPoints()
 
     async def mention(self, message: IncomingMessage, bot_user_id: str) -> SubmitResult:
         """A message addressed to the bot: answer it, or run the command word it consists of."""
@@ -68,4 +70,5 @@ class Intake:
         result = await self._queue.submit(task)
         if result is SubmitResult.DUPLICATE:
             log.info("event %s was delivered again; already recorded", message.event_id)
+        self._crash.reached("intake.recorded")
         return result

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import anthropic
-from anthropic.types import MessageParam
+from anthropic.types import MessageParam, ToolUnionParam
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_base, wait_random_exponential
 
@@ -21,13 +21,18 @@ RETRYABLE = (anthropic.RateLimitError, anthropic.InternalServerError, anthropic.
 
 
 @dataclass(frozen=True)
-class ModelReply:
-    """The text Claude answered and what it cost."""
+class ModelStep:
+    """One model call's result, in the plain JSON form the journal stores and the API accepts back."""
 
-    text: str
+    content: list[dict[str, Any]]
     stop_reason: str | None
     input_tokens: int
     output_tokens: int
+
+    def to_record(self) -> dict[str, Any]:
+        """The journal record of this step."""
+        usage = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        return {"kind": "model", "content": self.content, "stop_reason": self.stop_reason, "usage": usage}
 
 
 class wait_retry_after(wait_base):  # lower case, like tenacity's own wait strategies
@@ -75,7 +80,9 @@ class ClaudeClient:
         self._max_tokens = max_tokens
         self._retry = retry or default_retry_policy()
 
-    async def answer(self, system: str, messages: Sequence[dict[str, Any]]) -> ModelReply:
+    async def step(
+        self, system: str, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] = ()
+    ) -> ModelStep:
         """One model call, retried on transient errors; raises ModelError when it cannot be had."""
         try:
             async for attempt in self._retry:
@@ -85,6 +92,7 @@ class ClaudeClient:
                         max_tokens=self._max_tokens,
                         system=system,
                         messages=cast(list[MessageParam], list(messages)),
+                        tools=cast(list[ToolUnionParam], list(tools)) if tools else anthropic.omit,
                     )
         except anthropic.APIStatusError as exc:
             raise ModelError(f"Claude API error {exc.status_code} ({type(exc).__name__})") from exc
@@ -92,9 +100,9 @@ class ClaudeClient:
             raise ModelError("Claude API unreachable") from exc
         if message.stop_reason == "refusal":
             raise ModelRefused("Claude declined to answer this request")
-        text = "".join(block.text for block in message.content if block.type == "text").strip()
-        return ModelReply(
-            text=text,
+        return ModelStep(
+            # JSON mode and no None fields: exactly what the API accepts back in the next request.
+            content=[block.model_dump(mode="json", exclude_none=True) for block in message.content],
             stop_reason=message.stop_reason,
             input_tokens=message.usage.input_tokens,
             output_tokens=message.usage.output_tokens,

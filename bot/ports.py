@@ -38,6 +38,10 @@ class SlackGateway(Protocol):
         """Post a plain reply in the thread; returns its ts."""
         ...
 
+    async def find_task_message(self, thread: ThreadRef, task_id: str, *, after_ts: str) -> str | None:
+        """The ts of the bot's message tagged with this task id (posted after `after_ts`), if there is one."""
+        ...
+
     async def thread_messages(self, thread: ThreadRef) -> list[ThreadMessage]:
         """Every message of the thread, oldest first (all pages)."""
         ...

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from redis.exceptions import RedisError
 
 from bot.executor import TaskExecutor
-from store.tasks import QueueEntry, TaskQueue
+from store.errors import LeaseLost
+from store.tasks import TaskQueue, ThreadLease
 
 log = logging.getLogger(__name__)
 
@@ -72,29 +73,33 @@ class TaskRunner:
             log.warning("cannot read the task queue (%s); retrying", exc)
             await asyncio.sleep(self._settings.retry_delay)
 
-    def _start(self, entries: list[QueueEntry]) -> None:
-        for entry in entries:
-            if entry.entry_id not in self._active:
-                self._active[entry.entry_id] = asyncio.create_task(self._work(entry), name=f"thread-{entry.entry_id}")
+    def _start(self, leases: list[ThreadLease]) -> None:
+        for lease in leases:
+            if lease.entry_id not in self._active:
+                self._active[lease.entry_id] = asyncio.create_task(self._work(lease), name=f"thread-{lease.entry_id}")
 
-    async def _work(self, entry: QueueEntry) -> None:
+    async def _work(self, lease: ThreadLease) -> None:
         """Work one thread's inbox until it is empty, oldest task first."""
         try:
             while True:
                 try:
-                    task = await self._queue.head(entry.thread)
+                    task = await self._queue.head(lease.thread)
                     if task is None:
-                        if await self._queue.release(entry):
+                        if await self._queue.release(lease):
                             return
                         continue
-                    await self._executor.execute(task)
+                    await self._executor.execute(lease, task)
+                except LeaseLost as exc:
+                    # Stalled past the lease: another worker owns the thread now and every write of ours is refused.
+                    log.warning("thread %s: %s; leaving it to its new owner", lease.thread.encode(), exc)
+                    return
                 # A failing task must not take the worker down with it: log it and try again after a pause.
                 # Its attempt counter makes sure it is failed for good after a few tries.
                 except Exception:
-                    log.exception("thread %s: task step failed; retrying", entry.thread.encode())
+                    log.exception("thread %s: task step failed; retrying", lease.thread.encode())
                     await asyncio.sleep(self._settings.retry_delay)
         finally:
-            self._active.pop(entry.entry_id, None)
+            self._active.pop(lease.entry_id, None)
             self._slot_freed.set()
 
     async def _keep_leases(self, stopping: asyncio.Event) -> None:

@@ -77,19 +77,40 @@ class WebApiGateway:
     async def thread_messages(self, thread: ThreadRef) -> list[ThreadMessage]:
         """Every message in the thread, following conversations.replies' cursor across pages."""
         whoami = await self._whoami()
-        messages: list[ThreadMessage] = []
+        return [_thread_message(raw, whoami) for raw in await self._raw_thread(thread)]
+
+    async def find_task_message(self, thread: ThreadRef, task_id: str, *, after_ts: str) -> str | None:
+        """The bot's message whose metadata names this task, searched in the thread (or the DM after `after_ts`)."""
+        whoami = await self._whoami()
+        if thread.thread_ts:
+            candidates = await self._raw_thread(thread, include_all_metadata=True)
+        else:
+            call = self._client.conversations_history(
+                channel=thread.channel_id, oldest=after_ts, limit=100, include_all_metadata=True
+            )
+            candidates = (await self._call("conversations.history", call)).get("messages", [])
+        for raw in candidates:
+            metadata = raw.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            mine = _thread_message(raw, whoami).from_this_bot
+            if mine and metadata.get("event_type") == TASK_EVENT_TYPE and payload.get("task_id") == task_id:
+                return str(raw["ts"])
+        return None
+
+    async def _raw_thread(self, thread: ThreadRef, **options: Any) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
         seen: set[str] = set()
         cursor: str | None = None
         while True:
             page = self._client.conversations_replies(
-                channel=thread.channel_id, ts=thread.thread_ts, limit=200, cursor=cursor
+                channel=thread.channel_id, ts=thread.thread_ts, limit=200, cursor=cursor, **options
             )
             data = await self._call("conversations.replies", page)
             # Slack repeats the thread's parent at the top of every page: keep each ts once.
             for raw in data.get("messages", []):
                 if str(raw.get("ts")) not in seen:
                     seen.add(str(raw.get("ts")))
-                    messages.append(_thread_message(raw, whoami))
+                    messages.append(raw)
             cursor = (data.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 return messages

@@ -12,9 +12,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
-def connect(url: str, *, max_connections: int = 500) -> Redis:
+def connect(url: str, *, max_connections: int = 500, client_name: str | None = None) -> Redis:
     """A client for `url` that retries dropped connections briefly; no I/O happens until first use."""
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"client_name": client_name} if client_name else {}
     if urlsplit(url).scheme == "rediss":
         # Heroku Redis serves TLS with a self-signed certificate that no CA bundle can verify.
         options["ssl_cert_reqs"] = "none"

@@ -13,3 +13,7 @@ class StoreError(Exception):
 
 class CorruptRecord(StoreError):
     """A stored value is malformed."""
+
+
+class LeaseLost(StoreError):
+    """The caller's lease on a thread has passed to another worker; its write was refused."""

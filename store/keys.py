@@ -15,6 +15,8 @@ Per team (T = team id, C = channel id, TS = thread ts, "" for a DM's top level):
                                       skipped by readers and trimmed by writers.
   agent:T:task:ID             hash    one task (Task fields + reply_ts, error). TTL TASK_TTL. Its existence is also
                                       the dedupe record for the Slack event_id that created it.
+  agent:T:task:ID:steps       list    the task's journal: one JSON record per completed model or tool call, so a
+                                      resumed task continues after its last step. TTL TASK_TTL.
   agent:T:user:U              string  a user's display name. TTL USER_NAME_TTL.
 
 Shared by all teams:
@@ -71,6 +73,11 @@ def channel_threads(team_id: str, channel_id: str) -> str:
 def task(team_id: str, task_id: str) -> str:
     """One task's hash."""
     return f"{PREFIX}:{team_id}:task:{task_id}"
+
+
+def steps(team_id: str, task_id: str) -> str:
+    """One task's step journal."""
+    return f"{PREFIX}:{team_id}:task:{task_id}:steps"
 
 
 def user_name(team_id: str, user_id: str) -> str:

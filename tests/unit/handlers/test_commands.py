@@ -11,6 +11,7 @@ from bot.app import Bot
 from handlers.commands import ThreadLink, parse_thread_link
 from store import keys
 from store.models import Task, TaskKind, TaskStatus, ThreadRef, Turn, Usage
+from store.journal import TaskJournal
 from store.tasks import TaskQueue
 from tests.fakes import FakeSlack, slash_command_form
 from tests.unit.handlers.scenario import dispatch_command
@@ -24,10 +25,13 @@ async def seed_agent(redis: Redis, team_id: str, thread_ts: str = THREAD_TS) -> 
     """A thread whose agent answered once."""
     ref = ThreadRef(team_id, CHANNEL, thread_ts)
     queue = TaskQueue(redis)
+    await queue.ensure_group()
     await queue.submit(Task(f"Ev{thread_ts}", TaskKind.ANSWER, ref, "q", "U1", thread_ts, time.time()))
+    [lease] = await queue.claim_new("test.1", count=1, block_ms=10)
     task = await queue.head(ref)
     assert task is not None
-    await queue.finish(task, TaskStatus.DONE, turns=[Turn("user", "q"), Turn("assistant", "a")], usage=Usage(7, 3, 1))
+    turns = [Turn("user", "q"), Turn("assistant", "a")]
+    await TaskJournal(redis).finish(lease, task, TaskStatus.DONE, turns=turns, usage=Usage(7, 3, 1))
     return ref
 
 

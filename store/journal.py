@@ -1,0 +1,105 @@
+"""What a running task writes: attempts, its reply's ts, its step journal, and its end. Every write is fenced.
+
+Fenced means each write checks, atomically with the write, that the worker still holds the thread's lease
+(see store/lua.py). A worker that stalled past its lease gets LeaseLost instead of overwriting the new owner.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+
+from store import decode, keys, lua
+from store.errors import CorruptRecord, LeaseLost
+from store.models import Task, TaskStatus, Turn, Usage
+from store.tasks import ThreadLease
+
+NO_USAGE = Usage()
+
+
+class TaskJournal:
+    """Writes of a task in progress, each refused once its worker's lease has passed to another."""
+
+    def __init__(self, redis: Redis, *, agent_ttl: int = keys.AGENT_TTL, task_ttl: int = keys.TASK_TTL) -> None:
+        self._redis = redis
+        self._agent_ttl = agent_ttl
+        self._task_ttl = task_ttl
+        self._start = redis.register_script(lua.START)
+        self._set_fields = redis.register_script(lua.SET_FIELDS)
+        self._record_step = redis.register_script(lua.RECORD_STEP)
+        self._finish = redis.register_script(lua.FINISH)
+
+    async def start(self, lease: ThreadLease, task: Task) -> int:
+        """Count an attempt at the task; returns the attempt number (1 for the first)."""
+        keys_ = [keys.QUEUE, keys.task(task.thread.team_id, task.task_id), keys.state(task.thread)]
+        args = [task.kind.value, repr(time.time()), self._agent_ttl]
+        return await self._fenced(self._start, lease, keys_, args)
+
+    async def set_reply_ts(self, lease: ThreadLease, task: Task, reply_ts: str) -> None:
+        """Remember the Slack message that will carry the task's answer."""
+        keys_ = [keys.QUEUE, keys.task(task.thread.team_id, task.task_id)]
+        await self._fenced(self._set_fields, lease, keys_, ["reply_ts", reply_ts])
+
+    async def record_step(self, lease: ThreadLease, task: Task, step: dict[str, Any]) -> None:
+        """Journal a completed model or tool call before the next one starts."""
+        keys_ = [keys.QUEUE, keys.steps(task.thread.team_id, task.task_id)]
+        await self._fenced(self._record_step, lease, keys_, [json.dumps(step, separators=(",", ":")), self._task_ttl])
+
+    async def steps(self, task: Task) -> list[dict[str, Any]]:
+        """The task's journal, oldest step first."""
+        raw = await self._redis.lrange(keys.steps(task.thread.team_id, task.task_id), 0, -1)
+        try:
+            return [json.loads(decode.text(step)) for step in raw]
+        except json.JSONDecodeError as exc:
+            raise CorruptRecord(f"malformed journal of task {task.task_id}") from exc
+
+    async def finish(
+        self,
+        lease: ThreadLease,
+        task: Task,
+        status: TaskStatus,
+        *,
+        turns: Sequence[Turn] = (),
+        usage: Usage = NO_USAGE,
+        error: str = "",
+        clear_agent: bool = False,
+        counts_as_task: bool = True,
+    ) -> bool:
+        """Mark the task finished and write its turns and usage atomically; False if it was finished before."""
+        ref = task.thread
+        arguments = {
+            "task_id": task.task_id,
+            "status": status.value,
+            "now": time.time(),
+            "ttl": self._agent_ttl,
+            "error": error[:500],
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "model_calls": usage.model_calls,
+            "clear_agent": clear_agent,
+            "counts_as_task": counts_as_task,
+            "thread_ts": ref.thread_ts,
+        }
+        keys_ = [
+            keys.QUEUE,
+            keys.task(ref.team_id, task.task_id),
+            keys.inbox(ref),
+            keys.state(ref),
+            keys.turns(ref),
+            keys.channel_threads(ref.team_id, ref.channel_id),
+        ]
+        result = await self._fenced(
+            self._finish, lease, keys_, [json.dumps(arguments), *(turn.to_json() for turn in turns)]
+        )
+        return bool(result)
+
+    @staticmethod
+    async def _fenced(script: Any, lease: ThreadLease, keys_: list[str], args: list[Any]) -> int:
+        result = int(await script(keys=keys_, args=[lease.entry_id, lease.consumer, *args]))
+        if result == lua.FENCED:
+            raise LeaseLost(f"lease on {lease.entry_id} passed to another worker; write refused")
+        return result

@@ -1,0 +1,149 @@
+"""The Lua scripts behind the queue and the journal. Each runs atomically in Redis: one round trip, no races.
+
+Scripts that change a running task are *fenced*: they first check, in the same atomic step, that the caller
+still holds the queue entry of the task's thread (it is that consumer's in the group's pending list). A worker
+that stalled past its lease and was replaced therefore cannot write anything: the script returns FENCED.
+Fenced scripts take KEYS[1] = the queue stream, ARGV[1] = the entry id, ARGV[2] = the consumer name.
+"""
+
+from __future__ import annotations
+
+from store import keys
+
+FENCED = -2
+
+_FENCE = f"""
+local pending = redis.call('XPENDING', KEYS[1], '{keys.WORKER_GROUP}', ARGV[1], ARGV[1], 1)
+if pending[1] == nil or pending[1][2] ~= ARGV[2] then return {FENCED} end
+"""
+
+# Dedupe on the task id (the Slack event_id), record the task, append it to the thread's inbox, and put the
+# thread on the queue unless it is already there.
+# KEYS: task, inbox, queued flag, queue, state. ARGV: thread, task id, kind, task ttl, agent ttl, now, fields...
+SUBMIT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if ARGV[3] == 'note' and redis.call('EXISTS', KEYS[5]) == 0 then return -1 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+if ARGV[3] == 'answer' then
+  redis.call('HSETNX', KEYS[5], 'created_at', ARGV[6])
+  redis.call('HSETNX', KEYS[5], 'status', 'queued')
+  redis.call('EXPIRE', KEYS[5], ARGV[5])
+end
+if redis.call('SET', KEYS[3], '1', 'NX') then
+  redis.call('XADD', KEYS[4], '*', 'thread', ARGV[1])
+end
+return 1
+"""
+
+# Count an attempt. An answer (re)creates its agent, which a reset earlier in the inbox may have cleared;
+# other kinds only mark an existing agent busy, so no state hash is ever left without its TTL.
+# KEYS: queue, task, state. ARGV: entry, consumer, kind, now, agent ttl.
+START = (
+    _FENCE
+    + """
+local attempts = redis.call('HINCRBY', KEYS[2], 'attempts', 1)
+redis.call('HSET', KEYS[2], 'status', 'running')
+if ARGV[3] == 'answer' then
+  redis.call('HSETNX', KEYS[3], 'created_at', ARGV[4])
+  redis.call('HSET', KEYS[3], 'status', 'working')
+  redis.call('EXPIRE', KEYS[3], ARGV[5])
+elseif redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('HSET', KEYS[3], 'status', 'working')
+end
+return attempts
+"""
+)
+
+# Set fields of a running task (its reply message's ts). KEYS: queue, task. ARGV: entry, consumer, field, value...
+SET_FIELDS = (
+    _FENCE
+    + """
+redis.call('HSET', KEYS[2], unpack(ARGV, 3))
+return 1
+"""
+)
+
+# Journal one completed step. KEYS: queue, steps list. ARGV: entry, consumer, step JSON, ttl.
+RECORD_STEP = (
+    _FENCE
+    + """
+local n = redis.call('RPUSH', KEYS[2], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return n
+"""
+)
+
+# Finish a task and write what it produced in one step, so a crash leaves either both or neither, and finishing
+# twice (a resumed task) writes nothing the second time.
+# KEYS: queue, task, inbox, state, turns, channel index. ARGV: entry, consumer, arguments JSON, turn JSON...
+FINISH = (
+    _FENCE
+    + """
+local a = cjson.decode(ARGV[3])
+local status = redis.call('HGET', KEYS[2], 'status')
+local function pop_inbox()
+  if redis.call('LINDEX', KEYS[3], 0) == a.task_id then redis.call('LPOP', KEYS[3])
+  else redis.call('LREM', KEYS[3], 1, a.task_id) end
+end
+if status == 'done' or status == 'failed' then pop_inbox() return 0 end
+redis.call('HSET', KEYS[2], 'status', a.status, 'finished_at', a.now, 'error', a.error)
+if a.clear_agent then
+  redis.call('DEL', KEYS[4], KEYS[5])
+  redis.call('ZREM', KEYS[6], a.thread_ts)
+else
+  for i = 4, #ARGV do redis.call('RPUSH', KEYS[5], ARGV[i]) end
+  redis.call('HSETNX', KEYS[4], 'created_at', a.now)
+  redis.call('HSET', KEYS[4], 'updated_at', a.now, 'status', 'idle')
+  redis.call('HINCRBY', KEYS[4], 'turns', #ARGV - 3)
+  redis.call('HINCRBY', KEYS[4], 'input_tokens', a.input_tokens)
+  redis.call('HINCRBY', KEYS[4], 'output_tokens', a.output_tokens)
+  redis.call('HINCRBY', KEYS[4], 'model_calls', a.model_calls)
+  if a.status == 'done' then
+    if a.counts_as_task then redis.call('HINCRBY', KEYS[4], 'tasks_done', 1) end
+  else
+    redis.call('HINCRBY', KEYS[4], 'tasks_failed', 1)
+    redis.call('HSET', KEYS[4], 'last_error', a.error)
+  end
+  redis.call('EXPIRE', KEYS[4], a.ttl)
+  if redis.call('EXISTS', KEYS[5]) == 1 then redis.call('EXPIRE', KEYS[5], a.ttl) end
+  redis.call('ZADD', KEYS[6], a.now, a.thread_ts)
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', a.now - a.ttl)
+  redis.call('EXPIRE', KEYS[6], a.ttl)
+end
+pop_inbox()
+return 1
+"""
+)
+
+# Give the thread back only when its inbox is empty, checked in the same step as a submit checks the `queued`
+# flag, so a task submitted meanwhile is never stranded without an entry.
+# KEYS: queue, inbox, queued flag. ARGV: entry, consumer.
+RELEASE = (
+    _FENCE
+    + f"""
+if redis.call('LLEN', KEYS[2]) > 0 then return 0 end
+redis.call('DEL', KEYS[3])
+redis.call('XACK', KEYS[1], '{keys.WORKER_GROUP}', ARGV[1])
+redis.call('XDEL', KEYS[1], ARGV[1])
+return 1
+"""
+)
+
+# Renew the lease on entries this consumer still owns; report the ones another consumer took over.
+# KEYS: queue. ARGV: consumer, entry ids...
+HEARTBEAT = f"""
+local lost = {{}}
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  local pending = redis.call('XPENDING', KEYS[1], '{keys.WORKER_GROUP}', id, id, 1)
+  if pending[1] ~= nil and pending[1][2] == ARGV[1] then
+    redis.call('XCLAIM', KEYS[1], '{keys.WORKER_GROUP}', ARGV[1], 0, id, 'JUSTID')
+  else
+    table.insert(lost, id)
+  end
+end
+return lost
+"""
