@@ -129,7 +129,12 @@ class TaskExecutor:
         ref = task.thread
         if not ref.thread_ts or ref.thread_ts == task.message_ts:
             return []
-        messages = await self._slack.thread_messages(ref)
+        try:
+            messages = await self._slack.thread_messages(ref)
+        except SlackError as exc:
+            # Worth answering without them rather than not at all (a missing scope, a deleted parent...).
+            log.warning("task %s: cannot read the earlier messages of its thread: %s", task.task_id, exc)
+            return []
         bot_user_id = await self._slack.bot_user_id()
         names: dict[str, str] = {}
         for message in messages:

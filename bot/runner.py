@@ -116,7 +116,10 @@ class TaskRunner:
                     if work is not None:
                         work.cancel()
                 if not stopping.is_set():
-                    self._start(await self._queue.claim_stale(self._settings.consumer, lease_ms))
+                    taken = await self._queue.claim_stale(self._settings.consumer, lease_ms)
+                    if taken:
+                        log.warning("took over %d thread(s) whose worker stopped renewing its lease", len(taken))
+                    self._start(taken)
             except RedisError as exc:
                 log.warning("cannot renew leases (%s)", exc)
 

@@ -25,8 +25,10 @@ CHANNEL = "C0GENERAL"
 
 def mention(slack: FakeSlack, text: str, *, user: str = "U0ALICE", thread_ts: str | None = None) -> dict[str, Any]:
     """A signed-ready envelope of a mention of the bot."""
-    event = app_mention_event(f"<@{slack.bot_user_id}> {text}", user=user, channel=CHANNEL, thread_ts=thread_ts)
-    return event_envelope(event, team_id=slack.team_id)
+    # Stored in the fake too: real Slack has every message an event announces, and the bot may read it back.
+    return slack.post_user_message(
+        CHANNEL, f"<@{slack.bot_user_id}> {text}", user=user, thread_ts=thread_ts, mention=True
+    )
 
 
 def answers(slack: FakeSlack, thread_ts: str) -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.fakes import FakeAnthropic, FakeSlack, app_mention_event, event_envelope, signed_event_request, wait_until
+from tests.fakes import FakeAnthropic, FakeSlack, signed_event_request, wait_until
 from tests.integration.conftest import BotFactory
 from tests.integration.harness import BotProcess
 from tests.integration.redis_server import PrivateRedis
@@ -34,8 +34,10 @@ async def health(bot: BotProcess) -> tuple[int, dict[str, object]]:
 
 
 def mention(slack: FakeSlack, text: str, thread_ts: str | None = None) -> dict[str, object]:
-    event = app_mention_event(f"<@{slack.bot_user_id}> {text}", user="U0ALICE", channel=CHANNEL, thread_ts=thread_ts)
-    return event_envelope(event, team_id=slack.team_id)
+    # Stored in the fake too: real Slack has every message an event announces, and the bot may read it back.
+    return slack.post_user_message(
+        CHANNEL, f"<@{slack.bot_user_id}> {text}", user="U0ALICE", thread_ts=thread_ts, mention=True
+    )
 
 
 def bot_texts(slack: FakeSlack, channel: str = CHANNEL) -> list[str]:

@@ -10,8 +10,8 @@ from redis.asyncio import Redis
 from bot.app import Bot
 from handlers.commands import ThreadLink, parse_thread_link
 from store import keys
-from store.models import Task, TaskKind, TaskStatus, ThreadRef, Turn, Usage
 from store.journal import TaskJournal
+from store.models import Task, TaskKind, TaskStatus, ThreadRef, Turn, Usage
 from store.tasks import TaskQueue
 from tests.fakes import FakeSlack, slash_command_form
 from tests.unit.handlers.scenario import dispatch_command
