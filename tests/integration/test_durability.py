@@ -212,3 +212,23 @@ def claude_reply_for(body: dict[str, Any]) -> Reply:
     """Answer 'answer to <question>' after a short think, so work is in flight when a process is killed."""
     [*_, question] = re.findall(r"thread \d+ question \d", user_texts(body)[-1])
     return Reply([{"type": "text", "text": f"answer to {question}"}], "end_turn", delay=0.2)
+
+
+async def test_two_live_processes_never_share_a_consumer_name(
+    make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
+) -> None:
+    """A second process started with the same DYNO takes a distinct name, says so, and both do work."""
+    first, second = make_bot(DYNO="web.1"), make_bot(DYNO="web.1")
+    await first.start()
+    await second.start()
+    assert "another live process already works as 'web.1'" in second.output()
+    names = {client.get("name") for client in await redis.client_list()}
+    assert "agent-worker:web.1" in names
+    assert any(str(name).startswith("agent-worker:web.1-") for name in names)
+    envelopes = [mention(slack, f"question {n}") for n in range(6)]
+    for n, envelope in enumerate(envelopes):
+        await (first if n % 2 else second).post_event(envelope)
+    for envelope in envelopes:
+        await wait_until(lambda t=envelope["event"]["ts"]: len(replies(slack, t)) == 1, timeout=15)
+    consumers = {c["name"] for c in await redis.xinfo_consumers(keys.QUEUE, keys.WORKER_GROUP)}
+    assert len(consumers) == 2
