@@ -85,7 +85,8 @@ class ClaudeClient:
     ) -> ModelStep:
         """One model call, retried on transient errors; raises ModelError when it cannot be had."""
         try:
-            async for attempt in self._retry:
+            # A copy per call: a tenacity Retrying object keeps the state of one retry loop at a time.
+            async for attempt in self._retry.copy():
                 with attempt:
                     message = await self._client.messages.create(
                         model=self._model,

@@ -132,17 +132,20 @@ return 1
 """
 )
 
-# Renew the lease on entries this consumer still owns; report the ones another consumer took over.
+# Renew the lease on entries this consumer still owns; report the ones another consumer took over. An entry
+# that is no longer pending at all was released (its thread is done), which is not a loss.
 # KEYS: queue. ARGV: consumer, entry ids...
 HEARTBEAT = f"""
 local lost = {{}}
 for i = 2, #ARGV do
   local id = ARGV[i]
   local pending = redis.call('XPENDING', KEYS[1], '{keys.WORKER_GROUP}', id, id, 1)
-  if pending[1] ~= nil and pending[1][2] == ARGV[1] then
-    redis.call('XCLAIM', KEYS[1], '{keys.WORKER_GROUP}', ARGV[1], 0, id, 'JUSTID')
-  else
-    table.insert(lost, id)
+  if pending[1] ~= nil then
+    if pending[1][2] == ARGV[1] then
+      redis.call('XCLAIM', KEYS[1], '{keys.WORKER_GROUP}', ARGV[1], 0, id, 'JUSTID')
+    else
+      table.insert(lost, id)
+    end
   end
 end
 return lost

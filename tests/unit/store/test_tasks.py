@@ -119,3 +119,14 @@ def test_thread_ref_rejects_values_that_would_break_keys() -> None:
         ThreadRef("T1", "C1:x", "1.0")
     with pytest.raises(CorruptRecord):
         ThreadRef.decode("T1:C1")
+
+
+async def test_a_released_entry_is_not_reported_lost(queue: TaskQueue, journal: TaskJournal) -> None:
+    """A heartbeat racing the release of a finished thread does not mistake it for a takeover."""
+    await queue.submit(make_task("Ev1"))
+    lease = await lease_on(queue)
+    task = await queue.head(THREAD)
+    assert task is not None
+    await journal.finish(lease, task, TaskStatus.DONE)
+    assert await queue.release(lease) is True
+    assert await queue.heartbeat("web.1", [lease.entry_id]) == []

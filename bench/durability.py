@@ -1,0 +1,191 @@
+"""Benchmark: how fast work resumes and how fast Slack is acknowledged. Prints figures; asserts nothing.
+
+    .venv/bin/python -m bench.durability          (needs a Redis on 127.0.0.1:6379; uses database 10)
+
+Runs the real `python -m bot` processes against the local fake Slack and Anthropic servers of tests/fakes.
+Measures:
+  1. restart -> first step of a resumed task, same DYNO (target < 2 s)
+  2. a dead consumer's task -> first step on another process (target lease + 5 s)
+  3. acknowledgement latency of 100 mentions sent at once, p50 / p99 (target p99 < 100 ms)
+  4. wall time for 100 threads answered at once with a 2 s model latency (target < 5 s)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from redis.asyncio import Redis
+
+from tests.fakes import FakeAnthropic, FakeSlack, Reply, event_envelope, app_mention_event, signed_event_request
+from tests.integration.harness import SIGNING_SECRET, BotProcess, free_port
+
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
+LEASE_SECONDS = 5.0
+CHANNEL = "C0BENCH"
+
+
+class Bench:
+    """The fakes, a clean Redis database, and a way to start bot processes."""
+
+    def __init__(self, slack: FakeSlack, claude: FakeAnthropic, workdir: Path) -> None:
+        self.slack, self.claude, self.workdir = slack, claude, workdir
+        self.bots: list[BotProcess] = []
+
+    def bot(self, **env: str) -> BotProcess:
+        base = {
+            "SLACK_BOT_TOKEN": self.slack.bot_token,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": self.slack.api_url,
+            "ANTHROPIC_API_KEY": "bench",
+            "ANTHROPIC_BASE_URL": self.claude.base_url,
+            "REDIS_URL": REDIS_URL,
+            "PORT": str(free_port()),
+            "LOG_LEVEL": "WARNING",
+            "TASK_LEASE_SECONDS": str(LEASE_SECONDS),
+        }
+        bot = BotProcess({**base, **env}, self.workdir)
+        self.bots.append(bot)
+        return bot
+
+    def mention(self, text: str) -> dict[str, Any]:
+        event = app_mention_event(f"<@{self.slack.bot_user_id}> {text}", user="U0BENCH", channel=CHANNEL)
+        return event_envelope(event, team_id=self.slack.team_id)
+
+    async def cleanup(self) -> None:
+        for bot in self.bots:
+            if bot.process is not None and bot.process.returncode is None:
+                await bot.kill()
+
+
+async def poll(predicate: Any, timeout: float = 60.0) -> float:
+    """Seconds until predicate() is true, polled every 5 ms."""
+    start = time.perf_counter()
+    while not predicate():
+        if time.perf_counter() - start > timeout:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.005)
+    return time.perf_counter() - start
+
+
+async def resume_time(bench: Bench, *, same_dyno: bool) -> float:
+    """Kill a bot mid-answer and time from the next process's spawn to the resumed task's next model call."""
+    bench.claude.reply_text("never", gate=asyncio.Event())
+    first = bench.bot(DYNO="bench.1")
+    await first.start()
+    await first.post_event(bench.mention("resume me"))
+    calls = len(bench.claude.requests) + 1
+    await poll(lambda: len(bench.claude.requests) >= calls)
+    if not same_dyno:
+        # The survivor runs already; the dead consumer's lease has to run out before it may take the work.
+        survivor = bench.bot(DYNO="bench.2")
+        await survivor.start()
+    await first.kill()
+    started = time.perf_counter()
+    if same_dyno:
+        restarted = bench.bot(DYNO="bench.1")
+        await restarted.start(wait_ready=False)
+    await poll(lambda: len(bench.claude.requests) > calls)
+    elapsed = time.perf_counter() - started
+    await bench.cleanup()
+    return elapsed
+
+
+async def ack_latencies(bench: Bench, count: int = 100) -> list[float]:
+    """Send `count` signed mentions at once; the time each takes to be acknowledged."""
+    bot = bench.bot(DYNO="bench.1")
+    await bot.start()
+    bodies = [signed_event_request(bench.mention(f"ack {n}"), SIGNING_SECRET) for n in range(count)]
+
+    async def send(session: aiohttp.ClientSession, body: str, headers: dict[str, str]) -> float:
+        start = time.perf_counter()
+        async with session.post(f"{bot.url}/slack/events", data=body, headers=headers) as response:
+            await response.read()
+            assert response.status == 200, response.status
+        return time.perf_counter() - start
+
+    connector = aiohttp.TCPConnector(limit=count)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await send(session, *signed_event_request(bench.mention("warm-up"), SIGNING_SECRET))
+        latencies = await asyncio.gather(*(send(session, body, headers) for body, headers in bodies))
+    await bench.cleanup()
+    return list(latencies)
+
+
+async def concurrent_answers(bench: Bench, count: int = 100, model_latency: float = 2.0) -> float:
+    """Mentions in `count` threads at once with a slow model: seconds until every thread has its answer."""
+    bench.claude.set_default(lambda body: Reply([{"type": "text", "text": "done"}], "end_turn", delay=model_latency))
+    bot = bench.bot(DYNO="bench.1")
+    await bot.start()
+    envelopes = [bench.mention(f"thread {n}") for n in range(count)]
+    started = time.perf_counter()
+    await asyncio.gather(*(bot.post_event(envelope) for envelope in envelopes))
+
+    def all_answered() -> bool:
+        return all(
+            [m.get("text") for m in bench.slack.bot_replies(CHANNEL, e["event"]["ts"])] == ["done"] for e in envelopes
+        )
+
+    await poll(all_answered)
+    elapsed = time.perf_counter() - started
+    await bench.cleanup()
+    return elapsed
+
+
+async def fresh(workdir: Path) -> tuple[FakeSlack, FakeAnthropic, Bench]:
+    redis = Redis.from_url(REDIS_URL)
+    await redis.flushdb()
+    await redis.aclose()
+    slack, claude = FakeSlack(), FakeAnthropic()
+    await slack.start()
+    await claude.start()
+    return slack, claude, Bench(slack, claude, workdir)
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        results: list[str] = []
+        for label, run in (
+            ("resume, same DYNO (restart -> next model call)", lambda b: resume_time(b, same_dyno=True)),
+            (
+                f"resume, dead consumer (kill -> model call on another; lease {LEASE_SECONDS:.0f} s)",
+                lambda b: resume_time(b, same_dyno=False),
+            ),
+        ):
+            slack, claude, bench = await fresh(Path(tmp))
+            try:
+                results.append(f"{label}: {await run(bench):.2f} s")
+            finally:
+                await slack.stop()
+                await claude.stop()
+        slack, claude, bench = await fresh(Path(tmp))
+        try:
+            latencies = sorted(await ack_latencies(bench))
+            p50 = statistics.median(latencies) * 1000
+            p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+            results.append(
+                f"ack latency, 100 mentions at once: p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {latencies[-1] * 1000:.0f} ms"
+            )
+        finally:
+            await slack.stop()
+            await claude.stop()
+        slack, claude, bench = await fresh(Path(tmp))
+        try:
+            results.append(
+                f"100 threads at once, 2 s model latency: all answered in {await concurrent_answers(bench):.2f} s"
+            )
+        finally:
+            await slack.stop()
+            await claude.stop()
+        print("\n".join(results))
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
