@@ -13,6 +13,7 @@ Measures:
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import statistics
 import sys
@@ -21,10 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from redis.asyncio import Redis
 
-from tests.fakes import FakeAnthropic, FakeSlack, Reply, event_envelope, app_mention_event, signed_event_request
+from tests.fakes import FakeAnthropic, FakeSlack, Reply, app_mention_event, event_envelope
 from tests.integration.harness import SIGNING_SECRET, BotProcess, free_port
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
@@ -99,24 +99,23 @@ async def resume_time(bench: Bench, *, same_dyno: bool) -> float:
 
 
 async def ack_latencies(bench: Bench, count: int = 100) -> list[float]:
-    """Send `count` signed mentions at once; the time each takes to be acknowledged."""
+    """Send `count` signed mentions at once from another process; the time each takes to be acknowledged."""
     bot = bench.bot(DYNO="bench.1")
     await bot.start()
-    bodies = [signed_event_request(bench.mention(f"ack {n}"), SIGNING_SECRET) for n in range(count)]
-
-    async def send(session: aiohttp.ClientSession, body: str, headers: dict[str, str]) -> float:
-        start = time.perf_counter()
-        async with session.post(f"{bot.url}/slack/events", data=body, headers=headers) as response:
-            await response.read()
-            assert response.status == 200, response.status
-        return time.perf_counter() - start
-
-    connector = aiohttp.TCPConnector(limit=count)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        await send(session, *signed_event_request(bench.mention("warm-up"), SIGNING_SECRET))
-        latencies = await asyncio.gather(*(send(session, body, headers) for body, headers in bodies))
+    client = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.ack_client",
+        f"{bot.url}/slack/events",
+        bench.slack.team_id,
+        bench.slack.bot_user_id,
+        str(count),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    output, _ = await client.communicate()
     await bench.cleanup()
-    return list(latencies)
+    latencies: list[float] = json.loads(output)
+    return latencies
 
 
 async def concurrent_answers(bench: Bench, count: int = 100, model_latency: float = 2.0) -> float:
@@ -171,7 +170,8 @@ async def main() -> None:
             p50 = statistics.median(latencies) * 1000
             p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
             results.append(
-                f"ack latency, 100 mentions at once: p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {latencies[-1] * 1000:.0f} ms"
+                f"ack latency, 100 mentions at once: p50 {p50:.0f} ms, p99 {p99:.0f} ms, "
+                f"max {latencies[-1] * 1000:.0f} ms"
             )
         finally:
             await slack.stop()

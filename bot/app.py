@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import anthropic
-from aiohttp import web
+from aiohttp import ClientSession, web
 from redis.asyncio import Redis
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
@@ -37,7 +37,7 @@ from bot.tools import ToolBox
 from handlers.commands import register_command_listeners
 from handlers.events import register_event_listeners
 from handlers.slack_gateway import WebApiGateway
-from store.connection import connect
+from store.connection import connect, warm_up
 from store.journal import TaskJournal
 from store.presence import choose_consumer_name, client_name
 from store.tasks import TaskQueue
@@ -46,6 +46,8 @@ from store.threads import ThreadStore
 log = logging.getLogger(__name__)
 
 Mode = Literal["web", "worker"]
+# Connections opened at startup: enough for a burst of simultaneous Slack events to find one ready.
+WARM_CONNECTIONS = 64
 
 
 @dataclass
@@ -59,11 +61,15 @@ class Bot:
     runner: TaskRunner
 
 
-def build_slack_client(settings: Settings) -> AsyncWebClient:
-    """The Web API client: every call goes to SLACK_API_URL, and slack_sdk's own handlers do the retries."""
+def build_slack_client(settings: Settings, session: ClientSession | None = None) -> AsyncWebClient:
+    """The Web API client: every call goes to SLACK_API_URL, and slack_sdk's own handlers do the retries.
+
+    Without a shared `session` slack_sdk opens a new HTTP session (and connection) for every call.
+    """
     return AsyncWebClient(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
+        session=session,
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
             AsyncRateLimitErrorRetryHandler(max_retry_count=3),
@@ -72,9 +78,11 @@ def build_slack_client(settings: Settings) -> AsyncWebClient:
     )
 
 
-def build_bot(settings: Settings, redis: Redis, consumer: str | None = None) -> Bot:
+def build_bot(
+    settings: Settings, redis: Redis, consumer: str | None = None, slack_session: ClientSession | None = None
+) -> Bot:
     """Wire the store, the Claude client, the runner and the Bolt app together."""
-    slack_client = build_slack_client(settings)
+    slack_client = build_slack_client(settings, slack_session)
     gateway = WebApiGateway(slack_client)
     crash = CrashPoints(settings.bot_crash_at)
     queue = TaskQueue(redis)
@@ -156,8 +164,10 @@ async def redis_for(settings: Settings) -> AsyncIterator[tuple[Redis, str]]:
         consumer = await choose_consumer_name(probe, settings.dyno)
     finally:
         await probe.aclose()
-    redis = connect(url, max_connections=settings.max_concurrent_tasks * 2 + 50, client_name=client_name(consumer))
+    max_connections = settings.max_concurrent_tasks * 2 + 50
+    redis = connect(url, max_connections=max_connections, client_name=client_name(consumer))
     try:
+        await warm_up(redis, min(WARM_CONNECTIONS, max_connections))
         yield redis, consumer
     finally:
         await redis.aclose()
@@ -176,8 +186,9 @@ async def serve(settings: Settings, mode: Mode = "web") -> None:
     """Run the bot until SIGTERM or SIGINT: intake (HTTP or Socket Mode) in web mode, and the task runner."""
     stopping = asyncio.Event()
     stop_on_signals(stopping)
-    async with redis_for(settings) as (redis, consumer):
-        bot = build_bot(settings, redis, consumer)
+    async with redis_for(settings) as (redis, consumer), ClientSession() as slack_session:
+        bot = build_bot(settings, redis, consumer, slack_session)
+        await bot.runner.prepare()
         runner_task = asyncio.create_task(bot.runner.run(stopping), name="task-runner")
         site: web.AppRunner | None = None
         socket_handler: AsyncSocketModeHandler | None = None

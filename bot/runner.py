@@ -44,6 +44,10 @@ class TaskRunner:
         """How many threads this process is working on now."""
         return len(self._active)
 
+    async def prepare(self) -> None:
+        """Make the queue ready (group and scripts) before Slack's events may arrive."""
+        await self._queue.ensure_group()
+
     async def run(self, stopping: asyncio.Event) -> None:
         """Claim and run work until `stopping` is set, then let running tasks finish within the grace period."""
         await self._queue.ensure_group()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import urlsplit
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -18,8 +19,10 @@ def connect(url: str, *, max_connections: int = 500, client_name: str | None = N
     if urlsplit(url).scheme == "rediss":
         # Heroku Redis serves TLS with a self-signed certificate that no CA bundle can verify.
         options["ssl_cert_reqs"] = "none"
-    return Redis.from_url(
+    # A burst beyond max_connections waits (up to 10 s) for a free connection instead of failing at once.
+    pool = BlockingConnectionPool.from_url(
         url,
+        timeout=10,
         decode_responses=True,
         max_connections=max_connections,
         socket_connect_timeout=5,
@@ -29,3 +32,9 @@ def connect(url: str, *, max_connections: int = 500, client_name: str | None = N
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         **options,
     )
+    return Redis.from_pool(pool)
+
+
+async def warm_up(redis: Redis, connections: int) -> None:
+    """Open `connections` pooled connections now, so a burst of Slack events does not wait for them one by one."""
+    await asyncio.gather(*(redis.ping() for _ in range(connections)))

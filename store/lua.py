@@ -19,11 +19,11 @@ if pending[1] == nil or pending[1][2] ~= ARGV[2] then return {FENCED} end
 
 # Dedupe on the task id (the Slack event_id), record the task, append it to the thread's inbox, and put the
 # thread on the queue unless it is already there.
-# KEYS: task, inbox, queued flag, queue, state. ARGV: thread, task id, kind, task ttl, agent ttl, now, fields...
+# KEYS: task, inbox, queued flag, queue, state. ARGV: thread, task id, kind, task ttl, agent ttl, now, fields JSON.
 SUBMIT = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 if ARGV[3] == 'note' and redis.call('EXISTS', KEYS[5]) == 0 then return -1 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+for field, value in pairs(cjson.decode(ARGV[7])) do redis.call('HSET', KEYS[1], field, value) end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('RPUSH', KEYS[2], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
@@ -150,3 +150,5 @@ for i = 2, #ARGV do
 end
 return lost
 """
+
+ALL = (SUBMIT, START, SET_FIELDS, RECORD_STEP, FINISH, RELEASE, HEARTBEAT)

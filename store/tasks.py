@@ -8,6 +8,7 @@ group's pending list, where its restarted self (same name) or another consumer (
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -49,7 +50,12 @@ class TaskQueue:
         self._heartbeat = redis.register_script(lua.HEARTBEAT)
 
     async def ensure_group(self) -> None:
-        """Create the stream and its consumer group if they do not exist yet."""
+        """Create the stream and its consumer group if they do not exist yet, and load the Lua scripts.
+
+        Loaded up front, the first burst of events runs EVALSHA at once instead of each meeting NOSCRIPT.
+        """
+        for source in lua.ALL:
+            await self._redis.script_load(source)
         try:
             # "0", not "$": entries added before the group existed must still be delivered.
             await self._redis.xgroup_create(keys.QUEUE, keys.WORKER_GROUP, id="0", mkstream=True)
@@ -60,11 +66,19 @@ class TaskQueue:
     async def submit(self, task: Task) -> SubmitResult:
         """Record a task durably and queue its thread, in one round trip."""
         ref = task.thread
-        fields = [part for pair in task.to_fields().items() for part in pair]
-        header = [ref.encode(), task.task_id, task.kind.value, self._task_ttl, self._agent_ttl, repr(task.created_at)]
+        # The fields travel as one JSON argument: cheaper to send than thirty-odd separate ones on the ack path.
+        fields = json.dumps(task.to_fields(), separators=(",", ":"))
         result = await self._submit(
             keys=[keys.task(ref.team_id, task.task_id), keys.inbox(ref), keys.queued(ref), keys.QUEUE, keys.state(ref)],
-            args=[*header, *fields],
+            args=[
+                ref.encode(),
+                task.task_id,
+                task.kind.value,
+                self._task_ttl,
+                self._agent_ttl,
+                repr(task.created_at),
+                fields,
+            ],
         )
         return {1: SubmitResult.ACCEPTED, 0: SubmitResult.DUPLICATE}.get(int(result), SubmitResult.NO_AGENT)
 
