@@ -26,6 +26,7 @@ class LoopResult:
     text: str
     usage: Usage
     stop_reason: str | None
+    first_call_input_tokens: int | None  # real input tokens of this run's first model call, for calibration
 
 
 def replay(base: list[dict[str, Any]], steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -75,33 +76,45 @@ def final_text(steps: list[dict[str, Any]]) -> str:
     return "".join(b.get("text", "") for step in tail for b in step["content"] if b.get("type") == "text").strip()
 
 
+def model_calls(steps: list[dict[str, Any]]) -> int:
+    """How many model calls the answer has made so far."""
+    return sum(1 for step in steps if step["kind"] == "model")
+
+
 def total_usage(steps: list[dict[str, Any]]) -> Usage:
     """Tokens of every journaled model call."""
-    models = [step for step in steps if step["kind"] == "model"]
-    return Usage(
-        input_tokens=sum(step["usage"]["input_tokens"] for step in models),
-        output_tokens=sum(step["usage"]["output_tokens"] for step in models),
-        model_calls=len(models),
-    )
+    total = Usage()
+    for step in steps:
+        if step["kind"] == "model":
+            total += Usage(**step["usage"])
+    return total
 
 
 class AgentLoop:
     """Runs model and tool steps until the model is done, journaling each before the next."""
 
-    def __init__(
-        self, claude: ClaudeClient, tools: ToolBox, *, system_prompt: str, max_model_calls: int, crash: CrashPoints
-    ) -> None:
+    def __init__(self, claude: ClaudeClient, tools: ToolBox, *, max_model_calls: int, crash: CrashPoints) -> None:
         self._claude = claude
         self._tools = tools
-        self._system_prompt = system_prompt
         self._max_model_calls = max_model_calls
         self._crash = crash
 
+    @property
+    def tool_definitions(self) -> list[dict[str, Any]]:
+        """The tools sent with every call (they count toward the context)."""
+        return self._tools.definitions
+
     async def run(
-        self, base: list[dict[str, Any]], steps: list[dict[str, Any]], record: Record, thread: ThreadRef
+        self,
+        system: list[dict[str, Any]],
+        base: list[dict[str, Any]],
+        steps: list[dict[str, Any]],
+        record: Record,
+        thread: ThreadRef,
     ) -> LoopResult:
         """Continue from `steps` (the journal so far) to an answer; `record` journals each new step."""
-        steps = list(steps)
+        steps = [step for step in steps if step["kind"] in ("model", "tool")]
+        first_call: int | None = None
         while True:
             if pending := pending_tool_calls(steps):
                 call = pending[0]
@@ -112,18 +125,20 @@ class AgentLoop:
                 await record(step)
                 steps.append(step)
                 self._crash.reached("tool.done")
-            elif needs_model_call(steps) and total_usage(steps).model_calls < self._max_model_calls:
-                reply = await self._claude.step(self._system_prompt, replay(base, steps), self._tools.definitions)
+            elif needs_model_call(steps) and model_calls(steps) < self._max_model_calls:
+                reply = await self._claude.step(system, replay(base, steps), self._tools.definitions)
                 await record(reply.to_record())
                 steps.append(reply.to_record())
+                if first_call is None and len(steps) == 1:
+                    first_call = reply.usage.total_input_tokens
             else:
-                return self._result(steps)
+                return self._result(steps, first_call)
 
-    def _result(self, steps: list[dict[str, Any]]) -> LoopResult:
+    def _result(self, steps: list[dict[str, Any]], first_call: int | None) -> LoopResult:
         stop_reason = next((s["stop_reason"] for s in reversed(steps) if s["kind"] == "model"), None)
         text = final_text(steps)
         if needs_model_call(steps) or pending_tool_calls(steps):
             text += f"\n\n_(I stopped after {self._max_model_calls} model calls before finishing.)_"
         elif stop_reason == "max_tokens":
             text += "\n\n_(My answer was cut short: it reached the length limit.)_"
-        return LoopResult(text.strip() or "(I had nothing to add.)", total_usage(steps), stop_reason)
+        return LoopResult(text.strip() or "(I had nothing to add.)", total_usage(steps), stop_reason, first_call)

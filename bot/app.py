@@ -25,20 +25,24 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.agent_loop import AgentLoop
 from bot.commands import AgentCommands
+from bot.compaction import Compactor
 from bot.config import Settings
+from bot.context import Budget, TokenEstimator
 from bot.embedded_redis import EmbeddedRedis
-from bot.executor import ExecutorSettings, TaskExecutor
+from bot.executor import ContextSettings, ExecutorSettings, TaskExecutor
 from bot.faults import CrashPoints
 from bot.health import healthz_handler
 from bot.intake import Intake
-from bot.llm import ClaudeClient
+from bot.llm import ClaudeClient, default_retry_policy
 from bot.runner import RunnerSettings, TaskRunner
+from bot.summarizer import Summarizer
 from bot.tools import ToolBox
 from handlers.commands import register_command_listeners
 from handlers.events import register_event_listeners
 from handlers.slack_gateway import WebApiGateway
 from store.connection import connect, warm_up
 from store.journal import TaskJournal
+from store.keys import DAY
 from store.presence import choose_consumer_name, client_name
 from store.tasks import TaskQueue
 from store.threads import ThreadStore
@@ -85,7 +89,8 @@ def build_bot(
     slack_client = build_slack_client(settings, slack_session)
     gateway = WebApiGateway(slack_client)
     crash = CrashPoints(settings.bot_crash_at)
-    queue = TaskQueue(redis)
+    agent_ttl = settings.agent_ttl_days * DAY
+    queue = TaskQueue(redis, agent_ttl=agent_ttl)
     threads = ThreadStore(redis)
     anthropic_client = anthropic.AsyncAnthropic(
         api_key=settings.anthropic_api_key.get_secret_value(),
@@ -94,19 +99,32 @@ def build_bot(
     )
     claude = ClaudeClient(anthropic_client, model=settings.anthropic_model, max_tokens=settings.max_output_tokens)
     loop = AgentLoop(
-        claude,
-        ToolBox(gateway, settings.server_tools),
+        claude, ToolBox(gateway, settings.server_tools), max_model_calls=settings.max_model_calls, crash=crash
+    )
+    budget = Budget(total=settings.context_token_budget, summary_max=settings.summary_max_tokens)
+    estimator = TokenEstimator()
+    # Summaries are off the critical path and best effort: a short retry, then the hard-cap fallback.
+    summary_client = ClaudeClient(
+        anthropic_client,
+        model=settings.summary_model,
+        max_tokens=settings.summary_max_tokens,
+        retry=default_retry_policy(attempts=2),
+    )
+    compactor = Compactor(
+        Summarizer(summary_client, model=settings.summary_model, max_tokens=settings.summary_max_tokens),
         system_prompt=settings.system_prompt,
-        max_model_calls=settings.max_model_calls,
-        crash=crash,
+        budget=budget,
+        estimator=estimator,
     )
     executor = TaskExecutor(
-        journal=TaskJournal(redis),
+        journal=TaskJournal(redis, agent_ttl=agent_ttl),
         threads=threads,
         loop=loop,
+        compactor=compactor,
         slack=gateway,
         crash=crash,
         settings=ExecutorSettings(max_attempts=settings.max_task_attempts),
+        context=ContextSettings(settings.system_prompt, budget, estimator),
     )
     runner_settings = RunnerSettings(
         consumer=consumer or settings.dyno,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from bot.intake import Intake
-from bot.status import describe_state
+from bot.status import describe_state, describe_usage
 from store.models import Task, TaskKind, ThreadRef
 from store.tasks import SubmitResult
 from store.threads import ThreadStore
@@ -31,12 +31,12 @@ class AgentCommands:
         agents = await self._threads.channel_agents(team_id, channel_id)
         if not agents:
             return "No agents in this channel yet: mention me in a thread to start one."
-        lines = [f"*Agents in this channel* (most recent {len(agents)}):"]
+        usage = await self._threads.channel_usage(team_id, channel_id)
+        lines = [f"*This channel:* {describe_usage(usage)}", f"*Agents* (most recent {len(agents)}):"]
         for ref, state in agents:
             lines.append(
                 f"• thread {ref.thread_ts or '(direct messages)'}: {state.status}, {state.turns} turns, "
-                f"{state.tasks_done} done / {state.tasks_failed} failed, "
-                f"{state.input_tokens + state.output_tokens:,} tokens"
+                f"{state.tasks_done} done / {state.tasks_failed} failed, about ${state.usage.cost_usd:,.4f}"
             )
         return "\n".join(lines)
 

@@ -16,6 +16,7 @@ from bot.faults import CRASH_POINTS
 from bot.tools import SERVER_TOOLS
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
+DEFAULT_SUMMARY_MODEL = "claude-haiku-5-5"
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful assistant that lives in one Slack thread. Several people may talk to you in the same "
     "thread; each of their messages starts with who wrote it. Answer the latest request, using what was said "
@@ -44,6 +45,12 @@ class Settings(BaseSettings):
     answer_other_bots: bool = Field(default=False, description="Also answer mentions written by other bots.")
     max_output_tokens: int = Field(default=4096, ge=64, le=64000, description="max_tokens of each answer.")
     max_concurrent_tasks: int = Field(default=200, ge=1, le=5000, description="Threads worked on at once.")
+    context_token_budget: int = Field(
+        default=24_000, ge=2_000, le=500_000, description="Most tokens of context (system, summary, turns) per request."
+    )
+    summary_max_tokens: int = Field(default=1_500, ge=100, le=8_000, description="Cap of the rolling summary.")
+    summary_model: str = Field(default=DEFAULT_SUMMARY_MODEL, min_length=1, description="Model that summarizes.")
+    agent_ttl_days: int = Field(default=30, ge=1, le=3650, description="Idle days before a thread's agent expires.")
     task_lease_seconds: float = Field(
         default=30.0, ge=1, le=300, description="How long a dead worker's threads wait before another takes them."
     )
@@ -83,6 +90,12 @@ class Settings(BaseSettings):
     def server_tools(self) -> list[str]:
         """Names of the enabled Anthropic server tools."""
         return split_names(self.anthropic_server_tools)
+
+    @model_validator(mode="after")
+    def _summary_fits_the_budget(self) -> Settings:
+        if self.summary_max_tokens * 4 > self.context_token_budget:
+            raise ValueError("SUMMARY_MAX_TOKENS must be at most a quarter of CONTEXT_TOKEN_BUDGET")
+        return self
 
     @property
     def socket_mode(self) -> bool:

@@ -6,18 +6,21 @@ top, finds its journal, its reply message and its status in Redis, and finishes 
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
-from bot.agent import build_messages, turns_from_thread
+from bot.agent import speaker_label, turns_from_thread
 from bot.agent_loop import AgentLoop, needs_model_call, pending_tool_calls
+from bot.compaction import Compactor
+from bot.context import Budget, Context, TokenEstimator, assemble
 from bot.errors import ModelError, ModelRefused, SlackError
 from bot.faults import CrashPoints
 from bot.ports import SlackGateway
 from bot.status import describe_state
 from store.journal import TaskJournal
-from store.models import Task, TaskKind, TaskStatus, Turn, Usage
+from store.models import Task, TaskKind, TaskStatus, Turn
 from store.tasks import ThreadLease
 from store.threads import ThreadStore
 
@@ -36,6 +39,15 @@ class ExecutorSettings:
     max_attempts: int = 3
 
 
+@dataclass(frozen=True)
+class ContextSettings:
+    """How answers' contexts are assembled."""
+
+    system_prompt: str
+    budget: Budget
+    estimator: TokenEstimator
+
+
 class TaskExecutor:
     """Runs one task to its end; safe to run again on a task that was interrupted."""
 
@@ -45,13 +57,17 @@ class TaskExecutor:
         journal: TaskJournal,
         threads: ThreadStore,
         loop: AgentLoop,
+        compactor: Compactor,
         slack: SlackGateway,
         crash: CrashPoints,
         settings: ExecutorSettings,
+        context: ContextSettings,
     ) -> None:
         self._journal = journal
         self._threads = threads
         self._loop = loop
+        self._compactor = compactor
+        self._context_settings = context
         self._slack = slack
         self._crash = crash
         self._settings = settings
@@ -77,21 +93,24 @@ class TaskExecutor:
     async def _answer(self, lease: ThreadLease, task: Task, *, resumed: bool) -> None:
         ref = task.thread
         steps = await self._journal.steps(task)
-        answered = bool(steps) and not needs_model_call(steps) and not pending_tool_calls(steps)
+        loop_steps = [step for step in steps if step["kind"] in ("model", "tool")]
+        answered = bool(loop_steps) and not needs_model_call(loop_steps) and not pending_tool_calls(loop_steps)
         reply_ts = await self._reply_message(lease, task, resumed=resumed, answered=answered)
+        state = await self._threads.state(ref)
+        summary = state.summary if state else ""
         history = await self._threads.turns(ref)
-        earlier = await self._earlier_messages(task) if not history else []
+        earlier = await self._earlier_messages(task) if not history and not summary else []
         question = await self._user_turn(task)
-        base = build_messages([*history, *earlier, question])
+        context = self._context(summary, [*history, *earlier], question, resumed=resumed)
 
         async def record(step: dict[str, Any]) -> None:
             await self._journal.record_step(lease, task, step)
 
         try:
-            result = await self._loop.run(base, steps, record, ref)
+            result = await self._loop.run(context.system, context.messages, steps, record, ref)
         except ModelRefused:
             await self._slack.update_message(ref, reply_ts, "I can't help with that request.")
-            await self._journal.finish(lease, task, TaskStatus.DONE, turns=[*earlier, question], usage=Usage())
+            await self._journal.finish(lease, task, TaskStatus.DONE, turns=[*earlier, question])
             return
         except ModelError as exc:
             log.warning("task %s: model call failed: %s", task.task_id, exc)
@@ -99,14 +118,40 @@ class TaskExecutor:
             await self._slack.update_message(ref, reply_ts, text)
             await self._journal.finish(lease, task, TaskStatus.FAILED, turns=[*earlier, question], error=str(exc))
             return
+        if result.first_call_input_tokens is not None:
+            self._context_settings.estimator.observe(context.estimated_tokens, result.first_call_input_tokens)
         self._crash.reached("answer.journaled")
         text = result.text
         if len(text) > MAX_REPLY_CHARS:
             text = text[:MAX_REPLY_CHARS] + "\n\n_(Cut here: Slack messages have a length limit.)_"
         await self._slack.update_message(ref, reply_ts, text)
         self._crash.reached("reply.posted")
-        answer = Turn("assistant", text, ts=reply_ts)
-        await self._journal.finish(lease, task, TaskStatus.DONE, turns=[*earlier, question, answer], usage=result.usage)
+        new_turns = [*earlier, question, Turn("assistant", text, ts=reply_ts)]
+        fold, fold_usage = await self._compactor.fold_if_needed(
+            steps, summary, [*history, *new_turns], record, fixed_tokens=self._fixed_tokens()
+        )
+        usage = result.usage + fold_usage
+        await self._journal.finish(lease, task, TaskStatus.DONE, turns=new_turns, usage=usage, fold=fold)
+
+    def _fixed_tokens(self) -> int:
+        """Tokens every request carries besides system, summary and turns: the tool definitions."""
+        estimator = self._context_settings.estimator
+        return sum(estimator.text(json.dumps(tool)) for tool in self._loop.tool_definitions)
+
+    def _context(self, summary: str, window: list[Turn], question: Turn, *, resumed: bool) -> Context:
+        settings = self._context_settings
+        pinned = f"[Agent state, not from the user: answering the latest message from {speaker_label(question)}."
+        pinned += " This task was interrupted and has resumed.]" if resumed else "]"
+        return assemble(
+            system_prompt=settings.system_prompt,
+            summary=summary,
+            window=window,
+            new_turns=[question],
+            pinned=pinned,
+            budget=settings.budget,
+            estimator=settings.estimator,
+            fixed_tokens=self._fixed_tokens(),
+        )
 
     async def _reply_message(self, lease: ThreadLease, task: Task, *, resumed: bool, answered: bool) -> str:
         """The one message that carries this task's answer: recorded, found again by its metadata, or new."""

@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import anthropic
-from anthropic.types import MessageParam, ToolUnionParam
+from anthropic.types import MessageParam, TextBlockParam, ToolUnionParam
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_base, wait_random_exponential
 
 from bot.errors import ModelError, ModelRefused
+from bot.pricing import cost_usd
+from store.models import Usage
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +28,37 @@ class ModelStep:
 
     content: list[dict[str, Any]]
     stop_reason: str | None
-    input_tokens: int
-    output_tokens: int
+    usage: Usage
 
     def to_record(self) -> dict[str, Any]:
         """The journal record of this step."""
-        usage = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
-        return {"kind": "model", "content": self.content, "stop_reason": self.stop_reason, "usage": usage}
+        return {
+            "kind": "model",
+            "content": self.content,
+            "stop_reason": self.stop_reason,
+            "usage": self.usage.counters(),
+        }
+
+
+def usage_of(model: str, usage: anthropic.types.Usage) -> Usage:
+    """Our Usage (with its estimated cost) from the API's usage block."""
+    cache_write = usage.cache_creation_input_tokens or 0
+    cache_read = usage.cache_read_input_tokens or 0
+    cost = cost_usd(
+        model,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_write=cache_write,
+        cache_read=cache_read,
+    )
+    return Usage(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        model_calls=1,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        cost_microusd=round(cost * 1_000_000),
+    )
 
 
 class wait_retry_after(wait_base):  # lower case, like tenacity's own wait strategies
@@ -81,17 +107,24 @@ class ClaudeClient:
         self._retry = retry or default_retry_policy()
 
     async def step(
-        self, system: str, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] = ()
+        self,
+        system: str | Sequence[dict[str, Any]],
+        messages: Sequence[dict[str, Any]],
+        tools: Sequence[dict[str, Any]] = (),
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
     ) -> ModelStep:
         """One model call, retried on transient errors; raises ModelError when it cannot be had."""
+        model = model or self._model
         try:
             # A copy per call: a tenacity Retrying object keeps the state of one retry loop at a time.
             async for attempt in self._retry.copy():
                 with attempt:
                     message = await self._client.messages.create(
-                        model=self._model,
-                        max_tokens=self._max_tokens,
-                        system=system,
+                        model=model,
+                        max_tokens=max_tokens or self._max_tokens,
+                        system=system if isinstance(system, str) else cast(list[TextBlockParam], list(system)),
                         messages=cast(list[MessageParam], list(messages)),
                         tools=cast(list[ToolUnionParam], list(tools)) if tools else anthropic.omit,
                     )
@@ -105,6 +138,17 @@ class ClaudeClient:
             # JSON mode and no None fields: exactly what the API accepts back in the next request.
             content=[block.model_dump(mode="json", exclude_none=True) for block in message.content],
             stop_reason=message.stop_reason,
-            input_tokens=message.usage.input_tokens,
-            output_tokens=message.usage.output_tokens,
+            usage=usage_of(model, message.usage),
         )
+
+    async def count_tokens(self, system: str | Sequence[dict[str, Any]], messages: Sequence[dict[str, Any]]) -> int:
+        """Exact input tokens of a request, from the count_tokens endpoint (free, rate limited separately)."""
+        try:
+            result = await self._client.messages.count_tokens(
+                model=self._model,
+                system=system if isinstance(system, str) else cast(list[TextBlockParam], list(system)),
+                messages=cast(list[MessageParam], list(messages)),
+            )
+        except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
+            raise ModelError(f"token count failed ({type(exc).__name__})") from exc
+        return result.input_tokens

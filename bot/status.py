@@ -1,22 +1,32 @@
-"""The agent's state as people read it in Slack."""
+"""The agent's state and usage as people read them in Slack."""
 
 from __future__ import annotations
 
 import time
 
-from store.models import AgentState
+from store.models import AgentState, Usage
+
+
+def describe_usage(usage: Usage) -> str:
+    """Tokens, cache share and estimated cost on one line."""
+    total_in = usage.total_input_tokens
+    cached = f", {usage.cache_read_tokens / total_in:.0%} read from cache" if total_in else ""
+    return (
+        f"{total_in:,} tokens in{cached}, {usage.output_tokens:,} out, {usage.model_calls} model calls, "
+        f"about ${usage.cost_usd:,.4f}"
+    )
 
 
 def describe_state(state: AgentState | None) -> str:
     """The agent's state as a short Slack message."""
     if state is None:
         return "No agent here yet: mention me to start one."
-    age = _ago(state.updated_at)
     lines = [
-        f"*Agent status:* {state.status}, last active {age}",
-        f"• Turns remembered: {state.turns}",
+        f"*Agent status:* {state.status}, last active {_ago(state.updated_at)}",
+        f"• Turns: {state.turns}"
+        + (f" ({state.summarized_turns} folded into a summary)" if state.summarized_turns else ""),
         f"• Tasks done: {state.tasks_done}, failed: {state.tasks_failed}",
-        f"• Tokens: {state.input_tokens:,} in, {state.output_tokens:,} out, over {state.model_calls} model calls",
+        f"• Usage: {describe_usage(state.usage)}",
     ]
     if state.last_error:
         lines.append(f"• Last error: {state.last_error}")

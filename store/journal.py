@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
@@ -19,6 +20,14 @@ from store.models import Task, TaskStatus, Turn, Usage
 from store.tasks import ThreadLease
 
 NO_USAGE = Usage()
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Older turns leaving the window: how many (from the oldest), and the summary that now covers them."""
+
+    evict: int
+    summary: str
 
 
 class TaskJournal:
@@ -68,22 +77,24 @@ class TaskJournal:
         error: str = "",
         clear_agent: bool = False,
         counts_as_task: bool = True,
+        fold: Fold | None = None,
     ) -> bool:
-        """Mark the task finished and write its turns and usage atomically; False if it was finished before."""
+        """Mark the task finished and write its turns, usage and fold atomically; False if it was finished before."""
         ref = task.thread
-        arguments = {
+        arguments: dict[str, Any] = {
             "task_id": task.task_id,
             "status": status.value,
             "now": time.time(),
             "ttl": self._agent_ttl,
             "error": error[:500],
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "model_calls": usage.model_calls,
+            "usage": usage.counters(),
             "clear_agent": clear_agent,
             "counts_as_task": counts_as_task,
             "thread_ts": ref.thread_ts,
+            "evict": fold.evict if fold else 0,
         }
+        if fold is not None:
+            arguments["summary"] = fold.summary
         keys_ = [
             keys.QUEUE,
             keys.task(ref.team_id, task.task_id),
@@ -91,6 +102,8 @@ class TaskJournal:
             keys.state(ref),
             keys.turns(ref),
             keys.channel_threads(ref.team_id, ref.channel_id),
+            keys.channel_usage(ref.team_id, ref.channel_id),
+            keys.steps(ref.team_id, task.task_id),
         ]
         result = await self._fenced(
             self._finish, lease, keys_, [json.dumps(arguments), *(turn.to_json() for turn in turns)]

@@ -2,8 +2,10 @@
 
 Per team (T = team id, C = channel id, TS = thread ts, "" for a DM's top level):
 
-  agent:T:thread:C:TS:state   hash    the agent's summary fields (AgentState). TTL AGENT_TTL, refreshed on activity
-  agent:T:thread:C:TS:turns   list    JSON turns, oldest first.                 TTL AGENT_TTL, refreshed on activity
+  agent:T:thread:C:TS:state   hash    the agent's state (AgentState): counters, usage, and the rolling summary of
+                                      turns folded out of the window. TTL AGENT_TTL, refreshed on activity.
+  agent:T:thread:C:TS:turns   list    the window of recent turns (JSON), oldest first; bounded by the context
+                                      budget, older turns live on in the summary. TTL AGENT_TTL, refreshed.
   agent:T:thread:C:TS:inbox   list    ids of the thread's unfinished tasks, in arrival order.
                                       TTL AGENT_TTL, refreshed on every push: an inbox older than that has no worker
                                       left to care.
@@ -13,10 +15,13 @@ Per team (T = team id, C = channel id, TS = thread ts, "" for a DM's top level):
   agent:T:channel:C:threads   zset    thread ts -> time of the agent's last finished task, for /agent status.
                                       TTL AGENT_TTL, refreshed on activity; members whose state expired are
                                       skipped by readers and trimmed by writers.
+  agent:T:channel:C:usage     hash    the channel's usage counters (tokens, cache, model calls, cost), added up as
+                                      tasks finish. TTL AGENT_TTL, refreshed on activity.
   agent:T:task:ID             hash    one task (Task fields + reply_ts, error). TTL TASK_TTL. Its existence is also
                                       the dedupe record for the Slack event_id that created it.
-  agent:T:task:ID:steps       list    the task's journal: one JSON record per completed model or tool call, so a
-                                      resumed task continues after its last step. TTL TASK_TTL.
+  agent:T:task:ID:steps       list    the task's journal: one JSON record per completed model, tool or summary
+                                      call, so a resumed task continues after its last step. Deleted when the
+                                      task finishes; TTL TASK_TTL in case it never does.
   agent:T:user:U              string  a user's display name. TTL USER_NAME_TTL.
 
 Shared by all teams:
@@ -36,8 +41,8 @@ WORKER_GROUP = "workers"
 
 DAY = 24 * 3600
 AGENT_TTL = 30 * DAY
-# Slack retries an event for minutes, not days; a week also keeps failed tasks visible to /agent status.
-TASK_TTL = 7 * DAY
+# Slack retries an event for minutes, not days; a day keeps recent failures visible while bounding storage.
+TASK_TTL = DAY
 USER_NAME_TTL = DAY
 
 
@@ -68,6 +73,11 @@ def queued(ref: ThreadRef) -> str:
 def channel_threads(team_id: str, channel_id: str) -> str:
     """The channel's threads with agents, by last activity."""
     return f"{PREFIX}:{team_id}:channel:{channel_id}:threads"
+
+
+def channel_usage(team_id: str, channel_id: str) -> str:
+    """The channel's usage counters."""
+    return f"{PREFIX}:{team_id}:channel:{channel_id}:usage"
 
 
 def task(team_id: str, task_id: str) -> str:

@@ -77,8 +77,10 @@ return n
 )
 
 # Finish a task and write what it produced in one step, so a crash leaves either both or neither, and finishing
-# twice (a resumed task) writes nothing the second time.
-# KEYS: queue, task, inbox, state, turns, channel index. ARGV: entry, consumer, arguments JSON, turn JSON...
+# twice (a resumed task) writes nothing the second time. A fold (a.evict > 0) drops that many of the oldest
+# turns from the window after the new ones are added, and stores the summary that now covers them.
+# KEYS: queue, task, inbox, state, turns, channel index, channel usage, steps.
+# ARGV: entry, consumer, arguments JSON, turn JSON...
 FINISH = (
     _FENCE
     + """
@@ -88,6 +90,7 @@ local function pop_inbox()
   if redis.call('LINDEX', KEYS[3], 0) == a.task_id then redis.call('LPOP', KEYS[3])
   else redis.call('LREM', KEYS[3], 1, a.task_id) end
 end
+redis.call('DEL', KEYS[8])
 if status == 'done' or status == 'failed' then pop_inbox() return 0 end
 redis.call('HSET', KEYS[2], 'status', a.status, 'finished_at', a.now, 'error', a.error)
 if a.clear_agent then
@@ -95,12 +98,18 @@ if a.clear_agent then
   redis.call('ZREM', KEYS[6], a.thread_ts)
 else
   for i = 4, #ARGV do redis.call('RPUSH', KEYS[5], ARGV[i]) end
+  if a.evict > 0 then
+    redis.call('LTRIM', KEYS[5], a.evict, -1)
+    redis.call('HINCRBY', KEYS[4], 'summarized_turns', a.evict)
+  end
+  if a.summary then redis.call('HSET', KEYS[4], 'summary', a.summary) end
   redis.call('HSETNX', KEYS[4], 'created_at', a.now)
   redis.call('HSET', KEYS[4], 'updated_at', a.now, 'status', 'idle')
   redis.call('HINCRBY', KEYS[4], 'turns', #ARGV - 3)
-  redis.call('HINCRBY', KEYS[4], 'input_tokens', a.input_tokens)
-  redis.call('HINCRBY', KEYS[4], 'output_tokens', a.output_tokens)
-  redis.call('HINCRBY', KEYS[4], 'model_calls', a.model_calls)
+  for name, value in pairs(a.usage) do
+    redis.call('HINCRBY', KEYS[4], name, value)
+    redis.call('HINCRBY', KEYS[7], name, value)
+  end
   if a.status == 'done' then
     if a.counts_as_task then redis.call('HINCRBY', KEYS[4], 'tasks_done', 1) end
   else
@@ -109,6 +118,7 @@ else
   end
   redis.call('EXPIRE', KEYS[4], a.ttl)
   if redis.call('EXISTS', KEYS[5]) == 1 then redis.call('EXPIRE', KEYS[5], a.ttl) end
+  if redis.call('EXISTS', KEYS[7]) == 1 then redis.call('EXPIRE', KEYS[7], a.ttl) end
   redis.call('ZADD', KEYS[6], a.now, a.thread_ts)
   redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', a.now - a.ttl)
   redis.call('EXPIRE', KEYS[6], a.ttl)

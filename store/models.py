@@ -137,6 +137,61 @@ class Task:
             raise CorruptRecord(f"malformed task {fields.get('task_id')!r}") from exc
 
 
+USAGE_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "model_calls",
+    "cost_microusd",
+)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens and estimated cost of model calls. input_tokens are the uncached ones, as the API reports them."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model_calls: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_microusd: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(*(a + b for a, b in zip(self.as_tuple(), other.as_tuple(), strict=True)))
+
+    def as_tuple(self) -> tuple[int, ...]:
+        """The counters in field order."""
+        return (
+            self.input_tokens,
+            self.output_tokens,
+            self.model_calls,
+            self.cache_read_tokens,
+            self.cache_write_tokens,
+            self.cost_microusd,
+        )
+
+    def counters(self) -> dict[str, int]:
+        """The counters by their Redis field names."""
+        return {name: getattr(self, name) for name in USAGE_FIELDS}
+
+    @property
+    def total_input_tokens(self) -> int:
+        """Every input token, cached or not."""
+        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+    @property
+    def cost_usd(self) -> float:
+        """The estimated cost in dollars."""
+        return self.cost_microusd / 1_000_000
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, str]) -> Usage:
+        """Counters of a state or channel-usage hash; missing ones read as zero."""
+        return cls(**{name: int(fields.get(name, "0") or 0) for name in USAGE_FIELDS})
+
+
 @dataclass(frozen=True)
 class AgentState:
     """The summary fields of a thread's agent, as `/agent status` shows them."""
@@ -147,39 +202,26 @@ class AgentState:
     turns: int
     tasks_done: int
     tasks_failed: int
-    input_tokens: int
-    output_tokens: int
-    model_calls: int
+    usage: Usage
+    summary: str = ""
+    summarized_turns: int = 0
     last_error: str | None = None
 
     @classmethod
     def from_fields(cls, fields: dict[str, str]) -> AgentState:
         """Parse the state hash; counters that were never incremented read as zero."""
-
-        def number(name: str) -> int:
-            return int(fields.get(name, "0") or 0)
-
         try:
             return cls(
                 created_at=float(fields["created_at"]),
                 updated_at=float(fields.get("updated_at", fields["created_at"])),
                 status=fields.get("status", "idle"),
-                turns=number("turns"),
-                tasks_done=number("tasks_done"),
-                tasks_failed=number("tasks_failed"),
-                input_tokens=number("input_tokens"),
-                output_tokens=number("output_tokens"),
-                model_calls=number("model_calls"),
+                turns=int(fields.get("turns", "0") or 0),
+                tasks_done=int(fields.get("tasks_done", "0") or 0),
+                tasks_failed=int(fields.get("tasks_failed", "0") or 0),
+                usage=Usage.from_fields(fields),
+                summary=fields.get("summary", ""),
+                summarized_turns=int(fields.get("summarized_turns", "0") or 0),
                 last_error=fields.get("last_error") or None,
             )
         except (KeyError, ValueError) as exc:
             raise CorruptRecord("malformed agent state") from exc
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Tokens one task spent."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    model_calls: int = 0

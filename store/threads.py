@@ -5,7 +5,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from store import decode, keys
-from store.models import AgentState, ThreadRef, Turn
+from store.models import AgentState, ThreadRef, Turn, Usage
 
 
 class ThreadStore:
@@ -40,6 +40,10 @@ class ThreadStore:
             if state is not None:  # its state may have expired before the index entry was trimmed
                 agents.append((ref, state))
         return agents
+
+    async def channel_usage(self, team_id: str, channel_id: str) -> Usage:
+        """Usage of every agent of the channel, added up as tasks finished."""
+        return Usage.from_fields(decode.fields(await self._redis.hgetall(keys.channel_usage(team_id, channel_id))))
 
     async def cached_user_name(self, team_id: str, user_id: str) -> str | None:
         """A display name looked up earlier, if it has not expired."""

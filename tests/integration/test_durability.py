@@ -210,7 +210,7 @@ async def test_two_processes_share_the_work_in_order_and_survive_one_dying(
 
 def claude_reply_for(body: dict[str, Any]) -> Reply:
     """Answer 'answer to <question>' after a short think, so work is in flight when a process is killed."""
-    [*_, question] = re.findall(r"thread \d+ question \d", user_texts(body)[-1])
+    [*_, question] = re.findall(r"thread \d+ question \d", " ".join(user_texts(body)))
     return Reply([{"type": "text", "text": f"answer to {question}"}], "end_turn", delay=0.2)
 
 

@@ -53,7 +53,7 @@ async def test_mention_is_answered_once_in_its_thread(bot: BotProcess, slack: Fa
     [reply] = slack.bot_replies(CHANNEL, ts)
     assert reply["thread_ts"] == ts
     assert len(claude.requests) == 1
-    assert "what is the capital of France?" in user_texts(claude.last_request)[-1]
+    assert "what is the capital of France?" in " ".join(user_texts(claude.last_request))
 
 
 async def test_second_mention_carries_the_first_exchange_and_other_threads_do_not(
@@ -153,12 +153,14 @@ async def test_bot_ignores_its_own_and_other_bots_messages(
 
 async def test_direct_messages_are_all_for_the_bot(bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic) -> None:
     """In a DM every message is answered, at the top level, and the DM is one conversation."""
-    for text in ("first DM", "second DM"):
+
+    def bot_texts() -> list[str]:
+        return [str(m.get("text")) for m in slack.messages("D0DM") if m.get("bot_id")]
+
+    for count, text in enumerate(("first DM", "second DM"), start=1):
         event = message_event(text, user="U0ALICE", channel="D0DM", channel_type="im")
         await bot.post_event(event_envelope(event, team_id=slack.team_id))
-        await wait_until(
-            lambda t=text: any(t in str(m.get("text")) for m in slack.messages("D0DM") if m.get("bot_id")), timeout=10
-        )
+        await wait_until(lambda n=count: len(bot_texts()) == n and bot_texts()[-1].startswith("echo:"), timeout=10)
     bot_messages = [m for m in slack.messages("D0DM") if m.get("bot_id")]
     assert len(bot_messages) == 2
     assert all("thread_ts" not in m for m in bot_messages)

@@ -9,7 +9,7 @@ from bot.agent_loop import AgentLoop, needs_model_call, pending_tool_calls, repl
 from bot.faults import CrashPoints
 from bot.llm import ModelStep
 from bot.tools import ToolBox, ToolResult
-from store.models import ThreadRef
+from store.models import ThreadRef, Usage
 
 THREAD = ThreadRef("T1", "C1", "1.000001")
 BASE = [{"role": "user", "content": "alice: what is in the thread?"}]
@@ -50,7 +50,7 @@ class CountingTools(ToolBox):
 
 
 def step(content: list[dict[str, Any]], stop_reason: str) -> ModelStep:
-    return ModelStep(content, stop_reason, input_tokens=100, output_tokens=10)
+    return ModelStep(content, stop_reason, Usage(input_tokens=100, output_tokens=10, model_calls=1))
 
 
 async def run_loop(claude: ScriptedClaude, tools: CountingTools, steps: list[dict[str, Any]], max_calls: int = 5):  # type: ignore[no-untyped-def]
@@ -59,8 +59,8 @@ async def run_loop(claude: ScriptedClaude, tools: CountingTools, steps: list[dic
     async def record(entry: dict[str, Any]) -> None:
         recorded.append(entry)
 
-    loop = AgentLoop(claude, tools, system_prompt="sys", max_model_calls=max_calls, crash=CrashPoints())  # type: ignore[arg-type]
-    return await loop.run(BASE, steps, record, THREAD), recorded
+    loop = AgentLoop(claude, tools, max_model_calls=max_calls, crash=CrashPoints())  # type: ignore[arg-type]
+    return await loop.run([{"type": "text", "text": "sys"}], BASE, steps, record, THREAD), recorded
 
 
 async def test_tool_round_then_answer() -> None:

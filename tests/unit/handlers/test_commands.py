@@ -18,6 +18,7 @@ from tests.unit.handlers.scenario import dispatch_command
 
 CHANNEL = "C0GENERAL"
 THREAD_TS = "1700000000.000100"
+USAGE = Usage(input_tokens=7, output_tokens=3, model_calls=1, cache_read_tokens=93, cost_microusd=1234)
 LINK = f"<https://fake.slack.com/archives/{CHANNEL}/p1700000000000100>"
 
 
@@ -31,7 +32,7 @@ async def seed_agent(redis: Redis, team_id: str, thread_ts: str = THREAD_TS) -> 
     task = await queue.head(ref)
     assert task is not None
     turns = [Turn("user", "q"), Turn("assistant", "a")]
-    await TaskJournal(redis).finish(lease, task, TaskStatus.DONE, turns=turns, usage=Usage(7, 3, 1))
+    await TaskJournal(redis).finish(lease, task, TaskStatus.DONE, turns=turns, usage=USAGE)
     return ref
 
 
@@ -51,18 +52,19 @@ async def test_no_words_shows_help(bot: Bot, slack: FakeSlack) -> None:
 
 
 async def test_status_lists_the_channels_agents(bot: Bot, slack: FakeSlack, redis: Redis) -> None:
-    """`/agent status` in a channel lists its agents with their turns and tokens."""
+    """`/agent status` in a channel shows the channel's usage and lists its agents with turns and cost."""
     assert "No agents" in await run_command(bot, slack, "status")
     await seed_agent(redis, slack.team_id)
     reply = await run_command(bot, slack, "status")
-    assert THREAD_TS in reply and "2 turns" in reply and "10 tokens" in reply
+    assert "100 tokens in, 93% read from cache, 3 out, 1 model calls, about $0.0012" in reply
+    assert THREAD_TS in reply and "2 turns" in reply
 
 
 async def test_status_of_one_thread_by_link(bot: Bot, slack: FakeSlack, redis: Redis) -> None:
     """`/agent status <link>` shows that thread's agent."""
     await seed_agent(redis, slack.team_id)
     reply = await run_command(bot, slack, f"status {LINK}")
-    assert "Turns remembered: 2" in reply and "7 in, 3 out" in reply
+    assert "Turns: 2" in reply and "100 tokens in, 93% read from cache" in reply
 
 
 async def test_reset_by_link_queues_a_reset_task(bot: Bot, slack: FakeSlack, redis: Redis) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from store import keys
-from store.journal import TaskJournal
+from store.journal import Fold, TaskJournal
 from store.models import TaskKind, TaskStatus, Turn, Usage
 from store.tasks import TaskQueue
 from store.threads import ThreadStore
@@ -25,7 +25,7 @@ async def test_finish_writes_turns_and_usage_once(queue: TaskQueue, journal: Tas
     assert await store.turns(THREAD) == turns
     state = await store.state(THREAD)
     assert state is not None
-    assert (state.turns, state.tasks_done, state.input_tokens, state.output_tokens) == (2, 1, 10, 5)
+    assert (state.turns, state.tasks_done, state.usage) == (2, 1, Usage(10, 5, 1))
 
 
 async def test_steps_are_journaled_in_order_and_counted_attempts(queue: TaskQueue, journal: TaskJournal) -> None:
@@ -95,3 +95,44 @@ async def test_channel_index_lists_agents_newest_first(queue: TaskQueue, journal
     assert reset is not None
     await journal.finish(lease, reset, TaskStatus.DONE, clear_agent=True)
     assert [ref for ref, _ in await store.channel_agents("T1", "C1")] == [THREAD]
+
+
+async def test_a_fold_trims_the_window_and_stores_the_summary(
+    queue: TaskQueue, journal: TaskJournal, redis: Redis
+) -> None:
+    """Finishing with a fold appends the new turns, drops that many of the oldest, and keeps the summary."""
+    await queue.submit(make_task("Ev1"))
+    lease = await lease_on(queue)
+    task = await queue.head(THREAD)
+    assert task is not None
+    old = [Turn("user", f"old {n}") for n in range(4)]
+    await journal.finish(lease, task, TaskStatus.DONE, turns=old)
+    await queue.submit(make_task("Ev2"))
+    task = await queue.head(THREAD)
+    assert task is not None
+    await journal.record_step(lease, task, {"kind": "summary"})
+    new = [Turn("user", "new q"), Turn("assistant", "new a")]
+    await journal.finish(lease, task, TaskStatus.DONE, turns=new, fold=Fold(3, "summary of old 0-2"))
+    store = ThreadStore(redis)
+    assert [turn.text for turn in await store.turns(THREAD)] == ["old 3", "new q", "new a"]
+    state = await store.state(THREAD)
+    assert state is not None
+    assert (state.summary, state.summarized_turns, state.turns) == ("summary of old 0-2", 3, 6)
+    assert await redis.exists(keys.steps("T1", "Ev2")) == 0  # the journal goes with the finished task
+
+
+async def test_usage_adds_up_per_thread_and_per_channel(queue: TaskQueue, journal: TaskJournal, redis: Redis) -> None:
+    """Every usage counter is added to the thread's state and to its channel's totals."""
+    usage = Usage(
+        input_tokens=5, output_tokens=7, model_calls=1, cache_read_tokens=90, cache_write_tokens=11, cost_microusd=321
+    )
+    for task_id, thread in (("Ev1", THREAD), ("Ev2", OTHER)):
+        await queue.submit(make_task(task_id, thread=thread))
+        lease = await lease_on(queue, thread)
+        task = await queue.head(thread)
+        assert task is not None
+        await journal.finish(lease, task, TaskStatus.DONE, usage=usage)
+    store = ThreadStore(redis)
+    state = await store.state(THREAD)
+    assert state is not None and state.usage == usage
+    assert await store.channel_usage("T1", "C1") == usage + usage

@@ -1,0 +1,48 @@
+"""Estimated cost of model calls: one table of list prices, in US dollars per million tokens.
+
+Prices are matched by model family (the model id's prefix), so a new dated version of a family is priced
+like its family. Cache writes cost 1.25 times the input price and cache reads 0.1 times (5-minute cache).
+Update this table when Anthropic's prices change; unknown models are priced as Sonnet, and said so in logs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+CACHE_WRITE_FACTOR = 1.25
+CACHE_READ_FACTOR = 0.10
+
+
+@dataclass(frozen=True)
+class Price:
+    """List price of one model family, per million tokens."""
+
+    input: float
+    output: float
+
+
+PRICES: dict[str, Price] = {
+    "claude-opus": Price(input=5.00, output=25.00),
+    "claude-sonnet": Price(input=3.00, output=15.00),
+    "claude-haiku": Price(input=1.00, output=5.00),
+}
+FALLBACK = PRICES["claude-sonnet"]
+
+
+def price_of(model: str) -> Price:
+    """The price of `model`'s family."""
+    for family, price in PRICES.items():
+        if model.startswith(family):
+            return price
+    log.warning("no price known for model %s; estimating it at Sonnet's price", model)
+    return FALLBACK
+
+
+def cost_usd(model: str, *, input_tokens: int, output_tokens: int, cache_write: int, cache_read: int) -> float:
+    """Estimated cost of one call; `input_tokens` are the uncached ones, as the API's usage reports them."""
+    price = price_of(model)
+    uncached = input_tokens + cache_write * CACHE_WRITE_FACTOR + cache_read * CACHE_READ_FACTOR
+    return (uncached * price.input + output_tokens * price.output) / 1_000_000
