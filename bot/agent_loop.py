@@ -104,6 +104,10 @@ class AgentLoop:
         """The tools sent with every call (they count toward the context)."""
         return self._tools.definitions
 
+    async def count_tokens(self, system: list[dict[str, Any]], messages: list[dict[str, Any]]) -> int:
+        """Exact input tokens of a first request with these system blocks and messages (tools included)."""
+        return await self._claude.count_tokens(system, messages, self._tools.definitions)
+
     async def run(
         self,
         system: list[dict[str, Any]],

@@ -52,6 +52,7 @@ class Compactor:
             + self._estimator.system(system_blocks(self._system_prompt, ""))
             + self._budget.summary_max
             + self._budget.pinned_reserve
+            + self._budget.tool_round_reserve
         )
         if fixed + self._estimator.turns(window) <= self._budget.total:
             return None, Usage()

@@ -73,6 +73,7 @@ class Budget:
     total: int  # CONTEXT_TOKEN_BUDGET: system, tools, summary, pinned block and window together
     summary_max: int  # SUMMARY_MAX_TOKENS
     pinned_reserve: int = 150
+    tool_round_reserve: int = 2_200  # one round of tool use (a capped read_thread result and its call)
 
     @property
     def fold_target(self) -> int:
@@ -127,7 +128,14 @@ def assemble(
     out oldest first (they are still stored until a fold summarizes them); the pinned block says so.
     """
     system = system_blocks(system_prompt, summary)
-    room = budget.total - estimator.system(system) - fixed_tokens - budget.pinned_reserve - REQUEST_OVERHEAD
+    room = (
+        budget.total
+        - estimator.system(system)
+        - fixed_tokens
+        - budget.pinned_reserve
+        - budget.tool_round_reserve
+        - REQUEST_OVERHEAD
+    )
     kept = list(window)
     while kept and estimator.turns(kept) > room:
         kept.pop(0)

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 PLACEHOLDER = ":hourglass_flowing_sand: Thinking…"
 RESUMED_PLACEHOLDER = ":arrows_counterclockwise: I was restarted while working on this; picking it up again…"
+# Within this share of the budget an estimate is not trusted: the count_tokens endpoint gives the exact figure.
+NEAR_EDGE = 0.1
 # Slack cuts a message's text at 40,000 characters; leave room for the note that says so.
 MAX_REPLY_CHARS = 39_000
 
@@ -101,7 +103,7 @@ class TaskExecutor:
         history = await self._threads.turns(ref)
         earlier = await self._earlier_messages(task) if not history and not summary else []
         question = await self._user_turn(task)
-        context = self._context(summary, [*history, *earlier], question, resumed=resumed)
+        context = await self._fitted_context(summary, [*history, *earlier], question, resumed=resumed)
 
         async def record(step: dict[str, Any]) -> None:
             await self._journal.record_step(lease, task, step)
@@ -137,6 +139,20 @@ class TaskExecutor:
         """Tokens every request carries besides system, summary and turns: the tool definitions."""
         estimator = self._context_settings.estimator
         return sum(estimator.text(json.dumps(tool)) for tool in self._loop.tool_definitions)
+
+    async def _fitted_context(self, summary: str, window: list[Turn], question: Turn, *, resumed: bool) -> Context:
+        """The context; near the budget's edge an exact count from the API recalibrates the estimate first."""
+        context = self._context(summary, window, question, resumed=resumed)
+        budget = self._context_settings.budget.total
+        if abs(context.estimated_tokens - budget) > budget * NEAR_EDGE:
+            return context
+        try:
+            exact = await self._loop.count_tokens(context.system, context.messages)
+        except ModelError as exc:
+            log.info("token count unavailable (%s); going by the estimate", exc)
+            return context
+        self._context_settings.estimator.observe(context.estimated_tokens, exact)
+        return self._context(summary, window, question, resumed=resumed)
 
     def _context(self, summary: str, window: list[Turn], question: Turn, *, resumed: bool) -> Context:
         settings = self._context_settings

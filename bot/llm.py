@@ -141,13 +141,19 @@ class ClaudeClient:
             usage=usage_of(model, message.usage),
         )
 
-    async def count_tokens(self, system: str | Sequence[dict[str, Any]], messages: Sequence[dict[str, Any]]) -> int:
+    async def count_tokens(
+        self,
+        system: str | Sequence[dict[str, Any]],
+        messages: Sequence[dict[str, Any]],
+        tools: Sequence[dict[str, Any]] = (),
+    ) -> int:
         """Exact input tokens of a request, from the count_tokens endpoint (free, rate limited separately)."""
         try:
             result = await self._client.messages.count_tokens(
                 model=self._model,
                 system=system if isinstance(system, str) else cast(list[TextBlockParam], list(system)),
                 messages=cast(list[MessageParam], list(messages)),
+                tools=cast(list[ToolUnionParam], list(tools)) if tools else anthropic.omit,
             )
         except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
             raise ModelError(f"token count failed ({type(exc).__name__})") from exc

@@ -19,6 +19,10 @@ SERVER_TOOLS: dict[str, dict[str, Any]] = {
     "code_execution": {"type": "code_execution_20250825", "name": "code_execution"},
 }
 
+# A tool result is capped so one round of tools fits the room the context budget keeps for it.
+MAX_RESULT_CHARS = 8_000
+MAX_MESSAGE_CHARS = 1_000
+
 READ_THREAD = {
     "name": "read_thread",
     "description": (
@@ -71,8 +75,13 @@ class ToolBox:
         messages = await self._slack.thread_messages(thread)
         if before is not None:
             messages = [m for m in messages if float(m.ts) < float(before)]
-        lines = []
-        for message in messages[-limit:]:
+        lines: list[str] = []
+        for message in reversed(messages[-limit:]):  # newest first, so the cap cuts the oldest
             who = "you (the bot)" if message.from_this_bot else f"<@{message.user_id}>"
-            lines.append(f"{message.ts} {who}: {message.text}")
-        return "\n".join(lines) or "No messages."
+            text = message.text if len(message.text) <= MAX_MESSAGE_CHARS else message.text[:MAX_MESSAGE_CHARS] + "…"
+            line = f"{message.ts} {who}: {text}"
+            if sum(len(kept) + 1 for kept in lines) + len(line) > MAX_RESULT_CHARS:
+                lines.append(f"(older messages left out for length; call again with before_ts={message.ts})")
+                break
+            lines.append(line)
+        return "\n".join(reversed(lines)) or "No messages."

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .prompt_cache import PromptCache
 from .server import LocalServer
 
 Body = dict[str, Any]
@@ -158,6 +159,7 @@ class FakeAnthropic(LocalServer):
         self._script: list[Reply | Responder] = []
         self._default: Responder = echo_responder
         self._gates: list[asyncio.Event] = []
+        self.prompt_cache = PromptCache()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -316,9 +318,8 @@ class FakeAnthropic(LocalServer):
     def _message(self, body: Body, reply: Reply) -> Body:
         output_chars = sum(len(t) for t in _block_texts(reply.content))
         usage = {
-            "input_tokens": estimate_tokens(body),
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
+            # Split into uncached, cache-written and cache-read tokens as the API's prompt caching would.
+            **self.prompt_cache.usage(body),
             "output_tokens": max(1, output_chars // 4),
             **(reply.usage or {}),
         }

@@ -1,0 +1,148 @@
+"""Long threads stay under the token budget: a rolling summary, folded from the oldest turns only."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from store import keys
+from store.models import ThreadRef
+from tests.fakes import FakeAnthropic, FakeSlack, Reply, user_texts, wait_until
+from tests.fakes.prompt_cache import request_tokens
+from tests.integration.conftest import BotFactory
+from tests.integration.harness import BotProcess
+
+pytestmark = pytest.mark.integration
+CHANNEL = "C0LONG"
+FACT = "FACT-ALPHA: the launch code is AZURE-7 and Dana owns the rollout."
+FILLER = "The deployment log shows ordinary progress with nothing unusual to report at this step. " * 68
+
+
+def is_summary_request(body: dict[str, Any]) -> bool:
+    return "running summary" in " ".join(user_texts({"system": body.get("system", "")}))
+
+
+def fake_summarizer(body: dict[str, Any]) -> Reply:
+    """A faithful summarizer: keeps every FACT line and the range of turns it has seen."""
+    text = " ".join(user_texts(body))
+    facts = sorted(set(re.findall(r"FACT-\w+: [^\n<]*?\.", text)))
+    turns = [int(n) for n in re.findall(r"turn (\d+):", text)]
+    covered = f"Covers turns up to {max(turns)}." if turns else ""
+    return Reply([{"type": "text", "text": "\n".join([*facts, covered])}])
+
+
+def answering(body: dict[str, Any]) -> Reply:
+    """Answers 'ok turn N'; every 7th turn first looks at the thread with read_thread."""
+    if is_summary_request(body):
+        return fake_summarizer(body)
+    last = body["messages"][-1]
+    if last["role"] == "user" and last["content"][0].get("type") == "tool_result":
+        return Reply([{"type": "text", "text": "ok, I read the thread."}])
+    [*_, turn] = re.findall(r"turn (\d+):", " ".join(user_texts({"messages": [last]})))
+    if int(turn) % 7 == 0:
+        tool_use = {"type": "tool_use", "id": f"toolu_{turn}", "name": "read_thread", "input": {"limit": 5}}
+        return Reply([tool_use], stop_reason="tool_use")
+    return Reply([{"type": "text", "text": f"ok turn {turn}"}])
+
+
+async def run_thread(bot: BotProcess, slack: FakeSlack, turns: int) -> str:
+    """Drive `turns` mentions of ~1,500 tokens each through one thread; returns its ts."""
+    thread_ts: str | None = None
+    for n in range(1, turns + 1):
+        text = f"<@{slack.bot_user_id}> turn {n}: {FACT if n == 1 else ''} {FILLER}"
+        envelope = slack.post_user_message(CHANNEL, text, user="U0ALICE", thread_ts=thread_ts, mention=True)
+        thread_ts = thread_ts or envelope["event"]["ts"]
+        await bot.post_event(envelope)
+        await wait_until(
+            lambda n=n, t=thread_ts: (
+                len(slack.bot_replies(CHANNEL, t)) == n
+                and "Thinking" not in str(slack.bot_replies(CHANNEL, t)[-1].get("text"))
+            ),
+            timeout=20,
+        )
+    assert thread_ts is not None
+    return thread_ts
+
+
+def new_message_tokens(body: dict[str, Any]) -> int:
+    """Tokens of the request's newest user message (the mention being answered)."""
+    user_messages = [m for m in body["messages"] if m["role"] == "user" and m["content"][0].get("type") == "text"]
+    return request_tokens({"messages": [user_messages[-1]]})
+
+
+def assert_tool_pairs_whole(body: dict[str, Any]) -> None:
+    """Every tool_use is answered by a tool_result in the next message, and every tool_result has its tool_use."""
+    messages = body["messages"]
+    for index, message in enumerate(messages):
+        uses = {b["id"] for b in message["content"] if isinstance(b, dict) and b.get("type") == "tool_use"}
+        results = {
+            b["tool_use_id"] for b in message["content"] if isinstance(b, dict) and b.get("type") == "tool_result"
+        }
+        if uses:
+            following = messages[index + 1]["content"] if index + 1 < len(messages) else []
+            assert uses == {b["tool_use_id"] for b in following if b.get("type") == "tool_result"} or index + 1 == len(
+                messages
+            )
+        if results:
+            previous = messages[index - 1]["content"]
+            assert results <= {b["id"] for b in previous if isinstance(b, dict) and b.get("type") == "tool_use"}
+
+
+async def test_sixty_turns_stay_under_budget_and_remember_turn_one(
+    make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
+) -> None:
+    """60 turns of ~1,500 tokens: every request fits the budget plus its new message, turn 1's fact survives."""
+    claude.set_default(answering)
+    bot = make_bot()
+    await bot.start()
+    thread_ts = await run_thread(bot, slack, 60)
+
+    answers = [body for body in claude.requests if not is_summary_request(body)]
+    summaries = [body for body in claude.requests if is_summary_request(body)]
+    for body in answers:
+        assert request_tokens(body) <= 24_000 + new_message_tokens(body), request_tokens(body)
+        assert_tool_pairs_whole(body)
+    last_first_call = [b for b in answers if "turn 60:" in " ".join(user_texts({"messages": b["messages"][-1:]}))][0]
+    assert FACT in " ".join(user_texts({"system": last_first_call["system"]}))
+    state = await redis.hgetall(keys.state(ThreadRef(slack.team_id, CHANNEL, thread_ts)))
+    assert FACT in state["summary"]
+    assert len(summaries) >= 3
+
+    # Each fold sends the previous summary and the turns leaving the window: never a turn twice.
+    seen: set[int] = set()
+    previous_summary = "(none yet)"
+    for body in summaries:
+        prompt = " ".join(user_texts({"messages": body["messages"]}))
+        assert f"<current_summary>\n{previous_summary}\n</current_summary>" in prompt
+        folded = {int(n) for n in re.findall(r"turn (\d+):", prompt.split("</current_summary>")[1])}
+        assert folded and not folded & seen
+        assert folded == set(range(min(folded), max(folded) + 1))
+        seen |= folded
+        previous_summary = fake_summarizer(body).content[0]["text"]
+    assert min(seen) == 1
+
+
+async def test_a_failing_summarizer_never_stops_the_thread(
+    make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
+) -> None:
+    """With every summary call failing, answers keep coming and requests stay under the hard cap."""
+
+    def broken_summaries(body: dict[str, Any]) -> Reply:
+        if is_summary_request(body):
+            return Reply([], status=500, error_type="api_error", error_message="summarizer down")
+        return answering(body)
+
+    claude.set_default(broken_summaries)
+    bot = make_bot(CONTEXT_TOKEN_BUDGET="12000", SUMMARY_MAX_TOKENS="1000")
+    await bot.start()
+    thread_ts = await run_thread(bot, slack, 24)
+    answers = [body for body in claude.requests if not is_summary_request(body)]
+    for body in answers:
+        assert request_tokens(body) <= 12_000 + new_message_tokens(body)
+    state = await redis.hgetall(keys.state(ThreadRef(slack.team_id, CHANNEL, thread_ts)))
+    assert "dropped without a summary" in state["summary"]
+    summary_calls = [body for body in claude.requests if is_summary_request(body)]
+    assert len(summary_calls) <= 2 * 24  # at most one attempt (two tries) per answer: no loop
