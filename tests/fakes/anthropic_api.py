@@ -160,6 +160,7 @@ class FakeAnthropic(LocalServer):
         self._default: Responder = echo_responder
         self._gates: list[asyncio.Event] = []
         self.prompt_cache = PromptCache()
+        self.usages: list[Body] = []  # the usage block of every message answered, in order
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -323,6 +324,7 @@ class FakeAnthropic(LocalServer):
             "output_tokens": max(1, output_chars // 4),
             **(reply.usage or {}),
         }
+        self.usages.append({**usage, "summary": "running summary" in json.dumps(body.get("system", ""))})
         return {
             "id": _new_id("msg_"),
             "type": "message",

@@ -105,7 +105,7 @@ async def test_sixty_turns_stay_under_budget_and_remember_turn_one(
     for body in answers:
         assert request_tokens(body) <= 24_000 + new_message_tokens(body), request_tokens(body)
         assert_tool_pairs_whole(body)
-    last_first_call = [b for b in answers if "turn 60:" in " ".join(user_texts({"messages": b["messages"][-1:]}))][0]
+    last_first_call = next(b for b in answers if "turn 60:" in " ".join(user_texts({"messages": b["messages"][-1:]})))
     assert FACT in " ".join(user_texts({"system": last_first_call["system"]}))
     state = await redis.hgetall(keys.state(ThreadRef(slack.team_id, CHANNEL, thread_ts)))
     assert FACT in state["summary"]

@@ -1,6 +1,6 @@
 """Benchmark: how fast work resumes and how fast Slack is acknowledged. Prints figures; asserts nothing.
 
-    .venv/bin/python -m bench.durability          (needs a Redis on 127.0.0.1:6379; uses database 10)
+    .venv/bin/python -m tests.bench.durability          (needs a Redis on 127.0.0.1:6379; uses database 10)
 
 Runs the real `python -m bot` processes against the local fake Slack and Anthropic servers of tests/fakes.
 Measures:
@@ -105,7 +105,7 @@ async def ack_latencies(bench: Bench, count: int = 100) -> list[float]:
     client = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bench.ack_client",
+        "tests.bench.ack_client",
         f"{bot.url}/slack/events",
         bench.slack.team_id,
         bench.slack.bot_user_id,
