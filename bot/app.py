@@ -8,7 +8,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import anthropic
 from aiohttp import ClientSession, web
@@ -204,40 +204,68 @@ async def serve(settings: Settings, mode: Mode = "web") -> None:
     """Run the bot until SIGTERM or SIGINT: intake (HTTP or Socket Mode) in web mode, and the task runner."""
     stopping = asyncio.Event()
     stop_on_signals(stopping)
+    runs_tasks = mode == "worker" or settings.run_workers_in_web
     async with redis_for(settings) as (redis, consumer), ClientSession() as slack_session:
         bot = build_bot(settings, redis, consumer, slack_session)
         await bot.runner.prepare()
-        runner_task = asyncio.create_task(bot.runner.run(stopping), name="task-runner")
-        site: web.AppRunner | None = None
-        socket_handler: AsyncSocketModeHandler | None = None
+        work = bot.runner.run(stopping) if runs_tasks else stopping.wait()
+        runner_task: asyncio.Task[Any] = asyncio.create_task(work, name="task-runner")
+        intake = WebFront(bot) if mode == "web" else None
         try:
-            if mode == "web":
-                site = web.AppRunner(build_web_app(bot, with_events=not settings.socket_mode), access_log=None)
-                await site.setup()
-                await web.TCPSite(site, "0.0.0.0", settings.port).start()  # reached by the router
-                if settings.slack_app_token is not None:
-                    socket_handler = AsyncSocketModeHandler(bot.bolt, settings.slack_app_token.get_secret_value())
-                    await socket_handler.connect_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
-                log.info(
-                    "bot %s listening on port %d (%s mode)",
-                    settings.dyno,
-                    settings.port,
-                    "socket" if settings.socket_mode else "http",
-                )
-            else:
-                log.info("bot %s running as a worker", settings.dyno)
+            if intake is not None:
+                await intake.start()
+            log.info(
+                "bot %s running: %s%s",
+                settings.dyno,
+                intake.describe() if intake else "worker only",
+                ", with workers" if runs_tasks and intake else "",
+            )
             await _until_stopped(stopping, runner_task)
         finally:
             stopping.set()
-            if socket_handler is not None:
-                await socket_handler.close_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
+            if intake is not None:
+                await intake.stop_listening()
             await _finish(runner_task)
-            if site is not None:
-                await site.cleanup()
+            if intake is not None:
+                await intake.close()
     log.info("bot %s stopped", settings.dyno)
 
 
-async def _until_stopped(stopping: asyncio.Event, runner_task: asyncio.Task[None]) -> None:
+class WebFront:
+    """The web process's front: the HTTP server (events, /healthz) and, in Socket Mode, the Slack socket."""
+
+    def __init__(self, bot: Bot) -> None:
+        self._bot = bot
+        self._site: web.AppRunner | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+
+    def describe(self) -> str:
+        """How Slack reaches this process."""
+        mode = "socket mode" if self._bot.settings.socket_mode else "http mode"
+        return f"listening on port {self._bot.settings.port} ({mode})"
+
+    async def start(self) -> None:
+        """Serve HTTP, and connect the socket in Socket Mode."""
+        settings = self._bot.settings
+        self._site = web.AppRunner(build_web_app(self._bot, with_events=not settings.socket_mode), access_log=None)
+        await self._site.setup()
+        await web.TCPSite(self._site, "0.0.0.0", settings.port).start()  # reached by the router
+        if settings.slack_app_token is not None:
+            self._socket = AsyncSocketModeHandler(self._bot.bolt, settings.slack_app_token.get_secret_value())
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
+
+    async def stop_listening(self) -> None:
+        """Stop taking events (first, so that Slack sends them to another process while tasks drain)."""
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
+
+    async def close(self) -> None:
+        """Stop the HTTP server (last, so /healthz answers while tasks drain)."""
+        if self._site is not None:
+            await self._site.cleanup()
+
+
+async def _until_stopped(stopping: asyncio.Event, runner_task: asyncio.Task[Any]) -> None:
     stop_wait = asyncio.create_task(stopping.wait())
     await asyncio.wait({stop_wait, runner_task}, return_when=asyncio.FIRST_COMPLETED)
     stop_wait.cancel()
@@ -245,6 +273,6 @@ async def _until_stopped(stopping: asyncio.Event, runner_task: asyncio.Task[None
         runner_task.result()  # the runner died on its own: surface its error
 
 
-async def _finish(runner_task: asyncio.Task[None]) -> None:
+async def _finish(runner_task: asyncio.Task[Any]) -> None:
     if not runner_task.done():
         await runner_task

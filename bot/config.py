@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     system_prompt: str = Field(default=DEFAULT_SYSTEM_PROMPT, min_length=1, description="System prompt override.")
     answer_other_bots: bool = Field(default=False, description="Also answer mentions written by other bots.")
     max_output_tokens: int = Field(default=4096, ge=64, le=64000, description="max_tokens of each answer.")
+    run_workers_in_web: bool = Field(
+        default=True, description="The web process also runs tasks; false leaves them to `python -m bot worker`."
+    )
     max_concurrent_tasks: int = Field(default=200, ge=1, le=5000, description="Threads worked on at once.")
     context_token_budget: int = Field(
         default=24_000, ge=2_000, le=500_000, description="Most tokens of context (system, summary, turns) per request."

@@ -98,9 +98,13 @@ async def resume_time(bench: Bench, *, same_dyno: bool) -> float:
     return elapsed
 
 
-async def ack_latencies(bench: Bench, count: int = 100) -> list[float]:
+async def ack_latencies(bench: Bench, count: int = 100, *, separate_worker: bool = False) -> list[float]:
     """Send `count` signed mentions at once from another process; the time each takes to be acknowledged."""
-    bot = bench.bot(DYNO="bench.1")
+    if separate_worker:
+        worker = BotProcess({**bench.bot().env, "DYNO": "worker.1"}, bench.workdir, args=("worker",))
+        bench.bots.append(worker)
+        await worker.start(wait_ready=False)
+    bot = bench.bot(DYNO="bench.1", RUN_WORKERS_IN_WEB="false" if separate_worker else "true")
     await bot.start()
     client = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -164,18 +168,19 @@ async def main() -> None:
             finally:
                 await slack.stop()
                 await claude.stop()
-        slack, claude, bench = await fresh(Path(tmp))
-        try:
-            latencies = sorted(await ack_latencies(bench))
-            p50 = statistics.median(latencies) * 1000
-            p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
-            results.append(
-                f"ack latency, 100 mentions at once: p50 {p50:.0f} ms, p99 {p99:.0f} ms, "
-                f"max {latencies[-1] * 1000:.0f} ms"
-            )
-        finally:
-            await slack.stop()
-            await claude.stop()
+        for label, separate in (("workers in the web process", False), ("web process with a separate worker", True)):
+            slack, claude, bench = await fresh(Path(tmp))
+            try:
+                latencies = sorted(await ack_latencies(bench, separate_worker=separate))
+                p50 = statistics.median(latencies) * 1000
+                p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+                results.append(
+                    f"ack latency, 100 mentions at once, {label}: p50 {p50:.0f} ms, p99 {p99:.0f} ms, "
+                    f"max {latencies[-1] * 1000:.0f} ms"
+                )
+            finally:
+                await slack.stop()
+                await claude.stop()
         slack, claude, bench = await fresh(Path(tmp))
         try:
             results.append(
