@@ -122,3 +122,20 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+async def test_a_web_process_without_workers_leaves_the_answer_to_a_worker_process(
+    make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    """RUN_WORKERS_IN_WEB=false: the web process only records the task; `python -m bot worker` answers it."""
+    web = make_bot(RUN_WORKERS_IN_WEB="false")
+    await web.start()
+    envelope = mention(slack, "who answers this?")
+    assert await web.post_event(envelope) == 200
+    await wait_until(lambda: "web.1 running" in web.output(), timeout=5)
+    assert "with workers" not in web.output()
+    worker = make_bot("worker", DYNO="worker.1")
+    await worker.start(wait_ready=False)
+    await wait_until(lambda: any("echo:" in text for text in bot_texts(slack)), timeout=15)
+    assert "worker only" in worker.output()
+    assert await worker.stop() == 0
