@@ -11,10 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import anthropic
-from aiohttp import ClientSession, web
+from aiohttp import ClientSession
 from redis.asyncio import Redis
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
-from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -31,12 +29,12 @@ from bot.context import Budget, TokenEstimator
 from bot.embedded_redis import EmbeddedRedis
 from bot.executor import ContextSettings, ExecutorSettings, TaskExecutor
 from bot.faults import CrashPoints
-from bot.health import healthz_handler
 from bot.intake import Intake
 from bot.llm import ClaudeClient, default_retry_policy
 from bot.runner import RunnerSettings, TaskRunner
 from bot.summarizer import Summarizer
 from bot.tools import ToolBox
+from bot.web import WebFront
 from handlers.commands import register_command_listeners
 from handlers.events import register_event_listeners
 from handlers.slack_gateway import WebApiGateway
@@ -148,23 +146,6 @@ def build_bot(
     return Bot(settings, redis, slack_client, bolt, runner)
 
 
-def build_web_app(bot: Bot, *, with_events: bool) -> web.Application:
-    """The HTTP server: /healthz always, POST /slack/events in HTTP mode."""
-
-    async def slack_events(request: web.Request) -> web.Response:
-        return await to_aiohttp_response(await bot.bolt.async_dispatch(await to_bolt_request(request)))
-
-    def details() -> dict[str, object]:
-        mode = "socket" if bot.settings.socket_mode else "http"
-        return {"mode": mode, "dyno": bot.settings.dyno, "active_threads": bot.runner.active_threads}
-
-    web_app = web.Application()
-    web_app.router.add_get("/healthz", healthz_handler(bot.redis, details))
-    if with_events:
-        web_app.router.add_post("/slack/events", slack_events)
-    return web_app
-
-
 @contextlib.asynccontextmanager
 async def redis_for(settings: Settings) -> AsyncIterator[tuple[Redis, str]]:
     """Redis (REDIS_URL, or an embedded server started for this process) and this process's consumer name.
@@ -229,40 +210,6 @@ async def serve(settings: Settings, mode: Mode = "web") -> None:
             if intake is not None:
                 await intake.close()
     log.info("bot %s stopped", settings.dyno)
-
-
-class WebFront:
-    """The web process's front: the HTTP server (events, /healthz) and, in Socket Mode, the Slack socket."""
-
-    def __init__(self, bot: Bot) -> None:
-        self._bot = bot
-        self._site: web.AppRunner | None = None
-        self._socket: AsyncSocketModeHandler | None = None
-
-    def describe(self) -> str:
-        """How Slack reaches this process."""
-        mode = "socket mode" if self._bot.settings.socket_mode else "http mode"
-        return f"listening on port {self._bot.settings.port} ({mode})"
-
-    async def start(self) -> None:
-        """Serve HTTP, and connect the socket in Socket Mode."""
-        settings = self._bot.settings
-        self._site = web.AppRunner(build_web_app(self._bot, with_events=not settings.socket_mode), access_log=None)
-        await self._site.setup()
-        await web.TCPSite(self._site, "0.0.0.0", settings.port).start()  # reached by the router
-        if settings.slack_app_token is not None:
-            self._socket = AsyncSocketModeHandler(self._bot.bolt, settings.slack_app_token.get_secret_value())
-            await self._socket.connect_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
-
-    async def stop_listening(self) -> None:
-        """Stop taking events (first, so that Slack sends them to another process while tasks drain)."""
-        if self._socket is not None:
-            await self._socket.close_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
-
-    async def close(self) -> None:
-        """Stop the HTTP server (last, so /healthz answers while tasks drain)."""
-        if self._site is not None:
-            await self._site.cleanup()
 
 
 async def _until_stopped(stopping: asyncio.Event, runner_task: asyncio.Task[Any]) -> None:

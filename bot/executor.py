@@ -132,6 +132,8 @@ class TaskExecutor:
         fold, fold_usage = await self._compactor.fold_if_needed(
             steps, summary, [*history, *new_turns], record, fixed_tokens=self._fixed_tokens()
         )
+        if fold is not None:
+            self._crash.reached("summary.journaled")
         usage = result.usage + fold_usage
         await self._journal.finish(lease, task, TaskStatus.DONE, turns=new_turns, usage=usage, fold=fold)
 

@@ -98,6 +98,14 @@ async def resume_time(bench: Bench, *, same_dyno: bool) -> float:
     return elapsed
 
 
+async def import_seconds(module: str) -> float:
+    """How long a fresh interpreter takes to start and import `module` (bytecode already compiled)."""
+    started = time.perf_counter()
+    process = await asyncio.create_subprocess_exec(sys.executable, "-c", f"import {module}")
+    await process.wait()
+    return time.perf_counter() - started
+
+
 async def ack_latencies(bench: Bench, count: int = 100, *, separate_worker: bool = False) -> list[float]:
     """Send `count` signed mentions at once from another process; the time each takes to be acknowledged."""
     if separate_worker:
@@ -189,6 +197,8 @@ async def main() -> None:
         finally:
             await slack.stop()
             await claude.stop()
+        baseline = await import_seconds("anthropic") - await import_seconds("json")
+        results.append(f"(importing the anthropic SDK alone takes {baseline:.2f} s of each process start here)")
         print("\n".join(results))
 
 

@@ -146,3 +146,39 @@ async def test_a_failing_summarizer_never_stops_the_thread(
     assert "dropped without a summary" in state["summary"]
     summary_calls = [body for body in claude.requests if is_summary_request(body)]
     assert len(summary_calls) <= 2 * 24  # at most one attempt (two tries) per answer: no loop
+
+
+async def test_a_fold_interrupted_by_a_crash_is_not_summarized_twice(
+    make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
+) -> None:
+    """Killed after the summary step is journaled, the restarted bot applies that summary without a new call."""
+    claude.set_default(answering)
+    small = {"CONTEXT_TOKEN_BUDGET": "8000", "SUMMARY_MAX_TOKENS": "1000"}
+    bot = make_bot(BOT_CRASH_AT="summary.journaled", **small)
+    await bot.start()
+    thread_ts: str | None = None
+    turn = 0
+    while bot.process is not None and bot.process.returncode is None:
+        turn += 1
+        assert turn < 20, "no fold happened"
+        text = f"<@{slack.bot_user_id}> turn {turn}: {FACT if turn == 1 else ''} {FILLER}"
+        envelope = slack.post_user_message(CHANNEL, text, user="U0ALICE", thread_ts=thread_ts, mention=True)
+        thread_ts = thread_ts or envelope["event"]["ts"]
+        await bot.post_event(envelope)
+        ref = ThreadRef(slack.team_id, CHANNEL, thread_ts)
+
+        async def finished_or_dead(ref: ThreadRef = ref) -> bool:
+            # The fold runs after the reply shows: wait for the task itself to finish (or for the crash).
+            return bot.process.returncode is not None or await redis.llen(keys.inbox(ref)) == 0  # type: ignore[union-attr]
+
+        await wait_until(finished_or_dead, timeout=20)
+    assert thread_ts is not None
+    summaries_before = sum(is_summary_request(body) for body in claude.requests)
+    assert summaries_before == 1
+    restarted = make_bot(**small)
+    await restarted.start()
+    ref = ThreadRef(slack.team_id, CHANNEL, thread_ts)
+    await wait_until(lambda: redis.hget(keys.state(ref), "summary"), timeout=15)
+    assert FACT in await redis.hget(keys.state(ref), "summary")
+    assert sum(is_summary_request(body) for body in claude.requests) == 1
+    assert len(slack.bot_replies(CHANNEL, thread_ts)) == turn
