@@ -16,6 +16,9 @@ from store.tasks import TaskQueue, ThreadLease
 
 log = logging.getLogger(__name__)
 
+# How often a worker looks for threads whose worker died (a cheap XAUTOCLAIM).
+STALE_CHECK_SECONDS = 2.0
+
 
 @dataclass(frozen=True)
 class RunnerSettings:
@@ -107,25 +110,36 @@ class TaskRunner:
             self._slot_freed.set()
 
     async def _keep_leases(self, stopping: asyncio.Event) -> None:
-        """Renew this worker's leases and take over threads whose worker stopped renewing theirs."""
-        interval = self._settings.lease_seconds / 3
+        """Renew this worker's leases and take over threads whose worker stopped renewing theirs.
+
+        Leases are renewed every third of the lease; stale threads are looked for every couple of seconds, so a
+        dead worker's threads move at most that long after its lease ran out.
+        """
+        renew_every = self._settings.lease_seconds / 3
+        look_every = min(STALE_CHECK_SECONDS, renew_every)
         lease_ms = int(self._settings.lease_seconds * 1000)
+        last_renewal = time.monotonic()
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(look_every)
             try:
-                lost = await self._queue.heartbeat(self._settings.consumer, list(self._active))
-                for entry_id in lost:
-                    log.warning("lost the lease on queue entry %s to another worker; stopping that work", entry_id)
-                    work = self._active.pop(entry_id, None)
-                    if work is not None:
-                        work.cancel()
+                if time.monotonic() - last_renewal >= renew_every - look_every / 2:
+                    last_renewal = time.monotonic()
+                    await self._renew()
                 if not stopping.is_set():
                     taken = await self._queue.claim_stale(self._settings.consumer, lease_ms)
                     if taken:
                         log.warning("took over %d thread(s) whose worker stopped renewing its lease", len(taken))
                     self._start(taken)
             except RedisError as exc:
-                log.warning("cannot renew leases (%s)", exc)
+                log.warning("cannot renew or check leases (%s)", exc)
+
+    async def _renew(self) -> None:
+        lost = await self._queue.heartbeat(self._settings.consumer, list(self._active))
+        for entry_id in lost:
+            log.warning("lost the lease on queue entry %s to another worker; stopping that work", entry_id)
+            work = self._active.pop(entry_id, None)
+            if work is not None:
+                work.cancel()
 
     async def _drain(self) -> None:
         """Give running tasks the grace period, then cancel the rest: they stay pending for the next start."""

@@ -28,7 +28,7 @@ from tests.fakes import FakeAnthropic, FakeSlack, Reply, app_mention_event, even
 from tests.integration.harness import SIGNING_SECRET, BotProcess, free_port
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
-LEASE_SECONDS = 5.0
+LEASE_SECONDS = float(os.environ.get("BENCH_LEASE_SECONDS", "5"))
 CHANNEL = "C0BENCH"
 
 
