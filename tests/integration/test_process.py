@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.fakes import FakeAnthropic, FakeSlack, signed_event_request, wait_until
+from tests.fakes import FakeAnthropic, FakeSlack, signed_event_request, slash_command_fields, wait_until
 from tests.integration.conftest import BotFactory
 from tests.integration.harness import BotProcess
 from tests.integration.redis_server import PrivateRedis
@@ -72,7 +72,7 @@ async def test_bad_signature_gets_401_and_no_model_call(
 
 
 async def test_socket_mode_answers_a_mention(make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic) -> None:
-    """With SLACK_APP_TOKEN set the bot connects over Socket Mode, acks envelopes and answers; /healthz stays up."""
+    """With SLACK_APP_TOKEN set the bot connects over Socket Mode, acks envelopes, answers mentions and commands."""
     bot = make_bot(SLACK_APP_TOKEN=slack.app_token)
     bot.env.pop("SLACK_SIGNING_SECRET")  # Socket Mode needs none
     await bot.start()
@@ -83,6 +83,10 @@ async def test_socket_mode_answers_a_mention(make_bot: BotFactory, slack: FakeSl
     await wait_until(lambda: "Hello over the socket." in bot_texts(slack), timeout=10)
     assert (await health(bot))[1]["mode"] == "socket"
     assert slack.calls_to("apps.connections.open")
+    command = slash_command_fields("/agent", "status", team_id=slack.team_id, channel_id=CHANNEL, user_id="U0ALICE")
+    ack = await slack.wait_for_ack(await slack.send_socket_command(command))
+    assert ack["payload"]["response_type"] == "ephemeral"
+    assert "Agents" in ack["payload"]["text"]  # the slash command answers in its acknowledgement
     assert await bot.stop() == 0
 
 
