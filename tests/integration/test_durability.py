@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
 from typing import Any
 
 import aiohttp
@@ -232,3 +234,32 @@ async def test_two_live_processes_never_share_a_consumer_name(
         await wait_until(lambda t=envelope["event"]["ts"]: len(replies(slack, t)) == 1, timeout=15)
     consumers = {c["name"] for c in await redis.xinfo_consumers(keys.QUEUE, keys.WORKER_GROUP)}
     assert len(consumers) == 2
+
+
+async def test_a_stalled_worker_that_wakes_up_after_losing_its_lease_cannot_write(
+    make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
+) -> None:
+    """A frozen process loses its thread to another; when it thaws, its late answer is refused and logged."""
+    held = asyncio.Event()
+    claude.reply_text("stale answer", gate=held)
+    claude.reply_text(ANSWER)
+    frozen = make_bot(DYNO="web.1", TASK_LEASE_SECONDS="2")
+    await frozen.start()
+    envelope = mention(slack, "question")
+    await frozen.post_event(envelope)
+    await wait_until(lambda: len(claude.requests) == 1, timeout=10)
+    survivor = make_bot(DYNO="web.2", TASK_LEASE_SECONDS="2")
+    await survivor.start()
+    assert frozen.process is not None
+    os.kill(frozen.process.pid, signal.SIGSTOP)
+    try:
+        await assert_answered_once(redis, slack, envelope["event"]["ts"])
+        assert "took over 1 thread" in survivor.output()
+    finally:
+        os.kill(frozen.process.pid, signal.SIGCONT)
+    held.set()  # the frozen process's model call now returns, too late
+    await wait_until(
+        lambda: "lost the lease" in frozen.output() or "passed to another worker" in frozen.output(), timeout=10
+    )
+    assert replies(slack, envelope["event"]["ts"]) == [ANSWER]
+    assert len(await history(redis, slack, envelope["event"]["ts"])) == 2
