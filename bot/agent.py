@@ -9,7 +9,6 @@ from typing import Any
 from bot.ports import ThreadMessage
 from store.models import Turn
 
-_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 CONVERSATION_START = "(Earlier messages in this Slack thread follow.)"
 
 
@@ -67,8 +66,3 @@ def turns_from_thread(
             uid = message.user_id
             turns.append(Turn("user", text, user_id=uid, user_name=names.get(uid or ""), ts=message.ts))
     return turns
-
-
-def mentioned_users(text: str) -> set[str]:
-    """User ids mentioned in a Slack message text."""
-    return set(_MENTION.findall(text))
