@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import anthropic
 from aiohttp import ClientSession
 from redis.asyncio import Redis
 from slack_bolt.async_app import AsyncApp
@@ -30,14 +29,14 @@ from bot.embedded_redis import EmbeddedRedis
 from bot.executor import ContextSettings, ExecutorSettings, TaskExecutor
 from bot.faults import CrashPoints
 from bot.intake import Intake
-from bot.llm import ClaudeClient, default_retry_policy
+from bot.llm import ClaudeClient, default_retry_policy, sdk_client
 from bot.runner import RunnerSettings, TaskRunner
 from bot.summarizer import Summarizer
 from bot.tools import ToolBox
-from bot.web import WebFront
 from handlers.commands import register_command_listeners
 from handlers.events import register_event_listeners
 from handlers.slack_gateway import WebApiGateway
+from handlers.web import WebFront
 from store.connection import connect, warm_up
 from store.journal import TaskJournal
 from store.keys import DAY
@@ -80,43 +79,26 @@ def build_slack_client(settings: Settings, session: ClientSession | None = None)
     )
 
 
-def build_bot(
-    settings: Settings, redis: Redis, consumer: str | None = None, slack_session: ClientSession | None = None
-) -> Bot:
-    """Wire the store, the Claude client, the runner and the Bolt app together."""
-    slack_client = build_slack_client(settings, slack_session)
-    gateway = WebApiGateway(slack_client)
-    crash = CrashPoints(settings.bot_crash_at)
-    agent_ttl = settings.agent_ttl_days * DAY
-    queue = TaskQueue(redis, agent_ttl=agent_ttl)
-    threads = ThreadStore(redis)
-    anthropic_client = anthropic.AsyncAnthropic(
-        api_key=settings.anthropic_api_key.get_secret_value(),
-        base_url=settings.anthropic_base_url,
-        max_retries=0,  # bot/llm.py's tenacity policy is the one place model calls are retried
-    )
-    claude = ClaudeClient(anthropic_client, model=settings.anthropic_model, max_tokens=settings.max_output_tokens)
-    loop = AgentLoop(
-        claude, ToolBox(gateway, settings.server_tools), max_model_calls=settings.max_model_calls, crash=crash
-    )
+def build_executor(settings: Settings, redis: Redis, gateway: WebApiGateway, crash: CrashPoints) -> TaskExecutor:
+    """The task executor: Claude clients, tools, context budget and summarizer."""
+    sdk = sdk_client(settings.anthropic_api_key.get_secret_value(), settings.anthropic_base_url)
+    claude = ClaudeClient(sdk, model=settings.anthropic_model, max_tokens=settings.max_output_tokens)
+    tools = ToolBox(gateway, settings.server_tools)
+    loop = AgentLoop(claude, tools, max_model_calls=settings.max_model_calls, crash=crash)
     budget = Budget(total=settings.context_token_budget, summary_max=settings.summary_max_tokens)
     estimator = TokenEstimator()
     # Summaries are off the critical path and best effort: a short retry, then the hard-cap fallback.
     summary_client = ClaudeClient(
-        anthropic_client,
+        sdk,
         model=settings.summary_model,
         max_tokens=settings.summary_max_tokens,
         retry=default_retry_policy(attempts=2),
     )
-    compactor = Compactor(
-        Summarizer(summary_client, model=settings.summary_model, max_tokens=settings.summary_max_tokens),
-        system_prompt=settings.system_prompt,
-        budget=budget,
-        estimator=estimator,
-    )
-    executor = TaskExecutor(
-        journal=TaskJournal(redis, agent_ttl=agent_ttl),
-        threads=threads,
+    summarizer = Summarizer(summary_client, model=settings.summary_model, max_tokens=settings.summary_max_tokens)
+    compactor = Compactor(summarizer, system_prompt=settings.system_prompt, budget=budget, estimator=estimator)
+    return TaskExecutor(
+        journal=TaskJournal(redis, agent_ttl=settings.agent_ttl_days * DAY),
+        threads=ThreadStore(redis),
         loop=loop,
         compactor=compactor,
         slack=gateway,
@@ -124,13 +106,24 @@ def build_bot(
         settings=ExecutorSettings(max_attempts=settings.max_task_attempts),
         context=ContextSettings(settings.system_prompt, budget, estimator),
     )
+
+
+def build_bot(
+    settings: Settings, redis: Redis, consumer: str | None = None, slack_session: ClientSession | None = None
+) -> Bot:
+    """Wire the store, the executor, the runner and the Bolt app together."""
+    slack_client = build_slack_client(settings, slack_session)
+    gateway = WebApiGateway(slack_client)
+    crash = CrashPoints(settings.bot_crash_at)
+    queue = TaskQueue(redis, agent_ttl=settings.agent_ttl_days * DAY)
+    threads = ThreadStore(redis)
     runner_settings = RunnerSettings(
         consumer=consumer or settings.dyno,
         max_concurrent=settings.max_concurrent_tasks,
         lease_seconds=settings.task_lease_seconds,
         grace_seconds=settings.shutdown_grace_seconds,
     )
-    runner = TaskRunner(queue, executor, runner_settings)
+    runner = TaskRunner(queue, build_executor(settings, redis, gateway, crash), runner_settings)
     signing_secret = settings.slack_signing_secret
     bolt = AsyncApp(
         # The client carries the token and SLACK_API_URL; Bolt takes both from it.

@@ -95,6 +95,11 @@ def default_retry_policy(attempts: int = 4) -> AsyncRetrying:
     )
 
 
+def sdk_client(api_key: str, base_url: str | None) -> anthropic.AsyncAnthropic:
+    """The SDK client, with the SDK's own retries off: the tenacity policy here is the one place they live."""
+    return anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0)
+
+
 class ClaudeClient:
     """Asks Claude for one answer."""
 
