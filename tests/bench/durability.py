@@ -155,6 +155,7 @@ async def fresh(workdir: Path) -> tuple[FakeSlack, FakeAnthropic, Bench]:
     await redis.flushdb()
     await redis.aclose()
     slack, claude = FakeSlack(), FakeAnthropic()
+    slack.add_user("U0BENCH", "bench", real_name="Bench User", display_name="bench")  # a real user has a name
     await slack.start()
     await claude.start()
     return slack, claude, Bench(slack, claude, workdir)
