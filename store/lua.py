@@ -96,6 +96,8 @@ redis.call('HSET', KEYS[2], 'status', a.status, 'finished_at', a.now, 'error', a
 if a.clear_agent then
   redis.call('DEL', KEYS[4], KEYS[5])
   redis.call('ZREM', KEYS[6], a.thread_ts)
+elseif #ARGV == 3 and a.usage.model_calls == 0 and redis.call('EXISTS', KEYS[4]) == 0 then
+  -- nothing to remember (a status request) for a thread without an agent: do not create one
 else
   for i = 4, #ARGV do redis.call('RPUSH', KEYS[5], ARGV[i]) end
   if a.evict > 0 then

@@ -136,3 +136,15 @@ async def test_usage_adds_up_per_thread_and_per_channel(queue: TaskQueue, journa
     state = await store.state(THREAD)
     assert state is not None and state.usage == usage
     assert await store.channel_usage("T1", "C1") == usage + usage
+
+
+async def test_a_status_request_does_not_create_an_agent(queue: TaskQueue, journal: TaskJournal, redis: Redis) -> None:
+    """Finishing a task that remembers nothing, in a thread without an agent, leaves the thread without one."""
+    await queue.submit(make_task("Ev1", TaskKind.STATUS))
+    lease = await lease_on(queue)
+    task = await queue.head(THREAD)
+    assert task is not None
+    await journal.start(lease, task)
+    assert await journal.finish(lease, task, TaskStatus.DONE, counts_as_task=False) is True
+    assert await ThreadStore(redis).state(THREAD) is None
+    assert await queue.head(THREAD) is None
