@@ -8,7 +8,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from bot.executor import TaskExecutor
 from store.errors import LeaseLost
@@ -77,6 +77,12 @@ class TaskRunner:
         try:
             self._start(await self._queue.claim_new(self._settings.consumer, free, self._settings.block_ms))
         except RedisError as exc:
+            if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+                # Redis lost the queue (restarted without persistence, or flushed): make it again. Work
+                # submitted since has its inbox and queue entry, which intake writes as usual.
+                log.warning("the task queue is gone from Redis; creating it again")
+                await self._queue.ensure_group()
+                return
             log.warning("cannot read the task queue (%s); retrying", exc)
             await asyncio.sleep(self._settings.retry_delay)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from redis.asyncio import Redis
 
 from tests.fakes import FakeAnthropic, FakeSlack, signed_event_request, slash_command_fields, wait_until
 from tests.integration.conftest import BotFactory
@@ -143,3 +144,14 @@ async def test_a_web_process_without_workers_leaves_the_answer_to_a_worker_proce
     await wait_until(lambda: any("echo:" in text for text in bot_texts(slack)), timeout=15)
     assert "worker only" in worker.output()
     assert await worker.stop() == 0
+
+
+async def test_a_redis_that_lost_its_data_gets_its_queue_back(
+    bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
+) -> None:
+    """After Redis forgets everything (a restart without persistence), the next mention is still answered."""
+    await redis.flushdb()
+    envelope = mention(slack, "are you still there?")
+    assert await bot.post_event(envelope) == 200
+    await wait_until(lambda: any("echo:" in text for text in bot_texts(slack)), timeout=15)
+    assert "creating it again" in bot.output()
