@@ -165,3 +165,15 @@ async def test_direct_messages_are_all_for_the_bot(bot: BotProcess, slack: FakeS
     assert len(bot_messages) == 2
     assert all("thread_ts" not in m for m in bot_messages)
     assert "first DM" in " ".join(user_texts(claude.last_request))
+
+
+async def test_secrets_never_reach_the_log(bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic) -> None:
+    """Through an answer, a Slack error and a model error, no token, secret or key appears in the log."""
+    slack.fail_next("users.info", error="ratelimited")
+    claude.reply_error(400, "invalid_request_error", "bad request")
+    await bot.post_event(mention(slack, "first"))
+    await bot.post_event(mention(slack, "second"))
+    await wait_until(lambda: len(claude.requests) == 2 and "model call failed" in bot.output(), timeout=10)
+    log = bot.output()
+    for secret in (slack.bot_token, bot.env["SLACK_SIGNING_SECRET"], bot.env["ANTHROPIC_API_KEY"]):
+        assert secret not in log
