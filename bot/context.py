@@ -41,7 +41,11 @@ class TokenEstimator:
 
     def turns(self, turns: Iterable[Turn]) -> int:
         """Estimated tokens of turns as they are sent."""
-        return sum(self.messages(build_messages([turn])) for turn in turns)
+        return sum(self.per_turn(turns))
+
+    def per_turn(self, turns: Iterable[Turn]) -> list[int]:
+        """Estimated tokens of each turn, so callers trimming a window need not count it again per step."""
+        return [self.messages(build_messages([turn])) for turn in turns]
 
     def messages(self, messages: Sequence[dict[str, Any]]) -> int:
         """Estimated tokens of Messages API messages (text, tool use and tool results)."""
@@ -136,12 +140,15 @@ def assemble(
         - budget.tool_round_reserve
         - REQUEST_OVERHEAD
     )
-    kept = list(window)
-    while kept and estimator.turns(kept) > room:
-        kept.pop(0)
-    while kept and kept[0].role == "assistant" and len(kept) > 1:
-        kept.pop(0)  # start the window at a person's turn, as a conversation does
-    omitted = len(window) - len(kept)
+    sizes = estimator.per_turn(window)
+    start, total = 0, sum(sizes)
+    while start < len(window) and total > room:
+        total -= sizes[start]
+        start += 1
+    while start < len(window) - 1 and window[start].role == "assistant":
+        start += 1  # start the window at a person's turn, as a conversation does
+    kept = window[start:]
+    omitted = start
     messages = as_blocks(build_messages([*kept, *new_turns]))
     last = messages[-1]
     note = pinned + (f" {omitted} older turns are left out of view for length." if omitted else "")
@@ -156,8 +163,10 @@ def assemble(
 
 def turns_to_evict(window: list[Turn], *, room: int, estimator: TokenEstimator) -> int:
     """How many of the oldest turns to fold so the rest fits `room`; cuts fall before a person's turn."""
-    evict = 0
-    while evict < len(window) - 1 and estimator.turns(window[evict:]) > room:
+    sizes = estimator.per_turn(window)
+    evict, total = 0, sum(sizes)
+    while evict < len(window) - 1 and total > room:
+        total -= sizes[evict]
         evict += 1
     while evict < len(window) - 1 and window[evict].role == "assistant":
         evict += 1

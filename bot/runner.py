@@ -52,8 +52,10 @@ class TaskRunner:
         await self._queue.ensure_group()
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Claim and run work until `stopping` is set, then let running tasks finish within the grace period."""
-        await self._queue.ensure_group()
+        """Claim and run work until `stopping` is set, then let running tasks finish within the grace period.
+
+        Call prepare() first: it makes the queue this reads.
+        """
         consumer = self._settings.consumer
         own = await self._queue.claim_own_pending(consumer)
         if own:

@@ -15,7 +15,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from store import decode, keys, lua
-from store.errors import CorruptRecord, LeaseLost
+from store.errors import CorruptRecord
 from store.models import Task, TaskStatus, Turn, Usage
 from store.tasks import ThreadLease
 
@@ -112,7 +112,4 @@ class TaskJournal:
 
     @staticmethod
     async def _fenced(script: Any, lease: ThreadLease, keys_: list[str], args: list[Any]) -> int:
-        result = int(await script(keys=keys_, args=[lease.entry_id, lease.consumer, *args]))
-        if result == lua.FENCED:
-            raise LeaseLost(f"lease on {lease.entry_id} passed to another worker; write refused")
-        return result
+        return lua.unless_fenced(await script(keys=keys_, args=[lease.entry_id, lease.consumer, *args]), lease.entry_id)

@@ -9,8 +9,18 @@ Fenced scripts take KEYS[1] = the queue stream, ARGV[1] = the entry id, ARGV[2] 
 from __future__ import annotations
 
 from store import keys
+from store.errors import LeaseLost
 
 FENCED = -2
+
+
+def unless_fenced(result: object, entry_id: str) -> int:
+    """A fenced script's result; LeaseLost if the script refused to write because the lease moved on."""
+    value = int(str(result))
+    if value == FENCED:
+        raise LeaseLost(f"lease on {entry_id} passed to another worker; write refused")
+    return value
+
 
 _FENCE = f"""
 local pending = redis.call('XPENDING', KEYS[1], '{keys.WORKER_GROUP}', ARGV[1], ARGV[1], 1)

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from store import decode, keys, lua
-from store.errors import CorruptRecord, LeaseLost
+from store.errors import CorruptRecord
 from store.models import Task, TaskStatus, ThreadRef
 
 
@@ -132,9 +132,7 @@ class TaskQueue:
         result = await self._release(
             keys=[keys.QUEUE, keys.inbox(ref), keys.queued(ref)], args=[lease.entry_id, lease.consumer]
         )
-        if int(result) == lua.FENCED:
-            raise LeaseLost(f"lease on {lease.entry_id} passed to another worker")
-        return bool(result)
+        return bool(lua.unless_fenced(result, lease.entry_id))
 
     def _leases(self, reply: Any, consumer: str) -> list[ThreadLease]:
         leases: list[ThreadLease] = []
