@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from redis.exceptions import RedisError, ResponseError
 
 from bot.executor import TaskExecutor
+from bot.priority import IntakeFirst
 from store.errors import LeaseLost
 from store.tasks import TaskQueue, ThreadLease
 
@@ -35,8 +36,11 @@ class RunnerSettings:
 class TaskRunner:
     """Runs queued tasks until asked to stop; one coroutine per thread with work."""
 
-    def __init__(self, queue: TaskQueue, executor: TaskExecutor, settings: RunnerSettings) -> None:
+    def __init__(
+        self, queue: TaskQueue, executor: TaskExecutor, settings: RunnerSettings, intake_first: IntakeFirst
+    ) -> None:
         self._queue = queue
+        self._intake_first = intake_first
         self._executor = executor
         self._settings = settings
         self._active: dict[str, asyncio.Task[None]] = {}
@@ -98,6 +102,7 @@ class TaskRunner:
         try:
             while True:
                 try:
+                    await self._intake_first.turn()
                     task = await self._queue.head(lease.thread)
                     if task is None:
                         if await self._queue.release(lease):

@@ -18,7 +18,8 @@ def build_web_app(bot: Bot, *, with_events: bool) -> web.Application:
     """The HTTP server: /healthz always, POST /slack/events in HTTP mode."""
 
     async def slack_events(request: web.Request) -> web.Response:
-        return await to_aiohttp_response(await bot.bolt.async_dispatch(await to_bolt_request(request)))
+        with bot.intake_first.taking_in():
+            return await to_aiohttp_response(await bot.bolt.async_dispatch(await to_bolt_request(request)))
 
     def details() -> dict[str, object]:
         mode = "socket" if bot.settings.socket_mode else "http"
