@@ -30,6 +30,7 @@ from bot.executor import ContextSettings, ExecutorSettings, TaskExecutor
 from bot.faults import CrashPoints
 from bot.intake import Intake
 from bot.llm import ClaudeClient, default_retry_policy, sdk_client
+from bot.priority import IntakeFirst
 from bot.runner import RunnerSettings, TaskRunner
 from bot.summarizer import Summarizer
 from bot.tools import ToolBox
@@ -37,7 +38,7 @@ from handlers.commands import register_command_listeners
 from handlers.events import register_event_listeners
 from handlers.slack_gateway import WebApiGateway
 from handlers.web import WebFront
-from store.connection import connect, warm_up
+from store.connection import connect, open_pool
 from store.journal import TaskJournal
 from store.keys import DAY
 from store.presence import choose_consumer_name, client_name
@@ -47,8 +48,8 @@ from store.threads import ThreadStore
 log = logging.getLogger(__name__)
 
 Mode = Literal["web", "worker"]
-# Connections opened at startup: enough for a burst of simultaneous Slack events to find one ready.
-WARM_CONNECTIONS = 64
+# Connections opened at startup: enough for a burst of 100 simultaneous Slack events to find one ready each.
+WARM_CONNECTIONS = 100
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Bot:
     slack_client: AsyncWebClient
     bolt: AsyncApp
     runner: TaskRunner
+    intake_first: IntakeFirst
 
 
 def build_slack_client(settings: Settings, session: ClientSession | None = None) -> AsyncWebClient:
@@ -123,9 +125,11 @@ def build_bot(
         lease_seconds=settings.task_lease_seconds,
         grace_seconds=settings.shutdown_grace_seconds,
     )
-    runner = TaskRunner(queue, build_executor(settings, redis, gateway, crash), runner_settings)
+    intake_first = IntakeFirst()
+    runner = TaskRunner(queue, build_executor(settings, redis, gateway, crash), runner_settings, intake_first)
     signing_secret = settings.slack_signing_secret
     bolt = AsyncApp(
+        name="slack-thread-agent",  # without a name Bolt inspects the call stack for one, a quarter second here
         # The client carries the token and SLACK_API_URL; Bolt takes both from it.
         client=slack_client,
         signing_secret=signing_secret.get_secret_value() if signing_secret else "",
@@ -136,7 +140,7 @@ def build_bot(
     intake = Intake(queue, crash)
     register_event_listeners(bolt, intake, ignore_other_bots=not settings.answer_other_bots)
     register_command_listeners(bolt, AgentCommands(threads, intake))
-    return Bot(settings, redis, slack_client, bolt, runner)
+    return Bot(settings, redis, slack_client, bolt, runner, intake_first)
 
 
 @contextlib.asynccontextmanager
@@ -156,10 +160,10 @@ async def redis_for(settings: Settings) -> AsyncIterator[tuple[Redis, str]]:
         consumer = await choose_consumer_name(probe, settings.dyno)
     finally:
         await probe.aclose()
-    max_connections = settings.max_concurrent_tasks * 2 + 50
-    redis = connect(url, max_connections=max_connections, client_name=client_name(consumer))
+    redis = await open_pool(
+        url, max_connections=settings.redis_max_connections, warm=WARM_CONNECTIONS, client_name=client_name(consumer)
+    )
     try:
-        await warm_up(redis, min(WARM_CONNECTIONS, max_connections))
         yield redis, consumer
     finally:
         await redis.aclose()
@@ -183,6 +187,7 @@ async def serve(settings: Settings, mode: Mode = "web") -> None:
         bot = build_bot(settings, redis, consumer, slack_session)
         await bot.runner.prepare()
         work = bot.runner.run(stopping) if runs_tasks else stopping.wait()
+        # The runner starts first: a restarted dyno's unfinished tasks resume while intake gets ready.
         runner_task: asyncio.Task[Any] = asyncio.create_task(work, name="task-runner")
         intake = WebFront(bot) if mode == "web" else None
         try:

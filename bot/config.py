@@ -48,6 +48,9 @@ class Settings(BaseSettings):
         default=True, description="The web process also runs tasks; false leaves them to `python -m bot worker`."
     )
     max_concurrent_tasks: int = Field(default=200, ge=1, le=5000, description="Threads worked on at once.")
+    redis_max_connections: int = Field(
+        default=100, ge=4, le=10_000, description="Redis connections one process may open."
+    )
     context_token_budget: int = Field(
         default=24_000, ge=2_000, le=500_000, description="Most tokens of context (system, summary, turns) per request."
     )

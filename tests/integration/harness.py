@@ -28,10 +28,11 @@ def free_port() -> int:
 
 
 class BotProcess:
-    """One `python -m bot` process; stopped by its recorded pid, never by name."""
+    """One `python -m bot` process (or another module's); stopped by its recorded pid, never by name."""
 
-    def __init__(self, env: dict[str, str], workdir: Path, *, args: tuple[str, ...] = ()) -> None:
+    def __init__(self, env: dict[str, str], workdir: Path, *, args: tuple[str, ...] = (), module: str = "bot") -> None:
         self.env = env
+        self.module = module
         self.port = int(env["PORT"])
         self.workdir = workdir
         self.args = args
@@ -50,7 +51,7 @@ class BotProcess:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "bot",
+                self.module,
                 *self.args,
                 cwd=self.workdir,
                 env=env,

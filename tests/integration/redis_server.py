@@ -15,8 +15,9 @@ from tests.integration.harness import free_port
 class PrivateRedis:
     """A redis-server child process with its own port and data folder (append-only file on)."""
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, *, extra_args: tuple[str, ...] = ()) -> None:
         self.data_dir = data_dir
+        self.extra_args = extra_args
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -44,6 +45,7 @@ class PrivateRedis:
             "",
             "--logfile",
             str(self.data_dir / "redis.log"),
+            *self.extra_args,
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)

@@ -60,6 +60,23 @@ async def test_healthz_follows_redis(make_bot: BotFactory, private_redis: Privat
     assert (await health(bot))[0] == 200
 
 
+async def test_a_redis_connection_cap_is_lived_with(
+    make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, tmp_path: Path
+) -> None:
+    """Small managed Redis plans cap connections: the bot starts anyway, says what to set, and answers."""
+    capped = PrivateRedis(tmp_path / "capped", extra_args=("--maxclients", "12"))
+    capped.start()
+    try:
+        bot = make_bot(REDIS_URL=capped.url)
+        await bot.start()
+        assert "Set REDIS_MAX_CONNECTIONS" in bot.output()
+        assert await bot.post_event(mention(slack, "hello on a small plan")) == 200
+        await wait_until(lambda: any("echo:" in text for text in bot_texts(slack)), timeout=10)
+        assert len(claude.requests) == 1
+    finally:
+        capped.stop()
+
+
 async def test_bad_signature_gets_401_and_no_model_call(
     bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
 ) -> None:
