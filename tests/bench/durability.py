@@ -6,7 +6,8 @@ Runs the real `python -m bot` processes against the local fake Slack and Anthrop
 Measures:
   1. restart -> first step of a resumed task, same DYNO (target < 2 s)
   2. a dead consumer's task -> first step on another process (target lease + 5 s)
-  3. acknowledgement latency of 100 mentions sent at once, p50 / p99 (target p99 < 100 ms)
+  3. acknowledgement latency of 100 mentions sent at once, p50 / p99 (target p99 < 100 ms), beside a Bolt app
+     that only acknowledges (the floor any Bolt app has on this machine)
   4. wall time for 100 threads answered at once with a 2 s model latency (target < 5 s)
 """
 
@@ -20,7 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from redis.asyncio import Redis
 
@@ -106,13 +107,24 @@ async def import_seconds(module: str) -> float:
     return time.perf_counter() - started
 
 
-async def ack_latencies(bench: Bench, count: int = 100, *, separate_worker: bool = False) -> list[float]:
-    """Send `count` signed mentions at once from another process; the time each takes to be acknowledged."""
-    if separate_worker:
+AckSetup = Literal["floor", "web", "web+worker"]
+
+
+async def ack_latencies(bench: Bench, setup: AckSetup, count: int = 100) -> list[float]:
+    """Send `count` signed mentions at once from another process; the time each takes to be acknowledged.
+
+    "floor" is a Bolt app that only acknowledges; "web" the bot with its workers in the web process;
+    "web+worker" the bot's web process with a separate worker process.
+    """
+    if setup == "web+worker":
         worker = BotProcess({**bench.bot().env, "DYNO": "worker.1"}, bench.workdir, args=("worker",))
         bench.bots.append(worker)
         await worker.start(wait_ready=False)
-    bot = bench.bot(DYNO="bench.1", RUN_WORKERS_IN_WEB="false" if separate_worker else "true")
+    if setup == "floor":
+        bot = BotProcess(bench.bot().env, bench.workdir, module="tests.bench.floor_app")
+        bench.bots.append(bot)
+    else:
+        bot = bench.bot(DYNO="bench.1", RUN_WORKERS_IN_WEB="false" if setup == "web+worker" else "true")
     await bot.start()
     client = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -177,10 +189,15 @@ async def main() -> None:
             finally:
                 await slack.stop()
                 await claude.stop()
-        for label, separate in (("workers in the web process", False), ("web process with a separate worker", True)):
+        setups: list[tuple[str, AckSetup]] = [
+            ("a Bolt app that only acknowledges (the floor)", "floor"),
+            ("the bot, workers in the web process", "web"),
+            ("the bot, web process with a separate worker", "web+worker"),
+        ]
+        for label, setup in setups:
             slack, claude, bench = await fresh(Path(tmp))
             try:
-                latencies = sorted(await ack_latencies(bench, separate_worker=separate))
+                latencies = sorted(await ack_latencies(bench, setup))
                 p50 = statistics.median(latencies) * 1000
                 p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
                 results.append(
