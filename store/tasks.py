@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from store import decode, keys, lua
+from store.coalesce import CoalescedScript
 from store.errors import CorruptRecord
 from store.models import Task, TaskStatus, ThreadRef
 
@@ -45,7 +46,7 @@ class TaskQueue:
         self._redis = redis
         self._agent_ttl = agent_ttl
         self._task_ttl = task_ttl
-        self._submit = redis.register_script(lua.SUBMIT)
+        self._submit = CoalescedScript(redis, lua.SUBMIT)  # intake's script: bursts share one round trip
         self._release = redis.register_script(lua.RELEASE)
         self._heartbeat = redis.register_script(lua.HEARTBEAT)
 
