@@ -3,7 +3,7 @@
     .venv/bin/python -m tests.bench.durability          (needs a Redis on 127.0.0.1:6379; uses database 10)
 
 Runs the real `python -m bot` processes against the local fake Slack and Anthropic servers of tests/fakes.
-Measures:
+Measures, each BENCH_REPEATS times (default 3), reported as the median and every run's figure:
   1. restart -> first step of a resumed task, same DYNO (target < 2 s)
   2. a dead consumer's task -> first step on another process (target lease + 5 s)
   3. acknowledgement latency of 100 mentions sent at once, p50 / p99 (target p99 < 100 ms), beside a Bolt app
@@ -14,14 +14,16 @@ Measures:
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from redis.asyncio import Redis
 
@@ -30,7 +32,9 @@ from tests.integration.harness import SIGNING_SECRET, BotProcess, free_port
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
 LEASE_SECONDS = float(os.environ.get("BENCH_LEASE_SECONDS", "5"))
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 CHANNEL = "C0BENCH"
+T = TypeVar("T")
 
 
 class Bench:
@@ -173,51 +177,59 @@ async def fresh(workdir: Path) -> tuple[FakeSlack, FakeAnthropic, Bench]:
     return slack, claude, Bench(slack, claude, workdir)
 
 
+async def repeated(workdir: Path, run: Callable[[Bench], Awaitable[T]]) -> list[T]:
+    """Run one measurement REPEATS times, each on fresh fakes and an emptied database."""
+    results: list[T] = []
+    for _ in range(REPEATS):
+        slack, claude, bench = await fresh(workdir)
+        try:
+            results.append(await run(bench))
+        finally:
+            await bench.cleanup()
+            await slack.stop()
+            await claude.stop()
+    return results
+
+
+def spread(values: list[float], unit: str, scale: float = 1.0) -> str:
+    """The median, and the range over the runs."""
+    scaled = sorted(value * scale for value in values)
+    digits = 0 if unit == "ms" else 2
+    return f"{statistics.median(scaled):.{digits}f} {unit} (runs: {', '.join(f'{v:.{digits}f}' for v in scaled)})"
+
+
+def p99(latencies: list[float]) -> float:
+    ordered = sorted(latencies)
+    return ordered[max(int(len(ordered) * 0.99) - 1, 0)]
+
+
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        results: list[str] = []
-        for label, run in (
-            ("resume, same DYNO (restart -> next model call)", lambda b: resume_time(b, same_dyno=True)),
-            (
-                f"resume, dead consumer (kill -> model call on another; lease {LEASE_SECONDS:.0f} s)",
-                lambda b: resume_time(b, same_dyno=False),
-            ),
-        ):
-            slack, claude, bench = await fresh(Path(tmp))
-            try:
-                results.append(f"{label}: {await run(bench):.2f} s")
-            finally:
-                await slack.stop()
-                await claude.stop()
+        workdir = Path(tmp)
+        lines: list[str] = [f"median of {REPEATS} runs each"]
+        same = await repeated(workdir, lambda b: resume_time(b, same_dyno=True))
+        lines.append(f"resume, same DYNO (restart -> next model call): {spread(same, 's')}")
+        dead = await repeated(workdir, lambda b: resume_time(b, same_dyno=False))
+        lines.append(
+            f"resume, dead consumer (kill -> model call on another; lease {LEASE_SECONDS:.0f} s): {spread(dead, 's')}"
+        )
         setups: list[tuple[str, AckSetup]] = [
             ("a Bolt app that only acknowledges (the floor)", "floor"),
             ("the bot, workers in the web process", "web"),
             ("the bot, web process with a separate worker", "web+worker"),
         ]
         for label, setup in setups:
-            slack, claude, bench = await fresh(Path(tmp))
-            try:
-                latencies = sorted(await ack_latencies(bench, setup))
-                p50 = statistics.median(latencies) * 1000
-                p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
-                results.append(
-                    f"ack latency, 100 mentions at once, {label}: p50 {p50:.0f} ms, p99 {p99:.0f} ms, "
-                    f"max {latencies[-1] * 1000:.0f} ms"
-                )
-            finally:
-                await slack.stop()
-                await claude.stop()
-        slack, claude, bench = await fresh(Path(tmp))
-        try:
-            results.append(
-                f"100 threads at once, 2 s model latency: all answered in {await concurrent_answers(bench):.2f} s"
+            runs = await repeated(workdir, functools.partial(ack_latencies, setup=setup))
+            lines.append(
+                f"ack latency, 100 mentions at once, {label}: "
+                f"p50 {spread([statistics.median(run) for run in runs], 'ms', 1000)}, "
+                f"p99 {spread([p99(run) for run in runs], 'ms', 1000)}"
             )
-        finally:
-            await slack.stop()
-            await claude.stop()
+        answered = await repeated(workdir, concurrent_answers)
+        lines.append(f"100 threads at once, 2 s model latency: all answered in {spread(answered, 's')}")
         baseline = await import_seconds("anthropic") - await import_seconds("json")
-        results.append(f"(importing the anthropic SDK alone takes {baseline:.2f} s of each process start here)")
-        print("\n".join(results))
+        lines.append(f"(importing the anthropic SDK alone takes {baseline:.2f} s of each process start here)")
+        print("\n".join(lines))
 
 
 if __name__ == "__main__":
