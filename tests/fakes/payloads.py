@@ -1,4 +1,4 @@
-"""Builders for signed Slack HTTP requests and Events API / slash command payloads in the real wire shapes."""
+"""Builders for signed Slack HTTP requests and Events API, slash command and interactivity payloads in wire shapes."""
 
 from __future__ import annotations
 
@@ -224,6 +224,15 @@ def message_event(
     return event
 
 
+def hooks_url(kind: str, team_id: str = DEFAULT_TEAM_ID) -> str:
+    """Return a response_url shaped like Slack's ("commands" or "actions"); FakeSlack.response_url mints live ones."""
+    return f"https://hooks.slack.com/{kind}/{team_id}/{uuid.uuid4().int % 10**13}/{uuid.uuid4().hex[:24]}"
+
+
+def _trigger_id() -> str:
+    return f"1.{int(time.time())}.{uuid.uuid4().hex[:16]}"
+
+
 def slash_command_fields(
     command: str,
     text: str,
@@ -252,8 +261,8 @@ def slash_command_fields(
         "api_app_id": api_app_id,
         # Booleans in slash command forms are the strings "true"/"false".
         "is_enterprise_install": "false",
-        "response_url": response_url or f"https://hooks.slack.com/commands/{team_id}/1/{uuid.uuid4().hex[:24]}",
-        "trigger_id": trigger_id or f"1.{int(time.time())}.{uuid.uuid4().hex[:16]}",
+        "response_url": response_url or hooks_url("commands", team_id),
+        "trigger_id": trigger_id or _trigger_id(),
     }
 
 
@@ -269,3 +278,92 @@ def slash_command_form(
     """Return the application/x-www-form-urlencoded body Slack POSTs for a slash command."""
     fields = slash_command_fields(command, text, team_id=team_id, channel_id=channel_id, user_id=user_id, **extra)
     return urlencode(fields)
+
+
+def button_element(action_id: str, text: str, value: str | None = None, *, style: str | None = None) -> dict[str, Any]:
+    """Return a Block Kit button element as an app posts it inside an actions block (or as a section accessory)."""
+    element: dict[str, Any] = {"type": "button", "action_id": action_id, "text": {"type": "plain_text", "text": text}}
+    if value is not None:
+        element["value"] = value
+    if style is not None:
+        element["style"] = style
+    return element
+
+
+def block_actions_payload(
+    action_id: str,
+    value: str | None = None,
+    *,
+    team_id: str = DEFAULT_TEAM_ID,
+    channel_id: str,
+    user_id: str,
+    response_url: str | None = None,
+    message_ts: str | None = None,
+    message: dict[str, Any] | None = None,
+    is_ephemeral: bool = False,
+    thread_ts: str | None = None,
+    block_id: str = "actions",
+    text: str = "Click",
+    style: str | None = None,
+    user_name: str = "someone",
+    team_domain: str = "fake-team",
+    channel_name: str = "general",
+    api_app_id: str = DEFAULT_APP_ID,
+    trigger_id: str | None = None,
+) -> dict[str, Any]:
+    """Return the "block_actions" payload Slack sends when a user clicks a button in a message.
+
+    `message` is the clicked message as stored (it supplies message_ts and thread_ts); without it a bot message
+    holding just this button is made up. Ephemeral messages are not stored by Slack, so their payload has no
+    "message", only the container's message_ts.
+    """
+    button = button_element(action_id, text, value, style=style)
+    if message is not None:
+        message_ts, thread_ts = message["ts"], message.get("thread_ts", thread_ts)
+    message_ts = message_ts or new_ts()
+    container: dict[str, Any] = {
+        "type": "message",
+        "message_ts": message_ts,
+        "channel_id": channel_id,
+        "is_ephemeral": is_ephemeral,
+    }
+    if thread_ts is not None:
+        container["thread_ts"] = thread_ts
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": team_id},
+        "api_app_id": api_app_id,
+        "token": VERIFICATION_TOKEN,
+        "container": container,
+        "trigger_id": trigger_id or _trigger_id(),
+        "team": {"id": team_id, "domain": team_domain},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": channel_id, "name": channel_name},
+    }
+    if not is_ephemeral:
+        if message is None:
+            message = {
+                "type": "message",
+                "user": DEFAULT_BOT_USER_ID,
+                "bot_id": DEFAULT_BOT_ID,
+                "app_id": api_app_id,
+                "text": text,
+                "ts": message_ts,
+                "team": team_id,
+                "blocks": [{"type": "actions", "block_id": block_id, "elements": [button]}],
+            }
+            if thread_ts is not None:
+                message["thread_ts"] = thread_ts
+        payload["message"] = message
+    # Message payloads carry the state of any input elements in the message, empty when it has none.
+    payload["state"] = {"values": {}}
+    payload["response_url"] = response_url or hooks_url("actions", team_id)
+    # Each action echoes the element's fields plus where it sits and when it was clicked.
+    payload["actions"] = [{**button, "block_id": block_id, "action_ts": new_ts()}]
+    return payload
+
+
+def block_actions_form(payload: dict[str, Any]) -> str:
+    """Return the urlencoded body Slack POSTs to the interactivity Request URL: one `payload` field of JSON."""
+    return urlencode({"payload": json.dumps(payload)})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,7 +13,15 @@ from typing import Any
 
 from aiohttp import web
 
-from .payloads import DEFAULT_APP_ID, app_mention_event, event_envelope, message_event, new_ts, observe_ts
+from .payloads import (
+    DEFAULT_APP_ID,
+    app_mention_event,
+    block_actions_payload,
+    event_envelope,
+    message_event,
+    new_ts,
+    observe_ts,
+)
 from .server import LocalServer
 from .slack_socket import SocketModeMixin
 from .slack_store import ChannelStore, SlackApiFailure, maybe_json
@@ -20,6 +30,9 @@ Args = dict[str, Any]
 # Echoed in the x-oauth-scopes response header; slack_bolt copies it into its AuthorizeResult.
 BOT_SCOPES = "app_mentions:read,channels:history,chat:write,groups:history,im:history,reactions:write,users:read"
 _STRUCTURED = ("blocks", "attachments", "metadata")
+# A response_url takes five posts within thirty minutes.
+RESPONSE_URL_USES = 5
+RESPONSE_URL_TTL = 30 * 60.0
 
 
 @dataclass
@@ -32,6 +45,12 @@ class SlackCall:
     http_method: str = "POST"
     body_format: str = "query"  # "json", "form" or "query": how the client encoded the arguments
     token: str | None = None
+
+
+@dataclass
+class _ResponseGrant:
+    uses_left: int
+    expires_at: float  # time.monotonic()
 
 
 @dataclass
@@ -73,6 +92,10 @@ class FakeSlack(SocketModeMixin, LocalServer):
         self.calls: list[SlackCall] = []
         self.updates: list[Args] = []
         self.ephemerals: list[Args] = []
+        self.deletes: list[Args] = []
+        # Accepted response_url posts: {"url", "kind" ("commands"/"actions"), "body"} in arrival order.
+        self.responses: list[Args] = []
+        self._response_grants: dict[str, _ResponseGrant] = {}
         self.store = ChannelStore(app_id)
         self._users: dict[str, Args] = {}
         self._failures: dict[str, list[_Failure]] = {}
@@ -83,6 +106,7 @@ class FakeSlack(SocketModeMixin, LocalServer):
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
+            "chat.delete": self._chat_delete,
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.getPermalink": self._chat_get_permalink,
             "conversations.replies": self._conversations_replies,
@@ -96,8 +120,9 @@ class FakeSlack(SocketModeMixin, LocalServer):
     # ------------------------------------------------------------------ lifecycle
 
     def add_routes(self, app: web.Application) -> None:
-        """The Web API at /api/{method} and the Socket Mode websocket."""
+        """The Web API at /api/{method}, response_urls as minted by `response_url` and the Socket Mode websocket."""
         app.router.add_route("*", "/api/{method}", self._handle_api)
+        app.router.add_post("/{kind:commands|actions}/{team}/{id}/{secret}", self._handle_response_url)
         app.router.add_get("/socket-mode", self._handle_socket)
 
     async def before_stop(self) -> None:
@@ -208,6 +233,54 @@ class FakeSlack(SocketModeMixin, LocalServer):
         self.store.find(channel, ts).update(client_msg_id=event["client_msg_id"], blocks=event["blocks"])
         return event_envelope(event, team_id=self.team_id, api_app_id=self.app_id, bot_user_id=self.bot_user_id)
 
+    def response_url(
+        self, kind: str = "commands", *, uses: int = RESPONSE_URL_USES, ttl: float = RESPONSE_URL_TTL
+    ) -> str:
+        """Mint a response_url on this fake ("commands" for slash commands, "actions" for interactivity).
+
+        Like Slack's, it accepts `uses` posts within `ttl` seconds and then answers 404 expired_url.
+        """
+        if kind not in ("commands", "actions"):
+            raise ValueError(f"kind must be 'commands' or 'actions', not {kind!r}")
+        path = f"{kind}/{self.team_id}/{uuid.uuid4().int % 10**13}/{uuid.uuid4().hex[:24]}"
+        self._response_grants[path] = _ResponseGrant(uses, time.monotonic() + ttl)
+        return self.url + path
+
+    def click_button(self, channel: str, ts: str, action_id: str, *, user: str = "U0HUMAN") -> Args:
+        """Return the block_actions payload for `user` clicking button `action_id` of a message the bot posted.
+
+        The button must be in the stored (or ephemeral) message, so a test cannot click what the bot never showed;
+        the payload's response_url is minted on this fake.
+        """
+        msg = self.store.get(channel, ts)
+        ephemeral = None
+        if msg is None:
+            ephemeral = next((e for e in self.ephemerals if e["channel"] == channel and e["message_ts"] == ts), None)
+        source = msg if msg is not None else ephemeral
+        if source is None:
+            raise LookupError(f"no message {ts} in {channel}")
+        block, button = _find_button(source.get("blocks") or [], action_id)
+        # Slack gives every block a block_id when the message is posted; the fake does it on first click.
+        block_id = block.setdefault("block_id", uuid.uuid4().hex[:5])
+        return block_actions_payload(
+            action_id,
+            button.get("value"),
+            team_id=self.team_id,
+            channel_id=channel,
+            user_id=user,
+            response_url=self.response_url("actions"),
+            message_ts=ts,
+            message=self.store.view(channel, msg) if msg is not None else None,
+            is_ephemeral=msg is None,
+            thread_ts=ephemeral.get("thread_ts") if ephemeral is not None else None,
+            block_id=block_id,
+            text=button["text"]["text"],
+            style=button.get("style"),
+            user_name=self._users.get(user, {}).get("name", "someone"),
+            channel_name="directmessage" if channel.startswith("D") else "general",
+            api_app_id=self.app_id,
+        )
+
     def messages(self, channel: str) -> list[Args]:
         """All messages of a channel (top-level and replies) in ts order."""
         return self.store.views(channel, self.store.channels.get(channel, []))
@@ -295,6 +368,23 @@ class FakeSlack(SocketModeMixin, LocalServer):
         # Slack reports API errors with HTTP 200 and ok:false; only rate limits/outages use other statuses.
         return web.json_response(body, headers=headers)
 
+    async def _handle_response_url(self, request: web.Request) -> web.Response:
+        path = request.path.lstrip("/")
+        grant = self._response_grants.get(path)
+        if grant is None or grant.uses_left <= 0 or time.monotonic() >= grant.expires_at:
+            return web.json_response({"ok": False, "error": "expired_url"}, status=404)
+        try:
+            body = json.loads(await request.text())
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return web.json_response({"ok": False, "error": "invalid_payload"}, status=400)
+        if not body.get("delete_original") and not any(body.get(k) for k in ("text", "blocks", "attachments")):
+            return web.json_response({"ok": False, "error": "no_text"}, status=400)
+        grant.uses_left -= 1
+        self.responses.append({"url": self.url + path, "kind": request.match_info["kind"], "body": body})
+        return web.json_response({"ok": True})
+
     def _take_failure(self, method: str) -> _Failure | None:
         queue = self._failures.get(method)
         if not queue:
@@ -378,6 +468,18 @@ class FakeSlack(SocketModeMixin, LocalServer):
         msg["edited"] = {"user": self.bot_user_id, "ts": new_ts()}
         return {"channel": channel, "ts": ts, "text": msg["text"], "message": self.store.view(channel, msg)}
 
+    def _chat_delete(self, args: Args) -> Args:
+        channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
+        if not channel:
+            raise SlackApiFailure("channel_not_found")
+        msg = self.store.find(channel, ts)
+        # A bot token may delete only what the bot posted.
+        if msg.get("bot_id") != self.bot_id:
+            raise SlackApiFailure("cant_delete_message")
+        self.deletes.append({"channel": channel, "ts": ts, "text": msg.get("text")})
+        self.store.delete(channel, ts)
+        return {"channel": channel, "ts": ts}
+
     def _chat_post_ephemeral(self, args: Args) -> Args:
         if not args.get("channel"):
             raise SlackApiFailure("channel_not_found")
@@ -417,6 +519,15 @@ class FakeSlack(SocketModeMixin, LocalServer):
         if user is None:
             raise SlackApiFailure("user_not_found")
         return {"user": copy.deepcopy(user)}
+
+
+def _find_button(blocks: list[Args], action_id: str) -> tuple[Args, Args]:
+    """The block holding the button `action_id` (in an actions block or as a section accessory) and the button."""
+    for block in blocks:
+        for element in [*block.get("elements", []), block.get("accessory")]:
+            if isinstance(element, dict) and element.get("type") == "button" and element.get("action_id") == action_id:
+                return block, element
+    raise LookupError(f"no button {action_id!r} in the message's blocks")
 
 
 __all__ = ["FakeSlack", "SlackApiFailure", "SlackCall"]

@@ -108,6 +108,12 @@ class SocketModeMixin:
             "slash_commands", dict(form_fields), accepts_response_payload=True, wait=wait
         )
 
+    async def send_socket_interactive(self, payload: Args, *, wait: float = 5.0) -> str:
+        """Deliver an interactivity payload (block_actions, view_submission, ...) as it is, not form-encoded."""
+        # Only payloads whose ack can carry an answer (a modal's response_action, a menu's options) accept one.
+        accepts = payload.get("type") in ("view_submission", "block_suggestion")
+        return await self.send_socket_envelope("interactive", payload, accepts_response_payload=accepts, wait=wait)
+
     async def send_socket_disconnect(self, reason: str = "refresh_requested", *, wait: float = 5.0) -> None:
         """Tell the client to reconnect, as Slack does every few hours (the SDK reopens a new URL)."""
         message = {"type": "disconnect", "reason": reason, "debug_info": {"host": "fake-slack"}}

@@ -103,6 +103,17 @@ class ChannelStore:
             raise SlackApiFailure("message_not_found")
         return msg
 
+    def delete(self, channel: str, ts: str) -> None:
+        """Remove a message; a thread parent with replies becomes a tombstone so the thread stays readable."""
+        msg = self.find(channel, ts)
+        if "thread_ts" not in msg and self.replies_of(channel, ts):
+            # What conversations.replies shows in place of a deleted parent.
+            tombstone = {"type": "message", "subtype": "tombstone", "text": "This message was deleted.", "ts": ts}
+            msg.clear()
+            msg.update(tombstone, user="USLACKBOT", hidden=True)
+        else:
+            self.channels[channel].remove(msg)
+
     def replies_of(self, channel: str, ts: str) -> list[Args]:
         """Replies whose thread_ts is `ts`, in ts order (the parent excluded)."""
         return [m for m in self.channels.get(channel, []) if m.get("thread_ts") == ts and m["ts"] != ts]

@@ -22,12 +22,16 @@ from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from tests.fakes import (
     FakeAnthropic,
     FakeSlack,
     Reply,
     app_mention_event,
+    block_actions_form,
+    block_actions_payload,
+    button_element,
     event_envelope,
     message_event,
     new_ts,
@@ -174,6 +178,25 @@ async def test_chat_update_edits_message_and_records_history(slack: FakeSlack, w
         await web.chat_update(channel="C1", ts=human, text="x")
 
 
+async def test_chat_delete_removes_only_the_bots_messages(slack: FakeSlack, web: AsyncWebClient) -> None:
+    """chat.delete removes the bot's own message, leaves a tombstone for a parent with replies, rejects the rest."""
+    posted = await web.chat_postMessage(channel="C1", text="oops")
+    resp = await web.chat_delete(channel="C1", ts=posted["ts"])
+    assert (resp["channel"], resp["ts"]) == ("C1", posted["ts"]) and slack.messages("C1") == []
+    assert slack.deletes == [{"channel": "C1", "ts": posted["ts"], "text": "oops"}]
+    with pytest.raises(SlackApiError, match="message_not_found"):
+        await web.chat_delete(channel="C1", ts=posted["ts"])
+    human = slack.add_message("C1", "mine", user="U1")
+    with pytest.raises(SlackApiError, match="cant_delete_message"):
+        await web.chat_delete(channel="C1", ts=human)
+    parent = (await web.chat_postMessage(channel="C1", text="parent"))["ts"]
+    reply = slack.add_message("C1", "answer", user="U1", thread_ts=parent)
+    await web.chat_delete(channel="C1", ts=parent)
+    thread = (await web.conversations_replies(channel="C1", ts=parent))["messages"]
+    assert [(m["ts"], m.get("subtype")) for m in thread] == [(parent, "tombstone"), (reply, None)]
+    assert thread[0]["text"] == "This message was deleted." and thread[0]["reply_count"] == 1
+
+
 async def test_ts_values_strictly_increase_across_channels(web: AsyncWebClient, slack: FakeSlack) -> None:
     """Message ts strings are unique and strictly increasing across channels, seeded ones included."""
     # Seed slightly in the future: later ts values must still sort after it.
@@ -296,6 +319,37 @@ async def test_delay_does_not_block_other_methods(slack: FakeSlack, web: AsyncWe
     assert (await slow)["user"]["is_bot"] is True
 
 
+# ---------------------------------------------------------------------------------------------- response_url
+
+
+async def test_response_url_takes_five_posts_then_expires(slack: FakeSlack) -> None:
+    """A minted response_url records the webhook client's JSON posts, answers {"ok": true}, then 404 expired_url."""
+    url = slack.response_url()
+    assert url.startswith(slack.url + "commands/T0TEAM/")
+    client = AsyncWebhookClient(url)
+    resp = await client.send(text="working on it", replace_original=True)
+    assert (resp.status_code, json.loads(resp.body)) == (200, {"ok": True})
+    assert slack.responses == [
+        {"url": url, "kind": "commands", "body": {"text": "working on it", "replace_original": True}}
+    ]
+    for i in range(4):
+        assert (await client.send(text=str(i), response_type="in_channel")).status_code == 200
+    used_up = await client.send(text="sixth")
+    assert (used_up.status_code, json.loads(used_up.body)) == (404, {"ok": False, "error": "expired_url"})
+    assert [r["body"].get("response_type") for r in slack.responses] == [None] + ["in_channel"] * 4
+    assert (await AsyncWebhookClient(slack.response_url("actions", ttl=0)).send(text="late")).status_code == 404
+    assert (await AsyncWebhookClient(slack.url + "actions/T0TEAM/1/forged").send(text="x")).status_code == 404
+
+
+async def test_response_url_body_rules(slack: FakeSlack) -> None:
+    """A post needs text, blocks or attachments unless it deletes the original; a rejected post uses up nothing."""
+    client = AsyncWebhookClient(slack.response_url("actions", uses=1))
+    empty = await client.send_dict({"replace_original": True})
+    assert (empty.status_code, json.loads(empty.body)["error"]) == (400, "no_text")
+    assert (await client.send(delete_original=True)).status_code == 200
+    assert slack.responses[0]["body"] == {"delete_original": True} and len(slack.responses) == 1
+
+
 # ---------------------------------------------------------------------------------------------- Socket Mode
 
 
@@ -336,6 +390,21 @@ async def test_socket_mode_slash_command_ack_carries_payload(slack: FakeSlack) -
         fields = slash_command_fields("/agent", "status", channel_id="C1", user_id="U1")
         envelope_id = await slack.send_socket_command(fields)
         assert (await slack.wait_for_ack(envelope_id))["payload"] == {"text": "got status"}
+
+
+async def test_socket_mode_interactive_envelope(slack: FakeSlack) -> None:
+    """block_actions payloads arrive over Socket Mode as "interactive" envelopes that take a plain ack."""
+    got: list[SocketModeRequest] = []
+
+    async def on_request(client: AsyncBaseSocketModeClient, req: SocketModeRequest) -> None:
+        got.append(req)
+        await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+
+    async with socket_client(slack, on_request):
+        payload = block_actions_payload("approve", "yes", channel_id="C1", user_id="U1")
+        envelope_id = await slack.send_socket_interactive(payload)
+        assert await slack.wait_for_ack(envelope_id) == {"envelope_id": envelope_id}
+    assert (got[0].type, got[0].payload, got[0].accepts_response_payload) == ("interactive", payload, False)
 
 
 async def test_socket_mode_disconnect_makes_client_reconnect(slack: FakeSlack) -> None:
@@ -575,6 +644,64 @@ async def test_bolt_accepts_signed_event_and_slash_command(slack: FakeSlack) -> 
     assert resp.status == 200 and resp.body == "ok status"  # Bolt answers a text-only ack as plain text
     forged = await app.async_dispatch(bolt_request(form, signed_form_request(form, "wrong")))
     assert forged.status == 401
+
+
+def test_block_actions_payload_shapes() -> None:
+    """A click on a stored message carries that message; a click on an ephemeral one carries only its ts."""
+    payload = block_actions_payload("approve", "yes", channel_id="C1", user_id="U1", thread_ts="1.000001", text="OK")
+    ids = (payload["type"], payload["team"]["id"], payload["user"]["id"], payload["channel"]["id"])
+    assert ids == ("block_actions", "T0TEAM", "U1", "C1")
+    action = payload["actions"][0]
+    assert action["type"] == "button" and action["text"] == {"type": "plain_text", "text": "OK"}
+    assert (action["action_id"], action["value"], action["block_id"]) == ("approve", "yes", "actions")
+    assert payload["message"]["blocks"][0]["elements"][0]["action_id"] == "approve"
+    assert payload["container"]["message_ts"] == payload["message"]["ts"]
+    assert payload["container"]["thread_ts"] == payload["message"]["thread_ts"] == "1.000001"
+    assert payload["response_url"].startswith("https://hooks.slack.com/actions/T0TEAM/")
+    ephemeral = block_actions_payload("approve", channel_id="C1", user_id="U1", message_ts="1.2", is_ephemeral=True)
+    assert "message" not in ephemeral and "value" not in ephemeral["actions"][0]
+    assert ephemeral["container"] == {"type": "message", "message_ts": "1.2", "channel_id": "C1", "is_ephemeral": True}
+
+
+async def test_bolt_routes_a_button_click_and_respond_reaches_the_fake(slack: FakeSlack, web: AsyncWebClient) -> None:
+    """A signed block_actions form from click_button reaches Bolt's action listener, whose respond() posts here."""
+    app = AsyncApp(client=web, signing_secret=SECRET)
+    clicks: list[dict[str, Any]] = []
+
+    @app.action("cancel")
+    async def on_cancel(ack: Any, body: dict[str, Any], respond: Any) -> None:
+        await ack()
+        clicks.append(body)
+        await respond(text="cancelled", replace_original=True)
+
+    blocks = [{"type": "actions", "elements": [button_element("cancel", "Cancel", "turn-1", style="danger")]}]
+    parent = slack.add_message("C1", "question", user="U1")
+    posted = await web.chat_postMessage(channel="C1", thread_ts=parent, text="working", blocks=blocks)
+    form = block_actions_form(slack.click_button("C1", posted["ts"], "cancel", user="U1"))
+    resp = await app.async_dispatch(bolt_request(form, signed_form_request(form, SECRET)))
+    assert resp.status == 200
+    await wait_until(lambda: slack.responses)
+    assert (slack.responses[0]["kind"], slack.responses[0]["body"]) == (
+        "actions",
+        {"text": "cancelled", "replace_original": True},
+    )
+    body, stored = clicks[0], slack.bot_replies("C1", parent)[0]
+    action = body["actions"][0]
+    assert (action["value"], action["style"]) == ("turn-1", "danger")
+    assert action["block_id"] == stored["blocks"][0]["block_id"]
+    assert body["container"] == {
+        "type": "message",
+        "message_ts": posted["ts"],
+        "channel_id": "C1",
+        "is_ephemeral": False,
+        "thread_ts": parent,
+    }
+    assert body["message"] == stored
+    ephemeral = await web.chat_postEphemeral(channel="C1", user="U1", text="sure?", blocks=blocks)
+    click = slack.click_button("C1", ephemeral["message_ts"], "cancel", user="U1")
+    assert click["container"]["is_ephemeral"] is True and "message" not in click
+    with pytest.raises(LookupError):
+        slack.click_button("C1", posted["ts"], "approve")
 
 
 async def test_wait_until_times_out() -> None:
