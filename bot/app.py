@@ -139,7 +139,7 @@ def build_bot(
     )
     intake = Intake(queue, crash)
     register_event_listeners(bolt, intake, ignore_other_bots=not settings.answer_other_bots)
-    register_command_listeners(bolt, AgentCommands(threads, intake))
+    register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway))
     return Bot(settings, redis, slack_client, bolt, runner, intake_first)
 
 

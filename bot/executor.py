@@ -19,6 +19,7 @@ from bot.errors import ModelError, ModelRefused, SlackError
 from bot.faults import CrashPoints
 from bot.ports import SlackGateway
 from bot.status import describe_state
+from store.errors import LeaseLost
 from store.journal import TaskJournal
 from store.models import Task, TaskKind, TaskStatus, Turn
 from store.tasks import ThreadLease
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 PLACEHOLDER = ":hourglass_flowing_sand: Thinking…"
 RESUMED_PLACEHOLDER = ":arrows_counterclockwise: I was restarted while working on this; picking it up again…"
+START_AFRESH = "Mention me to start afresh."
 # Within this share of the budget an estimate is not trusted: the count_tokens endpoint gives the exact figure.
 NEAR_EDGE = 0.1
 # Slack cuts a message's text at 40,000 characters; leave room for the note that says so.
@@ -89,8 +91,7 @@ class TaskExecutor:
             await self._slack.post_reply(task.thread, describe_state(await self._threads.state(task.thread)))
             await self._journal.finish(lease, task, TaskStatus.DONE, counts_as_task=False)
         else:
-            await self._journal.finish(lease, task, TaskStatus.DONE, clear_agent=True)
-            await self._slack.post_reply(task.thread, "Done: I have forgotten this thread. Mention me to start afresh.")
+            await self._announce_reset(lease, task)
 
     async def _answer(self, lease: ThreadLease, task: Task, *, resumed: bool) -> None:
         ref = task.thread
@@ -126,6 +127,7 @@ class TaskExecutor:
         text = result.text
         if len(text) > MAX_REPLY_CHARS:
             text = text[:MAX_REPLY_CHARS] + "\n\n_(Cut here: Slack messages have a length limit.)_"
+        await self._journal.check_lease(lease)  # a reset (or a takeover) since the last write: post nothing
         await self._slack.update_message(ref, reply_ts, text)
         self._crash.reached("reply.posted")
         new_turns = [*earlier, question, Turn("assistant", text, ts=reply_ts)]
@@ -136,6 +138,17 @@ class TaskExecutor:
             self._crash.reached("summary.journaled")
         usage = result.usage + fold_usage
         await self._journal.finish(lease, task, TaskStatus.DONE, turns=new_turns, usage=usage, fold=fold)
+
+    async def _announce_reset(self, lease: ThreadLease, task: Task) -> None:
+        """A reset (the agent was cleared when it was recorded): remove cancelled answers' messages, tell the thread."""
+        for reply_ts in await self._journal.cancelled_replies(task):
+            try:
+                await self._slack.delete_message(task.thread, reply_ts)
+            except SlackError as exc:  # a leftover "Thinking…" is untidy, not worth failing the reset for
+                log.warning("task %s: could not remove a cancelled answer's message: %s", task.task_id, exc)
+        note = f"<@{task.user_id}> reset this thread's agent: I have forgotten what was said here. {START_AFRESH}"
+        await self._slack.post_reply(task.thread, note)
+        await self._journal.finish(lease, task, TaskStatus.DONE, counts_as_task=False)
 
     def _fixed_tokens(self) -> int:
         """Tokens every request carries besides system, summary and turns: the tool definitions."""
@@ -182,7 +195,12 @@ class TaskExecutor:
         if reply_ts is None:
             text = RESUMED_PLACEHOLDER if resumed else PLACEHOLDER
             reply_ts = await self._slack.post_placeholder(task.thread, text, task.task_id)
-            await self._journal.set_reply_ts(lease, task, reply_ts)
+            try:
+                await self._journal.set_reply_ts(lease, task, reply_ts)
+            except LeaseLost:
+                if await self._journal.cancelled(task):  # reset while it was being posted: nobody will finish it
+                    await self._slack.delete_message(task.thread, reply_ts)
+                raise
         elif resumed and not answered:
             await self._slack.update_message(task.thread, reply_ts, RESUMED_PLACEHOLDER)
         return reply_ts

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from bot.agent import strip_mention
 from bot.faults import CrashPoints
 from store.models import Task, TaskKind, ThreadRef
-from store.tasks import SubmitResult, TaskQueue
+from store.tasks import ResetResult, SubmitResult, TaskQueue
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +53,9 @@ class Intake:
         """A message not addressed to the bot: remembered if its thread has an agent, else ignored."""
         return await self._submit(message, TaskKind.NOTE, message.text)
 
-    async def submit(self, task: Task) -> SubmitResult:
-        """Record a task built elsewhere (the slash command's resets)."""
-        return await self._queue.submit(task)
+    async def reset(self, task: Task) -> ResetResult:
+        """Reset the task's thread now, cancelling its work; the task itself then tells the thread."""
+        return await self._queue.reset(task)
 
     async def _submit(self, message: IncomingMessage, kind: TaskKind, text: str) -> SubmitResult:
         task = Task(
@@ -67,7 +67,10 @@ class Intake:
             message_ts=message.ts,
             created_at=time.time(),
         )
-        result = await self._queue.submit(task)
+        if kind is TaskKind.RESET:
+            result = (await self._queue.reset(task)).outcome
+        else:
+            result = await self._queue.submit(task)
         if result is SubmitResult.DUPLICATE:
             log.info("event %s was delivered again; already recorded", message.event_id)
         self._crash.reached("intake.recorded")

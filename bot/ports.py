@@ -34,6 +34,10 @@ class SlackGateway(Protocol):
         """Replace the text of a message the bot posted."""
         ...
 
+    async def delete_message(self, thread: ThreadRef, ts: str) -> None:
+        """Delete a message the bot posted; one that is gone already is not an error."""
+        ...
+
     async def post_reply(self, thread: ThreadRef, text: str) -> str:
         """Post a plain reply in the thread; returns its ts."""
         ...

@@ -74,6 +74,14 @@ class WebApiGateway:
         body = _message_body(text)
         await self._call("chat.update", self._client.chat_update(channel=thread.channel_id, ts=ts, **body))
 
+    async def delete_message(self, thread: ThreadRef, ts: str) -> None:
+        """Delete a message the bot posted; one that is gone already is not an error."""
+        try:
+            await self._call("chat.delete", self._client.chat_delete(channel=thread.channel_id, ts=ts))
+        except SlackError as exc:
+            if "message_not_found" not in str(exc):
+                raise
+
     async def thread_messages(self, thread: ThreadRef) -> list[ThreadMessage]:
         """Every message in the thread, following conversations.replies' cursor across pages."""
         whoami = await self._whoami()

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from store import decode, keys, lua
 from store.errors import CorruptRecord
 from store.models import Task, TaskStatus, Turn, Usage
-from store.tasks import ThreadLease
+from store.tasks import ThreadLease, cancelled_replies
 
 NO_USAGE = Usage()
 
@@ -40,6 +40,7 @@ class TaskJournal:
         self._start = redis.register_script(lua.START)
         self._set_fields = redis.register_script(lua.SET_FIELDS)
         self._record_step = redis.register_script(lua.RECORD_STEP)
+        self._holds = redis.register_script(lua.HOLDS)
         self._finish = redis.register_script(lua.FINISH)
 
     async def start(self, lease: ThreadLease, task: Task) -> int:
@@ -52,6 +53,20 @@ class TaskJournal:
         """Remember the Slack message that will carry the task's answer."""
         keys_ = [keys.QUEUE, keys.task(task.thread.team_id, task.task_id)]
         await self._fenced(self._set_fields, lease, keys_, ["reply_ts", reply_ts])
+
+    async def check_lease(self, lease: ThreadLease) -> None:
+        """Raise LeaseLost unless the lease is still held (just before something irrevocable, like a Slack post)."""
+        await self._fenced(self._holds, lease, [keys.QUEUE], [])
+
+    async def cancelled(self, task: Task) -> bool:
+        """Whether a reset cancelled the task."""
+        status = await self._redis.hget(keys.task(task.thread.team_id, task.task_id), "status")
+        return status is not None and decode.text(status) == TaskStatus.CANCELLED.value
+
+    async def cancelled_replies(self, task: Task) -> list[str]:
+        """For a reset task: the messages of the tasks it cancelled, to be removed from the thread."""
+        raw = await self._redis.hget(keys.task(task.thread.team_id, task.task_id), "cancelled_replies")
+        return cancelled_replies(None if raw is None else decode.text(raw))
 
     async def record_step(self, lease: ThreadLease, task: Task, step: dict[str, Any]) -> None:
         """Journal a completed model or tool call before the next one starts."""

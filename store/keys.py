@@ -9,15 +9,18 @@ Per team (T = team id, C = channel id, TS = thread ts, "" for a DM's top level):
   agent:T:thread:C:TS:inbox   list    ids of the thread's unfinished tasks, in arrival order.
                                       TTL AGENT_TTL, refreshed on every push: an inbox older than that has no worker
                                       left to care.
-  agent:T:thread:C:TS:queued  string  set while the thread has an entry in the queue stream. No TTL: it must live
-                                      exactly as long as that entry, or a second entry would let two workers run
-                                      one thread at once; the worker that drains the inbox deletes both together.
-  agent:T:channel:C:threads   zset    thread ts -> time of the agent's last finished task, for /agent status.
+  agent:T:thread:C:TS:queued  string  the id of the thread's entry in the queue stream, while it has one. No TTL:
+                                      it must live exactly as long as that entry, or a second entry would let two
+                                      workers run one thread at once; the worker that drains the inbox deletes both
+                                      together, and a reset replaces both together.
+  agent:T:channel:C:threads   zset    thread ts -> time of the agent's last finished task (or of its first
+                                      mention while none has finished), for /agent status and channel resets.
                                       TTL AGENT_TTL, refreshed on activity; members whose state expired are
                                       skipped by readers and trimmed by writers.
   agent:T:channel:C:usage     hash    the channel's usage counters (tokens, cache, model calls, cost), added up as
                                       tasks finish. TTL AGENT_TTL, refreshed on activity.
-  agent:T:task:ID             hash    one task (Task fields + reply_ts, error). TTL TASK_TTL. Its existence is also
+  agent:T:task:ID             hash    one task (Task fields + reply_ts, error; a reset task also the ts list of the
+                                      messages of the tasks it cancelled). TTL TASK_TTL. Its existence is also
                                       the dedupe record for the Slack event_id that created it.
   agent:T:task:ID:steps       list    the task's journal: one JSON record per completed model, tool or summary
                                       call, so a resumed task continues after its last step. Deleted when the
@@ -82,7 +85,12 @@ def channel_usage(team_id: str, channel_id: str) -> str:
 
 def task(team_id: str, task_id: str) -> str:
     """One task's hash."""
-    return f"{PREFIX}:{team_id}:task:{task_id}"
+    return task_prefix(team_id) + task_id
+
+
+def task_prefix(team_id: str) -> str:
+    """What every task key of the team starts with (the reset script builds its inbox's task keys from it)."""
+    return f"{PREFIX}:{team_id}:task:"
 
 
 def steps(team_id: str, task_id: str) -> str:

@@ -28,8 +28,10 @@ if pending[1] == nil or pending[1][2] ~= ARGV[2] then return {FENCED} end
 """
 
 # Dedupe on the task id (the Slack event_id), record the task, append it to the thread's inbox, and put the
-# thread on the queue unless it is already there.
-# KEYS: task, inbox, queued flag, queue, state. ARGV: thread, task id, kind, task ttl, agent ttl, now, fields JSON.
+# thread on the queue unless it is already there (the `queued` flag then holds the entry's id, so that a reset
+# can revoke it). An answer also creates the agent and lists the thread in its channel's index.
+# KEYS: task, inbox, queued flag, queue, state, channel index.
+# ARGV: thread, task id, kind, task ttl, agent ttl, now, fields JSON, thread ts.
 SUBMIT = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 if ARGV[3] == 'note' and redis.call('EXISTS', KEYS[5]) == 0 then return -1 end
@@ -41,11 +43,57 @@ if ARGV[3] == 'answer' then
   redis.call('HSETNX', KEYS[5], 'created_at', ARGV[6])
   redis.call('HSETNX', KEYS[5], 'status', 'queued')
   redis.call('EXPIRE', KEYS[5], ARGV[5])
+  redis.call('ZADD', KEYS[6], 'NX', ARGV[6], ARGV[8])
+  redis.call('EXPIRE', KEYS[6], ARGV[5])
 end
 if redis.call('SET', KEYS[3], '1', 'NX') then
-  redis.call('XADD', KEYS[4], '*', 'thread', ARGV[1])
+  redis.call('SET', KEYS[3], redis.call('XADD', KEYS[4], '*', 'thread', ARGV[1]))
 end
 return 1
+"""
+
+# Reset a thread's agent at once. Its queued and running tasks are cancelled (their journals deleted), its state,
+# turns and summary deleted, and its queue entry revoked: a worker still running a cancelled task no longer holds
+# the entry, so each of its writes is refused (see the fence) and nothing it was doing lands. Then the reset task
+# itself (it posts the note in the thread) is queued as the first task of a fresh inbox, under a fresh entry.
+# Returns 0 for a reset already requested (same task id), else the reply ts of the cancelled tasks' messages
+# (that the reset task removes from the thread) as a JSON list.
+# KEYS: reset task, inbox, queued flag, queue, state, turns, channel index.
+# ARGV: thread, reset task id, task ttl, agent ttl, fields JSON, thread ts, task key prefix.
+RESET = f"""
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local replies = {{}}
+for _, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+  local task = ARGV[7] .. id
+  local status = redis.call('HGET', task, 'status')
+  if status == 'queued' or status == 'running' then
+    redis.call('HSET', task, 'status', 'cancelled')
+    local reply = redis.call('HGET', task, 'reply_ts')
+    if reply then table.insert(replies, reply) end
+  end
+  redis.call('DEL', task .. ':steps')
+end
+local entry = redis.call('GET', KEYS[3])
+if entry == '1' then  -- a flag written before flags held the entry id: find the entry
+  for _, item in ipairs(redis.call('XRANGE', KEYS[4], '-', '+')) do
+    if item[2][2] == ARGV[1] then entry = item[1] end
+  end
+end
+if entry then
+  redis.call('XACK', KEYS[4], '{keys.WORKER_GROUP}', entry)
+  redis.call('XDEL', KEYS[4], entry)
+end
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[5], KEYS[6])
+redis.call('ZREM', KEYS[7], ARGV[6])
+local cancelled = #replies > 0 and cjson.encode(replies) or '[]'  -- cjson writes an empty table as {{}}
+local fields = cjson.decode(ARGV[5])
+fields['cancelled_replies'] = cancelled
+for field, value in pairs(fields) do redis.call('HSET', KEYS[1], field, value) end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('SET', KEYS[3], redis.call('XADD', KEYS[4], '*', 'thread', ARGV[1]))
+return cancelled
 """
 
 # Count an attempt. An answer (re)creates its agent, which a reset earlier in the inbox may have cleared;
@@ -76,6 +124,10 @@ return 1
 """
 )
 
+# Only the fence: whether the caller still holds the entry (checked just before an answer goes to Slack).
+# KEYS: queue. ARGV: entry, consumer.
+HOLDS = _FENCE + "return 1"
+
 # Journal one completed step. KEYS: queue, steps list. ARGV: entry, consumer, step JSON, ttl.
 RECORD_STEP = (
     _FENCE
@@ -101,7 +153,7 @@ local function pop_inbox()
   else redis.call('LREM', KEYS[3], 1, a.task_id) end
 end
 redis.call('DEL', KEYS[8])
-if status == 'done' or status == 'failed' then pop_inbox() return 0 end
+if status == 'done' or status == 'failed' or status == 'cancelled' then pop_inbox() return 0 end
 redis.call('HSET', KEYS[2], 'status', a.status, 'finished_at', a.now, 'error', a.error)
 if a.clear_agent then
   redis.call('DEL', KEYS[4], KEYS[5])
@@ -124,6 +176,7 @@ else
   end
   if a.status == 'done' then
     if a.counts_as_task then redis.call('HINCRBY', KEYS[4], 'tasks_done', 1) end
+    redis.call('HDEL', KEYS[4], 'last_error')  -- the latest task went well: the agent is not failing
   else
     redis.call('HINCRBY', KEYS[4], 'tasks_failed', 1)
     redis.call('HSET', KEYS[4], 'last_error', a.error)
@@ -173,4 +226,4 @@ end
 return lost
 """
 
-ALL = (SUBMIT, START, SET_FIELDS, RECORD_STEP, FINISH, RELEASE, HEARTBEAT)
+ALL = (SUBMIT, RESET, START, HOLDS, SET_FIELDS, RECORD_STEP, FINISH, RELEASE, HEARTBEAT)

@@ -84,6 +84,7 @@ class TaskStatus(StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # its thread's agent was reset before it finished
 
 
 @dataclass(frozen=True)

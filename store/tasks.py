@@ -31,6 +31,23 @@ class SubmitResult(Enum):
 
 
 @dataclass(frozen=True)
+class ResetResult:
+    """What a reset did: accepted (or a duplicate), and the messages of the tasks it cancelled."""
+
+    outcome: SubmitResult
+    cancelled_replies: list[str]
+
+
+def cancelled_replies(raw: str | None) -> list[str]:
+    """The reply ts list a reset recorded (JSON), tolerant of an empty or missing value."""
+    try:
+        value = json.loads(raw or "[]")
+    except json.JSONDecodeError as exc:
+        raise CorruptRecord(f"malformed cancelled_replies: {raw!r}") from exc
+    return [str(ts) for ts in value] if isinstance(value, list) else []
+
+
+@dataclass(frozen=True)
 class ThreadLease:
     """A queue entry held by one consumer: the right to work one thread's inbox, and to write for it."""
 
@@ -47,6 +64,7 @@ class TaskQueue:
         self._agent_ttl = agent_ttl
         self._task_ttl = task_ttl
         self._submit = CoalescedScript(redis, lua.SUBMIT)  # intake's script: bursts share one round trip
+        self._reset = redis.register_script(lua.RESET)
         self._release = redis.register_script(lua.RELEASE)
         self._heartbeat = redis.register_script(lua.HEARTBEAT)
 
@@ -70,7 +88,14 @@ class TaskQueue:
         # The fields travel as one JSON argument: cheaper to send than thirty-odd separate ones on the ack path.
         fields = json.dumps(task.to_fields(), separators=(",", ":"))
         result = await self._submit(
-            keys=[keys.task(ref.team_id, task.task_id), keys.inbox(ref), keys.queued(ref), keys.QUEUE, keys.state(ref)],
+            keys=[
+                keys.task(ref.team_id, task.task_id),
+                keys.inbox(ref),
+                keys.queued(ref),
+                keys.QUEUE,
+                keys.state(ref),
+                keys.channel_threads(ref.team_id, ref.channel_id),
+            ],
             args=[
                 ref.encode(),
                 task.task_id,
@@ -79,9 +104,54 @@ class TaskQueue:
                 self._agent_ttl,
                 repr(task.created_at),
                 fields,
+                ref.thread_ts,
             ],
         )
         return {1: SubmitResult.ACCEPTED, 0: SubmitResult.DUPLICATE}.get(int(result), SubmitResult.NO_AGENT)
+
+    async def reset(self, task: Task) -> ResetResult:
+        """Reset the task's thread at once (cancelling its work) and queue the task, which tells the thread.
+
+        See lua.RESET. Deduplicated on the task id like submit().
+        """
+        ref = task.thread
+        result = await self._reset(
+            keys=[
+                keys.task(ref.team_id, task.task_id),
+                keys.inbox(ref),
+                keys.queued(ref),
+                keys.QUEUE,
+                keys.state(ref),
+                keys.turns(ref),
+                keys.channel_threads(ref.team_id, ref.channel_id),
+            ],
+            args=[
+                ref.encode(),
+                task.task_id,
+                self._task_ttl,
+                self._agent_ttl,
+                json.dumps(task.to_fields(), separators=(",", ":")),
+                ref.thread_ts,
+                keys.task_prefix(ref.team_id),
+            ],
+        )
+        if result == 0:
+            return ResetResult(SubmitResult.DUPLICATE, [])
+        return ResetResult(SubmitResult.ACCEPTED, cancelled_replies(decode.text(result)))
+
+    async def threads_with_work(self, team_id: str, limit: int = 10_000) -> int:
+        """How many of the team's threads are queued or being worked on (the queue has one entry per thread)."""
+        prefix = f"{team_id}:"
+        entries = await self._redis.xrange(keys.QUEUE, count=limit) or []
+        return sum(1 for _id, fields in entries if decode.text((fields or {}).get("thread", "")).startswith(prefix))
+
+    async def live_workers(self, within_ms: int = 10_000) -> list[str]:
+        """Names of the workers that read the queue within the last `within_ms` (a live one reads every second)."""
+        try:
+            consumers = await self._redis.xinfo_consumers(keys.QUEUE, keys.WORKER_GROUP)
+        except ResponseError:  # no queue or group yet: no worker has started
+            return []
+        return sorted(str(c["name"]) for c in consumers if int(c.get("idle", within_ms)) < within_ms)
 
     async def claim_new(self, consumer: str, count: int, block_ms: int) -> list[ThreadLease]:
         """Take up to `count` threads nobody has taken yet, waiting up to block_ms for one."""

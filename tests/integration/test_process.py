@@ -104,7 +104,7 @@ async def test_socket_mode_answers_a_mention(make_bot: BotFactory, slack: FakeSl
     command = slash_command_fields("/agent", "status", team_id=slack.team_id, channel_id=CHANNEL, user_id="U0ALICE")
     ack = await slack.wait_for_ack(await slack.send_socket_command(command))
     assert ack["payload"]["response_type"] == "ephemeral"
-    assert "Agents" in ack["payload"]["text"]  # the slash command answers in its acknowledgement
+    assert "agent(s) in this channel" in ack["payload"]["text"]  # the slash command answers in its acknowledgement
     assert await bot.stop() == 0
 
 

@@ -130,3 +130,60 @@ async def test_a_released_entry_is_not_reported_lost(queue: TaskQueue, journal: 
     await journal.finish(lease, task, TaskStatus.DONE)
     assert await queue.release(lease) is True
     assert await queue.heartbeat("web.1", [lease.entry_id]) == []
+
+
+async def test_reset_cancels_the_threads_work_and_queues_the_reset_first(
+    queue: TaskQueue, journal: TaskJournal, redis: Redis
+) -> None:
+    """Queued and running tasks are cancelled, the agent's keys go, and the old lease can write nothing more."""
+    await queue.submit(make_task("Ev1"))
+    await queue.submit(make_task("Ev2"))
+    await queue.submit(make_task("EvOther", thread=OTHER))
+    old = await lease_on(queue)
+    running = await queue.head(THREAD)
+    assert running is not None
+    await journal.start(old, running)
+    await journal.set_reply_ts(old, running, "1700000002.000100")
+    await journal.record_step(old, running, {"kind": "model", "content": []})
+
+    result = await queue.reset(make_task("Reset1", TaskKind.RESET))
+    assert result.outcome is SubmitResult.ACCEPTED and result.cancelled_replies == ["1700000002.000100"]
+    for task_id in ("Ev1", "Ev2"):
+        assert await redis.hget(keys.task("T1", task_id), "status") == TaskStatus.CANCELLED.value
+    assert not await redis.exists(keys.state(THREAD), keys.turns(THREAD), keys.steps("T1", "Ev1"))
+    assert await redis.lrange(keys.inbox(THREAD), 0, -1) == ["Reset1"]
+    with pytest.raises(LeaseLost):
+        await journal.record_step(old, running, {"kind": "model", "content": []})
+    with pytest.raises(LeaseLost):
+        await journal.check_lease(old)
+    # The reset runs under a fresh entry any worker can take; the other thread keeps its work.
+    fresh = await lease_on(queue, consumer="web.2")
+    assert fresh.entry_id != old.entry_id
+    assert await redis.lrange(keys.inbox(OTHER), 0, -1) == ["EvOther"]
+    assert await journal.cancelled_replies(make_task("Reset1", TaskKind.RESET)) == ["1700000002.000100"]
+
+    again = await queue.reset(make_task("Reset1", TaskKind.RESET))
+    assert again.outcome is SubmitResult.DUPLICATE and await redis.llen(keys.inbox(THREAD)) == 1
+
+
+async def test_reset_finds_the_entry_of_a_flag_written_before_flags_held_ids(
+    queue: TaskQueue, journal: TaskJournal, redis: Redis
+) -> None:
+    """Flags set by an older release hold "1", not the entry id: the reset still revokes the entry."""
+    await queue.submit(make_task("Ev1"))
+    old = await lease_on(queue)
+    await redis.set(keys.queued(THREAD), "1")
+    await queue.reset(make_task("Reset1", TaskKind.RESET))
+    with pytest.raises(LeaseLost):
+        await journal.check_lease(old)
+    assert await redis.xlen(keys.QUEUE) == 1  # only the reset's own entry
+
+
+async def test_reset_of_a_thread_without_work_leaves_no_key_without_a_ttl_but_the_queue_pair(
+    queue: TaskQueue, redis: Redis
+) -> None:
+    result = await queue.reset(make_task("Reset1", TaskKind.RESET))
+    assert result.outcome is SubmitResult.ACCEPTED and result.cancelled_replies == []
+    for key in await redis.keys("*"):
+        if key not in (keys.QUEUE, keys.queued(THREAD)):
+            assert await redis.ttl(key) > 0, key
