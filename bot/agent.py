@@ -54,10 +54,16 @@ def build_messages(turns: Iterable[Turn]) -> list[dict[str, Any]]:
 def turns_from_thread(
     messages: Iterable[ThreadMessage], *, before_ts: str, bot_user_id: str, names: dict[str, str]
 ) -> list[Turn]:
-    """Turns for the messages of a thread posted before the agent existed (the bot's own become its turns)."""
+    """Turns for the messages of a thread posted before the agent existed (the bot's own become its turns).
+
+    Messages up to the latest reset note are left out: the agent was told to forget them.
+    """
+    messages = list(messages)
+    resets = [float(message.ts) for message in messages if message.marks_reset]
+    forgotten_until = max(resets, default=0.0)
     turns: list[Turn] = []
     for message in messages:
-        if float(message.ts) >= float(before_ts) or message.from_other_bot:
+        if float(message.ts) >= float(before_ts) or float(message.ts) <= forgotten_until or message.from_other_bot:
             continue
         if message.from_this_bot:
             turns.append(Turn("assistant", message.text, ts=message.ts))

@@ -147,7 +147,7 @@ class TaskExecutor:
             except SlackError as exc:  # a leftover "Thinking…" is untidy, not worth failing the reset for
                 log.warning("task %s: could not remove a cancelled answer's message: %s", task.task_id, exc)
         note = f"<@{task.user_id}> reset this thread's agent: I have forgotten what was said here. {START_AFRESH}"
-        await self._slack.post_reply(task.thread, note)
+        await self._slack.post_reset_note(task.thread, note)
         await self._journal.finish(lease, task, TaskStatus.DONE, counts_as_task=False)
 
     def _fixed_tokens(self) -> int:

@@ -17,6 +17,7 @@ class ThreadMessage:
     user_id: str | None
     from_this_bot: bool
     from_other_bot: bool
+    marks_reset: bool = False  # the bot's note that the thread's agent was reset: what came before is forgotten
 
 
 class SlackGateway(Protocol):
@@ -42,12 +43,16 @@ class SlackGateway(Protocol):
         """Post a plain reply in the thread; returns its ts."""
         ...
 
+    async def post_reset_note(self, thread: ThreadRef, text: str) -> str:
+        """Post the note that the thread's agent was reset, marked so that later reads of the thread stop there."""
+        ...
+
     async def find_task_message(self, thread: ThreadRef, task_id: str, *, after_ts: str) -> str | None:
         """The ts of the bot's message tagged with this task id (posted after `after_ts`), if there is one."""
         ...
 
     async def thread_messages(self, thread: ThreadRef) -> list[ThreadMessage]:
-        """Every message of the thread, oldest first (all pages)."""
+        """Every message of the thread, oldest first (all pages), reset notes marked."""
         ...
 
     async def display_name(self, team_id: str, user_id: str) -> str | None:

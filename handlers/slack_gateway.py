@@ -18,6 +18,7 @@ from store.models import ThreadRef
 log = logging.getLogger(__name__)
 
 TASK_EVENT_TYPE = "agent_task"
+RESET_EVENT_TYPE = "agent_reset"
 # Slack renders `markdown_text` as standard Markdown (what Claude writes) but takes at most 12,000 characters;
 # longer answers go out as plain `text`.
 MARKDOWN_LIMIT = 12_000
@@ -63,6 +64,11 @@ class WebApiGateway:
         """Post a reply in the thread."""
         return await self._post(thread, _message_body(text))
 
+    async def post_reset_note(self, thread: ThreadRef, text: str) -> str:
+        """Post the reset note, tagged in its metadata so that reading the thread later starts after it."""
+        metadata = {"event_type": RESET_EVENT_TYPE, "event_payload": {}}
+        return await self._post(thread, {**_message_body(text), "metadata": metadata})
+
     async def _post(self, thread: ThreadRef, body: dict[str, Any]) -> str:
         if thread.thread_ts:
             body["thread_ts"] = thread.thread_ts
@@ -85,7 +91,7 @@ class WebApiGateway:
     async def thread_messages(self, thread: ThreadRef) -> list[ThreadMessage]:
         """Every message in the thread, following conversations.replies' cursor across pages."""
         whoami = await self._whoami()
-        return [_thread_message(raw, whoami) for raw in await self._raw_thread(thread)]
+        return [_thread_message(raw, whoami) for raw in await self._raw_thread(thread, include_all_metadata=True)]
 
     async def find_task_message(self, thread: ThreadRef, task_id: str, *, after_ts: str) -> str | None:
         """The bot's message whose metadata names this task, searched in the thread (or the DM after `after_ts`)."""
@@ -145,4 +151,5 @@ def _thread_message(raw: dict[str, Any], whoami: dict[str, Any]) -> ThreadMessag
         user_id=raw.get("user"),
         from_this_bot=mine,
         from_other_bot=bot_id is not None and not mine,
+        marks_reset=mine and (raw.get("metadata") or {}).get("event_type") == RESET_EVENT_TYPE,
     )

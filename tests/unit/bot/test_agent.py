@@ -47,3 +47,15 @@ def test_thread_messages_before_the_mention_become_turns() -> None:
         Turn("user", "the parent", user_id="U1", user_name="alice", ts="1.000001"),
         Turn("assistant", "an earlier answer", ts="1.000002"),
     ]
+
+
+def test_a_thread_read_after_a_reset_starts_after_the_reset_note() -> None:
+    """What was said before the agent was reset stays forgotten when the thread is read back."""
+    messages = [
+        ThreadMessage("1.000001", "<@U0BOT> the old question", "U1", from_this_bot=False, from_other_bot=False),
+        ThreadMessage("1.000002", "the old answer", "U0BOT", from_this_bot=True, from_other_bot=False),
+        ThreadMessage("1.000003", "reset note", "U0BOT", from_this_bot=True, from_other_bot=False, marks_reset=True),
+        ThreadMessage("1.000004", "said after the reset", "U2", from_this_bot=False, from_other_bot=False),
+    ]
+    turns = turns_from_thread(messages, before_ts="1.000005", bot_user_id="U0BOT", names={})
+    assert turns == [Turn("user", "said after the reset", user_id="U2", ts="1.000004")]

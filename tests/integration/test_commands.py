@@ -1,0 +1,163 @@
+"""`/agent` through the running bot process: resets that stop work cleanly, and the confirmation buttons."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from store import keys
+from store.models import ThreadRef
+from tests.fakes import (
+    FakeAnthropic,
+    FakeSlack,
+    block_actions_form,
+    block_actions_payload,
+    slash_command_form,
+    wait_until,
+)
+from tests.integration.harness import BotProcess
+
+pytestmark = pytest.mark.integration
+CHANNEL = "C0GENERAL"
+OTHER_CHANNEL = "C0RANDOM"
+NOTE = "reset this thread's agent"
+
+
+def mention(slack: FakeSlack, text: str, *, channel: str = CHANNEL, thread_ts: str | None = None) -> dict[str, Any]:
+    return slack.post_user_message(
+        channel, f"<@{slack.bot_user_id}> {text}", user="U0ALICE", thread_ts=thread_ts, mention=True
+    )
+
+
+def link(thread_ts: str, channel: str = CHANNEL) -> str:
+    return f"<https://fake-team.slack.com/archives/{channel}/p{thread_ts.replace('.', '')}>"
+
+
+def replies(slack: FakeSlack, thread_ts: str, channel: str = CHANNEL) -> list[str]:
+    return [str(m.get("text")) for m in slack.bot_replies(channel, thread_ts)]
+
+
+async def command(bot: BotProcess, slack: FakeSlack, text: str) -> tuple[dict[str, Any], str]:
+    """Run `/agent TEXT` in CHANNEL; returns the acknowledgement's body and the command's response_url."""
+    url = slack.response_url()
+    form = slash_command_form(
+        "/agent", text, team_id=slack.team_id, channel_id=CHANNEL, user_id="U0ALICE", response_url=url
+    )
+    status, body = await bot.post_command(form)
+    assert status == 200
+    return json.loads(body), url
+
+
+async def click(bot: BotProcess, slack: FakeSlack, action_id: str) -> str:
+    """Click a button of the channel-reset confirmation; returns the response_url its answer goes to."""
+    url = slack.response_url("actions")
+    payload = block_actions_payload(
+        action_id,
+        CHANNEL,
+        team_id=slack.team_id,
+        channel_id=CHANNEL,
+        user_id="U0ALICE",
+        response_url=url,
+        is_ephemeral=True,
+    )
+    status, _ = await bot.post_command(block_actions_form(payload))
+    assert status == 200
+    return url
+
+
+async def answer_at(slack: FakeSlack, url: str) -> dict[str, Any]:
+    return await wait_until(lambda: next((r["body"] for r in slack.responses if r["url"] == url), None), timeout=10)
+
+
+async def answered_thread(bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic, channel: str = CHANNEL) -> str:
+    """A thread whose agent has answered once; returns its ts."""
+    claude.reply_text("first answer")
+    root = mention(slack, "hello", channel=channel)
+    await bot.post_event(root)
+    thread_ts = str(root["event"]["ts"])
+    await wait_until(lambda: replies(slack, thread_ts, channel) == ["first answer"], timeout=10)
+    return thread_ts
+
+
+@pytest.mark.parametrize("how", ["slash command", "mention in the thread"])
+async def test_a_reset_during_a_running_answer_stops_it_and_leaves_the_thread_clean(
+    bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic, redis: Redis, how: str
+) -> None:
+    gate = asyncio.Event()
+    claude.reply_text("the answer nobody should see", gate=gate)
+    root = mention(slack, "start a long job")
+    await bot.post_event(root)
+    thread_ts = str(root["event"]["ts"])
+    await wait_until(lambda: len(claude.requests) == 1 and replies(slack, thread_ts), timeout=10)
+    [placeholder] = slack.bot_replies(CHANNEL, thread_ts)
+
+    if how == "slash command":
+        ack, _ = await command(bot, slack, f"reset {link(thread_ts)}")
+        assert "Reset the agent of" in ack["text"] and "work in progress was stopped" in ack["text"]
+    else:
+        await bot.post_event(mention(slack, "reset", thread_ts=thread_ts))
+    await wait_until(lambda: any(NOTE in text for text in replies(slack, thread_ts)), timeout=10)
+    assert replies(slack, thread_ts) == [
+        f"<@U0ALICE> {NOTE}: I have forgotten what was said here. Mention me to start afresh."
+    ]
+    assert placeholder["ts"] in [deleted["ts"] for deleted in slack.deletes]
+
+    gate.set()  # the model answers now; the cancelled task must not post it or remember it
+    await asyncio.sleep(1.5)
+    assert not any("nobody should see" in str(update.get("text")) for update in slack.updates)
+    assert len(replies(slack, thread_ts)) == 1
+    ref = ThreadRef(slack.team_id, CHANNEL, thread_ts)
+    assert not await redis.exists(keys.state(ref), keys.turns(ref))
+    await wait_until(lambda: _queue_empty(redis), timeout=10)  # the reset task ran and its entry was released
+
+    # The next mention starts afresh: nothing of the cancelled conversation reaches the model.
+    claude.reply_text("fresh start")
+    await bot.post_event(mention(slack, "hello again", thread_ts=thread_ts))
+    await wait_until(lambda: "fresh start" in replies(slack, thread_ts), timeout=10)
+    assert "start a long job" not in json.dumps(claude.requests[-1])
+
+
+async def _queue_empty(redis: Redis) -> bool:
+    return await redis.xlen(keys.QUEUE) == 0
+
+
+async def test_channel_reset_asks_and_cancel_changes_nothing_confirm_resets_this_channel_only(
+    bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
+) -> None:
+    first = await answered_thread(bot, slack, claude)
+    second = await answered_thread(bot, slack, claude)
+    elsewhere = await answered_thread(bot, slack, claude, channel=OTHER_CHANNEL)
+
+    ack, _ = await command(bot, slack, "reset")
+    assert "Reset *every* agent" in ack["text"] and any(block["type"] == "actions" for block in ack["blocks"])
+
+    cancelled = await answer_at(slack, await click(bot, slack, "agent_reset_channel_cancel"))
+    assert cancelled["text"] == "Cancelled: nothing was reset."
+    ack, _ = await command(bot, slack, "status")
+    assert ack["text"].startswith("2 agent(s)")
+
+    confirmed = await answer_at(slack, await click(bot, slack, "agent_reset_channel_confirm"))
+    assert confirmed["text"].startswith("Reset 2 agent(s)")
+    for thread_ts in (first, second):
+        await wait_until(lambda ts=thread_ts: any(NOTE in text for text in replies(slack, ts)), timeout=10)
+        ref = ThreadRef(slack.team_id, CHANNEL, thread_ts)
+        assert not await redis.exists(keys.state(ref), keys.turns(ref))
+    other = ThreadRef(slack.team_id, OTHER_CHANNEL, elsewhere)
+    assert await redis.exists(keys.state(other), keys.turns(other)) == 2
+    assert replies(slack, elsewhere, OTHER_CHANNEL) == ["first answer"]
+    ack, _ = await command(bot, slack, "status")
+    assert "No agents" in ack["text"]
+
+
+async def test_status_mentioned_in_a_thread_is_posted_there(
+    bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    thread_ts = await answered_thread(bot, slack, claude)
+    await bot.post_event(mention(slack, "status", thread_ts=thread_ts))
+    status = await wait_until(lambda: [t for t in replies(slack, thread_ts) if t.startswith("*Agent status:*")])
+    assert "Turns: 2" in status[0] and "Tasks done: 1, failed: 0" in status[0]
+    assert len(claude.requests) == 1  # a status is not a question for the model
