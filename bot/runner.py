@@ -65,6 +65,7 @@ class TaskRunner:
         if own:
             log.info("resuming %d thread(s) this worker (%s) held before it stopped", len(own), consumer)
         self._start(own)
+        await self._queue.mark_alive(consumer)
         keeper = asyncio.create_task(self._keep_leases(stopping), name="lease-keeper")
         try:
             while not stopping.is_set():
@@ -72,6 +73,8 @@ class TaskRunner:
         finally:
             keeper.cancel()
             await self._drain()
+            with contextlib.suppress(RedisError):
+                await self._queue.mark_stopped(consumer)
 
     async def _claim_once(self) -> None:
         free = self._settings.max_concurrent - len(self._active)
@@ -139,6 +142,7 @@ class TaskRunner:
                     last_renewal = time.monotonic()
                     await self._renew()
                 if not stopping.is_set():
+                    await self._queue.mark_alive(self._settings.consumer)
                     taken = await self._queue.claim_stale(self._settings.consumer, lease_ms)
                     if taken:
                         log.warning("took over %d thread(s) whose worker stopped renewing its lease", len(taken))

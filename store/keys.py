@@ -32,6 +32,9 @@ Shared by all teams:
   agent:queue                 stream  one entry per thread with work; consumer group "workers". No TTL: entries
                                       are deleted (XACK + XDEL) when their thread's inbox is drained, so its length
                                       is the number of threads with work.
+  agent:workers               zset    worker name -> when it last said it was alive (every couple of seconds),
+                                      for /agent status. TTL WORKERS_TTL, refreshed by every live worker: it
+                                      goes when they all have.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from store.models import ThreadRef
 
 PREFIX = "agent"
 QUEUE = f"{PREFIX}:queue"
+WORKERS = f"{PREFIX}:workers"
 WORKER_GROUP = "workers"
 
 DAY = 24 * 3600
@@ -47,6 +51,7 @@ AGENT_TTL = 30 * DAY
 # Slack retries an event for minutes, not days; a day keeps recent failures visible while bounding storage.
 TASK_TTL = DAY
 USER_NAME_TTL = DAY
+WORKERS_TTL = 60
 
 
 def _thread(ref: ThreadRef, part: str) -> str:

@@ -9,6 +9,7 @@ group's pending list, where its restarted self (same name) or another consumer (
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -145,13 +146,23 @@ class TaskQueue:
         entries = await self._redis.xrange(keys.QUEUE, count=limit) or []
         return sum(1 for _id, fields in entries if decode.text((fields or {}).get("thread", "")).startswith(prefix))
 
-    async def live_workers(self, within_ms: int = 10_000) -> list[str]:
-        """Names of the workers that read the queue within the last `within_ms` (a live one reads every second)."""
-        try:
-            consumers = await self._redis.xinfo_consumers(keys.QUEUE, keys.WORKER_GROUP)
-        except ResponseError:  # no queue or group yet: no worker has started
-            return []
-        return sorted(str(c["name"]) for c in consumers if int(c.get("idle", within_ms)) < within_ms)
+    async def mark_alive(self, consumer: str) -> None:
+        """Say this worker is alive (the runner does every couple of seconds); forgets names silent for an hour."""
+        now = time.time()
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zadd(keys.WORKERS, {consumer: now})
+        pipe.zremrangebyscore(keys.WORKERS, "-inf", now - 3600)
+        pipe.expire(keys.WORKERS, keys.WORKERS_TTL)
+        await pipe.execute()
+
+    async def mark_stopped(self, consumer: str) -> None:
+        """Say this worker has stopped (a clean shutdown)."""
+        await self._redis.zrem(keys.WORKERS, consumer)
+
+    async def live_workers(self, within: float = 10.0) -> list[str]:
+        """Names of the workers that said they were alive within the last `within` seconds."""
+        names = await self._redis.zrangebyscore(keys.WORKERS, time.time() - within, "+inf")
+        return sorted(decode.text(name) for name in names)
 
     async def claim_new(self, consumer: str, count: int, block_ms: int) -> list[ThreadLease]:
         """Take up to `count` threads nobody has taken yet, waiting up to block_ms for one."""

@@ -138,7 +138,7 @@ async def test_channel_reset_asks_and_cancel_changes_nothing_confirm_resets_this
     cancelled = await answer_at(slack, await click(bot, slack, "agent_reset_channel_cancel"))
     assert cancelled["text"] == "Cancelled: nothing was reset."
     ack, _ = await command(bot, slack, "status")
-    assert ack["text"].startswith("2 agent(s)")
+    assert ack["text"].startswith("2 agent(s)") and "1 alive (web.1)" in json.dumps(ack["blocks"])
 
     confirmed = await answer_at(slack, await click(bot, slack, "agent_reset_channel_confirm"))
     assert confirmed["text"].startswith("Reset 2 agent(s)")

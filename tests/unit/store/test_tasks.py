@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from redis.asyncio import Redis
 
@@ -187,3 +189,13 @@ async def test_reset_of_a_thread_without_work_leaves_no_key_without_a_ttl_but_th
     for key in await redis.keys("*"):
         if key not in (keys.QUEUE, keys.queued(THREAD)):
             assert await redis.ttl(key) > 0, key
+
+
+async def test_workers_are_alive_while_they_say_so(queue: TaskQueue, redis: Redis) -> None:
+    await queue.mark_alive("web.1")
+    await queue.mark_alive("worker.1")
+    await redis.zadd(keys.WORKERS, {"worker.2": time.time() - 30})  # silent for 30 s: presumed dead
+    assert await queue.live_workers() == ["web.1", "worker.1"]
+    assert 0 < await redis.ttl(keys.WORKERS) <= keys.WORKERS_TTL
+    await queue.mark_stopped("web.1")
+    assert await queue.live_workers() == ["worker.1"]
