@@ -51,6 +51,13 @@ def build_messages(turns: Iterable[Turn]) -> list[dict[str, Any]]:
     return messages
 
 
+def since_last_reset(messages: Iterable[ThreadMessage]) -> list[ThreadMessage]:
+    """The messages posted after the thread's agent was last reset (all of them if it never was)."""
+    messages = list(messages)
+    forgotten_until = max((m.reset_at for m in messages if m.reset_at is not None), default=0.0)
+    return [m for m in messages if float(m.ts) > forgotten_until and m.reset_at is None]
+
+
 def turns_from_thread(
     messages: Iterable[ThreadMessage], *, before_ts: str, bot_user_id: str, names: dict[str, str]
 ) -> list[Turn]:
@@ -58,12 +65,10 @@ def turns_from_thread(
 
     Messages up to the latest reset note are left out: the agent was told to forget them.
     """
-    messages = list(messages)
-    resets = [float(message.ts) for message in messages if message.marks_reset]
-    forgotten_until = max(resets, default=0.0)
+    messages = since_last_reset(messages)
     turns: list[Turn] = []
     for message in messages:
-        if float(message.ts) >= float(before_ts) or float(message.ts) <= forgotten_until or message.from_other_bot:
+        if float(message.ts) >= float(before_ts) or message.from_other_bot:
             continue
         if message.from_this_bot:
             turns.append(Turn("assistant", message.text, ts=message.ts))

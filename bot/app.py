@@ -23,7 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.agent_loop import AgentLoop
 from bot.commands import AgentCommands
 from bot.compaction import Compactor
-from bot.config import Settings
+from bot.config import Settings, split_names
 from bot.context import Budget, TokenEstimator
 from bot.embedded_redis import EmbeddedRedis
 from bot.executor import ContextSettings, ExecutorSettings, TaskExecutor
@@ -84,7 +84,12 @@ def build_slack_client(settings: Settings, session: ClientSession | None = None)
 def build_executor(settings: Settings, redis: Redis, gateway: WebApiGateway, crash: CrashPoints) -> TaskExecutor:
     """The task executor: Claude clients, tools, context budget and summarizer."""
     sdk = sdk_client(settings.anthropic_api_key.get_secret_value(), settings.anthropic_base_url)
-    claude = ClaudeClient(sdk, model=settings.anthropic_model, max_tokens=settings.max_output_tokens)
+    claude = ClaudeClient(
+        sdk,
+        model=settings.anthropic_model,
+        max_tokens=settings.max_output_tokens,
+        retry=default_retry_policy(settings.llm_retry_deadline_s),
+    )
     tools = ToolBox(gateway, settings.server_tools)
     loop = AgentLoop(claude, tools, max_model_calls=settings.max_model_calls, crash=crash)
     budget = Budget(total=settings.context_token_budget, summary_max=settings.summary_max_tokens)
@@ -94,7 +99,7 @@ def build_executor(settings: Settings, redis: Redis, gateway: WebApiGateway, cra
         sdk,
         model=settings.summary_model,
         max_tokens=settings.summary_max_tokens,
-        retry=default_retry_policy(attempts=2),
+        retry=default_retry_policy(settings.llm_retry_deadline_s, attempts=2),
     )
     summarizer = Summarizer(summary_client, model=settings.summary_model, max_tokens=settings.summary_max_tokens)
     compactor = Compactor(summarizer, system_prompt=settings.system_prompt, budget=budget, estimator=estimator)
@@ -137,8 +142,8 @@ def build_bot(
         process_before_response=True,
         request_verification_enabled=not settings.socket_mode,
     )
-    intake = Intake(queue, crash)
-    register_event_listeners(bolt, intake, ignore_other_bots=not settings.answer_other_bots)
+    intake = Intake(queue, crash, max_input_chars=settings.max_input_chars)
+    register_event_listeners(bolt, intake, allowed_bot_ids=frozenset(split_names(settings.allowed_bot_ids)))
     register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway))
     return Bot(settings, redis, slack_client, bolt, runner, intake_first)
 

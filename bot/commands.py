@@ -112,6 +112,8 @@ class AgentCommands:
         reset = 0
         for thread_ts in await self._threads.channel_threads(team_id, channel_id):
             ref = ThreadRef(team_id, channel_id, thread_ts)
+            if not await self._threads.has_agent(ref) and not await self._threads.current_task(ref):
+                continue  # expired since it was listed: nothing to reset, no note to post
             task = Task(f"{request_id}-{thread_ts}", TaskKind.RESET, ref, "reset", user_id, thread_ts, time.time())
             if (await self._intake.reset(task)).outcome is SubmitResult.ACCEPTED:
                 reset += 1

@@ -42,7 +42,12 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, ge=1, le=65535, description="HTTP port for Slack requests and /healthz.")
     dyno: str = Field(default_factory=socket.gethostname, min_length=1, description="This process's stable name.")
     system_prompt: str = Field(default=DEFAULT_SYSTEM_PROMPT, min_length=1, description="System prompt override.")
-    answer_other_bots: bool = Field(default=False, description="Also answer mentions written by other bots.")
+    allowed_bot_ids: str = Field(
+        default="", description="Bot ids (B...) whose messages count as people's; others' are ignored."
+    )
+    max_input_chars: int = Field(
+        default=40_000, ge=100, le=1_000_000, description="Longest message read whole; longer ones are cut."
+    )
     max_output_tokens: int = Field(default=4096, ge=64, le=64000, description="max_tokens of each answer.")
     run_workers_in_web: bool = Field(
         default=True, description="The web process also runs tasks; false leaves them to `python -m bot worker`."
@@ -62,6 +67,9 @@ class Settings(BaseSettings):
     )
     shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=28, description="Time running tasks get on SIGTERM.")
     max_task_attempts: int = Field(default=3, ge=1, le=20, description="Attempts before a task is failed for good.")
+    llm_retry_deadline_s: float = Field(
+        default=120.0, ge=1, le=900, description="How long a Claude call is retried (429, 529, 5xx, network)."
+    )
     max_model_calls: int = Field(default=10, ge=1, le=50, description="Model calls one answer may make (tool use).")
     anthropic_server_tools: str = Field(
         default="",

@@ -30,10 +30,19 @@ log = logging.getLogger(__name__)
 PLACEHOLDER = ":hourglass_flowing_sand: Thinking…"
 RESUMED_PLACEHOLDER = ":arrows_counterclockwise: I was restarted while working on this; picking it up again…"
 START_AFRESH = "Mention me to start afresh."
+GREETING = (
+    "Hi! Mention me with a question or a task and I will answer here, remembering this thread. "
+    "`@me status` shows what I know of it; `@me reset` makes me forget it."
+)
 # Within this share of the budget an estimate is not trusted: the count_tokens endpoint gives the exact figure.
 NEAR_EDGE = 0.1
 # Slack cuts a message's text at 40,000 characters; leave room for the note that says so.
 MAX_REPLY_CHARS = 39_000
+
+
+def cut_note(task: Task) -> str:
+    """What to say of a message intake cut to MAX_INPUT_CHARS."""
+    return f"The message had {task.original_chars:,} characters; only the first {len(task.text):,} were read."
 
 
 @dataclass(frozen=True)
@@ -87,7 +96,11 @@ class TaskExecutor:
             # Context for the next answer, not a request: not counted as a task.
             turn = await self._user_turn(task)
             await self._journal.finish(lease, task, TaskStatus.DONE, turns=[turn], counts_as_task=False)
+        elif task.kind is TaskKind.GREET:
+            await self._slack.post_reply(task.thread, GREETING)
+            await self._journal.finish(lease, task, TaskStatus.DONE, counts_as_task=False)
         elif task.kind is TaskKind.STATUS:
+            await self._journal.check_lease(lease)
             await self._slack.post_reply(task.thread, describe_state(await self._threads.state(task.thread)))
             await self._journal.finish(lease, task, TaskStatus.DONE, counts_as_task=False)
         else:
@@ -112,13 +125,15 @@ class TaskExecutor:
         try:
             result = await self._loop.run(context.system, context.messages, steps, record, ref)
         except ModelRefused:
+            await self._journal.check_lease(lease)  # reset meanwhile: its message is gone, say nothing
             await self._slack.update_message(ref, reply_ts, "I can't help with that request.")
             await self._journal.finish(lease, task, TaskStatus.DONE, turns=[*earlier, question])
             return
         except ModelError as exc:
+            # The details (status, request id) go to the log and the task record; the thread gets plain words.
             log.warning("task %s: model call failed: %s", task.task_id, exc)
-            text = f":warning: Sorry, I could not answer: {exc}. Mention me again to retry."
-            await self._slack.update_message(ref, reply_ts, text)
+            await self._journal.check_lease(lease)
+            await self._slack.update_message(ref, reply_ts, f":warning: {exc.user_message}")
             await self._journal.finish(lease, task, TaskStatus.FAILED, turns=[*earlier, question], error=str(exc))
             return
         if result.first_call_input_tokens is not None:
@@ -127,6 +142,8 @@ class TaskExecutor:
         text = result.text
         if len(text) > MAX_REPLY_CHARS:
             text = text[:MAX_REPLY_CHARS] + "\n\n_(Cut here: Slack messages have a length limit.)_"
+        if task.original_chars:
+            text += f"\n\n_({cut_note(task)})_"
         await self._journal.check_lease(lease)  # a reset (or a takeover) since the last write: post nothing
         await self._slack.update_message(ref, reply_ts, text)
         self._crash.reached("reply.posted")
@@ -141,14 +158,24 @@ class TaskExecutor:
 
     async def _announce_reset(self, lease: ThreadLease, task: Task) -> None:
         """A reset (the agent was cleared when it was recorded): remove cancelled answers' messages, tell the thread."""
-        for reply_ts in await self._journal.cancelled_replies(task):
-            try:
-                await self._slack.delete_message(task.thread, reply_ts)
-            except SlackError as exc:  # a leftover "Thinking…" is untidy, not worth failing the reset for
-                log.warning("task %s: could not remove a cancelled answer's message: %s", task.task_id, exc)
+        cleanup = await self._journal.reset_cleanup(task)
+        if cleanup is None:  # queued by an older release, which cleared the agent only when the reset ran
+            await self._journal.finish(lease, task, TaskStatus.DONE, clear_agent=True)
+        else:
+            leftovers = list(cleanup.reply_ts)
+            for task_id in cleanup.unrecorded_task_ids:  # a crash came between posting and recording
+                found = await self._slack.find_task_message(task.thread, task_id, after_ts=task.message_ts)
+                leftovers += [found] if found else []
+            for reply_ts in leftovers:
+                try:
+                    await self._slack.delete_message(task.thread, reply_ts)
+                except SlackError as exc:  # a leftover "Thinking…" is untidy, not worth failing the reset for
+                    log.warning("task %s: could not remove a cancelled answer's message: %s", task.task_id, exc)
         note = f"<@{task.user_id}> reset this thread's agent: I have forgotten what was said here. {START_AFRESH}"
-        await self._slack.post_reset_note(task.thread, note)
-        await self._journal.finish(lease, task, TaskStatus.DONE, counts_as_task=False)
+        await self._journal.check_lease(lease)  # a second reset since: that one tells the thread
+        await self._slack.post_reset_note(task.thread, note, reset_at=task.created_at)
+        if cleanup is not None:
+            await self._journal.finish(lease, task, TaskStatus.DONE, counts_as_task=False)
 
     def _fixed_tokens(self) -> int:
         """Tokens every request carries besides system, summary and turns: the tool definitions."""
@@ -191,19 +218,23 @@ class TaskExecutor:
             # A crash between posting the placeholder and recording its ts: the message says whose it is.
             reply_ts = await self._slack.find_task_message(task.thread, task.task_id, after_ts=task.message_ts)
             if reply_ts is not None:
-                await self._journal.set_reply_ts(lease, task, reply_ts)
+                await self._record_reply(lease, task, reply_ts)
         if reply_ts is None:
             text = RESUMED_PLACEHOLDER if resumed else PLACEHOLDER
             reply_ts = await self._slack.post_placeholder(task.thread, text, task.task_id)
-            try:
-                await self._journal.set_reply_ts(lease, task, reply_ts)
-            except LeaseLost:
-                if await self._journal.cancelled(task):  # reset while it was being posted: nobody will finish it
-                    await self._slack.delete_message(task.thread, reply_ts)
-                raise
+            await self._record_reply(lease, task, reply_ts)
         elif resumed and not answered:
             await self._slack.update_message(task.thread, reply_ts, RESUMED_PLACEHOLDER)
         return reply_ts
+
+    async def _record_reply(self, lease: ThreadLease, task: Task, reply_ts: str) -> None:
+        """Record the task's message; if a reset cancelled the task meanwhile, remove the message instead."""
+        try:
+            await self._journal.set_reply_ts(lease, task, reply_ts)
+        except LeaseLost:
+            if await self._journal.cancelled(task):  # the reset could not know this message: nobody will finish it
+                await self._slack.delete_message(task.thread, reply_ts)
+            raise
 
     async def _earlier_messages(self, task: Task) -> list[Turn]:
         """A thread the bot joins late: what people said in it before the mention."""
@@ -227,7 +258,8 @@ class TaskExecutor:
 
     async def _user_turn(self, task: Task) -> Turn:
         name = await self._name(task.thread.team_id, task.user_id)
-        return Turn("user", task.text, user_id=task.user_id, user_name=name, ts=task.message_ts)
+        text = f"{task.text}\n\n[{cut_note(task)}]" if task.original_chars else task.text
+        return Turn("user", text, user_id=task.user_id, user_name=name, ts=task.message_ts)
 
     async def _name(self, team_id: str, user_id: str) -> str | None:
         cached = await self._threads.cached_user_name(team_id, user_id)

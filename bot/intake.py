@@ -39,14 +39,15 @@ class IncomingMessage:
 class Intake:
     """Records mentions and thread messages as tasks, one Redis round trip each."""
 
-    def __init__(self, queue: TaskQueue, crash: CrashPoints | None = None) -> None:
+    def __init__(self, queue: TaskQueue, crash: CrashPoints | None = None, *, max_input_chars: int = 40_000) -> None:
         self._queue = queue
         self._crash = crash or CrashPoints()
+        self._max_input_chars = max_input_chars
 
     async def mention(self, message: IncomingMessage, bot_user_id: str) -> SubmitResult:
         """A message addressed to the bot: answer it, or run the command word it consists of."""
         text = strip_mention(message.text, bot_user_id)
-        kind = COMMAND_WORDS.get(text.lower().strip(" .!"), TaskKind.ANSWER)
+        kind = COMMAND_WORDS.get(text.lower().strip(" .!"), TaskKind.ANSWER) if text else TaskKind.GREET
         return await self._submit(message, kind, text)
 
     async def thread_message(self, message: IncomingMessage) -> SubmitResult:
@@ -58,14 +59,17 @@ class Intake:
         return await self._queue.reset(task)
 
     async def _submit(self, message: IncomingMessage, kind: TaskKind, text: str) -> SubmitResult:
+        # A very long message is cut here, before it is stored: the answer says so.
+        cut = len(text) > self._max_input_chars
         task = Task(
             task_id=message.event_id,
             kind=kind,
             thread=message.thread(),
-            text=text,
+            text=text[: self._max_input_chars],
             user_id=message.user_id,
             message_ts=message.ts,
             created_at=time.time(),
+            original_chars=len(text) if cut else 0,
         )
         if kind is TaskKind.RESET:
             result = (await self._queue.reset(task)).outcome

@@ -9,10 +9,11 @@ from typing import Any, cast
 
 import anthropic
 from anthropic.types import MessageParam, TextBlockParam, ToolUnionParam
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, stop_before_delay
+from tenacity.stop import stop_base
 from tenacity.wait import wait_base, wait_random_exponential
 
-from bot.errors import ModelError, ModelRefused
+from bot.errors import ModelAuthError, ModelError, ModelRefused, ModelRequestError, ModelUnavailable
 from bot.pricing import cost_usd
 from store.models import Usage
 
@@ -80,12 +81,19 @@ class wait_retry_after(wait_base):  # lower case, like tenacity's own wait strat
         return self._fallback(retry_state)
 
 
-def default_retry_policy(attempts: int = 4) -> AsyncRetrying:
-    """Retry transient API errors a few times, honouring retry-after."""
+DEFAULT_DEADLINE = 120.0
+
+
+def default_retry_policy(deadline: float = DEFAULT_DEADLINE, attempts: int | None = None) -> AsyncRetrying:
+    """Retry transient API errors with jittered exponential backoff (or as retry-after asks) until `deadline`
+    seconds have passed (no retry starts that would end after it), or after `attempts` tries if given."""
+    stop: stop_base = stop_before_delay(deadline)
+    if attempts is not None:
+        stop = stop | stop_after_attempt(attempts)
     return AsyncRetrying(
         retry=retry_if_exception_type(RETRYABLE),
         wait=wait_retry_after(wait_random_exponential(multiplier=1, max=20)),
-        stop=stop_after_attempt(attempts),
+        stop=stop,
         reraise=True,
         before_sleep=lambda state: log.warning(
             "Claude call failed (%s), retrying (attempt %d)",
@@ -98,6 +106,18 @@ def default_retry_policy(attempts: int = 4) -> AsyncRetrying:
 def sdk_client(api_key: str, base_url: str | None) -> anthropic.AsyncAnthropic:
     """The SDK client, with the SDK's own retries off: the tenacity policy here is the one place they live."""
     return anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0)
+
+
+def model_error(exc: anthropic.APIError) -> ModelError:
+    """Our error for an API error that the retries did not cure; the request id goes to the log, not to Slack."""
+    if isinstance(exc, anthropic.APIStatusError):
+        detail = f"Claude API error {exc.status_code} ({type(exc).__name__}, request id {exc.request_id or 'none'})"
+        if isinstance(exc, anthropic.AuthenticationError | anthropic.PermissionDeniedError):
+            return ModelAuthError(detail)
+        if isinstance(exc, RETRYABLE):
+            return ModelUnavailable(detail)
+        return ModelRequestError(detail)
+    return ModelUnavailable(f"Claude API unreachable ({type(exc).__name__})")
 
 
 class ClaudeClient:
@@ -133,10 +153,8 @@ class ClaudeClient:
                         messages=cast(list[MessageParam], list(messages)),
                         tools=cast(list[ToolUnionParam], list(tools)) if tools else anthropic.omit,
                     )
-        except anthropic.APIStatusError as exc:
-            raise ModelError(f"Claude API error {exc.status_code} ({type(exc).__name__})") from exc
-        except anthropic.APIConnectionError as exc:
-            raise ModelError("Claude API unreachable") from exc
+        except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
+            raise model_error(exc) from exc
         if message.stop_reason == "refusal":
             raise ModelRefused("Claude declined to answer this request")
         return ModelStep(

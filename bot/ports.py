@@ -17,7 +17,7 @@ class ThreadMessage:
     user_id: str | None
     from_this_bot: bool
     from_other_bot: bool
-    marks_reset: bool = False  # the bot's note that the thread's agent was reset: what came before is forgotten
+    reset_at: float | None = None  # on the bot's reset notes: when the reset was asked; what came before is forgotten
 
 
 class SlackGateway(Protocol):
@@ -43,8 +43,9 @@ class SlackGateway(Protocol):
         """Post a plain reply in the thread; returns its ts."""
         ...
 
-    async def post_reset_note(self, thread: ThreadRef, text: str) -> str:
-        """Post the note that the thread's agent was reset, marked so that later reads of the thread stop there."""
+    async def post_reset_note(self, thread: ThreadRef, text: str, *, reset_at: float) -> str:
+        """Post the note that the agent was reset at `reset_at`, marked so that later reads of the thread skip
+        what came before that moment."""
         ...
 
     async def find_task_message(self, thread: ThreadRef, task_id: str, *, after_ts: str) -> str | None:

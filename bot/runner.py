@@ -153,9 +153,9 @@ class TaskRunner:
     async def _renew(self) -> None:
         lost = await self._queue.heartbeat(self._settings.consumer, list(self._active))
         for entry_id in lost:
-            log.warning("lost the lease on queue entry %s to another worker; stopping that work", entry_id)
             work = self._active.pop(entry_id, None)
-            if work is not None:
+            if work is not None:  # None: the thread was released just now, which is no loss
+                log.warning("no longer holds queue entry %s (taken over, or its thread was reset); stopping", entry_id)
                 work.cancel()
 
     async def _drain(self) -> None:

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from bot.agent import since_last_reset
 from bot.errors import SlackError
 from bot.ports import SlackGateway
 from store.models import ThreadRef
@@ -72,7 +73,7 @@ class ToolBox:
             return "This conversation is a direct message, not a thread; everything in it is already in context."
         limit = max(1, min(200, int(tool_input.get("limit", 50))))
         before = tool_input.get("before_ts")
-        messages = await self._slack.thread_messages(thread)
+        messages = since_last_reset(await self._slack.thread_messages(thread))  # a reset agent forgot the rest
         if before is not None:
             messages = [m for m in messages if float(m.ts) < float(before)]
         lines: list[str] = []

@@ -41,7 +41,7 @@ class ThreadLink:
 
 def parse_thread_link(text: str) -> ThreadLink | None:
     """The thread of a message link (a reply's link carries its thread's ts in `thread_ts`)."""
-    match = _LINK.search(text)
+    match = _LINK.search(text.replace("&amp;", "&"))  # Slack escapes & in command text
     if match is None:
         return None
     thread = _THREAD_TS.search(match["query"] or "")
@@ -82,7 +82,10 @@ class Answerer:
             except Exception:
                 log.exception("an /agent command failed")
                 answer = FAILED
-            await respond(**ephemeral(answer), replace_original=True)
+            try:
+                await respond(**ephemeral(answer), replace_original=True)
+            except Exception:  # nobody else would hear of it: a background task's error is lost
+                log.exception("could not send an /agent answer through its response_url")
 
         task = asyncio.ensure_future(send())
         self._later.add(task)
@@ -137,6 +140,8 @@ def register_command_listeners(app: AsyncApp, commands: AgentCommands) -> None:
             await respond(**ephemeral(Answer("That button belongs to another channel: nothing was reset.")))
             return
         request_id = f"btn-{body.get('trigger_id') or body['actions'][0].get('action_ts')}"
+        # The buttons go at once, so that a second click cannot start a second reset.
+        await respond(**ephemeral(Answer(f"Resetting every agent of <#{channel_id}>…")), replace_original=True)
         answerer.later(respond, commands.reset_channel(team_id, channel_id, str(body["user"]["id"]), request_id))
 
     async def handle_cancel(ack: AsyncAck, respond: AsyncRespond) -> None:

@@ -19,13 +19,19 @@ log = logging.getLogger(__name__)
 _SPOKEN_SUBTYPES = {None, "file_share", "thread_broadcast"}
 
 
-def parse_message(body: dict[str, Any], event: dict[str, Any], *, allow_bots: bool = False) -> IncomingMessage | None:
-    """The event as an IncomingMessage, or None if it is not someone saying something (edits, joins, bots...)."""
+def parse_message(
+    body: dict[str, Any], event: dict[str, Any], *, allowed_bot_ids: frozenset[str] = frozenset()
+) -> IncomingMessage | None:
+    """The event as an IncomingMessage, or None if it is not someone saying something (edits, joins, bots...).
+
+    Bots' messages count only from the bots in `allowed_bot_ids`: two bots answering each other never stop.
+    """
     subtype = event.get("subtype")
     from_bot = bool(event.get("bot_id")) or subtype == "bot_message"
-    if from_bot and not allow_bots:
+    allowed_bot = from_bot and str(event.get("bot_id", "")) in allowed_bot_ids
+    if from_bot and not allowed_bot:
         return None
-    if subtype not in _SPOKEN_SUBTYPES and not (allow_bots and subtype == "bot_message"):
+    if subtype not in _SPOKEN_SUBTYPES and not (allowed_bot and subtype == "bot_message"):
         return None
     try:
         return IncomingMessage(
@@ -43,17 +49,17 @@ def parse_message(body: dict[str, Any], event: dict[str, Any], *, allow_bots: bo
         return None
 
 
-def register_event_listeners(app: AsyncApp, intake: Intake, *, ignore_other_bots: bool = True) -> None:
+def register_event_listeners(app: AsyncApp, intake: Intake, *, allowed_bot_ids: frozenset[str] = frozenset()) -> None:
     """Attach the mention and message listeners to the Bolt app."""
 
     async def handle_app_mention(body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
-        message = parse_message(body, event, allow_bots=not ignore_other_bots)
+        message = parse_message(body, event, allowed_bot_ids=allowed_bot_ids)
         if message is None or message.user_id == context.bot_user_id:
             return
         await intake.mention(message, context.bot_user_id or "")
 
     async def handle_message(body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
-        message = parse_message(body, event, allow_bots=not ignore_other_bots)
+        message = parse_message(body, event, allowed_bot_ids=allowed_bot_ids)
         bot_user_id = context.bot_user_id or ""
         if message is None or message.user_id == bot_user_id:
             return

@@ -64,9 +64,9 @@ class WebApiGateway:
         """Post a reply in the thread."""
         return await self._post(thread, _message_body(text))
 
-    async def post_reset_note(self, thread: ThreadRef, text: str) -> str:
-        """Post the reset note, tagged in its metadata so that reading the thread later starts after it."""
-        metadata = {"event_type": RESET_EVENT_TYPE, "event_payload": {}}
+    async def post_reset_note(self, thread: ThreadRef, text: str, *, reset_at: float) -> str:
+        """Post the reset note, its metadata saying when the reset was asked (later reads start after that)."""
+        metadata = {"event_type": RESET_EVENT_TYPE, "event_payload": {"reset_at": reset_at}}
         return await self._post(thread, {**_message_body(text), "metadata": metadata})
 
     async def _post(self, thread: ThreadRef, body: dict[str, Any]) -> str:
@@ -151,5 +151,16 @@ def _thread_message(raw: dict[str, Any], whoami: dict[str, Any]) -> ThreadMessag
         user_id=raw.get("user"),
         from_this_bot=mine,
         from_other_bot=bot_id is not None and not mine,
-        marks_reset=mine and (raw.get("metadata") or {}).get("event_type") == RESET_EVENT_TYPE,
+        reset_at=_reset_time(raw) if mine else None,
     )
+
+
+def _reset_time(raw: dict[str, Any]) -> float | None:
+    """When the reset a reset note reports was asked (its own ts if the metadata lacks it)."""
+    metadata = raw.get("metadata") or {}
+    if metadata.get("event_type") != RESET_EVENT_TYPE:
+        return None
+    try:
+        return float((metadata.get("event_payload") or {}).get("reset_at") or raw["ts"])
+    except (TypeError, ValueError):
+        return float(raw["ts"])

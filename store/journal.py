@@ -30,6 +30,14 @@ class Fold:
     summary: str
 
 
+@dataclass(frozen=True)
+class ResetCleanup:
+    """The messages a reset's cancelled tasks left: by ts, and by task id for those whose ts was not recorded."""
+
+    reply_ts: list[str]
+    unrecorded_task_ids: list[str]
+
+
 class TaskJournal:
     """Writes of a task in progress, each refused once its worker's lease has passed to another."""
 
@@ -63,10 +71,17 @@ class TaskJournal:
         status = await self._redis.hget(keys.task(task.thread.team_id, task.task_id), "status")
         return status is not None and decode.text(status) == TaskStatus.CANCELLED.value
 
-    async def cancelled_replies(self, task: Task) -> list[str]:
-        """For a reset task: the messages of the tasks it cancelled, to be removed from the thread."""
-        raw = await self._redis.hget(keys.task(task.thread.team_id, task.task_id), "cancelled_replies")
-        return cancelled_replies(None if raw is None else decode.text(raw))
+    async def reset_cleanup(self, task: Task) -> ResetCleanup | None:
+        """For a reset task: what the tasks it cancelled left in the thread (None: recorded by an older release)."""
+        replies, unrecorded = await self._redis.hmget(
+            keys.task(task.thread.team_id, task.task_id), ["cancelled_replies", "cancelled_unrecorded"]
+        )
+        if replies is None:
+            return None
+        return ResetCleanup(
+            reply_ts=cancelled_replies(decode.text(replies)),
+            unrecorded_task_ids=cancelled_replies(None if unrecorded is None else decode.text(unrecorded)),
+        )
 
     async def record_step(self, lease: ThreadLease, task: Task, step: dict[str, Any]) -> None:
         """Journal a completed model or tool call before the next one starts."""

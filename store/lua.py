@@ -57,19 +57,26 @@ return 1
 # the entry, so each of its writes is refused (see the fence) and nothing it was doing lands. Then the reset task
 # itself (it posts the note in the thread) is queued as the first task of a fresh inbox, under a fresh entry.
 # Returns 0 for a reset already requested (same task id), else the reply ts of the cancelled tasks' messages
-# (that the reset task removes from the thread) as a JSON list.
+# (that the reset task removes from the thread) as a JSON list. Running tasks that had posted no recorded message
+# yet are listed too (cancelled_unrecorded): the reset task finds their message by its metadata, if there is one.
 # KEYS: reset task, inbox, queued flag, queue, state, turns, channel index.
 # ARGV: thread, reset task id, task ttl, agent ttl, fields JSON, thread ts, task key prefix.
 RESET = f"""
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local replies = {{}}
+local replies, unrecorded = {{}}, {{}}
 for _, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
   local task = ARGV[7] .. id
   local status = redis.call('HGET', task, 'status')
   if status == 'queued' or status == 'running' then
     redis.call('HSET', task, 'status', 'cancelled')
     local reply = redis.call('HGET', task, 'reply_ts')
-    if reply then table.insert(replies, reply) end
+    if reply then table.insert(replies, reply)
+    elseif status == 'running' then table.insert(unrecorded, id) end
+    -- an earlier reset that had not run yet: its cleanup becomes this one's
+    local earlier = redis.call('HGET', task, 'cancelled_replies')
+    if earlier then for _, ts in ipairs(cjson.decode(earlier)) do table.insert(replies, ts) end end
+    earlier = redis.call('HGET', task, 'cancelled_unrecorded')
+    if earlier then for _, other in ipairs(cjson.decode(earlier)) do table.insert(unrecorded, other) end end
   end
   redis.call('DEL', task .. ':steps')
 end
@@ -88,6 +95,7 @@ redis.call('ZREM', KEYS[7], ARGV[6])
 local cancelled = #replies > 0 and cjson.encode(replies) or '[]'  -- cjson writes an empty table as {{}}
 local fields = cjson.decode(ARGV[5])
 fields['cancelled_replies'] = cancelled
+fields['cancelled_unrecorded'] = #unrecorded > 0 and cjson.encode(unrecorded) or '[]'
 for field, value in pairs(fields) do redis.call('HSET', KEYS[1], field, value) end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('RPUSH', KEYS[2], ARGV[2])
@@ -207,20 +215,18 @@ return 1
 """
 )
 
-# Renew the lease on entries this consumer still owns; report the ones another consumer took over. An entry
-# that is no longer pending at all was released (its thread is done), which is not a loss.
+# Renew the lease on entries this consumer still owns; report the ones it no longer holds: taken over by another
+# consumer, or revoked by a reset. (A worker stops asking about an entry as soon as it releases it.)
 # KEYS: queue. ARGV: consumer, entry ids...
 HEARTBEAT = f"""
 local lost = {{}}
 for i = 2, #ARGV do
   local id = ARGV[i]
   local pending = redis.call('XPENDING', KEYS[1], '{keys.WORKER_GROUP}', id, id, 1)
-  if pending[1] ~= nil then
-    if pending[1][2] == ARGV[1] then
-      redis.call('XCLAIM', KEYS[1], '{keys.WORKER_GROUP}', ARGV[1], 0, id, 'JUSTID')
-    else
-      table.insert(lost, id)
-    end
+  if pending[1] ~= nil and pending[1][2] == ARGV[1] then
+    redis.call('XCLAIM', KEYS[1], '{keys.WORKER_GROUP}', ARGV[1], 0, id, 'JUSTID')
+  else
+    table.insert(lost, id)
   end
 end
 return lost

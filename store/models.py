@@ -75,6 +75,7 @@ class TaskKind(StrEnum):
     NOTE = "note"  # a later human message in a thread with an agent: remember it, do not answer
     STATUS = "status"  # "@bot status" in a thread
     RESET = "reset"  # "@bot reset" in a thread
+    GREET = "greet"  # a mention with nothing else in it: say what the bot can do
 
 
 class TaskStatus(StrEnum):
@@ -102,6 +103,7 @@ class Task:
     attempts: int = 0
     reply_ts: str | None = None
     error: str | None = None
+    original_chars: int = 0  # set when intake cut a message longer than MAX_INPUT_CHARS: its full length
 
     def to_fields(self) -> dict[str, str]:
         """The fields written to the task's Redis hash when it is recorded."""
@@ -115,6 +117,7 @@ class Task:
             "created_at": repr(self.created_at),
             "status": self.status.value,
             "attempts": str(self.attempts),
+            "original_chars": str(self.original_chars),
         }
 
     @classmethod
@@ -133,6 +136,7 @@ class Task:
                 attempts=int(fields.get("attempts", "0")),
                 reply_ts=fields.get("reply_ts") or None,
                 error=fields.get("error") or None,
+                original_chars=int(fields.get("original_chars", "0") or 0),
             )
         except (KeyError, ValueError) as exc:
             raise CorruptRecord(f"malformed task {fields.get('task_id')!r}") from exc

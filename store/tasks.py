@@ -164,8 +164,11 @@ class TaskQueue:
         names = await self._redis.zrangebyscore(keys.WORKERS, time.time() - within, "+inf")
         return sorted(decode.text(name) for name in names)
 
-    async def claim_new(self, consumer: str, count: int, block_ms: int) -> list[ThreadLease]:
-        """Take up to `count` threads nobody has taken yet, waiting up to block_ms for one."""
+    async def claim_new(self, consumer: str, count: int, block_ms: int | None) -> list[ThreadLease]:
+        """Take up to `count` threads nobody has taken yet, waiting up to block_ms for one (None: not at all).
+
+        Redis times blocked reads out on its own clock (100 ms ticks by default), so a short block costs that.
+        """
         reply = await self._redis.xreadgroup(
             keys.WORKER_GROUP, consumer, {keys.QUEUE: ">"}, count=count, block=block_ms
         )

@@ -70,7 +70,13 @@ async def click(bot: BotProcess, slack: FakeSlack, action_id: str) -> str:
 
 
 async def answer_at(slack: FakeSlack, url: str) -> dict[str, Any]:
-    return await wait_until(lambda: next((r["body"] for r in slack.responses if r["url"] == url), None), timeout=10)
+    """The last answer posted to a response_url (waits for one that is not the "Resetting…" progress note)."""
+
+    def final() -> dict[str, Any] | None:
+        bodies = [r["body"] for r in slack.responses if r["url"] == url]
+        return bodies[-1] if bodies and not bodies[-1]["text"].startswith("Resetting") else None
+
+    return await wait_until(final, timeout=10)
 
 
 async def answered_thread(bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic, channel: str = CHANNEL) -> str:

@@ -259,7 +259,8 @@ async def test_a_stalled_worker_that_wakes_up_after_losing_its_lease_cannot_writ
         os.kill(frozen.process.pid, signal.SIGCONT)
     held.set()  # the frozen process's model call now returns, too late
     await wait_until(
-        lambda: "lost the lease" in frozen.output() or "passed to another worker" in frozen.output(), timeout=10
+        lambda: "no longer holds queue entry" in frozen.output() or "passed to another worker" in frozen.output(),
+        timeout=10,
     )
     assert replies(slack, envelope["event"]["ts"]) == [ANSWER]
     assert len(await history(redis, slack, envelope["event"]["ts"])) == 2

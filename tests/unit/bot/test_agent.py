@@ -54,7 +54,7 @@ def test_a_thread_read_after_a_reset_starts_after_the_reset_note() -> None:
     messages = [
         ThreadMessage("1.000001", "<@U0BOT> the old question", "U1", from_this_bot=False, from_other_bot=False),
         ThreadMessage("1.000002", "the old answer", "U0BOT", from_this_bot=True, from_other_bot=False),
-        ThreadMessage("1.000003", "reset note", "U0BOT", from_this_bot=True, from_other_bot=False, marks_reset=True),
+        ThreadMessage("1.000003", "reset note", "U0BOT", from_this_bot=True, from_other_bot=False, reset_at=1.0000025),
         ThreadMessage("1.000004", "said after the reset", "U2", from_this_bot=False, from_other_bot=False),
     ]
     turns = turns_from_thread(messages, before_ts="1.000005", bot_user_id="U0BOT", names={})

@@ -9,7 +9,7 @@ import anthropic
 import pytest
 from tenacity import AsyncRetrying, stop_after_attempt, wait_none
 
-from bot.errors import ModelError, ModelRefused
+from bot.errors import ModelAuthError, ModelError, ModelRefused, ModelRequestError, ModelUnavailable
 from bot.llm import ClaudeClient, default_retry_policy
 from tests.fakes import FakeAnthropic
 
@@ -59,3 +59,40 @@ async def test_refusal_is_its_own_error(client: ClaudeClient, claude: FakeAnthro
     claude.reply_text("", stop_reason="refusal")
     with pytest.raises(ModelRefused):
         await client.step("sys", MESSAGES)
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "error", "words"),
+    [
+        (401, "authentication_error", ModelAuthError, "An admin needs to fix the bot's ANTHROPIC_API_KEY"),
+        (403, "permission_error", ModelAuthError, "An admin needs to fix"),
+        (404, "not_found_error", ModelRequestError, "could not take this request"),
+        (400, "invalid_request_error", ModelRequestError, "could not take this request"),
+    ],
+)
+async def test_permanent_errors_fail_at_once_with_words_people_can_act_on(
+    client: ClaudeClient, claude: FakeAnthropic, status: int, error_type: str, error: type[ModelError], words: str
+) -> None:
+    claude.reply_error(status, error_type, "no")
+    with pytest.raises(error) as raised:
+        await client.step("sys", MESSAGES)
+    assert len(claude.requests) == 1  # no retry storm
+    assert words in raised.value.user_message
+    assert str(status) in str(raised.value) and "request id" in str(raised.value)  # the details, for the log
+
+
+async def test_retries_stop_at_the_deadline(claude: FakeAnthropic) -> None:
+    """Overloaded past the deadline: ModelUnavailable, after as many tries as fit in it, none started after."""
+    sdk = anthropic.AsyncAnthropic(api_key="test", base_url=claude.base_url, max_retries=0)
+    for _ in range(50):
+        claude.reply_error(529, "overloaded_error", "Overloaded", retry_after=0.3)
+    client = ClaudeClient(sdk, model="claude-test", max_tokens=100, retry=default_retry_policy(deadline=1.0))
+    started = asyncio.get_running_loop().time()
+    try:
+        with pytest.raises(ModelUnavailable) as raised:
+            await client.step("sys", MESSAGES)
+    finally:
+        await sdk.close()
+    assert asyncio.get_running_loop().time() - started < 1.5
+    assert 2 <= len(claude.requests) <= 4  # a retry every 0.3 s (retry-after) within one second
+    assert "overloaded" in raised.value.user_message

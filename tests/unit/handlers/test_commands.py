@@ -195,8 +195,13 @@ async def click(bot: Bot, slack: FakeSlack, action_id: str, channel: str = CHANN
 
 
 async def answer_at(slack: FakeSlack, url: str) -> dict[str, Any]:
-    """The body posted to a response_url (waits for it)."""
-    return await wait_until(lambda: next((r["body"] for r in slack.responses if r["url"] == url), None), timeout=5)
+    """The last answer posted to a response_url (waits for one that is not the "Resetting…" progress note)."""
+
+    def final() -> dict[str, Any] | None:
+        bodies = [r["body"] for r in slack.responses if r["url"] == url]
+        return bodies[-1] if bodies and not bodies[-1]["text"].startswith("Resetting") else None
+
+    return await wait_until(final, timeout=5)
 
 
 async def test_confirm_resets_every_agent_of_the_channel(bot: Bot, slack: FakeSlack, redis: Redis) -> None:

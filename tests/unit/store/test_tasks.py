@@ -123,15 +123,15 @@ def test_thread_ref_rejects_values_that_would_break_keys() -> None:
         ThreadRef.decode("T1:C1")
 
 
-async def test_a_released_entry_is_not_reported_lost(queue: TaskQueue, journal: TaskJournal) -> None:
-    """A heartbeat racing the release of a finished thread does not mistake it for a takeover."""
+async def test_a_heartbeat_reports_entries_revoked_by_a_reset(queue: TaskQueue) -> None:
+    """The worker of a thread that was reset learns it at its next heartbeat, and stops that work."""
     await queue.submit(make_task("Ev1"))
-    lease = await lease_on(queue)
-    task = await queue.head(THREAD)
-    assert task is not None
-    await journal.finish(lease, task, TaskStatus.DONE)
-    assert await queue.release(lease) is True
-    assert await queue.heartbeat("web.1", [lease.entry_id]) == []
+    await queue.submit(make_task("EvOther", thread=OTHER))
+    leases = {lease.thread: lease for lease in await queue.claim_new("web.1", 10, None)}
+    lease, other = leases[THREAD], leases[OTHER]
+    assert await queue.heartbeat("web.1", [lease.entry_id, other.entry_id]) == []
+    await queue.reset(make_task("Reset1", TaskKind.RESET))
+    assert await queue.heartbeat("web.1", [lease.entry_id, other.entry_id]) == [lease.entry_id]
 
 
 async def test_reset_cancels_the_threads_work_and_queues_the_reset_first(
@@ -162,7 +162,8 @@ async def test_reset_cancels_the_threads_work_and_queues_the_reset_first(
     fresh = await lease_on(queue, consumer="web.2")
     assert fresh.entry_id != old.entry_id
     assert await redis.lrange(keys.inbox(OTHER), 0, -1) == ["EvOther"]
-    assert await journal.cancelled_replies(make_task("Reset1", TaskKind.RESET)) == ["1700000002.000100"]
+    cleanup = await journal.reset_cleanup(make_task("Reset1", TaskKind.RESET))
+    assert cleanup is not None and cleanup.reply_ts == ["1700000002.000100"] and cleanup.unrecorded_task_ids == []
 
     again = await queue.reset(make_task("Reset1", TaskKind.RESET))
     assert again.outcome is SubmitResult.DUPLICATE and await redis.llen(keys.inbox(THREAD)) == 1
