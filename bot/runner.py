@@ -21,6 +21,14 @@ log = logging.getLogger(__name__)
 STALE_CHECK_SECONDS = 2.0
 
 
+MAX_BACKOFF_SECONDS = 8.0
+
+
+def backoff(base: float, failures: int) -> float:
+    """Seconds to wait after `failures` failures in a row: doubling from `base`, at most MAX_BACKOFF_SECONDS."""
+    return float(min(base * 2 ** max(failures - 1, 0), MAX_BACKOFF_SECONDS))
+
+
 @dataclass(frozen=True)
 class RunnerSettings:
     """How the runner claims and holds work."""
@@ -45,6 +53,7 @@ class TaskRunner:
         self._settings = settings
         self._active: dict[str, asyncio.Task[None]] = {}
         self._slot_freed = asyncio.Event()
+        self._read_failures = 0
 
     @property
     def active_threads(self) -> int:
@@ -92,8 +101,11 @@ class TaskRunner:
                 log.warning("the task queue is gone from Redis; creating it again")
                 await self._queue.ensure_group()
                 return
+            self._read_failures += 1
             log.warning("cannot read the task queue (%s); retrying", exc)
-            await asyncio.sleep(self._settings.retry_delay)
+            await asyncio.sleep(backoff(self._settings.retry_delay, self._read_failures))
+            return
+        self._read_failures = 0
 
     def _start(self, leases: list[ThreadLease]) -> None:
         for lease in leases:
@@ -102,6 +114,7 @@ class TaskRunner:
 
     async def _work(self, lease: ThreadLease) -> None:
         """Work one thread's inbox until it is empty, oldest task first."""
+        failures = 0
         try:
             while True:
                 try:
@@ -112,10 +125,17 @@ class TaskRunner:
                             return
                         continue
                     await self._executor.execute(lease, task)
+                    failures = 0
                 except LeaseLost as exc:
-                    # Stalled past the lease: another worker owns the thread now and every write of ours is refused.
-                    log.warning("thread %s: %s; leaving it to its new owner", lease.thread.encode(), exc)
+                    # Stalled past the lease, or the thread was reset: every write of ours is refused now.
+                    log.warning("thread %s: %s; leaving it", lease.thread.encode(), exc)
                     return
+                except RedisError as exc:
+                    # Redis is down or failing over: wait for it, longer each time, then pick up where we were.
+                    failures += 1
+                    log.warning("thread %s: Redis unavailable (%s); retrying", lease.thread.encode(), exc)
+                    await asyncio.sleep(backoff(self._settings.retry_delay, failures))
+                    continue
                 # A failing task must not take the worker down with it: log it and try again after a pause.
                 # Its attempt counter makes sure it is failed for good after a few tries.
                 except Exception:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_sdk.signature import SignatureVerifier
 
 from bot.health import healthz_handler
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from bot.app import Bot
@@ -17,9 +21,20 @@ if TYPE_CHECKING:
 def build_web_app(bot: Bot, *, with_events: bool) -> web.Application:
     """The HTTP server: /healthz always, POST /slack/events in HTTP mode."""
 
+    signing_secret = bot.settings.slack_signing_secret
+    verifier = SignatureVerifier(signing_secret.get_secret_value()) if signing_secret else None
+
     async def slack_events(request: web.Request) -> web.Response:
         with bot.intake_first.taking_in():
-            return await to_aiohttp_response(await bot.bolt.async_dispatch(await to_bolt_request(request)))
+            try:
+                bolt_request = await to_bolt_request(request)
+            except ValueError:  # a body that is not JSON or form data: Slack never sends one
+                body = await request.text()
+                if verifier is None or not verifier.is_valid_request(body, dict(request.headers)):
+                    return web.Response(status=401, text="invalid signature")
+                log.warning("refused a signed request whose body does not parse (%d bytes)", len(body))
+                return web.Response(status=400, text="malformed body")
+            return await to_aiohttp_response(await bot.bolt.async_dispatch(bolt_request))
 
     def details() -> dict[str, object]:
         mode = "socket" if bot.settings.socket_mode else "http"

@@ -82,3 +82,20 @@ async def test_malformed_event_is_acknowledged_and_logged(bot: Bot, slack: FakeS
     del envelope["event"]["ts"]  # type: ignore[attr-defined]
     assert await dispatch(bot, envelope) == 200
     assert await redis.dbsize() == 0
+
+
+async def test_only_allowed_bots_are_heard(slack: FakeSlack, redis: Redis) -> None:
+    """ALLOWED_BOT_IDS lets named bots talk to the agent; every other bot, and the bot itself, is ignored."""
+    bot = build_bot(settings_for(slack, allowed_bot_ids="B0FRIEND, B0OTHERFRIEND"), redis)
+    friend = app_mention_event(f"<@{slack.bot_user_id}> from a friend", user="U0FRIEND", channel=CHANNEL)
+    friend["bot_id"] = "B0FRIEND"
+    stranger = app_mention_event(f"<@{slack.bot_user_id}> from a stranger", user="U0STRANGER", channel=CHANNEL)
+    stranger["bot_id"] = "B0STRANGER"
+    itself = app_mention_event(f"<@{slack.bot_user_id}> echo of my own post", user=slack.bot_user_id, channel=CHANNEL)
+    itself["bot_id"] = "B0FRIEND"  # even listed, the bot's own user never talks to itself
+    recorded = []
+    for event in (friend, stranger, itself):
+        envelope = event_envelope(event, team_id=slack.team_id)
+        assert await dispatch(bot, envelope) == 200
+        recorded.append(await redis.exists(keys.task(slack.team_id, str(envelope["event_id"]))))
+    assert recorded == [1, 0, 0]

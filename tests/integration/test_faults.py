@@ -1,0 +1,225 @@
+"""Faults, load and bad input through the running bot: nothing accepted is lost, nothing is answered twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from store import keys
+from store.models import ThreadRef
+from tests.fakes import FakeAnthropic, FakeSlack, sign, signed_event_request, user_texts, wait_until
+from tests.integration.conftest import BotFactory
+from tests.integration.harness import SIGNING_SECRET, BotProcess
+from tests.integration.redis_server import PrivateRedis
+
+pytestmark = pytest.mark.integration
+CHANNEL = "C0GENERAL"
+
+
+def mention(slack: FakeSlack, text: str, *, thread_ts: str | None = None) -> dict[str, Any]:
+    return slack.post_user_message(
+        CHANNEL, f"<@{slack.bot_user_id}> {text}", user="U0ALICE", thread_ts=thread_ts, mention=True
+    )
+
+
+def replies(slack: FakeSlack, thread_ts: str) -> list[str]:
+    return [str(m.get("text")) for m in slack.bot_replies(CHANNEL, thread_ts)]
+
+
+async def answer_of(slack: FakeSlack, envelope: dict[str, Any], timeout: float = 15) -> str:
+    """The one reply the mention got, once it is final (not the "Thinking…" placeholder)."""
+    thread_ts = str(envelope["event"]["ts"])
+    done = await wait_until(
+        lambda: [t for t in replies(slack, thread_ts) if "Thinking" not in t and "restarted" not in t],
+        timeout=timeout,
+    )
+    assert len(replies(slack, thread_ts)) == 1, replies(slack, thread_ts)
+    return str(done[0])
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A Redis with an append-only file that the test may stop and start."""
+    server = PrivateRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_overloaded_twice_then_success_gives_one_answer(
+    bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    claude.reply_error(529, "overloaded_error", "Overloaded", retry_after=0)
+    claude.reply_error(529, "overloaded_error", "Overloaded", retry_after=0)
+    claude.reply_text("third time lucky")
+    envelope = mention(slack, "are you there?")
+    await bot.post_event(envelope)
+    assert await answer_of(slack, envelope) == "third time lucky"
+    assert len(claude.requests) == 3
+
+
+async def test_a_rejected_key_gets_the_admin_message_and_no_retry_storm(
+    bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    claude.reply_error(401, "authentication_error", "invalid x-api-key")
+    envelope = mention(slack, "hello")
+    await bot.post_event(envelope)
+    answer = await answer_of(slack, envelope)
+    assert "An admin needs to fix the bot's ANTHROPIC_API_KEY" in answer and "401" not in answer
+    await asyncio.sleep(3)  # longer than the runner's retry pause: nothing tries again
+    assert len(claude.requests) == 1
+    assert "AuthenticationError" in bot.output()  # the details are in the log
+
+
+async def test_a_rate_limited_post_still_delivers_the_answer_once(
+    bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    slack.fail_next("chat.postMessage", status=429, retry_after=1)
+    slack.fail_next("chat.update", status=429, retry_after=1)
+    claude.reply_text("delivered anyway")
+    envelope = mention(slack, "hello")
+    await bot.post_event(envelope)
+    assert await answer_of(slack, envelope) == "delivered anyway"
+    assert len(slack.calls_to("chat.postMessage")) == 2  # the refused one and its retry
+
+
+async def test_redis_down_during_a_burst_loses_nothing_and_answers_each_mention_once(
+    make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, private_redis: PrivateRedis
+) -> None:
+    """Redis stops for 10 s mid-burst: refused deliveries get no ack (Slack sends them again), and when Redis is
+    back every one of the 20 mentions is answered exactly once, without restarting the bot."""
+    bot = make_bot(REDIS_URL=private_redis.url)
+    await bot.start()
+    envelopes = [mention(slack, f"question {n}") for n in range(20)]
+    statuses = [await bot.post_event(envelope) for envelope in envelopes[:10]]
+    private_redis.stop()
+    stopped = time.monotonic()
+    statuses += [await bot.post_event(envelope) for envelope in envelopes[10:]]
+    assert statuses[:10] == [200] * 10
+    refused = [envelope for envelope, status in zip(envelopes, statuses, strict=True) if status != 200]
+    assert len(refused) == 10 and all(status >= 500 for status in statuses[10:])  # no ack: Slack will retry
+    await asyncio.sleep(max(0.0, 10 - (time.monotonic() - stopped)))
+    private_redis.start()
+    for envelope in refused:  # Slack's redelivery of what was not acknowledged
+        body, headers = signed_event_request(envelope, SIGNING_SECRET, retry_num=1, retry_reason="http_error")
+        assert await bot.post_raw(body, headers) == 200
+    for envelope in envelopes:
+        assert (await answer_of(slack, envelope, timeout=40)).startswith("echo:")  # one reply each
+    asked = "\n".join(text for request in claude.requests for text in user_texts(request))
+    assert all(f"question {n}" in asked for n in range(20))
+    assert "cannot" in bot.output()  # the workers said they were waiting for Redis
+
+
+async def test_a_redis_restart_between_two_turns_keeps_the_history(
+    make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, private_redis: PrivateRedis
+) -> None:
+    bot = make_bot(REDIS_URL=private_redis.url)
+    await bot.start()
+    first = mention(slack, "my name is Ada")
+    await bot.post_event(first)
+    await answer_of(slack, first)
+    private_redis.stop()
+    private_redis.start()  # from its append-only file
+    thread_ts = str(first["event"]["ts"])
+    second = mention(slack, "what is my name?", thread_ts=thread_ts)
+    await wait_until(lambda: bot.post_event(second), timeout=15)  # the first try may meet a stale connection
+    await wait_until(lambda: len(replies(slack, thread_ts)) == 2 and "Thinking" not in replies(slack, thread_ts)[1])
+    assert "my name is Ada" in json.dumps(claude.requests[-1])
+
+
+async def test_forged_stale_and_malformed_requests_are_refused_and_the_bot_keeps_serving(
+    bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    envelope = mention(slack, "genuine")
+    body, headers = signed_event_request(envelope, "not-the-secret")
+    assert await bot.post_raw(body, headers) == 401
+    body, headers = signed_event_request(envelope, SIGNING_SECRET, timestamp=int(time.time()) - 600)
+    assert await bot.post_raw(body, headers) == 401  # a replay of a genuine request, ten minutes late
+    garbage = "{not json"
+    assert await bot.post_raw(garbage, {"Content-Type": "application/json", **sign(SIGNING_SECRET, garbage)}) == 400
+    assert await bot.post_raw(garbage, {"Content-Type": "application/json", **sign("wrong", garbage)}) == 401
+    unknown = json.dumps({"type": "something_else"})
+    assert (
+        400 <= await bot.post_raw(unknown, {"Content-Type": "application/json", **sign(SIGNING_SECRET, unknown)}) < 500
+    )
+    assert claude.requests == []
+    assert await bot.post_event(envelope) == 200
+    assert (await answer_of(slack, envelope)).startswith("echo:")
+    assert len(claude.requests) == 1 and "genuine" in user_texts(claude.requests[0])[-2]
+
+
+async def test_a_100000_character_message_is_cut_with_a_note(
+    bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    claude.reply_text("read it")
+    long_text = ("Zażółć gęślą jaźń 🦊 " * 6000)[:100_000]
+    envelope = mention(slack, long_text)
+    await bot.post_event(envelope)
+    answer = await answer_of(slack, envelope)
+    assert answer.startswith("read it") and "only the first 40,000 were read" in answer
+    sent = user_texts(claude.requests[0])[-2]  # the message, just before the pinned state
+    assert long_text[:39_000] in sent and long_text not in sent and "characters; only the first 40,000" in sent
+
+
+async def test_an_empty_mention_gets_a_hello_and_no_model_call(
+    bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    envelope = slack.post_user_message(CHANNEL, f"<@{slack.bot_user_id}>", user="U0ALICE", mention=True)
+    await bot.post_event(envelope)
+    assert (await answer_of(slack, envelope)).startswith("Hi! Mention me with a question")
+    assert claude.requests == []
+
+
+async def test_any_unicode_reaches_the_model_unchanged(
+    bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    # CJK, Arabic with a right-to-left override, a combining accent, an emoji ZWJ sequence, a zero-width space,
+    # mathematical letters outside the BMP and a private-use code point.
+    text = "\u65e5\u672c\u8a9e \u0627\u0644\u0639\u0631\u0628\u064a\u0629 \u202ereversed\u202c e\u0301 "
+    text += "\U0001f469\U0001f3fd\u200d\U0001f4bb zero\u200bwidth \U0001d518\U0001d52b \U0010fffd"
+    envelope = mention(slack, text)
+    await bot.post_event(envelope)
+    assert (await answer_of(slack, envelope)).startswith("echo:")
+    assert text in user_texts(claude.requests[0])[-2]  # the message itself, just before the pinned state
+
+
+async def test_a_full_scenario_logs_no_secret_and_no_prompt_at_info(
+    make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
+) -> None:
+    """An answer, a Slack 429, an overloaded model, a rejected key and a reset: no token, secret or key appears in
+    the log even at DEBUG, and at INFO not even what people wrote."""
+    for level in ("DEBUG", "INFO"):
+        bot = make_bot(
+            LOG_LEVEL=level, PORT=str(__import__("tests.integration.harness").integration.harness.free_port())
+        )
+        await bot.start()
+        slack.fail_next("chat.postMessage", status=429, retry_after=1)
+        claude.reply_error(529, "overloaded_error", "Overloaded", retry_after=0)
+        claude.reply_text("fine")
+        claude.reply_error(401, "authentication_error", "invalid x-api-key")
+        first = mention(slack, f"private words {level}")
+        await bot.post_event(first)
+        await answer_of(slack, first)
+        second = mention(slack, "second")
+        await bot.post_event(second)
+        await answer_of(slack, second)
+        await bot.post_event(mention(slack, "reset", thread_ts=str(first["event"]["ts"])))
+        ref = ThreadRef(slack.team_id, CHANNEL, str(first["event"]["ts"]))
+        await wait_until(lambda ref=ref: _gone(redis, ref), timeout=10)
+        assert await bot.stop() == 0
+        log = bot.output()
+        for secret in (slack.bot_token, bot.env["SLACK_SIGNING_SECRET"], bot.env["ANTHROPIC_API_KEY"]):
+            assert secret not in log, f"a secret in the {level} log"
+        if level == "INFO":
+            assert "private words" not in log
+
+
+async def _gone(redis: Redis, ref: ThreadRef) -> bool:
+    return not await redis.exists(keys.state(ref))
