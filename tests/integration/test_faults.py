@@ -53,41 +53,34 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     server.stop()
 
 
-async def test_overloaded_twice_then_success_gives_one_answer(
-    bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
-) -> None:
+async def test_claude_and_slack_hiccups(bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic) -> None:
+    """529 twice then success: one answer. A rejected key: the admin message and no retry storm. Slack
+    answering 429 to the post and to the update: the answer still arrives, once."""
     claude.reply_error(529, "overloaded_error", "Overloaded", retry_after=0)
     claude.reply_error(529, "overloaded_error", "Overloaded", retry_after=0)
     claude.reply_text("third time lucky")
-    envelope = mention(slack, "are you there?")
-    await bot.post_event(envelope)
-    assert await answer_of(slack, envelope) == "third time lucky"
+    overloaded = mention(slack, "are you there?")
+    await bot.post_event(overloaded)
+    assert await answer_of(slack, overloaded) == "third time lucky"
     assert len(claude.requests) == 3
 
-
-async def test_a_rejected_key_gets_the_admin_message_and_no_retry_storm(
-    bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
-) -> None:
     claude.reply_error(401, "authentication_error", "invalid x-api-key")
-    envelope = mention(slack, "hello")
-    await bot.post_event(envelope)
-    answer = await answer_of(slack, envelope)
+    rejected = mention(slack, "hello")
+    await bot.post_event(rejected)
+    answer = await answer_of(slack, rejected)
     assert "An admin needs to fix the bot's ANTHROPIC_API_KEY" in answer and "401" not in answer
     await asyncio.sleep(3)  # longer than the runner's retry pause: nothing tries again
-    assert len(claude.requests) == 1
+    assert len(claude.requests) == 4
     assert "AuthenticationError" in bot.output()  # the details are in the log
 
-
-async def test_a_rate_limited_post_still_delivers_the_answer_once(
-    bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
-) -> None:
+    posts = len(slack.calls_to("chat.postMessage"))
     slack.fail_next("chat.postMessage", status=429, retry_after=1)
     slack.fail_next("chat.update", status=429, retry_after=1)
     claude.reply_text("delivered anyway")
-    envelope = mention(slack, "hello")
-    await bot.post_event(envelope)
-    assert await answer_of(slack, envelope) == "delivered anyway"
-    assert len(slack.calls_to("chat.postMessage")) == 2  # the refused one and its retry
+    limited = mention(slack, "hello again")
+    await bot.post_event(limited)
+    assert await answer_of(slack, limited) == "delivered anyway"
+    assert len(slack.calls_to("chat.postMessage")) == posts + 2  # the refused post and its retry
 
 
 async def test_redis_down_during_a_burst_loses_nothing_and_answers_each_mention_once(
@@ -134,9 +127,9 @@ async def test_a_redis_restart_between_two_turns_keeps_the_history(
     assert "my name is Ada" in json.dumps(claude.requests[-1])
 
 
-async def test_forged_stale_and_malformed_requests_are_refused_and_the_bot_keeps_serving(
-    bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
-) -> None:
+async def test_bad_input(bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic) -> None:
+    """Forged, stale and malformed requests are refused and the bot keeps serving; a 100,000-character message is
+    cut with a note; an empty mention gets a hello without a model call; any Unicode reaches the model unchanged."""
     envelope = mention(slack, "genuine")
     body, headers = signed_event_request(envelope, "not-the-secret")
     assert await bot.post_raw(body, headers) == 401
@@ -154,10 +147,7 @@ async def test_forged_stale_and_malformed_requests_are_refused_and_the_bot_keeps
     assert (await answer_of(slack, envelope)).startswith("echo:")
     assert len(claude.requests) == 1 and "genuine" in user_texts(claude.requests[0])[-2]
 
-
-async def test_a_100000_character_message_is_cut_with_a_note(
-    bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
-) -> None:
+    claude.requests.clear()
     claude.reply_text("read it")
     long_text = ("Zażółć gęślą jaźń 🦊 " * 6000)[:100_000]
     envelope = mention(slack, long_text)
@@ -167,19 +157,12 @@ async def test_a_100000_character_message_is_cut_with_a_note(
     sent = user_texts(claude.requests[0])[-2]  # the message, just before the pinned state
     assert long_text[:39_000] in sent and long_text not in sent and "characters; only the first 40,000" in sent
 
-
-async def test_an_empty_mention_gets_a_hello_and_no_model_call(
-    bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
-) -> None:
+    claude.requests.clear()
     envelope = slack.post_user_message(CHANNEL, f"<@{slack.bot_user_id}>", user="U0ALICE", mention=True)
     await bot.post_event(envelope)
     assert (await answer_of(slack, envelope)).startswith("Hi! Mention me with a question")
     assert claude.requests == []
 
-
-async def test_any_unicode_reaches_the_model_unchanged(
-    bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
-) -> None:
     # CJK, Arabic with a right-to-left override, a combining accent, an emoji ZWJ sequence, a zero-width space,
     # mathematical letters outside the BMP and a private-use code point.
     text = "\u65e5\u672c\u8a9e \u0627\u0644\u0639\u0631\u0628\u064a\u0629 \u202ereversed\u202c e\u0301 "
@@ -193,32 +176,46 @@ async def test_any_unicode_reaches_the_model_unchanged(
 async def test_a_full_scenario_logs_no_secret_and_no_prompt_at_info(
     make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
 ) -> None:
-    """An answer, a Slack 429, an overloaded model, a rejected key and a reset: no token, secret or key appears in
-    the log even at DEBUG, and at INFO not even what people wrote."""
-    for level in ("DEBUG", "INFO"):
-        bot = make_bot(
-            LOG_LEVEL=level, PORT=str(__import__("tests.integration.harness").integration.harness.free_port())
-        )
-        await bot.start()
-        slack.fail_next("chat.postMessage", status=429, retry_after=1)
-        claude.reply_error(529, "overloaded_error", "Overloaded", retry_after=0)
-        claude.reply_text("fine")
-        claude.reply_error(401, "authentication_error", "invalid x-api-key")
-        first = mention(slack, f"private words {level}")
-        await bot.post_event(first)
-        await answer_of(slack, first)
-        second = mention(slack, "second")
-        await bot.post_event(second)
-        await answer_of(slack, second)
-        await bot.post_event(mention(slack, "reset", thread_ts=str(first["event"]["ts"])))
-        ref = ThreadRef(slack.team_id, CHANNEL, str(first["event"]["ts"]))
-        await wait_until(lambda ref=ref: _gone(redis, ref), timeout=10)
-        assert await bot.stop() == 0
-        log = bot.output()
-        for secret in (slack.bot_token, bot.env["SLACK_SIGNING_SECRET"], bot.env["ANTHROPIC_API_KEY"]):
-            assert secret not in log, f"a secret in the {level} log"
-        if level == "INFO":
-            assert "private words" not in log
+    """An answer, a Slack 429, an overloaded model, a rejected key and a reset, logged at DEBUG: no token, secret
+    or key appears anywhere, and what people wrote appears only in DEBUG records (so never at INFO)."""
+    bot = make_bot(LOG_LEVEL="DEBUG")
+    await bot.start()
+    slack.fail_next("chat.postMessage", status=429, retry_after=1)
+    claude.reply_error(529, "overloaded_error", "Overloaded", retry_after=0)
+    claude.reply_text("fine")
+    claude.reply_error(401, "authentication_error", "invalid x-api-key")
+    first = mention(slack, "private words")
+    await bot.post_event(first)
+    await answer_of(slack, first)
+    second = mention(slack, "more private words")
+    await bot.post_event(second)
+    await answer_of(slack, second)
+    await bot.post_event(mention(slack, "reset", thread_ts=str(first["event"]["ts"])))
+    ref = ThreadRef(slack.team_id, CHANNEL, str(first["event"]["ts"]))
+    await wait_until(lambda: _gone(redis, ref), timeout=10)
+    assert await bot.stop() == 0
+    log = bot.output()
+    for secret in (slack.bot_token, bot.env["SLACK_SIGNING_SECRET"], bot.env["ANTHROPIC_API_KEY"]):
+        assert secret not in log
+    levels = [_level_of_record_at(log, at) for at in _positions(log, "private words")]
+    assert levels and set(levels) == {"DEBUG"}
+
+
+def _positions(text: str, needle: str) -> list[int]:
+    found, at = [], text.find(needle)
+    while at != -1:
+        found.append(at)
+        at = text.find(needle, at + 1)
+    return found
+
+
+def _level_of_record_at(log: str, at: int) -> str:
+    """The level of the log record that contains position `at` (records start with a timestamp line)."""
+    for line in reversed(log[: at + 1].splitlines()):
+        parts = line.split(" ", 3)
+        if len(parts) > 2 and line[:2] == "20" and parts[2] in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            return parts[2]
+    return "?"
 
 
 async def _gone(redis: Redis, ref: ThreadRef) -> bool:
