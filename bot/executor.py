@@ -17,6 +17,7 @@ from bot.compaction import Compactor
 from bot.context import Budget, Context, TokenEstimator, assemble
 from bot.errors import ModelError, ModelRefused, SlackError
 from bot.faults import CrashPoints
+from bot.live import LiveReply
 from bot.ports import SlackGateway
 from bot.status import describe_state
 from store.errors import LeaseLost
@@ -91,7 +92,11 @@ class TaskExecutor:
         if attempt > self._settings.max_attempts:
             await self._give_up(lease, task, f"it failed {attempt - 1} times")
         elif task.kind is TaskKind.ANSWER:
-            await self._answer(lease, task, resumed=attempt > 1)
+            await self._slack.set_working(task.thread, task.message_ts, True)
+            try:
+                await self._answer(lease, task, resumed=attempt > 1)
+            finally:  # done, failed, cancelled or stopped: the mention no longer shows work in progress
+                await self._slack.set_working(task.thread, task.message_ts, False)
         elif task.kind is TaskKind.NOTE:
             # Context for the next answer, not a request: not counted as a task.
             turn = await self._user_turn(task)
@@ -122,8 +127,12 @@ class TaskExecutor:
         async def record(step: dict[str, Any]) -> None:
             await self._journal.record_step(lease, task, step)
 
+        live = LiveReply(self._slack, ref, reply_ts)
         try:
-            result = await self._loop.run(context.system, context.messages, steps, record, ref)
+            try:
+                result = await self._loop.run(context.system, context.messages, steps, record, ref, on_text=live.show)
+            finally:
+                await live.settle()  # no preview may land after what is posted next
         except ModelRefused:
             await self._journal.check_lease(lease)  # reset meanwhile: its message is gone, say nothing
             await self._slack.update_message(ref, reply_ts, "I can't help with that request.")

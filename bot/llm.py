@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -18,6 +18,9 @@ from bot.pricing import cost_usd
 from store.models import Usage
 
 log = logging.getLogger(__name__)
+
+# Called with the text of an answer so far, as it streams in.
+OnText = Callable[[str], Awaitable[None]]
 
 # Worth another try: rate limits (429), server errors and overload (5xx, 529), and a dropped connection.
 RETRYABLE = (anthropic.RateLimitError, anthropic.InternalServerError, anthropic.APIConnectionError)
@@ -139,20 +142,29 @@ class ClaudeClient:
         *,
         model: str | None = None,
         max_tokens: int | None = None,
+        on_text: OnText | None = None,
     ) -> ModelStep:
-        """One model call, retried on transient errors; raises ModelError when it cannot be had."""
+        """One model call, retried on transient errors; raises ModelError when it cannot be had.
+
+        With `on_text` the answer is streamed, and `on_text` gets its text so far after each piece (a retry
+        starts it again from the beginning).
+        """
         model = model or self._model
+        request: dict[str, Any] = {
+            "model": model,
+            "max_tokens": max_tokens or self._max_tokens,
+            "system": system if isinstance(system, str) else cast(list[TextBlockParam], list(system)),
+            "messages": cast(list[MessageParam], list(messages)),
+            "tools": cast(list[ToolUnionParam], list(tools)) if tools else anthropic.omit,
+        }
         try:
             # A copy per call: a tenacity Retrying object keeps the state of one retry loop at a time.
             async for attempt in self._retry.copy():
                 with attempt:
-                    message = await self._client.messages.create(
-                        model=model,
-                        max_tokens=max_tokens or self._max_tokens,
-                        system=system if isinstance(system, str) else cast(list[TextBlockParam], list(system)),
-                        messages=cast(list[MessageParam], list(messages)),
-                        tools=cast(list[ToolUnionParam], list(tools)) if tools else anthropic.omit,
-                    )
+                    if on_text is None:
+                        message = await self._client.messages.create(**request)
+                    else:
+                        message = await self._streamed(request, on_text)
         except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
             raise model_error(exc) from exc
         if message.stop_reason == "refusal":
@@ -163,6 +175,15 @@ class ClaudeClient:
             stop_reason=message.stop_reason,
             usage=usage_of(model, message.usage),
         )
+
+    async def _streamed(self, request: dict[str, Any], on_text: OnText) -> anthropic.types.Message:
+        """The same call, streamed: a stream that breaks midway raises, and the retry policy starts it again."""
+        written = ""
+        async with self._client.messages.stream(**request) as stream:
+            async for piece in stream.text_stream:
+                written += piece
+                await on_text(written)
+            return await stream.get_final_message()
 
     async def count_tokens(
         self,

@@ -48,6 +48,10 @@ class SlackGateway(Protocol):
         what came before that moment."""
         ...
 
+    async def set_working(self, thread: ThreadRef, message_ts: str, working: bool) -> None:
+        """Show (or clear) that the bot is working on a message: a reaction on it. Best effort, never raises."""
+        ...
+
     async def find_task_message(self, thread: ThreadRef, task_id: str, *, after_ts: str) -> str | None:
         """The ts of the bot's message tagged with this task id (posted after `after_ts`), if there is one."""
         ...

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 TASK_EVENT_TYPE = "agent_task"
 RESET_EVENT_TYPE = "agent_reset"
+WORKING_REACTION = "eyes"
 # Slack renders `markdown_text` as standard Markdown (what Claude writes) but takes at most 12,000 characters;
 # longer answers go out as plain `text`.
 MARKDOWN_LIMIT = 12_000
@@ -87,6 +88,17 @@ class WebApiGateway:
         except SlackError as exc:
             if "message_not_found" not in str(exc):
                 raise
+
+    async def set_working(self, thread: ThreadRef, message_ts: str, working: bool) -> None:
+        """React to the message while working on it (👀), and take the reaction back when done."""
+        client = self._client
+        call = (client.reactions_add if working else client.reactions_remove)(
+            channel=thread.channel_id, timestamp=message_ts, name=WORKING_REACTION
+        )
+        try:
+            await self._call("reactions.add" if working else "reactions.remove", call)
+        except SlackError as exc:  # already there, already gone, or no permission: the answer matters, not this
+            log.info("working indicator not %s: %s", "set" if working else "cleared", exc)
 
     async def thread_messages(self, thread: ThreadRef) -> list[ThreadMessage]:
         """Every message in the thread, following conversations.replies' cursor across pages."""

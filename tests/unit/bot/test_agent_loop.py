@@ -31,7 +31,12 @@ class ScriptedClaude:
         self.sent: list[list[dict[str, Any]]] = []
 
     async def step(
-        self, system: str, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] = ()
+        self,
+        system: str,
+        messages: Sequence[dict[str, Any]],
+        tools: Sequence[dict[str, Any]] = (),
+        *,
+        on_text: Any = None,
     ) -> ModelStep:
         self.sent.append([dict(m) for m in messages])
         return self.steps.pop(0)
