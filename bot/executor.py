@@ -19,6 +19,7 @@ from bot.errors import ModelError, ModelRefused, SlackError
 from bot.faults import CrashPoints
 from bot.live import LiveReply
 from bot.ports import SlackGateway
+from bot.split import PART_CHARS, split_markdown
 from bot.status import describe_state
 from store.errors import LeaseLost
 from store.journal import TaskJournal
@@ -37,8 +38,8 @@ GREETING = (
 )
 # Within this share of the budget an estimate is not trusted: the count_tokens endpoint gives the exact figure.
 NEAR_EDGE = 0.1
-# Slack cuts a message's text at 40,000 characters; leave room for the note that says so.
-MAX_REPLY_CHARS = 39_000
+# A long answer goes out in parts of at most PART_CHARS (bot/split.py); past this many, it is cut with a note.
+MAX_REPLY_CHARS = 20 * PART_CHARS
 
 
 def cut_note(task: Task) -> str:
@@ -150,11 +151,10 @@ class TaskExecutor:
         self._crash.reached("answer.journaled")
         text = result.text
         if len(text) > MAX_REPLY_CHARS:
-            text = text[:MAX_REPLY_CHARS] + "\n\n_(Cut here: Slack messages have a length limit.)_"
+            text = text[:MAX_REPLY_CHARS] + "\n\n_(Cut here: the answer was longer than I post in one reply.)_"
         if task.original_chars:
             text += f"\n\n_({cut_note(task)})_"
-        await self._journal.check_lease(lease)  # a reset (or a takeover) since the last write: post nothing
-        await self._slack.update_message(ref, reply_ts, text)
+        await self._deliver(lease, task, reply_ts, text, resumed=resumed)
         self._crash.reached("reply.posted")
         new_turns = [*earlier, question, Turn("assistant", text, ts=reply_ts)]
         fold, fold_usage = await self._compactor.fold_if_needed(
@@ -164,6 +164,28 @@ class TaskExecutor:
             self._crash.reached("summary.journaled")
         usage = result.usage + fold_usage
         await self._journal.finish(lease, task, TaskStatus.DONE, turns=new_turns, usage=usage, fold=fold)
+
+    async def _deliver(self, lease: ThreadLease, task: Task, reply_ts: str, text: str, *, resumed: bool) -> None:
+        """Put the answer in its message, and a long one's further parts after it, each exactly once.
+
+        The parts come from the journaled answer, so a resumed task cuts them the same way: a part already
+        posted (recorded, or found by its metadata after a crash) is updated in place, never posted again.
+        """
+        parts = split_markdown(text)
+        await self._journal.check_lease(lease)  # a reset (or a takeover) since the last write: post nothing
+        await self._slack.update_message(task.thread, reply_ts, parts[0])
+        posted = await self._journal.reply_parts(task) if len(parts) > 1 else {}
+        for index, part in enumerate(parts[1:], start=1):
+            ts = posted.get(index)
+            if ts is None and resumed:
+                ts = await self._slack.find_task_message(task.thread, task.task_id, after_ts=reply_ts, part=index)
+            if ts is not None:
+                await self._slack.update_message(task.thread, ts, part)
+            else:
+                await self._journal.check_lease(lease)
+                ts = await self._slack.post_part(task.thread, part, task.task_id, index)
+            if posted.get(index) != ts:
+                await self._journal.set_reply_ts(lease, task, ts, part=index)
 
     async def _announce_reset(self, lease: ThreadLease, task: Task) -> None:
         """A reset (the agent was cleared when it was recorded): remove cancelled answers' messages, tell the thread."""

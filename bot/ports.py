@@ -52,8 +52,12 @@ class SlackGateway(Protocol):
         """Show (or clear) that the bot is working on a message: a reaction on it. Best effort, never raises."""
         ...
 
-    async def find_task_message(self, thread: ThreadRef, task_id: str, *, after_ts: str) -> str | None:
-        """The ts of the bot's message tagged with this task id (posted after `after_ts`), if there is one."""
+    async def find_task_message(self, thread: ThreadRef, task_id: str, *, after_ts: str, part: int = 0) -> str | None:
+        """The ts of the bot's message tagged with this task id and part (posted after `after_ts`), if any."""
+        ...
+
+    async def post_part(self, thread: ThreadRef, text: str, task_id: str, part: int) -> str:
+        """Post part `part` (1, 2...) of a long answer after its first message, tagged like it; returns its ts."""
         ...
 
     async def thread_messages(self, thread: ThreadRef) -> list[ThreadMessage]:

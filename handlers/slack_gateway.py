@@ -105,8 +105,14 @@ class WebApiGateway:
         whoami = await self._whoami()
         return [_thread_message(raw, whoami) for raw in await self._raw_thread(thread, include_all_metadata=True)]
 
-    async def find_task_message(self, thread: ThreadRef, task_id: str, *, after_ts: str) -> str | None:
-        """The bot's message whose metadata names this task, searched in the thread (or the DM after `after_ts`)."""
+    async def post_part(self, thread: ThreadRef, text: str, task_id: str, part: int) -> str:
+        """Post a further part of a long answer, its metadata naming the task and the part."""
+        metadata = {"event_type": TASK_EVENT_TYPE, "event_payload": {"task_id": task_id, "part": part}}
+        return await self._post(thread, {**_message_body(text), "metadata": metadata})
+
+    async def find_task_message(self, thread: ThreadRef, task_id: str, *, after_ts: str, part: int = 0) -> str | None:
+        """The bot's message whose metadata names this task and part, searched in the thread (or the DM after
+        `after_ts`)."""
         whoami = await self._whoami()
         if thread.thread_ts:
             candidates = await self._raw_thread(thread, include_all_metadata=True)
@@ -119,7 +125,12 @@ class WebApiGateway:
             metadata = raw.get("metadata") or {}
             payload = metadata.get("event_payload") or {}
             mine = _thread_message(raw, whoami).from_this_bot
-            if mine and metadata.get("event_type") == TASK_EVENT_TYPE and payload.get("task_id") == task_id:
+            if (
+                mine
+                and metadata.get("event_type") == TASK_EVENT_TYPE
+                and payload.get("task_id") == task_id
+                and int(payload.get("part") or 0) == part
+            ):
                 return str(raw["ts"])
         return None
 

@@ -57,10 +57,16 @@ class TaskJournal:
         args = [task.kind.value, repr(time.time()), self._agent_ttl]
         return await self._fenced(self._start, lease, keys_, args)
 
-    async def set_reply_ts(self, lease: ThreadLease, task: Task, reply_ts: str) -> None:
-        """Remember the Slack message that will carry the task's answer."""
+    async def set_reply_ts(self, lease: ThreadLease, task: Task, reply_ts: str, part: int = 0) -> None:
+        """Remember the Slack message that carries (part `part` of) the task's answer."""
         keys_ = [keys.QUEUE, keys.task(task.thread.team_id, task.task_id)]
-        await self._fenced(self._set_fields, lease, keys_, ["reply_ts", reply_ts])
+        field = "reply_ts" if part == 0 else f"reply_ts:{part}"
+        await self._fenced(self._set_fields, lease, keys_, [field, reply_ts])
+
+    async def reply_parts(self, task: Task) -> dict[int, str]:
+        """The messages already posted for the further parts (1, 2...) of a long answer, by part."""
+        raw = decode.fields(await self._redis.hgetall(keys.task(task.thread.team_id, task.task_id)))
+        return {int(name.split(":")[1]): ts for name, ts in raw.items() if name.startswith("reply_ts:")}
 
     async def check_lease(self, lease: ThreadLease) -> None:
         """Raise LeaseLost unless the lease is still held (just before something irrevocable, like a Slack post)."""

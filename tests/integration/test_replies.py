@@ -6,7 +6,9 @@ import asyncio
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
+from store import keys
 from tests.fakes import FakeAnthropic, FakeSlack, Reply, wait_until
 from tests.integration.conftest import BotFactory
 from tests.integration.harness import BotProcess
@@ -79,3 +81,45 @@ async def test_a_crash_mid_stream_finishes_the_same_message(
     )
     await asyncio.sleep(0.5)
     assert len(slack.bot_replies(CHANNEL, thread_ts)) == 1
+
+
+async def test_a_20000_character_answer_arrives_whole_in_order_and_once_even_after_a_crash(
+    make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
+) -> None:
+    answer = long_answer()
+    claude.reply_text(answer)
+    bot = make_bot(BOT_CRASH_AT="reply.posted")  # killed after every part is in Slack, before the task is done
+    await bot.start()
+    envelope = mention(slack, "write it all down")
+    await bot.post_event(envelope)
+    thread_ts = str(envelope["event"]["ts"])
+    assert bot.process is not None
+    await asyncio.wait_for(bot.process.wait(), 20)
+    restarted = make_bot()
+    await restarted.start()
+    task = keys.task(slack.team_id, str(envelope["event_id"]))
+    await wait_until(lambda: _status_is(redis, task, "done"), timeout=20)
+    await asyncio.sleep(1.0)  # time for any duplicate to appear, if there were to be one
+    texts = [str(m.get("text")) for m in slack.bot_replies(CHANNEL, thread_ts)]
+    assert len(texts) >= 2 and all(len(text) <= 12_000 for text in texts)
+    rejoined = "\n".join(texts).replace("\n```\n```sql\n", "\n")
+    assert [line for line in rejoined.split("\n") if line.strip()] == [
+        line for line in answer.split("\n") if line.strip()
+    ]
+
+
+async def _status_is(redis: Redis, task_key: str, status: str) -> bool:
+    return bool(await redis.hget(task_key, "status") == status)
+
+
+def long_answer() -> str:
+    """About 20,000 characters of Markdown: prose, nested lists and code, one block longer than a message."""
+    sections = []
+    for n in range(12):
+        sections.append(f"## Part {n}\n\n" + " ".join(f"Prose sentence {n}.{i} about the design." for i in range(25)))
+        sections.append("- a point\n  - a nested point with `inline code`\n- another point")
+        sections.append("```python\n" + "\n".join(f"value_{n}_{i} = compute({i})" for i in range(12)) + "\n```")
+    sections.insert(
+        6, "```sql\n" + "\n".join(f"SELECT {i} FROM big_table WHERE id = {i};" for i in range(400)) + "\n```"
+    )
+    return "\n\n".join(sections)
