@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.agent import speaker_label, turns_from_thread
 from bot.agent_loop import AgentLoop, needs_model_call, pending_tool_calls
+from bot.attachments import IMAGE_TOKENS, read_attachments
 from bot.compaction import Compactor
 from bot.context import Budget, Context, TokenEstimator, assemble
 from bot.errors import ModelError, ModelRefused, SlackError
@@ -40,6 +41,14 @@ GREETING = (
 NEAR_EDGE = 0.1
 # A long answer goes out in parts of at most PART_CHARS (bot/split.py); past this many, it is cut with a note.
 MAX_REPLY_CHARS = 20 * PART_CHARS
+
+
+def with_images(context: Context, images: list[dict[str, Any]]) -> Context:
+    """The context with the new message's images at the start of its (last) user message."""
+    messages = [*context.messages[:-1], {**context.messages[-1]}]
+    messages[-1]["content"] = [*images, *messages[-1]["content"]]
+    estimated = context.estimated_tokens + IMAGE_TOKENS * len(images)
+    return Context(context.system, messages, estimated, context.omitted_turns)
 
 
 def cut_note(task: Task) -> str:
@@ -122,8 +131,11 @@ class TaskExecutor:
         summary = state.summary if state else ""
         history = await self._threads.turns(ref)
         earlier = await self._earlier_messages(task) if not history and not summary else []
-        question = await self._user_turn(task)
+        attachments = await read_attachments(task.files, self._slack)
+        question = await self._user_turn(task, attachments.text)
         context = await self._fitted_context(summary, [*history, *earlier], question, resumed=resumed)
+        if attachments.images:
+            context = with_images(context, attachments.images)
 
         async def record(step: dict[str, Any]) -> None:
             await self._journal.record_step(lease, task, step)
@@ -146,7 +158,7 @@ class TaskExecutor:
             await self._slack.update_message(ref, reply_ts, f":warning: {exc.user_message}")
             await self._journal.finish(lease, task, TaskStatus.FAILED, turns=[*earlier, question], error=str(exc))
             return
-        if result.first_call_input_tokens is not None:
+        if result.first_call_input_tokens is not None and not attachments.images:  # images are not text to learn from
             self._context_settings.estimator.observe(context.estimated_tokens, result.first_call_input_tokens)
         self._crash.reached("answer.journaled")
         text = result.text
@@ -287,9 +299,10 @@ class TaskExecutor:
                     names[message.user_id] = name
         return turns_from_thread(messages, before_ts=task.message_ts, bot_user_id=bot_user_id, names=names)
 
-    async def _user_turn(self, task: Task) -> Turn:
+    async def _user_turn(self, task: Task, files_text: str = "") -> Turn:
         name = await self._name(task.thread.team_id, task.user_id)
         text = f"{task.text}\n\n[{cut_note(task)}]" if task.original_chars else task.text
+        text = f"{text}\n\n{files_text}".strip() if files_text else text
         return Turn("user", text, user_id=task.user_id, user_name=name, ts=task.message_ts)
 
     async def _name(self, team_id: str, user_id: str) -> str | None:

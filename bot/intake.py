@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from bot.agent import strip_mention
 from bot.faults import CrashPoints
-from store.models import Task, TaskKind, ThreadRef
+from store.models import SharedFile, Task, TaskKind, ThreadRef
 from store.tasks import ResetResult, SubmitResult, TaskQueue
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ class IncomingMessage:
     ts: str
     thread_ts: str | None
     is_direct_message: bool
+    files: tuple[SharedFile, ...] = ()
 
     def thread(self) -> ThreadRef:
         """The conversation the message belongs to; a DM's top level is one conversation of its own."""
@@ -47,7 +48,10 @@ class Intake:
     async def mention(self, message: IncomingMessage, bot_user_id: str) -> SubmitResult:
         """A message addressed to the bot: answer it, or run the command word it consists of."""
         text = strip_mention(message.text, bot_user_id)
-        kind = COMMAND_WORDS.get(text.lower().strip(" .!"), TaskKind.ANSWER) if text else TaskKind.GREET
+        if not text and not message.files:
+            kind = TaskKind.GREET
+        else:
+            kind = COMMAND_WORDS.get(text.lower().strip(" .!"), TaskKind.ANSWER)
         return await self._submit(message, kind, text)
 
     async def thread_message(self, message: IncomingMessage) -> SubmitResult:
@@ -70,6 +74,7 @@ class Intake:
             message_ts=message.ts,
             created_at=time.time(),
             original_chars=len(text) if cut else 0,
+            files=message.files,
         )
         if kind is TaskKind.RESET:
             result = (await self._queue.reset(task)).outcome

@@ -64,6 +64,10 @@ class SlackGateway(Protocol):
         """Every message of the thread, oldest first (all pages), reset notes marked."""
         ...
 
+    async def download(self, url: str, max_bytes: int) -> tuple[bytes, str]:
+        """A shared file's bytes (at most max_bytes + 1, so a caller can tell it was longer) and content type."""
+        ...
+
     async def display_name(self, team_id: str, user_id: str) -> str | None:
         """The user's display name, or None when it cannot be had cheaply."""
         ...

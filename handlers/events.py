@@ -12,6 +12,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 
 from bot.intake import IncomingMessage, Intake
+from store.models import SharedFile
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,35 @@ def parse_message(
             ts=str(event["ts"]),
             thread_ts=event.get("thread_ts"),
             is_direct_message=event.get("channel_type") == "im",
+            files=parse_files(event.get("files")),
         )
     except KeyError as exc:
         log.warning("ignoring a malformed %s event: no %s", event.get("type"), exc)
         return None
+
+
+def parse_files(raw: object) -> tuple[SharedFile, ...]:
+    """The files shared with a message; entries without a download URL (deleted, external) are left out."""
+    if not isinstance(raw, list):
+        return ()
+    files: list[SharedFile] = []
+    for item in raw:
+        if not isinstance(item, dict):
+            continue
+        url = item.get("url_private_download") or item.get("url_private")
+        if not url or not item.get("id"):
+            continue
+        files.append(
+            SharedFile(
+                file_id=str(item["id"]),
+                name=str(item.get("name") or item.get("title") or item["id"]),
+                mimetype=str(item.get("mimetype") or "application/octet-stream"),
+                size=int(item.get("size") or 0),
+                url=str(url),
+                mode=str(item.get("mode") or "hosted"),
+            )
+        )
+    return tuple(files)
 
 
 def register_event_listeners(app: AsyncApp, intake: Intake, *, allowed_bot_ids: frozenset[str] = frozenset()) -> None:

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Awaitable
 from typing import Any
 
-from aiohttp import ClientError
+from aiohttp import ClientError, ClientSession
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
@@ -151,6 +151,32 @@ class WebApiGateway:
             cursor = (data.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 return messages
+
+    async def download(self, url: str, max_bytes: int) -> tuple[bytes, str]:
+        """Download a shared file with the bot token (files:read). Slack answers a request it does not accept with
+        a login page, not an error: an HTML answer for a file that is not HTML is refused here."""
+        headers = {"Authorization": f"Bearer {self._client.token}"}
+        session = self._client.session
+        owned = session is None
+        if session is None:
+            session = ClientSession()
+        try:
+            async with session.get(url, headers=headers) as response:
+                kind = response.headers.get("Content-Type", "").split(";")[0].strip()
+                login_page = kind == "text/html" and not url.lower().endswith((".html", ".htm"))
+                if response.status != 200 or login_page:
+                    raise SlackError(f"file download refused (HTTP {response.status}, {kind or 'no type'})")
+                data = bytearray()
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    data += chunk
+                    if len(data) > max_bytes:  # enough to know it is too long: stop reading
+                        break
+                return bytes(data[: max_bytes + 1]), kind
+        except (ClientError, TimeoutError) as exc:
+            raise SlackError(f"file download failed: {type(exc).__name__}") from None
+        finally:
+            if owned:
+                await session.close()
 
     async def display_name(self, team_id: str, user_id: str) -> str | None:
         """The user's display name; None if Slack will not say (a name is nice to have, not needed)."""

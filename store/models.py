@@ -89,6 +89,34 @@ class TaskStatus(StrEnum):
 
 
 @dataclass(frozen=True)
+class SharedFile:
+    """A file shared with a message, as much of Slack's file object as the agent needs to read it."""
+
+    file_id: str
+    name: str
+    mimetype: str
+    size: int
+    url: str  # url_private_download: needs the bot token
+    mode: str = "hosted"  # "snippet" for text snippets
+
+    def to_json(self) -> dict[str, object]:
+        """The plain form stored with the task."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, value: dict[str, object]) -> SharedFile:
+        """Inverse of to_json()."""
+        return cls(
+            str(value["file_id"]),
+            str(value["name"]),
+            str(value["mimetype"]),
+            int(str(value.get("size", 0))),
+            str(value["url"]),
+            str(value.get("mode", "hosted")),
+        )
+
+
+@dataclass(frozen=True)
 class Task:
     """A unit of work for one thread, recorded by intake and executed by the runner."""
 
@@ -104,6 +132,7 @@ class Task:
     reply_ts: str | None = None
     error: str | None = None
     original_chars: int = 0  # set when intake cut a message longer than MAX_INPUT_CHARS: its full length
+    files: tuple[SharedFile, ...] = ()
 
     def to_fields(self) -> dict[str, str]:
         """The fields written to the task's Redis hash when it is recorded."""
@@ -118,6 +147,7 @@ class Task:
             "status": self.status.value,
             "attempts": str(self.attempts),
             "original_chars": str(self.original_chars),
+            "files": json.dumps([shared.to_json() for shared in self.files]),
         }
 
     @classmethod
@@ -137,8 +167,9 @@ class Task:
                 reply_ts=fields.get("reply_ts") or None,
                 error=fields.get("error") or None,
                 original_chars=int(fields.get("original_chars", "0") or 0),
+                files=tuple(SharedFile.from_json(value) for value in json.loads(fields.get("files") or "[]")),
             )
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, TypeError) as exc:
             raise CorruptRecord(f"malformed task {fields.get('task_id')!r}") from exc
 
 

@@ -24,6 +24,7 @@ def test_manifest_has_the_scopes_events_and_command_the_bot_needs() -> None:
         "im:history",
         "chat:write",
         "commands",
+        "files:read",
         "reactions:write",
         "users:read",
     }
