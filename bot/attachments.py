@@ -48,14 +48,19 @@ def is_text(shared: SharedFile) -> bool:
     return shared.mode == "snippet" or shared.mimetype.startswith("text/") or shared.mimetype in TEXT_TYPES
 
 
-async def read_attachments(files: tuple[SharedFile, ...], slack: SlackGateway) -> Attachments:
-    """Download what can be read and say what could not, file by file."""
+async def read_attachments(
+    files: tuple[SharedFile, ...], slack: SlackGateway, *, with_images: bool = True
+) -> Attachments:
+    """Download what can be read and say what could not, file by file. Without `with_images` (a message that is
+    context, not a question: no request goes with it) images are only named."""
     found = Attachments()
     notes: list[str] = []
     for shared in files:
         try:
             if is_text(shared):
                 notes.append(await _text(shared, slack))
+            elif shared.mimetype in IMAGE_TYPES and not with_images:
+                notes.append(f"[Image {shared.name} shared.]")
             elif shared.mimetype in IMAGE_TYPES:
                 data, _ = await slack.download(shared.url, MAX_IMAGE_BYTES)
                 if len(data) > MAX_IMAGE_BYTES:

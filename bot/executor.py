@@ -109,7 +109,9 @@ class TaskExecutor:
                 await self._slack.set_working(task.thread, task.message_ts, False)
         elif task.kind is TaskKind.NOTE:
             # Context for the next answer, not a request: not counted as a task.
-            turn = await self._user_turn(task)
+            turn = await self._user_turn(
+                task, (await read_attachments(task.files, self._slack, with_images=False)).text
+            )
             await self._journal.finish(lease, task, TaskStatus.DONE, turns=[turn], counts_as_task=False)
         elif task.kind is TaskKind.GREET:
             await self._slack.post_reply(task.thread, GREETING)

@@ -25,7 +25,8 @@ from .payloads import (
     slash_command_form,
     url_verification,
 )
-from .slack import FakeSlack, SlackApiFailure, SlackCall
+from .slack import FakeSlack, SlackApiFailure, SlackCall, SlackDownload
+from .slack_files import LOGIN_PAGE, filetype_for
 from .waiting import wait_until
 
 __all__ = [
@@ -34,12 +35,14 @@ __all__ = [
     "DEFAULT_BOT_USER_ID",
     "DEFAULT_TEAM_ID",
     "ERROR_STATUS",
+    "LOGIN_PAGE",
     "VERIFICATION_TOKEN",
     "FakeAnthropic",
     "FakeSlack",
     "Reply",
     "SlackApiFailure",
     "SlackCall",
+    "SlackDownload",
     "app_mention_event",
     "block_actions_form",
     "block_actions_payload",
@@ -47,6 +50,7 @@ __all__ = [
     "echo_responder",
     "estimate_tokens",
     "event_envelope",
+    "filetype_for",
     "hooks_url",
     "message_event",
     "new_ts",

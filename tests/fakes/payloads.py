@@ -178,6 +178,11 @@ def _user_message_fields(text: str, user: str, channel: str, ts: str | None, tea
     }
 
 
+def _file_fields(files: list[dict[str, Any]] | None) -> dict[str, Any]:
+    # A message sharing files carries them with upload/display_as_bot (upload is False when the client uploaded first).
+    return {} if not files else {"files": files, "upload": False, "display_as_bot": False}
+
+
 def app_mention_event(
     text: str,
     *,
@@ -186,9 +191,14 @@ def app_mention_event(
     ts: str | None = None,
     thread_ts: str | None = None,
     team: str = DEFAULT_TEAM_ID,
+    files: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Return an `app_mention` inner event; `text` should contain the "<@BOTID>" mention as Slack sends it."""
+    """Return an `app_mention` inner event; `text` should contain the "<@BOTID>" mention as Slack sends it.
+
+    With `files` (Slack file objects) it carries them like the message does, but app_mention has no subtype.
+    """
     event: dict[str, Any] = {"type": "app_mention", **_user_message_fields(text, user, channel, ts, team)}
+    event.update(_file_fields(files))
     if thread_ts is not None:
         event["thread_ts"] = thread_ts
     return event
@@ -206,9 +216,16 @@ def message_event(
     subtype: str | None = None,
     team: str = DEFAULT_TEAM_ID,
     parent_user_id: str | None = None,
+    files: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Return a `message` inner event (message.channels / message.im ...) with the real field names."""
+    """Return a `message` inner event (message.channels / message.im ...) with the real field names.
+
+    With `files` (Slack file objects) the subtype defaults to "file_share", which `message` listeners must allow.
+    """
     event: dict[str, Any] = {"type": "message", **_user_message_fields(text, user, channel, ts, team)}
+    event.update(_file_fields(files))
+    if files and subtype is None:
+        subtype = "file_share"
     if subtype is not None:
         event["subtype"] = subtype
     if bot_id is not None:

@@ -23,6 +23,7 @@ from .payloads import (
     observe_ts,
 )
 from .server import LocalServer
+from .slack_files import SlackDownload, SlackFilesMixin
 from .slack_socket import SocketModeMixin
 from .slack_store import ChannelStore, SlackApiFailure, maybe_json
 
@@ -71,8 +72,8 @@ def _apply_markdown_text(args: Args) -> Args:
     return {**args, "text": markdown, "blocks": [{"type": "markdown", "text": markdown}]}
 
 
-class FakeSlack(SocketModeMixin, LocalServer):
-    """Fake Slack workspace: Web API at POST/GET /api/{method}, Socket Mode websocket at /socket-mode."""
+class FakeSlack(SocketModeMixin, SlackFilesMixin, LocalServer):
+    """Fake Slack workspace: Web API at POST/GET /api/{method}, Socket Mode websocket at /socket-mode, files."""
 
     def __init__(
         self,
@@ -101,6 +102,7 @@ class FakeSlack(SocketModeMixin, LocalServer):
         self._failures: dict[str, list[_Failure]] = {}
         self._delays: dict[str, float] = {}
         self._init_socket_mode()
+        self._init_files()
         self.add_user(bot_user_id, "claude", real_name="Claude", is_bot=True)
         self._handlers: dict[str, Callable[[Args], Args]] = {
             "auth.test": self._auth_test,
@@ -120,10 +122,11 @@ class FakeSlack(SocketModeMixin, LocalServer):
     # ------------------------------------------------------------------ lifecycle
 
     def add_routes(self, app: web.Application) -> None:
-        """The Web API at /api/{method}, response_urls as minted by `response_url` and the Socket Mode websocket."""
+        """The Web API at /api/{method}, minted response_urls, the Socket Mode websocket and files' private URLs."""
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/{kind:commands|actions}/{team}/{id}/{secret}", self._handle_response_url)
         app.router.add_get("/socket-mode", self._handle_socket)
+        self._add_file_routes(app)
 
     async def before_stop(self) -> None:
         """Close websockets first; close SDK clients before this or they will try to reconnect."""
@@ -208,15 +211,22 @@ class FakeSlack(SocketModeMixin, LocalServer):
         thread_ts: str | None = None,
         mention: bool = False,
         channel_type: str = "channel",
+        files: list[Args] | None = None,
     ) -> Args:
         """Store a human message and return the event_callback envelope Slack would deliver for it.
 
         Use this instead of a bare payload builder when the bot will read the thread back: real Slack
         always has the message an event announces, so conversations.replies must find it too.
+        `files` (from `add_file`) are shared by the message: it is stored with subtype "file_share" and the
+        files, and the event carries them (app_mention events too, though without the subtype).
         """
-        ts = self.add_message(channel, text, user=user, thread_ts=thread_ts)
+        shared = self._shared_files(files, channel) if files else None
+        subtype = "file_share" if shared else None
+        ts = self.add_message(channel, text, user=user, thread_ts=thread_ts, subtype=subtype)
         if mention:
-            event = app_mention_event(text, user=user, channel=channel, ts=ts, thread_ts=thread_ts, team=self.team_id)
+            event = app_mention_event(
+                text, user=user, channel=channel, ts=ts, thread_ts=thread_ts, team=self.team_id, files=shared
+            )
         else:
             parent = self.store.get(channel, thread_ts) if thread_ts else None
             event = message_event(
@@ -228,9 +238,13 @@ class FakeSlack(SocketModeMixin, LocalServer):
                 channel_type=channel_type,
                 team=self.team_id,
                 parent_user_id=parent.get("user") if parent else None,
+                files=shared,
             )
         # Keep the stored copy identical to what the event carried.
-        self.store.find(channel, ts).update(client_msg_id=event["client_msg_id"], blocks=event["blocks"])
+        stored = self.store.find(channel, ts)
+        stored.update(client_msg_id=event["client_msg_id"], blocks=event["blocks"])
+        if shared:
+            stored.update(files=copy.deepcopy(shared), upload=False, display_as_bot=False)
         return event_envelope(event, team_id=self.team_id, api_app_id=self.app_id, bot_user_id=self.bot_user_id)
 
     def response_url(
@@ -530,4 +544,4 @@ def _find_button(blocks: list[Args], action_id: str) -> tuple[Args, Args]:
     raise LookupError(f"no button {action_id!r} in the message's blocks")
 
 
-__all__ = ["FakeSlack", "SlackApiFailure", "SlackCall"]
+__all__ = ["FakeSlack", "SlackApiFailure", "SlackCall", "SlackDownload"]

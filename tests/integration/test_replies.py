@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from typing import Any
 
 import pytest
@@ -123,3 +125,91 @@ def long_answer() -> str:
         6, "```sql\n" + "\n".join(f"SELECT {i} FROM big_table WHERE id = {i};" for i in range(400)) + "\n```"
     )
     return "\n\n".join(sections)
+
+
+# The smallest valid PNG: one transparent pixel.
+PIXEL_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+
+async def test_files_in_the_thread_reach_the_model(bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic) -> None:
+    """A text file and a snippet are read into the turn, an image goes as an image block, a PDF is named and skipped;
+    a text file shared later in the thread (not a question) is remembered as context."""
+    notes = slack.add_file("notes.txt", b"The launch code word is PELICAN.", mimetype="text/plain")
+    snippet = slack.add_file("query.sql", b"SELECT 42;", mimetype="text/plain", mode="snippet")
+    chart = slack.add_file("chart.png", PIXEL_PNG, mimetype="image/png")
+    report = slack.add_file("report.pdf", b"%PDF-1.4 not read", mimetype="application/pdf")
+    envelope = slack.post_user_message(
+        CHANNEL,
+        f"<@{slack.bot_user_id}> what do these say?",
+        user="U0ALICE",
+        mention=True,
+        files=[notes, snippet, chart, report],
+    )
+    await bot.post_event(envelope)
+    thread_ts = str(envelope["event"]["ts"])
+    await wait_until(lambda: [m for m in slack.bot_replies(CHANNEL, thread_ts) if "echo" in str(m.get("text"))])
+    [question] = [m for m in claude.requests[0]["messages"] if m["role"] == "user"]
+    blocks = question["content"]
+    images = [block for block in blocks if block["type"] == "image"]
+    assert images == [
+        {
+            "type": "image",
+            "source": {"type": "base64", "media_type": "image/png", "data": base64.b64encode(PIXEL_PNG).decode()},
+        }
+    ]
+    text = "\n".join(block.get("text", "") for block in blocks)
+    assert "PELICAN" in text and "SELECT 42;" in text and "[Image chart.png attached.]" in text
+    assert "report.pdf (application/pdf) skipped" in text and "not read" not in text
+    assert {download.file_id for download in slack.downloads} == {notes["id"], snippet["id"], chart["id"]}
+    assert all(download.authorized for download in slack.downloads)  # with the bot token, or Slack sends a login page
+
+    later = slack.add_file("later.txt", b"Remember: the meeting moved to Thursday.", mimetype="text/plain")
+    shared = slack.post_user_message(CHANNEL, "here is the update", user="U0ALICE", thread_ts=thread_ts, files=[later])
+    await bot.post_event(shared)
+    await wait_until(lambda: len({d.file_id for d in slack.downloads}) == 4, timeout=10)
+    await bot.post_event(
+        slack.post_user_message(
+            CHANNEL, f"<@{slack.bot_user_id}> when is the meeting?", user="U0ALICE", thread_ts=thread_ts, mention=True
+        )
+    )
+    await wait_until(lambda: len(claude.requests) == 2, timeout=10)
+    assert "moved to Thursday" in json.dumps(claude.requests[1])
+    assert "base64" not in json.dumps(claude.requests[1]["messages"][:-1])  # history keeps images by name only
+
+
+MARKDOWN = """## Plan
+
+1. First step
+   - a nested point with `inline code`
+   - another, with a [link](https://example.com/a_b?x=1&y=2)
+2. Second step: **bold**, _italic_, ~~struck~~
+
+```python
+print("a `backtick` inside code")
+```
+
+| Option | Cost | Notes |
+|---|---:|---|
+| A | $1 | fast |
+| B | $2 | *careful* |
+
+> A quote, and a line that ends with two backticks ``"""
+
+
+async def test_markdown_goes_to_slack_as_written_for_slack_to_render(
+    bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    """No hand-made conversion: Slack renders standard Markdown given as `markdown_text` (lists, code, links,
+    tables), so the final message carries Claude's Markdown unchanged."""
+    claude.reply_text(MARKDOWN)
+    envelope = mention(slack, "plan it")
+    await bot.post_event(envelope)
+    thread_ts = str(envelope["event"]["ts"])
+    await wait_until(lambda: [m for m in slack.bot_replies(CHANNEL, thread_ts) if m.get("text") == MARKDOWN])
+    final = [args for args in slack.calls_to("chat.update") if args.get("markdown_text") == MARKDOWN]
+    assert final and "text" not in final[-1] and "blocks" not in final[-1]
+    [reply] = slack.bot_replies(CHANNEL, thread_ts)
+    assert reply["blocks"] == [{"type": "markdown", "text": MARKDOWN}]

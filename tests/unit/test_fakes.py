@@ -25,14 +25,17 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from tests.fakes import (
+    LOGIN_PAGE,
     FakeAnthropic,
     FakeSlack,
     Reply,
+    SlackDownload,
     app_mention_event,
     block_actions_form,
     block_actions_payload,
     button_element,
     event_envelope,
+    filetype_for,
     message_event,
     new_ts,
     sign,
@@ -317,6 +320,84 @@ async def test_delay_does_not_block_other_methods(slack: FakeSlack, web: AsyncWe
     await wait_until(lambda: slack.calls_to("users.info"))
     assert (await web.auth_test())["ok"] and not slow.done()
     assert (await slow)["user"]["is_bot"] is True
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+
+async def test_shared_files_reach_the_events_and_the_store(slack: FakeSlack, web: AsyncWebClient) -> None:
+    """Files posted with a message ride on the app_mention and message events and in the stored thread."""
+    file = slack.add_file("notes.txt", b"first\nsecond\n", mimetype="text/plain", user="U1")
+    assert file["id"].startswith("F") and file["user_team"] == "T0TEAM"
+    assert (file["filetype"], file["pretty_type"], file["mode"], file["size"]) == ("text", "Plain Text", "hosted", 13)
+    assert file["url_private_download"] == f"{slack.url}files-pri/T0TEAM-{file['id']}/download/notes.txt"
+    assert file["url_private"] == f"{slack.url}files-pri/T0TEAM-{file['id']}/notes.txt"
+    assert file["is_public"] is False  # not shared anywhere yet
+    mention = slack.post_user_message("C1", "<@U0BOT> read this", user="U1", mention=True, files=[file])["event"]
+    assert mention["type"] == "app_mention" and "subtype" not in mention
+    assert (mention["upload"], mention["display_as_bot"]) == (False, False)
+    assert mention["files"] == [{**file, "is_public": True}]
+    reply = slack.post_user_message("C1", "and this", user="U2", thread_ts=mention["ts"], files=[file])["event"]
+    assert (reply["type"], reply["subtype"], reply["files"][0]["id"]) == ("message", "file_share", file["id"])
+    thread = (await web.conversations_replies(channel="C1", ts=mention["ts"]))["messages"]
+    assert [m.get("subtype") for m in thread] == ["file_share", "file_share"]
+    assert thread[0]["files"] == mention["files"] and thread[0]["upload"] is False
+    im = slack.post_user_message("D1", "private", user="U1", channel_type="im", files=[file])["event"]
+    assert im["files"][0]["is_public"] is True  # already public from the channel share
+    plain = slack.post_user_message("C1", "no files", user="U1")["event"]
+    assert not {"files", "upload", "subtype"} & plain.keys()
+
+
+async def test_file_urls_need_the_bot_token(slack: FakeSlack) -> None:
+    """url_private(_download) answer the bytes only to the bot token; otherwise Slack's sign-in page, still 200."""
+    content = b"\x89PNG\r\n\x1a\nnot really"
+    file = slack.add_file("Chart 1.png", content, mimetype="image/png")
+    assert (file["filetype"], file["pretty_type"]) == ("png", "PNG")
+    assert file["url_private_download"].endswith("/download/chart_1.png")  # Slack's URL-safe name
+    bearer = {"Authorization": f"Bearer {slack.bot_token}"}
+    async with aiohttp.ClientSession() as session:
+        async with session.get(file["url_private_download"], headers=bearer) as resp:
+            assert (resp.status, resp.content_type) == (200, "image/png")
+            assert await resp.read() == content
+            assert resp.headers["Content-Disposition"].startswith("attachment")
+        async with session.get(file["url_private"], headers=bearer) as resp:
+            assert (resp.status, resp.content_type, await resp.read()) == (200, "image/png", content)
+        async with session.get(file["url_private_download"]) as resp:
+            assert (resp.status, resp.content_type) == (200, "text/html")
+            page = await resp.text()
+        async with session.get(file["url_private_download"], headers={"Authorization": "Bearer xoxb-wrong"}) as resp:
+            assert (resp.status, await resp.text()) == (200, LOGIN_PAGE)
+        async with session.get(file["url_private_download"].replace(file["id"], "F0NOPE"), headers=bearer) as resp:
+            assert resp.status == 404
+    assert page == LOGIN_PAGE and "Sign in" in page
+    assert slack.downloads[:4] == [
+        SlackDownload(file["id"], authorized=True, download=True, token="xoxb-test"),
+        SlackDownload(file["id"], authorized=True, download=False, token="xoxb-test"),
+        SlackDownload(file["id"], authorized=False, download=True, token=None),
+        SlackDownload(file["id"], authorized=False, download=True, token="xoxb-wrong"),
+    ]
+
+
+def test_snippets_and_filetypes(slack: FakeSlack) -> None:
+    """Snippets are editable and carry a preview; filetype comes from the extension, else from the mimetype."""
+    code = "\n".join(f"print({i})" for i in range(7)).encode()
+    snippet = slack.add_file("run.py", code, mimetype="text/plain", mode="snippet")
+    assert (snippet["mode"], snippet["editable"], snippet["filetype"], snippet["pretty_type"]) == (
+        "snippet",
+        True,
+        "python",
+        "Python",
+    )
+    assert (snippet["lines"], snippet["lines_more"], snippet["preview"].count("\n")) == (7, 2, 4)
+    assert snippet["edit_link"] == snippet["permalink"] + "/edit"
+    hosted = slack.add_file("data.bin", b"\0", mimetype="application/octet-stream", filetype="zip")
+    assert (hosted["filetype"], hosted["editable"], "preview" in hosted) == ("zip", False, False)
+    assert [filetype_for(n, m) for n, m in [("README", "text/plain"), ("a.xyz", "application/x-xyz")]] == [
+        "text",
+        "binary",
+    ]
+    with pytest.raises(ValueError):
+        slack.add_file("x.txt", b"", mimetype="text/plain", mode="external")
 
 
 # ---------------------------------------------------------------------------------------------- response_url
