@@ -34,12 +34,14 @@ def replies(slack: FakeSlack, thread_ts: str) -> list[str]:
 
 
 async def answer_of(slack: FakeSlack, envelope: dict[str, Any], timeout: float = 15) -> str:
-    """The one reply the mention got, once it is final (not the "Thinking…" placeholder)."""
+    """The one reply the mention got, once it is final (not the "Thinking…" placeholder, nor a streamed preview)."""
     thread_ts = str(envelope["event"]["ts"])
-    done = await wait_until(
-        lambda: [t for t in replies(slack, thread_ts) if "Thinking" not in t and "restarted" not in t],
-        timeout=timeout,
-    )
+
+    def final() -> list[str]:
+        shown = replies(slack, thread_ts)
+        return [t for t in shown if "Thinking" not in t and "restarted" not in t and not t.endswith("✍️")]
+
+    done = await wait_until(final, timeout=timeout)
     assert len(replies(slack, thread_ts)) == 1, replies(slack, thread_ts)
     return str(done[0])
 
