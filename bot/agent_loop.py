@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.faults import CrashPoints
-from bot.llm import ClaudeClient, OnText
+from bot.llm import ClaudeClient, OnRetry, OnText
 from bot.tools import ToolBox
 from store.models import ThreadRef, Usage
 
@@ -116,6 +116,7 @@ class AgentLoop:
         record: Record,
         thread: ThreadRef,
         on_text: OnText | None = None,
+        on_retry: OnRetry | None = None,
     ) -> LoopResult:
         """Continue from `steps` (the journal so far) to an answer; `record` journals each new step, and
         `on_text` sees each model call's text as it streams in."""
@@ -132,7 +133,9 @@ class AgentLoop:
                 steps.append(step)
                 self._crash.reached("tool.done")
             elif needs_model_call(steps) and model_calls(steps) < self._max_model_calls:
-                reply = await self._claude.step(system, replay(base, steps), self._tools.definitions, on_text=on_text)
+                reply = await self._claude.step(
+                    system, replay(base, steps), self._tools.definitions, on_text=on_text, on_retry=on_retry
+                )
                 await record(reply.to_record())
                 steps.append(reply.to_record())
                 if first_call is None and len(steps) == 1:

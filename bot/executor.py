@@ -145,7 +145,9 @@ class TaskExecutor:
         live = LiveReply(self._slack, ref, reply_ts)
         try:
             try:
-                result = await self._loop.run(context.system, context.messages, steps, record, ref, on_text=live.show)
+                result = await self._loop.run(
+                    context.system, context.messages, steps, record, ref, on_text=live.show, on_retry=live.retrying
+                )
             finally:
                 await live.settle()  # no preview may land after what is posted next
         except ModelRefused:

@@ -46,6 +46,16 @@ class LiveReply:
         preview = text[:PREVIEW_CHARS] + ("…" if len(text) > PREVIEW_CHARS else "") + WRITING
         self._updating = asyncio.create_task(self._update(preview))
 
+    async def retrying(self, error: str) -> None:
+        """Say that Claude is busy and the answer is being retried (the person sees why it takes longer)."""
+        if self._updating is not None and not self._updating.done():
+            await self.settle()
+        notice = ":hourglass_flowing_sand: Claude is busy right now (overloaded or rate limited); retrying…"
+        if error in ("APIConnectionError", "APITimeoutError"):
+            notice = ":hourglass_flowing_sand: I cannot reach Claude right now; retrying…"
+        self._last = time.monotonic()
+        self._updating = asyncio.create_task(self._update(notice))
+
     async def _update(self, preview: str) -> None:
         try:
             await self._slack.update_message(self._thread, self._ts, preview)

@@ -21,6 +21,20 @@ log = logging.getLogger(__name__)
 
 # Called with the text of an answer so far, as it streams in.
 OnText = Callable[[str], Awaitable[None]]
+# Called before waiting to try a failed call again, with the error's name.
+OnRetry = Callable[[str], Awaitable[None]]
+
+
+def _also(log_it: Any, on_retry: OnRetry) -> Callable[[RetryCallState], Awaitable[None]]:
+    """A before_sleep hook that logs as the policy does, then tells `on_retry`."""
+
+    async def hook(state: RetryCallState) -> None:
+        log_it(state)
+        error = state.outcome.exception() if state.outcome is not None else None
+        await on_retry(type(error).__name__)
+
+    return hook
+
 
 # Worth another try: rate limits (429), server errors and overload (5xx, 529), and a dropped connection.
 RETRYABLE = (anthropic.RateLimitError, anthropic.InternalServerError, anthropic.APIConnectionError)
@@ -143,11 +157,12 @@ class ClaudeClient:
         model: str | None = None,
         max_tokens: int | None = None,
         on_text: OnText | None = None,
+        on_retry: OnRetry | None = None,
     ) -> ModelStep:
         """One model call, retried on transient errors; raises ModelError when it cannot be had.
 
         With `on_text` the answer is streamed, and `on_text` gets its text so far after each piece (a retry
-        starts it again from the beginning).
+        starts it again from the beginning). `on_retry` hears of each wait before another try.
         """
         model = model or self._model
         request: dict[str, Any] = {
@@ -159,7 +174,10 @@ class ClaudeClient:
         }
         try:
             # A copy per call: a tenacity Retrying object keeps the state of one retry loop at a time.
-            async for attempt in self._retry.copy():
+            retrying = self._retry.copy()
+            if on_retry is not None:
+                retrying = retrying.copy(before_sleep=_also(retrying.before_sleep, on_retry))
+            async for attempt in retrying:
                 with attempt:
                     if on_text is None:
                         message = await self._client.messages.create(**request)

@@ -39,7 +39,8 @@ async def answer_of(slack: FakeSlack, envelope: dict[str, Any], timeout: float =
 
     def final() -> list[str]:
         shown = replies(slack, thread_ts)
-        return [t for t in shown if "Thinking" not in t and "restarted" not in t and not t.endswith("✍️")]
+        busy = ("Thinking", "restarted", "retrying…")
+        return [t for t in shown if not any(word in t for word in busy) and not t.endswith("✍️")]
 
     done = await wait_until(final, timeout=timeout)
     assert len(replies(slack, thread_ts)) == 1, replies(slack, thread_ts)
@@ -65,6 +66,7 @@ async def test_claude_and_slack_hiccups(bot: BotProcess, slack: FakeSlack, claud
     await bot.post_event(overloaded)
     assert await answer_of(slack, overloaded) == "third time lucky"
     assert len(claude.requests) == 3
+    assert any("Claude is busy right now" in str(update.get("text")) for update in slack.updates)  # said while retrying
 
     claude.reply_error(401, "authentication_error", "invalid x-api-key")
     rejected = mention(slack, "hello")

@@ -37,6 +37,7 @@ class ScriptedClaude:
         tools: Sequence[dict[str, Any]] = (),
         *,
         on_text: Any = None,
+        on_retry: Any = None,
     ) -> ModelStep:
         self.sent.append([dict(m) for m in messages])
         return self.steps.pop(0)
