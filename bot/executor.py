@@ -100,7 +100,7 @@ class TaskExecutor:
         """Run the task; one that has used up its attempts is failed with a message in its thread."""
         attempt = await self._journal.start(lease, task)
         if attempt > self._settings.max_attempts:
-            await self._give_up(lease, task, f"it failed {attempt - 1} times")
+            await self._give_up(lease, task, task.error or f"it failed {attempt - 1} times")
         elif task.kind is TaskKind.ANSWER:
             await self._slack.set_working(task.thread, task.message_ts, True)
             try:
@@ -320,7 +320,8 @@ class TaskExecutor:
 
     async def _give_up(self, lease: ThreadLease, task: Task, reason: str) -> None:
         log.error("task %s failed for good: %s", task.task_id, reason)
-        message = f":warning: Sorry, I could not finish this request ({reason}). Mention me again to retry."
+        why = reason[:1].upper() + reason[1:]
+        message = f":warning: Sorry, I could not finish this request. {why}. Mention me again to retry."
         try:
             if task.reply_ts:
                 await self._slack.update_message(task.thread, task.reply_ts, message)

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 
 from redis.exceptions import RedisError, ResponseError
 
+from bot.errors import SlackError
 from bot.executor import TaskExecutor
 from bot.priority import IntakeFirst
 from store.errors import LeaseLost
+from store.models import Task
 from store.tasks import TaskQueue, ThreadLease
 
 log = logging.getLogger(__name__)
@@ -22,6 +24,13 @@ STALE_CHECK_SECONDS = 2.0
 
 
 MAX_BACKOFF_SECONDS = 8.0
+
+
+def failure_reason(exc: Exception) -> str:
+    """Why a task step failed, in words for the thread (SlackError texts name the method and Slack's error code)."""
+    if isinstance(exc, SlackError):
+        return f"Slack would not take my message: {exc}"
+    return "something went wrong on my side; the details are in the bot's log"
 
 
 def backoff(base: float, failures: int) -> float:
@@ -115,8 +124,10 @@ class TaskRunner:
     async def _work(self, lease: ThreadLease) -> None:
         """Work one thread's inbox until it is empty, oldest task first."""
         failures = 0
+        task: Task | None = None
         try:
             while True:
+                task = None
                 try:
                     await self._intake_first.turn()
                     task = await self._queue.head(lease.thread)
@@ -138,8 +149,11 @@ class TaskRunner:
                     continue
                 # A failing task must not take the worker down with it: log it and try again after a pause.
                 # Its attempt counter makes sure it is failed for good after a few tries.
-                except Exception:
+                except Exception as exc:
                     log.exception("thread %s: task step failed; retrying", lease.thread.encode())
+                    if task is not None:  # what the thread is told if the task is failed for good
+                        with contextlib.suppress(RedisError):
+                            await self._queue.note_failure(task, failure_reason(exc))
                     await asyncio.sleep(self._settings.retry_delay)
         finally:
             self._active.pop(lease.entry_id, None)

@@ -211,6 +211,10 @@ class TaskQueue:
                 await self._redis.hset(keys.task(ref.team_id, task_id), "status", TaskStatus.FAILED.value)
             await self._redis.lrem(keys.inbox(ref), 1, task_id)
 
+    async def note_failure(self, task: Task, reason: str) -> None:
+        """Remember why the task's last attempt failed (its record expires with it)."""
+        await self._redis.hset(keys.task(task.thread.team_id, task.task_id), "error", reason[:500])
+
     async def release(self, lease: ThreadLease) -> bool:
         """Give the thread back if its inbox is empty; False means more work arrived and the lease is kept."""
         ref = lease.thread

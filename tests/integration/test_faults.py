@@ -86,6 +86,13 @@ async def test_claude_and_slack_hiccups(bot: BotProcess, slack: FakeSlack, claud
     assert await answer_of(slack, limited) == "delivered anyway"
     assert len(slack.calls_to("chat.postMessage")) == posts + 2  # the refused post and its retry
 
+    slack.fail_next("chat.postMessage", error="not_in_channel", times=3)  # every attempt's reply refused
+    refused = mention(slack, "and now?")
+    await bot.post_event(refused)
+    answer = await answer_of(slack, refused, timeout=30)
+    assert answer.startswith(":warning: Sorry, I could not finish this request. Slack would not take my message")
+    assert "not_in_channel" in answer and "Traceback" not in answer
+
 
 async def test_redis_down_during_a_burst_loses_nothing_and_answers_each_mention_once(
     make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, private_redis: PrivateRedis
