@@ -11,6 +11,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from bot.agent import speaker_label, turns_from_thread
 from bot.agent_loop import AgentLoop, needs_model_call, pending_tool_calls
 from bot.attachments import IMAGE_TOKENS, read_attachments
@@ -33,6 +35,10 @@ log = logging.getLogger(__name__)
 PLACEHOLDER = ":hourglass_flowing_sand: Thinking…"
 RESUMED_PLACEHOLDER = ":arrows_counterclockwise: I was restarted while working on this; picking it up again…"
 START_AFRESH = "Mention me to start afresh."
+WAITING_FOR_REDIS = (
+    ":hourglass_flowing_sand: My memory (Redis) cannot be reached right now. I will finish this answer as soon "
+    "as it is back; nothing is lost."
+)
 GREETING = (
     "Hi! Mention me with a question or a task and I will answer here, remembering this thread. "
     "`@me status` shows what I know of it; `@me reset` makes me forget it."
@@ -95,6 +101,7 @@ class TaskExecutor:
         self._slack = slack
         self._crash = crash
         self._settings = settings
+        self._reply_ts: dict[str, str] = {}  # the reply message of each answer being worked on here
 
     async def execute(self, lease: ThreadLease, task: Task) -> None:
         """Run the task; one that has used up its attempts is failed with a message in its thread."""
@@ -105,7 +112,11 @@ class TaskExecutor:
             await self._slack.set_working(task.thread, task.message_ts, True)
             try:
                 await self._answer(lease, task, resumed=attempt > 1)
+            except RedisError:
+                await self._tell_waiting_for_redis(task)  # the runner waits for Redis, then runs this again
+                raise
             finally:  # done, failed, cancelled or stopped: the mention no longer shows work in progress
+                self._reply_ts.pop(task.task_id, None)
                 await self._slack.set_working(task.thread, task.message_ts, False)
         elif task.kind is TaskKind.NOTE:
             # Context for the next answer, not a request: not counted as a task.
@@ -129,6 +140,7 @@ class TaskExecutor:
         loop_steps = [step for step in steps if step["kind"] in ("model", "tool")]
         answered = bool(loop_steps) and not needs_model_call(loop_steps) and not pending_tool_calls(loop_steps)
         reply_ts = await self._reply_message(lease, task, resumed=resumed, answered=answered)
+        self._reply_ts[task.task_id] = reply_ts
         state = await self._threads.state(ref)
         summary = state.summary if state else ""
         history = await self._threads.turns(ref)
@@ -317,6 +329,15 @@ class TaskExecutor:
         if name:
             await self._threads.remember_user_name(team_id, user_id, name)
         return name
+
+    async def _tell_waiting_for_redis(self, task: Task) -> None:
+        """Tell the thread why its answer is late: the bot's storage is unreachable (the answer follows later)."""
+        reply_ts = self._reply_ts.get(task.task_id) or task.reply_ts
+        if reply_ts:
+            try:
+                await self._slack.update_message(task.thread, reply_ts, WAITING_FOR_REDIS)
+            except SlackError as exc:
+                log.info("task %s: could not say it is waiting for Redis: %s", task.task_id, exc)
 
     async def _give_up(self, lease: ThreadLease, task: Task, reason: str) -> None:
         log.error("task %s failed for good: %s", task.task_id, reason)

@@ -39,7 +39,7 @@ async def answer_of(slack: FakeSlack, envelope: dict[str, Any], timeout: float =
 
     def final() -> list[str]:
         shown = replies(slack, thread_ts)
-        busy = ("Thinking", "restarted", "retrying…")
+        busy = ("Thinking", "restarted", "retrying…", "cannot be reached")
         return [t for t in shown if not any(word in t for word in busy) and not t.endswith("✍️")]
 
     done = await wait_until(final, timeout=timeout)
@@ -101,10 +101,16 @@ async def test_redis_down_during_a_burst_loses_nothing_and_answers_each_mention_
     back every one of the 20 mentions is answered exactly once, without restarting the bot."""
     bot = make_bot(REDIS_URL=private_redis.url)
     await bot.start()
+    gate = asyncio.Event()
+    claude.reply_text("lost in the outage", gate=gate)
+    slow = mention(slack, "a slow question")
+    assert await bot.post_event(slow) == 200
+    await wait_until(lambda: len(claude.requests) == 1, timeout=10)  # its model call is under way
     envelopes = [mention(slack, f"question {n}") for n in range(20)]
     statuses = [await bot.post_event(envelope) for envelope in envelopes[:10]]
     private_redis.stop()
     stopped = time.monotonic()
+    gate.set()  # the slow answer comes back while Redis is down: it cannot be journaled yet
     statuses += [await bot.post_event(envelope) for envelope in envelopes[10:]]
     assert statuses[:10] == [200] * 10
     refused = [envelope for envelope, status in zip(envelopes, statuses, strict=True) if status != 200]
@@ -114,8 +120,10 @@ async def test_redis_down_during_a_burst_loses_nothing_and_answers_each_mention_
     for envelope in refused:  # Slack's redelivery of what was not acknowledged
         body, headers = signed_event_request(envelope, SIGNING_SECRET, retry_num=1, retry_reason="http_error")
         assert await bot.post_raw(body, headers) == 200
-    for envelope in envelopes:
+    for envelope in [slow, *envelopes]:
         assert (await answer_of(slack, envelope, timeout=40)).startswith("echo:")  # one reply each
+    # Meanwhile the slow one's thread was told why its answer was late.
+    assert any("My memory (Redis) cannot be reached" in str(update.get("text")) for update in slack.updates)
     asked = "\n".join(text for request in claude.requests for text in user_texts(request))
     assert all(f"question {n}" in asked for n in range(20))
     assert "cannot" in bot.output()  # the workers said they were waiting for Redis
