@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import TEST_REDIS_URL
 from tests.fakes import FakeAnthropic, FakeSlack
 from tests.integration.harness import SIGNING_SECRET, BotProcess, free_port
+from tests.integration.redis_server import PrivateRedis
 
 BotFactory = Callable[..., BotProcess]
 
@@ -41,6 +42,15 @@ def bot_env(slack: FakeSlack, claude: FakeAnthropic, redis: object) -> dict[str,
         "DYNO": "web.1",
         "LOG_LEVEL": "INFO",
     }
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A Redis of the test's own, with an append-only file, that the test may stop and start."""
+    server = PrivateRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -45,15 +43,6 @@ async def answer_of(slack: FakeSlack, envelope: dict[str, Any], timeout: float =
     done = await wait_until(final, timeout=timeout)
     assert len(replies(slack, thread_ts)) == 1, replies(slack, thread_ts)
     return str(done[0])
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    """A Redis with an append-only file that the test may stop and start."""
-    server = PrivateRedis(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
 
 
 async def test_claude_and_slack_hiccups(bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -24,15 +23,6 @@ from tests.integration.redis_server import PrivateRedis
 
 pytestmark = pytest.mark.integration
 CHANNEL = "C0GENERAL"
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    """A Redis the test may stop and start."""
-    server = PrivateRedis(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
 
 
 async def health(bot: BotProcess) -> tuple[int, dict[str, object]]:
