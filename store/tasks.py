@@ -39,6 +39,17 @@ class ResetResult:
     cancelled_replies: list[str]
 
 
+def _queueing_keys(task: Task) -> list[str]:
+    """The keys every script that queues a task starts with: the task, its thread's inbox and flag, the queue."""
+    ref = task.thread
+    return [keys.task(ref.team_id, task.task_id), keys.inbox(ref), keys.queued(ref), keys.QUEUE]
+
+
+def _fields_json(task: Task) -> str:
+    """The task's fields as one JSON argument: cheaper to send than thirty-odd separate ones on the ack path."""
+    return json.dumps(task.to_fields(), separators=(",", ":"))
+
+
 def cancelled_replies(raw: str | None) -> list[str]:
     """The reply ts list a reset recorded (JSON), tolerant of an empty or missing value."""
     try:
@@ -86,17 +97,8 @@ class TaskQueue:
     async def submit(self, task: Task) -> SubmitResult:
         """Record a task durably and queue its thread, in one round trip."""
         ref = task.thread
-        # The fields travel as one JSON argument: cheaper to send than thirty-odd separate ones on the ack path.
-        fields = json.dumps(task.to_fields(), separators=(",", ":"))
         result = await self._submit(
-            keys=[
-                keys.task(ref.team_id, task.task_id),
-                keys.inbox(ref),
-                keys.queued(ref),
-                keys.QUEUE,
-                keys.state(ref),
-                keys.channel_threads(ref.team_id, ref.channel_id),
-            ],
+            keys=[*_queueing_keys(task), keys.state(ref), keys.channel_threads(ref.team_id, ref.channel_id)],
             args=[
                 ref.encode(),
                 task.task_id,
@@ -104,7 +106,7 @@ class TaskQueue:
                 self._task_ttl,
                 self._agent_ttl,
                 repr(task.created_at),
-                fields,
+                _fields_json(task),
                 ref.thread_ts,
             ],
         )
@@ -118,10 +120,7 @@ class TaskQueue:
         ref = task.thread
         result = await self._reset(
             keys=[
-                keys.task(ref.team_id, task.task_id),
-                keys.inbox(ref),
-                keys.queued(ref),
-                keys.QUEUE,
+                *_queueing_keys(task),
                 keys.state(ref),
                 keys.turns(ref),
                 keys.channel_threads(ref.team_id, ref.channel_id),
@@ -131,7 +130,7 @@ class TaskQueue:
                 task.task_id,
                 self._task_ttl,
                 self._agent_ttl,
-                json.dumps(task.to_fields(), separators=(",", ":")),
+                _fields_json(task),
                 ref.thread_ts,
                 keys.task_prefix(ref.team_id),
             ],
