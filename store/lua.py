@@ -72,6 +72,10 @@ for _, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
     local reply = redis.call('HGET', task, 'reply_ts')
     if reply then table.insert(replies, reply)
     elseif status == 'running' then table.insert(unrecorded, id) end
+    local fields = redis.call('HGETALL', task)  -- the further parts of a long answer: reply_ts:1, reply_ts:2...
+    for i = 1, #fields, 2 do
+      if string.sub(fields[i], 1, 9) == 'reply_ts:' then table.insert(replies, fields[i + 1]) end
+    end
     -- an earlier reset that had not run yet: its cleanup becomes this one's
     local earlier = redis.call('HGET', task, 'cancelled_replies')
     if earlier then for _, ts in ipairs(cjson.decode(earlier)) do table.insert(replies, ts) end end

@@ -146,10 +146,12 @@ async def test_reset_cancels_the_threads_work_and_queues_the_reset_first(
     assert running is not None
     await journal.start(old, running)
     await journal.set_reply_ts(old, running, "1700000002.000100")
+    await journal.set_reply_ts(old, running, "1700000003.000100", part=1)  # a long answer's second message
     await journal.record_step(old, running, {"kind": "model", "content": []})
 
     result = await queue.reset(make_task("Reset1", TaskKind.RESET))
-    assert result.outcome is SubmitResult.ACCEPTED and result.cancelled_replies == ["1700000002.000100"]
+    assert result.outcome is SubmitResult.ACCEPTED
+    assert result.cancelled_replies == ["1700000002.000100", "1700000003.000100"]
     for task_id in ("Ev1", "Ev2"):
         assert await redis.hget(keys.task("T1", task_id), "status") == TaskStatus.CANCELLED.value
     assert not await redis.exists(keys.state(THREAD), keys.turns(THREAD), keys.steps("T1", "Ev1"))
@@ -163,7 +165,8 @@ async def test_reset_cancels_the_threads_work_and_queues_the_reset_first(
     assert fresh.entry_id != old.entry_id
     assert await redis.lrange(keys.inbox(OTHER), 0, -1) == ["EvOther"]
     cleanup = await journal.reset_cleanup(make_task("Reset1", TaskKind.RESET))
-    assert cleanup is not None and cleanup.reply_ts == ["1700000002.000100"] and cleanup.unrecorded_task_ids == []
+    assert cleanup is not None and cleanup.reply_ts == ["1700000002.000100", "1700000003.000100"]
+    assert cleanup.unrecorded_task_ids == []
 
     again = await queue.reset(make_task("Reset1", TaskKind.RESET))
     assert again.outcome is SubmitResult.DUPLICATE and await redis.llen(keys.inbox(THREAD)) == 1
