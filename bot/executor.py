@@ -154,7 +154,7 @@ class TaskExecutor:
         async def record(step: dict[str, Any]) -> None:
             await self._journal.record_step(lease, task, step)
 
-        live = LiveReply(self._slack, ref, reply_ts)
+        live = LiveReply(self._slack, ref, reply_ts, guard=lambda: self._journal.check_lease(lease))
         try:
             try:
                 result = await self._loop.run(

@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from bot.errors import SlackError
 from bot.ports import SlackGateway
+from store.errors import LeaseLost
 from store.models import ThreadRef
 
 log = logging.getLogger(__name__)
@@ -27,8 +29,17 @@ WRITING = " ✍️"
 class LiveReply:
     """The reply message of one answer, updated with the answer so far."""
 
-    def __init__(self, slack: SlackGateway, thread: ThreadRef, ts: str, interval: float = UPDATE_INTERVAL) -> None:
+    def __init__(
+        self,
+        slack: SlackGateway,
+        thread: ThreadRef,
+        ts: str,
+        guard: Callable[[], Awaitable[None]],
+        interval: float = UPDATE_INTERVAL,
+    ) -> None:
         self._slack = slack
+        self._guard = guard
+        self._stopped = False
         self._thread = thread
         self._ts = ts
         self._interval = interval
@@ -40,7 +51,7 @@ class LiveReply:
         """Show `text` (the answer so far) unless an update is under way or the last was too recent."""
         if self._updating is not None and not self._updating.done():
             return
-        if time.monotonic() - self._last < self._interval or not text.strip():
+        if self._stopped or time.monotonic() - self._last < self._interval or not text.strip():
             return
         self._last = time.monotonic()
         preview = text[:PREVIEW_CHARS] + ("…" if len(text) > PREVIEW_CHARS else "") + WRITING
@@ -48,6 +59,8 @@ class LiveReply:
 
     async def retrying(self, error: str) -> None:
         """Say that Claude is busy and the answer is being retried (the person sees why it takes longer)."""
+        if self._stopped:
+            return
         if self._updating is not None and not self._updating.done():
             await self.settle()
         notice = ":hourglass_flowing_sand: Claude is busy right now (overloaded or rate limited); retrying…"
@@ -58,8 +71,13 @@ class LiveReply:
 
     async def _update(self, preview: str) -> None:
         try:
+            # A worker that stalled past its lease (or whose thread was reset) must not write over the message
+            # its successor finished: every update checks the lease first, like every other write.
+            await self._guard()
             await self._slack.update_message(self._thread, self._ts, preview)
             self.updates += 1
+        except LeaseLost:
+            self._stopped = True
         except SlackError as exc:  # a preview is a courtesy: the final text is what must arrive
             log.info("could not show an answer in progress: %s", exc)
 

@@ -49,7 +49,7 @@ async def test_an_answer_streams_into_its_one_message_and_the_indicator_comes_an
     assert [len(p) for p in previews] == sorted(len(p) for p in previews)
     assert shown[-1] == ANSWER  # ...and ends as the whole answer, with no marker left
     assert reactions(slack, "reactions.add", thread_ts) == ["eyes"]
-    assert reactions(slack, "reactions.remove", thread_ts) == ["eyes"]
+    await wait_until(lambda: reactions(slack, "reactions.remove", thread_ts) == ["eyes"], timeout=5)
 
 
 async def test_the_indicator_is_cleared_when_the_answer_fails(
