@@ -26,6 +26,7 @@ from .server import LocalServer
 from .slack_files import SlackDownload, SlackFilesMixin
 from .slack_socket import SocketModeMixin
 from .slack_store import ChannelStore, SlackApiFailure, maybe_json
+from .waiting import wait_until
 
 Args = dict[str, Any]
 # Echoed in the x-oauth-scopes response header; slack_bolt copies it into its AuthorizeResult.
@@ -259,6 +260,32 @@ class FakeSlack(SocketModeMixin, SlackFilesMixin, LocalServer):
         path = f"{kind}/{self.team_id}/{uuid.uuid4().int % 10**13}/{uuid.uuid4().hex[:24]}"
         self._response_grants[path] = _ResponseGrant(uses, time.monotonic() + ttl)
         return self.url + path
+
+    def click_ephemeral_button(self, action_id: str, value: str, *, channel: str, user: str) -> tuple[Args, str]:
+        """The block_actions payload of `user` clicking a button of an ephemeral message (one Slack keeps no copy
+        of, like a slash command's answer), and the response_url its answer goes to."""
+        url = self.response_url("actions")
+        payload = block_actions_payload(
+            action_id,
+            value,
+            team_id=self.team_id,
+            channel_id=channel,
+            user_id=user,
+            response_url=url,
+            is_ephemeral=True,
+        )
+        return payload, url
+
+    async def response_at(
+        self, url: str, *, unless: Callable[[Args], bool] = lambda body: False, timeout: float = 10.0
+    ) -> Args:
+        """The latest body posted to `url`, waiting until there is one for which `unless` is false."""
+
+        def latest() -> Args | None:
+            bodies = [response["body"] for response in self.responses if response["url"] == url]
+            return bodies[-1] if bodies and not unless(bodies[-1]) else None
+
+        return await wait_until(latest, timeout=timeout)
 
     def click_button(self, channel: str, ts: str, action_id: str, *, user: str = "U0HUMAN") -> Args:
         """Return the block_actions payload for `user` clicking button `action_id` of a message the bot posted.

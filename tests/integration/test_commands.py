@@ -15,7 +15,6 @@ from tests.fakes import (
     FakeAnthropic,
     FakeSlack,
     block_actions_form,
-    block_actions_payload,
     slash_command_form,
     wait_until,
 )
@@ -54,29 +53,15 @@ async def command(bot: BotProcess, slack: FakeSlack, text: str) -> tuple[dict[st
 
 async def click(bot: BotProcess, slack: FakeSlack, action_id: str) -> str:
     """Click a button of the channel-reset confirmation; returns the response_url its answer goes to."""
-    url = slack.response_url("actions")
-    payload = block_actions_payload(
-        action_id,
-        CHANNEL,
-        team_id=slack.team_id,
-        channel_id=CHANNEL,
-        user_id="U0ALICE",
-        response_url=url,
-        is_ephemeral=True,
-    )
+    payload, url = slack.click_ephemeral_button(action_id, CHANNEL, channel=CHANNEL, user="U0ALICE")
     status, _ = await bot.post_command(block_actions_form(payload))
     assert status == 200
     return url
 
 
 async def answer_at(slack: FakeSlack, url: str) -> dict[str, Any]:
-    """The last answer posted to a response_url (waits for one that is not the "Resetting…" progress note)."""
-
-    def final() -> dict[str, Any] | None:
-        bodies = [r["body"] for r in slack.responses if r["url"] == url]
-        return bodies[-1] if bodies and not bodies[-1]["text"].startswith("Resetting") else None
-
-    return await wait_until(final, timeout=10)
+    """The answer posted to a response_url once it is not the "Resetting…" progress note."""
+    return await slack.response_at(url, unless=lambda body: str(body["text"]).startswith("Resetting"))
 
 
 async def answered_thread(bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic, channel: str = CHANNEL) -> str:

@@ -12,7 +12,6 @@ from redis.asyncio import Redis
 from tests.fakes import (
     FakeAnthropic,
     FakeSlack,
-    block_actions_payload,
     signed_event_request,
     slash_command_fields,
     wait_until,
@@ -102,19 +101,10 @@ async def test_socket_mode_answers_a_mention(make_bot: BotFactory, slack: FakeSl
     ack = await slack.wait_for_ack(await slack.send_socket_command(command))
     assert ack["payload"]["response_type"] == "ephemeral"
     assert "agent(s) in this channel" in ack["payload"]["text"]  # the slash command answers in its acknowledgement
-    url = slack.response_url("actions")
-    click = block_actions_payload(
-        "agent_reset_channel_cancel",
-        CHANNEL,
-        team_id=slack.team_id,
-        channel_id=CHANNEL,
-        user_id="U0ALICE",
-        response_url=url,
-        is_ephemeral=True,
-    )
+    click, url = slack.click_ephemeral_button("agent_reset_channel_cancel", CHANNEL, channel=CHANNEL, user="U0ALICE")
     await slack.wait_for_ack(await slack.send_socket_interactive(click))
-    cancelled = await wait_until(lambda: [r["body"] for r in slack.responses if r["url"] == url], timeout=10)
-    assert cancelled[0]["text"] == "Cancelled: nothing was reset."  # buttons work over the socket too
+    cancelled = await slack.response_at(url)
+    assert cancelled["text"] == "Cancelled: nothing was reset."  # buttons work over the socket too
     assert await bot.stop() == 0
 
 

@@ -22,10 +22,8 @@ from store.threads import ThreadStore
 from tests.fakes import (
     FakeSlack,
     block_actions_form,
-    block_actions_payload,
     signed_form_request,
     slash_command_form,
-    wait_until,
 )
 from tests.unit.handlers.scenario import SECRET, dispatch_command
 
@@ -178,16 +176,7 @@ async def test_reset_without_link_asks_first(bot: Bot, slack: FakeSlack, redis: 
 
 async def click(bot: Bot, slack: FakeSlack, action_id: str, channel: str = CHANNEL, value: str = CHANNEL) -> str:
     """Click a button of the confirmation; returns the response_url the answer goes to."""
-    url = slack.response_url("actions")
-    payload = block_actions_payload(
-        action_id,
-        value,
-        team_id=slack.team_id,
-        channel_id=channel,
-        user_id="U0ALICE",
-        response_url=url,
-        is_ephemeral=True,
-    )
+    payload, url = slack.click_ephemeral_button(action_id, value, channel=channel, user="U0ALICE")
     form = block_actions_form(payload)
     response = await bot.bolt.async_dispatch(AsyncBoltRequest(body=form, headers=signed_form_request(form, SECRET)))
     assert response.status == 200
@@ -195,13 +184,8 @@ async def click(bot: Bot, slack: FakeSlack, action_id: str, channel: str = CHANN
 
 
 async def answer_at(slack: FakeSlack, url: str) -> dict[str, Any]:
-    """The last answer posted to a response_url (waits for one that is not the "Resetting…" progress note)."""
-
-    def final() -> dict[str, Any] | None:
-        bodies = [r["body"] for r in slack.responses if r["url"] == url]
-        return bodies[-1] if bodies and not bodies[-1]["text"].startswith("Resetting") else None
-
-    return await wait_until(final, timeout=5)
+    """The answer posted to a response_url once it is not the "Resetting…" progress note."""
+    return await slack.response_at(url, unless=lambda body: str(body["text"]).startswith("Resetting"), timeout=5)
 
 
 async def test_confirm_resets_every_agent_of_the_channel(bot: Bot, slack: FakeSlack, redis: Redis) -> None:
