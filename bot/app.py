@@ -38,7 +38,7 @@ from handlers.commands import register_command_listeners
 from handlers.events import register_event_listeners
 from handlers.slack_gateway import WebApiGateway
 from handlers.web import WebFront
-from store.connection import connect, open_pool
+from store.connection import connect, warm_up
 from store.journal import TaskJournal
 from store.keys import DAY
 from store.presence import choose_consumer_name, client_name
@@ -48,7 +48,8 @@ from store.threads import ThreadStore
 log = logging.getLogger(__name__)
 
 Mode = Literal["web", "worker"]
-# Connections opened at startup: enough for a burst of 100 simultaneous Slack events to find one ready each.
+# Connections opened once the bot runs: enough for a burst of 100 simultaneous Slack events to find one ready each.
+# They open in the background, so a restarted dyno's unfinished tasks do not wait for them.
 WARM_CONNECTIONS = 100
 
 
@@ -165,9 +166,7 @@ async def redis_for(settings: Settings) -> AsyncIterator[tuple[Redis, str]]:
         consumer = await choose_consumer_name(probe, settings.dyno)
     finally:
         await probe.aclose()
-    redis = await open_pool(
-        url, max_connections=settings.redis_max_connections, warm=WARM_CONNECTIONS, client_name=client_name(consumer)
-    )
+    redis = connect(url, max_connections=settings.redis_max_connections, client_name=client_name(consumer))
     try:
         yield redis, consumer
     finally:
@@ -195,6 +194,7 @@ async def serve(settings: Settings, mode: Mode = "web") -> None:
         # The runner starts first: a restarted dyno's unfinished tasks resume while intake gets ready.
         runner_task: asyncio.Task[Any] = asyncio.create_task(work, name="task-runner")
         intake = WebFront(bot) if mode == "web" else None
+        warming = asyncio.create_task(warm_up(redis, WARM_CONNECTIONS), name="redis-warm-up")
         try:
             if intake is not None:
                 await intake.start()
@@ -207,6 +207,7 @@ async def serve(settings: Settings, mode: Mode = "web") -> None:
             await _until_stopped(stopping, runner_task)
         finally:
             stopping.set()
+            warming.cancel()
             if intake is not None:
                 await intake.stop_listening()
             await _finish(runner_task)

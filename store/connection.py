@@ -7,7 +7,8 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -38,32 +39,51 @@ def connect(url: str, *, max_connections: int = 500, client_name: str | None = N
     return Redis.from_pool(pool)
 
 
-async def warm_up(redis: Redis, connections: int) -> int:
-    """Open up to `connections` pooled connections now; returns how many of them Redis refused."""
-    replies = await asyncio.gather(*(redis.ping() for _ in range(connections)), return_exceptions=True)
-    return sum(1 for reply in replies if isinstance(reply, Exception))
+async def warm_up(redis: Redis, connections: int, batch: int = 10) -> None:
+    """Open up to `connections` pooled connections, a batch at a time so that other work keeps its turn.
 
-
-async def open_pool(url: str, *, max_connections: int, warm: int, client_name: str | None = None) -> Redis:
-    """A client whose first `warm` connections are open already, so a burst of Slack events need not wait.
-
-    A Redis at its connection cap (small managed plans allow a few dozen in all) refuses some: then the pool is
-    made again no larger than what Redis took, since a pool larger than that fails whenever it grows.
+    A Redis at its connection cap (small managed plans allow a few dozen in all) refuses some: then the pool
+    shrinks to what Redis took, since a pool larger than that fails whenever it grows.
     """
-    redis = connect(url, max_connections=max_connections, client_name=client_name)
-    wanted = min(warm, max_connections)
-    refused = await warm_up(redis, wanted)
-    if not refused:
-        return redis
-    await redis.aclose()
-    taken = max(wanted - refused, 1)
+    pool = redis.connection_pool
+    wanted = min(connections, pool.max_connections)
+    held: list[AbstractConnection] = []  # held until the end, so that each batch opens new connections
+    refused = 0
+    try:
+        while len(held) < wanted and not refused:
+            opening = [_open(pool) for _ in range(min(batch, wanted - len(held)))]
+            for outcome in await asyncio.gather(*opening, return_exceptions=True):
+                if isinstance(outcome, BaseException):
+                    refused += 1
+                else:
+                    held.append(outcome)
+    finally:
+        for connection in held:
+            await pool.release(connection)
+    if refused:
+        _shrink(pool, taken=max(len(held), 1), refused=refused)
+        # Idle connections close; they reopen on demand, never more at once than the new limit.
+        await pool.disconnect(inuse_connections=False)
+
+
+async def _open(pool: ConnectionPool) -> AbstractConnection:
+    connection: AbstractConnection = await pool.get_connection()  # type: ignore[no-untyped-call]
+    try:
+        # A Redis at its cap may accept the socket and refuse the first command.
+        await connection.send_command("PING")
+        await connection.read_response()
+    except BaseException:
+        await pool.release(connection)
+        raise
+    return connection
+
+
+def _shrink(pool: ConnectionPool, *, taken: int, refused: int) -> None:
     log.warning(
         "Redis refused %d of %d connections (a connection cap?); this process keeps to %d. "
         "Set REDIS_MAX_CONNECTIONS so that all processes together stay within the cap",
         refused,
-        wanted,
+        taken + refused,
         taken,
     )
-    redis = connect(url, max_connections=taken, client_name=client_name)
-    await warm_up(redis, taken)
-    return redis
+    pool.max_connections = taken

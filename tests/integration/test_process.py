@@ -65,7 +65,7 @@ async def test_a_redis_connection_cap_is_lived_with(
     try:
         bot = make_bot(REDIS_URL=capped.url)
         await bot.start()
-        assert "Set REDIS_MAX_CONNECTIONS" in bot.output()
+        await wait_until(lambda: "Set REDIS_MAX_CONNECTIONS" in bot.output(), timeout=10)
         assert await bot.post_event(mention(slack, "hello on a small plan")) == 200
         await wait_until(lambda: any("echo:" in text for text in bot_texts(slack)), timeout=10)
         assert len(claude.requests) == 1
