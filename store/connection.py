@@ -7,8 +7,7 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
-from redis.asyncio.connection import AbstractConnection
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -39,51 +38,26 @@ def connect(url: str, *, max_connections: int = 500, client_name: str | None = N
     return Redis.from_pool(pool)
 
 
-async def warm_up(redis: Redis, connections: int, batch: int = 10) -> None:
-    """Open up to `connections` pooled connections, a batch at a time so that other work keeps its turn.
+async def warm_up(redis: Redis, connections: int) -> None:
+    """Open up to `connections` pooled connections now (as many pings at once).
 
     A Redis at its connection cap (small managed plans allow a few dozen in all) refuses some: then the pool
     shrinks to what Redis took, since a pool larger than that fails whenever it grows.
     """
     pool = redis.connection_pool
     wanted = min(connections, pool.max_connections)
-    held: list[AbstractConnection] = []  # held until the end, so that each batch opens new connections
-    refused = 0
-    try:
-        while len(held) < wanted and not refused:
-            opening = [_open(pool) for _ in range(min(batch, wanted - len(held)))]
-            for outcome in await asyncio.gather(*opening, return_exceptions=True):
-                if isinstance(outcome, BaseException):
-                    refused += 1
-                else:
-                    held.append(outcome)
-    finally:
-        for connection in held:
-            await pool.release(connection)
-    if refused:
-        _shrink(pool, taken=max(len(held), 1), refused=refused)
-        # Idle connections close; they reopen on demand, never more at once than the new limit.
-        await pool.disconnect(inuse_connections=False)
-
-
-async def _open(pool: ConnectionPool) -> AbstractConnection:
-    connection: AbstractConnection = await pool.get_connection()  # type: ignore[no-untyped-call]
-    try:
-        # A Redis at its cap may accept the socket and refuse the first command.
-        await connection.send_command("PING")
-        await connection.read_response()
-    except BaseException:
-        await pool.release(connection)
-        raise
-    return connection
-
-
-def _shrink(pool: ConnectionPool, *, taken: int, refused: int) -> None:
+    replies = await asyncio.gather(*(redis.ping() for _ in range(wanted)), return_exceptions=True)
+    refused = sum(1 for reply in replies if isinstance(reply, Exception))
+    if not refused:
+        return
+    taken = max(wanted - refused, 1)
     log.warning(
         "Redis refused %d of %d connections (a connection cap?); this process keeps to %d. "
         "Set REDIS_MAX_CONNECTIONS so that all processes together stay within the cap",
         refused,
-        taken + refused,
+        wanted,
         taken,
     )
     pool.max_connections = taken
+    # Idle connections close; they reopen on demand, never more at once than the new limit.
+    await pool.disconnect(inuse_connections=False)
