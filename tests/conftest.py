@@ -3,13 +3,41 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
-# A database of its own on the local Redis, so the tests never touch db 0; flushed before each test.
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+from tests.integration.redis_server import PrivateRedis
+
+_session_redis: PrivateRedis | None = None
+
+
+def redis_url_for_tests() -> str:
+    """The Redis the tests use: TEST_REDIS_URL if set, else a redis-server of this test process's own.
+
+    A server per process (per pytest-xdist worker) keeps parallel runs apart entirely: the bot checks whether
+    its consumer name is taken across the whole server, not one database.
+    """
+    return os.environ.get("TEST_REDIS_URL") or _start_session_redis()
+
+
+def _start_session_redis() -> str:
+    global _session_redis
+    if _session_redis is None:
+        folder = Path(tempfile.mkdtemp(prefix="test-redis-"))
+        _session_redis = PrivateRedis(folder, extra_args=("--appendonly", "no"))
+        _session_redis.start()
+    return _session_redis.url
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _session_redis is not None:
+        _session_redis.stop()
+        shutil.rmtree(_session_redis.data_dir, ignore_errors=True)
 _CLEARED_PREFIXES = ("SLACK_", "ANTHROPIC_", "REDIS_")
 _CLEARED_NAMES = {"PORT", "DYNO", "SYSTEM_PROMPT", "LOG_LEVEL", "DATA_DIR"}
 
@@ -26,7 +54,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None
 @pytest.fixture
 async def redis() -> AsyncIterator[Redis]:
     """A client on the emptied test database."""
-    client = Redis.from_url(TEST_REDIS_URL, decode_responses=True)
+    client = Redis.from_url(redis_url_for_tests(), decode_responses=True)
     await client.flushdb()
     try:
         yield client

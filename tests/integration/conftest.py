@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_REDIS_URL
+from tests.conftest import redis_url_for_tests
 from tests.fakes import FakeAnthropic, FakeSlack
 from tests.integration.harness import SIGNING_SECRET, BotProcess, free_port
 from tests.integration.redis_server import PrivateRedis
@@ -38,7 +38,7 @@ def bot_env(slack: FakeSlack, claude: FakeAnthropic, redis: object) -> dict[str,
         "SLACK_API_URL": slack.api_url,
         "ANTHROPIC_API_KEY": "test-anthropic-key",
         "ANTHROPIC_BASE_URL": claude.base_url,
-        "REDIS_URL": TEST_REDIS_URL,
+        "REDIS_URL": redis_url_for_tests(),
         "DYNO": "web.1",
         "LOG_LEVEL": "INFO",
     }

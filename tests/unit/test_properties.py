@@ -17,7 +17,7 @@ from handlers.events import parse_message
 from store.journal import TaskJournal
 from store.models import Task, TaskKind, TaskStatus, ThreadRef, Turn
 from store.tasks import SubmitResult, TaskQueue
-from tests.conftest import TEST_REDIS_URL
+from tests.conftest import redis_url_for_tests
 
 ids = st.from_regex(r"[A-Z0-9]{3,11}", fullmatch=True)
 timestamps = st.builds(
@@ -162,7 +162,7 @@ def test_any_sequence_of_mentions_resets_and_work_keeps_the_queue_consistent(ops
 
 
 async def _run_queue_machine(ops: list[str]) -> None:
-    redis = Redis.from_url(TEST_REDIS_URL, decode_responses=True)
+    redis = Redis.from_url(redis_url_for_tests(), decode_responses=True)
     await redis.flushdb()
     queue, journal = TaskQueue(redis), TaskJournal(redis)
     await queue.ensure_group()
