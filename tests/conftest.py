@@ -38,6 +38,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if _session_redis is not None:
         _session_redis.stop()
         shutil.rmtree(_session_redis.data_dir, ignore_errors=True)
+
+
 _CLEARED_PREFIXES = ("SLACK_", "ANTHROPIC_", "REDIS_")
 _CLEARED_NAMES = {"PORT", "DYNO", "SYSTEM_PROMPT", "LOG_LEVEL", "DATA_DIR"}
 
