@@ -1,9 +1,9 @@
-"""Local fakes of Slack and Anthropic that speak the real wire formats, plus payload builders for tests."""
+"""The fakes tests use: the local Slack and Anthropic servers of bot/dev, payload builders and wait_until."""
 
 from __future__ import annotations
 
-from .anthropic_api import ERROR_STATUS, FakeAnthropic, Reply, echo_responder, estimate_tokens, user_texts
-from .payloads import (
+from bot.dev.anthropic_api import ERROR_STATUS, FakeAnthropic, Reply, echo_responder, estimate_tokens, user_texts
+from bot.dev.payloads import (
     DEFAULT_APP_ID,
     DEFAULT_BOT_ID,
     DEFAULT_BOT_USER_ID,
@@ -25,9 +25,9 @@ from .payloads import (
     slash_command_form,
     url_verification,
 )
-from .slack import FakeSlack, SlackApiFailure, SlackCall, SlackDownload
-from .slack_files import LOGIN_PAGE, filetype_for
-from .waiting import wait_until
+from bot.dev.slack import FakeSlack, SlackApiFailure, SlackCall, SlackDownload
+from bot.dev.slack_files import LOGIN_PAGE, filetype_for
+from bot.dev.waiting import wait_until
 
 __all__ = [
     "DEFAULT_APP_ID",

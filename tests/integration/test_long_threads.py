@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from bot.dev.prompt_cache import request_tokens
 from store import keys
 from store.models import ThreadRef
 from tests.fakes import FakeAnthropic, FakeSlack, Reply, user_texts, wait_until
-from tests.fakes.prompt_cache import request_tokens
 from tests.integration.conftest import BotFactory
 from tests.integration.harness import BotProcess
 

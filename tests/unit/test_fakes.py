@@ -24,6 +24,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.dev.payloads import format_ts, ts_to_micros
 from tests.fakes import (
     LOGIN_PAGE,
     FakeAnthropic,
@@ -46,7 +47,6 @@ from tests.fakes import (
     user_texts,
     wait_until,
 )
-from tests.fakes.payloads import format_ts, ts_to_micros
 
 SECRET = "shhh-signing-secret"
 MODEL = "claude-test-model"

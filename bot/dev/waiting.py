@@ -1,4 +1,4 @@
-"""Polling helper so tests wait for asynchronous effects instead of sleeping a fixed time."""
+"""Polling helper: wait for an asynchronous effect instead of sleeping a fixed time (tests and the playground)."""
 
 from __future__ import annotations
 

@@ -285,7 +285,8 @@ class FakeSlack(SocketModeMixin, SlackFilesMixin, LocalServer):
             bodies = [response["body"] for response in self.responses if response["url"] == url]
             return bodies[-1] if bodies and not unless(bodies[-1]) else None
 
-        return await wait_until(latest, timeout=timeout)
+        found: Args = await wait_until(latest, timeout=timeout)  # type: ignore[arg-type]  # falsy None: keep waiting
+        return found
 
     def click_button(self, channel: str, ts: str, action_id: str, *, user: str = "U0HUMAN") -> Args:
         """Return the block_actions payload for `user` clicking button `action_id` of a message the bot posted.
