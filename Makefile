@@ -1,9 +1,10 @@
-# `make run` starts the bot; `make test` runs every check CI runs. Both install what they need first.
+# `make dev` starts the local playground, `make run` the bot; `make test` runs every check CI runs.
+# Each installs what it needs first.
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: install run worker redis lint typecheck test bench lock
+.PHONY: install run dev worker redis browser lint typecheck test bench lock
 
 install: $(VENV)/.installed
 
@@ -16,11 +17,17 @@ $(VENV)/.installed: pyproject.toml requirements.txt
 run: install
 	$(PY) -m bot
 
+dev: install
+	$(PY) -m bot dev
+
 worker: install
 	$(PY) -m bot worker
 
 redis:
 	.ci/ensure-redis
+
+browser:
+	.ci/ensure-chromium
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -29,7 +36,7 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-test: install redis lint typecheck
+test: install redis browser lint typecheck
 	$(PY) -m pytest
 
 lock:

@@ -1,4 +1,5 @@
-"""`python -m bot` runs the web process (Slack intake and workers); `python -m bot worker` runs workers only."""
+"""`python -m bot` runs the web process (Slack intake and workers); `python -m bot worker` runs workers only;
+`python -m bot dev` runs a local playground: the bot against a Slack emulator with a web page, no credentials."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ import logging
 import sys
 from typing import Literal
 
-USAGE = "usage: python -m bot [web|worker]"
+USAGE = "usage: python -m bot [web|worker|dev]"
 
 
 def main(argv: list[str]) -> int:
     """Parse the command line, load settings and run; returns the exit code."""
-    if len(argv) > 1 or (argv and argv[0] not in ("web", "worker")):
+    if len(argv) > 1 or (argv and argv[0] not in ("web", "worker", "dev")):
         print(USAGE, file=sys.stderr)
         return 2
+    if argv == ["dev"]:
+        from bot.dev.supervisor import main as playground
+
+        return playground()
     mode: Literal["web", "worker"] = "worker" if argv == ["worker"] else "web"
     # Importing the SDKs allocates about a million objects, and collecting them again and again while they load
     # costs a fifth of startup: the time a restarted dyno's unfinished tasks wait before they resume.

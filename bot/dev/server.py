@@ -21,13 +21,13 @@ class LocalServer:
     async def before_stop(self) -> None:
         """Release what would keep handlers or clients hanging (gates, websockets)."""
 
-    async def start(self) -> None:
-        """Bind to a free port on 127.0.0.1 and start serving."""
+    async def start(self, port: int = 0) -> None:
+        """Start serving on 127.0.0.1 at `port` (0: a free one)."""
         app = web.Application()
         self.add_routes(app)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        await web.TCPSite(self._runner, "127.0.0.1", port).start()
         self._port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:

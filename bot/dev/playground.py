@@ -1,0 +1,395 @@
+"""The playground: the Slack emulator plus a web page where a person plays the part of a Slack workspace.
+
+What a person does on the page becomes what Slack would send the bot (message and app_mention events,
+slash commands, button clicks, all signed and delivered by SlackDelivery); what the bot sends back lands in
+the emulator's Web API, which the page shows as it changes (long polling on /playground/state).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import html
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from .delivery import Delivered, SlackDelivery
+from .payloads import event_envelope, message_event, new_ts, slash_command_fields
+from .slack import FakeSlack
+
+log = logging.getLogger(__name__)
+
+Args = dict[str, Any]
+ME = ("U0YOU", "you", "You")
+CHANNELS = {"C0GENERAL": "general", "C0RANDOM": "random"}
+LONG_POLL_SECONDS = 15.0
+MAX_TEXT = 40_000
+_COMMAND = re.compile(r"^(/\w+)(?:\s+(.*))?$", re.DOTALL)
+
+
+class BotControls(Protocol):
+    """What the page may ask of the process that runs the bot."""
+
+    @property
+    def state(self) -> str:
+        """ "starting", "running", "restarting" or "stopped"."""
+        ...
+
+    @property
+    def restarts(self) -> int:
+        """How many times the bot was restarted from the page."""
+        ...
+
+    async def restart(self) -> None:
+        """Kill the bot process (SIGKILL, as a crash would) and start it again."""
+        ...
+
+
+@dataclass
+class Ephemeral:
+    """A message only the person sees: a slash command's answer, a button's, or chat.postEphemeral's."""
+
+    id: int
+    channel: str
+    text: str
+    blocks: list[Args] = field(default_factory=list)
+    ts: str = field(default_factory=new_ts)  # where it sits among the channel's messages
+
+    def as_json(self) -> Args:
+        return {"id": self.id, "channel": self.channel, "text": self.text, "blocks": self.blocks, "ts": self.ts}
+
+
+class PageInputError(ValueError):
+    """A request from the page that cannot be carried out; its text is shown to the person."""
+
+
+class Playground(FakeSlack):
+    """The emulator with the page's routes; `delivery` and `controls` are set once the bot process exists."""
+
+    def __init__(self, *, model: str, signing_secret: str) -> None:
+        super().__init__(bot_token="xoxb-playground", app_token="xapp-playground")
+        self.model = model
+        self.delivery: SlackDelivery | None = None
+        self.controls: BotControls | None = None
+        self.signing_secret = signing_secret
+        self.add_user(ME[0], ME[1], real_name=ME[2])
+        self.feed: list[Ephemeral] = []
+        self.notices: collections.deque[str] = collections.deque(maxlen=4)
+        self._feed_by_url: dict[str, int] = {}
+        self._next_id = 1
+        self._version = 0
+        self._changed = asyncio.Event()
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------------ routes
+
+    def add_routes(self, app: web.Application) -> None:
+        super().add_routes(app)
+        app.router.add_get("/", self._page)
+        app.router.add_get("/playground/state", self._state)
+        app.router.add_post("/playground/messages", self._post_message)
+        app.router.add_post("/playground/commands", self._run_command)
+        app.router.add_post("/playground/actions", self._click)
+        app.router.add_post("/playground/restart", self._restart)
+
+    async def before_stop(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await super().before_stop()
+
+    def changed(self) -> None:
+        """Wake the pages waiting for news."""
+        self._version += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _page(self, request: web.Request) -> web.Response:
+        page = resources.files(__package__).joinpath("static/playground.html").read_text(encoding="utf-8")
+        return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-store"})
+
+    async def _state(self, request: web.Request) -> web.Response:
+        try:
+            since = int(request.query.get("since", "-1"))
+        except ValueError:
+            return _bad("since must be a number")
+        if since == self._version:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), LONG_POLL_SECONDS)
+        return web.json_response(self.snapshot())
+
+    async def _post_message(self, request: web.Request) -> web.Response:
+        try:
+            body = await _json_object(request)
+            channel = _channel(body)
+            text = _text(body)
+            thread_ts = _optional_ts(body, "thread_ts", self, channel)
+        except PageInputError as exc:
+            return _bad(str(exc))
+        envelopes = self.say(channel, text, thread_ts)
+        for envelope in envelopes:
+            self._in_background(self._deliver_event(envelope))
+        self.changed()
+        return web.json_response({"ok": True, "ts": envelopes[0]["event"]["ts"]})
+
+    async def _run_command(self, request: web.Request) -> web.Response:
+        try:
+            body = await _json_object(request)
+            channel = _channel(body)
+            match = _COMMAND.match(_text(body).strip())
+            if match is None:
+                raise PageInputError("a slash command starts with / (try /agent status)")
+        except PageInputError as exc:
+            return _bad(str(exc))
+        command, text = match.group(1), (match.group(2) or "").strip()
+        if command != "/agent":
+            self._add_ephemeral(channel, f"{command} is not a valid command. This app has /agent.")
+            return web.json_response({"ok": True})
+        url = self.response_url("commands")
+        fields = slash_command_fields(
+            command,
+            text,
+            team_id=self.team_id,
+            channel_id=channel,
+            channel_name=CHANNELS[channel],
+            user_id=ME[0],
+            user_name=ME[1],
+            api_app_id=self.app_id,
+            response_url=url,
+        )
+        delivered = await self._require_delivery().form(fields)
+        self._show_answer(channel, command, delivered, url)
+        return web.json_response({"ok": True})
+
+    async def _click(self, request: web.Request) -> web.Response:
+        try:
+            body = await _json_object(request)
+            item = next((e for e in self.feed if e.id == body.get("ephemeral_id")), None)
+            if item is None:
+                raise PageInputError("that message is gone")
+            action_id, value = str(body.get("action_id", "")), body.get("value")
+            if not any(button.get("action_id") == action_id for button in _buttons(item.blocks)):
+                raise PageInputError("that message has no such button")
+        except PageInputError as exc:
+            return _bad(str(exc))
+        payload, url = self.click_ephemeral_button(action_id, str(value or ""), channel=item.channel, user=ME[0])
+        self._feed_by_url[url] = item.id
+        delivered = await self._require_delivery().interaction(payload)
+        if not delivered.ok:
+            self._add_ephemeral(item.channel, f"The app did not respond ({_why(delivered)}). Please try again.")
+        return web.json_response({"ok": True})
+
+    async def _restart(self, request: web.Request) -> web.Response:
+        if self.controls is None:
+            return _bad("the bot is not running under the playground")
+        self._in_background(self.controls.restart())
+        return web.json_response({"ok": True})
+
+    # ------------------------------------------------------------------ what the person does
+
+    def say(self, channel: str, text: str, thread_ts: str | None) -> list[Args]:
+        """Store the person's message; the events Slack sends for it (message, and app_mention if it mentions
+        the bot)."""
+        slack_text = html.escape(text, quote=False).replace("@claude", f"<@{self.bot_user_id}>")
+        mentions = f"<@{self.bot_user_id}>" in slack_text
+        mention_envelope = self.post_user_message(
+            channel, slack_text, user=ME[0], thread_ts=thread_ts, mention=mentions
+        )
+        if not mentions:
+            return [mention_envelope]
+        # Slack also sends a `message` event for the very message an app_mention announces.
+        stored = self.store.find(channel, mention_envelope["event"]["ts"])
+        parent = self.store.get(channel, thread_ts) if thread_ts else None
+        event = message_event(
+            slack_text,
+            user=ME[0],
+            channel=channel,
+            ts=stored["ts"],
+            thread_ts=thread_ts,
+            team=self.team_id,
+            parent_user_id=parent.get("user") if parent else None,
+        )
+        event.update(client_msg_id=stored["client_msg_id"], blocks=stored["blocks"])
+        message = event_envelope(event, team_id=self.team_id, api_app_id=self.app_id, bot_user_id=self.bot_user_id)
+        return [message, mention_envelope]
+
+    async def _deliver_event(self, envelope: Args) -> None:
+        delivered = await self._require_delivery().event(envelope)
+        if not delivered.ok:
+            self.notices.append(
+                f"{time.strftime('%H:%M:%S')} the bot did not acknowledge an event ({_why(delivered)}); "
+                "Slack sends it again"
+            )
+            self.changed()
+
+    def _show_answer(self, channel: str, command: str, delivered: Delivered, response_url: str) -> None:
+        if not delivered.ok:
+            # What Slack itself shows when an app does not answer a command in time.
+            self._add_ephemeral(channel, f'{command} failed with the error "{_slack_error(delivered)}"')
+            return
+        answer = delivered.json()
+        if isinstance(answer, dict) and (answer.get("text") or answer.get("blocks")):
+            item = self._add_ephemeral(channel, str(answer.get("text") or ""), answer.get("blocks") or [])
+            self._feed_by_url[response_url] = item.id
+
+    def _add_ephemeral(self, channel: str, text: str, blocks: list[Args] | None = None) -> Ephemeral:
+        item = Ephemeral(self._next_id, channel, text, list(blocks or []))
+        self._next_id += 1
+        self.feed.append(item)
+        self.changed()
+        return item
+
+    def _require_delivery(self) -> SlackDelivery:
+        if self.delivery is None:
+            raise web.HTTPServiceUnavailable(text="the bot is not connected yet")
+        return self.delivery
+
+    def _in_background(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ------------------------------------------------------------------ what the bot does
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        response = await super()._handle_api(request)
+        self.changed()
+        return response
+
+    async def _handle_response_url(self, request: web.Request) -> web.Response:
+        before = len(self.responses)
+        response = await super()._handle_response_url(request)
+        if len(self.responses) > before:
+            self._apply_response(self.responses[-1])
+        return response
+
+    def _apply_response(self, response: Args) -> None:
+        """A post to a response_url: a new ephemeral, or (replace_original / delete_original) a changed one."""
+        url, body = response["url"], response["body"]
+        origin = next((e for e in self.feed if e.id == self._feed_by_url.get(url)), None)
+        if origin is not None and body.get("delete_original"):
+            self.feed.remove(origin)
+        elif origin is not None and body.get("replace_original"):
+            origin.text, origin.blocks = str(body.get("text") or ""), list(body.get("blocks") or [])
+        else:
+            channel = origin.channel if origin is not None else next(iter(CHANNELS))
+            self._feed_by_url[url] = self._add_ephemeral(channel, str(body.get("text") or ""), body.get("blocks")).id
+        self.changed()
+
+    # ------------------------------------------------------------------ what the page shows
+
+    def snapshot(self) -> Args:
+        """Everything the page draws, with the version it is at."""
+        controls = self.controls
+        posted = [
+            Ephemeral(0, str(e["channel"]), str(e.get("text") or ""), list(e.get("blocks") or []), e["message_ts"])
+            for e in self.ephemerals
+            if e.get("user") == ME[0]
+        ]
+        return {
+            "version": self._version,
+            "me": {"id": ME[0], "name": ME[1]},
+            "bot": {
+                "id": self.bot_user_id,
+                "name": "claude",
+                "state": controls.state if controls else "stopped",
+                "restarts": controls.restarts if controls else 0,
+                "model": self.model,
+            },
+            "users": {user_id: user["name"] for user_id, user in self._users.items()},
+            "channels": [
+                {"id": channel, "name": name, "messages": self._channel_view(channel)}
+                for channel, name in CHANNELS.items()
+            ],
+            "ephemerals": [item.as_json() for item in [*self.feed, *posted]],
+            "notices": list(self.notices),
+        }
+
+    def _channel_view(self, channel: str) -> list[Args]:
+        top: list[Args] = []
+        replies: dict[str, list[Args]] = collections.defaultdict(list)
+        for message in self.messages(channel):
+            view = _message_view(message)
+            parent = message.get("thread_ts")
+            if parent and parent != message["ts"]:
+                replies[parent].append(view)
+            else:
+                top.append(view)
+        for view in top:
+            view["replies"] = replies.get(view["ts"], [])
+        return top
+
+
+def _message_view(message: Args) -> Args:
+    return {
+        "ts": message["ts"],
+        "user": message.get("user"),
+        "bot": bool(message.get("bot_id")),
+        "text": str(message.get("text") or ""),
+        "edited": "edited" in message,
+        "reactions": [reaction.get("name") for reaction in message.get("reactions", [])],
+    }
+
+
+def _buttons(blocks: list[Args]) -> list[Args]:
+    return [
+        element
+        for block in blocks
+        if block.get("type") == "actions"
+        for element in block.get("elements", [])
+        if element.get("type") == "button"
+    ]
+
+
+async def _json_object(request: web.Request) -> Args:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise PageInputError("the request body is not JSON") from None
+    if not isinstance(body, dict):
+        raise PageInputError("the request body must be a JSON object")
+    return body
+
+
+def _channel(body: Args) -> str:
+    channel = body.get("channel")
+    if channel not in CHANNELS:
+        raise PageInputError(f"unknown channel {channel!r}; the playground has {', '.join(CHANNELS)}")
+    return str(channel)
+
+
+def _text(body: Args) -> str:
+    text = body.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise PageInputError("write something first")
+    if len(text) > MAX_TEXT:
+        raise PageInputError(f"a message holds at most {MAX_TEXT} characters")
+    return text
+
+
+def _optional_ts(body: Args, name: str, slack: FakeSlack, channel: str) -> str | None:
+    ts = body.get(name)
+    if ts in (None, ""):
+        return None
+    if not isinstance(ts, str) or slack.store.get(channel, ts) is None:
+        raise PageInputError(f"no message {ts!r} in that channel to reply to")
+    return ts
+
+
+def _why(delivered: Delivered) -> str:
+    return delivered.body if delivered.status == 0 else f"HTTP {delivered.status}"
+
+
+def _slack_error(delivered: Delivered) -> str:
+    return "operation_timeout" if delivered.body == "timeout" else "dispatch_failed"
+
+
+def _bad(message: str) -> web.Response:
+    return web.json_response({"ok": False, "error": message}, status=400)

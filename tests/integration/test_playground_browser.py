@@ -1,0 +1,160 @@
+"""`python -m bot dev` as a newcomer meets it: a page in a real browser (headless Chromium, driven by Selenium)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from tests.integration.harness import REPO_ROOT, free_port
+
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (`make test` installs them)"
+)
+T = TypeVar("T")
+
+
+def eventually(check: Callable[[], T | None], timeout: float = 20.0, what: str = "condition") -> T:
+    """Poll `check` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"{what} not seen within {timeout} s")
+
+
+class Playground:
+    """`python -m bot dev` as a child process, with no Slack or Anthropic credentials."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://localhost:{self.port}/"
+        self.log = workdir / "playground.log"
+        env = {
+            name: value for name, value in os.environ.items() if not name.startswith(("SLACK_", "ANTHROPIC_", "REDIS_"))
+        }
+        env.update(PORT=str(self.port), PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bot", "dev"], cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    def state(self) -> dict[str, Any] | None:
+        try:
+            with urllib.request.urlopen(self.url + "playground/state", timeout=2) as response:
+                state: dict[str, Any] = json.load(response)
+                return state
+        except OSError:
+            return None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(30)
+
+
+@pytest.fixture
+def playground(tmp_path: Path) -> Iterator[Playground]:
+    server = Playground(tmp_path)
+    try:
+        eventually(lambda: (server.state() or {}).get("bot", {}).get("state") == "running", 40, "a running bot")
+        yield server
+    finally:
+        if server.process.poll() is None:
+            code = server.stop()
+            print(server.output())  # shown when the test fails
+            assert code == 0, "the playground did not stop cleanly on Ctrl-C"
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[WebDriver]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium'}")
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def type_into(driver: WebDriver, element_id: str, text: str) -> None:
+    box = driver.find_element(By.ID, element_id)
+    box.send_keys(text)
+    box.send_keys(Keys.ENTER)
+
+
+def texts(driver: WebDriver, selector: str) -> list[str]:
+    """The visible text of every element matching `selector`, read at once (the page redraws as news arrives)."""
+    found: list[str] = driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map((e) => e.innerText)", selector
+    )
+    return found
+
+
+def click(driver: WebDriver, selector: str) -> None:
+    driver.execute_script("document.querySelector(arguments[0]).click()", selector)
+
+
+def bot_reply_text(driver: WebDriver) -> str | None:
+    replies = texts(driver, "#thread-messages .message[data-bot='true'] .body")
+    return replies[-1] if replies else None
+
+
+@pytest.mark.timeout(120)
+def test_a_mention_streams_its_answer_into_the_thread_and_status_shows_the_agent(
+    playground: Playground, browser: WebDriver
+) -> None:
+    browser.get(playground.url)
+    eventually(lambda: "running" in texts(browser, "#bot-state")[0], what="the bot shown running")
+    assert "offline" in texts(browser, "#bot-model")[0]
+
+    type_into(browser, "composer", "@claude what is the capital of France?")
+    eventually(lambda: texts(browser, "#messages .replies-link") == ["1 reply"], what="one reply under the mention")
+    click(browser, "#messages .replies-link")
+
+    # The answer grows in place as the model streams it, then stays: one message, the whole answer.
+    seen: list[str] = []
+
+    def finished() -> bool:
+        text = bot_reply_text(browser)
+        if text and (not seen or seen[-1] != text):
+            seen.append(text)
+        return bool(text and "in this thread" in text)
+
+    eventually(finished, 30, "the finished answer")
+    final = seen[-1]
+    assert "Offline stand-in model" in final and "what is the capital of France?" in final
+    assert any(text != final and text.strip() for text in seen[:-1]), f"no partial answer was ever shown: {seen}"
+    assert len(texts(browser, "#thread-messages .message[data-bot='true']")) == 1
+
+    type_into(browser, "composer", "/agent status")
+    status = eventually(
+        lambda: next((text for text in texts(browser, "#messages .ephemeral") if "Agents in" in text), None),
+        what="the status answer",
+    )
+    assert "Only visible to you" in status
+    assert "Agents in #general: 1" in status and "idle" in status
