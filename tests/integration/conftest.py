@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import redis_url_for_tests
 from tests.fakes import FakeAnthropic, FakeSlack
 from tests.integration.harness import SIGNING_SECRET, BotProcess, free_port
+from tests.integration.playground_process import Playground, eventually
 from tests.integration.redis_server import PrivateRedis
 
 BotFactory = Callable[..., BotProcess]
@@ -78,3 +79,17 @@ async def bot(make_bot: BotFactory) -> BotProcess:
     process = make_bot()
     await process.start()
     return process
+
+
+@pytest.fixture
+def playground(tmp_path: Path) -> Iterator[Playground]:
+    """`python -m bot dev` with its bot running; stopped with Ctrl-C at the end, which must exit cleanly."""
+    server = Playground(tmp_path)
+    try:
+        eventually(lambda: server.state().get("bot", {}).get("state") == "running", 40, "a running bot")
+        yield server
+    finally:
+        if server.process.poll() is None:
+            code = server.stop()
+            print(server.output())  # shown by pytest only when the test fails
+            assert code == 0, "the playground did not stop cleanly on Ctrl-C"

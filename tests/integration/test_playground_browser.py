@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
 from selenium import webdriver
@@ -21,70 +13,13 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from tests.integration.harness import REPO_ROOT, free_port
+from tests.integration.playground_process import Playground, eventually
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (`make test` installs them)"
 )
-T = TypeVar("T")
-
-
-def eventually(check: Callable[[], T | None], timeout: float = 20.0, what: str = "condition") -> T:
-    """Poll `check` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not seen within {timeout} s")
-
-
-class Playground:
-    """`python -m bot dev` as a child process, with no Slack or Anthropic credentials."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://localhost:{self.port}/"
-        self.log = workdir / "playground.log"
-        env = {
-            name: value for name, value in os.environ.items() if not name.startswith(("SLACK_", "ANTHROPIC_", "REDIS_"))
-        }
-        env.update(PORT=str(self.port), PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "bot", "dev"], cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-
-    def state(self) -> dict[str, Any] | None:
-        try:
-            with urllib.request.urlopen(self.url + "playground/state", timeout=2) as response:
-                state: dict[str, Any] = json.load(response)
-                return state
-        except OSError:
-            return None
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGINT)
-        return self.process.wait(30)
-
-
-@pytest.fixture
-def playground(tmp_path: Path) -> Iterator[Playground]:
-    server = Playground(tmp_path)
-    try:
-        eventually(lambda: (server.state() or {}).get("bot", {}).get("state") == "running", 40, "a running bot")
-        yield server
-    finally:
-        if server.process.poll() is None:
-            code = server.stop()
-            print(server.output())  # shown when the test fails
-            assert code == 0, "the playground did not stop cleanly on Ctrl-C"
 
 
 @pytest.fixture
