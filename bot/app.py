@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["web", "worker"]
 # Connections opened once the bot runs: enough for a burst of 100 simultaneous Slack events to find one ready each.
-# They open in the background, so a restarted dyno's unfinished tasks do not wait for them.
+# They open in the background a second after start, so a restarted dyno's unfinished tasks do not wait for them.
 WARM_CONNECTIONS = 100
 
 
@@ -194,7 +194,7 @@ async def serve(settings: Settings, mode: Mode = "web") -> None:
         # The runner starts first: a restarted dyno's unfinished tasks resume while intake gets ready.
         runner_task: asyncio.Task[Any] = asyncio.create_task(work, name="task-runner")
         intake = WebFront(bot) if mode == "web" else None
-        warming = asyncio.create_task(warm_up(redis, WARM_CONNECTIONS), name="redis-warm-up")
+        warming = asyncio.create_task(_warm_up_later(redis), name="redis-warm-up")
         try:
             if intake is not None:
                 await intake.start()
@@ -227,3 +227,9 @@ async def _until_stopped(stopping: asyncio.Event, runner_task: asyncio.Task[Any]
 async def _finish(runner_task: asyncio.Task[Any]) -> None:
     if not runner_task.done():
         await runner_task
+
+
+async def _warm_up_later(redis: Redis, delay: float = 1.0) -> None:
+    # A restarted dyno's resumed tasks get the first second of CPU; opening a hundred connections can wait.
+    await asyncio.sleep(delay)
+    await warm_up(redis, WARM_CONNECTIONS)
