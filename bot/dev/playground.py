@@ -32,6 +32,7 @@ CHANNELS = {"C0GENERAL": "general", "C0RANDOM": "random"}
 LONG_POLL_SECONDS = 15.0
 MAX_TEXT = 40_000
 _COMMAND = re.compile(r"^(/\w+)(?:\s+(.*))?$", re.DOTALL)
+_MENTION = re.compile(r"@claude\b", re.IGNORECASE)  # what a person types; Slack sends <@BOT_USER_ID>
 
 
 class BotControls(Protocol):
@@ -197,7 +198,7 @@ class Playground(FakeSlack):
     def say(self, channel: str, text: str, thread_ts: str | None) -> list[Args]:
         """Store the person's message; the events Slack sends for it (message, and app_mention if it mentions
         the bot)."""
-        slack_text = html.escape(text, quote=False).replace("@claude", f"<@{self.bot_user_id}>")
+        slack_text = _MENTION.sub(f"<@{self.bot_user_id}>", html.escape(text, quote=False))
         mentions = f"<@{self.bot_user_id}>" in slack_text
         mention_envelope = self.post_user_message(
             channel, slack_text, user=ME[0], thread_ts=thread_ts, mention=mentions
