@@ -36,7 +36,8 @@ def find_redis_server() -> str | None:
     return shutil.which("redis-server")
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """Ask Linux to SIGTERM this (child) process when its parent dies; run between fork and exec."""
     # If the bot is killed with SIGKILL it cannot stop its Redis; ask Linux to send Redis a SIGTERM then
     # (Redis flushes its append-only file on SIGTERM). Runs in the child between fork and exec.
     with contextlib.suppress(OSError, AttributeError):
@@ -100,7 +101,7 @@ class EmbeddedRedis:
             "--daemonize",
             "no",
         ]
-        preexec = _die_with_parent if sys.platform == "linux" else None
+        preexec = die_with_parent if sys.platform == "linux" else None
         self._process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=preexec
         )

@@ -22,7 +22,7 @@ from pathlib import Path
 import aiohttp
 from dotenv import dotenv_values
 
-from bot.embedded_redis import EmbeddedRedis
+from bot.embedded_redis import EmbeddedRedis, die_with_parent
 
 from .anthropic_api import FakeAnthropic
 from .delivery import SlackDelivery
@@ -74,7 +74,14 @@ class BotChild:
         """Start the process and return once it answers /healthz (or has died trying)."""
         self._set_state("starting")
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", cwd=self._workdir, env=self._env, stdin=asyncio.subprocess.DEVNULL
+            sys.executable,
+            "-m",
+            "bot",
+            cwd=self._workdir,
+            env=self._env,
+            stdin=asyncio.subprocess.DEVNULL,
+            # Should the playground itself be killed, its bot goes too rather than linger on a port.
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
         self._watcher = asyncio.create_task(self._watch(self._process))
         if await self._wait_healthy(self._process):
