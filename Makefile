@@ -41,5 +41,5 @@ lock:
 	rm -rf .lock-venv
 
 bench: install redis
-	$(PY) -m tests.bench.durability
-	$(PY) -m tests.bench.context
+	$(PY) -m benchmarks.durability
+	$(PY) -m benchmarks.context

@@ -1,6 +1,6 @@
 """Benchmark: how fast work resumes and how fast Slack is acknowledged. Prints figures; asserts nothing.
 
-    .venv/bin/python -m tests.bench.durability          (needs a Redis on 127.0.0.1:6379; uses database 10)
+    .venv/bin/python -m benchmarks.durability          (needs a Redis on 127.0.0.1:6379; uses database 10)
 
 Runs the real `python -m bot` processes against the local fake Slack and Anthropic servers of tests/fakes.
 Measures, each BENCH_REPEATS times (default 3), reported as the median and every run's figure:
@@ -125,7 +125,7 @@ async def ack_latencies(bench: Bench, setup: AckSetup, count: int = 100) -> list
         bench.bots.append(worker)
         await worker.start(wait_ready=False)
     if setup == "floor":
-        bot = BotProcess(bench.bot().env, bench.workdir, module="tests.bench.floor_app")
+        bot = BotProcess(bench.bot().env, bench.workdir, module="benchmarks.floor_app")
         bench.bots.append(bot)
     else:
         bot = bench.bot(DYNO="bench.1", RUN_WORKERS_IN_WEB="false" if setup == "web+worker" else "true")
@@ -133,7 +133,7 @@ async def ack_latencies(bench: Bench, setup: AckSetup, count: int = 100) -> list
     client = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.bench.ack_client",
+        "benchmarks.ack_client",
         f"{bot.url}/slack/events",
         bench.slack.team_id,
         bench.slack.bot_user_id,

@@ -1,6 +1,6 @@
-"""Load generator for tests/bench/durability.py, run in its own process so the fakes' work does not skew the timing.
+"""Load generator for benchmarks/durability.py, run in its own process so the fakes' work does not skew the timing.
 
-python -m tests.bench.ack_client URL TEAM_ID BOT_USER_ID COUNT   -> prints a JSON list of ack latencies in seconds
+python -m benchmarks.ack_client URL TEAM_ID BOT_USER_ID COUNT   -> prints a JSON list of ack latencies in seconds
 """
 
 from __future__ import annotations

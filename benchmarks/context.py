@@ -1,6 +1,6 @@
 """Benchmark: a 200-turn conversation through this bot and through a naive agent that resends everything.
 
-    .venv/bin/python -m tests.bench.context            (needs a Redis on 127.0.0.1:6379; uses database 10)
+    .venv/bin/python -m benchmarks.context            (needs a Redis on 127.0.0.1:6379; uses database 10)
 
 Both talk to the fake Anthropic server of tests/fakes, whose usage figures follow the API's prompt caching
 (tests/fakes/prompt_cache.py). The naive agent is the approach of the persistent-agents article: the whole
