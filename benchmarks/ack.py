@@ -2,11 +2,14 @@
 
 Slack retries an event it has not seen acknowledged within 3 s, so acknowledgement latency is the bot's first
 duty. The floor (benchmarks/floor_app.py) is served the way the bot is, so the ratio shows what the bot adds to
-what any Bolt app costs on this machine, in this run. Two setups of the bot are measured: the default, one web
-process that also answers (RUN_WORKERS_IN_WEB=true), and a web process that only acknowledges beside a worker
-process (RUN_WORKERS_IN_WEB=false + `python -m bot worker`). The bot answers every mention meanwhile, as it
-would in production; the next load waits until it is done. The two setups use separate Redis databases, so
-each one's workers only ever see its own mentions.
+what any Bolt app costs on this machine, in this run. Three setups of the bot are measured:
+- the default, one web process that also answers (RUN_WORKERS_IN_WEB=true);
+- a web process that only acknowledges beside a worker process on the same machine (RUN_WORKERS_IN_WEB=false
+  and `python -m bot worker`), which competes with it for the CPU here;
+- that web process alone, as on a web dyno whose workers run on other machines: its mentions are recorded
+  and acknowledged, and nothing answers them.
+Where the bot answers, the next load waits until every answer is posted. The setups use separate Redis
+databases, so each one's workers only ever see its own mentions.
 """
 
 from __future__ import annotations
@@ -52,10 +55,13 @@ async def start_setups(bench: Bench) -> list[Setup]:
     await bench.start({"DYNO": "worker.1", **split_env}, args=("worker",), wait_ready=False)
     await bench.send(split, "C0WARMSPLIT", 1)
     await bench.answers.wait("C0WARMSPLIT", 1, timeout=60)  # the worker has started and answers
+    alone_env = {"REDIS_URL": with_database(bench.redis_url, 2), "RUN_WORKERS_IN_WEB": "false"}
+    alone = await bench.start({"DYNO": "web.3", **alone_env})
     return [
         Setup("floor", "Bolt app that only acks", floor, answers=False),
-        Setup("bot", "bot (one process, default)", web, answers=True),
-        Setup("split", "bot, web acks only + worker process", split, answers=True),
+        Setup("bot", "bot, one process (default)", web, answers=True),
+        Setup("split", "bot, web + worker process", split, answers=True),
+        Setup("web", "bot, web process alone", alone, answers=False),
     ]
 
 

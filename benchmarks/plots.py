@@ -17,7 +17,14 @@ from benchmarks.figures import PartResult
 from benchmarks.long_threads import cost, input_tokens
 
 Series = dict[str, Any]
-COLORS = {"floor": "tab:gray", "bot": "tab:red", "split": "tab:blue", "naive": "tab:gray", "cached": "tab:olive"}
+COLORS = {
+    "floor": "tab:gray",
+    "bot": "tab:red",
+    "split": "tab:blue",
+    "web": "tab:green",
+    "naive": "tab:gray",
+    "cached": "tab:olive",
+}
 
 
 def _save(figure: Figure, path: Path) -> None:
