@@ -56,6 +56,7 @@ class BenchSettings:
     ack_seconds: float = 3.0  # how long each rate is kept up
     ack_min_count: int = 100  # at least this many mentions per rate, so a p99 means something
     ack_burst: int = 100  # and this many sent at once
+    ack_rounds: int = 3  # rounds at the highest rate, whose p99 has a target
     concurrency: tuple[int, ...] = (10, 100, 500)  # threads mentioned at once
     lease_seconds: float = 5.0  # TASK_LEASE_SECONDS for the dead-consumer recovery
     repeats: int = 3  # repeats of each recovery measurement
@@ -77,6 +78,7 @@ class BenchSettings:
             ack_seconds=_float("BENCH_ACK_SECONDS", 3.0),
             ack_min_count=_int("BENCH_ACK_MIN_COUNT", 100),
             ack_burst=_int("BENCH_ACK_BURST", 100),
+            ack_rounds=_int("BENCH_ACK_ROUNDS", 3),
             concurrency=_ints("BENCH_CONCURRENCY", "10,100,500"),
             lease_seconds=_float("BENCH_LEASE_SECONDS", 5.0),
             repeats=_int("BENCH_REPEATS", 3),

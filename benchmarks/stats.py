@@ -40,3 +40,13 @@ class Latencies:
     def of(cls, values: Sequence[float]) -> Latencies:
         """Summarize `values`."""
         return cls(percentile(values, 50), percentile(values, 99), max(values), len(values))
+
+    @classmethod
+    def median_of(cls, rounds: Sequence[Latencies]) -> Latencies:
+        """Several rounds as one: the median of their p50s and p99s, the largest max, every sample counted."""
+        return cls(
+            median([r.p50 for r in rounds]),
+            median([r.p99 for r in rounds]),
+            max(r.max for r in rounds),
+            sum(r.count for r in rounds),
+        )
