@@ -80,6 +80,7 @@ async def measure_load(bench: Bench, setups: list[Setup], index: int, rate: floa
         turn = (index + round_) % len(setups)
         for setup in setups[turn:] + setups[:turn]:
             channel = f"C0ACK{index}R{round_}{setup.name.upper()}"
+            await bench.quiet()
             _, latencies = await bench.send(setup.process, channel, count, rate=rate, warm_up=True)
             measured[setup.name].append(Latencies.of(latencies))
             if setup.answers:

@@ -21,6 +21,7 @@ TARGET_RATIO = 2.5
 
 async def wall_time(bench: Bench, bot: BotProcess, channel: str, count: int) -> tuple[float, float]:
     """Mention `count` new threads at once; seconds until the last is answered, and the slowest acknowledgement."""
+    await bench.quiet()
     started, acks = await bench.send(bot, channel, count)
     finished = await bench.answers.wait(channel, count, timeout=60 + count * 0.5)
     return finished - started, max(acks)

@@ -19,7 +19,6 @@ from benchmarks.harness import Bench, Lab, cpu_seconds, pid_of, resident_kib
 from benchmarks.redis_monitor import CommandTally
 
 IDLE_SECONDS = 5.0
-SETTLE_SECONDS = 1.0  # a task finishes (usage, window, dequeue) just after its answer shows
 
 
 async def used_memory(redis: Redis) -> int:
@@ -60,7 +59,7 @@ async def measure(bench: Bench, tally: CommandTally, threads: int, burst: int) -
     pid = pid_of(bot)
     await bench.send(bot, "C0WARM", 1)
     await bench.answers.wait("C0WARM", 1, timeout=60)
-    await asyncio.sleep(SETTLE_SECONDS)
+    await bench.quiet()
     idle_kib, _ = resident_kib(pid)
 
     await tally.take()
@@ -70,7 +69,7 @@ async def measure(bench: Bench, tally: CommandTally, threads: int, burst: int) -
     memory_before, cpu_before, started = await used_memory(bench.redis), cpu_seconds(pid), time.monotonic()
     await bench.send(bot, "C0BATCH", threads)
     await bench.answers.wait("C0BATCH", threads, timeout=120)
-    await asyncio.sleep(SETTLE_SECONDS)
+    await bench.quiet()  # a task finishes (usage, window, dequeue) just after its answer shows
     sent, scripted = await tally.take()
     idle_share = (time.monotonic() - started) / IDLE_SECONDS  # idle polling the batch's commands include
     cpu = (cpu_seconds(pid) - cpu_before) / threads

@@ -25,6 +25,7 @@ from tests.fakes import FakeAnthropic, FakeSlack, Reply, app_mention_event, even
 from tests.integration.harness import REPO_ROOT, SIGNING_SECRET, BotProcess, free_port
 
 BENCH_USER = "U0BENCH"
+QUIET_WINDOW = 0.25  # seconds over which a process's CPU use is sampled to call it idle
 
 
 def with_database(url: str, database: int) -> str:
@@ -170,6 +171,21 @@ class Bench:
             if process.process is not None and process.process.returncode is None:
                 await process.kill()
         self.processes.clear()
+
+    async def quiet(self, timeout: float = 20.0) -> None:
+        """Wait until every process started here uses under a tenth of a core, so no work spills into the next timing.
+
+        A task goes on for a moment after its answer is posted (usage, window, dequeue), and a batch of hundreds
+        for longer: without this, one setup's finishing work would be timed as part of the next one's load.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            running = [pid_of(p) for p in self.processes if p.process is not None and p.process.returncode is None]
+            before = [cpu_seconds(pid) for pid in running]
+            await asyncio.sleep(QUIET_WINDOW)
+            used = [cpu_seconds(pid) - cpu for pid, cpu in zip(running, before, strict=True)]
+            if all(seconds < QUIET_WINDOW / 10 for seconds in used):
+                return
 
     def mention(self, text: str, channel: str) -> dict[str, Any]:
         """A signed-ready Events API envelope of a mention that starts a new thread."""

@@ -83,12 +83,12 @@ def settings_line(settings: BenchSettings) -> str:
     """The sizes the run used."""
     model = settings.model
     rates = ", ".join(f"{r:g}" for r in settings.ack_rates)
+    rounds = f"; {settings.ack_rounds} rounds at {max(settings.ack_rates):g}/s" if settings.ack_rounds > 1 else ""
     return (
         f"**Settings**: model latency L = {model.latency:g} s, then {model.answer_chars}-character answers "
         f"streamed {model.chunk_chars} characters every {model.chunk_delay * 1000:g} ms "
         f"({model.streaming_seconds:.2f} s); ack loads {rates}/s for {settings.ack_seconds:g} s each (at least "
-        f"{settings.ack_min_count} mentions; {settings.ack_rounds} rounds at {max(settings.ack_rates):g}/s) and "
-        f"{settings.ack_burst} at once; K = "
+        f"{settings.ack_min_count} mentions{rounds}) and {settings.ack_burst} at once; K = "
         f"{', '.join(str(k) for k in settings.concurrency)}; lease {settings.lease_seconds:g} s; "
         f"{settings.repeats} repeats of each recovery; {settings.turns} turns. Change them with BENCH_* "
         "variables (benchmarks/settings.py)."
