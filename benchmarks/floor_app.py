@@ -1,6 +1,6 @@
 """The framework's floor for acknowledgement latency: a Bolt app that only acknowledges mentions.
 
-python -m tests.bench.floor_app   (reads PORT, SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_API_URL)
+python -m benchmarks.floor_app   (reads PORT, SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_API_URL)
 
 It is served the way the bot is (aiohttp, Bolt's adapter, process_before_response), so the bot's figures can be
 read against what any Bolt app costs on the same machine in the same run.
