@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections import Counter
 from types import TracebackType
 from typing import Self
@@ -60,7 +61,8 @@ class CommandTally:
         assert connection is not None, "MONITOR is connected once entered"
         try:
             while True:
-                response = await connection.read_response()
+                # No read timeout: the bot may send nothing for longer than redis-py's 5 s socket timeout.
+                response = await connection.read_response(timeout=math.inf)
                 line = response.decode(errors="replace") if isinstance(response, bytes) else str(response)
                 parsed = parse(line)
                 if parsed is None:
@@ -77,6 +79,8 @@ class CommandTally:
 
     async def take(self) -> tuple[Counter[str], Counter[str]]:
         """(sent, scripted) since the last take, once MONITOR has caught up to the mark this call echoes."""
+        if self._reading is not None and self._reading.done():
+            self._reading.result()  # the reader stopped: raise what stopped it rather than wait for nothing
         self._marked.clear()
         await self._redis.echo(MARK)
         await asyncio.wait_for(self._marked.wait(), timeout=30)
