@@ -1,9 +1,10 @@
 """Acknowledging Slack comes before working tasks.
 
 Slack waits for the acknowledgement of every event and sends it again after 3 s; a task that starts a few
-milliseconds later goes unnoticed. So while events are coming in, task work waits (for a bounded time, so that
-steady traffic cannot starve the tasks), and a burst of mentions is acknowledged before the tasks it created
-compete with it for the CPU.
+milliseconds later goes unnoticed. So while events are coming in, task work waits, and a burst of mentions is
+acknowledged before the tasks it created compete with it for the CPU. Under steady traffic intake never settles:
+after a bounded wait (so that the tasks are not starved) they start one at a time, so that acknowledgements
+never queue behind a crowd of answers.
 """
 
 from __future__ import annotations
@@ -14,15 +15,19 @@ import time
 from collections.abc import Iterator
 
 # Events of a burst do not arrive back to back: intake counts as busy until none has come for this long.
-SETTLE_SECONDS = 0.02
+SETTLE_SECONDS = 0.05
+# While intake stays busy past max_wait, tasks start one at a time, this far apart (50 a second at most).
+PACE_SECONDS = 0.02
 
 
 class IntakeFirst:
     """Tracks incoming events; task work awaits `turn()` before each step."""
 
-    def __init__(self, max_wait: float = 0.5, settle: float = SETTLE_SECONDS) -> None:
+    def __init__(self, max_wait: float = 0.5, settle: float = SETTLE_SECONDS, pace: float = PACE_SECONDS) -> None:
         self._max_wait = max_wait
         self._settle = settle
+        self._pace = pace
+        self._one_at_a_time = asyncio.Lock()
         self._in_flight = 0
         self._last_event = 0.0
         self._quiet = asyncio.Event()
@@ -46,7 +51,18 @@ class IntakeFirst:
             self._quiet.set()
 
     async def turn(self) -> None:
-        """Return once intake has been quiet for a moment, or after max_wait at most."""
+        """Return once intake has been quiet for a moment, or after max_wait at most.
+
+        Under steady traffic intake never settles. Released all at once after max_wait, the waiting tasks would
+        take the CPU together and the next acknowledgements would wait for all of them; so they are released one
+        every `pace` seconds instead, as long as intake stays busy.
+        """
+        if self._quiet.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._quiet.wait(), self._max_wait)
         if not self._quiet.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._quiet.wait(), self._max_wait)
+            async with self._one_at_a_time:
+                # Should intake settle meanwhile, the queue of waiting tasks empties at once.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._quiet.wait(), self._pace)

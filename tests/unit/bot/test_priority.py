@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 from redis.asyncio import Redis
@@ -72,3 +73,31 @@ async def test_the_runner_starts_no_task_while_an_event_is_being_taken_in(redis:
         assert executed == [] and runner.active_threads == 1  # claimed, but waiting for intake
     await asyncio.wait_for(running, 5.0)
     assert executed == ["Ev1"]
+
+
+async def test_under_steady_intake_waiting_tasks_start_one_at_a_time() -> None:
+    """Released together, they would take the CPU together and the next acknowledgements would wait for all."""
+    gate = IntakeFirst(max_wait=0.05, pace=0.05)
+    released: list[float] = []
+
+    async def task_start() -> None:
+        await gate.turn()
+        released.append(time.monotonic())
+
+    with gate.taking_in():
+        began = time.monotonic()
+        await asyncio.wait_for(asyncio.gather(*(task_start() for _ in range(4))), 2.0)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(released)]
+    assert released[0] - began >= 0.09  # max_wait, then its turn
+    assert len(gaps) == 3 and all(gap >= 0.04 for gap in gaps), gaps
+
+
+async def test_once_intake_settles_the_waiting_tasks_all_go() -> None:
+    gate = IntakeFirst(max_wait=0.02, pace=5.0, settle=0.01)
+    with gate.taking_in():
+        waiting = [asyncio.create_task(gate.turn()) for _ in range(5)]
+        await asyncio.sleep(0.1)  # past max_wait: queued for their paced turns, five seconds apart
+        assert not any(task.done() for task in waiting)
+    started = time.monotonic()
+    await asyncio.wait_for(asyncio.gather(*waiting), 2.0)
+    assert time.monotonic() - started < 0.5
