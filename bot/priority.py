@@ -21,7 +21,7 @@ PACE_SECONDS = 0.02
 
 
 class IntakeFirst:
-    """Tracks incoming events; task work awaits `turn()` before each step."""
+    """Tracks incoming events; the runner awaits `turn()` before it starts each task."""
 
     def __init__(self, max_wait: float = 0.5, settle: float = SETTLE_SECONDS, pace: float = PACE_SECONDS) -> None:
         self._max_wait = max_wait

@@ -22,7 +22,7 @@ from pathlib import Path
 import aiohttp
 from dotenv import dotenv_values
 
-from bot.embedded_redis import EmbeddedRedis, die_with_parent
+from bot.embedded_redis import EmbeddedRedis, die_with_parent, free_port
 
 from .anthropic_api import FakeAnthropic
 from .delivery import SlackDelivery
@@ -34,14 +34,6 @@ log = logging.getLogger("bot.dev")
 DEFAULT_PORT = 3000
 # The bot reads these from the playground, never from the developer's own Slack setup.
 _NOT_PASSED_ON = ("SLACK_", "REDIS_URL", "PORT", "DYNO", "DATA_DIR", "BOT_CRASH_AT")
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class BotChild:
