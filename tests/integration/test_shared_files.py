@@ -33,9 +33,14 @@ async def ask_with_files(bot: BotProcess, slack: FakeSlack, files: list[dict[str
     )
     await bot.post_event(envelope)
     thread_ts = str(envelope["event"]["ts"])
-    await wait_until(lambda: [m for m in slack.bot_replies(CHANNEL, thread_ts) if "echo" in str(m.get("text"))])
-    [answer] = slack.bot_replies(CHANNEL, thread_ts)
-    return str(answer.get("text"))
+
+    def answered() -> list[str]:
+        texts = [str(m.get("text")) for m in slack.bot_replies(CHANNEL, thread_ts)]
+        return [t for t in texts if t.startswith("echo") and not t.endswith("✍️")]  # ✍️: still being written
+
+    await wait_until(answered, timeout=10)
+    [answer] = answered()
+    return answer
 
 
 def question_blocks(claude: FakeAnthropic) -> list[dict[str, Any]]:
