@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from bot.agent import speaker_label, turns_from_thread
 from bot.agent_loop import AgentLoop, needs_model_call, pending_tool_calls
-from bot.attachments import IMAGE_TOKENS, read_attachments
+from bot.attachments import IMAGE_TOKENS, read_attachments, unread_note
 from bot.compaction import Compactor
 from bot.context import Budget, Context, TokenEstimator, assemble
 from bot.errors import ModelError, ModelRefused, SlackError
@@ -182,6 +182,7 @@ class TaskExecutor:
             text = text[:MAX_REPLY_CHARS] + "\n\n_(Cut here: the answer was longer than I post in one reply.)_"
         if task.original_chars:
             text += f"\n\n_({cut_note(task)})_"
+        text += unread_note(attachments)  # files Claude did not get are named, whatever Claude says of them
         await self._deliver(lease, task, reply_ts, text, resumed=resumed)
         self._crash.reached("reply.posted")
         new_turns = [*earlier, question, Turn("assistant", text, ts=reply_ts)]

@@ -65,7 +65,8 @@ class SlackGateway(Protocol):
         ...
 
     async def download(self, url: str, max_bytes: int) -> tuple[bytes, str]:
-        """A shared file's bytes (at most max_bytes + 1, so a caller can tell it was longer) and content type."""
+        """A shared file's bytes (at most max_bytes + 1, so a caller can tell it was longer) and content type.
+        Only from Slack's own file host, with no redirect elsewhere: any other URL raises SlackError unrequested."""
         ...
 
     async def display_name(self, team_id: str, user_id: str) -> str | None:

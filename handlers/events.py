@@ -52,7 +52,8 @@ def parse_message(
 
 
 def parse_files(raw: object) -> tuple[SharedFile, ...]:
-    """The files shared with a message; entries without a download URL (deleted, external) are left out."""
+    """The files shared with a message; entries without an id or a URL (deleted, hidden) are left out. A remote file
+    (mode "external": a link to a document kept elsewhere) keeps its mode, so that it is named and never fetched."""
     if not isinstance(raw, list):
         return ()
     files: list[SharedFile] = []
@@ -60,7 +61,8 @@ def parse_files(raw: object) -> tuple[SharedFile, ...]:
         if not isinstance(item, dict):
             continue
         url = item.get("url_private_download") or item.get("url_private")
-        if not url or not item.get("id"):
+        external = item.get("is_external") is True or item.get("mode") == "external"
+        if not item.get("id") or not (url or external):
             continue
         files.append(
             SharedFile(
@@ -68,8 +70,8 @@ def parse_files(raw: object) -> tuple[SharedFile, ...]:
                 name=str(item.get("name") or item.get("title") or item["id"]),
                 mimetype=str(item.get("mimetype") or "application/octet-stream"),
                 size=int(item.get("size") or 0),
-                url=str(url),
-                mode=str(item.get("mode") or "hosted"),
+                url=str(url or ""),
+                mode="external" if external else str(item.get("mode") or "hosted"),
             )
         )
     return tuple(files)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
-from aiohttp import ClientError, ClientSession
+from aiohttp import ClientError, ClientResponse, ClientSession
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
@@ -23,6 +24,12 @@ WORKING_REACTION = "eyes"
 # Slack renders `markdown_text` as standard Markdown (what Claude writes) but takes at most 12,000 characters;
 # longer answers go out as plain `text`.
 MARKDOWN_LIMIT = 12_000
+# Shared files' url_private(_download) are on files.slack.com; the bot token goes nowhere else (a remote file's URL,
+# for one, is chosen by whoever added it).
+SLACK_FILES_ORIGIN = ("https", "files.slack.com", 443)
+DEFAULT_PORTS = {"https": 443, "http": 80}
+REDIRECT_STATUSES = {301, 302, 303, 307, 308}
+MAX_FILE_REDIRECTS = 3
 
 
 def _message_body(text: str) -> dict[str, Any]:
@@ -153,30 +160,35 @@ class WebApiGateway:
                 return messages
 
     async def download(self, url: str, max_bytes: int) -> tuple[bytes, str]:
-        """Download a shared file with the bot token (files:read). Slack answers a request it does not accept with
-        a login page, not an error: an HTML answer for a file that is not HTML is refused here."""
-        headers = {"Authorization": f"Bearer {self._client.token}"}
+        """Download a shared file with the bot token (files:read), only from Slack's file host. Slack answers a
+        request it does not accept with a login page, not an error: an HTML answer for a file that is not HTML is
+        refused here."""
         session = self._client.session
         owned = session is None
         if session is None:
             session = ClientSession()
         try:
-            async with session.get(url, headers=headers) as response:
-                kind = response.headers.get("Content-Type", "").split(";")[0].strip()
-                login_page = kind == "text/html" and not url.lower().endswith((".html", ".htm"))
-                if response.status != 200 or login_page:
-                    raise SlackError(f"file download refused (HTTP {response.status}, {kind or 'no type'})")
-                data = bytearray()
-                async for chunk in response.content.iter_chunked(64 * 1024):
-                    data += chunk
-                    if len(data) > max_bytes:  # enough to know it is too long: stop reading
-                        break
-                return bytes(data[: max_bytes + 1]), kind
+            return await self._fetch_from_slack(session, url, max_bytes)
         except (ClientError, TimeoutError) as exc:
             raise SlackError(f"file download failed: {type(exc).__name__}") from None
         finally:
             if owned:
                 await session.close()
+
+    async def _fetch_from_slack(self, session: ClientSession, url: str, max_bytes: int) -> tuple[bytes, str]:
+        """GET the file, following redirects by hand: aiohttp would follow one to any host (dropping the header only
+        when the origin changes); here every hop must be a Slack file URL before it is requested at all."""
+        headers = {"Authorization": f"Bearer {self._client.token}"}
+        for _ in range(MAX_FILE_REDIRECTS + 1):
+            if not is_slack_file_url(url, self._client.base_url):
+                raise SlackError("file download refused: not a Slack file URL")  # the token never leaves Slack
+            async with session.get(url, headers=headers, allow_redirects=False) as response:
+                location = response.headers.get("Location")
+                if response.status in REDIRECT_STATUSES and location:
+                    url = urljoin(str(response.url), location)
+                    continue
+                return await _read_file(response, url, max_bytes)
+        raise SlackError("file download refused: too many redirects")
 
     async def display_name(self, team_id: str, user_id: str) -> str | None:
         """The user's display name; None if Slack will not say (a name is nice to have, not needed)."""
@@ -189,6 +201,39 @@ class WebApiGateway:
         profile = user.get("profile") or {}
         name = profile.get("display_name") or profile.get("real_name") or user.get("real_name") or user.get("name")
         return str(name) if name else None
+
+
+def is_slack_file_url(url: str, api_url: str) -> bool:
+    """Whether the bot token may go with a request for `url`: https on files.slack.com, or the origin (scheme, host
+    and port) of the Web API the bot uses, where a local Slack serves files in the playground and the tests."""
+    origin = _origin(url)
+    return origin is not None and origin in (SLACK_FILES_ORIGIN, _origin(api_url))
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:  # a port that is not a number, or out of range
+        return None
+    if not parts.hostname or port is None:
+        return None
+    return parts.scheme.lower(), parts.hostname.lower(), port
+
+
+async def _read_file(response: ClientResponse, url: str, max_bytes: int) -> tuple[bytes, str]:
+    """The body (at most max_bytes + 1 bytes: enough to tell it was longer) and its content type."""
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip()
+    login_page = kind == "text/html" and not url.lower().endswith((".html", ".htm"))
+    if response.status != 200 or login_page:
+        raise SlackError(f"file download refused (HTTP {response.status}, {kind or 'no type'})")
+    data = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        data += chunk
+        if len(data) > max_bytes:  # enough to know it is too long: stop reading
+            break
+    del data[max_bytes + 1 :]  # in place: no second copy of a file that may be megabytes
+    return bytes(data), kind
 
 
 def _thread_message(raw: dict[str, Any], whoami: dict[str, Any]) -> ThreadMessage:

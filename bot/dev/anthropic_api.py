@@ -7,7 +7,7 @@ import inspect
 import json
 import secrets
 import string
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,14 @@ ERROR_STATUS = {
     "api_error": 500,
     "overloaded_error": 529,
 }
+# The API's size limits (docs: "Images and vision", and "Request size limits" in the API overview).
+# Messages and Token Counting take requests up to "32 MB"; past it Cloudflare answers 413 before the API sees the
+# request. The docs do not say MB or MiB: the fake takes the smaller, so that it is never kinder than the API.
+MAX_REQUEST_BYTES = 32_000_000
+# One image's base64 data (not its decoded bytes): the API's message reads "... > 5242880 bytes".
+MAX_IMAGE_BASE64 = 5 * 1024 * 1024
+# Images in one request, for models with a 200k-token window (others take 600): again the stricter figure.
+MAX_IMAGES = 100
 
 
 def _new_id(prefix: str) -> str:
@@ -131,11 +139,45 @@ def validate_request(body: Body) -> str | None:
                 f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks: {extra}. "
                 "Each `tool_result` block must have a corresponding `tool_use` block in the previous message."
             )
+    return image_problem(messages)
+
+
+def _image_blocks(messages: list[Body]) -> Iterator[tuple[str, Body]]:
+    """Every image block of the messages with its path as the API names it, tool results' images included."""
+    for i, message in enumerate(messages):
+        content = message.get("content")
+        for j, block in enumerate(content if isinstance(content, list) else []):
+            if block.get("type") == "image":
+                yield f"messages.{i}.content.{j}", block
+            inner = block.get("content") if block.get("type") == "tool_result" else None
+            for k, part in enumerate(inner if isinstance(inner, list) else []):
+                if isinstance(part, dict) and part.get("type") == "image":
+                    yield f"messages.{i}.content.{j}.tool_result.content.{k}", part
+
+
+def image_problem(messages: list[Body]) -> str | None:
+    """The API's message for an image whose base64 data is over 5 MB, or for too many images; else None."""
+    count = 0
+    for path, block in _image_blocks(messages):
+        count += 1
+        data = (block.get("source") or {}).get("data")
+        if isinstance(data, str) and len(data) > MAX_IMAGE_BASE64:
+            return (
+                f"{path}.image.source.base64: image exceeds 5 MB maximum: {len(data)} bytes > {MAX_IMAGE_BASE64} bytes"
+            )
+    if count > MAX_IMAGES:
+        return f"Too much media: 0 document pages + {count} images > {MAX_IMAGES}"
     return None
 
 
 def _error_body(error_type: str, message: str, request_id: str) -> Body:
     return {"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id}
+
+
+def _too_large() -> web.Response:
+    # Cloudflare answers this before the API sees the request: no request id.
+    error = {"type": "request_too_large", "message": "Request exceeds the maximum allowed number of bytes."}
+    return web.json_response({"type": "error", "error": error}, status=ERROR_STATUS["request_too_large"])
 
 
 def _sse(event: str, data: Body) -> bytes:
@@ -150,12 +192,16 @@ def _chunks(text: str, size: int) -> list[str]:
 class FakeAnthropic(LocalServer):
     """Fake Anthropic API: POST /v1/messages (JSON or SSE) and POST /v1/messages/count_tokens."""
 
+    # Read a body past the API's limit, so that it gets the API's 413 rather than aiohttp's.
+    client_max_size = 2 * MAX_REQUEST_BYTES
+
     def __init__(self, *, api_key: str | None = None, validate: bool = True) -> None:
         self.api_key = api_key  # None accepts any non-empty x-api-key
         self.validate = validate
         self.requests: list[Body] = []
         self.request_headers: list[dict[str, str]] = []
         self.count_requests: list[Body] = []
+        self.request_sizes: list[int] = []  # bytes of every request body received, refused ones included
         self._script: list[Reply | Responder] = []
         self._default: Responder = echo_responder
         self._gates: list[asyncio.Event] = []
@@ -278,7 +324,9 @@ class FakeAnthropic(LocalServer):
         denied = self._auth_error(request, request_id)
         if denied is not None:
             return denied
-        body = await request.json()
+        body = await self._body(request)
+        if body is None:
+            return _too_large()
         self.count_requests.append(body)
         return web.json_response({"input_tokens": estimate_tokens(body)}, headers={"request-id": request_id})
 
@@ -288,7 +336,9 @@ class FakeAnthropic(LocalServer):
         denied = self._auth_error(request, request_id)
         if denied is not None:
             return denied
-        body: Body = await request.json()
+        body = await self._body(request)
+        if body is None:
+            return _too_large()
         self.requests.append(body)
         # Header names are case-insensitive on the wire; store them lower-cased for easy lookups.
         self.request_headers.append({k.lower(): v for k, v in request.headers.items()})
@@ -315,6 +365,15 @@ class FakeAnthropic(LocalServer):
         if body.get("stream"):
             return await self._stream(request, message, reply, headers)
         return web.json_response(message, headers=headers)
+
+    async def _body(self, request: web.Request) -> Body | None:
+        """The request's JSON, or None when it is over the API's request size limit."""
+        raw = await request.read()
+        self.request_sizes.append(len(raw))
+        if len(raw) > MAX_REQUEST_BYTES:
+            return None
+        body: Body = json.loads(raw)
+        return body
 
     def _message(self, body: Body, reply: Reply) -> Body:
         output_chars = sum(len(t) for t in _block_texts(reply.content))
@@ -401,4 +460,14 @@ class FakeAnthropic(LocalServer):
         return response
 
 
-__all__ = ["ERROR_STATUS", "FakeAnthropic", "Reply", "echo_responder", "estimate_tokens", "user_texts"]
+__all__ = [
+    "ERROR_STATUS",
+    "MAX_IMAGES",
+    "MAX_IMAGE_BASE64",
+    "MAX_REQUEST_BYTES",
+    "FakeAnthropic",
+    "Reply",
+    "echo_responder",
+    "estimate_tokens",
+    "user_texts",
+]

@@ -77,6 +77,7 @@ class SlackDownload:
 class _StoredFile:
     info: Args
     content: bytes
+    redirect_to: str | None = None
 
 
 def filetype_for(name: str, mimetype: str) -> str:
@@ -117,11 +118,13 @@ class SlackFilesMixin:
         filetype: str | None = None,
         mode: str = "hosted",
         user: str = "U0HUMAN",
+        redirect_to: str | None = None,
     ) -> Args:
         """Register a file uploaded by `user` and return its Slack file object, for `post_user_message(files=...)`.
 
         Its url_private(_download) point at this fake, so call it once the server runs. is_public stays False
-        until the file is shared in a public channel, as on Slack.
+        until the file is shared in a public channel, as on Slack. With `redirect_to` its URLs answer a token-bearing
+        request with a 302 to that address instead of the bytes: for tests that no redirect takes the token off Slack.
         """
         if not self._port:
             raise RuntimeError("start FakeSlack before add_file: file URLs point at its port")
@@ -168,7 +171,48 @@ class SlackFilesMixin:
                 preview_is_truncated=False,
             )
         info.update(is_starred=False, has_rich_preview=False, file_access="visible")
-        self._files[file_id] = _StoredFile(info, content)
+        self._files[file_id] = _StoredFile(info, content, redirect_to)
+        return dict(info)
+
+    def add_remote_file(
+        self, title: str, external_url: str, *, mimetype: str = "application/pdf", user: str = "U0HUMAN"
+    ) -> Args:
+        """Register a remote file (files.remote.add: a link to a document kept elsewhere) and return its file object.
+
+        Slack stores no bytes for it: mode is "external", is_external is true, and url_private is the external URL,
+        chosen by whoever added the file.
+        """
+        file_id = "F" + uuid.uuid4().hex[:10].upper()
+        now = int(time.time())
+        filetype = filetype_for(title, mimetype)
+        info: Args = {
+            "id": file_id,
+            "created": now,
+            "timestamp": now,
+            "name": title,
+            "title": title,
+            "mimetype": mimetype,
+            "filetype": filetype,
+            "pretty_type": _PRETTY.get(filetype, filetype.capitalize()),
+            "user": user,
+            "user_team": self.team_id,
+            "editable": False,
+            "size": 0,
+            "mode": "external",
+            "is_external": True,
+            "external_type": "app",
+            "external_id": uuid.uuid4().hex,
+            "external_url": external_url,
+            "url_private": external_url,
+            "is_public": False,
+            "public_url_shared": False,
+            "display_as_bot": False,
+            "username": "",
+            "permalink": f"https://fake.slack.com/files/{user}/{file_id}/{url_name(title)}",
+            "has_rich_preview": False,
+            "file_access": "visible",
+        }
+        self._files[file_id] = _StoredFile(info, b"")
         return dict(info)
 
     def file_content(self, file_id: str) -> bytes:
@@ -204,8 +248,15 @@ class SlackFilesMixin:
             return web.Response(text=LOGIN_PAGE, content_type="text/html", charset="utf-8")
         stored = self._files.get(file_id)
         match = request.match_info
-        if stored is None or match["team"] != self.team_id or match["name"] != url_name(stored.info["name"]):
+        if (
+            stored is None
+            or stored.info["is_external"]  # Slack holds no bytes of a remote file
+            or match["team"] != self.team_id
+            or match["name"] != url_name(stored.info["name"])
+        ):
             return web.Response(status=404, text="<html><body>File not found</body></html>", content_type="text/html")
+        if stored.redirect_to is not None:
+            raise web.HTTPFound(stored.redirect_to)
         headers = {"Content-Disposition": f'attachment; filename="{url_name(stored.info["name"])}"'} if download else {}
         return web.Response(body=stored.content, headers={"Content-Type": stored.info["mimetype"], **headers})
 

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from bot.dev.anthropic_api import ERROR_STATUS, FakeAnthropic, Reply, echo_responder, estimate_tokens, user_texts
+from bot.dev.anthropic_api import (
+    ERROR_STATUS,
+    MAX_IMAGE_BASE64,
+    MAX_IMAGES,
+    MAX_REQUEST_BYTES,
+    FakeAnthropic,
+    Reply,
+    echo_responder,
+    estimate_tokens,
+    user_texts,
+)
 from bot.dev.payloads import (
     DEFAULT_APP_ID,
     DEFAULT_BOT_ID,
@@ -36,6 +46,9 @@ __all__ = [
     "DEFAULT_TEAM_ID",
     "ERROR_STATUS",
     "LOGIN_PAGE",
+    "MAX_IMAGES",
+    "MAX_IMAGE_BASE64",
+    "MAX_REQUEST_BYTES",
     "VERIFICATION_TOKEN",
     "FakeAnthropic",
     "FakeSlack",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -11,7 +12,14 @@ from typing import Any
 import aiohttp
 import anthropic
 import pytest
-from anthropic.types import MessageParam, RawContentBlockDeltaEvent, RawMessageDeltaEvent, TextBlock, TextDelta
+from anthropic.types import (
+    ImageBlockParam,
+    MessageParam,
+    RawContentBlockDeltaEvent,
+    RawMessageDeltaEvent,
+    TextBlock,
+    TextDelta,
+)
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
@@ -27,6 +35,9 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.dev.payloads import format_ts, ts_to_micros
 from tests.fakes import (
     LOGIN_PAGE,
+    MAX_IMAGE_BASE64,
+    MAX_IMAGES,
+    MAX_REQUEST_BYTES,
     FakeAnthropic,
     FakeSlack,
     Reply,
@@ -400,6 +411,34 @@ def test_snippets_and_filetypes(slack: FakeSlack) -> None:
         slack.add_file("x.txt", b"", mimetype="text/plain", mode="external")
 
 
+async def test_remote_files_are_links_slack_does_not_serve(slack: FakeSlack) -> None:
+    """A remote file is mode "external" with url_private set to its external URL; Slack holds no bytes of it."""
+    remote = slack.add_remote_file("Plan.pdf", "https://docs.example.com/plan")
+    assert (remote["mode"], remote["is_external"], remote["external_url"]) == (
+        "external",
+        True,
+        "https://docs.example.com/plan",
+    )
+    assert remote["url_private"] == remote["external_url"] and "url_private_download" not in remote
+    shared = slack.post_user_message("C1", "<@U0BOT> the plan", user="U1", mention=True, files=[remote])["event"]
+    assert shared["files"][0]["id"] == remote["id"]
+    served = f"{slack.url}files-pri/{slack.team_id}-{remote['id']}/plan.pdf"
+    bearer = {"Authorization": f"Bearer {slack.bot_token}"}
+    async with aiohttp.ClientSession() as session, session.get(served, headers=bearer) as resp:
+        assert resp.status == 404
+
+
+async def test_a_file_can_be_made_to_redirect(slack: FakeSlack) -> None:
+    """With redirect_to, a file's URLs answer the bot token with a 302 there (and the sign-in page without it)."""
+    file = slack.add_file("a.txt", b"bytes", mimetype="text/plain", redirect_to="http://127.0.0.1:9/elsewhere")
+    bearer = {"Authorization": f"Bearer {slack.bot_token}"}
+    async with aiohttp.ClientSession() as session:
+        async with session.get(file["url_private"], headers=bearer, allow_redirects=False) as resp:
+            assert (resp.status, resp.headers["Location"]) == (302, "http://127.0.0.1:9/elsewhere")
+        async with session.get(file["url_private"], allow_redirects=False) as resp:
+            assert (resp.status, await resp.text()) == (200, LOGIN_PAGE)
+
+
 # ---------------------------------------------------------------------------------------------- response_url
 
 
@@ -676,6 +715,70 @@ async def test_dynamic_replies_and_count_tokens(fake_api: FakeAnthropic, claude:
     assert second.stop_reason == "max_tokens" and fake_api.pending == 0
     count = await claude.messages.count_tokens(model=MODEL, system="s" * 20, messages=user_msg("x" * 20))
     assert count.input_tokens == 10 and fake_api.count_requests[0]["system"] == "s" * 20
+
+
+def image_block(data: str) -> ImageBlockParam:
+    return {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}
+
+
+async def test_an_image_over_5_mb_of_base64_is_refused(
+    fake_api: FakeAnthropic, claude: anthropic.AsyncAnthropic
+) -> None:
+    """Like the API, an image whose base64 data is over 5 MB is a 400 naming where it is; exactly 5 MB is taken."""
+    big = "A" * (MAX_IMAGE_BASE64 + 4)
+    messages: list[MessageParam] = [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": [{"type": "text", "text": "see"}, image_block(big)]},
+    ]
+    with pytest.raises(anthropic.BadRequestError) as info:
+        await claude.messages.create(model=MODEL, max_tokens=5, messages=messages)
+    assert info.value.body == {
+        "type": "error",
+        "error": {
+            "type": "invalid_request_error",
+            "message": f"messages.2.content.1.image.source.base64: image exceeds 5 MB maximum: "
+            f"{MAX_IMAGE_BASE64 + 4} bytes > 5242880 bytes",
+        },
+        "request_id": info.value.request_id,
+    }
+    messages[2] = {"role": "user", "content": [image_block("A" * MAX_IMAGE_BASE64)]}
+    assert (await claude.messages.create(model=MODEL, max_tokens=5, messages=messages)).content
+
+
+async def test_more_than_100_images_are_refused(fake_api: FakeAnthropic, claude: anthropic.AsyncAnthropic) -> None:
+    """Like the API, a request with more than 100 images is a 400 "Too much media"; 100 are taken."""
+    pixel = base64.b64encode(b"png").decode()
+    blocks = [image_block(pixel) for _ in range(MAX_IMAGES + 1)]
+    with pytest.raises(anthropic.BadRequestError, match=r"Too much media: 0 document pages \+ 101 images > 100"):
+        await claude.messages.create(model=MODEL, max_tokens=5, messages=[{"role": "user", "content": blocks}])
+    message = await claude.messages.create(
+        model=MODEL,
+        max_tokens=5,
+        messages=[{"role": "user", "content": blocks[:MAX_IMAGES]}],
+    )
+    assert message.content
+
+
+async def test_a_request_over_32_mb_is_refused_with_413(
+    fake_api: FakeAnthropic, claude: anthropic.AsyncAnthropic
+) -> None:
+    """Like the API (Cloudflare before it), a body over 32 MB gets 413 request_too_large, for count_tokens too."""
+    text = "x" * MAX_REQUEST_BYTES
+    with pytest.raises(anthropic.APIStatusError) as info:
+        await claude.messages.create(model=MODEL, max_tokens=5, messages=user_msg(text))
+    assert info.value.status_code == 413
+    assert info.value.body == {
+        "type": "error",
+        "error": {"type": "request_too_large", "message": "Request exceeds the maximum allowed number of bytes."},
+    }
+    with pytest.raises(anthropic.APIStatusError) as counted:
+        await claude.messages.count_tokens(model=MODEL, messages=user_msg(text))
+    assert counted.value.status_code == 413
+    assert fake_api.requests == [] and fake_api.count_requests == []  # the API never saw them
+    assert all(size > MAX_REQUEST_BYTES for size in fake_api.request_sizes)
+    under = "x" * (MAX_REQUEST_BYTES - 1000)
+    assert (await claude.messages.create(model=MODEL, max_tokens=5, messages=user_msg(under))).content
 
 
 # ---------------------------------------------------------------------------------------------- payloads
