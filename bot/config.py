@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     anthropic_base_url: str | None = Field(default=None, description="Base URL of the Anthropic API.")
     anthropic_model: str = Field(default=DEFAULT_MODEL, min_length=1, description="Claude model id for answers.")
     redis_url: str | None = Field(default=None, description="Redis URL; unset starts an embedded Redis.")
+    redis_tls_verify: bool = Field(
+        default=True, description="Verify a rediss:// server's certificate; false for self-signed ones (Heroku Redis)."
+    )
     port: int = Field(default=3000, ge=1, le=65535, description="HTTP port for Slack requests and /healthz.")
     dyno: str = Field(default_factory=socket.gethostname, min_length=1, description="This process's stable name.")
     system_prompt: str = Field(default=DEFAULT_SYSTEM_PROMPT, min_length=1, description="System prompt override.")
