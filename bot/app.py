@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from aiohttp import ClientSession
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -26,6 +27,7 @@ from bot.compaction import Compactor
 from bot.config import Settings, split_names
 from bot.context import Budget, TokenEstimator
 from bot.embedded_redis import EmbeddedRedis
+from bot.errors import RedisUnavailable
 from bot.executor import ContextSettings, ExecutorSettings, TaskExecutor
 from bot.faults import CrashPoints
 from bot.intake import Intake
@@ -38,7 +40,7 @@ from handlers.commands import register_command_listeners
 from handlers.events import register_event_listeners
 from handlers.slack_gateway import WebApiGateway
 from handlers.web import WebFront
-from store.connection import connect, warm_up
+from store.connection import certificate_rejected, connect, warm_up
 from store.journal import TaskJournal
 from store.keys import DAY
 from store.presence import choose_consumer_name, client_name
@@ -161,12 +163,19 @@ async def redis_for(settings: Settings) -> AsyncIterator[tuple[Redis, str]]:
     if url is None:
         embedded = EmbeddedRedis(settings.data_dir)
         url = await asyncio.to_thread(embedded.start)
-    probe = connect(url, max_connections=1)
+    tls_verify = settings.redis_tls_verify
+    probe = connect(url, max_connections=1, tls_verify=tls_verify)
     try:
         consumer = await choose_consumer_name(probe, settings.dyno)
+    except RedisConnectionError as exc:
+        if certificate_rejected(exc):
+            hint = "A Redis with a self-signed certificate, like Heroku Redis, needs REDIS_TLS_VERIFY=false."
+            raise RedisUnavailable(f"cannot connect to Redis: {exc} {hint}") from None
+        raise
     finally:
         await probe.aclose()
-    redis = connect(url, max_connections=settings.redis_max_connections, client_name=client_name(consumer))
+    name = client_name(consumer)
+    redis = connect(url, max_connections=settings.redis_max_connections, client_name=name, tls_verify=tls_verify)
     try:
         yield redis, consumer
     finally:

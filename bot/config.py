@@ -15,6 +15,7 @@ from bot.errors import ConfigError
 from bot.faults import CRASH_POINTS
 from bot.tools import SERVER_TOOLS
 
+LEVELS = "^(DEBUG|INFO|WARNING|ERROR)$"
 DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_SUMMARY_MODEL = "claude-haiku-5-5"
 DEFAULT_SYSTEM_PROMPT = (
@@ -39,6 +40,9 @@ class Settings(BaseSettings):
     anthropic_base_url: str | None = Field(default=None, description="Base URL of the Anthropic API.")
     anthropic_model: str = Field(default=DEFAULT_MODEL, min_length=1, description="Claude model id for answers.")
     redis_url: str | None = Field(default=None, description="Redis URL; unset starts an embedded Redis.")
+    redis_tls_verify: bool = Field(
+        default=True, description="Verify a rediss:// server's certificate; false for self-signed ones (Heroku Redis)."
+    )
     port: int = Field(default=3000, ge=1, le=65535, description="HTTP port for Slack requests and /healthz.")
     dyno: str = Field(default_factory=socket.gethostname, min_length=1, description="This process's stable name.")
     system_prompt: str = Field(default=DEFAULT_SYSTEM_PROMPT, min_length=1, description="System prompt override.")
@@ -77,7 +81,12 @@ class Settings(BaseSettings):
     )
     bot_crash_at: str | None = Field(default=None, description="Testing only: SIGKILL the process at this step.")
     data_dir: str = Field(default="data", description="Where the embedded Redis keeps its files.")
-    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Log level.")
+    log_level: str = Field(default="INFO", pattern=LEVELS, description="Level of the bot's own log lines.")
+    log_level_libraries: str | None = Field(
+        default=None,
+        pattern=LEVELS,
+        description="Level of the libraries' loggers (Slack, Anthropic, HTTP, Redis); DEBUG logs whole requests.",
+    )
 
     @model_validator(mode="after")
     def _http_mode_needs_signing_secret(self) -> Settings:
@@ -110,6 +119,13 @@ class Settings(BaseSettings):
         if self.summary_max_tokens * 4 > self.context_token_budget:
             raise ValueError("SUMMARY_MAX_TOKENS must be at most a quarter of CONTEXT_TOKEN_BUDGET")
         return self
+
+    @property
+    def library_log_level(self) -> str:
+        """LOG_LEVEL_LIBRARIES, else LOG_LEVEL but never below INFO: at DEBUG the libraries log whole requests."""
+        if self.log_level_libraries is not None:
+            return self.log_level_libraries
+        return self.log_level if self.log_level != "DEBUG" else "INFO"
 
     @property
     def socket_mode(self) -> bool:

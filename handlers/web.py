@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
-from slack_sdk.signature import SignatureVerifier
 
 from bot.health import healthz_handler
-
-log = logging.getLogger(__name__)
+from handlers.slack_requests import slack_events_handler
 
 if TYPE_CHECKING:
     from bot.app import Bot
@@ -21,29 +17,16 @@ if TYPE_CHECKING:
 def build_web_app(bot: Bot, *, with_events: bool) -> web.Application:
     """The HTTP server: /healthz always, POST /slack/events in HTTP mode."""
 
-    signing_secret = bot.settings.slack_signing_secret
-    verifier = SignatureVerifier(signing_secret.get_secret_value()) if signing_secret else None
-
-    async def slack_events(request: web.Request) -> web.Response:
-        with bot.intake_first.taking_in():
-            try:
-                bolt_request = await to_bolt_request(request)
-            except ValueError:  # a body that is not JSON or form data: Slack never sends one
-                body = await request.text()
-                if verifier is None or not verifier.is_valid_request(body, dict(request.headers)):
-                    return web.Response(status=401, text="invalid signature")
-                log.warning("refused a signed request whose body does not parse (%d bytes)", len(body))
-                return web.Response(status=400, text="malformed body")
-            return await to_aiohttp_response(await bot.bolt.async_dispatch(bolt_request))
-
     def details() -> dict[str, object]:
         mode = "socket" if bot.settings.socket_mode else "http"
         return {"mode": mode, "dyno": bot.settings.dyno, "active_threads": bot.runner.active_threads}
 
     web_app = web.Application()
     web_app.router.add_get("/healthz", healthz_handler(bot.redis, details))
-    if with_events:
-        web_app.router.add_post("/slack/events", slack_events)
+    signing_secret = bot.settings.slack_signing_secret
+    if with_events and signing_secret is not None:
+        handler = slack_events_handler(bot.bolt, signing_secret.get_secret_value(), bot.intake_first)
+        web_app.router.add_post("/slack/events", handler)
     return web_app
 
 

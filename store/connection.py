@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,12 +17,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 log = logging.getLogger(__name__)
 
 
-def connect(url: str, *, max_connections: int = 500, client_name: str | None = None) -> Redis:
-    """A client for `url` that retries dropped connections briefly; no I/O happens until first use."""
+def connect(url: str, *, max_connections: int = 500, client_name: str | None = None, tls_verify: bool = True) -> Redis:
+    """A client for `url` that retries dropped connections briefly; no I/O happens until first use.
+
+    A rediss:// server's certificate and host name are checked against the system's CA bundle unless
+    `tls_verify` is false: Heroku Redis serves TLS with a self-signed certificate that no CA bundle can verify.
+    """
     options: dict[str, Any] = {"client_name": client_name} if client_name else {}
-    if urlsplit(url).scheme == "rediss":
-        # Heroku Redis serves TLS with a self-signed certificate that no CA bundle can verify.
+    if urlsplit(url).scheme == "rediss" and not tls_verify:
         options["ssl_cert_reqs"] = "none"
+        options["ssl_check_hostname"] = False
     # A burst beyond max_connections waits (up to 10 s) for a free connection instead of failing at once.
     pool = BlockingConnectionPool.from_url(
         url,
@@ -36,6 +41,17 @@ def connect(url: str, *, max_connections: int = 500, client_name: str | None = N
         **options,
     )
     return Redis.from_pool(pool)
+
+
+def certificate_rejected(exc: BaseException) -> bool:
+    """Whether a failed connection failed because the server's TLS certificate could not be verified."""
+    # redis-py raises its own ConnectionError from within the handler of the ssl error, which it keeps as context.
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 async def warm_up(redis: Redis, connections: int) -> None:

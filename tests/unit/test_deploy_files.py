@@ -53,6 +53,14 @@ def test_app_json_asks_for_the_required_settings_and_redis() -> None:
     assert any(addon["plan"].startswith("heroku-redis") for addon in app["addons"])
 
 
+def test_app_json_turns_tls_verification_off_for_heroku_redis() -> None:
+    """Heroku Redis's certificates are self-signed, so the Deploy button sets REDIS_TLS_VERIFY=false with it."""
+    app = json.loads((ROOT / "app.json").read_text())
+    assert any(addon["plan"].startswith("heroku-redis") for addon in app["addons"])
+    assert app["env"]["REDIS_TLS_VERIFY"]["value"] == "false"
+    assert Settings.model_fields["redis_tls_verify"].default is True  # verified everywhere else
+
+
 def test_every_setting_is_documented_in_the_readme() -> None:
     """Each Settings field appears, by its environment name, in the README's settings table."""
     readme = (ROOT / "README.md").read_text()

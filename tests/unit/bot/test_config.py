@@ -91,3 +91,19 @@ def test_python_m_bot_rejects_unknown_arguments(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "usage" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "expected"),
+    [("DEBUG", None, "INFO"), ("INFO", None, "INFO"), ("WARNING", None, "WARNING"), ("DEBUG", "DEBUG", "DEBUG")],
+)
+def test_libraries_log_at_info_or_above_unless_asked(
+    monkeypatch: pytest.MonkeyPatch, ours: str, theirs: str | None, expected: str
+) -> None:
+    """LOG_LEVEL=DEBUG leaves the libraries at INFO (their DEBUG lines hold whole requests); only
+    LOG_LEVEL_LIBRARIES lowers them."""
+    for name, value in {**REQUIRED, "LOG_LEVEL": ours}.items():
+        monkeypatch.setenv(name, value)
+    if theirs is not None:
+        monkeypatch.setenv("LOG_LEVEL_LIBRARIES", theirs)
+    assert load_settings().library_log_level == expected
