@@ -41,6 +41,8 @@ Shared by all teams:
   agent:workers               zset    worker name -> when it last said it was alive (every couple of seconds),
                                       for /agent status. TTL WORKERS_TTL, refreshed by every live worker: it
                                       goes when they all have.
+  agent:health                string  written by every /healthz check, to see that Redis takes writes (not only
+                                      that it answers). TTL HEALTH_TTL.
 
 Redis must run with maxmemory-policy noeviction (README): evicting the stream, a flag or an inbox loses queued
 work, and the keys with TTLs above are the ones volatile-* policies would evict first.
@@ -61,6 +63,8 @@ AGENT_TTL = 30 * DAY
 TASK_TTL = DAY
 USER_NAME_TTL = DAY
 WORKERS_TTL = 60
+HEALTH = f"{PREFIX}:health"
+HEALTH_TTL = 60
 # A live worker reads the queue at least every second, so a consumer idle for an hour has no process behind it.
 CONSUMER_IDLE_LIMIT_MS = 3600 * 1000
 

@@ -1,16 +1,19 @@
-"""The task queue's faults through the running bot: a lost stream, garbage entries."""
+"""The task queue's faults through the running bot: a lost stream, garbage entries, a Redis that refuses writes."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+import aiohttp
 import pytest
 from redis.asyncio import Redis
 
 from store import keys
 from tests.fakes import FakeAnthropic, FakeSlack, user_texts, wait_until
+from tests.integration.conftest import BotFactory
 from tests.integration.harness import BotProcess
+from tests.integration.redis_server import PrivateRedis
 
 pytestmark = pytest.mark.integration
 CHANNEL = "C0GENERAL"
@@ -29,6 +32,12 @@ def final_replies(slack: FakeSlack, thread_ts: str) -> list[str]:
     if any(word in text for text in shown for word in BUSY) or any(text.endswith("✍️") for text in shown):
         return []
     return shown
+
+
+async def health(bot: BotProcess) -> tuple[int, dict[str, object]]:
+    """GET /healthz: status and JSON body."""
+    async with aiohttp.ClientSession() as session, session.get(f"{bot.url}/healthz") as response:
+        return response.status, await response.json()
 
 
 async def test_a_mention_in_a_queued_thread_is_answered_after_the_task_stream_is_deleted(
@@ -80,3 +89,26 @@ async def test_garbage_in_the_task_stream_is_dropped_and_the_bot_keeps_answering
         )
 
     await wait_until(queue_empty, timeout=5)
+
+
+async def test_healthz_answers_503_while_redis_refuses_writes(
+    make_bot: BotFactory, slack: FakeSlack, private_redis: PrivateRedis
+) -> None:
+    """A Redis that would evict keys is warned about at start; out of memory under noeviction, it still answers
+    PING but refuses writes, and /healthz says 503 until it takes writes again."""
+    server = Redis.from_url(private_redis.url, decode_responses=True)
+    try:
+        await server.config_set("maxmemory-policy", "allkeys-lru")
+        bot = make_bot(REDIS_URL=private_redis.url)
+        await bot.start()
+        assert "maxmemory-policy is allkeys-lru" in bot.output()
+        await server.config_set("maxmemory-policy", "noeviction")
+        await server.config_set("maxmemory", "1")
+        status, body = await health(bot)
+        assert (status, body["status"], body["redis"]) == (503, "unavailable", "refuses writes")
+        assert await bot.post_event(mention(slack, "hello")) >= 500  # not acknowledged: Slack delivers it again
+    finally:
+        await server.config_set("maxmemory", "0")
+        await server.aclose()
+    status, body = await health(bot)
+    assert (status, body["redis"]) == (200, "ok")
