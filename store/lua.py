@@ -52,11 +52,13 @@ end
 # thread on the queue unless it is already there (the `queued` flag then holds the entry's id, so that a reset
 # can revoke it). An answer also creates the agent and lists the thread in its channel's index.
 # A flag whose entry is gone (the stream was deleted, evicted or lost in a restart) gets a new entry: otherwise
-# the thread would never run again. The reverse, a flag lost while its entry survives, is not looked for here
-# (finding a thread's entry without its flag means reading the whole stream, on every first mention of a thread):
-# under the noeviction policy the README requires it cannot happen short of a hand-made DEL, since the flag and
-# its entry are written and deleted in the same script, and scripts reach the AOF and replicas whole. Should it
-# happen, the new entry's flag fences the old entry's worker out (see _FENCE).
+# the thread would never run again. The reverse, a flag lost while its entry survives, cannot happen under the
+# noeviction policy the README requires short of a hand-made DEL (the two are written and deleted in the same
+# scripts, and scripts reach the AOF and replicas whole), so a missing flag is taken to mean "no entry" without
+# reading the whole stream on every first mention of a thread. Except when work was already waiting in the inbox:
+# then the thread must have an entry (the flag is only deleted with an empty inbox), so the stream is searched for
+# it - an O(threads with work) read, in a case that should never happen. Should a second entry arise anyway (the
+# flag lost while the inbox was empty but the entry not yet released), the flag fences the other out (_FENCE).
 # KEYS: task, inbox, queued flag, queue, state, channel index.
 # ARGV: thread, task id, kind, task ttl, agent ttl, now, fields JSON, thread ts.
 SUBMIT = """
@@ -74,9 +76,16 @@ if ARGV[3] == 'answer' then
   redis.call('EXPIRE', KEYS[6], ARGV[5])
 end
 local entry = redis.call('GET', KEYS[3])
-if not (entry and #redis.pcall('XRANGE', KEYS[4], entry, entry) > 0) then
-  redis.call('SET', KEYS[3], redis.call('XADD', KEYS[4], '*', 'thread', ARGV[1]))
+if entry and #redis.pcall('XRANGE', KEYS[4], entry, entry) > 0 then return 1 end
+if (not entry or entry == '1') and redis.call('LLEN', KEYS[2]) > 1 then  -- lost, or written by an older release
+  for _, item in ipairs(redis.call('XRANGE', KEYS[4], '-', '+')) do
+    if item[2][1] == 'thread' and item[2][2] == ARGV[1] then
+      redis.call('SET', KEYS[3], item[1])
+      return 1
+    end
+  end
 end
+redis.call('SET', KEYS[3], redis.call('XADD', KEYS[4], '*', 'thread', ARGV[1]))
 return 1
 """
 

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from store import keys
 from store.errors import LeaseLost
 from store.journal import TaskJournal
+from store.models import TaskStatus
 from store.tasks import TaskQueue
 from tests.fakes import wait_until
 from tests.unit.store.conftest import OTHER, THREAD, lease_on, make_task
@@ -44,22 +45,36 @@ async def test_recreating_the_group_requeues_threads_whose_flag_outlived_their_e
     assert await redis.xlen(keys.QUEUE) == 1
 
 
+async def test_a_submit_finds_the_entry_of_a_thread_whose_flag_was_lost_while_work_waited(
+    queue: TaskQueue, redis: Redis
+) -> None:
+    """Work waiting in the inbox means the thread has an entry: a lost flag is set to it again, not to a second."""
+    await queue.submit(make_task("Ev1"))
+    [entry] = await redis.xrange(keys.QUEUE)
+    await redis.delete(keys.queued(THREAD))
+    await queue.submit(make_task("Ev2"))
+    assert await redis.xlen(keys.QUEUE) == 1 and await redis.get(keys.queued(THREAD)) == entry[0]
+
+
 async def test_of_two_entries_for_one_thread_only_the_flags_is_worked(
     queue: TaskQueue, journal: TaskJournal, redis: Redis
 ) -> None:
-    """A flag lost while its entry is held: the new mention's entry wins, the old one's worker is fenced out and
-    its entry dropped, so two workers never run one thread."""
+    """A flag lost after the inbox emptied but before the entry was released: the next mention's entry wins, and
+    the old one's worker is fenced out and its entry dropped, so two workers never run one thread."""
     await queue.submit(make_task("Ev1"))
     old = await lease_on(queue, consumer="web.1")
+    done = await queue.head(THREAD)
+    assert done is not None
+    await journal.finish(old, done, TaskStatus.DONE)
     await redis.delete(keys.queued(THREAD))
     await queue.submit(make_task("Ev2"))
     new = await lease_on(queue, consumer="web.2")
     task = await queue.head(THREAD)
-    assert task is not None
+    assert task is not None and task.task_id == "Ev2"
     with pytest.raises(LeaseLost):
         await journal.start(old, task)
-    [only] = await queue.claim_stale("web.3", min_idle_ms=0)
-    assert only.entry_id == new.entry_id
+    assert await redis.xlen(keys.QUEUE) == 1
+    assert await journal.start(new, task) == 1
 
 
 async def test_the_worker_of_an_entry_whose_flag_was_lost_restores_it(
