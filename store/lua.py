@@ -31,9 +31,10 @@ def _entry_exists(var: str) -> str:
 
 
 # The flag is the thread's single source of truth about which entry owns it. If it names another entry that still
-# exists (the flag was lost and a submit made a second entry), the caller's entry is a duplicate: it is dropped
-# and the caller fenced, so two workers never run one thread. If the flag is missing or names nothing (lost, or
-# written by an older release as "1"), the caller's entry is the thread's only one, and the flag is restored.
+# exists (the flag was lost before its entry was released, and a submit made a second entry), the caller's entry
+# is a duplicate: it is dropped and the caller fenced, so two workers never run one thread. If the flag is missing
+# or names nothing (lost, or written by an older release as "1"), the caller's entry is the thread's only one, and
+# the flag is restored.
 _FENCE = f"""
 local pending = redis.call('XPENDING', KEYS[1], '{keys.WORKER_GROUP}', ARGV[1], ARGV[1], 1)
 if pending[1] == nil or pending[1][2] ~= ARGV[2] then return {FENCED} end
