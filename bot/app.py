@@ -41,6 +41,7 @@ from handlers.events import register_event_listeners
 from handlers.slack_gateway import WebApiGateway
 from handlers.web import WebFront
 from store.connection import certificate_rejected, connect, warm_up
+from store.health import warn_if_evicting
 from store.journal import TaskJournal
 from store.keys import DAY
 from store.presence import choose_consumer_name, client_name
@@ -199,6 +200,7 @@ async def serve(settings: Settings, mode: Mode = "web") -> None:
     async with redis_for(settings) as (redis, consumer), ClientSession() as slack_session:
         bot = build_bot(settings, redis, consumer, slack_session)
         await bot.runner.prepare()
+        await warn_if_evicting(redis)
         work = bot.runner.run(stopping) if runs_tasks else stopping.wait()
         # The runner starts first: a restarted dyno's unfinished tasks resume while intake gets ready.
         runner_task: asyncio.Task[Any] = asyncio.create_task(work, name="task-runner")

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 # How often a worker looks for threads whose worker died (a cheap XAUTOCLAIM).
 STALE_CHECK_SECONDS = 2.0
+# How often a worker removes consumers that have been idle, holding nothing, for an hour (one cheap script).
+PRUNE_CONSUMERS_SECONDS = 300.0
 
 
 MAX_BACKOFF_SECONDS = 8.0
@@ -71,7 +73,14 @@ class TaskRunner:
 
     async def prepare(self) -> None:
         """Make the queue ready (group and scripts) before Slack's events may arrive."""
-        await self._queue.ensure_group()
+        await self._make_queue()
+
+    async def _make_queue(self) -> None:
+        """Create the queue's group if needed; if it had to be, give threads whose entry was lost a new one."""
+        if await self._queue.ensure_group():
+            requeued = await self._queue.requeue_orphans()
+            if requeued:
+                log.warning("queued %d thread(s) again whose queue entry Redis had lost", requeued)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Claim and run work until `stopping` is set, then let running tasks finish within the grace period.
@@ -104,11 +113,12 @@ class TaskRunner:
         try:
             self._start(await self._queue.claim_new(self._settings.consumer, free, self._settings.block_ms))
         except RedisError as exc:
-            if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
-                # Redis lost the queue (restarted without persistence, or flushed): make it again. Work
-                # submitted since has its inbox and queue entry, which intake writes as usual.
+            if isinstance(exc, ResponseError) and any(code in str(exc) for code in ("NOGROUP", "UNBLOCKED")):
+                # Redis lost the queue (deleted, evicted, or restarted without persistence; a blocked read learns
+                # it as UNBLOCKED): make it again. Work submitted since has its inbox and queue entry, which intake
+                # writes as usual; threads whose flag survived the loss get a new entry.
                 log.warning("the task queue is gone from Redis; creating it again")
-                await self._queue.ensure_group()
+                await self._make_queue()
                 return
             self._read_failures += 1
             log.warning("cannot read the task queue (%s); retrying", exc)
@@ -167,8 +177,8 @@ class TaskRunner:
         """
         renew_every = self._settings.lease_seconds / 3
         look_every = min(STALE_CHECK_SECONDS, renew_every)
-        lease_ms = int(self._settings.lease_seconds * 1000)
         last_renewal = time.monotonic()
+        last_prune = last_renewal - PRUNE_CONSUMERS_SECONDS  # prune soon after start too: that is when names pile up
         while True:
             await asyncio.sleep(look_every)
             try:
@@ -176,13 +186,29 @@ class TaskRunner:
                     last_renewal = time.monotonic()
                     await self._renew()
                 if not stopping.is_set():
-                    await self._queue.mark_alive(self._settings.consumer)
-                    taken = await self._queue.claim_stale(self._settings.consumer, lease_ms)
-                    if taken:
-                        log.warning("took over %d thread(s) whose worker stopped renewing its lease", len(taken))
-                    self._start(taken)
+                    await self._take_over_stale()
+                if time.monotonic() - last_prune >= PRUNE_CONSUMERS_SECONDS:
+                    last_prune = time.monotonic()
+                    await self._prune_consumers()
             except RedisError as exc:
                 log.warning("cannot renew or check leases (%s)", exc)
+            # Whatever else goes wrong, the keeper goes on: without it this worker's leases would lapse and its
+            # threads pass to others while it still works on them.
+            except Exception:
+                log.exception("the lease keeper failed; it goes on after a pause")
+                await asyncio.sleep(self._settings.retry_delay)
+
+    async def _take_over_stale(self) -> None:
+        await self._queue.mark_alive(self._settings.consumer)
+        taken = await self._queue.claim_stale(self._settings.consumer, int(self._settings.lease_seconds * 1000))
+        if taken:
+            log.warning("took over %d thread(s) whose worker stopped renewing its lease", len(taken))
+        self._start(taken)
+
+    async def _prune_consumers(self) -> None:
+        removed = await self._queue.prune_consumers()
+        if removed:
+            log.info("removed %d consumer name(s) idle for an hour with nothing pending", len(removed))
 
     async def _renew(self) -> None:
         lost = await self._queue.heartbeat(self._settings.consumer, list(self._active))

@@ -148,4 +148,6 @@ class TaskJournal:
 
     @staticmethod
     async def _fenced(script: Any, lease: ThreadLease, keys_: list[str], args: list[Any]) -> int:
-        return lua.unless_fenced(await script(keys=keys_, args=[lease.entry_id, lease.consumer, *args]), lease.entry_id)
+        # The fence also checks the thread's queued flag, which every fenced script takes as its last key.
+        result = await script(keys=[*keys_, keys.queued(lease.thread)], args=[lease.entry_id, lease.consumer, *args])
+        return lua.unless_fenced(result, lease.entry_id)

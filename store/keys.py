@@ -10,9 +10,14 @@ Per team (T = team id, C = channel id, TS = thread ts, "" for a DM's top level):
                                       TTL AGENT_TTL, refreshed on every push: an inbox older than that has no worker
                                       left to care.
   agent:T:thread:C:TS:queued  string  the id of the thread's entry in the queue stream, while it has one. No TTL:
-                                      it must live exactly as long as that entry, or a second entry would let two
-                                      workers run one thread at once; the worker that drains the inbox deletes both
-                                      together, and a reset replaces both together.
+                                      it lives as long as that entry (the worker that drains the inbox deletes both
+                                      together, a reset replaces both together), and a TTL would make it evictable
+                                      under volatile-* policies. Should the two disagree anyway (the stream deleted
+                                      or evicted, a flag deleted by hand), they heal: a submit checks that the entry
+                                      the flag names still exists and adds a new one if not; recreating the consumer
+                                      group gives every surviving flag with work a new entry; and every fenced write
+                                      checks that the flag names the writer's entry, so of two entries for one
+                                      thread only the flag's is worked (the other is dropped) - see store/lua.py.
   agent:T:channel:C:threads   zset    thread ts -> time of the agent's last finished task (or of its first
                                       mention while none has finished), for /agent status and channel resets.
                                       TTL AGENT_TTL, refreshed on activity; members whose state expired are
@@ -31,10 +36,16 @@ Shared by all teams:
 
   agent:queue                 stream  one entry per thread with work; consumer group "workers". No TTL: entries
                                       are deleted (XACK + XDEL) when their thread's inbox is drained, so its length
-                                      is the number of threads with work.
+                                      is the number of threads with work. Consumers of the group idle for
+                                      CONSUMER_IDLE_LIMIT_MS (an hour) with nothing pending are removed.
   agent:workers               zset    worker name -> when it last said it was alive (every couple of seconds),
                                       for /agent status. TTL WORKERS_TTL, refreshed by every live worker: it
                                       goes when they all have.
+  agent:health                string  written by every /healthz check, to see that Redis takes writes (not only
+                                      that it answers). TTL HEALTH_TTL.
+
+Redis must run with maxmemory-policy noeviction (README): evicting the stream, a flag or an inbox loses queued
+work, and the keys with TTLs above are the ones volatile-* policies would evict first.
 """
 
 from __future__ import annotations
@@ -52,6 +63,10 @@ AGENT_TTL = 30 * DAY
 TASK_TTL = DAY
 USER_NAME_TTL = DAY
 WORKERS_TTL = 60
+HEALTH = f"{PREFIX}:health"
+HEALTH_TTL = 60
+# A live worker reads the queue at least every second, so a consumer idle for an hour has no process behind it.
+CONSUMER_IDLE_LIMIT_MS = 3600 * 1000
 
 
 def _thread(ref: ThreadRef, part: str) -> str:
@@ -76,6 +91,20 @@ def inbox(ref: ThreadRef) -> str:
 def queued(ref: ThreadRef) -> str:
     """The flag saying the thread has a queue entry."""
     return _thread(ref, "queued")
+
+
+QUEUED_PATTERN = f"{PREFIX}:*:thread:*:queued"  # SCAN MATCH for every thread's flag
+
+
+def thread_of_queued(key: str) -> ThreadRef | None:
+    """The thread whose queued flag `key` is; None for a key that only looks like one."""
+    parts = key.split(":")
+    if len(parts) != 6 or parts[0] != PREFIX or parts[2] != "thread" or parts[5] != "queued":
+        return None
+    try:
+        return ThreadRef(parts[1], parts[3], parts[4])
+    except ValueError:
+        return None
 
 
 def channel_threads(team_id: str, channel_id: str) -> str:

@@ -1,9 +1,11 @@
 """The Lua scripts behind the queue and the journal. Each runs atomically in Redis: one round trip, no races.
 
 Scripts that change a running task are *fenced*: they first check, in the same atomic step, that the caller
-still holds the queue entry of the task's thread (it is that consumer's in the group's pending list). A worker
-that stalled past its lease and was replaced therefore cannot write anything: the script returns FENCED.
-Fenced scripts take KEYS[1] = the queue stream, ARGV[1] = the entry id, ARGV[2] = the consumer name.
+still holds the queue entry of the task's thread (it is that consumer's in the group's pending list) and that the
+thread's `queued` flag names that entry. A worker that stalled past its lease and was replaced, or that holds a
+second entry for a thread whose flag names another, therefore cannot write anything: the script returns FENCED.
+Fenced scripts take KEYS[1] = the queue stream, the thread's queued flag as their *last* key, ARGV[1] = the entry
+id, ARGV[2] = the consumer name.
 """
 
 from __future__ import annotations
@@ -22,14 +24,42 @@ def unless_fenced(result: object, entry_id: str) -> int:
     return value
 
 
+# Whether the stream holds the entry id in `var` (an id that is not one, like a flag written by hand, is not held:
+# pcall turns XRANGE's error into a table of length 0).
+def _entry_exists(var: str) -> str:
+    return f"#redis.pcall('XRANGE', KEYS[1], {var}, {var}) > 0"
+
+
+# The flag is the thread's single source of truth about which entry owns it. If it names another entry that still
+# exists (the flag was lost before its entry was released, and a submit made a second entry), the caller's entry
+# is a duplicate: it is dropped and the caller fenced, so two workers never run one thread. If the flag is missing
+# or names nothing (lost, or written by an older release as "1"), the caller's entry is the thread's only one, and
+# the flag is restored.
 _FENCE = f"""
 local pending = redis.call('XPENDING', KEYS[1], '{keys.WORKER_GROUP}', ARGV[1], ARGV[1], 1)
 if pending[1] == nil or pending[1][2] ~= ARGV[2] then return {FENCED} end
+local flag = redis.call('GET', KEYS[#KEYS])
+if flag ~= ARGV[1] then
+  if flag and {_entry_exists("flag")} then
+    redis.call('XACK', KEYS[1], '{keys.WORKER_GROUP}', ARGV[1])
+    redis.call('XDEL', KEYS[1], ARGV[1])
+    return {FENCED}
+  end
+  redis.call('SET', KEYS[#KEYS], ARGV[1])
+end
 """
 
 # Dedupe on the task id (the Slack event_id), record the task, append it to the thread's inbox, and put the
 # thread on the queue unless it is already there (the `queued` flag then holds the entry's id, so that a reset
 # can revoke it). An answer also creates the agent and lists the thread in its channel's index.
+# A flag whose entry is gone (the stream was deleted, evicted or lost in a restart) gets a new entry: otherwise
+# the thread would never run again. The reverse, a flag lost while its entry survives, cannot happen under the
+# noeviction policy the README requires short of a hand-made DEL (the two are written and deleted in the same
+# scripts, and scripts reach the AOF and replicas whole), so a missing flag is taken to mean "no entry" without
+# reading the whole stream on every first mention of a thread. Except when work was already waiting in the inbox:
+# then the thread must have an entry (the flag is only deleted with an empty inbox), so the stream is searched for
+# it - an O(threads with work) read, in a case that should never happen. Should a second entry arise anyway (the
+# flag lost while the inbox was empty but the entry not yet released), the flag fences the other out (_FENCE).
 # KEYS: task, inbox, queued flag, queue, state, channel index.
 # ARGV: thread, task id, kind, task ttl, agent ttl, now, fields JSON, thread ts.
 SUBMIT = """
@@ -46,9 +76,17 @@ if ARGV[3] == 'answer' then
   redis.call('ZADD', KEYS[6], 'NX', ARGV[6], ARGV[8])
   redis.call('EXPIRE', KEYS[6], ARGV[5])
 end
-if redis.call('SET', KEYS[3], '1', 'NX') then
-  redis.call('SET', KEYS[3], redis.call('XADD', KEYS[4], '*', 'thread', ARGV[1]))
+local entry = redis.call('GET', KEYS[3])
+if entry and #redis.pcall('XRANGE', KEYS[4], entry, entry) > 0 then return 1 end
+if (not entry or entry == '1') and redis.call('LLEN', KEYS[2]) > 1 then  -- lost, or written by an older release
+  for _, item in ipairs(redis.call('XRANGE', KEYS[4], '-', '+')) do
+    if item[2][1] == 'thread' and item[2][2] == ARGV[1] then
+      redis.call('SET', KEYS[3], item[1])
+      return 1
+    end
+  end
 end
+redis.call('SET', KEYS[3], redis.call('XADD', KEYS[4], '*', 'thread', ARGV[1]))
 return 1
 """
 
@@ -236,4 +274,37 @@ end
 return lost
 """
 
-ALL = (SUBMIT, RESET, START, HOLDS, SET_FIELDS, RECORD_STEP, FINISH, RELEASE, HEARTBEAT)
+# Give a thread whose flag outlived its entry (the stream was lost) a new entry if it still has work, or drop the
+# flag if it has none. Run for every flag after the consumer group had to be created; harmless to run twice.
+# KEYS: queue, queued flag, inbox. ARGV: thread. Returns 1 (requeued), -1 (flag dropped) or 0 (nothing to do).
+REQUEUE = f"""
+local entry = redis.call('GET', KEYS[2])
+if not entry or {_entry_exists("entry")} then return 0 end
+if redis.call('LLEN', KEYS[3]) == 0 then
+  redis.call('DEL', KEYS[2])
+  return -1
+end
+redis.call('SET', KEYS[2], redis.call('XADD', KEYS[1], '*', 'thread', ARGV[1]))
+return 1
+"""
+
+# Remove consumers idle for longer than ARGV[1] ms that hold nothing. Checked and removed in one atomic step: a
+# consumer removed with entries pending would lose them (XGROUP DELCONSUMER drops its pending list), leaving their
+# threads in the stream with nobody to deliver them to. Returns the names removed.
+# KEYS: queue. ARGV: min idle ms.
+PRUNE_CONSUMERS = f"""
+local consumers = redis.pcall('XINFO', 'CONSUMERS', KEYS[1], '{keys.WORKER_GROUP}')
+if consumers.err then return {{}} end
+local removed = {{}}
+for _, flat in ipairs(consumers) do
+  local c = {{}}
+  for i = 1, #flat, 2 do c[flat[i]] = flat[i + 1] end
+  if tonumber(c.pending) == 0 and tonumber(c.idle) > tonumber(ARGV[1]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], '{keys.WORKER_GROUP}', c.name)
+    table.insert(removed, c.name)
+  end
+end
+return removed
+"""
+
+ALL = (SUBMIT, RESET, START, HOLDS, SET_FIELDS, RECORD_STEP, FINISH, RELEASE, HEARTBEAT, REQUEUE, PRUNE_CONSUMERS)

@@ -9,6 +9,7 @@ group's pending list, where its restarted self (same name) or another consumer (
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -21,6 +22,8 @@ from store import decode, keys, lua
 from store.coalesce import CoalescedScript
 from store.errors import CorruptRecord
 from store.models import Task, TaskStatus, ThreadRef
+
+log = logging.getLogger(__name__)
 
 
 class SubmitResult(Enum):
@@ -79,11 +82,15 @@ class TaskQueue:
         self._reset = redis.register_script(lua.RESET)
         self._release = redis.register_script(lua.RELEASE)
         self._heartbeat = redis.register_script(lua.HEARTBEAT)
+        self._requeue = redis.register_script(lua.REQUEUE)
+        self._prune_consumers = redis.register_script(lua.PRUNE_CONSUMERS)
 
-    async def ensure_group(self) -> None:
+    async def ensure_group(self) -> bool:
         """Create the stream and its consumer group if they do not exist yet, and load the Lua scripts.
 
         Loaded up front, the first burst of events runs EVALSHA at once instead of each meeting NOSCRIPT.
+        True if the group had to be created: on the first start, or because Redis lost the queue (then call
+        requeue_orphans()).
         """
         for source in lua.ALL:
             await self._redis.script_load(source)
@@ -93,6 +100,29 @@ class TaskQueue:
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+            return False
+        return True
+
+    async def requeue_orphans(self) -> int:
+        """Give every thread whose queued flag outlived its queue entry a new entry; returns how many got one.
+
+        Without it such a thread would wait for its next mention (whose submit heals it). It SCANs the whole
+        keyspace, which is why it runs only when the consumer group had to be created. Several workers doing it
+        at once is harmless: each thread is checked and requeued in one atomic step.
+        """
+        requeued = 0
+        async for raw_key in self._redis.scan_iter(match=keys.QUEUED_PATTERN, count=1000):
+            key = decode.text(raw_key)
+            ref = keys.thread_of_queued(key)
+            if ref is not None:
+                result = await self._requeue(keys=[keys.QUEUE, key, keys.inbox(ref)], args=[ref.encode()])
+                requeued += int(result) == 1
+        return requeued
+
+    async def prune_consumers(self, min_idle_ms: int = keys.CONSUMER_IDLE_LIMIT_MS) -> list[str]:
+        """Remove consumers idle for over min_idle_ms that hold nothing (never one with entries pending)."""
+        removed = await self._prune_consumers(keys=[keys.QUEUE], args=[min_idle_ms])
+        return [decode.text(name) for name in removed]
 
     async def submit(self, task: Task) -> SubmitResult:
         """Record a task durably and queue its thread, in one round trip."""
@@ -171,12 +201,12 @@ class TaskQueue:
         reply = await self._redis.xreadgroup(
             keys.WORKER_GROUP, consumer, {keys.QUEUE: ">"}, count=count, block=block_ms
         )
-        return self._leases(reply, consumer)
+        return await self._leases(reply, consumer)
 
     async def claim_own_pending(self, consumer: str) -> list[ThreadLease]:
         """The entries this consumer name held when its previous process stopped, with their leases renewed."""
         reply = await self._redis.xreadgroup(keys.WORKER_GROUP, consumer, {keys.QUEUE: "0"}, count=10_000)
-        leases = self._leases(reply, consumer)
+        leases = await self._leases(reply, consumer)
         # Renew at once: the entries sat idle while the process was down, so another worker could take them.
         lost = set(await self.heartbeat(consumer, [lease.entry_id for lease in leases]))
         return [lease for lease in leases if lease.entry_id not in lost]
@@ -186,7 +216,7 @@ class TaskQueue:
         reply = await self._redis.xautoclaim(
             keys.QUEUE, keys.WORKER_GROUP, consumer, min_idle_time=min_idle_ms, start_id="0-0", count=count
         )
-        return self._parse_messages(reply[1], consumer)
+        return await self._parse_messages(reply[1], consumer)
 
     async def heartbeat(self, consumer: str, entry_ids: list[str]) -> list[str]:
         """Renew the lease on the given entries; returns the ids this consumer no longer owns."""
@@ -222,17 +252,31 @@ class TaskQueue:
         )
         return bool(lua.unless_fenced(result, lease.entry_id))
 
-    def _leases(self, reply: Any, consumer: str) -> list[ThreadLease]:
+    async def _leases(self, reply: Any, consumer: str) -> list[ThreadLease]:
         leases: list[ThreadLease] = []
         for _stream, messages in reply or []:
-            leases += self._parse_messages(messages, consumer)
+            leases += await self._parse_messages(messages, consumer)
         return leases
 
-    @staticmethod
-    def _parse_messages(messages: list[Any], consumer: str) -> list[ThreadLease]:
+    async def _parse_messages(self, messages: list[Any], consumer: str) -> list[ThreadLease]:
+        """Leases on the entries that name a thread; the others are acknowledged and deleted, or they would come
+        back to some worker after every lease (and crash it, if it did not skip them) for ever."""
         leases: list[ThreadLease] = []
-        for entry_id, fields in messages:
-            # XREADGROUP on "0" lists entries deleted since delivery with empty fields: nothing to do for them.
-            if fields and "thread" in fields:
-                leases.append(ThreadLease(decode.text(entry_id), ThreadRef.decode(fields["thread"]), consumer))
+        dropped: list[str] = []
+        for raw_id, fields in messages:
+            entry_id = decode.text(raw_id)
+            if not fields:  # deleted since delivery (XREADGROUP on "0" lists those with no fields)
+                dropped.append(entry_id)
+                continue
+            try:
+                leases.append(ThreadLease(entry_id, ThreadRef.decode(decode.text(fields["thread"])), consumer))
+            except (KeyError, CorruptRecord, ValueError):
+                names = ", ".join(sorted(decode.text(name) for name in fields))[:200]
+                log.warning("dropped queue entry %s: it does not name a thread (its fields: %s)", entry_id, names)
+                dropped.append(entry_id)
+        if dropped:
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.xack(keys.QUEUE, keys.WORKER_GROUP, *dropped)
+            pipe.xdel(keys.QUEUE, *dropped)
+            await pipe.execute()
         return leases
