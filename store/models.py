@@ -37,7 +37,7 @@ class ThreadRef:
         """Inverse of encode()."""
         parts = value.split(":")
         if len(parts) != 3:
-            raise CorruptRecord(f"not a thread reference: {value!r}")
+            raise CorruptRecord(f"not a thread reference: {value[:80]!r}")  # bounded: it comes from Redis as is
         return cls(*parts)
 
 
@@ -65,7 +65,8 @@ class Turn:
                 raise ValueError(role)
             return cls(role, str(data["text"]), data.get("user_id"), data.get("user_name"), data.get("ts"))
         except (ValueError, KeyError, TypeError) as exc:
-            raise CorruptRecord(f"malformed turn: {raw[:80]!r}") from exc
+            # What people wrote stays out of errors (they reach the log): say only how long the record was.
+            raise CorruptRecord(f"malformed turn ({len(raw)} characters)") from exc
 
 
 class TaskKind(StrEnum):
