@@ -30,6 +30,11 @@ ERROR_STATUS = {
     "api_error": 500,
     "overloaded_error": 529,
 }
+# Every current model reads at most this many tokens of input plus max_tokens of output in one request; the API
+# refuses a longer prompt with a 400 before any generation. Images count about this much each (the API sizes them
+# by pixels, at most ~1,600 tokens for an image it does not scale down).
+CONTEXT_WINDOW = 200_000
+IMAGE_TOKENS = 1_600
 
 
 def _new_id(prefix: str) -> str:
@@ -88,6 +93,32 @@ def user_texts(request: Body) -> list[str]:
 def estimate_tokens(request: Body) -> int:
     """Rough input token count: total characters of system + messages divided by 4 (at least 1)."""
     return max(1, sum(len(t) for t in user_texts(request)) // 4)
+
+
+def prompt_tokens(request: Body) -> int:
+    """Estimated input tokens as the API counts them against the context window: text (characters / 4),
+    tool definitions, and a fixed cost per image (base64 data is not text the model reads)."""
+    tools = len(json.dumps(request.get("tools", []))) // 4 if request.get("tools") else 0
+    images = 0
+    for message in request.get("messages", []):
+        content = message.get("content")
+        for block in content if isinstance(content, list) else []:
+            images += isinstance(block, dict) and block.get("type") == "image"
+    return estimate_tokens(request) + tools + images * IMAGE_TOKENS
+
+
+def context_window_error(request: Body, window: int = CONTEXT_WINDOW) -> str | None:
+    """The API's invalid_request_error message for a request that does not fit the model's window, else None."""
+    tokens = prompt_tokens(request)
+    if tokens > window:
+        return f"prompt is too long: {tokens} tokens > {window} maximum"
+    max_tokens = request.get("max_tokens")
+    if isinstance(max_tokens, int) and tokens + max_tokens > window:
+        return (
+            f"input length and `max_tokens` exceed context limit: {tokens} + {max_tokens} > {window}, "
+            "decrease input length or `max_tokens` and try again"
+        )
+    return None
 
 
 def echo_responder(request: Body) -> Reply:
@@ -150,9 +181,14 @@ def _chunks(text: str, size: int) -> list[str]:
 class FakeAnthropic(LocalServer):
     """Fake Anthropic API: POST /v1/messages (JSON or SSE) and POST /v1/messages/count_tokens."""
 
-    def __init__(self, *, api_key: str | None = None, validate: bool = True) -> None:
+    max_request_bytes = 32 * 1024**2  # the Messages API takes requests of up to 32 MB
+
+    def __init__(
+        self, *, api_key: str | None = None, validate: bool = True, context_window: int = CONTEXT_WINDOW
+    ) -> None:
         self.api_key = api_key  # None accepts any non-empty x-api-key
         self.validate = validate
+        self.context_window = context_window
         self.requests: list[Body] = []
         self.request_headers: list[dict[str, str]] = []
         self.count_requests: list[Body] = []
@@ -293,6 +329,8 @@ class FakeAnthropic(LocalServer):
         # Header names are case-insensitive on the wire; store them lower-cased for easy lookups.
         self.request_headers.append({k.lower(): v for k, v in request.headers.items()})
         problem = validate_request(body) if self.validate else None
+        if problem is None:  # checked even unvalidated: a fake that answers any size hides unbounded requests
+            problem = context_window_error(body, self.context_window)
         if problem is not None:
             return web.json_response(
                 _error_body("invalid_request_error", problem, request_id), status=400, headers=headers
@@ -401,4 +439,13 @@ class FakeAnthropic(LocalServer):
         return response
 
 
-__all__ = ["ERROR_STATUS", "FakeAnthropic", "Reply", "echo_responder", "estimate_tokens", "user_texts"]
+__all__ = [
+    "CONTEXT_WINDOW",
+    "ERROR_STATUS",
+    "FakeAnthropic",
+    "Reply",
+    "echo_responder",
+    "estimate_tokens",
+    "prompt_tokens",
+    "user_texts",
+]

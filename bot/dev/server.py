@@ -13,6 +13,7 @@ class LocalServer:
 
     _runner: web.AppRunner | None = None
     _port: int = 0
+    max_request_bytes = 1024**2  # aiohttp's default; a fake of an API that takes more says so
 
     def add_routes(self, app: web.Application) -> None:
         """Register the fake's handlers."""
@@ -23,7 +24,7 @@ class LocalServer:
 
     async def start(self, port: int = 0) -> None:
         """Start serving on 127.0.0.1 at `port` (0: a free one)."""
-        app = web.Application()
+        app = web.Application(client_max_size=self.max_request_bytes)
         self.add_routes(app)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0)
         await self._runner.setup()
