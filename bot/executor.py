@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -17,7 +17,7 @@ from bot.agent import speaker_label, turns_from_thread
 from bot.agent_loop import AgentLoop, needs_model_call, pending_tool_calls
 from bot.attachments import IMAGE_TOKENS, read_attachments
 from bot.compaction import Compactor
-from bot.context import Budget, Context, TokenEstimator, assemble
+from bot.context import NOTE_MAX_CHARS, Budget, Context, TokenEstimator, assemble, cut_to
 from bot.errors import ModelError, ModelRefused, SlackError
 from bot.faults import CrashPoints
 from bot.live import LiveReply
@@ -47,6 +47,9 @@ GREETING = (
 NEAR_EDGE = 0.1
 # A long answer goes out in parts of at most PART_CHARS (bot/split.py); past this many, it is cut with a note.
 MAX_REPLY_CHARS = 20 * PART_CHARS
+# A thread the bot joins late: its newest messages before the mention become the first turns (each cut like a
+# note). More would not fit the window anyway; read_thread reads further back when the conversation needs it.
+EARLIER_MESSAGES = 100
 
 
 def with_images(context: Context, images: list[dict[str, Any]]) -> Context:
@@ -301,19 +304,23 @@ class TaskExecutor:
         if not ref.thread_ts or ref.thread_ts == task.message_ts:
             return []
         try:
-            messages = await self._slack.thread_messages(ref)
+            tail = await self._slack.recent_messages(ref, limit=EARLIER_MESSAGES, before_ts=task.message_ts)
         except SlackError as exc:
             # Worth answering without them rather than not at all (a missing scope, a deleted parent...).
             log.warning("task %s: cannot read the earlier messages of its thread: %s", task.task_id, exc)
             return []
+        messages = tail.messages
         bot_user_id = await self._slack.bot_user_id()
         names: dict[str, str] = {}
+        asked: set[str] = set()  # once each: a user without a name is not looked up again for every message
         for message in messages:
-            if message.user_id and message.user_id not in names and not message.from_this_bot:
+            if message.user_id and message.user_id not in asked and not message.from_this_bot:
+                asked.add(message.user_id)
                 name = await self._name(ref.team_id, message.user_id)
                 if name:
                     names[message.user_id] = name
-        return turns_from_thread(messages, before_ts=task.message_ts, bot_user_id=bot_user_id, names=names)
+        turns = turns_from_thread(messages, before_ts=task.message_ts, bot_user_id=bot_user_id, names=names)
+        return [replace(turn, text=cut_to(turn.text, NOTE_MAX_CHARS)) for turn in turns]
 
     async def _user_turn(self, task: Task, files_text: str = "") -> Turn:
         name = await self._name(task.thread.team_id, task.user_id)

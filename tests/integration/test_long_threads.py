@@ -1,17 +1,20 @@
-"""Long threads stay under the token budget: a rolling summary, folded from the oldest turns only."""
+"""Long threads stay under the token budget (a rolling summary, folded from the oldest turns in bounded requests)
+and are read from Slack by the pages needed, not whole."""
 
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
+from bot.dev.payloads import format_ts
 from bot.dev.prompt_cache import request_tokens
 from store import keys
 from store.models import ThreadRef
-from tests.fakes import FakeAnthropic, FakeSlack, Reply, user_texts, wait_until
+from tests.fakes import FakeAnthropic, FakeSlack, Reply, slash_command_form, user_texts, wait_until
 from tests.integration.conftest import BotFactory
 from tests.integration.harness import BotProcess
 
@@ -182,3 +185,73 @@ async def test_a_fold_interrupted_by_a_crash_is_not_summarized_twice(
     assert FACT in await redis.hget(keys.state(ref), "summary")
     assert sum(is_summary_request(body) for body in claude.requests) == 1
     assert len(slack.bot_replies(CHANNEL, thread_ts)) == turn
+
+
+def seed_long_thread(slack: FakeSlack, replies: int) -> str:
+    """A thread of `replies` replies, one every 3 seconds until a minute ago, nobody mentioned the bot in."""
+    slack.add_user("U0BOB", "bob")
+    start = int(time.time() * 1_000_000) - (replies + 20) * 3_000_000
+    parent = slack.add_message(CHANNEL, "the thread's first message", user="U0BOB", ts=format_ts(start))
+    for n in range(replies):
+        slack.add_message(
+            CHANNEL, f"reply {n}", user="U0BOB", ts=format_ts(start + (n + 1) * 3_000_000), thread_ts=parent
+        )
+    return parent
+
+
+def tool_results(body: dict[str, Any]) -> list[str]:
+    """The text of every tool_result in a request, in order."""
+    return [
+        str(block["content"])
+        for message in body["messages"]
+        for block in message["content"]
+        if isinstance(block, dict) and block.get("type") == "tool_result"
+    ]
+
+
+def paging_reader(body: dict[str, Any]) -> Reply:
+    """Reads the thread's newest 50 messages, then the 50 before them (as the first result says), then answers."""
+    results = tool_results(body)
+    if len(results) == 2:
+        return Reply([{"type": "text", "text": "read it"}])
+    tool_input: dict[str, Any] = {"limit": 50}
+    if results:  # where the first result says older messages begin (else its oldest line)
+        tool_input["before_ts"] = [*re.findall(r"before_ts=([\d.]+)", results[0]), results[0].split()[0]][0]
+    tool_use = {"type": "tool_use", "id": f"toolu_{len(results)}", "name": "read_thread", "input": tool_input}
+    return Reply([tool_use], stop_reason="tool_use")
+
+
+async def test_a_ten_thousand_reply_thread_is_read_with_a_few_calls(
+    bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    """Joining a 10,000-reply thread and paging back through it with read_thread read exactly the pages asked for,
+    in a few conversations.replies calls (reading it whole took 50 a read)."""
+    parent = seed_long_thread(slack, 10_000)
+    claude.set_default(paging_reader)
+    await bot.post_event(
+        slack.post_user_message(CHANNEL, f"<@{slack.bot_user_id}> sum up", thread_ts=parent, mention=True)
+    )
+    await wait_until(lambda: any("read it" in str(m.get("text")) for m in slack.bot_replies(CHANNEL, parent)), 20)
+    stamps = [str(m["ts"]) for m in slack.thread(CHANNEL, parent)]
+    first, second = (re.findall(r"^(\d+\.\d+) ", result, re.MULTILINE) for result in tool_results(claude.last_request))
+    assert first == stamps[-50:] and second == stamps[-100:-50]
+    assert len(slack.calls_to("conversations.replies")) <= 9  # three reads; reading the thread whole took 150
+    late_join = " ".join(user_texts(claude.requests[0]))  # the 100 messages before the mention
+    assert "reply 9900" in late_join and "reply 9899" not in late_join
+
+
+async def test_agent_status_of_a_link_to_a_long_thread_reads_one_page(bot: BotProcess, slack: FakeSlack) -> None:
+    """`/agent status <link>` for a 10,000-reply thread without an agent reads only the linked message's first page."""
+    parent = seed_long_thread(slack, 10_000)
+    link = f"<https://fake-team.slack.com/archives/{CHANNEL}/p{parent.replace('.', '')}>"
+    form = slash_command_form(
+        "/agent",
+        f"status {link}",
+        team_id=slack.team_id,
+        channel_id=CHANNEL,
+        user_id="U0ALICE",
+        response_url=slack.response_url(),
+    )
+    status, body = await bot.post_command(form)
+    assert status == 200 and "has no agent" in body
+    assert len(slack.calls_to("conversations.replies")) == 1
