@@ -106,7 +106,9 @@ def build_executor(settings: Settings, redis: Redis, gateway: WebApiGateway, cra
         retry=default_retry_policy(settings.llm_retry_deadline_s, attempts=2),
     )
     summarizer = Summarizer(summary_client, model=settings.summary_model, max_tokens=settings.summary_max_tokens)
-    compactor = Compactor(summarizer, system_prompt=settings.system_prompt, budget=budget, estimator=estimator)
+    compactor = Compactor(
+        summarizer, system_prompt=settings.system_prompt, budget=budget, estimator=estimator, crash=crash
+    )
     return TaskExecutor(
         journal=TaskJournal(redis, agent_ttl=settings.agent_ttl_days * DAY),
         threads=ThreadStore(redis),

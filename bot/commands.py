@@ -124,9 +124,9 @@ class AgentCommands:
         """Why a linked thread has no agent: it is not a thread at all, or nobody mentioned me there."""
         if not link_is_reply:
             try:
-                messages = await self._slack.thread_messages(ref)
+                in_a_thread = await self._slack.is_thread(ref)  # one small read, however long the thread
             except SlackError:
                 return "I cannot find that message: is the link right, and am I in its channel?"
-            if len(messages) <= 1:
+            if not in_a_thread:
                 return "That message is not in a thread: link a thread (any of its messages)."
         return "That thread has no agent: nobody has mentioned me there (or it was reset)."

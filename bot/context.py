@@ -19,9 +19,26 @@ from bot.agent import build_messages
 from store.models import Turn
 
 CACHE = {"type": "ephemeral"}
+# A note (a thread message not addressed to the bot) is context for a later answer, not a question: it is kept to
+# this many characters (about 1,000 tokens), as is each earlier message read when the bot joins a thread late,
+# so that a busy thread's notes fold into the summary a few at a time instead of one pasted log filling the
+# window. A mention keeps MAX_INPUT_CHARS.
+NOTE_MAX_CHARS = 4_000
 # Per message and per request overheads the API adds around the text (roles, separators), in tokens.
 MESSAGE_OVERHEAD = 4
 REQUEST_OVERHEAD = 16
+
+
+def cut_sentence(original: int, kept: int, what: str = "message") -> str:
+    """What to say of a text that was cut: how long it was, and how much of it was read."""
+    return f"The {what} had {original:,} characters; only the first {kept:,} were read."
+
+
+def cut_to(text: str, limit: int, what: str = "message") -> str:
+    """The text within `limit` characters; a longer one is cut there and says so at its end."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n\n[{cut_sentence(len(text), limit, what)}]"
 
 
 class TokenEstimator:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -17,7 +17,7 @@ from bot.agent import speaker_label, turns_from_thread
 from bot.agent_loop import AgentLoop, needs_model_call, pending_tool_calls
 from bot.attachments import IMAGE_TOKENS, read_attachments, unread_note
 from bot.compaction import Compactor
-from bot.context import Budget, Context, TokenEstimator, assemble
+from bot.context import NOTE_MAX_CHARS, Budget, Context, TokenEstimator, assemble, cut_sentence, cut_to
 from bot.errors import ModelError, ModelRefused, SlackError
 from bot.faults import CrashPoints
 from bot.live import LiveReply
@@ -25,8 +25,8 @@ from bot.ports import SlackGateway
 from bot.split import PART_CHARS, split_markdown
 from bot.status import describe_state
 from store.errors import LeaseLost
-from store.journal import TaskJournal
-from store.models import Task, TaskKind, TaskStatus, Turn
+from store.journal import Fold, TaskJournal
+from store.models import Task, TaskKind, TaskStatus, Turn, Usage
 from store.tasks import ThreadLease
 from store.threads import ThreadStore
 
@@ -47,6 +47,9 @@ GREETING = (
 NEAR_EDGE = 0.1
 # A long answer goes out in parts of at most PART_CHARS (bot/split.py); past this many, it is cut with a note.
 MAX_REPLY_CHARS = 20 * PART_CHARS
+# A thread the bot joins late: its newest messages before the mention become the first turns (each cut like a
+# note). More would not fit the window anyway; read_thread reads further back when the conversation needs it.
+EARLIER_MESSAGES = 100
 
 
 def with_images(context: Context, images: list[dict[str, Any]]) -> Context:
@@ -59,7 +62,7 @@ def with_images(context: Context, images: list[dict[str, Any]]) -> Context:
 
 def cut_note(task: Task) -> str:
     """What to say of a message intake cut to MAX_INPUT_CHARS."""
-    return f"The message had {task.original_chars:,} characters; only the first {len(task.text):,} were read."
+    return cut_sentence(task.original_chars, len(task.text))
 
 
 @dataclass(frozen=True)
@@ -119,11 +122,7 @@ class TaskExecutor:
                 self._reply_ts.pop(task.task_id, None)
                 await self._slack.set_working(task.thread, task.message_ts, False)
         elif task.kind is TaskKind.NOTE:
-            # Context for the next answer, not a request: not counted as a task.
-            turn = await self._user_turn(
-                task, (await read_attachments(task.files, self._slack, with_images=False)).text
-            )
-            await self._journal.finish(lease, task, TaskStatus.DONE, turns=[turn], counts_as_task=False)
+            await self._remember_note(lease, task)
         elif task.kind is TaskKind.GREET:
             await self._slack.post_reply(task.thread, GREETING)
             await self._journal.finish(lease, task, TaskStatus.DONE, counts_as_task=False)
@@ -186,13 +185,40 @@ class TaskExecutor:
         await self._deliver(lease, task, reply_ts, text, resumed=resumed)
         self._crash.reached("reply.posted")
         new_turns = [*earlier, question, Turn("assistant", text, ts=reply_ts)]
-        fold, fold_usage = await self._compactor.fold_if_needed(
-            steps, summary, [*history, *new_turns], record, fixed_tokens=self._fixed_tokens()
+        fold, fold_usage = await self._fold(lease, task, steps, summary, [*history, *new_turns])
+        usage = result.usage + fold_usage
+        await self._journal.finish(lease, task, TaskStatus.DONE, turns=new_turns, usage=usage, fold=fold)
+
+    async def _remember_note(self, lease: ThreadLease, task: Task) -> None:
+        """A message not addressed to the bot: a turn of context for the next answer (not counted as a task).
+
+        A window it takes over the budget is folded now, as after an answer, so that the notes of a busy thread
+        never pile up unsummarized until the next mention (whose fold would then have to take them all at once).
+        """
+        files = (await read_attachments(task.files, self._slack, with_images=False)).text
+        turn = await self._user_turn(task, cut_to(files, NOTE_MAX_CHARS, "shared files") if files else "")
+        state = await self._threads.state(task.thread)
+        history = await self._threads.turns(task.thread)
+        steps = await self._journal.steps(task)
+        fold, usage = await self._fold(lease, task, steps, state.summary if state else "", [*history, turn])
+        await self._journal.finish(
+            lease, task, TaskStatus.DONE, turns=[turn], usage=usage, counts_as_task=False, fold=fold
+        )
+
+    async def _fold(
+        self, lease: ThreadLease, task: Task, steps: list[dict[str, Any]], summary: str, window: list[Turn]
+    ) -> tuple[Fold | None, Usage]:
+        """Fold the window's oldest turns into the summary if it is over the budget (journaled, step by step)."""
+
+        async def record(step: dict[str, Any]) -> None:
+            await self._journal.record_step(lease, task, step)
+
+        fold, usage = await self._compactor.fold_if_needed(
+            steps, summary, window, record, fixed_tokens=self._fixed_tokens()
         )
         if fold is not None:
             self._crash.reached("summary.journaled")
-        usage = result.usage + fold_usage
-        await self._journal.finish(lease, task, TaskStatus.DONE, turns=new_turns, usage=usage, fold=fold)
+        return fold, usage
 
     async def _deliver(self, lease: ThreadLease, task: Task, reply_ts: str, text: str, *, resumed: bool) -> None:
         """Put the answer in its message, and a long one's further parts after it, each exactly once.
@@ -302,19 +328,23 @@ class TaskExecutor:
         if not ref.thread_ts or ref.thread_ts == task.message_ts:
             return []
         try:
-            messages = await self._slack.thread_messages(ref)
+            tail = await self._slack.recent_messages(ref, limit=EARLIER_MESSAGES, before_ts=task.message_ts)
         except SlackError as exc:
             # Worth answering without them rather than not at all (a missing scope, a deleted parent...).
             log.warning("task %s: cannot read the earlier messages of its thread: %s", task.task_id, exc)
             return []
+        messages = tail.messages
         bot_user_id = await self._slack.bot_user_id()
         names: dict[str, str] = {}
+        asked: set[str] = set()  # once each: a user without a name is not looked up again for every message
         for message in messages:
-            if message.user_id and message.user_id not in names and not message.from_this_bot:
+            if message.user_id and message.user_id not in asked and not message.from_this_bot:
+                asked.add(message.user_id)
                 name = await self._name(ref.team_id, message.user_id)
                 if name:
                     names[message.user_id] = name
-        return turns_from_thread(messages, before_ts=task.message_ts, bot_user_id=bot_user_id, names=names)
+        turns = turns_from_thread(messages, before_ts=task.message_ts, bot_user_id=bot_user_id, names=names)
+        return [replace(turn, text=cut_to(turn.text, NOTE_MAX_CHARS)) for turn in turns]
 
     async def _user_turn(self, task: Task, files_text: str = "") -> Turn:
         name = await self._name(task.thread.team_id, task.user_id)

@@ -18,6 +18,7 @@ CRASH_POINTS = frozenset(
         "tool.done",  # a tool call is journaled, the next model call has not started
         "answer.journaled",  # the final model answer is journaled, Slack does not show it yet
         "reply.posted",  # Slack shows the answer, the task is not marked done
+        "summary.part.journaled",  # one passage of a fold is summarized and journaled, the next is not asked for
         "summary.journaled",  # older turns are summarized and journaled, the task is not marked done
     }
 )

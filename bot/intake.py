@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 from bot.agent import strip_mention
+from bot.context import NOTE_MAX_CHARS
 from bot.faults import CrashPoints
 from store.models import SharedFile, Task, TaskKind, ThreadRef
 from store.tasks import ResetResult, SubmitResult, TaskQueue
@@ -63,13 +64,14 @@ class Intake:
         return await self._queue.reset(task)
 
     async def _submit(self, message: IncomingMessage, kind: TaskKind, text: str) -> SubmitResult:
-        # A very long message is cut here, before it is stored: the answer says so.
-        cut = len(text) > self._max_input_chars
+        # A very long message is cut here, before it is stored: the answer (or the note's turn) says so.
+        limit = min(self._max_input_chars, NOTE_MAX_CHARS) if kind is TaskKind.NOTE else self._max_input_chars
+        cut = len(text) > limit
         task = Task(
             task_id=message.event_id,
             kind=kind,
             thread=message.thread(),
-            text=text[: self._max_input_chars],
+            text=text[:limit],
             user_id=message.user_id,
             message_ts=message.ts,
             created_at=time.time(),

@@ -20,6 +20,14 @@ class ThreadMessage:
     reset_at: float | None = None  # on the bot's reset notes: when the reset was asked; what came before is forgotten
 
 
+@dataclass(frozen=True)
+class ThreadTail:
+    """The newest messages of (a stretch of) a thread, oldest first, and where the older ones not read begin."""
+
+    messages: list[ThreadMessage]
+    older_than: str | None  # older messages were left unread: read them with before_ts=this (None: there are none)
+
+
 class SlackGateway(Protocol):
     """Slack Web API calls made by the task runner; each raises bot.errors.SlackError when Slack says no."""
 
@@ -60,8 +68,13 @@ class SlackGateway(Protocol):
         """Post part `part` (1, 2...) of a long answer after its first message, tagged like it; returns its ts."""
         ...
 
-    async def thread_messages(self, thread: ThreadRef) -> list[ThreadMessage]:
-        """Every message of the thread, oldest first (all pages), reset notes marked."""
+    async def recent_messages(self, thread: ThreadRef, *, limit: int, before_ts: str | None = None) -> ThreadTail:
+        """The thread's newest `limit` messages (its parent counts as the first) posted before `before_ts`, or at
+        all, reset notes marked; only the pages they are on are read, not the whole thread."""
+        ...
+
+    async def is_thread(self, thread: ThreadRef) -> bool:
+        """Whether the message at `thread.thread_ts` is in a thread (has replies, or is one); one small read."""
         ...
 
     async def download(self, url: str, max_bytes: int) -> tuple[bytes, str]:

@@ -1,13 +1,12 @@
 """Folding older turns into the rolling summary: previous summary + evicted turns -> new summary.
 
 Only the turns leaving the window are sent, never the whole thread again, so a fold costs the same on turn
-600 as on turn 60. The instructions ask for names, identifiers, numbers, decisions and open questions word
-for word, because those are what a later question needs and what a loose paraphrase loses.
+600 as on turn 60 (bot/compaction.py cuts them into passages, so that each request stays within a bound). The
+instructions ask for names, identifiers, numbers, decisions and open questions word for word, because those are
+what a later question needs and what a loose paraphrase loses.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 from bot.agent import render
 from bot.llm import ClaudeClient
@@ -25,9 +24,9 @@ as written: copy them, do not paraphrase them.
 - Write only the summary itself, at most {max_words} words."""
 
 
-def render_turns(turns: Sequence[Turn]) -> str:
-    """Turns as the summarizer reads them: one speaker-labelled paragraph each."""
-    return "\n\n".join(("assistant: " if turn.role == "assistant" else "") + render(turn) for turn in turns)
+def render_turn(turn: Turn) -> str:
+    """A turn as the summarizer reads it: one speaker-labelled paragraph."""
+    return ("assistant: " if turn.role == "assistant" else "") + render(turn)
 
 
 class Summarizer:
@@ -38,15 +37,25 @@ class Summarizer:
         self._model = model
         self._max_tokens = max_tokens
 
-    async def fold(self, previous: str, evicted: Sequence[Turn]) -> tuple[str, Usage]:
-        """The new summary and what it cost; raises ModelError if the model cannot be had."""
-        prompt = (
+    @property
+    def instructions(self) -> str:
+        """The system prompt of every summary request."""
+        return SUMMARY_INSTRUCTIONS.format(max_words=int(self._max_tokens * 0.7))
+
+    @staticmethod
+    def prompt(previous: str, passage: str) -> str:
+        """The user message of a summary request: the current summary and the turns leaving view."""
+        return (
             f"<current_summary>\n{previous or '(none yet)'}\n</current_summary>\n\n"
-            f"<turns_leaving_view>\n{render_turns(evicted)}\n</turns_leaving_view>\n\nWrite the new summary."
+            f"<turns_leaving_view>\n{passage}\n</turns_leaving_view>\n\nWrite the new summary."
         )
+
+    async def fold(self, previous: str, passage: str) -> tuple[str, Usage]:
+        """The new summary of `previous` and the rendered turns in `passage`, and what it cost; raises ModelError
+        if the model cannot be had."""
         step = await self._claude.step(
-            SUMMARY_INSTRUCTIONS.format(max_words=int(self._max_tokens * 0.7)),
-            [{"role": "user", "content": prompt}],
+            self.instructions,
+            [{"role": "user", "content": self.prompt(previous, passage)}],
             model=self._model,
             max_tokens=self._max_tokens,
         )

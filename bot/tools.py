@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ SERVER_TOOLS: dict[str, dict[str, Any]] = {
 # A tool result is capped so one round of tools fits the room the context budget keeps for it.
 MAX_RESULT_CHARS = 8_000
 MAX_MESSAGE_CHARS = 1_000
+TS = re.compile(r"\d{1,12}(?:\.\d{1,6})?")
 
 READ_THREAD = {
     "name": "read_thread",
@@ -73,16 +75,21 @@ class ToolBox:
             return "This conversation is a direct message, not a thread; everything in it is already in context."
         limit = max(1, min(200, int(tool_input.get("limit", 50))))
         before = tool_input.get("before_ts")
-        messages = since_last_reset(await self._slack.thread_messages(thread))  # a reset agent forgot the rest
-        if before is not None:
-            messages = [m for m in messages if float(m.ts) < float(before)]
+        if before is not None and not TS.fullmatch(str(before)):
+            raise ValueError(f"before_ts must be a message ts like 1700000000.000100, not {str(before)[:40]!r}")
+        # Only the newest `limit` messages before `before` are read from Slack, not the whole thread.
+        tail = await self._slack.recent_messages(thread, limit=limit, before_ts=before)
+        messages = since_last_reset(tail.messages)  # a reset agent forgot the rest
+        forgotten = any(message.reset_at is not None for message in tail.messages)
         lines: list[str] = []
-        for message in reversed(messages[-limit:]):  # newest first, so the cap cuts the oldest
+        for message in reversed(messages):  # newest first, so the cap cuts the oldest
             who = "you (the bot)" if message.from_this_bot else f"<@{message.user_id}>"
             text = message.text if len(message.text) <= MAX_MESSAGE_CHARS else message.text[:MAX_MESSAGE_CHARS] + "…"
             line = f"{message.ts} {who}: {text}"
             if sum(len(kept) + 1 for kept in lines) + len(line) > MAX_RESULT_CHARS:
                 lines.append(f"(older messages left out for length; call again with before_ts={message.ts})")
-                break
+                return "\n".join(reversed(lines))
             lines.append(line)
+        if tail.older_than and not forgotten:
+            lines.append(f"(older messages exist; call again with before_ts={tail.older_than})")
         return "\n".join(reversed(lines)) or "No messages."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
+from functools import partial
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -13,7 +14,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.errors import SlackError
-from bot.ports import ThreadMessage
+from bot.ports import ThreadMessage, ThreadTail
+from handlers import thread_pages
+from handlers.thread_pages import Page
 from store.models import ThreadRef
 
 log = logging.getLogger(__name__)
@@ -30,6 +33,9 @@ SLACK_FILES_ORIGIN = ("https", "files.slack.com", 443)
 DEFAULT_PORTS = {"https": 443, "http": 80}
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 MAX_FILE_REDIRECTS = 3
+# A task's message is posted moments after the ts it is searched after: five pages (1,000 messages) hold any
+# thread's traffic of those moments, and bound what a search costs in a busy thread.
+MAX_FIND_PAGES = 5
 
 
 def _message_body(text: str) -> dict[str, Any]:
@@ -107,10 +113,18 @@ class WebApiGateway:
         except SlackError as exc:  # already there, already gone, or no permission: the answer matters, not this
             log.info("working indicator not %s: %s", "set" if working else "cleared", exc)
 
-    async def thread_messages(self, thread: ThreadRef) -> list[ThreadMessage]:
-        """Every message in the thread, following conversations.replies' cursor across pages."""
+    async def recent_messages(self, thread: ThreadRef, *, limit: int, before_ts: str | None = None) -> ThreadTail:
+        """The thread's newest `limit` messages before `before_ts`, reading only their pages (thread_pages)."""
         whoami = await self._whoami()
-        return [_thread_message(raw, whoami) for raw in await self._raw_thread(thread, include_all_metadata=True)]
+        tail = await thread_pages.newest(partial(self._page, thread), thread.thread_ts, wanted=limit, before=before_ts)
+        return ThreadTail([_thread_message(raw, whoami) for raw in tail.messages], tail.older_than)
+
+    async def is_thread(self, thread: ThreadRef) -> bool:
+        """Whether the message at `thread.thread_ts` has replies or is one: one call for its first page of one."""
+        page = await self._page(thread, limit=1)
+        message = page.parent or {}
+        is_reply = message.get("thread_ts") not in (None, message.get("ts"))
+        return is_reply or bool(message.get("reply_count")) or bool(page.replies) or page.has_more
 
     async def post_part(self, thread: ThreadRef, text: str, task_id: str, part: int) -> str:
         """Post a further part of a long answer, its metadata naming the task and the part."""
@@ -118,46 +132,43 @@ class WebApiGateway:
         return await self._post(thread, {**_message_body(text), "metadata": metadata})
 
     async def find_task_message(self, thread: ThreadRef, task_id: str, *, after_ts: str, part: int = 0) -> str | None:
-        """The bot's message whose metadata names this task and part, searched in the thread (or the DM after
-        `after_ts`)."""
+        """The bot's message whose metadata names this task and part, posted after `after_ts`: searched in the
+        thread's messages after that ts (a few pages at most), or in the DM's latest messages."""
         whoami = await self._whoami()
-        if thread.thread_ts:
-            candidates = await self._raw_thread(thread, include_all_metadata=True)
-        else:
-            call = self._client.conversations_history(
-                channel=thread.channel_id, oldest=after_ts, limit=100, include_all_metadata=True
-            )
-            candidates = (await self._call("conversations.history", call)).get("messages", [])
-        for raw in candidates:
+
+        def is_it(raw: dict[str, Any]) -> bool:
             metadata = raw.get("metadata") or {}
             payload = metadata.get("event_payload") or {}
-            mine = _thread_message(raw, whoami).from_this_bot
-            if (
-                mine
+            return (
+                _thread_message(raw, whoami).from_this_bot
                 and metadata.get("event_type") == TASK_EVENT_TYPE
                 and payload.get("task_id") == task_id
                 and int(payload.get("part") or 0) == part
-            ):
-                return str(raw["ts"])
-        return None
-
-    async def _raw_thread(self, thread: ThreadRef, **options: Any) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        cursor: str | None = None
-        while True:
-            page = self._client.conversations_replies(
-                channel=thread.channel_id, ts=thread.thread_ts, limit=200, cursor=cursor, **options
             )
-            data = await self._call("conversations.replies", page)
-            # Slack repeats the thread's parent at the top of every page: keep each ts once.
-            for raw in data.get("messages", []):
-                if str(raw.get("ts")) not in seen:
-                    seen.add(str(raw.get("ts")))
-                    messages.append(raw)
-            cursor = (data.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                return messages
+
+        if thread.thread_ts:
+            fetch = partial(self._page, thread)
+            found = await thread_pages.after(fetch, oldest=after_ts, match=is_it, max_pages=MAX_FIND_PAGES)
+            return None if found is None else str(found["ts"])
+        call = self._client.conversations_history(
+            channel=thread.channel_id, oldest=after_ts, limit=100, include_all_metadata=True
+        )
+        candidates = (await self._call("conversations.history", call)).get("messages", [])
+        return next((str(raw["ts"]) for raw in candidates if is_it(raw)), None)
+
+    async def _page(self, thread: ThreadRef, **arguments: Any) -> Page:
+        """One page of conversations.replies (with every app's metadata: reset notes and task tags are read)."""
+        options = {name: value for name, value in arguments.items() if value is not None}
+        call = self._client.conversations_replies(
+            channel=thread.channel_id, ts=thread.thread_ts, include_all_metadata=True, **options
+        )
+        data = await self._call("conversations.replies", call)
+        messages = [raw for raw in data.get("messages", []) if isinstance(raw, dict)]
+        # Slack puts the thread's parent on top of every page, whatever the time window.
+        parent = next((raw for raw in messages if str(raw.get("ts")) == thread.thread_ts), None)
+        replies = [raw for raw in messages if str(raw.get("ts")) != thread.thread_ts]
+        cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
+        return Page(parent, replies, bool(data.get("has_more")) or bool(cursor), cursor)
 
     async def download(self, url: str, max_bytes: int) -> tuple[bytes, str]:
         """Download a shared file with the bot token (files:read), only from Slack's file host. Slack answers a

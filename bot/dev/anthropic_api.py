@@ -38,6 +38,11 @@ MAX_REQUEST_BYTES = 32_000_000
 MAX_IMAGE_BASE64 = 5 * 1024 * 1024
 # Images in one request, for models with a 200k-token window (others take 600): again the stricter figure.
 MAX_IMAGES = 100
+# Every current model reads at most this many tokens of input plus max_tokens of output in one request; the API
+# refuses a longer prompt with a 400 before any generation. Images count about this much each (the API sizes them
+# by pixels, at most ~1,600 tokens for an image it does not scale down).
+CONTEXT_WINDOW = 200_000
+IMAGE_TOKENS = 1_600
 
 
 def _new_id(prefix: str) -> str:
@@ -96,6 +101,32 @@ def user_texts(request: Body) -> list[str]:
 def estimate_tokens(request: Body) -> int:
     """Rough input token count: total characters of system + messages divided by 4 (at least 1)."""
     return max(1, sum(len(t) for t in user_texts(request)) // 4)
+
+
+def prompt_tokens(request: Body) -> int:
+    """Estimated input tokens as the API counts them against the context window: text (characters / 4),
+    tool definitions, and a fixed cost per image (base64 data is not text the model reads)."""
+    tools = len(json.dumps(request.get("tools", []))) // 4 if request.get("tools") else 0
+    images = 0
+    for message in request.get("messages", []):
+        content = message.get("content")
+        for block in content if isinstance(content, list) else []:
+            images += isinstance(block, dict) and block.get("type") == "image"
+    return estimate_tokens(request) + tools + images * IMAGE_TOKENS
+
+
+def context_window_error(request: Body, window: int = CONTEXT_WINDOW) -> str | None:
+    """The API's invalid_request_error message for a request that does not fit the model's window, else None."""
+    tokens = prompt_tokens(request)
+    if tokens > window:
+        return f"prompt is too long: {tokens} tokens > {window} maximum"
+    max_tokens = request.get("max_tokens")
+    if isinstance(max_tokens, int) and tokens + max_tokens > window:
+        return (
+            f"input length and `max_tokens` exceed context limit: {tokens} + {max_tokens} > {window}, "
+            "decrease input length or `max_tokens` and try again"
+        )
+    return None
 
 
 def echo_responder(request: Body) -> Reply:
@@ -195,9 +226,12 @@ class FakeAnthropic(LocalServer):
     # Read a body past the API's limit, so that it gets the API's 413 rather than aiohttp's.
     client_max_size = 2 * MAX_REQUEST_BYTES
 
-    def __init__(self, *, api_key: str | None = None, validate: bool = True) -> None:
+    def __init__(
+        self, *, api_key: str | None = None, validate: bool = True, context_window: int = CONTEXT_WINDOW
+    ) -> None:
         self.api_key = api_key  # None accepts any non-empty x-api-key
         self.validate = validate
+        self.context_window = context_window
         self.requests: list[Body] = []
         self.request_headers: list[dict[str, str]] = []
         self.count_requests: list[Body] = []
@@ -343,6 +377,8 @@ class FakeAnthropic(LocalServer):
         # Header names are case-insensitive on the wire; store them lower-cased for easy lookups.
         self.request_headers.append({k.lower(): v for k, v in request.headers.items()})
         problem = validate_request(body) if self.validate else None
+        if problem is None:  # checked even unvalidated: a fake that answers any size hides unbounded requests
+            problem = context_window_error(body, self.context_window)
         if problem is not None:
             return web.json_response(
                 _error_body("invalid_request_error", problem, request_id), status=400, headers=headers
@@ -461,6 +497,7 @@ class FakeAnthropic(LocalServer):
 
 
 __all__ = [
+    "CONTEXT_WINDOW",
     "ERROR_STATUS",
     "MAX_IMAGES",
     "MAX_IMAGE_BASE64",
@@ -469,5 +506,6 @@ __all__ = [
     "Reply",
     "echo_responder",
     "estimate_tokens",
+    "prompt_tokens",
     "user_texts",
 ]

@@ -54,19 +54,37 @@ def decode_cursor(cursor: str) -> int:
         raise SlackApiFailure("invalid_cursor") from exc
 
 
-def in_range(msg: Args, args: Args) -> bool:
-    """Apply the oldest/latest/inclusive time window arguments to one message."""
+# Slack takes at most this many messages a call (asking for more gets this many); it recommends 200.
+MAX_LIMIT = 1000
+
+
+def page_limit(args: Args, default: int) -> int:
+    """The `limit` argument as Slack applies it: at least 1, at most MAX_LIMIT."""
+    try:
+        return min(MAX_LIMIT, max(1, int(args.get("limit") or default)))
+    except ValueError as exc:
+        raise SlackApiFailure("invalid_limit") from exc
+
+
+def time_window(args: Args) -> tuple[int | None, int | None, bool]:
+    """The oldest/latest/inclusive arguments in microseconds; a malformed ts is Slack's invalid_ts_* error."""
+    bounds: list[int | None] = []
+    for name in ("oldest", "latest"):
+        value = args.get(name)
+        try:
+            bounds.append(ts_to_micros(str(value)) if value else None)
+        except ValueError as exc:
+            raise SlackApiFailure(f"invalid_ts_{name}") from exc
+    return bounds[0], bounds[1], truthy(args.get("inclusive"))
+
+
+def in_range(msg: Args, window: tuple[int | None, int | None, bool]) -> bool:
+    """Apply the oldest/latest/inclusive time window (from `time_window`) to one message."""
     ts = ts_to_micros(msg["ts"])
-    inclusive = truthy(args.get("inclusive"))
-    if args.get("oldest"):
-        oldest = ts_to_micros(str(args["oldest"]))
-        if ts < oldest or (ts == oldest and not inclusive):
-            return False
-    if args.get("latest"):
-        latest = ts_to_micros(str(args["latest"]))
-        if ts > latest or (ts == latest and not inclusive):
-            return False
-    return True
+    oldest, latest, inclusive = window
+    if oldest is not None and (ts < oldest or (ts == oldest and not inclusive)):
+        return False
+    return latest is None or ts < latest or (ts == latest and inclusive)
 
 
 def paginate(items: list[Args], args: Args, limit: int, *, descending: bool) -> tuple[list[Args], str]:
@@ -160,10 +178,10 @@ class ChannelStore:
                 "has_more": False,
                 "response_metadata": {"next_cursor": ""},
             }
-        limit = max(1, int(args.get("limit") or 1000))
+        limit, window = page_limit(args, MAX_LIMIT), time_window(args)
+        # The parent comes first on every page (whatever the time window), and counts toward `limit` there.
         with_parent = not args.get("cursor") or parent_on_every_page
-        # The parent counts toward `limit` on every page that includes it.
-        replies = [m for m in self.replies_of(channel, ts) if in_range(m, args)]
+        replies = [m for m in self.replies_of(channel, ts) if in_range(m, window)]
         page, cursor = paginate(replies, args, max(1, limit - 1) if with_parent else limit, descending=False)
         return {
             "messages": self.views(channel, ([parent] if with_parent else []) + page, meta),
@@ -176,8 +194,9 @@ class ChannelStore:
         channel = str(args.get("channel", ""))
         if not channel:
             raise SlackApiFailure("channel_not_found")
-        top = [m for m in reversed(self.channels.get(channel, [])) if "thread_ts" not in m and in_range(m, args)]
-        page, cursor = paginate(top, args, max(1, int(args.get("limit") or 100)), descending=True)
+        window = time_window(args)
+        top = [m for m in reversed(self.channels.get(channel, [])) if "thread_ts" not in m and in_range(m, window)]
+        page, cursor = paginate(top, args, page_limit(args, 100), descending=True)
         return {
             "messages": self.views(channel, page, truthy(args.get("include_all_metadata"))),
             "has_more": bool(cursor),

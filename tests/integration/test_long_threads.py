@@ -1,17 +1,20 @@
-"""Long threads stay under the token budget: a rolling summary, folded from the oldest turns only."""
+"""Long threads stay under the token budget (a rolling summary, folded from the oldest turns in bounded requests)
+and are read from Slack by the pages needed, not whole."""
 
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
+from bot.dev.payloads import format_ts
 from bot.dev.prompt_cache import request_tokens
 from store import keys
 from store.models import ThreadRef
-from tests.fakes import FakeAnthropic, FakeSlack, Reply, user_texts, wait_until
+from tests.fakes import FakeAnthropic, FakeSlack, Reply, slash_command_form, user_texts, wait_until
 from tests.integration.conftest import BotFactory
 from tests.integration.harness import BotProcess
 
@@ -182,3 +185,153 @@ async def test_a_fold_interrupted_by_a_crash_is_not_summarized_twice(
     assert FACT in await redis.hget(keys.state(ref), "summary")
     assert sum(is_summary_request(body) for body in claude.requests) == 1
     assert len(slack.bot_replies(CHANNEL, thread_ts)) == turn
+
+
+def seed_long_thread(slack: FakeSlack, replies: int) -> str:
+    """A thread of `replies` replies, one every 3 seconds until a minute ago, nobody mentioned the bot in."""
+    slack.add_user("U0BOB", "bob")
+    start = int(time.time() * 1_000_000) - (replies + 20) * 3_000_000
+    parent = slack.add_message(CHANNEL, "the thread's first message", user="U0BOB", ts=format_ts(start))
+    for n in range(replies):
+        slack.add_message(
+            CHANNEL, f"reply {n}", user="U0BOB", ts=format_ts(start + (n + 1) * 3_000_000), thread_ts=parent
+        )
+    return parent
+
+
+def tool_results(body: dict[str, Any]) -> list[str]:
+    """The text of every tool_result in a request, in order."""
+    return [
+        str(block["content"])
+        for message in body["messages"]
+        for block in message["content"]
+        if isinstance(block, dict) and block.get("type") == "tool_result"
+    ]
+
+
+def paging_reader(body: dict[str, Any]) -> Reply:
+    """Reads the thread's newest 50 messages, then the 50 before them (as the first result says), then answers."""
+    results = tool_results(body)
+    if len(results) == 2:
+        return Reply([{"type": "text", "text": "read it"}])
+    tool_input: dict[str, Any] = {"limit": 50}
+    if results:  # where the first result says older messages begin (else its oldest line)
+        tool_input["before_ts"] = [*re.findall(r"before_ts=([\d.]+)", results[0]), results[0].split()[0]][0]
+    tool_use = {"type": "tool_use", "id": f"toolu_{len(results)}", "name": "read_thread", "input": tool_input}
+    return Reply([tool_use], stop_reason="tool_use")
+
+
+async def test_a_ten_thousand_reply_thread_is_read_with_a_few_calls(
+    bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    """Joining a 10,000-reply thread and paging back through it with read_thread read exactly the pages asked for,
+    in a few conversations.replies calls (reading it whole took 50 a read)."""
+    parent = seed_long_thread(slack, 10_000)
+    claude.set_default(paging_reader)
+    await bot.post_event(
+        slack.post_user_message(CHANNEL, f"<@{slack.bot_user_id}> sum up", thread_ts=parent, mention=True)
+    )
+    await wait_until(lambda: any("read it" in str(m.get("text")) for m in slack.bot_replies(CHANNEL, parent)), 20)
+    stamps = [str(m["ts"]) for m in slack.thread(CHANNEL, parent)]
+    first, second = (re.findall(r"^(\d+\.\d+) ", result, re.MULTILINE) for result in tool_results(claude.last_request))
+    assert first == stamps[-50:] and second == stamps[-100:-50]
+    assert len(slack.calls_to("conversations.replies")) <= 9  # three reads; reading the thread whole took 150
+    late_join = " ".join(user_texts(claude.requests[0]))  # the 100 messages before the mention
+    assert "reply 9900" in late_join and "reply 9899" not in late_join
+
+
+async def test_agent_status_of_a_link_to_a_long_thread_reads_one_page(bot: BotProcess, slack: FakeSlack) -> None:
+    """`/agent status <link>` for a 10,000-reply thread without an agent reads only the linked message's first page."""
+    parent = seed_long_thread(slack, 10_000)
+    link = f"<https://fake-team.slack.com/archives/{CHANNEL}/p{parent.replace('.', '')}>"
+    form = slash_command_form(
+        "/agent",
+        f"status {link}",
+        team_id=slack.team_id,
+        channel_id=CHANNEL,
+        user_id="U0ALICE",
+        response_url=slack.response_url(),
+    )
+    status, body = await bot.post_command(form)
+    assert status == 200 and "has no agent" in body
+    assert len(slack.calls_to("conversations.replies")) == 1
+
+
+NOTE_FILLER = "The build log goes on with routine lines that nobody will need to read again later. " * 420
+
+
+def fact(n: int) -> str:
+    return f"FACT-N{n}: the code word for note {n} is X{n}."
+
+
+def fact_keeper(body: dict[str, Any]) -> Reply:
+    """A faithful summarizer (it keeps every FACT line it is shown, in order) and a terse answerer."""
+    if not is_summary_request(body):
+        return Reply([{"type": "text", "text": "noted"}])
+    facts = set(re.findall(r"FACT-N\d+: [^\n<]*?\.", " ".join(user_texts(body))))
+    return Reply([{"type": "text", "text": "\n".join(sorted(facts, key=lambda f: int(f.split()[0][6:-1])))}])
+
+
+async def test_a_hundred_long_notes_are_folded_in_bounded_requests_and_their_facts_kept(
+    make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
+) -> None:
+    """100 notes of 35,000 characters between two mentions: every request the model gets fits the budget, no turn
+    is dropped unsummarized, and every note's fact reaches the summary or the window, and the next answer."""
+    claude.set_default(fact_keeper)
+    bot = make_bot()
+    await bot.start()
+    root = slack.post_user_message(CHANNEL, f"<@{slack.bot_user_id}> keep the notes", user="U0ALICE", mention=True)
+    thread_ts = root["event"]["ts"]
+    ref = ThreadRef(slack.team_id, CHANNEL, thread_ts)
+    await bot.post_event(root)
+    for n in range(1, 101):
+        await bot.post_event(slack.post_user_message(CHANNEL, f"{fact(n)} {NOTE_FILLER}", thread_ts=thread_ts))
+
+    async def remembered(turns: int) -> bool:
+        return await redis.hget(keys.state(ref), "turns") == str(turns) and await redis.llen(keys.inbox(ref)) == 0
+
+    await wait_until(lambda: remembered(102), timeout=60)
+    question = slack.post_user_message(
+        CHANNEL, f"<@{slack.bot_user_id}> the code words?", thread_ts=thread_ts, mention=True
+    )
+    await bot.post_event(question)
+    await wait_until(lambda: len(slack.bot_replies(CHANNEL, thread_ts)) == 2, timeout=20)
+    await wait_until(lambda: remembered(104), timeout=20)  # the fold after the answer is done too
+    for body in claude.requests:
+        bound = 24_000 + (0 if is_summary_request(body) else new_message_tokens(body))
+        assert request_tokens(body) <= bound, request_tokens(body)
+    summary = await redis.hget(keys.state(ref), "summary")
+    window = " ".join(await redis.lrange(keys.turns(ref), 0, -1))
+    assert "dropped without a summary" not in summary
+    assert "only the first 4,000 were read" in window  # a note is context: kept short, and says it was cut
+    assert all(fact(n) in summary or fact(n) in window for n in range(1, 101))
+    assert fact(1) in summary
+    answer = next(b for b in claude.requests if "the code words?" in " ".join(user_texts(b)))
+    assert all(fact(n) in " ".join(user_texts(answer)) for n in range(1, 101))
+
+
+async def test_a_fold_too_big_for_one_request_goes_in_passages_and_resumes_after_a_crash(
+    make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
+) -> None:
+    """A 40,000-character question leaves an 8,000-token window in two summary requests, each within the budget;
+    killed after the first is journaled, the restarted bot asks only for the second."""
+    claude.set_default(answering)
+    small = {"CONTEXT_TOKEN_BUDGET": "8000", "SUMMARY_MAX_TOKENS": "1000"}
+    bot = make_bot(BOT_CRASH_AT="summary.part.journaled", **small)
+    await bot.start()
+    text = f"<@{slack.bot_user_id}> turn 1: {FACT} " + "the deployment log, pasted whole. " * 1_150
+    envelope = slack.post_user_message(CHANNEL, text, user="U0ALICE", mention=True)
+    thread_ts = envelope["event"]["ts"]
+    await bot.post_event(envelope)
+    assert bot.process is not None
+    await wait_until(lambda: bot.process.returncode is not None, timeout=20)  # type: ignore[union-attr]
+    restarted = make_bot(**small)
+    await restarted.start()
+    ref = ThreadRef(slack.team_id, CHANNEL, thread_ts)
+    await wait_until(lambda: redis.hget(keys.state(ref), "summary"), timeout=15)
+    summaries = [body for body in claude.requests if is_summary_request(body)]
+    assert len(summaries) == 2 and all(request_tokens(body) <= 8_000 for body in summaries)
+    first, second = (" ".join(user_texts({"messages": body["messages"]})) for body in summaries)
+    assert FACT in first and "(continued)" in second and FACT in second.split("</current_summary>")[0]
+    assert FACT in await redis.hget(keys.state(ref), "summary")
+    assert len(slack.bot_replies(CHANNEL, thread_ts)) == 1

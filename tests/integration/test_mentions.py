@@ -100,7 +100,7 @@ async def test_restarted_bot_answers_with_the_old_history(
 async def test_first_mention_in_a_busy_thread_reads_what_was_said(
     bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
 ) -> None:
-    """Joining a thread late, the agent reads its earlier human messages (across pages) before answering."""
+    """Joining a thread late, the agent reads its newest earlier messages (100, from the pages they are on)."""
     slack.add_user("U0BOB", "bob", real_name="Bob Builder", display_name="bob")
     parent = slack.add_message(CHANNEL, "Deploy is failing on step 3", user="U0BOB")
     for n in range(250):  # more than one page of conversations.replies
@@ -108,10 +108,24 @@ async def test_first_mention_in_a_busy_thread_reads_what_was_said(
     await bot.post_event(mention(slack, "can you help?", thread_ts=parent))
     await answered(slack, parent, "echo:")
     sent = " ".join(user_texts(claude.last_request))
-    assert "Deploy is failing on step 3" in sent
-    assert "log line 249" in sent
+    assert "log line 249" in sent and "log line 150" in sent
+    assert "log line 149" not in sent and "Deploy is failing on step 3" not in sent  # read_thread reads those
     assert "bob" in sent
-    assert len(slack.calls_to("conversations.replies")) >= 2
+    assert 2 <= len(slack.calls_to("conversations.replies")) <= 3
+
+
+async def test_first_mention_in_a_short_thread_reads_all_of_it_in_one_call(
+    bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    """A thread of one page is read whole, its parent included, with one conversations.replies call."""
+    parent = slack.add_message(CHANNEL, "Deploy is failing on step 3", user="U0BOB")
+    for n in range(20):
+        slack.add_message(CHANNEL, f"log line {n}", user="U0BOB", thread_ts=parent)
+    await bot.post_event(mention(slack, "can you help?", thread_ts=parent))
+    await answered(slack, parent, "echo:")
+    sent = " ".join(user_texts(claude.last_request))
+    assert "Deploy is failing on step 3" in sent and "log line 0" in sent and "log line 19" in sent
+    assert len(slack.calls_to("conversations.replies")) == 1
 
 
 async def test_later_thread_messages_are_context_not_requests(

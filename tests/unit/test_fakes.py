@@ -249,6 +249,34 @@ async def test_replies_edge_cases(slack: FakeSlack, web: AsyncWebClient) -> None
     assert full["messages"][0]["reply_users"] == ["U2"] and full["messages"][0]["latest_reply"] == reply
 
 
+async def test_replies_honour_the_time_window_and_the_limit(slack: FakeSlack, web: AsyncWebClient) -> None:
+    """oldest/latest bound the replies (inclusive only when asked), the parent heads every page whatever the window,
+    a limit above 1,000 is 1,000, and a malformed bound is Slack's invalid_ts_* error."""
+    parent = slack.add_message("C1", "q", user="U1")
+    replies = [slack.add_message("C1", f"r{i}", user="U2", thread_ts=parent) for i in range(1_200)]
+    window = await web.conversations_replies(channel="C1", ts=parent, oldest=replies[10], latest=replies[20])
+    assert [m["ts"] for m in window["messages"]] == [parent, *replies[11:20]] and not window["has_more"]
+    inclusive = await web.conversations_replies(
+        channel="C1", ts=parent, oldest=replies[10], latest=replies[20], inclusive=True, limit=5
+    )
+    assert [m["ts"] for m in inclusive["messages"]] == [parent, *replies[10:14]] and inclusive["has_more"]
+    rest = await web.conversations_replies(
+        channel="C1",
+        ts=parent,
+        oldest=replies[10],
+        latest=replies[20],
+        inclusive=True,
+        limit=5,
+        cursor=inclusive["response_metadata"]["next_cursor"],
+    )
+    assert [m["ts"] for m in rest["messages"]] == [parent, *replies[14:18]]
+    most = await web.conversations_replies(channel="C1", ts=parent, limit=5_000)
+    assert len(most["messages"]) == 1_000 and most["has_more"]
+    for name in ("oldest", "latest"):
+        with pytest.raises(SlackApiError, match=f"invalid_ts_{name}"):
+            await web.conversations_replies(channel="C1", ts=parent, **{name: "yesterday"})
+
+
 async def test_post_user_message_seeds_the_store_and_builds_the_event(slack: FakeSlack, web: AsyncWebClient) -> None:
     """post_user_message stores the human message and returns an envelope whose event matches the stored copy."""
     envelope = slack.post_user_message("C1", "<@U0BOT> help", user="U1", mention=True)
@@ -777,8 +805,25 @@ async def test_a_request_over_32_mb_is_refused_with_413(
     assert counted.value.status_code == 413
     assert fake_api.requests == [] and fake_api.count_requests == []  # the API never saw them
     assert all(size > MAX_REQUEST_BYTES for size in fake_api.request_sizes)
-    under = "x" * (MAX_REQUEST_BYTES - 1000)
-    assert (await claude.messages.create(model=MODEL, max_tokens=5, messages=user_msg(under))).content
+    # Just under the cap, in images: as text, so many bytes would be over the context window instead.
+    under: list[MessageParam] = [{"role": "user", "content": [image_block("A" * MAX_IMAGE_BASE64) for _ in range(6)]}]
+    assert (await claude.messages.create(model=MODEL, max_tokens=5, messages=under)).content
+
+
+async def test_a_prompt_longer_than_the_context_window_is_refused(
+    fake_api: FakeAnthropic, claude: anthropic.AsyncAnthropic
+) -> None:
+    """Like the real API, a prompt over 200,000 tokens (or one that leaves no room for max_tokens) is a 400."""
+    with pytest.raises(anthropic.BadRequestError, match=r"prompt is too long: 200001 tokens > 200000 maximum"):
+        await claude.messages.create(model=MODEL, max_tokens=5, messages=user_msg("x" * 800_004))
+    with pytest.raises(anthropic.BadRequestError, match=r"199000 \+ 4096 > 200000"):
+        await claude.messages.create(model=MODEL, max_tokens=4096, messages=user_msg("x" * 796_000))
+    image = {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": "A" * 4_000_000},
+    }  # 3 MB: 1,600 tokens, not 1M
+    pictured: list[MessageParam] = [{"role": "user", "content": [image, {"type": "text", "text": "what is it?"}]}]
+    await claude.messages.create(model=MODEL, max_tokens=5, messages=pictured)  # an image is not its base64 text
 
 
 # ---------------------------------------------------------------------------------------------- payloads
