@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from tests.fakes import FakeSlack
 from tests.integration.redis_server import PrivateRedis
 
 _session_redis: PrivateRedis | None = None
@@ -62,3 +63,10 @@ async def redis() -> AsyncIterator[Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    """The Slack emulator (Web API, files and Socket Mode), on a free local port."""
+    async with FakeSlack() as fake:
+        yield fake

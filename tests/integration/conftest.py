@@ -17,13 +17,6 @@ BotFactory = Callable[..., BotProcess]
 
 
 @pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    """A fake Slack Web API (and Socket Mode) server."""
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
 async def claude() -> AsyncIterator[FakeAnthropic]:
     """A fake Anthropic Messages API server."""
     async with FakeAnthropic() as fake:

@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-from slack_sdk.web.async_client import AsyncWebClient
-
 from bot.attachments import MAX_IMAGE_BYTES, MAX_IMAGES, MAX_IMAGES_BASE64, encoded_size, read_attachments
 from handlers.events import parse_files
 from handlers.slack_gateway import WebApiGateway
 from tests.fakes import MAX_IMAGE_BASE64, FakeSlack
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    """A fake Slack serving the files."""
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-def gateway(slack: FakeSlack) -> WebApiGateway:
-    """The gateway on a Web API client pointed at the fake Slack."""
-    return WebApiGateway(AsyncWebClient(token=slack.bot_token, base_url=slack.api_url))
 
 
 def test_the_limits_fit_the_api() -> None:

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from redis.asyncio import Redis
 
 from bot.app import Bot, build_bot
 from tests.fakes import FakeSlack
 from tests.unit.handlers.scenario import settings_for
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    """A fake Slack Web API (Bolt calls auth.test on the first request)."""
-    async with FakeSlack() as fake:
-        yield fake
 
 
 @pytest.fixture

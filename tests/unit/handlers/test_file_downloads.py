@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import SlackError
 from handlers.events import parse_files
@@ -23,12 +22,6 @@ async def other_host() -> AsyncIterator[OtherHost]:
     """A second local web server, which is not Slack."""
     async with OtherHost() as server:
         yield server
-
-
-@pytest.fixture
-def gateway(slack: FakeSlack) -> WebApiGateway:
-    """The gateway on a Web API client pointed at the fake Slack."""
-    return WebApiGateway(AsyncWebClient(token=slack.bot_token, base_url=slack.api_url))
 
 
 @pytest.mark.parametrize(

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.dev.payloads import format_ts, ts_to_micros
 from handlers.slack_gateway import WebApiGateway
@@ -30,19 +29,6 @@ SPREADS: dict[str, Callable[[int], int]] = {
         1 + n * (7 * DAY // 1_000) if n < 1_000 else 1_000 * (7 * DAY // 1_000) + (n - 999) * 400_000
     ),
 }
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    """The Slack emulator."""
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-def gateway(slack: FakeSlack) -> WebApiGateway:
-    """The gateway the bot uses, on a real slack_sdk client pointed at the emulator."""
-    return WebApiGateway(AsyncWebClient(token=slack.bot_token, base_url=slack.api_url))
 
 
 def long_thread(slack: FakeSlack, spread: Callable[[int], int]) -> tuple[ThreadRef, list[str]]:
