@@ -4,5 +4,5 @@ Every timing shares the machine with its reference in the same run, since timing
 acknowledgements beside a Bolt app that only acknowledges (ack), answers beside the model's own latency
 (concurrency), resumption beside Python's import of the SDK and beside the lease (recovery), a long thread
 beside a naive agent (long_threads), and the bot's Redis, CPU and memory use (footprint). Everything runs
-against the local fake Slack and Anthropic servers (bot/dev), a private redis-server and real bot processes.
+against the local fake Slack and Anthropic servers (playground), a private redis-server and real bot processes.
 """

@@ -1,7 +1,7 @@
 """Part 4: a long conversation (200 turns) through this bot and through a naive agent that resends everything.
 
 Both talk to the fake Anthropic server, whose usage figures follow the API's prompt caching
-(bot/dev/prompt_cache.py). The naive agent is the approach of the persistent-agents article: the whole history
+(playground/prompt_cache.py). The naive agent is the approach of the persistent-agents article: the whole history
 in one state record, all of it sent on every turn, no cache breakpoints. The bot keeps a window of recent turns
 under CONTEXT_TOKEN_BUDGET and folds older ones into a summary. Compared: input tokens per request, total input
 tokens, the share read from cache, the estimated cost at list prices, and the Redis bytes the conversation takes.
@@ -21,8 +21,8 @@ from redis.asyncio import Redis
 from benchmarks.figures import PartResult, Row
 from benchmarks.harness import BENCH_USER, Bench, Lab
 from benchmarks.stats import median, ratio
-from bot.config import DEFAULT_MODEL, DEFAULT_SUMMARY_MODEL
-from bot.pricing import cost_usd
+from bot.agent.pricing import cost_usd
+from bot.runtime.settings import DEFAULT_MODEL, DEFAULT_SUMMARY_MODEL
 from store import keys
 from store.models import ThreadRef
 from tests.fakes import FakeAnthropic, FakeSlack, Reply, user_texts, wait_until
@@ -229,7 +229,7 @@ async def run(lab: Lab) -> PartResult:
     }
     result.notes.append(
         f"~400-token messages, ~300-token answers, CONTEXT_TOKEN_BUDGET 24,000; the bot's {turns} turns took "
-        f"{bot_seconds:.0f} s with an instant model. Ratios: bot / naive. Cost at list prices (bot/pricing.py): "
+        f"{bot_seconds:.0f} s with an instant model. Ratios: bot / naive. Cost at list prices (bot/agent/pricing.py): "
         "answers at Sonnet's, the bot's summaries at Haiku's."
     )
     return result

@@ -18,7 +18,7 @@ def main(argv: list[str]) -> int:
         print(USAGE, file=sys.stderr)
         return 2
     if argv == ["dev"]:
-        from bot.dev.supervisor import main as playground
+        from playground.supervisor import main as playground
 
         return playground()
     mode: Literal["web", "worker"] = "worker" if argv == ["worker"] else "web"
@@ -26,15 +26,15 @@ def main(argv: list[str]) -> int:
     # costs a fifth of startup: the time a restarted dyno's unfinished tasks wait before they resume.
     gc.disable()
     try:
-        from bot.config import load_settings
-        from bot.errors import ConfigError, RedisUnavailable
+        from bot.core.errors import ConfigError, RedisUnavailable
+        from bot.runtime.settings import load_settings
 
         try:
             settings = load_settings()
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        from bot.app import serve  # after the settings: a settings error should not wait for the SDKs to load
+        from bot.runtime.app import serve  # after the settings: a settings error should not wait for the SDKs to load
     finally:
         gc.freeze()  # what is loaded now lives as long as the process: keep it out of every later collection
         gc.enable()

@@ -1,8 +1,8 @@
-"""The fakes tests use: the local Slack and Anthropic servers of bot/dev, payload builders and wait_until."""
+"""The fakes tests use: the local Slack and Anthropic servers of playground, payload builders and wait_until."""
 
 from __future__ import annotations
 
-from bot.dev.anthropic_api import (
+from playground.anthropic_api import (
     ERROR_STATUS,
     MAX_IMAGE_BASE64,
     MAX_IMAGES,
@@ -13,7 +13,7 @@ from bot.dev.anthropic_api import (
     estimate_tokens,
     user_texts,
 )
-from bot.dev.payloads import (
+from playground.payloads import (
     DEFAULT_APP_ID,
     DEFAULT_BOT_ID,
     DEFAULT_BOT_USER_ID,
@@ -35,9 +35,9 @@ from bot.dev.payloads import (
     slash_command_form,
     url_verification,
 )
-from bot.dev.slack import FakeSlack, SlackApiFailure, SlackCall, SlackDownload
-from bot.dev.slack_files import LOGIN_PAGE, filetype_for
-from bot.dev.waiting import wait_until
+from playground.slack import FakeSlack, SlackApiFailure, SlackCall, SlackDownload
+from playground.slack_files import LOGIN_PAGE, filetype_for
+from playground.waiting import wait_until
 
 __all__ = [
     "DEFAULT_APP_ID",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from bot.dev.server import LocalServer
+from playground.server import LocalServer
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from bot.dev.payloads import format_ts
-from bot.dev.prompt_cache import request_tokens
+from playground.payloads import format_ts
+from playground.prompt_cache import request_tokens
 from store import keys
 from store.models import ThreadRef
 from tests.fakes import FakeAnthropic, FakeSlack, Reply, slash_command_form, user_texts, wait_until

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.attachments import MAX_IMAGES_BASE64
+from bot.tasks.attachments import MAX_IMAGES_BASE64
 from tests.fakes import MAX_REQUEST_BYTES, FakeAnthropic, FakeSlack, wait_until
 from tests.fakes.other_host import OtherHost
 from tests.integration.harness import BotProcess

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from handlers.slack_gateway import WebApiGateway
+from handlers.gateway import WebApiGateway
 from tests.fakes import FakeSlack
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.config import Settings
+from bot.runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

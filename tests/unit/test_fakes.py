@@ -32,7 +32,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.dev.payloads import format_ts, ts_to_micros
+from playground.payloads import format_ts, ts_to_micros
 from tests.fakes import (
     LOGIN_PAGE,
     MAX_IMAGE_BASE64,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.dev.prompt_cache import PromptCache
+from playground.prompt_cache import PromptCache
 
 SYSTEM = [{"type": "text", "text": "s" * 8000, "cache_control": {"type": "ephemeral"}}]
 

@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from bot.agent import strip_mention
-from bot.context import Budget, TokenEstimator, assemble, turns_to_evict
-from handlers.commands import parse_thread_link
-from handlers.events import parse_message
+from bot.agent.context import Budget, TokenEstimator, assemble, turns_to_evict
+from bot.agent.messages import strip_mention
+from handlers.command_listeners import parse_thread_link
+from handlers.event_listeners import parse_message
 from store.journal import TaskJournal
 from store.models import Task, TaskKind, TaskStatus, ThreadRef, Turn
 from store.tasks import SubmitResult, TaskQueue

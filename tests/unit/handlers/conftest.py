@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from bot.app import Bot, build_bot
+from bot.runtime.app import Bot, build_bot
 from tests.fakes import FakeSlack
 from tests.unit.handlers.scenario import settings_for
 

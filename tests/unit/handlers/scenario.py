@@ -7,8 +7,8 @@ from typing import Any
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
-from bot.app import Bot
-from bot.config import Settings
+from bot.runtime.app import Bot
+from bot.runtime.settings import Settings
 from tests.fakes import FakeSlack, signed_event_request, signed_form_request
 
 SECRET = "unit-signing-secret"

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.errors import SlackError
-from handlers.events import parse_files
-from handlers.slack_gateway import WebApiGateway, is_slack_file_url
+from bot.core.errors import SlackError
+from handlers.event_listeners import parse_files
+from handlers.gateway import WebApiGateway, is_slack_file_url
 from tests.fakes import FakeSlack
 from tests.fakes.other_host import OtherHost
 

@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.dev.payloads import format_ts, ts_to_micros
-from handlers.slack_gateway import WebApiGateway
+from handlers.gateway import WebApiGateway
 from handlers.thread_pages import MAX_CALLS
+from playground.payloads import format_ts, ts_to_micros
 from store.models import ThreadRef
 from tests.fakes import FakeSlack
 

@@ -1,0 +1,1 @@
+"""The agent: the Claude client, its tools and tool loop, journal steps, context and memory."""

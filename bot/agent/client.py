@@ -1,0 +1,222 @@
+"""The Claude client: the one module that imports anthropic, and the one place model calls are retried."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import anthropic
+from anthropic.types import MessageParam, TextBlockParam, ToolUnionParam
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, stop_before_delay
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base, wait_random_exponential
+
+from bot.agent.pricing import cost_usd
+from bot.core.errors import ModelAuthError, ModelError, ModelRefused, ModelRequestError, ModelUnavailable
+from store.models import Usage
+
+log = logging.getLogger(__name__)
+
+# Called with the text of an answer so far, as it streams in.
+OnText = Callable[[str], Awaitable[None]]
+# Called before waiting to try a failed call again, with the error's name.
+OnRetry = Callable[[str], Awaitable[None]]
+
+
+def _also(log_it: Any, on_retry: OnRetry) -> Callable[[RetryCallState], Awaitable[None]]:
+    """A before_sleep hook that logs as the policy does, then tells `on_retry`."""
+
+    async def hook(state: RetryCallState) -> None:
+        log_it(state)
+        error = state.outcome.exception() if state.outcome is not None else None
+        await on_retry(type(error).__name__)
+
+    return hook
+
+
+# Worth another try: rate limits (429), server errors and overload (5xx, 529), and a dropped connection.
+RETRYABLE = (anthropic.RateLimitError, anthropic.InternalServerError, anthropic.APIConnectionError)
+
+
+@dataclass(frozen=True)
+class ModelStep:
+    """One model call's result, in the plain JSON form the journal stores and the API accepts back."""
+
+    content: list[dict[str, Any]]
+    stop_reason: str | None
+    usage: Usage
+
+    def to_record(self) -> dict[str, Any]:
+        """The journal record of this step."""
+        return {
+            "kind": "model",
+            "content": self.content,
+            "stop_reason": self.stop_reason,
+            "usage": self.usage.counters(),
+        }
+
+
+def usage_of(model: str, usage: anthropic.types.Usage) -> Usage:
+    """Our Usage (with its estimated cost) from the API's usage block."""
+    cache_write = usage.cache_creation_input_tokens or 0
+    cache_read = usage.cache_read_input_tokens or 0
+    cost = cost_usd(
+        model,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_write=cache_write,
+        cache_read=cache_read,
+    )
+    return Usage(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        model_calls=1,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        cost_microusd=round(cost * 1_000_000),
+    )
+
+
+class wait_retry_after(wait_base):  # lower case, like tenacity's own wait strategies
+    """Wait as long as the API's retry-after header asks, else fall back to jittered exponential backoff."""
+
+    def __init__(self, fallback: wait_base, cap: float = 30.0) -> None:
+        self._fallback = fallback
+        self._cap = cap
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if isinstance(error, anthropic.APIStatusError):
+            header = error.response.headers.get("retry-after")
+            try:
+                return min(float(header), self._cap) if header is not None else self._fallback(retry_state)
+            except ValueError:
+                pass
+        return self._fallback(retry_state)
+
+
+DEFAULT_DEADLINE = 120.0
+
+
+def default_retry_policy(deadline: float = DEFAULT_DEADLINE, attempts: int | None = None) -> AsyncRetrying:
+    """Retry transient API errors with jittered exponential backoff (or as retry-after asks) until `deadline`
+    seconds have passed (no retry starts that would end after it), or after `attempts` tries if given."""
+    stop: stop_base = stop_before_delay(deadline)
+    if attempts is not None:
+        stop = stop | stop_after_attempt(attempts)
+    return AsyncRetrying(
+        retry=retry_if_exception_type(RETRYABLE),
+        wait=wait_retry_after(wait_random_exponential(multiplier=1, max=20)),
+        stop=stop,
+        reraise=True,
+        before_sleep=lambda state: log.warning(
+            "Claude call failed (%s), retrying (attempt %d)",
+            type(state.outcome.exception()).__name__ if state.outcome else "?",
+            state.attempt_number,
+        ),
+    )
+
+
+def sdk_client(api_key: str, base_url: str | None) -> anthropic.AsyncAnthropic:
+    """The SDK client, with the SDK's own retries off: the tenacity policy here is the one place they live."""
+    return anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0)
+
+
+def model_error(exc: anthropic.APIError) -> ModelError:
+    """Our error for an API error that the retries did not cure; the request id goes to the log, not to Slack."""
+    if isinstance(exc, anthropic.APIStatusError):
+        detail = f"Claude API error {exc.status_code} ({type(exc).__name__}, request id {exc.request_id or 'none'})"
+        if isinstance(exc, anthropic.AuthenticationError | anthropic.PermissionDeniedError):
+            return ModelAuthError(detail)
+        if isinstance(exc, RETRYABLE):
+            return ModelUnavailable(detail)
+        return ModelRequestError(detail)
+    return ModelUnavailable(f"Claude API unreachable ({type(exc).__name__})")
+
+
+class ClaudeClient:
+    """Asks Claude for one answer."""
+
+    def __init__(
+        self, client: anthropic.AsyncAnthropic, *, model: str, max_tokens: int, retry: AsyncRetrying | None = None
+    ) -> None:
+        self._client = client
+        self._model = model
+        self._max_tokens = max_tokens
+        self._retry = retry or default_retry_policy()
+
+    async def step(
+        self,
+        system: str | Sequence[dict[str, Any]],
+        messages: Sequence[dict[str, Any]],
+        tools: Sequence[dict[str, Any]] = (),
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        on_text: OnText | None = None,
+        on_retry: OnRetry | None = None,
+    ) -> ModelStep:
+        """One model call, retried on transient errors; raises ModelError when it cannot be had.
+
+        With `on_text` the answer is streamed, and `on_text` gets its text so far after each piece (a retry
+        starts it again from the beginning). `on_retry` hears of each wait before another try.
+        """
+        model = model or self._model
+        request: dict[str, Any] = {
+            "model": model,
+            "max_tokens": max_tokens or self._max_tokens,
+            "system": system if isinstance(system, str) else cast(list[TextBlockParam], list(system)),
+            "messages": cast(list[MessageParam], list(messages)),
+            "tools": cast(list[ToolUnionParam], list(tools)) if tools else anthropic.omit,
+        }
+        try:
+            # A copy per call: a tenacity Retrying object keeps the state of one retry loop at a time.
+            retrying = self._retry.copy()
+            if on_retry is not None:
+                retrying = retrying.copy(before_sleep=_also(retrying.before_sleep, on_retry))
+            async for attempt in retrying:
+                with attempt:
+                    if on_text is None:
+                        message = await self._client.messages.create(**request)
+                    else:
+                        message = await self._streamed(request, on_text)
+        except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
+            raise model_error(exc) from exc
+        if message.stop_reason == "refusal":
+            raise ModelRefused("Claude declined to answer this request")
+        return ModelStep(
+            # JSON mode and no None fields: exactly what the API accepts back in the next request.
+            content=[block.model_dump(mode="json", exclude_none=True) for block in message.content],
+            stop_reason=message.stop_reason,
+            usage=usage_of(model, message.usage),
+        )
+
+    async def _streamed(self, request: dict[str, Any], on_text: OnText) -> anthropic.types.Message:
+        """The same call, streamed: a stream that breaks midway raises, and the retry policy starts it again."""
+        written = ""
+        async with self._client.messages.stream(**request) as stream:
+            async for piece in stream.text_stream:
+                written += piece
+                await on_text(written)
+            return await stream.get_final_message()
+
+    async def count_tokens(
+        self,
+        system: str | Sequence[dict[str, Any]],
+        messages: Sequence[dict[str, Any]],
+        tools: Sequence[dict[str, Any]] = (),
+    ) -> int:
+        """Exact input tokens of a request, from the count_tokens endpoint (free, rate limited separately)."""
+        try:
+            result = await self._client.messages.count_tokens(
+                model=self._model,
+                system=system if isinstance(system, str) else cast(list[TextBlockParam], list(system)),
+                messages=cast(list[MessageParam], list(messages)),
+                tools=cast(list[ToolUnionParam], list(tools)) if tools else anthropic.omit,
+            )
+        except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
+            raise ModelError(f"token count failed ({type(exc).__name__})") from exc
+        return result.input_tokens

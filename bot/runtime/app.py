@@ -1,0 +1,270 @@
+"""The composition root: the one place that builds the parts and wires them together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aiohttp import ClientSession
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.agent.client import ClaudeClient, default_retry_policy, sdk_client
+from bot.agent.compaction import Compactor
+from bot.agent.context import Budget, TokenEstimator
+from bot.agent.loop import AgentLoop
+from bot.agent.summarizer import Summarizer
+from bot.agent.tools import ToolBox
+from bot.core.errors import RedisUnavailable
+from bot.core.faults import CrashPoints
+from bot.runtime.embedded_redis import EmbeddedRedis
+from bot.runtime.health import healthz_handler, redis_health
+from bot.runtime.settings import Settings, split_names
+from bot.runtime.web import WebFront
+from bot.tasks.executor import ContextSettings, ExecutorSettings, TaskExecutor
+from bot.tasks.intake import Intake
+from bot.tasks.priority import IntakeFirst
+from bot.tasks.runner import RunnerSettings, TaskRunner
+from handlers.agent_command import AgentCommands
+from handlers.command_listeners import register_command_listeners
+from handlers.event_listeners import register_event_listeners
+from handlers.gateway import WebApiGateway
+from handlers.signed_requests import slack_events_handler
+from store.connection import certificate_rejected, connect, warm_up
+from store.health import warn_if_evicting
+from store.journal import TaskJournal
+from store.keys import DAY
+from store.presence import choose_consumer_name, client_name
+from store.tasks import TaskQueue
+from store.threads import ThreadStore
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["web", "worker"]
+# Connections opened once the bot runs: enough for a burst of 100 simultaneous Slack events to find one ready each.
+# They open in the background a second after start, so a restarted dyno's unfinished tasks do not wait for them.
+WARM_CONNECTIONS = 100
+
+
+@dataclass
+class Bot:
+    """Everything one process runs, built from Settings."""
+
+    settings: Settings
+    redis: Redis
+    slack_client: AsyncWebClient
+    bolt: AsyncApp
+    runner: TaskRunner
+    intake_first: IntakeFirst
+
+
+def build_slack_client(settings: Settings, session: ClientSession | None = None) -> AsyncWebClient:
+    """The Web API client: every call goes to SLACK_API_URL, and slack_sdk's own handlers do the retries.
+
+    Without a shared `session` slack_sdk opens a new HTTP session (and connection) for every call.
+    """
+    return AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        session=session,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+            AsyncServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def build_executor(settings: Settings, redis: Redis, gateway: WebApiGateway, crash: CrashPoints) -> TaskExecutor:
+    """The task executor: Claude clients, tools, context budget and summarizer."""
+    sdk = sdk_client(settings.anthropic_api_key.get_secret_value(), settings.anthropic_base_url)
+    claude = ClaudeClient(
+        sdk,
+        model=settings.anthropic_model,
+        max_tokens=settings.max_output_tokens,
+        retry=default_retry_policy(settings.llm_retry_deadline_s),
+    )
+    tools = ToolBox(gateway, settings.server_tools)
+    loop = AgentLoop(claude, tools, max_model_calls=settings.max_model_calls, crash=crash)
+    budget = Budget(total=settings.context_token_budget, summary_max=settings.summary_max_tokens)
+    estimator = TokenEstimator()
+    # Summaries are off the critical path and best effort: a short retry, then the hard-cap fallback.
+    summary_client = ClaudeClient(
+        sdk,
+        model=settings.summary_model,
+        max_tokens=settings.summary_max_tokens,
+        retry=default_retry_policy(settings.llm_retry_deadline_s, attempts=2),
+    )
+    summarizer = Summarizer(summary_client, model=settings.summary_model, max_tokens=settings.summary_max_tokens)
+    compactor = Compactor(
+        summarizer, system_prompt=settings.system_prompt, budget=budget, estimator=estimator, crash=crash
+    )
+    return TaskExecutor(
+        journal=TaskJournal(redis, agent_ttl=settings.agent_ttl_days * DAY),
+        threads=ThreadStore(redis),
+        loop=loop,
+        compactor=compactor,
+        slack=gateway,
+        crash=crash,
+        settings=ExecutorSettings(max_attempts=settings.max_task_attempts),
+        context=ContextSettings(settings.system_prompt, budget, estimator),
+    )
+
+
+def build_bot(
+    settings: Settings, redis: Redis, consumer: str | None = None, slack_session: ClientSession | None = None
+) -> Bot:
+    """Wire the store, the executor, the runner and the Bolt app together."""
+    slack_client = build_slack_client(settings, slack_session)
+    gateway = WebApiGateway(slack_client)
+    crash = CrashPoints(settings.bot_crash_at)
+    queue = TaskQueue(redis, agent_ttl=settings.agent_ttl_days * DAY)
+    threads = ThreadStore(redis)
+    runner_settings = RunnerSettings(
+        consumer=consumer or settings.dyno,
+        max_concurrent=settings.max_concurrent_tasks,
+        lease_seconds=settings.task_lease_seconds,
+        grace_seconds=settings.shutdown_grace_seconds,
+    )
+    intake_first = IntakeFirst()
+    runner = TaskRunner(queue, build_executor(settings, redis, gateway, crash), runner_settings, intake_first)
+    signing_secret = settings.slack_signing_secret
+    bolt = AsyncApp(
+        name="slack-thread-agent",  # without a name Bolt inspects the call stack for one, a quarter second here
+        # The client carries the token and SLACK_API_URL; Bolt takes both from it.
+        client=slack_client,
+        signing_secret=signing_secret.get_secret_value() if signing_secret else "",
+        # Ack only after the listener has recorded the task: see handlers/event_listeners.py.
+        process_before_response=True,
+        request_verification_enabled=not settings.socket_mode,
+    )
+    intake = Intake(queue, crash, max_input_chars=settings.max_input_chars)
+    register_event_listeners(bolt, intake, allowed_bot_ids=frozenset(split_names(settings.allowed_bot_ids)))
+    register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway))
+    return Bot(settings, redis, slack_client, bolt, runner, intake_first)
+
+
+@contextlib.asynccontextmanager
+async def redis_for(settings: Settings) -> AsyncIterator[tuple[Redis, str]]:
+    """Redis (REDIS_URL, or an embedded server started for this process) and this process's consumer name.
+
+    The name is DYNO unless a live process already uses it; the pool's connections carry it (CLIENT SETNAME)
+    so that later processes can tell.
+    """
+    embedded: EmbeddedRedis | None = None
+    url = settings.redis_url
+    if url is None:
+        embedded = EmbeddedRedis(settings.data_dir)
+        url = await asyncio.to_thread(embedded.start)
+    tls_verify = settings.redis_tls_verify
+    probe = connect(url, max_connections=1, tls_verify=tls_verify)
+    try:
+        consumer = await choose_consumer_name(probe, settings.dyno)
+    except RedisConnectionError as exc:
+        if certificate_rejected(exc):
+            hint = "A Redis with a self-signed certificate, like Heroku Redis, needs REDIS_TLS_VERIFY=false."
+            raise RedisUnavailable(f"cannot connect to Redis: {exc} {hint}") from None
+        raise
+    finally:
+        await probe.aclose()
+    name = client_name(consumer)
+    redis = connect(url, max_connections=settings.redis_max_connections, client_name=name, tls_verify=tls_verify)
+    try:
+        yield redis, consumer
+    finally:
+        await redis.aclose()
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+
+
+def stop_on_signals(stopping: asyncio.Event) -> None:
+    """SIGTERM (Heroku's restart) and SIGINT (Ctrl-C) start a graceful stop."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+
+
+async def serve(settings: Settings, mode: Mode = "web") -> None:
+    """Run the bot until SIGTERM or SIGINT: intake (HTTP or Socket Mode) in web mode, and the task runner."""
+    stopping = asyncio.Event()
+    stop_on_signals(stopping)
+    runs_tasks = mode == "worker" or settings.run_workers_in_web
+    async with redis_for(settings) as (redis, consumer), ClientSession() as slack_session:
+        bot = build_bot(settings, redis, consumer, slack_session)
+        await bot.runner.prepare()
+        await warn_if_evicting(redis)
+        work = bot.runner.run(stopping) if runs_tasks else stopping.wait()
+        # The runner starts first: a restarted dyno's unfinished tasks resume while intake gets ready.
+        runner_task: asyncio.Task[Any] = asyncio.create_task(work, name="task-runner")
+        intake = build_web_front(bot) if mode == "web" else None
+        warming = asyncio.create_task(_warm_up_later(redis), name="redis-warm-up")
+        try:
+            if intake is not None:
+                await intake.start()
+            log.info(
+                "bot %s running: %s%s",
+                settings.dyno,
+                intake.describe() if intake else "worker only",
+                ", with workers" if runs_tasks and intake else "",
+            )
+            await _until_stopped(stopping, runner_task)
+        finally:
+            stopping.set()
+            warming.cancel()
+            if intake is not None:
+                await intake.stop_listening()
+            await _finish(runner_task)
+            if intake is not None:
+                await intake.close()
+    log.info("bot %s stopped", settings.dyno)
+
+
+def build_web_front(bot: Bot) -> WebFront:
+    """The web front with what it serves: /healthz, Slack's events (HTTP mode) or the socket (Socket Mode)."""
+    settings = bot.settings
+
+    def details() -> dict[str, object]:
+        mode = "socket" if settings.socket_mode else "http"
+        return {"mode": mode, "dyno": settings.dyno, "active_threads": bot.runner.active_threads}
+
+    health = healthz_handler(functools.partial(redis_health, bot.redis), details)
+    secret = settings.slack_signing_secret
+    events = None
+    if not settings.socket_mode and secret is not None:
+        events = slack_events_handler(bot.bolt, secret.get_secret_value(), bot.intake_first)
+    app_token = settings.slack_app_token
+    socket = AsyncSocketModeHandler(bot.bolt, app_token.get_secret_value()) if app_token is not None else None
+    return WebFront(port=settings.port, health=health, events=events, socket=socket)
+
+
+async def _until_stopped(stopping: asyncio.Event, runner_task: asyncio.Task[Any]) -> None:
+    stop_wait = asyncio.create_task(stopping.wait())
+    await asyncio.wait({stop_wait, runner_task}, return_when=asyncio.FIRST_COMPLETED)
+    stop_wait.cancel()
+    if runner_task.done() and not stopping.is_set():
+        runner_task.result()  # the runner died on its own: surface its error
+
+
+async def _finish(runner_task: asyncio.Task[Any]) -> None:
+    if not runner_task.done():
+        await runner_task
+
+
+async def _warm_up_later(redis: Redis, delay: float = 1.0) -> None:
+    # A restarted dyno's resumed tasks get the first second of CPU; opening a hundred connections can wait.
+    await asyncio.sleep(delay)
+    await warm_up(redis, WARM_CONNECTIONS)

@@ -1,0 +1,164 @@
+"""Settings, read from the environment and an optional `.env` file; nothing is read at import time."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.agent.tools import SERVER_TOOLS
+from bot.core.errors import ConfigError
+from bot.core.faults import CRASH_POINTS
+
+LEVELS = "^(DEBUG|INFO|WARNING|ERROR)$"
+DEFAULT_MODEL = "claude-sonnet-5-5"
+DEFAULT_SUMMARY_MODEL = "claude-haiku-5-5"
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful assistant that lives in one Slack thread. Several people may talk to you in the same "
+    "thread; each of their messages starts with who wrote it. Answer the latest request, using what was said "
+    "earlier in the thread. Be concise and write for Slack: short paragraphs, plain lists, no tables."
+)
+
+
+class Settings(BaseSettings):
+    """Every setting of the bot; environment names are the field names in upper case."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    slack_bot_token: SecretStr = Field(description="Bot token (xoxb-...) from the Slack app's install page.")
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, description="Signing secret from Basic Information; required unless SLACK_APP_TOKEN is set."
+    )
+    slack_app_token: SecretStr | None = Field(default=None, description="App-level token (xapp-...): Socket Mode.")
+    slack_api_url: str = Field(default="https://slack.com/api/", description="Base URL of the Slack Web API.")
+    anthropic_api_key: SecretStr = Field(description="Anthropic API key.")
+    anthropic_base_url: str | None = Field(default=None, description="Base URL of the Anthropic API.")
+    anthropic_model: str = Field(default=DEFAULT_MODEL, min_length=1, description="Claude model id for answers.")
+    redis_url: str | None = Field(default=None, description="Redis URL; unset starts an embedded Redis.")
+    redis_tls_verify: bool = Field(
+        default=True, description="Verify a rediss:// server's certificate; false for self-signed ones (Heroku Redis)."
+    )
+    port: int = Field(default=3000, ge=1, le=65535, description="HTTP port for Slack requests and /healthz.")
+    dyno: str = Field(default_factory=socket.gethostname, min_length=1, description="This process's stable name.")
+    system_prompt: str = Field(default=DEFAULT_SYSTEM_PROMPT, min_length=1, description="System prompt override.")
+    allowed_bot_ids: str = Field(
+        default="", description="Bot ids (B...) whose messages count as people's; others' are ignored."
+    )
+    max_input_chars: int = Field(
+        default=40_000, ge=100, le=1_000_000, description="Longest message read whole; longer ones are cut."
+    )
+    max_output_tokens: int = Field(default=4096, ge=64, le=64000, description="max_tokens of each answer.")
+    run_workers_in_web: bool = Field(
+        default=True, description="The web process also runs tasks; false leaves them to `python -m bot worker`."
+    )
+    max_concurrent_tasks: int = Field(default=200, ge=1, le=5000, description="Threads worked on at once.")
+    redis_max_connections: int = Field(
+        default=100, ge=4, le=10_000, description="Redis connections one process may open."
+    )
+    context_token_budget: int = Field(
+        default=24_000, ge=2_000, le=500_000, description="Most tokens of context (system, summary, turns) per request."
+    )
+    summary_max_tokens: int = Field(default=1_500, ge=100, le=8_000, description="Cap of the rolling summary.")
+    summary_model: str = Field(default=DEFAULT_SUMMARY_MODEL, min_length=1, description="Model that summarizes.")
+    agent_ttl_days: int = Field(default=30, ge=1, le=3650, description="Idle days before a thread's agent expires.")
+    task_lease_seconds: float = Field(
+        default=30.0, ge=1, le=300, description="How long a dead worker's threads wait before another takes them."
+    )
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=28, description="Time running tasks get on SIGTERM.")
+    max_task_attempts: int = Field(default=3, ge=1, le=20, description="Attempts before a task is failed for good.")
+    llm_retry_deadline_s: float = Field(
+        default=120.0, ge=1, le=900, description="How long a Claude call is retried (429, 529, 5xx, network)."
+    )
+    max_model_calls: int = Field(default=10, ge=1, le=50, description="Model calls one answer may make (tool use).")
+    anthropic_server_tools: str = Field(
+        default="",
+        description="Comma-separated Anthropic server tools to enable: web_search, web_fetch, code_execution.",
+    )
+    bot_crash_at: str | None = Field(default=None, description="Testing only: SIGKILL the process at this step.")
+    data_dir: str = Field(default="data", description="Where the embedded Redis keeps its files.")
+    log_level: str = Field(default="INFO", pattern=LEVELS, description="Level of the bot's own log lines.")
+    log_level_libraries: str | None = Field(
+        default=None,
+        pattern=LEVELS,
+        description="Level of the libraries' loggers (Slack, Anthropic, HTTP, Redis); DEBUG logs whole requests.",
+    )
+
+    @model_validator(mode="after")
+    def _http_mode_needs_signing_secret(self) -> Settings:
+        if self.slack_app_token is None and self.slack_signing_secret is None:
+            raise ValueError("SLACK_SIGNING_SECRET is required unless SLACK_APP_TOKEN is set (Socket Mode)")
+        return self
+
+    @field_validator("anthropic_server_tools")
+    @classmethod
+    def _known_server_tools(cls, value: str) -> str:
+        unknown = [name for name in split_names(value) if name not in SERVER_TOOLS]
+        if unknown:
+            raise ValueError(f"unknown server tool(s) {', '.join(unknown)}; known: {', '.join(SERVER_TOOLS)}")
+        return value
+
+    @field_validator("bot_crash_at")
+    @classmethod
+    def _known_crash_point(cls, value: str | None) -> str | None:
+        if value is not None and value not in CRASH_POINTS:
+            raise ValueError(f"unknown crash point; known: {', '.join(sorted(CRASH_POINTS))}")
+        return value
+
+    @property
+    def server_tools(self) -> list[str]:
+        """Names of the enabled Anthropic server tools."""
+        return split_names(self.anthropic_server_tools)
+
+    @model_validator(mode="after")
+    def _summary_fits_the_budget(self) -> Settings:
+        if self.summary_max_tokens * 4 > self.context_token_budget:
+            raise ValueError("SUMMARY_MAX_TOKENS must be at most a quarter of CONTEXT_TOKEN_BUDGET")
+        return self
+
+    @property
+    def library_log_level(self) -> str:
+        """LOG_LEVEL_LIBRARIES, else LOG_LEVEL but never below INFO: at DEBUG the libraries log whole requests."""
+        if self.log_level_libraries is not None:
+            return self.log_level_libraries
+        return self.log_level if self.log_level != "DEBUG" else "INFO"
+
+    @property
+    def socket_mode(self) -> bool:
+        """True when the bot connects to Slack over Socket Mode instead of receiving HTTP requests."""
+        return self.slack_app_token is not None
+
+
+def split_names(value: str) -> list[str]:
+    """A comma-separated list of names, blanks dropped."""
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings, turning pydantic's errors into one ConfigError that names every bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        missing: list[str] = []
+        invalid: list[str] = []
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"]).upper()
+            if error["type"] == "missing":
+                missing.append(name)
+            elif name:
+                invalid.append(f"{name} ({error['msg']})")
+        # pydantic checks the HTTP-mode rule only once every field is valid; name that variable now too.
+        if not any(_is_set(name, overrides) for name in ("SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")):
+            missing.append("SLACK_SIGNING_SECRET")
+        raise ConfigError(missing=missing, invalid=invalid) from None
+
+
+def _is_set(name: str, overrides: dict[str, Any]) -> bool:
+    env_file = Settings.model_config.get("env_file")
+    from_file = dotenv_values(str(env_file)) if isinstance(env_file, str) and Path(env_file).is_file() else {}
+    value = overrides.get(name.lower()) or os.environ.get(name) or from_file.get(name)
+    return bool(value)

@@ -1,0 +1,53 @@
+"""The web process's front: the HTTP server (Slack events, /healthz) and, in Socket Mode, the Slack socket.
+
+It receives what it serves (the handlers, the port, the socket) from the composition root, never the composition.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+
+
+def build_web_app(*, health: Handler, events: Handler | None) -> web.Application:
+    """The HTTP server: GET /healthz always, POST /slack/events in HTTP mode (`events` given)."""
+    web_app = web.Application()
+    web_app.router.add_get("/healthz", health)
+    if events is not None:
+        web_app.router.add_post("/slack/events", events)
+    return web_app
+
+
+class WebFront:
+    """Serves HTTP on a port and, in Socket Mode, holds the Slack socket."""
+
+    def __init__(
+        self, *, port: int, health: Handler, events: Handler | None, socket: AsyncSocketModeHandler | None
+    ) -> None:
+        self._port = port
+        self._web_app = build_web_app(health=health, events=events)
+        self._socket = socket
+        self._site: web.AppRunner | None = None
+
+    def describe(self) -> str:
+        """How Slack reaches this process."""
+        return f"listening on port {self._port} ({'socket mode' if self._socket else 'http mode'})"
+
+    async def start(self) -> None:
+        """Serve HTTP, and connect the socket in Socket Mode."""
+        self._site = web.AppRunner(self._web_app, access_log=None)
+        await self._site.setup()
+        await web.TCPSite(self._site, "0.0.0.0", self._port).start()  # reached by the router
+        if self._socket is not None:
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
+
+    async def stop_listening(self) -> None:
+        """Stop taking events (first, so that Slack sends them to another process while tasks drain)."""
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
+
+    async def close(self) -> None:
+        """Stop the HTTP server (last, so /healthz answers while tasks drain)."""
+        if self._site is not None:
+            await self._site.cleanup()

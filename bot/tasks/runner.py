@@ -1,0 +1,230 @@
+"""The task runner: claims threads with work from the queue and works each thread's inbox in order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+from redis.exceptions import RedisError, ResponseError
+
+from bot.core.errors import SlackError
+from bot.tasks.executor import TaskExecutor
+from bot.tasks.priority import IntakeFirst
+from store.errors import LeaseLost
+from store.models import Task
+from store.tasks import TaskQueue, ThreadLease
+
+log = logging.getLogger(__name__)
+
+# How often a worker looks for threads whose worker died (a cheap XAUTOCLAIM).
+STALE_CHECK_SECONDS = 2.0
+# How often a worker removes consumers that have been idle, holding nothing, for an hour (one cheap script).
+PRUNE_CONSUMERS_SECONDS = 300.0
+
+
+MAX_BACKOFF_SECONDS = 8.0
+
+
+def failure_reason(exc: Exception) -> str:
+    """Why a task step failed, in words for the thread (SlackError texts name the method and Slack's error code)."""
+    if isinstance(exc, SlackError):
+        return f"Slack would not take my message: {exc}"
+    return "something went wrong on my side; the details are in the bot's log"
+
+
+def backoff(base: float, failures: int) -> float:
+    """Seconds to wait after `failures` failures in a row: doubling from `base`, at most MAX_BACKOFF_SECONDS."""
+    return float(min(base * 2 ** max(failures - 1, 0), MAX_BACKOFF_SECONDS))
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    """How the runner claims and holds work."""
+
+    consumer: str
+    max_concurrent: int = 200
+    lease_seconds: float = 30.0
+    grace_seconds: float = 20.0
+    retry_delay: float = 2.0
+    block_ms: int = 1000
+
+
+class TaskRunner:
+    """Runs queued tasks until asked to stop; one coroutine per thread with work."""
+
+    def __init__(
+        self, queue: TaskQueue, executor: TaskExecutor, settings: RunnerSettings, intake_first: IntakeFirst
+    ) -> None:
+        self._queue = queue
+        self._intake_first = intake_first
+        self._executor = executor
+        self._settings = settings
+        self._active: dict[str, asyncio.Task[None]] = {}
+        self._slot_freed = asyncio.Event()
+        self._read_failures = 0
+
+    @property
+    def active_threads(self) -> int:
+        """How many threads this process is working on now."""
+        return len(self._active)
+
+    async def prepare(self) -> None:
+        """Make the queue ready (group and scripts) before Slack's events may arrive."""
+        await self._make_queue()
+
+    async def _make_queue(self) -> None:
+        """Create the queue's group if needed; if it had to be, give threads whose entry was lost a new one."""
+        if await self._queue.ensure_group():
+            requeued = await self._queue.requeue_orphans()
+            if requeued:
+                log.warning("queued %d thread(s) again whose queue entry Redis had lost", requeued)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Claim and run work until `stopping` is set, then let running tasks finish within the grace period.
+
+        Call prepare() first: it makes the queue this reads.
+        """
+        consumer = self._settings.consumer
+        own = await self._queue.claim_own_pending(consumer)
+        if own:
+            log.info("resuming %d thread(s) this worker (%s) held before it stopped", len(own), consumer)
+        self._start(own)
+        await self._queue.mark_alive(consumer)
+        keeper = asyncio.create_task(self._keep_leases(stopping), name="lease-keeper")
+        try:
+            while not stopping.is_set():
+                await self._claim_once()
+        finally:
+            keeper.cancel()
+            await self._drain()
+            with contextlib.suppress(RedisError):
+                await self._queue.mark_stopped(consumer)
+
+    async def _claim_once(self) -> None:
+        free = self._settings.max_concurrent - len(self._active)
+        if free <= 0:
+            self._slot_freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._slot_freed.wait(), timeout=1.0)
+            return
+        try:
+            self._start(await self._queue.claim_new(self._settings.consumer, free, self._settings.block_ms))
+        except RedisError as exc:
+            if isinstance(exc, ResponseError) and any(code in str(exc) for code in ("NOGROUP", "UNBLOCKED")):
+                # Redis lost the queue (deleted, evicted, or restarted without persistence; a blocked read learns
+                # it as UNBLOCKED): make it again. Work submitted since has its inbox and queue entry, which intake
+                # writes as usual; threads whose flag survived the loss get a new entry.
+                log.warning("the task queue is gone from Redis; creating it again")
+                await self._make_queue()
+                return
+            self._read_failures += 1
+            log.warning("cannot read the task queue (%s); retrying", exc)
+            await asyncio.sleep(backoff(self._settings.retry_delay, self._read_failures))
+            return
+        self._read_failures = 0
+
+    def _start(self, leases: list[ThreadLease]) -> None:
+        for lease in leases:
+            if lease.entry_id not in self._active:
+                self._active[lease.entry_id] = asyncio.create_task(self._work(lease), name=f"thread-{lease.entry_id}")
+
+    async def _work(self, lease: ThreadLease) -> None:
+        """Work one thread's inbox until it is empty, oldest task first."""
+        failures = 0
+        task: Task | None = None
+        try:
+            while True:
+                task = None
+                try:
+                    await self._intake_first.turn()
+                    task = await self._queue.head(lease.thread)
+                    if task is None:
+                        if await self._queue.release(lease):
+                            return
+                        continue
+                    await self._executor.execute(lease, task)
+                    failures = 0
+                except LeaseLost as exc:
+                    # Stalled past the lease, or the thread was reset: every write of ours is refused now.
+                    log.warning("thread %s: %s; leaving it", lease.thread.encode(), exc)
+                    return
+                except RedisError as exc:
+                    # Redis is down or failing over: wait for it, longer each time, then pick up where we were.
+                    failures += 1
+                    log.warning("thread %s: Redis unavailable (%s); retrying", lease.thread.encode(), exc)
+                    await asyncio.sleep(backoff(self._settings.retry_delay, failures))
+                    continue
+                # A failing task must not take the worker down with it: log it and try again after a pause.
+                # Its attempt counter makes sure it is failed for good after a few tries.
+                except Exception as exc:
+                    log.exception("thread %s: task step failed; retrying", lease.thread.encode())
+                    if task is not None:  # what the thread is told if the task is failed for good
+                        with contextlib.suppress(RedisError):
+                            await self._queue.note_failure(task, failure_reason(exc))
+                    await asyncio.sleep(self._settings.retry_delay)
+        finally:
+            self._active.pop(lease.entry_id, None)
+            self._slot_freed.set()
+
+    async def _keep_leases(self, stopping: asyncio.Event) -> None:
+        """Renew this worker's leases and take over threads whose worker stopped renewing theirs.
+
+        Leases are renewed every third of the lease; stale threads are looked for every couple of seconds, so a
+        dead worker's threads move at most that long after its lease ran out.
+        """
+        renew_every = self._settings.lease_seconds / 3
+        look_every = min(STALE_CHECK_SECONDS, renew_every)
+        last_renewal = time.monotonic()
+        last_prune = last_renewal - PRUNE_CONSUMERS_SECONDS  # prune soon after start too: that is when names pile up
+        while True:
+            await asyncio.sleep(look_every)
+            try:
+                if time.monotonic() - last_renewal >= renew_every - look_every / 2:
+                    last_renewal = time.monotonic()
+                    await self._renew()
+                if not stopping.is_set():
+                    await self._take_over_stale()
+                if time.monotonic() - last_prune >= PRUNE_CONSUMERS_SECONDS:
+                    last_prune = time.monotonic()
+                    await self._prune_consumers()
+            except RedisError as exc:
+                log.warning("cannot renew or check leases (%s)", exc)
+            # Whatever else goes wrong, the keeper goes on: without it this worker's leases would lapse and its
+            # threads pass to others while it still works on them.
+            except Exception:
+                log.exception("the lease keeper failed; it goes on after a pause")
+                await asyncio.sleep(self._settings.retry_delay)
+
+    async def _take_over_stale(self) -> None:
+        await self._queue.mark_alive(self._settings.consumer)
+        taken = await self._queue.claim_stale(self._settings.consumer, int(self._settings.lease_seconds * 1000))
+        if taken:
+            log.warning("took over %d thread(s) whose worker stopped renewing its lease", len(taken))
+        self._start(taken)
+
+    async def _prune_consumers(self) -> None:
+        removed = await self._queue.prune_consumers()
+        if removed:
+            log.info("removed %d consumer name(s) idle for an hour with nothing pending", len(removed))
+
+    async def _renew(self) -> None:
+        lost = await self._queue.heartbeat(self._settings.consumer, list(self._active))
+        for entry_id in lost:
+            work = self._active.pop(entry_id, None)
+            if work is not None:  # None: the thread was released just now, which is no loss
+                log.warning("no longer holds queue entry %s (taken over, or its thread was reset); stopping", entry_id)
+                work.cancel()
+
+    async def _drain(self) -> None:
+        """Give running tasks the grace period, then cancel the rest: they stay pending for the next start."""
+        deadline = time.monotonic() + self._settings.grace_seconds
+        while self._active and time.monotonic() < deadline:
+            await asyncio.wait(list(self._active.values()), timeout=deadline - time.monotonic())
+        if self._active:
+            log.warning("stopping with %d thread(s) unfinished; they resume on the next start", len(self._active))
+            for work in list(self._active.values()):
+                work.cancel()
+            await asyncio.gather(*self._active.values(), return_exceptions=True)

@@ -1,0 +1,132 @@
+"""`/agent`: see or reset agents. Every answer is shown only to the person who asked."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.core.errors import SlackError
+from bot.core.ports import SlackGateway
+from bot.tasks.intake import Intake
+from bot.tasks.status import channel_overview, thread_detail, thread_label
+from store.models import Task, TaskKind, ThreadRef
+from store.tasks import SubmitResult, TaskQueue
+from store.threads import ThreadStore
+
+# The buttons of the channel-wide reset's confirmation; their value is the channel they were offered for.
+CONFIRM_CHANNEL_RESET = "agent_reset_channel_confirm"
+CANCEL_CHANNEL_RESET = "agent_reset_channel_cancel"
+RECENT_AGENTS = 10
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A reply to the person who ran the command: text (the notification and fallback) and Block Kit blocks."""
+
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+
+
+HELP = Answer(
+    "*`/agent` shows and clears this channel's thread agents.*\n"
+    "• `/agent status`: the channel's agents, the queue and the workers\n"
+    "• `/agent status <link to a thread>`: one thread's agent in detail\n"
+    "• `/agent reset <link to a thread>`: that agent forgets everything (its work in progress is stopped)\n"
+    "• `/agent reset`: every agent of this channel forgets everything (asks first)\n"
+    "• `/agent help`: this text\n"
+    "Copy a thread's link with *Copy link* on any of its messages. Inside a thread, mention me with `status` "
+    "or `reset` instead."
+)
+
+
+class AgentCommands:
+    """What `/agent` can do, whichever way Slack delivered it."""
+
+    def __init__(self, threads: ThreadStore, queue: TaskQueue, intake: Intake, slack: SlackGateway) -> None:
+        self._threads = threads
+        self._queue = queue
+        self._intake = intake
+        self._slack = slack
+
+    async def channel_status(self, team_id: str, channel_id: str, team_domain: str) -> Answer:
+        """The channel's agents: how many in each state, the most recent ones, the queue and the workers."""
+        counts = await self._threads.channel_counts(team_id, channel_id)
+        recent = await self._threads.channel_agents(team_id, channel_id, RECENT_AGENTS)
+        usage = await self._threads.channel_usage(team_id, channel_id)
+        depth = await self._queue.threads_with_work(team_id)
+        workers = await self._queue.live_workers()
+        blocks = channel_overview(channel_id, team_domain, counts, recent, usage, depth, workers)
+        if not counts.agents:
+            return Answer("No agents in this channel yet: mention me in a thread to start one.", blocks)
+        return Answer(f"{counts.agents} agent(s) in this channel, {counts.working} working.", blocks)
+
+    async def thread_status(self, ref: ThreadRef, team_domain: str, *, link_is_reply: bool) -> Answer:
+        """One thread's agent in detail."""
+        state = await self._threads.state(ref)
+        if state is None:
+            return Answer(await self._no_agent_reason(ref, link_is_reply))
+        current = await self._threads.current_task(ref)
+        return Answer(f"Agent status: {state.status}", thread_detail(ref, team_domain, state, current))
+
+    async def reset_thread(
+        self, ref: ThreadRef, team_domain: str, user_id: str, request_id: str, *, link_is_reply: bool
+    ) -> Answer:
+        """Reset one thread's agent now; its work in progress is cancelled and the thread is told who reset it."""
+        if not await self._threads.has_agent(ref) and not await self._threads.current_task(ref):
+            return Answer(await self._no_agent_reason(ref, link_is_reply))
+        result = await self._intake.reset(
+            Task(request_id, TaskKind.RESET, ref, "reset", user_id, ref.thread_ts, time.time())
+        )
+        label = thread_label(team_domain, ref)
+        if result.outcome is SubmitResult.DUPLICATE:
+            return Answer(f"That reset of {label} was already done.")
+        stopped = " Its work in progress was stopped." if result.cancelled_replies else ""
+        return Answer(f"Reset the agent of {label}: it has forgotten everything.{stopped}")
+
+    def confirm_channel_reset(self, channel_id: str) -> Answer:
+        """Ask before resetting every agent of the channel."""
+        question = f"Reset *every* agent of <#{channel_id}>? They forget everything, and work in progress stops."
+        buttons = {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": CONFIRM_CHANNEL_RESET,
+                    "text": {"type": "plain_text", "text": "Reset them all"},
+                    "style": "danger",
+                    "value": channel_id,
+                },
+                {
+                    "type": "button",
+                    "action_id": CANCEL_CHANNEL_RESET,
+                    "text": {"type": "plain_text", "text": "Cancel"},
+                    "value": channel_id,
+                },
+            ],
+        }
+        return Answer(question, [{"type": "section", "text": {"type": "mrkdwn", "text": question}}, buttons])
+
+    async def reset_channel(self, team_id: str, channel_id: str, user_id: str, request_id: str) -> Answer:
+        """Reset every agent of the channel (and its usage totals); other channels are not touched."""
+        reset = 0
+        for thread_ts in await self._threads.channel_threads(team_id, channel_id):
+            ref = ThreadRef(team_id, channel_id, thread_ts)
+            if not await self._threads.has_agent(ref) and not await self._threads.current_task(ref):
+                continue  # expired since it was listed: nothing to reset, no note to post
+            task = Task(f"{request_id}-{thread_ts}", TaskKind.RESET, ref, "reset", user_id, thread_ts, time.time())
+            if (await self._intake.reset(task)).outcome is SubmitResult.ACCEPTED:
+                reset += 1
+        await self._threads.clear_channel_usage(team_id, channel_id)
+        return Answer(f"Reset {reset} agent(s) of <#{channel_id}>: they have forgotten everything.")
+
+    async def _no_agent_reason(self, ref: ThreadRef, link_is_reply: bool) -> str:
+        """Why a linked thread has no agent: it is not a thread at all, or nobody mentioned me there."""
+        if not link_is_reply:
+            try:
+                in_a_thread = await self._slack.is_thread(ref)  # one small read, however long the thread
+            except SlackError:
+                return "I cannot find that message: is the link right, and am I in its channel?"
+            if not in_a_thread:
+                return "That message is not in a thread: link a thread (any of its messages)."
+        return "That thread has no agent: nobody has mentioned me there (or it was reset)."

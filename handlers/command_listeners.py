@@ -1,0 +1,156 @@
+"""The `/agent` slash command and its buttons: parse the payload, answer the person who asked.
+
+Slack wants the acknowledgement within 3 s. An answer ready within ANSWER_WITHIN goes in the acknowledgement;
+a slower one (Redis under load) is acknowledged with "Working on it…" and sent through the command's
+response_url when it is ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+
+from handlers.agent_command import CANCEL_CHANNEL_RESET, CONFIRM_CHANNEL_RESET, HELP, AgentCommands, Answer
+from store.models import ThreadRef
+
+log = logging.getLogger(__name__)
+
+ANSWER_WITHIN = 2.0
+WORKING = Answer("Working on it…")
+FAILED = Answer("Sorry, I could not do that just now (my storage is not answering). Try again in a minute.")
+
+# A message link: https://team.slack.com/archives/C123/p1700000000000100[?thread_ts=1700000000.000050&cid=C123]
+_LINK = re.compile(r"/archives/(?P<channel>[A-Z0-9]+)/p(?P<seconds>\d{10})(?P<micros>\d{6})(?:\?(?P<query>[^\s>|]*))?")
+_THREAD_TS = re.compile(r"(?:^|&)thread_ts=(?P<ts>\d+\.\d+)")
+
+
+@dataclass(frozen=True)
+class ThreadLink:
+    """The thread a Slack message link points into."""
+
+    channel_id: str
+    thread_ts: str
+    is_reply: bool = False  # the link is to a reply, so it is certainly in a thread
+
+
+def parse_thread_link(text: str) -> ThreadLink | None:
+    """The thread of a message link (a reply's link carries its thread's ts in `thread_ts`)."""
+    match = _LINK.search(text.replace("&amp;", "&"))  # Slack escapes & in command text
+    if match is None:
+        return None
+    thread = _THREAD_TS.search(match["query"] or "")
+    if thread:
+        return ThreadLink(match["channel"], thread["ts"], is_reply=True)
+    return ThreadLink(match["channel"], f"{match['seconds']}.{match['micros']}")
+
+
+def ephemeral(answer: Answer) -> dict[str, Any]:
+    """An answer as the arguments of ack() or respond(): shown only to the person who asked."""
+    arguments: dict[str, Any] = {"text": answer.text, "response_type": "ephemeral"}
+    if answer.blocks:
+        arguments["blocks"] = answer.blocks
+    return arguments
+
+
+class Answerer:
+    """Answers in the acknowledgement when that is quick, else later through response_url."""
+
+    def __init__(self) -> None:
+        self._later: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
+
+    async def answer(self, ack: AsyncAck, respond: AsyncRespond, work: Coroutine[Any, Any, Answer]) -> None:
+        job = asyncio.ensure_future(work)
+        done, _ = await asyncio.wait({job}, timeout=ANSWER_WITHIN)
+        if job in done:
+            await ack(**ephemeral(_result(job)))
+            return
+        await ack(**ephemeral(WORKING))
+        self.later(respond, job)
+
+    def later(self, respond: AsyncRespond, job: Awaitable[Answer]) -> None:
+        """Send the answer of `job` through response_url once it is ready."""
+
+        async def send() -> None:
+            try:
+                answer = await job
+            except Exception:
+                log.exception("an /agent command failed")
+                answer = FAILED
+            try:
+                await respond(**ephemeral(answer), replace_original=True)
+            except Exception:  # nobody else would hear of it: a background task's error is lost
+                log.exception("could not send an /agent answer through its response_url")
+
+        task = asyncio.ensure_future(send())
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
+
+
+def _result(job: asyncio.Future[Answer]) -> Answer:
+    if job.exception() is not None:
+        log.error("an /agent command failed", exc_info=job.exception())
+        return FAILED
+    return job.result()
+
+
+def register_command_listeners(app: AsyncApp, commands: AgentCommands) -> None:
+    """Attach the `/agent` listener and the channel-reset buttons."""
+    answerer = Answerer()
+
+    async def handle_agent_command(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
+        words = str(command.get("text", "")).split()
+        action = words[0].lower() if words else "help"
+        team_id, channel_id, user_id = str(command["team_id"]), str(command["channel_id"]), str(command["user_id"])
+        domain = str(command.get("team_domain", ""))
+        request_id = f"cmd-{command.get('trigger_id') or command.get('user_id')}"
+        if action not in ("status", "reset"):
+            await ack(**ephemeral(HELP))
+            return
+        link = parse_thread_link(" ".join(words[1:])) if words[1:] else None
+        if words[1:] and link is None:
+            await ack(**ephemeral(Answer("I could not read that as a link to a thread. " + _COPY_LINK)))
+            return
+        if link is not None and link.channel_id != channel_id:
+            await ack(**ephemeral(Answer("That thread is in another channel: run the command there.")))
+            return
+        if link is None and action == "reset":
+            await ack(**ephemeral(commands.confirm_channel_reset(channel_id)))
+            return
+        work: Coroutine[Any, Any, Answer]
+        if link is None:
+            work = commands.channel_status(team_id, channel_id, domain)
+        elif action == "status":
+            ref = ThreadRef(team_id, channel_id, link.thread_ts)
+            work = commands.thread_status(ref, domain, link_is_reply=link.is_reply)
+        else:
+            ref = ThreadRef(team_id, channel_id, link.thread_ts)
+            work = commands.reset_thread(ref, domain, user_id, request_id, link_is_reply=link.is_reply)
+        await answerer.answer(ack, respond, work)
+
+    async def handle_confirm(ack: AsyncAck, respond: AsyncRespond, body: dict[str, Any]) -> None:
+        await ack()
+        team_id, channel_id = str(body["team"]["id"]), str(body["channel"]["id"])
+        if str(body["actions"][0].get("value")) != channel_id:
+            await respond(**ephemeral(Answer("That button belongs to another channel: nothing was reset.")))
+            return
+        request_id = f"btn-{body.get('trigger_id') or body['actions'][0].get('action_ts')}"
+        # The buttons go at once, so that a second click cannot start a second reset.
+        await respond(**ephemeral(Answer(f"Resetting every agent of <#{channel_id}>…")), replace_original=True)
+        answerer.later(respond, commands.reset_channel(team_id, channel_id, str(body["user"]["id"]), request_id))
+
+    async def handle_cancel(ack: AsyncAck, respond: AsyncRespond) -> None:
+        await ack()
+        await respond(**ephemeral(Answer("Cancelled: nothing was reset.")), replace_original=True)
+
+    app.command("/agent")(handle_agent_command)
+    app.action(CONFIRM_CHANNEL_RESET)(handle_confirm)
+    app.action(CANCEL_CHANNEL_RESET)(handle_cancel)
+
+
+_COPY_LINK = "Use *Copy link* on a message of the thread, then `/agent status <link>`."

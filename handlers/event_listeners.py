@@ -1,0 +1,103 @@
+"""Event listeners: parse `app_mention` and `message` events and hand them to intake.
+
+The app runs with process_before_response=True, so Slack's acknowledgement is sent only after a listener
+returns: a listener that raises (Redis did not take the task) makes Bolt answer 500, and Slack redelivers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+
+from bot.tasks.intake import IncomingMessage, Intake
+from store.models import SharedFile
+
+log = logging.getLogger(__name__)
+
+# Message subtypes that are a person saying something; edits, joins, deletions and the like are not.
+_SPOKEN_SUBTYPES = {None, "file_share", "thread_broadcast"}
+
+
+def parse_message(
+    body: dict[str, Any], event: dict[str, Any], *, allowed_bot_ids: frozenset[str] = frozenset()
+) -> IncomingMessage | None:
+    """The event as an IncomingMessage, or None if it is not someone saying something (edits, joins, bots...).
+
+    Bots' messages count only from the bots in `allowed_bot_ids`: two bots answering each other never stop.
+    """
+    subtype = event.get("subtype")
+    from_bot = bool(event.get("bot_id")) or subtype == "bot_message"
+    allowed_bot = from_bot and str(event.get("bot_id", "")) in allowed_bot_ids
+    if from_bot and not allowed_bot:
+        return None
+    if subtype not in _SPOKEN_SUBTYPES and not (allowed_bot and subtype == "bot_message"):
+        return None
+    try:
+        return IncomingMessage(
+            event_id=str(body["event_id"]),
+            team_id=str(body.get("team_id") or event["team"]),
+            channel_id=str(event["channel"]),
+            user_id=str(event.get("user") or event["bot_id"]),
+            text=str(event.get("text", "")),
+            ts=str(event["ts"]),
+            thread_ts=event.get("thread_ts"),
+            is_direct_message=event.get("channel_type") == "im",
+            files=parse_files(event.get("files")),
+        )
+    except KeyError as exc:
+        log.warning("ignoring a malformed %s event: no %s", event.get("type"), exc)
+        return None
+
+
+def parse_files(raw: object) -> tuple[SharedFile, ...]:
+    """The files shared with a message; entries without an id or a URL (deleted, hidden) are left out. A remote file
+    (mode "external": a link to a document kept elsewhere) keeps its mode, so that it is named and never fetched."""
+    if not isinstance(raw, list):
+        return ()
+    files: list[SharedFile] = []
+    for item in raw:
+        if not isinstance(item, dict):
+            continue
+        url = item.get("url_private_download") or item.get("url_private")
+        external = item.get("is_external") is True or item.get("mode") == "external"
+        if not item.get("id") or not (url or external):
+            continue
+        files.append(
+            SharedFile(
+                file_id=str(item["id"]),
+                name=str(item.get("name") or item.get("title") or item["id"]),
+                mimetype=str(item.get("mimetype") or "application/octet-stream"),
+                size=int(item.get("size") or 0),
+                url=str(url or ""),
+                mode="external" if external else str(item.get("mode") or "hosted"),
+            )
+        )
+    return tuple(files)
+
+
+def register_event_listeners(app: AsyncApp, intake: Intake, *, allowed_bot_ids: frozenset[str] = frozenset()) -> None:
+    """Attach the mention and message listeners to the Bolt app."""
+
+    async def handle_app_mention(body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
+        message = parse_message(body, event, allowed_bot_ids=allowed_bot_ids)
+        if message is None or message.user_id == context.bot_user_id:
+            return
+        await intake.mention(message, context.bot_user_id or "")
+
+    async def handle_message(body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
+        message = parse_message(body, event, allowed_bot_ids=allowed_bot_ids)
+        bot_user_id = context.bot_user_id or ""
+        if message is None or message.user_id == bot_user_id:
+            return
+        if message.is_direct_message:
+            # In a DM every message is for the bot; Slack sends no app_mention there.
+            await intake.mention(message, bot_user_id)
+        elif f"<@{bot_user_id}" in message.text:
+            return  # the app_mention event for this same message does the work
+        elif message.thread_ts:
+            await intake.thread_message(message)
+
+    app.event("app_mention")(handle_app_mention)
+    app.event("message")(handle_message)

@@ -1,0 +1,271 @@
+"""The SlackGateway the runner uses, on slack_sdk's AsyncWebClient (whose retry handlers do Slack's retries)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from functools import partial
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from aiohttp import ClientError, ClientResponse, ClientSession
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from bot.core.errors import SlackError
+from bot.core.ports import ThreadMessage, ThreadTail
+from handlers import thread_pages
+from handlers.thread_pages import Page
+from store.models import ThreadRef
+
+log = logging.getLogger(__name__)
+
+TASK_EVENT_TYPE = "agent_task"
+RESET_EVENT_TYPE = "agent_reset"
+WORKING_REACTION = "eyes"
+# Slack renders `markdown_text` as standard Markdown (what Claude writes) but takes at most 12,000 characters;
+# longer answers go out as plain `text`.
+MARKDOWN_LIMIT = 12_000
+# Shared files' url_private(_download) are on files.slack.com; the bot token goes nowhere else (a remote file's URL,
+# for one, is chosen by whoever added it).
+SLACK_FILES_ORIGIN = ("https", "files.slack.com", 443)
+DEFAULT_PORTS = {"https": 443, "http": 80}
+REDIRECT_STATUSES = {301, 302, 303, 307, 308}
+MAX_FILE_REDIRECTS = 3
+# A task's message is posted moments after the ts it is searched after: five pages (1,000 messages) hold any
+# thread's traffic of those moments, and bound what a search costs in a busy thread.
+MAX_FIND_PAGES = 5
+
+
+def _message_body(text: str) -> dict[str, Any]:
+    return {"markdown_text": text} if len(text) <= MARKDOWN_LIMIT else {"text": text}
+
+
+class WebApiGateway:
+    """SlackGateway on the Web API."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self._client = client
+        self._identity: dict[str, Any] | None = None
+
+    async def _call(self, method: str, call: Awaitable[AsyncSlackResponse]) -> dict[str, Any]:
+        """Await a Web API call, turning Slack's errors into SlackError (never echoing tokens or bodies)."""
+        try:
+            response = await call
+        except SlackApiError as exc:
+            raise SlackError(f"Slack {method} failed: {exc.response.get('error', 'unknown error')}") from None
+        except (ClientError, TimeoutError) as exc:
+            raise SlackError(f"Slack {method} unreachable: {type(exc).__name__}") from None
+        data: dict[str, Any] = response.data if isinstance(response.data, dict) else {}
+        return data
+
+    async def _whoami(self) -> dict[str, Any]:
+        if self._identity is None:
+            self._identity = await self._call("auth.test", self._client.auth_test())
+        return self._identity
+
+    async def bot_user_id(self) -> str:
+        """The bot's user id."""
+        return str((await self._whoami())["user_id"])
+
+    async def post_placeholder(self, thread: ThreadRef, text: str, task_id: str) -> str:
+        """Post the message a task's answer will replace, tagged with the task id in its metadata."""
+        metadata = {"event_type": TASK_EVENT_TYPE, "event_payload": {"task_id": task_id}}
+        return await self._post(thread, {"text": text, "metadata": metadata})
+
+    async def post_reply(self, thread: ThreadRef, text: str) -> str:
+        """Post a reply in the thread."""
+        return await self._post(thread, _message_body(text))
+
+    async def post_reset_note(self, thread: ThreadRef, text: str, *, reset_at: float) -> str:
+        """Post the reset note, its metadata saying when the reset was asked (later reads start after that)."""
+        metadata = {"event_type": RESET_EVENT_TYPE, "event_payload": {"reset_at": reset_at}}
+        return await self._post(thread, {**_message_body(text), "metadata": metadata})
+
+    async def _post(self, thread: ThreadRef, body: dict[str, Any]) -> str:
+        if thread.thread_ts:
+            body["thread_ts"] = thread.thread_ts
+        data = await self._call("chat.postMessage", self._client.chat_postMessage(channel=thread.channel_id, **body))
+        return str(data["ts"])
+
+    async def update_message(self, thread: ThreadRef, ts: str, text: str) -> None:
+        """Replace a message's text."""
+        body = _message_body(text)
+        await self._call("chat.update", self._client.chat_update(channel=thread.channel_id, ts=ts, **body))
+
+    async def delete_message(self, thread: ThreadRef, ts: str) -> None:
+        """Delete a message the bot posted; one that is gone already is not an error."""
+        try:
+            await self._call("chat.delete", self._client.chat_delete(channel=thread.channel_id, ts=ts))
+        except SlackError as exc:
+            if "message_not_found" not in str(exc):
+                raise
+
+    async def set_working(self, thread: ThreadRef, message_ts: str, working: bool) -> None:
+        """React to the message while working on it (👀), and take the reaction back when done."""
+        client = self._client
+        call = (client.reactions_add if working else client.reactions_remove)(
+            channel=thread.channel_id, timestamp=message_ts, name=WORKING_REACTION
+        )
+        try:
+            await self._call("reactions.add" if working else "reactions.remove", call)
+        except SlackError as exc:  # already there, already gone, or no permission: the answer matters, not this
+            log.info("working indicator not %s: %s", "set" if working else "cleared", exc)
+
+    async def recent_messages(self, thread: ThreadRef, *, limit: int, before_ts: str | None = None) -> ThreadTail:
+        """The thread's newest `limit` messages before `before_ts`, reading only their pages (thread_pages)."""
+        whoami = await self._whoami()
+        tail = await thread_pages.newest(partial(self._page, thread), thread.thread_ts, wanted=limit, before=before_ts)
+        return ThreadTail([_thread_message(raw, whoami) for raw in tail.messages], tail.older_than)
+
+    async def is_thread(self, thread: ThreadRef) -> bool:
+        """Whether the message at `thread.thread_ts` has replies or is one: one call for its first page of one."""
+        page = await self._page(thread, limit=1)
+        message = page.parent or {}
+        is_reply = message.get("thread_ts") not in (None, message.get("ts"))
+        return is_reply or bool(message.get("reply_count")) or bool(page.replies) or page.has_more
+
+    async def post_part(self, thread: ThreadRef, text: str, task_id: str, part: int) -> str:
+        """Post a further part of a long answer, its metadata naming the task and the part."""
+        metadata = {"event_type": TASK_EVENT_TYPE, "event_payload": {"task_id": task_id, "part": part}}
+        return await self._post(thread, {**_message_body(text), "metadata": metadata})
+
+    async def find_task_message(self, thread: ThreadRef, task_id: str, *, after_ts: str, part: int = 0) -> str | None:
+        """The bot's message whose metadata names this task and part, posted after `after_ts`: searched in the
+        thread's messages after that ts (a few pages at most), or in the DM's latest messages."""
+        whoami = await self._whoami()
+
+        def is_it(raw: dict[str, Any]) -> bool:
+            metadata = raw.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            return (
+                _thread_message(raw, whoami).from_this_bot
+                and metadata.get("event_type") == TASK_EVENT_TYPE
+                and payload.get("task_id") == task_id
+                and int(payload.get("part") or 0) == part
+            )
+
+        if thread.thread_ts:
+            fetch = partial(self._page, thread)
+            found = await thread_pages.after(fetch, oldest=after_ts, match=is_it, max_pages=MAX_FIND_PAGES)
+            return None if found is None else str(found["ts"])
+        call = self._client.conversations_history(
+            channel=thread.channel_id, oldest=after_ts, limit=100, include_all_metadata=True
+        )
+        candidates = (await self._call("conversations.history", call)).get("messages", [])
+        return next((str(raw["ts"]) for raw in candidates if is_it(raw)), None)
+
+    async def _page(self, thread: ThreadRef, **arguments: Any) -> Page:
+        """One page of conversations.replies (with every app's metadata: reset notes and task tags are read)."""
+        options = {name: value for name, value in arguments.items() if value is not None}
+        call = self._client.conversations_replies(
+            channel=thread.channel_id, ts=thread.thread_ts, include_all_metadata=True, **options
+        )
+        data = await self._call("conversations.replies", call)
+        messages = [raw for raw in data.get("messages", []) if isinstance(raw, dict)]
+        # Slack puts the thread's parent on top of every page, whatever the time window.
+        parent = next((raw for raw in messages if str(raw.get("ts")) == thread.thread_ts), None)
+        replies = [raw for raw in messages if str(raw.get("ts")) != thread.thread_ts]
+        cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
+        return Page(parent, replies, bool(data.get("has_more")) or bool(cursor), cursor)
+
+    async def download(self, url: str, max_bytes: int) -> tuple[bytes, str]:
+        """Download a shared file with the bot token (files:read), only from Slack's file host. Slack answers a
+        request it does not accept with a login page, not an error: an HTML answer for a file that is not HTML is
+        refused here."""
+        session = self._client.session
+        owned = session is None
+        if session is None:
+            session = ClientSession()
+        try:
+            return await self._fetch_from_slack(session, url, max_bytes)
+        except (ClientError, TimeoutError) as exc:
+            raise SlackError(f"file download failed: {type(exc).__name__}") from None
+        finally:
+            if owned:
+                await session.close()
+
+    async def _fetch_from_slack(self, session: ClientSession, url: str, max_bytes: int) -> tuple[bytes, str]:
+        """GET the file, following redirects by hand: aiohttp would follow one to any host (dropping the header only
+        when the origin changes); here every hop must be a Slack file URL before it is requested at all."""
+        headers = {"Authorization": f"Bearer {self._client.token}"}
+        for _ in range(MAX_FILE_REDIRECTS + 1):
+            if not is_slack_file_url(url, self._client.base_url):
+                raise SlackError("file download refused: not a Slack file URL")  # the token never leaves Slack
+            async with session.get(url, headers=headers, allow_redirects=False) as response:
+                location = response.headers.get("Location")
+                if response.status in REDIRECT_STATUSES and location:
+                    url = urljoin(str(response.url), location)
+                    continue
+                return await _read_file(response, url, max_bytes)
+        raise SlackError("file download refused: too many redirects")
+
+    async def display_name(self, team_id: str, user_id: str) -> str | None:
+        """The user's display name; None if Slack will not say (a name is nice to have, not needed)."""
+        try:
+            data = await self._call("users.info", self._client.users_info(user=user_id))
+        except SlackError as exc:
+            log.info("no display name for %s: %s", user_id, exc)
+            return None
+        user = data.get("user") or {}
+        profile = user.get("profile") or {}
+        name = profile.get("display_name") or profile.get("real_name") or user.get("real_name") or user.get("name")
+        return str(name) if name else None
+
+
+def is_slack_file_url(url: str, api_url: str) -> bool:
+    """Whether the bot token may go with a request for `url`: https on files.slack.com, or the origin (scheme, host
+    and port) of the Web API the bot uses, where a local Slack serves files in the playground and the tests."""
+    origin = _origin(url)
+    return origin is not None and origin in (SLACK_FILES_ORIGIN, _origin(api_url))
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:  # a port that is not a number, or out of range
+        return None
+    if not parts.hostname or port is None:
+        return None
+    return parts.scheme.lower(), parts.hostname.lower(), port
+
+
+async def _read_file(response: ClientResponse, url: str, max_bytes: int) -> tuple[bytes, str]:
+    """The body (at most max_bytes + 1 bytes: enough to tell it was longer) and its content type."""
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip()
+    login_page = kind == "text/html" and not url.lower().endswith((".html", ".htm"))
+    if response.status != 200 or login_page:
+        raise SlackError(f"file download refused (HTTP {response.status}, {kind or 'no type'})")
+    data = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        data += chunk
+        if len(data) > max_bytes:  # enough to know it is too long: stop reading
+            break
+    del data[max_bytes + 1 :]  # in place: no second copy of a file that may be megabytes
+    return bytes(data), kind
+
+
+def _thread_message(raw: dict[str, Any], whoami: dict[str, Any]) -> ThreadMessage:
+    bot_id = raw.get("bot_id")
+    mine = raw.get("user") == whoami.get("user_id") or (bot_id is not None and bot_id == whoami.get("bot_id"))
+    return ThreadMessage(
+        ts=str(raw["ts"]),
+        text=str(raw.get("text", "")),
+        user_id=raw.get("user"),
+        from_this_bot=mine,
+        from_other_bot=bot_id is not None and not mine,
+        reset_at=_reset_time(raw) if mine else None,
+    )
+
+
+def _reset_time(raw: dict[str, Any]) -> float | None:
+    """When the reset a reset note reports was asked (its own ts if the metadata lacks it)."""
+    metadata = raw.get("metadata") or {}
+    if metadata.get("event_type") != RESET_EVENT_TYPE:
+        return None
+    try:
+        return float((metadata.get("event_payload") or {}).get("reset_at") or raw["ts"])
+    except (TypeError, ValueError):
+        return float(raw["ts"])

@@ -1,0 +1,122 @@
+"""POST /slack/events: a request is bounded, shown to be Slack's and parsed before it costs any work.
+
+Anyone can send this route anything, so each step is the cheapest that can refuse: the declared size and the
+signature headers are checked before the body is read; the body is read only up to a cap; the HMAC is checked
+over the raw body before it is parsed; and only a signed body of a shape Slack sends goes on to Bolt (which
+checks the signature again: one more HMAC, so that the Bolt app is safe whatever serves it) and counts as intake.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.request.internals import parse_body
+from slack_sdk.signature import SignatureVerifier
+
+from bot.tasks.priority import IntakeFirst
+
+log = logging.getLogger(__name__)
+
+# Most of Slack's requests are a few KiB. The largest is an event for a 40,000-character message (Slack's limit),
+# sent twice (as text and as rich-text blocks) and JSON-escaped: about 480 kB in Japanese, 960 kB in emoji.
+MAX_BODY_BYTES = 1024 * 1024
+# Slack's rule, which slack_sdk's SignatureVerifier applies too: a request signed longer ago is a replay.
+MAX_AGE_SECONDS = 5 * 60
+_SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Refused(Exception):
+    """The request is not Slack's, or not something Slack sends: it gets `status` and nothing else happens."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def slack_events_handler(bolt: AsyncApp, signing_secret: str, intake_first: IntakeFirst) -> Handler:
+    """The handler of POST /slack/events: refuse what is not Slack's at no cost, hand the rest to Bolt."""
+    verifier = SignatureVerifier(signing_secret)
+
+    async def slack_events(request: web.Request) -> web.StreamResponse:
+        try:
+            body = await read_signed_body(request, verifier)
+        except Refused as refused:
+            # Not Slack's: anyone can send these, so they cost one DEBUG line at most, never a warning.
+            log.debug("refused a request to /slack/events: %s", refused.reason)
+            return web.Response(status=refused.status, text=refused.reason)
+        try:
+            bolt_request = bolt_request_of(body, request)
+        except Refused as refused:
+            log.warning("refused a signed request: %s (%d bytes)", refused.reason, len(body))
+            return web.Response(status=refused.status, text=refused.reason)
+        with intake_first.taking_in():
+            return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
+
+    return slack_events
+
+
+async def read_signed_body(request: web.Request, verifier: SignatureVerifier) -> str:
+    """The body, once its size and Slack's signature over it are checked; else Refused (413 or 401)."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise Refused(413, f"body over {MAX_BODY_BYTES} bytes")
+    signature = request.headers.get("X-Slack-Signature", "")
+    timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+    if not _SIGNATURE.fullmatch(signature) or not _TIMESTAMP.fullmatch(timestamp):
+        raise Refused(401, "no valid Slack signature headers")
+    if abs(time.time() - int(timestamp)) > MAX_AGE_SECONDS:
+        raise Refused(401, "stale timestamp")
+    raw = await _read_capped(request)
+    try:
+        body = raw.decode("utf-8")
+    except UnicodeDecodeError:  # Slack sends UTF-8 only; slack_sdk's verifier cannot hash anything else
+        raise Refused(401, "body not UTF-8") from None
+    if not verifier.is_valid(body, timestamp, signature):
+        raise Refused(401, "invalid signature")
+    return body
+
+
+async def _read_capped(request: web.Request) -> bytes:
+    # A chunked body declares no length: stop reading as soon as it passes the cap.
+    raw = bytearray()
+    while chunk := await request.content.readany():
+        raw += chunk
+        if len(raw) > MAX_BODY_BYTES:
+            raise Refused(413, f"body over {MAX_BODY_BYTES} bytes")
+    return bytes(raw)
+
+
+def bolt_request_of(body: str, request: web.Request) -> AsyncBoltRequest:
+    """The signed body as Bolt's request; Refused (400) if it is not an event, interaction or command."""
+    content_type = request.headers.get("Content-Type", "").split(";")[0] or None
+    try:
+        # Parsed exactly as Bolt parses it, so that whatever passes here parses there too.
+        payload: object = parse_body(body, content_type)
+    except ValueError as exc:  # json.JSONDecodeError included
+        raise Refused(400, f"malformed body ({type(exc).__name__})") from None
+    if not _is_slack_payload(payload):
+        raise Refused(400, "not an event, interaction or command")
+    try:
+        return AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
+    except (AttributeError, TypeError, LookupError, ValueError) as exc:
+        # Bolt reads ids out of nested fields (enterprise, authorizations...) assuming Slack's shapes.
+        raise Refused(400, f"malformed payload ({type(exc).__name__})") from None
+
+
+def _is_slack_payload(payload: object) -> bool:
+    """Events and interactions carry a type; slash commands a command; Slack's certificate check ssl_check."""
+    if not isinstance(payload, dict):
+        return False
+    fields: dict[str, Any] = payload
+    return isinstance(fields.get("type"), str) or "command" in fields or "ssl_check" in fields

@@ -1,0 +1,227 @@
+"""`python -m bot dev`: the bot, an embedded Redis, the Slack emulator and its page, with no credentials.
+
+The bot runs as a real `python -m bot` child process, configured as it would be in production but pointed at
+the emulator, so that the page can kill it mid-answer and start it again, and a person can watch the
+unfinished task resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+from dotenv import dotenv_values
+
+from bot.runtime.embedded_redis import EmbeddedRedis, die_with_parent, free_port
+
+from .anthropic_api import FakeAnthropic
+from .delivery import SlackDelivery
+from .offline_model import offline_responder
+from .playground import Playground
+
+log = logging.getLogger("playground")
+
+DEFAULT_PORT = 3000
+# The bot reads these from the playground, never from the developer's own Slack setup.
+_NOT_PASSED_ON = ("SLACK_", "REDIS_URL", "PORT", "DYNO", "DATA_DIR", "BOT_CRASH_AT")
+
+
+class BotChild:
+    """The bot as a child process: started, watched, killed and started again."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, on_change: Callable[[], None]) -> None:
+        self._env = env
+        self._workdir = workdir
+        self._on_change = on_change
+        self._process: asyncio.subprocess.Process | None = None
+        self._state = "stopped"
+        self._restarts = 0
+        self._stopping = False
+        self._watcher: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @property
+    def restarts(self) -> int:
+        return self._restarts
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self._env['PORT']}/healthz"
+
+    async def start(self) -> None:
+        """Start the process and return once it answers /healthz (or has died trying)."""
+        self._set_state("starting")
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            cwd=self._workdir,
+            env=self._env,
+            stdin=asyncio.subprocess.DEVNULL,
+            # Should the playground itself be killed, its bot goes too rather than linger on a port.
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
+        )
+        self._watcher = asyncio.create_task(self._watch(self._process))
+        if await self._wait_healthy(self._process):
+            self._set_state("running")
+
+    async def restart(self) -> None:
+        """SIGKILL, as a crash or a dyno's sudden death would, then start again."""
+        async with self._lock:
+            self._restarts += 1
+            self._set_state("restarting")
+            await self._kill()
+            log.info("the bot was killed from the page; starting it again")
+            await self.start()
+
+    async def stop(self) -> None:
+        """SIGTERM: the bot finishes what it can within its grace period and exits."""
+        self._stopping = True
+        process = self._process
+        if process is not None and process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), 30)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        self._set_state("stopped")
+
+    async def _kill(self) -> None:
+        process = self._process
+        if self._watcher is not None:
+            self._watcher.cancel()
+        if process is not None and process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    async def _watch(self, process: asyncio.subprocess.Process) -> None:
+        code = await process.wait()
+        if self._stopping:
+            return
+        # A dyno manager starts a crashed process again; so does the playground, after a breath.
+        log.warning("the bot exited with code %s; starting it again in 2 s", code)
+        self._set_state("restarting")
+        await asyncio.sleep(2)
+        async with self._lock:
+            if self._process is process:
+                await self.start()
+
+    async def _wait_healthy(self, process: asyncio.subprocess.Process, timeout: float = 60.0) -> bool:
+        deadline = asyncio.get_running_loop().time() + timeout
+        async with aiohttp.ClientSession() as session:
+            while asyncio.get_running_loop().time() < deadline and process.returncode is None:
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with session.get(self.health_url) as response:
+                        if response.status == 200:
+                            return True
+                await asyncio.sleep(0.1)
+        return False
+
+    def _set_state(self, state: str) -> None:
+        self._state = state
+        self._on_change()
+
+
+def anthropic_key() -> str | None:
+    """ANTHROPIC_API_KEY from the environment or a .env file in the current folder, if any."""
+    from_file = dotenv_values(".env") if Path(".env").is_file() else {}
+    return os.environ.get("ANTHROPIC_API_KEY") or from_file.get("ANTHROPIC_API_KEY") or None
+
+
+def bot_environment(
+    *, slack: Playground, redis_url: str, bot_port: int, api_key: str | None, offline_url: str | None
+) -> dict[str, str]:
+    """The bot's settings: the developer's own, but Slack and Redis are the playground's."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith(_NOT_PASSED_ON)}
+    env.update(
+        SLACK_BOT_TOKEN=slack.bot_token,
+        SLACK_SIGNING_SECRET=slack.signing_secret,
+        SLACK_API_URL=slack.api_url,
+        REDIS_URL=redis_url,
+        PORT=str(bot_port),
+        DYNO="playground.1",
+        PYTHONUNBUFFERED="1",
+    )
+    if offline_url is not None:
+        env.update(ANTHROPIC_API_KEY="offline", ANTHROPIC_BASE_URL=offline_url)
+    elif api_key is not None:
+        env["ANTHROPIC_API_KEY"] = api_key
+    return env
+
+
+async def run_playground(port: int, api_key: str | None) -> None:
+    """Serve the playground on `port` until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    with tempfile.TemporaryDirectory(prefix="bot-playground-") as folder:
+        workdir = Path(folder)
+        redis = EmbeddedRedis(workdir / "redis")
+        redis_url = await asyncio.to_thread(redis.start)
+        offline = FakeAnthropic() if api_key is None else None
+        playground = Playground(model="claude" if api_key else "offline", signing_secret=secrets.token_hex(16))
+        delivery: SlackDelivery | None = None
+        bot: BotChild | None = None
+        try:
+            if offline is not None:
+                offline.set_default(offline_responder)
+                await offline.start()
+            await playground.start(port)
+            bot_port = free_port()
+            delivery = SlackDelivery(f"http://127.0.0.1:{bot_port}/slack/events", playground.signing_secret)
+            env = bot_environment(
+                slack=playground,
+                redis_url=redis_url,
+                bot_port=bot_port,
+                api_key=api_key,
+                offline_url=offline.base_url if offline else None,
+            )
+            bot = BotChild(env, workdir, playground.changed)
+            playground.delivery, playground.controls = delivery, bot
+            print(f"Playground: http://localhost:{port}/  (model: {playground.model}; Ctrl-C stops)", flush=True)
+            await bot.start()
+            await stop.wait()
+        finally:
+            if bot is not None:
+                await bot.stop()
+            if delivery is not None:
+                await delivery.close()
+            await playground.stop()
+            if offline is not None:
+                await offline.stop()
+            await asyncio.to_thread(redis.stop)
+
+
+def main() -> int:
+    """`python -m bot dev`: returns the exit code."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # the page polls; the bot's own log matters
+    raw_port = os.environ.get("PORT", str(DEFAULT_PORT))
+    if not raw_port.isdigit() or not 0 < int(raw_port) < 65536:
+        print(f"error: PORT must be a port number, not {raw_port!r}", file=sys.stderr)
+        return 2
+    port = int(raw_port)
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            print(f"error: port {port} is in use; set PORT to another", file=sys.stderr)
+            return 2
+    asyncio.run(run_playground(port, anthropic_key()))
+    return 0

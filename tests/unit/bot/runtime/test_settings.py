@@ -1,0 +1,109 @@
+"""Settings: names, defaults, and the startup error for missing or invalid values."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.core.errors import ConfigError
+from bot.runtime.settings import DEFAULT_MODEL, load_settings
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+REQUIRED = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s3cret", "ANTHROPIC_API_KEY": "sk-ant-1"}
+
+
+def test_defaults_with_only_the_required_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the three required variables set, everything else takes its documented default."""
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.slack_api_url == "https://slack.com/api/"
+    assert settings.anthropic_model == DEFAULT_MODEL
+    assert settings.port == 3000
+    assert settings.redis_url is None
+    assert settings.dyno  # the host name
+    assert not settings.socket_mode
+
+
+def test_settings_are_read_from_a_dotenv_file(tmp_path: Path) -> None:
+    """A .env file in the working directory is read (the autouse fixture made tmp_path the working directory)."""
+    (tmp_path / ".env").write_text("SLACK_BOT_TOKEN=xoxb-2\nSLACK_APP_TOKEN=xapp-2\nANTHROPIC_API_KEY=k\nPORT=8080\n")
+    settings = load_settings()
+    assert settings.port == 8080
+    assert settings.socket_mode
+
+
+def test_every_missing_variable_is_named_at_once() -> None:
+    """An empty environment names all three required variables in one error, and no secret value."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.missing == ["SLACK_BOT_TOKEN", "ANTHROPIC_API_KEY", "SLACK_SIGNING_SECRET"]
+
+
+def test_socket_mode_needs_no_signing_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With an app token the signing secret is optional."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
+    assert load_settings().slack_signing_secret is None
+
+
+def test_invalid_values_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad PORT is reported with the variable's name, not a traceback."""
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PORT", "not-a-port")
+    with pytest.raises(ConfigError, match="PORT"):
+        load_settings()
+
+
+def test_python_m_bot_exits_2_with_one_clear_message(tmp_path: Path) -> None:
+    """`python -m bot` with settings missing prints one line naming them, no traceback, and exits with 2."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "ANTHROPIC_", "REDIS_"))}
+    env["SLACK_BOT_TOKEN"] = "xoxb-must-not-leak"
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "ANTHROPIC_API_KEY" in lines[0] and "SLACK_SIGNING_SECRET" in lines[0]
+    assert "xoxb-must-not-leak" not in result.stderr + result.stdout
+
+
+def test_python_m_bot_rejects_unknown_arguments(tmp_path: Path) -> None:
+    """An unknown mode is a usage error with exit code 2."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "serve-everything"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "usage" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "expected"),
+    [("DEBUG", None, "INFO"), ("INFO", None, "INFO"), ("WARNING", None, "WARNING"), ("DEBUG", "DEBUG", "DEBUG")],
+)
+def test_libraries_log_at_info_or_above_unless_asked(
+    monkeypatch: pytest.MonkeyPatch, ours: str, theirs: str | None, expected: str
+) -> None:
+    """LOG_LEVEL=DEBUG leaves the libraries at INFO (their DEBUG lines hold whole requests); only
+    LOG_LEVEL_LIBRARIES lowers them."""
+    for name, value in {**REQUIRED, "LOG_LEVEL": ours}.items():
+        monkeypatch.setenv(name, value)
+    if theirs is not None:
+        monkeypatch.setenv("LOG_LEVEL_LIBRARIES", theirs)
+    assert load_settings().library_log_level == expected

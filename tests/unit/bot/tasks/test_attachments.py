@@ -1,0 +1,44 @@
+"""Shared files read for one question, against the fake Slack: images within the Messages API's limits."""
+
+from __future__ import annotations
+
+from bot.tasks.attachments import MAX_IMAGE_BYTES, MAX_IMAGES, MAX_IMAGES_BASE64, encoded_size, read_attachments
+from handlers.event_listeners import parse_files
+from handlers.gateway import WebApiGateway
+from tests.fakes import MAX_IMAGE_BASE64, FakeSlack
+
+
+def test_the_limits_fit_the_api() -> None:
+    """The largest image the bot sends is exactly the API's 5 MB of base64; the images of a request leave room."""
+    assert encoded_size(MAX_IMAGE_BYTES) == MAX_IMAGE_BASE64
+    assert encoded_size(MAX_IMAGE_BYTES + 1) > MAX_IMAGE_BASE64
+    assert MAX_IMAGES_BASE64 <= 32_000_000 - 10_000_000
+
+
+async def test_at_most_twenty_images_go_with_one_question(slack: FakeSlack, gateway: WebApiGateway) -> None:
+    """Past MAX_IMAGES, images are named as skipped and not downloaded."""
+    files = [slack.add_file(f"p{n}.png", b"\x89PNG" + bytes([n]), mimetype="image/png") for n in range(25)]
+    found = await read_attachments(parse_files(files), gateway)
+    assert len(found.images) == MAX_IMAGES == 20
+    assert found.unread == [f"p{n}.png (only 20 images go with one question)" for n in range(20, 25)]
+    assert len(slack.downloads) == 20
+
+
+async def test_an_image_larger_than_slack_said_is_skipped(slack: FakeSlack, gateway: WebApiGateway) -> None:
+    """The size Slack states is checked before downloading, and the bytes that came are checked again."""
+    file = slack.add_file("big.jpg", bytes(MAX_IMAGE_BYTES + 1), mimetype="image/jpeg")
+    found = await read_attachments(parse_files([{**file, "size": 1000}]), gateway)
+    assert found.images == [] and found.unread == ["big.jpg (larger than the 3.75 MB an image can have)"]
+    assert "[Image big.jpg skipped: larger than the 3.75 MB an image can have.]" in found.text
+    exact = slack.add_file("exact.jpg", bytes(MAX_IMAGE_BYTES), mimetype="image/jpeg")
+    found = await read_attachments(parse_files([exact]), gateway)
+    assert [len(image["source"]["data"]) for image in found.images] == [MAX_IMAGE_BASE64]
+    assert found.unread == []
+
+
+async def test_a_remote_file_is_named_and_not_fetched(slack: FakeSlack, gateway: WebApiGateway) -> None:
+    """A remote file (a link kept outside Slack) is named as not read, and no request is made for it."""
+    remote = slack.add_remote_file("plan.txt", "https://docs.example.com/plan", mimetype="text/plain")
+    found = await read_attachments(parse_files([remote]), gateway, with_images=False)
+    assert found.text == "[File plan.txt could not be read: it is a link to a file kept outside Slack.]"
+    assert found.unread == ["plan.txt (kept outside Slack)"] and slack.downloads == []

@@ -1,0 +1,101 @@
+"""Scenario tests: signed Slack requests dispatched through the real Bolt app into intake and Redis."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from bot.runtime.app import Bot, build_bot
+from store import keys
+from store.connection import connect
+from store.models import ThreadRef
+from tests.fakes import FakeSlack, app_mention_event, event_envelope, message_event
+from tests.unit.handlers.scenario import dispatch, settings_for
+
+CHANNEL = "C0GENERAL"
+
+
+def mention(slack: FakeSlack, text: str = "hello", **fields: object) -> dict[str, object]:
+    event = app_mention_event(f"<@{slack.bot_user_id}> {text}", user="U0ALICE", channel=CHANNEL)
+    event.update(fields)
+    return event_envelope(event, team_id=slack.team_id)
+
+
+async def test_mention_is_recorded_before_the_ack(bot: Bot, slack: FakeSlack, redis: Redis) -> None:
+    """An app_mention is a queued task by the time Bolt answers 200."""
+    envelope = mention(slack)
+    assert await dispatch(bot, envelope) == 200
+    thread = ThreadRef(slack.team_id, CHANNEL, str(envelope["event"]["ts"]))  # type: ignore[index]
+    assert await redis.lrange(keys.inbox(thread), 0, -1) == [envelope["event_id"]]
+    assert await redis.hget(keys.task(slack.team_id, str(envelope["event_id"])), "text") == "hello"
+
+
+async def test_bad_signature_is_rejected_and_records_nothing(bot: Bot, slack: FakeSlack, redis: Redis) -> None:
+    """A request signed with another secret gets 401 and leaves Redis empty."""
+    assert await dispatch(bot, mention(slack), secret="wrong-secret") == 401
+    assert await redis.dbsize() == 0
+
+
+async def test_retried_event_is_recorded_once(bot: Bot, slack: FakeSlack, redis: Redis) -> None:
+    """Slack's redeliveries of one event_id are acknowledged and make no second task."""
+    envelope = mention(slack)
+    assert await dispatch(bot, envelope) == 200
+    for attempt in (1, 2, 3):
+        assert await dispatch(bot, envelope, retry_num=attempt, retry_reason="http_timeout") == 200
+    assert await redis.xlen(keys.QUEUE) == 1
+    thread = ThreadRef(slack.team_id, CHANNEL, str(envelope["event"]["ts"]))  # type: ignore[index]
+    assert await redis.llen(keys.inbox(thread)) == 1
+
+
+async def test_unreachable_redis_means_no_ack(slack: FakeSlack) -> None:
+    """When Redis cannot take the task the request fails (500), so Slack delivers it again."""
+    dead = connect("redis://127.0.0.1:9/0")
+    try:
+        bot = build_bot(settings_for(slack), dead)
+        assert await dispatch(bot, mention(slack)) == 500
+    finally:
+        await dead.aclose()
+
+
+async def test_command_words_become_their_own_tasks(bot: Bot, slack: FakeSlack, redis: Redis) -> None:
+    """'@bot status' and '@bot reset' are recorded as status and reset tasks, not questions."""
+    for word in ("status", "Reset!"):
+        envelope = mention(slack, word)
+        await dispatch(bot, envelope)
+        kind = await redis.hget(keys.task(slack.team_id, str(envelope["event_id"])), "kind")
+        assert kind == word.lower().strip("!")
+
+
+async def test_message_events_that_are_not_for_the_bot(bot: Bot, slack: FakeSlack, redis: Redis) -> None:
+    """Edits, bot posts, top-level chatter and the message copy of a mention record nothing."""
+    edited = message_event("x", user="U0ALICE", channel=CHANNEL, thread_ts="1.000001", subtype="message_changed")
+    from_bot = message_event("x", user="U0OTHER", channel=CHANNEL, thread_ts="1.000001", bot_id="B0OTHER")
+    top_level = message_event("x", user="U0ALICE", channel=CHANNEL)
+    copy_of_mention = message_event(f"<@{slack.bot_user_id}> hi", user="U0ALICE", channel=CHANNEL)
+    for event in (edited, from_bot, top_level, copy_of_mention):
+        assert await dispatch(bot, event_envelope(event, team_id=slack.team_id)) == 200
+    assert await redis.dbsize() == 0
+
+
+async def test_malformed_event_is_acknowledged_and_logged(bot: Bot, slack: FakeSlack, redis: Redis) -> None:
+    """A mention without a ts cannot be a task: it is dropped with a warning rather than retried forever."""
+    envelope = mention(slack)
+    del envelope["event"]["ts"]  # type: ignore[attr-defined]
+    assert await dispatch(bot, envelope) == 200
+    assert await redis.dbsize() == 0
+
+
+async def test_only_allowed_bots_are_heard(slack: FakeSlack, redis: Redis) -> None:
+    """ALLOWED_BOT_IDS lets named bots talk to the agent; every other bot, and the bot itself, is ignored."""
+    bot = build_bot(settings_for(slack, allowed_bot_ids="B0FRIEND, B0OTHERFRIEND"), redis)
+    friend = app_mention_event(f"<@{slack.bot_user_id}> from a friend", user="U0FRIEND", channel=CHANNEL)
+    friend["bot_id"] = "B0FRIEND"
+    stranger = app_mention_event(f"<@{slack.bot_user_id}> from a stranger", user="U0STRANGER", channel=CHANNEL)
+    stranger["bot_id"] = "B0STRANGER"
+    itself = app_mention_event(f"<@{slack.bot_user_id}> echo of my own post", user=slack.bot_user_id, channel=CHANNEL)
+    itself["bot_id"] = "B0FRIEND"  # even listed, the bot's own user never talks to itself
+    recorded = []
+    for event in (friend, stranger, itself):
+        envelope = event_envelope(event, team_id=slack.team_id)
+        assert await dispatch(bot, envelope) == 200
+        recorded.append(await redis.exists(keys.task(slack.team_id, str(envelope["event_id"]))))
+    assert recorded == [1, 0, 0]
