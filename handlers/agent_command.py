@@ -9,14 +9,12 @@ from typing import Any
 from bot.core.errors import SlackError
 from bot.core.ports import SlackGateway
 from bot.tasks.intake import Intake
-from bot.tasks.status import channel_overview, thread_detail, thread_label
+from handlers.links import thread_label
+from handlers.views import channel_overview, channel_reset_question, thread_detail
 from store.models import Task, TaskKind, ThreadRef
 from store.tasks import SubmitResult, TaskQueue
 from store.threads import ThreadStore
 
-# The buttons of the channel-wide reset's confirmation; their value is the channel they were offered for.
-CONFIRM_CHANNEL_RESET = "agent_reset_channel_confirm"
-CANCEL_CHANNEL_RESET = "agent_reset_channel_cancel"
 RECENT_AGENTS = 10
 
 
@@ -87,25 +85,7 @@ class AgentCommands:
     def confirm_channel_reset(self, channel_id: str) -> Answer:
         """Ask before resetting every agent of the channel."""
         question = f"Reset *every* agent of <#{channel_id}>? They forget everything, and work in progress stops."
-        buttons = {
-            "type": "actions",
-            "elements": [
-                {
-                    "type": "button",
-                    "action_id": CONFIRM_CHANNEL_RESET,
-                    "text": {"type": "plain_text", "text": "Reset them all"},
-                    "style": "danger",
-                    "value": channel_id,
-                },
-                {
-                    "type": "button",
-                    "action_id": CANCEL_CHANNEL_RESET,
-                    "text": {"type": "plain_text", "text": "Cancel"},
-                    "value": channel_id,
-                },
-            ],
-        }
-        return Answer(question, [{"type": "section", "text": {"type": "mrkdwn", "text": question}}, buttons])
+        return Answer(question, channel_reset_question(channel_id, question))
 
     async def reset_channel(self, team_id: str, channel_id: str, user_id: str, request_id: str) -> Answer:
         """Reset every agent of the channel (and its usage totals); other channels are not touched."""

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from handlers.agent_command import CANCEL_CHANNEL_RESET, CONFIRM_CHANNEL_RESET, HELP, AgentCommands, Answer
+from handlers.agent_command import HELP, AgentCommands, Answer
+from handlers.links import parse_thread_link
+from handlers.views import CANCEL_CHANNEL_RESET, CONFIRM_CHANNEL_RESET
 from store.models import ThreadRef
 
 log = logging.getLogger(__name__)
@@ -24,30 +24,6 @@ log = logging.getLogger(__name__)
 ANSWER_WITHIN = 2.0
 WORKING = Answer("Working on it…")
 FAILED = Answer("Sorry, I could not do that just now (my storage is not answering). Try again in a minute.")
-
-# A message link: https://team.slack.com/archives/C123/p1700000000000100[?thread_ts=1700000000.000050&cid=C123]
-_LINK = re.compile(r"/archives/(?P<channel>[A-Z0-9]+)/p(?P<seconds>\d{10})(?P<micros>\d{6})(?:\?(?P<query>[^\s>|]*))?")
-_THREAD_TS = re.compile(r"(?:^|&)thread_ts=(?P<ts>\d+\.\d+)")
-
-
-@dataclass(frozen=True)
-class ThreadLink:
-    """The thread a Slack message link points into."""
-
-    channel_id: str
-    thread_ts: str
-    is_reply: bool = False  # the link is to a reply, so it is certainly in a thread
-
-
-def parse_thread_link(text: str) -> ThreadLink | None:
-    """The thread of a message link (a reply's link carries its thread's ts in `thread_ts`)."""
-    match = _LINK.search(text.replace("&amp;", "&"))  # Slack escapes & in command text
-    if match is None:
-        return None
-    thread = _THREAD_TS.search(match["query"] or "")
-    if thread:
-        return ThreadLink(match["channel"], thread["ts"], is_reply=True)
-    return ThreadLink(match["channel"], f"{match['seconds']}.{match['micros']}")
 
 
 def ephemeral(answer: Answer) -> dict[str, Any]:

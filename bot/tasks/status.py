@@ -1,15 +1,10 @@
-"""The agents' state and usage as people read them in Slack: text for a thread, Block Kit for `/agent status`."""
+"""The agents' state and usage as people read them in a thread, in plain Slack text (views: handlers/views.py)."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
-from store.models import AgentState, ThreadRef, Usage
-from store.threads import ChannelCounts, CurrentTask
-
-Block = dict[str, Any]
-SUMMARY_EXCERPT_CHARS = 280
+from store.models import AgentState, Usage
 
 
 def describe_usage(usage: Usage) -> str:
@@ -38,87 +33,6 @@ def describe_state(state: AgentState | None) -> str:
     return "\n".join(lines)
 
 
-def permalink(team_domain: str, ref: ThreadRef) -> str | None:
-    """A link to the thread's first message (None for a DM's top level, which has no thread)."""
-    if not ref.thread_ts or not team_domain:
-        return None
-    return f"https://{team_domain}.slack.com/archives/{ref.channel_id}/p{ref.thread_ts.replace('.', '')}"
-
-
-def thread_label(team_domain: str, ref: ThreadRef) -> str:
-    """The thread as a link, named by when it started."""
-    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(float(ref.thread_ts))) if ref.thread_ts else ""
-    link = permalink(team_domain, ref)
-    return f"<{link}|Thread of {started}>" if link else "Direct messages"
-
-
-def channel_overview(
-    channel_id: str,
-    team_domain: str,
-    counts: ChannelCounts,
-    recent: list[tuple[ThreadRef, AgentState]],
-    usage: Usage,
-    queue_depth: int,
-    workers: list[str],
-) -> list[Block]:
-    """`/agent status` in a channel: counts, the most recent agents, the queue and the workers."""
-    worker_line = (
-        f"{len(workers)} alive ({', '.join(workers[:5])}{'…' if len(workers) > 5 else ''})"
-        if workers
-        else ":warning: none alive: tasks wait until a worker starts"
-    )
-    blocks: list[Block] = [
-        _section(
-            f"*Agents in <#{channel_id}>:* {counts.agents} · {counts.working} working · {counts.queued} queued · "
-            f"{counts.failing} failing\n*Queue:* {queue_depth} thread(s) of this workspace waiting or in progress · "
-            f"*Workers:* {worker_line}\n*Channel usage:* {describe_usage(usage)}"
-        )
-    ]
-    if recent:
-        blocks.append({"type": "divider"})
-    for ref, state in recent:
-        blocks.append(
-            _section(
-                f"{thread_label(team_domain, ref)} · *{state.status}*\n{state.turns} turns · "
-                f"{state.usage.total_input_tokens + state.usage.output_tokens:,} tokens · "
-                f"about ${state.usage.cost_usd:,.4f} · active {ago(state.updated_at)}"
-                + (" · :warning: last task failed" if state.last_error else "")
-            )
-        )
-    blocks.append(_context("`/agent status <thread link>` shows one agent · `/agent reset <thread link>` clears one"))
-    return blocks
-
-
-def thread_detail(ref: ThreadRef, team_domain: str, state: AgentState, current: CurrentTask | None) -> list[Block]:
-    """`/agent status <link>`: one agent in detail."""
-    if current is None:
-        task_now = "none"
-    else:
-        step = f", {current.steps} step(s) done" + (f", last: {current.last_step}" if current.last_step else "")
-        task_now = f"{current.task.kind.value} ({current.task.status.value}, attempt {current.task.attempts}{step})"
-    summary = state.summary
-    fields = [
-        ("Status", state.status),
-        ("Task now", task_now),
-        ("Tasks", f"{state.tasks_done} done, {state.tasks_failed} failed"),
-        ("Turns in the window", f"{state.turns - state.summarized_turns} ({state.summarized_turns} summarized)"),
-        ("Summary", f"{len(summary):,} characters (about {len(summary) // 4:,} tokens)" if summary else "none yet"),
-        ("Usage", describe_usage(state.usage)),
-        ("Created", _when(state.created_at)),
-        ("Last active", ago(state.updated_at)),
-    ]
-    blocks: list[Block] = [
-        _section(f"*Agent of {thread_label(team_domain, ref)}*"),
-        {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{name}*\n{value}"} for name, value in fields]},
-    ]
-    if summary:
-        excerpt = summary[:SUMMARY_EXCERPT_CHARS] + ("…" if len(summary) > SUMMARY_EXCERPT_CHARS else "")
-        blocks.append(_section("*Summary so far:*\n>" + excerpt.replace("\n", "\n>")))
-    if state.last_error:
-        blocks.append(_section(f":warning: *Last task failed:* {state.last_error}"))
-    return blocks
-
-
 def ago(timestamp: float) -> str:
     """How long ago, roughly."""
     seconds = max(0, int(time.time() - timestamp))
@@ -126,17 +40,3 @@ def ago(timestamp: float) -> str:
         if seconds >= size:
             return f"{seconds // size} {unit} ago"
     return f"{seconds} s ago"
-
-
-def _when(timestamp: float) -> str:
-    """A date Slack shows in the reader's own time zone (the text after | is the fallback)."""
-    fallback = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))
-    return f"<!date^{int(timestamp)}^{{date_short_pretty}} {{time}}|{fallback}>"
-
-
-def _section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
-
-
-def _context(text: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}

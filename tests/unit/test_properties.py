@@ -12,8 +12,8 @@ from redis.asyncio import Redis
 
 from bot.agent.context import Budget, TokenEstimator, assemble, turns_to_evict
 from bot.agent.messages import strip_mention
-from handlers.command_listeners import parse_thread_link
 from handlers.event_listeners import parse_message
+from handlers.links import parse_thread_link
 from store.journal import TaskJournal
 from store.models import Task, TaskKind, TaskStatus, ThreadRef, Turn
 from store.tasks import SubmitResult, TaskQueue

@@ -12,8 +12,8 @@ from redis.asyncio import Redis
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.runtime.app import Bot
-from handlers.agent_command import CANCEL_CHANNEL_RESET, CONFIRM_CHANNEL_RESET
-from handlers.command_listeners import ThreadLink, parse_thread_link
+from handlers.links import ThreadLink, parse_thread_link
+from handlers.views import CANCEL_CHANNEL_RESET, CONFIRM_CHANNEL_RESET
 from store import keys
 from store.journal import Fold, TaskJournal
 from store.models import Task, TaskKind, TaskStatus, ThreadRef, Turn, Usage
