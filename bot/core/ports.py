@@ -29,7 +29,7 @@ class ThreadTail:
 
 
 class SlackGateway(Protocol):
-    """Slack Web API calls made by the task runner; each raises bot.errors.SlackError when Slack says no."""
+    """Slack Web API calls made by the task runner; each raises bot.core.errors.SlackError when Slack says no."""
 
     async def bot_user_id(self) -> str:
         """The bot's own user id (from auth.test, cached)."""

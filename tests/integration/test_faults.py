@@ -239,7 +239,7 @@ async def test_a_full_scenario_at_debug_logs_no_secret_and_nothing_anyone_wrote(
     await wait_until(lambda: _gone(redis, ref), timeout=10)
     assert await bot.stop() == 0
     log = bot.output()
-    assert " DEBUG handlers.slack_requests: refused a request" in log  # DEBUG is on for the bot's own lines
+    assert " DEBUG handlers.signed_requests: refused a request" in log  # DEBUG is on for the bot's own lines
     for secret in (slack.bot_token, bot.env["SLACK_SIGNING_SECRET"], bot.env["ANTHROPIC_API_KEY"]):
         assert secret not in log
     written = ["private words", file_text, "31-41-59", base64.b64encode(PIXEL_PNG).decode()[:24]]
