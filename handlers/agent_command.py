@@ -1,4 +1,4 @@
-"""`/agent`: see or reset agents. Every answer is shown only to the person who asked."""
+"""What `/agent` (and the status and reset words) do, behind the listeners; each answer is shown only to its asker."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The SlackGateway the runner uses, on slack_sdk's AsyncWebClient (whose retry handlers do Slack's retries)."""
+"""The outbound Slack adapter: the SlackGateway port on slack_sdk's AsyncWebClient, whose handlers do the retries."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Context assembly: a thread's turns become the messages Claude reads."""
+"""Message rendering: a thread's turns become the messages Claude reads (context.py fits them to the budget)."""
 
 from __future__ import annotations
 
