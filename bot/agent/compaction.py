@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.agent.context import REQUEST_OVERHEAD, Budget, TokenEstimator, system_blocks, turns_to_evict
+from bot.agent.context import REQUEST_OVERHEAD, Budget, TokenEstimator, fixed_cost, turns_to_evict
 from bot.agent.steps import Record, SummaryPartStep, SummaryStep, parse_steps
 from bot.agent.summarizer import Summarizer, render_turn
 from bot.core.errors import ModelError
@@ -114,7 +114,10 @@ class Compactor:
         if done is not None:  # folded before a crash: apply that, do not summarize again
             return (Fold(done.evict, done.text) if done.evict else None), done.usage
         parts = [step for step in steps if isinstance(step, SummaryPartStep)]
-        fixed = self._fixed(fixed_tokens)
+        # What every answer request carries besides the window, the summary counted at its cap (see fixed_cost).
+        fixed = fixed_cost(
+            self._system_prompt, None, budget=self._budget, estimator=self._estimator, fixed_tokens=fixed_tokens
+        )
         if not parts and fixed + self._estimator.turns(window) <= self._budget.total:
             return None, Usage()
         if parts:  # a fold a crash interrupted: the same turns, cut the same way, from the passage after the last
@@ -138,17 +141,6 @@ class Compactor:
                 self._crash.reached("summary.part.journaled")
         await record(SummaryStep(text, evict, failed, usage).to_record())
         return (Fold(evict, text) if evict else None), usage
-
-    def _fixed(self, fixed_tokens: int) -> int:
-        """What every answer request carries besides the window, with the summary counted at its cap."""
-        return (
-            REQUEST_OVERHEAD
-            + fixed_tokens
-            + self._estimator.system(system_blocks(self._system_prompt, ""))
-            + self._budget.summary_max
-            + self._budget.pinned_reserve
-            + self._budget.tool_round_reserve
-        )
 
     def _passage_chars(self) -> int:
         """Characters of turns one summary request may carry: with its instructions and a summary at its cap it
