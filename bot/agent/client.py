@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, cast
 
 import anthropic
@@ -14,6 +13,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base, wait_random_exponential
 
 from bot.agent.pricing import cost_usd
+from bot.agent.steps import ModelStep
 from bot.core.errors import ModelAuthError, ModelError, ModelRefused, ModelRequestError, ModelUnavailable
 from store.models import Usage
 
@@ -38,24 +38,6 @@ def _also(log_it: Any, on_retry: OnRetry) -> Callable[[RetryCallState], Awaitabl
 
 # Worth another try: rate limits (429), server errors and overload (5xx, 529), and a dropped connection.
 RETRYABLE = (anthropic.RateLimitError, anthropic.InternalServerError, anthropic.APIConnectionError)
-
-
-@dataclass(frozen=True)
-class ModelStep:
-    """One model call's result, in the plain JSON form the journal stores and the API accepts back."""
-
-    content: list[dict[str, Any]]
-    stop_reason: str | None
-    usage: Usage
-
-    def to_record(self) -> dict[str, Any]:
-        """The journal record of this step."""
-        return {
-            "kind": "model",
-            "content": self.content,
-            "stop_reason": self.stop_reason,
-            "usage": self.usage.counters(),
-        }
 
 
 def usage_of(model: str, usage: anthropic.types.Usage) -> Usage:

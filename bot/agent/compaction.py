@@ -14,11 +14,12 @@ per task, never a loop).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.agent.context import REQUEST_OVERHEAD, Budget, TokenEstimator, system_blocks, turns_to_evict
+from bot.agent.context import REQUEST_OVERHEAD, Budget, TokenEstimator, fixed_cost, turns_to_evict
+from bot.agent.steps import Record, SummaryPartStep, SummaryStep, parse_steps
 from bot.agent.summarizer import Summarizer, render_turn
 from bot.core.errors import ModelError
 from bot.core.faults import CrashPoints
@@ -27,8 +28,6 @@ from store.models import Turn, Usage
 
 log = logging.getLogger(__name__)
 
-Record = Callable[[dict[str, Any]], Awaitable[None]]
-PART = "summary_part"  # the journal step of one passage folded (the last passage's is the "summary" step)
 # Whatever the budget, a summary request stays this small: the summary models read 200,000 tokens at most, and a
 # smaller request summarizes as well and costs less to retry.
 SUMMARY_REQUEST_MAX_TOKENS = 100_000
@@ -98,22 +97,35 @@ class Compactor:
         self._crash = crash or CrashPoints()
 
     async def fold_if_needed(
-        self, steps: list[dict[str, Any]], summary: str, window: list[Turn], record: Record, *, fixed_tokens: int
+        self,
+        records: Sequence[Mapping[str, Any]],
+        summary: str,
+        window: list[Turn],
+        record: Record,
+        *,
+        fixed_tokens: int,
     ) -> tuple[Fold | None, Usage]:
-        """The fold to apply with the task's turns (journaled before it is returned), or None if all fits."""
-        done = next((step for step in steps if step["kind"] == "summary"), None)
+        """The fold to apply with the task's turns (journaled before it is returned), or None if all fits.
+
+        `records` is the task's journal so far: a fold it already holds (whole or in part) is not asked for again.
+        """
+        steps = parse_steps(records)
+        done = next((step for step in steps if isinstance(step, SummaryStep)), None)
         if done is not None:  # folded before a crash: apply that, do not summarize again
-            return (Fold(done["evict"], done["text"]) if done["evict"] else None), Usage(**done["usage"])
-        parts = [step for step in steps if step["kind"] == PART]
-        fixed = self._fixed(fixed_tokens)
+            return (Fold(done.evict, done.text) if done.evict else None), done.usage
+        parts = [step for step in steps if isinstance(step, SummaryPartStep)]
+        # What every answer request carries besides the window, the summary counted at its cap (see fixed_cost).
+        fixed = fixed_cost(
+            self._system_prompt, None, budget=self._budget, estimator=self._estimator, fixed_tokens=fixed_tokens
+        )
         if not parts and fixed + self._estimator.turns(window) <= self._budget.total:
             return None, Usage()
         if parts:  # a fold a crash interrupted: the same turns, cut the same way, from the passage after the last
-            evict, max_chars, text = parts[-1]["evict"], parts[-1]["chunk_chars"], parts[-1]["text"]
+            evict, max_chars, text = parts[-1].evict, parts[-1].chunk_chars, parts[-1].text
         else:
             evict = turns_to_evict(window, room=self._budget.fold_target - fixed, estimator=self._estimator)
             max_chars, text = self._passage_chars(), summary
-        usage = sum((Usage(**part["usage"]) for part in parts), Usage())
+        usage = sum((part.usage for part in parts), Usage())
         cut = passages(window[:evict], max_chars)
         failed = False
         for index in range(len(parts), len(cut)):
@@ -125,23 +137,10 @@ class Compactor:
                 break
             text, usage = self._capped(new_text), usage + used
             if index < len(cut) - 1:  # the last passage's result is the summary step itself
-                part = {"kind": PART, "index": index, "evict": evict, "chunk_chars": max_chars, "text": text}
-                await record({**part, "usage": used.counters()})
+                await record(SummaryPartStep(index, evict, max_chars, text, used).to_record())
                 self._crash.reached("summary.part.journaled")
-        step = {"kind": "summary", "text": text, "evict": evict, "failed": failed, "usage": usage.counters()}
-        await record(step)
+        await record(SummaryStep(text, evict, failed, usage).to_record())
         return (Fold(evict, text) if evict else None), usage
-
-    def _fixed(self, fixed_tokens: int) -> int:
-        """What every answer request carries besides the window, with the summary counted at its cap."""
-        return (
-            REQUEST_OVERHEAD
-            + fixed_tokens
-            + self._estimator.system(system_blocks(self._system_prompt, ""))
-            + self._budget.summary_max
-            + self._budget.pinned_reserve
-            + self._budget.tool_round_reserve
-        )
 
     def _passage_chars(self) -> int:
         """Characters of turns one summary request may carry: with its instructions and a summary at its cap it

@@ -149,23 +149,9 @@ def assemble(
     out oldest first (they are still stored until a fold summarizes them); the pinned block says so.
     """
     system = system_blocks(system_prompt, summary)
-    room = (
-        budget.total
-        - estimator.system(system)
-        - fixed_tokens
-        - budget.pinned_reserve
-        - budget.tool_round_reserve
-        - REQUEST_OVERHEAD
-    )
-    sizes = estimator.per_turn(window)
-    start, total = 0, sum(sizes)
-    while start < len(window) and total > room:
-        total -= sizes[start]
-        start += 1
-    while start < len(window) - 1 and window[start].role == "assistant":
-        start += 1  # start the window at a person's turn, as a conversation does
-    kept = window[start:]
-    omitted = start
+    fixed = fixed_cost(system_prompt, summary, budget=budget, estimator=estimator, fixed_tokens=fixed_tokens)
+    omitted = turns_to_evict(window, room=budget.total - fixed, estimator=estimator, keep=0)
+    kept = window[omitted:]
     messages = as_blocks(build_messages([*kept, *new_turns]))
     last = messages[-1]
     note = pinned + (f" {omitted} older turns are left out of view for length." if omitted else "")
@@ -178,13 +164,33 @@ def assemble(
     return Context(system, messages, estimated, omitted)
 
 
-def turns_to_evict(window: list[Turn], *, room: int, estimator: TokenEstimator) -> int:
-    """How many of the oldest turns to fold so the rest fits `room`; cuts fall before a person's turn."""
+def fixed_cost(
+    system_prompt: str, summary: str | None, *, budget: Budget, estimator: TokenEstimator, fixed_tokens: int
+) -> int:
+    """Tokens an answer request carries besides its turns: the request overhead, what `fixed_tokens` counts (the
+    tool definitions), the system prompt and the summary, and the reserves for the pinned block and a tool round.
+
+    The one sum behind both what is sent (assemble) and when to fold (Compactor). `summary=None` counts the summary
+    at its cap (SUMMARY_MAX_TOKENS) instead of as it is: deciding when to fold looks ahead to the summary that
+    folding writes, which may grow up to the cap, while a request counts the summary it actually sends.
+    """
+    system = estimator.system(system_blocks(system_prompt, summary or ""))
+    summary_at_cap = budget.summary_max if summary is None else 0
+    return REQUEST_OVERHEAD + fixed_tokens + system + summary_at_cap + budget.pinned_reserve + budget.tool_round_reserve
+
+
+def turns_to_evict(window: list[Turn], *, room: int, estimator: TokenEstimator, keep: int = 1) -> int:
+    """How many of the oldest turns to take out so the rest fits `room`; cuts fall before a person's turn.
+
+    The one trimming rule of a request (what it leaves out of view) and of a fold (what leaves the window). At
+    least `keep` of the newest turns stay whatever their size: a fold never empties the window (keep=1), while a
+    request may leave out every earlier turn (keep=0), its new message being sent whole after them anyway.
+    """
     sizes = estimator.per_turn(window)
     evict, total = 0, sum(sizes)
-    while evict < len(window) - 1 and total > room:
+    while evict < len(window) - keep and total > room:
         total -= sizes[evict]
         evict += 1
     while evict < len(window) - 1 and window[evict].role == "assistant":
-        evict += 1
+        evict += 1  # start what stays at a person's turn, as a conversation does
     return evict

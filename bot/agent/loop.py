@@ -7,16 +7,28 @@ is never run again, and a completed model call is never paid for twice.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bot.agent.client import ClaudeClient, OnRetry, OnText
+from bot.agent.steps import (
+    LoopStep,
+    Record,
+    ToolStep,
+    final_text,
+    last_stop_reason,
+    loop_steps,
+    model_calls,
+    needs_model_call,
+    parse_steps,
+    pending_tool_calls,
+    replay,
+    total_usage,
+)
 from bot.agent.tools import ToolBox
 from bot.core.faults import CrashPoints
 from store.models import ThreadRef, Usage
-
-Record = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -27,67 +39,6 @@ class LoopResult:
     usage: Usage
     stop_reason: str | None
     first_call_input_tokens: int | None  # real input tokens of this run's first model call, for calibration
-
-
-def replay(base: list[dict[str, Any]], steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The conversation with the journaled steps applied: tool results of one round share one user message."""
-    messages = [dict(message) for message in base]
-    for step in steps:
-        if step["kind"] == "model":
-            messages.append({"role": "assistant", "content": step["content"]})
-            continue
-        block = {"type": "tool_result", "tool_use_id": step["tool_use_id"], "content": step["result"]}
-        if step.get("is_error"):
-            block["is_error"] = True
-        last = messages[-1]
-        if last["role"] == "user" and isinstance(last["content"], list) and last["content"][0]["type"] == "tool_result":
-            last["content"] = [*last["content"], block]
-        else:
-            messages.append({"role": "user", "content": [block]})
-    return messages
-
-
-def pending_tool_calls(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """tool_use blocks of the last model step that have no journaled result yet."""
-    model_steps = [index for index, step in enumerate(steps) if step["kind"] == "model"]
-    if not model_steps or steps[model_steps[-1]]["stop_reason"] != "tool_use":
-        return []
-    last = model_steps[-1]
-    answered = {step["tool_use_id"] for step in steps[last + 1 :]}
-    return [b for b in steps[last]["content"] if b.get("type") == "tool_use" and b["id"] not in answered]
-
-
-def needs_model_call(steps: list[dict[str, Any]]) -> bool:
-    """True when the next step is a model call: at the start, after a round of tool results, or after a pause."""
-    if not steps:
-        return True
-    if steps[-1]["kind"] == "tool":
-        return not pending_tool_calls(steps)
-    return bool(steps[-1]["stop_reason"] == "pause_turn")
-
-
-def final_text(steps: list[dict[str, Any]]) -> str:
-    """Text of the model steps after the last tool result: the answer itself, not the narration before tools."""
-    tail: list[dict[str, Any]] = []
-    for step in reversed(steps):
-        if step["kind"] != "model":
-            break
-        tail.insert(0, step)
-    return "".join(b.get("text", "") for step in tail for b in step["content"] if b.get("type") == "text").strip()
-
-
-def model_calls(steps: list[dict[str, Any]]) -> int:
-    """How many model calls the answer has made so far."""
-    return sum(1 for step in steps if step["kind"] == "model")
-
-
-def total_usage(steps: list[dict[str, Any]]) -> Usage:
-    """Tokens of every journaled model call."""
-    total = Usage()
-    for step in steps:
-        if step["kind"] == "model":
-            total += Usage(**step["usage"])
-    return total
 
 
 class AgentLoop:
@@ -112,24 +63,22 @@ class AgentLoop:
         self,
         system: list[dict[str, Any]],
         base: list[dict[str, Any]],
-        steps: list[dict[str, Any]],
+        records: Sequence[Mapping[str, Any]],
         record: Record,
         thread: ThreadRef,
         on_text: OnText | None = None,
         on_retry: OnRetry | None = None,
     ) -> LoopResult:
-        """Continue from `steps` (the journal so far) to an answer; `record` journals each new step, and
+        """Continue from `records` (the journal so far) to an answer; `record` journals each new step, and
         `on_text` sees each model call's text as it streams in."""
-        steps = [step for step in steps if step["kind"] in ("model", "tool")]
+        steps = loop_steps(parse_steps(records))
         first_call: int | None = None
         while True:
             if pending := pending_tool_calls(steps):
                 call = pending[0]
                 result = await self._tools.run(call["name"], call.get("input") or {}, thread)
-                step = {"kind": "tool", "tool_use_id": call["id"], "name": call["name"], "result": result.text}
-                if result.is_error:
-                    step["is_error"] = True
-                await record(step)
+                step = ToolStep(call["id"], call["name"], result.text, result.is_error)
+                await record(step.to_record())
                 steps.append(step)
                 self._crash.reached("tool.done")
             elif needs_model_call(steps) and model_calls(steps) < self._max_model_calls:
@@ -137,14 +86,14 @@ class AgentLoop:
                     system, replay(base, steps), self._tools.definitions, on_text=on_text, on_retry=on_retry
                 )
                 await record(reply.to_record())
-                steps.append(reply.to_record())
+                steps.append(reply)
                 if first_call is None and len(steps) == 1:
                     first_call = reply.usage.total_input_tokens
             else:
                 return self._result(steps, first_call)
 
-    def _result(self, steps: list[dict[str, Any]], first_call: int | None) -> LoopResult:
-        stop_reason = next((s["stop_reason"] for s in reversed(steps) if s["kind"] == "model"), None)
+    def _result(self, steps: Sequence[LoopStep], first_call: int | None) -> LoopResult:
+        stop_reason = last_stop_reason(steps)
         text = final_text(steps)
         if needs_model_call(steps) or pending_tool_calls(steps):
             text += f"\n\n_(I stopped after {self._max_model_calls} model calls before finishing.)_"

@@ -15,8 +15,9 @@ from redis.exceptions import RedisError
 
 from bot.agent.compaction import Compactor
 from bot.agent.context import NOTE_MAX_CHARS, Budget, Context, TokenEstimator, assemble, cut_sentence, cut_to
-from bot.agent.loop import AgentLoop, needs_model_call, pending_tool_calls
+from bot.agent.loop import AgentLoop
 from bot.agent.messages import speaker_label, turns_from_thread
+from bot.agent.steps import holds_answer
 from bot.core.errors import ModelError, ModelRefused, SlackError
 from bot.core.faults import CrashPoints
 from bot.core.ports import SlackGateway
@@ -136,8 +137,7 @@ class TaskExecutor:
     async def _answer(self, lease: ThreadLease, task: Task, *, resumed: bool) -> None:
         ref = task.thread
         steps = await self._journal.steps(task)
-        loop_steps = [step for step in steps if step["kind"] in ("model", "tool")]
-        answered = bool(loop_steps) and not needs_model_call(loop_steps) and not pending_tool_calls(loop_steps)
+        answered = holds_answer(steps)
         reply_ts = await self._reply_message(lease, task, resumed=resumed, answered=answered)
         self._reply_ts[task.task_id] = reply_ts
         state = await self._threads.state(ref)

@@ -6,11 +6,14 @@ from typing import Any
 
 import pytest
 
-from bot.agent.compaction import PART, Compactor, passages
+from bot.agent.compaction import Compactor, passages
 from bot.agent.context import Budget, TokenEstimator
+from bot.agent.steps import SummaryPartStep
 from bot.agent.summarizer import Summarizer, render_turn
 from bot.core.errors import ModelUnavailable
 from store.models import Turn, Usage
+
+PART = SummaryPartStep.kind
 
 BUDGET = Budget(total=4_000, summary_max=500, tool_round_reserve=0)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.agent.context import Budget, TokenEstimator, assemble, system_blocks, turns_to_evict
+from bot.agent.context import Budget, TokenEstimator, assemble, fixed_cost, system_blocks, turns_to_evict
 from store.models import Turn
 
 BUDGET = Budget(total=4_000, summary_max=500, tool_round_reserve=0)
@@ -78,3 +78,14 @@ def test_eviction_cuts_before_a_persons_turn_and_keeps_the_latest() -> None:
     assert 0 < evict < len(turns)
     assert turns[evict].role == "user"
     assert turns_to_evict(turns, room=1_000_000, estimator=TokenEstimator()) == 0
+
+
+def test_folding_counts_the_summary_at_its_cap_and_a_request_counts_it_as_sent() -> None:
+    """Folding counts the request's fixed cost with an empty summary plus the cap; a real summary costs less."""
+    estimator = TokenEstimator()
+
+    def cost(summary: str | None) -> int:
+        return fixed_cost("Be brief.", summary, budget=BUDGET, estimator=estimator, fixed_tokens=70)
+
+    assert cost(None) == cost("") + BUDGET.summary_max
+    assert cost("") < cost("Earlier: Dana owns the rollout.") < cost(None)

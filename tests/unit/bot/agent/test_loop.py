@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bot.agent.client import ModelStep
-from bot.agent.loop import AgentLoop, needs_model_call, pending_tool_calls, replay
+from bot.agent.loop import AgentLoop
+from bot.agent.steps import ModelStep, loop_steps, needs_model_call, parse_steps, pending_tool_calls, replay
 from bot.agent.tools import ToolBox, ToolResult
 from bot.core.faults import CrashPoints
 from store.models import ThreadRef, Usage
@@ -122,7 +122,7 @@ async def test_max_tokens_and_step_limit_are_said_plainly() -> None:
 
 def test_a_finished_journal_needs_nothing_more() -> None:
     """An end_turn step leaves no model call and no tool call to make."""
-    done = [{"kind": "model", "content": [text("x")], "stop_reason": "end_turn", "usage": {}}]
+    done = loop_steps(parse_steps([{"kind": "model", "content": [text("x")], "stop_reason": "end_turn", "usage": {}}]))
     assert not needs_model_call(done) and not pending_tool_calls(done)
     assert needs_model_call([])
     assert replay(BASE, done)[-1] == {"role": "assistant", "content": [text("x")]}

@@ -1,0 +1,272 @@
+"""The steps of a task's journal, typed, and the helpers that replay them.
+
+A task journals each step before the next starts (store/journal.py keeps them as JSON, oldest first), so that a
+resumed task continues from the first step without a record: a model call is never paid for twice, a tool call is
+never run twice, a passage is never summarized twice. The JSON form is the one the journal has always held: a
+journal written by an older release parses here, and one written here resumes after an upgrade.
+
+  model          one model call: the content blocks as the API returned them, its stop reason and usage
+  tool           one tool call's result, for the tool_use block of the model step before it
+  summary_part   one passage of a fold summarized, with the summary so far (every passage but the last)
+  summary        the fold's result: the new summary and how many turns leave the window
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from store.errors import CorruptRecord
+from store.models import USAGE_FIELDS, Usage
+
+# Journals one step's JSON form (Step.to_record()) before the next step starts.
+Record = Callable[[dict[str, Any]], Awaitable[None]]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ModelStep:
+    """One model call's result, in the plain JSON form the journal stores and the API accepts back."""
+
+    kind: ClassVar[str] = "model"
+    content: list[dict[str, Any]]
+    stop_reason: str | None
+    usage: Usage
+
+    def to_record(self) -> dict[str, Any]:
+        """The journal record of this step."""
+        return {
+            "kind": self.kind,
+            "content": self.content,
+            "stop_reason": self.stop_reason,
+            "usage": self.usage.counters(),
+        }
+
+    def tool_calls(self) -> list[dict[str, Any]]:
+        """The tool_use blocks the model asked for."""
+        return [block for block in self.content if block.get("type") == "tool_use"]
+
+    def text(self) -> str:
+        """The text blocks joined."""
+        return "".join(block.get("text", "") for block in self.content if block.get("type") == "text")
+
+
+@dataclass(frozen=True)
+class ToolStep:
+    """One tool call's result, answering the tool_use block `tool_use_id`."""
+
+    kind: ClassVar[str] = "tool"
+    tool_use_id: str
+    name: str
+    result: str
+    is_error: bool = False
+
+    def to_record(self) -> dict[str, Any]:
+        """The journal record of this step (is_error only when set, as it always was)."""
+        record: dict[str, Any] = {
+            "kind": self.kind,
+            "tool_use_id": self.tool_use_id,
+            "name": self.name,
+            "result": self.result,
+        }
+        if self.is_error:
+            record["is_error"] = True
+        return record
+
+
+@dataclass(frozen=True)
+class SummaryPartStep:
+    """One passage of a fold done: the summary so far, and how the fold cut its turns (so a resume cuts the same)."""
+
+    kind: ClassVar[str] = "summary_part"
+    index: int
+    evict: int
+    chunk_chars: int
+    text: str
+    usage: Usage
+
+    def to_record(self) -> dict[str, Any]:
+        """The journal record of this step."""
+        return {
+            "kind": self.kind,
+            "index": self.index,
+            "evict": self.evict,
+            "chunk_chars": self.chunk_chars,
+            "text": self.text,
+            "usage": self.usage.counters(),
+        }
+
+
+@dataclass(frozen=True)
+class SummaryStep:
+    """A fold's result: the summary, how many of the oldest turns leave the window, and whether summarizing failed."""
+
+    kind: ClassVar[str] = "summary"
+    text: str
+    evict: int
+    failed: bool
+    usage: Usage
+
+    def to_record(self) -> dict[str, Any]:
+        """The journal record of this step."""
+        return {
+            "kind": self.kind,
+            "text": self.text,
+            "evict": self.evict,
+            "failed": self.failed,
+            "usage": self.usage.counters(),
+        }
+
+
+Step = ModelStep | ToolStep | SummaryPartStep | SummaryStep
+LoopStep = ModelStep | ToolStep  # the tool loop's own steps; the summary steps belong to the fold after it
+
+
+def _field(record: Mapping[str, Any], name: str, expected: type[T]) -> T:
+    """A record's field of the given type; missing or of another type, the record is corrupt."""
+    value = record.get(name)
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise CorruptRecord(f"journal step {record.get('kind')!r}: field {name!r} is not {expected.__name__}")
+    return value
+
+
+def _usage(record: Mapping[str, Any]) -> Usage:
+    """A step's usage counters (missing ones read as zero, as records with fewer counters were written)."""
+    counters = _field(record, "usage", dict)
+    if not set(counters) <= set(USAGE_FIELDS) or not all(type(value) is int for value in counters.values()):
+        raise CorruptRecord(f"journal step {record.get('kind')!r}: malformed usage")
+    return Usage(**counters)
+
+
+def _model(record: Mapping[str, Any]) -> ModelStep:
+    content = _field(record, "content", list)
+    if not all(isinstance(block, dict) for block in content):
+        raise CorruptRecord("journal step 'model': a content block is not an object")
+    stop_reason = record.get("stop_reason")
+    if stop_reason is not None and not isinstance(stop_reason, str):
+        raise CorruptRecord("journal step 'model': field 'stop_reason' is not str")
+    return ModelStep(content, stop_reason, _usage(record))
+
+
+def _tool(record: Mapping[str, Any]) -> ToolStep:
+    is_error = record.get("is_error", False)
+    if not isinstance(is_error, bool):
+        raise CorruptRecord("journal step 'tool': field 'is_error' is not bool")
+    return ToolStep(
+        _field(record, "tool_use_id", str), _field(record, "name", str), _field(record, "result", str), is_error
+    )
+
+
+def _summary_part(record: Mapping[str, Any]) -> SummaryPartStep:
+    return SummaryPartStep(
+        _field(record, "index", int),
+        _field(record, "evict", int),
+        _field(record, "chunk_chars", int),
+        _field(record, "text", str),
+        _usage(record),
+    )
+
+
+def _summary(record: Mapping[str, Any]) -> SummaryStep:
+    return SummaryStep(
+        _field(record, "text", str), _field(record, "evict", int), _field(record, "failed", bool), _usage(record)
+    )
+
+
+PARSERS: dict[str, Callable[[Mapping[str, Any]], Step]] = {
+    ModelStep.kind: _model,
+    ToolStep.kind: _tool,
+    SummaryPartStep.kind: _summary_part,
+    SummaryStep.kind: _summary,
+}
+
+
+def parse_step(record: Mapping[str, Any]) -> Step:
+    """The step a journal record holds; one that does not parse raises CorruptRecord, never a KeyError later."""
+    # JSON from Redis may be anything, whatever the journal's type says.
+    kind = record.get("kind") if isinstance(record, Mapping) else None
+    parser = PARSERS.get(kind) if isinstance(kind, str) else None
+    if parser is None:
+        raise CorruptRecord(f"not a journal step: kind {str(kind)[:40]!r}")  # bounded: it comes from Redis as is
+    return parser(record)
+
+
+def parse_steps(records: Sequence[Mapping[str, Any]]) -> list[Step]:
+    """The steps of a journal's records, oldest first."""
+    return [parse_step(record) for record in records]
+
+
+def loop_steps(steps: Sequence[Step]) -> list[LoopStep]:
+    """The tool loop's steps (model and tool calls), without the fold's."""
+    return [step for step in steps if isinstance(step, ModelStep | ToolStep)]
+
+
+def replay(base: Sequence[dict[str, Any]], steps: Sequence[LoopStep]) -> list[dict[str, Any]]:
+    """The conversation with the journaled steps applied: tool results of one round share one user message."""
+    messages = [dict(message) for message in base]
+    for step in steps:
+        if isinstance(step, ModelStep):
+            messages.append({"role": "assistant", "content": step.content})
+            continue
+        block: dict[str, Any] = {"type": "tool_result", "tool_use_id": step.tool_use_id, "content": step.result}
+        if step.is_error:
+            block["is_error"] = True
+        last = messages[-1]
+        if last["role"] == "user" and isinstance(last["content"], list) and last["content"][0]["type"] == "tool_result":
+            last["content"] = [*last["content"], block]
+        else:
+            messages.append({"role": "user", "content": [block]})
+    return messages
+
+
+def pending_tool_calls(steps: Sequence[LoopStep]) -> list[dict[str, Any]]:
+    """tool_use blocks of the last model step that have no journaled result yet."""
+    models = [(index, step) for index, step in enumerate(steps) if isinstance(step, ModelStep)]
+    if not models or models[-1][1].stop_reason != "tool_use":
+        return []
+    last, model = models[-1]
+    answered = {step.tool_use_id for step in steps[last + 1 :] if isinstance(step, ToolStep)}
+    return [call for call in model.tool_calls() if call["id"] not in answered]
+
+
+def needs_model_call(steps: Sequence[LoopStep]) -> bool:
+    """True when the next step is a model call: at the start, after a round of tool results, or after a pause."""
+    if not steps:
+        return True
+    last = steps[-1]
+    if isinstance(last, ToolStep):
+        return not pending_tool_calls(steps)
+    return last.stop_reason == "pause_turn"
+
+
+def holds_answer(records: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a journal holds a finished answer: the loop made a step, and no model or tool call is due."""
+    steps = loop_steps(parse_steps(records))
+    return bool(steps) and not needs_model_call(steps) and not pending_tool_calls(steps)
+
+
+def final_text(steps: Sequence[LoopStep]) -> str:
+    """Text of the model steps after the last tool result: the answer itself, not the narration before tools."""
+    tail: list[ModelStep] = []
+    for step in reversed(steps):
+        if not isinstance(step, ModelStep):
+            break
+        tail.insert(0, step)
+    return "".join(step.text() for step in tail).strip()
+
+
+def last_stop_reason(steps: Sequence[LoopStep]) -> str | None:
+    """The stop reason of the last model call, if any was made."""
+    return next((step.stop_reason for step in reversed(steps) if isinstance(step, ModelStep)), None)
+
+
+def model_calls(steps: Sequence[LoopStep]) -> int:
+    """How many model calls the answer has made so far."""
+    return sum(1 for step in steps if isinstance(step, ModelStep))
+
+
+def total_usage(steps: Sequence[Step]) -> Usage:
+    """Tokens of every journaled model call."""
+    return sum((step.usage for step in steps if isinstance(step, ModelStep)), Usage())
