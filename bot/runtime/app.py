@@ -35,10 +35,15 @@ from bot.runtime.embedded_redis import EmbeddedRedis
 from bot.runtime.health import healthz_handler, redis_health
 from bot.runtime.settings import Settings, split_names
 from bot.runtime.web import WebFront
-from bot.tasks.executor import ContextSettings, ExecutorSettings, TaskExecutor
+from bot.tasks.answer import Answerer
+from bot.tasks.executor import ExecutorSettings, TaskExecutor, TaskHandler
+from bot.tasks.fitting import ContextFitter, ContextSettings
 from bot.tasks.intake import Intake
+from bot.tasks.people import People
 from bot.tasks.priority import IntakeFirst
+from bot.tasks.reset import ResetAnnouncer
 from bot.tasks.runner import RunnerSettings, TaskRunner
+from bot.tasks.small_tasks import Greeter, NoteKeeper, StatusReporter
 from handlers.agent_command import AgentCommands
 from handlers.command_listeners import register_command_listeners
 from handlers.event_listeners import register_event_listeners
@@ -48,6 +53,7 @@ from store.connection import certificate_rejected, connect, warm_up
 from store.health import warn_if_evicting
 from store.journal import TaskJournal
 from store.keys import DAY
+from store.models import TaskKind
 from store.presence import choose_consumer_name, client_name
 from store.tasks import TaskQueue
 from store.threads import ThreadStore
@@ -90,7 +96,7 @@ def build_slack_client(settings: Settings, session: ClientSession | None = None)
 
 
 def build_executor(settings: Settings, redis: Redis, gateway: WebApiGateway, crash: CrashPoints) -> TaskExecutor:
-    """The task executor: Claude clients, tools, context budget and summarizer."""
+    """The task executor and its table of handlers: Claude clients, tools, context budget and summarizer."""
     sdk = sdk_client(settings.anthropic_api_key.get_secret_value(), settings.anthropic_base_url)
     claude = ClaudeClient(
         sdk,
@@ -113,15 +119,31 @@ def build_executor(settings: Settings, redis: Redis, gateway: WebApiGateway, cra
     compactor = Compactor(
         summarizer, system_prompt=settings.system_prompt, budget=budget, estimator=estimator, crash=crash
     )
-    return TaskExecutor(
-        journal=TaskJournal(redis, agent_ttl=settings.agent_ttl_days * DAY),
-        threads=ThreadStore(redis),
+    journal = TaskJournal(redis, agent_ttl=settings.agent_ttl_days * DAY)
+    threads = ThreadStore(redis)
+    people = People(threads, gateway)
+    fitter = ContextFitter(
+        ContextSettings(settings.system_prompt, budget, estimator),
         loop=loop,
         compactor=compactor,
-        slack=gateway,
+        journal=journal,
         crash=crash,
+    )
+    answerer = Answerer(
+        journal=journal, threads=threads, loop=loop, slack=gateway, crash=crash, fitter=fitter, people=people
+    )
+    handlers: dict[TaskKind, TaskHandler] = {
+        TaskKind.ANSWER: answerer,
+        TaskKind.NOTE: NoteKeeper(journal=journal, threads=threads, slack=gateway, people=people, fitter=fitter),
+        TaskKind.GREET: Greeter(journal, gateway),
+        TaskKind.STATUS: StatusReporter(journal, threads, gateway),
+        TaskKind.RESET: ResetAnnouncer(journal, gateway),
+    }
+    return TaskExecutor(
+        journal=journal,
+        slack=gateway,
+        handlers=handlers,
         settings=ExecutorSettings(max_attempts=settings.max_task_attempts),
-        context=ContextSettings(settings.system_prompt, budget, estimator),
     )
 
 

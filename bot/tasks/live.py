@@ -2,7 +2,7 @@
 
 Slack allows about one chat.update a second per message before it rate limits, so updates are spaced by
 `interval`, never overlap (a newer text replaces a pending one instead of queueing behind it), and run beside the
-stream, so a slow or refused update never holds the answer up. The final text is posted by the executor once
+stream, so a slow or refused update never holds the answer up. The final text is posted by the answer once
 `settle()` has made sure no preview can land after it.
 """
 
@@ -14,9 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from bot.core.errors import SlackError
-from bot.core.ports import SlackGateway
 from store.errors import LeaseLost
-from store.models import ThreadRef
 
 log = logging.getLogger(__name__)
 
@@ -29,19 +27,9 @@ WRITING = " ✍️"
 class LiveReply:
     """The reply message of one answer, updated with the answer so far."""
 
-    def __init__(
-        self,
-        slack: SlackGateway,
-        thread: ThreadRef,
-        ts: str,
-        guard: Callable[[], Awaitable[None]],
-        interval: float = UPDATE_INTERVAL,
-    ) -> None:
-        self._slack = slack
-        self._guard = guard
+    def __init__(self, write: Callable[[str], Awaitable[None]], interval: float = UPDATE_INTERVAL) -> None:
+        self._write = write  # replaces the message's text: a guarded write (bot/tasks/reply.py)
         self._stopped = False
-        self._thread = thread
-        self._ts = ts
         self._interval = interval
         self._last = 0.0
         self._updating: asyncio.Task[None] | None = None
@@ -72,9 +60,8 @@ class LiveReply:
     async def _update(self, preview: str) -> None:
         try:
             # A worker that stalled past its lease (or whose thread was reset) must not write over the message
-            # its successor finished: every update checks the lease first, like every other write.
-            await self._guard()
-            await self._slack.update_message(self._thread, self._ts, preview)
+            # its successor finished: the write checks the lease first, like every other write, or raises LeaseLost.
+            await self._write(preview)
             self.updates += 1
         except LeaseLost:
             self._stopped = True

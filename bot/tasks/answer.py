@@ -1,0 +1,137 @@
+"""Answering a mention: fit the thread into the context, run the tool loop, deliver the answer, fold the window.
+
+Every step is safe to run again: a task interrupted anywhere (a crash, a restart) runs again from the top, replays
+its journal instead of calling Claude again, finds its reply message, and finishes with one visible answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from bot.agent.context import Context
+from bot.agent.loop import AgentLoop, LoopResult
+from bot.agent.steps import holds_answer
+from bot.core.errors import ModelError, ModelRefused
+from bot.core.faults import CrashPoints
+from bot.core.ports import SlackGateway
+from bot.tasks.attachments import Attachments, read_attachments, unread_note
+from bot.tasks.fitting import ContextFitter, with_images
+from bot.tasks.people import People, cut_note
+from bot.tasks.reply import ReplyMessage
+from bot.tasks.split import PART_CHARS
+from store.journal import TaskJournal
+from store.models import Task, TaskStatus, Turn
+from store.tasks import ThreadLease
+from store.threads import ThreadStore
+
+log = logging.getLogger(__name__)
+
+# A long answer goes out in parts of at most PART_CHARS (bot/tasks/split.py); past this many, it is cut with a note.
+MAX_REPLY_CHARS = 20 * PART_CHARS
+
+
+def reply_text(answer: str, task: Task, attachments: Attachments) -> str:
+    """The answer as posted: cut if too long, with notes on a cut question and on the files Claude did not get."""
+    text = answer
+    if len(text) > MAX_REPLY_CHARS:
+        text = text[:MAX_REPLY_CHARS] + "\n\n_(Cut here: the answer was longer than I post in one reply.)_"
+    if task.original_chars:
+        text += f"\n\n_({cut_note(task)})_"
+    return text + unread_note(attachments)  # files Claude did not get are named, whatever Claude says of them
+
+
+class Answerer:
+    """Answers a mention (TaskKind.ANSWER) in its thread's one reply message."""
+
+    def __init__(
+        self,
+        *,
+        journal: TaskJournal,
+        threads: ThreadStore,
+        loop: AgentLoop,
+        slack: SlackGateway,
+        crash: CrashPoints,
+        fitter: ContextFitter,
+        people: People,
+    ) -> None:
+        self._journal = journal
+        self._threads = threads
+        self._loop = loop
+        self._slack = slack
+        self._crash = crash
+        self._fitter = fitter
+        self._people = people
+
+    async def __call__(self, lease: ThreadLease, task: Task, *, attempt: int) -> None:
+        """Answer the mention, showing work in progress on it meanwhile."""
+        reply = ReplyMessage(self._slack, self._journal, lease, task)
+        await self._slack.set_working(task.thread, task.message_ts, True)
+        try:
+            await self._answer(lease, task, reply, resumed=attempt > 1)
+        except RedisError:
+            await reply.tell_waiting_for_redis()  # the runner waits for Redis, then runs this again
+            raise
+        finally:  # done, failed, cancelled or stopped: the mention no longer shows work in progress
+            await self._slack.set_working(task.thread, task.message_ts, False)
+
+    async def _answer(self, lease: ThreadLease, task: Task, reply: ReplyMessage, *, resumed: bool) -> None:
+        ref = task.thread
+        steps = await self._journal.steps(task)
+        answered = holds_answer(steps)
+        reply_ts = await reply.open(resumed=resumed, answered=answered)
+        state = await self._threads.state(ref)
+        summary = state.summary if state else ""
+        history = await self._threads.turns(ref)
+        earlier = await self._people.earlier_turns(task) if not history and not summary else []
+        attachments = await read_attachments(task.files, self._slack)
+        question = await self._people.user_turn(task, attachments.text)
+        context = await self._fitter.fitted_context(summary, [*history, *earlier], question, resumed=resumed)
+        if attachments.images:
+            context = with_images(context, attachments.images)
+        try:
+            result = await self._run_loop(lease, task, reply, context, steps)
+        except ModelError as exc:
+            await self._model_failed(lease, task, reply, exc, turns=[*earlier, question])
+            return
+        if result.first_call_input_tokens is not None and not attachments.images:  # images are not text to learn from
+            self._fitter.observe(context.estimated_tokens, result.first_call_input_tokens)
+        self._crash.reached("answer.journaled")
+        text = reply_text(result.text, task, attachments)
+        await reply.deliver(text, resumed=resumed)
+        self._crash.reached("reply.posted")
+        new_turns = [*earlier, question, Turn("assistant", text, ts=reply_ts)]
+        fold, fold_usage = await self._fitter.fold(lease, task, steps, summary, [*history, *new_turns])
+        usage = result.usage + fold_usage
+        await self._journal.finish(lease, task, TaskStatus.DONE, turns=new_turns, usage=usage, fold=fold)
+
+    async def _model_failed(
+        self, lease: ThreadLease, task: Task, reply: ReplyMessage, exc: ModelError, *, turns: list[Turn]
+    ) -> None:
+        """Claude refused, or failed for good: say so in plain words and end the task (its question is kept)."""
+        if isinstance(exc, ModelRefused):
+            await reply.show("I can't help with that request.")
+            await self._journal.finish(lease, task, TaskStatus.DONE, turns=turns)
+            return
+        # The details (status, request id) go to the log and the task record; the thread gets plain words.
+        log.warning("task %s: model call failed: %s", task.task_id, exc)
+        await reply.show(f":warning: {exc.user_message}")
+        await self._journal.finish(lease, task, TaskStatus.FAILED, turns=turns, error=str(exc))
+
+    async def _run_loop(
+        self, lease: ThreadLease, task: Task, reply: ReplyMessage, context: Context, steps: list[dict[str, Any]]
+    ) -> LoopResult:
+        """The tool loop from the journal so far, each new step journaled, the answer shown as it streams in."""
+
+        async def record(step: dict[str, Any]) -> None:
+            await self._journal.record_step(lease, task, step)
+
+        live = reply.live()
+        try:
+            return await self._loop.run(
+                context.system, context.messages, steps, record, task.thread, on_text=live.show, on_retry=live.retrying
+            )
+        finally:
+            await live.settle()  # no preview may land after what is posted next

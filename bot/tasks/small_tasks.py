@@ -1,0 +1,77 @@
+"""The small tasks beside answers: remember a note, greet, and report the agent's status."""
+
+from __future__ import annotations
+
+from bot.agent.context import NOTE_MAX_CHARS, cut_to
+from bot.core.ports import SlackGateway
+from bot.tasks.attachments import read_attachments
+from bot.tasks.fitting import ContextFitter
+from bot.tasks.people import People
+from bot.tasks.reply import GuardedSlack
+from bot.tasks.status import describe_state
+from store.journal import TaskJournal
+from store.models import Task, TaskStatus
+from store.tasks import ThreadLease
+from store.threads import ThreadStore
+
+GREETING = (
+    "Hi! Mention me with a question or a task and I will answer here, remembering this thread. "
+    "`@me status` shows what I know of it; `@me reset` makes me forget it."
+)
+
+
+class NoteKeeper:
+    """Remembers a message not addressed to the bot (TaskKind.NOTE): a turn of context for the next answer."""
+
+    def __init__(
+        self, *, journal: TaskJournal, threads: ThreadStore, slack: SlackGateway, people: People, fitter: ContextFitter
+    ) -> None:
+        self._journal = journal
+        self._threads = threads
+        self._slack = slack
+        self._people = people
+        self._fitter = fitter
+
+    async def __call__(self, lease: ThreadLease, task: Task, *, attempt: int) -> None:
+        """Add the note to the window (not counted as a task).
+
+        A window it takes over the budget is folded now, as after an answer, so that the notes of a busy thread
+        never pile up unsummarized until the next mention (whose fold would then have to take them all at once).
+        """
+        files = (await read_attachments(task.files, self._slack, with_images=False)).text
+        turn = await self._people.user_turn(task, cut_to(files, NOTE_MAX_CHARS, "shared files") if files else "")
+        state = await self._threads.state(task.thread)
+        history = await self._threads.turns(task.thread)
+        steps = await self._journal.steps(task)
+        fold, usage = await self._fitter.fold(lease, task, steps, state.summary if state else "", [*history, turn])
+        await self._journal.finish(
+            lease, task, TaskStatus.DONE, turns=[turn], usage=usage, counts_as_task=False, fold=fold
+        )
+
+
+class Greeter:
+    """Says what the bot can do (TaskKind.GREET: a mention with nothing else in it)."""
+
+    def __init__(self, journal: TaskJournal, slack: SlackGateway) -> None:
+        self._journal = journal
+        self._slack = slack
+
+    async def __call__(self, lease: ThreadLease, task: Task, *, attempt: int) -> None:
+        """Post the greeting in the thread."""
+        await self._slack.post_reply(task.thread, GREETING)  # unchecked: journal.start took the lease a moment ago
+        await self._journal.finish(lease, task, TaskStatus.DONE, counts_as_task=False)
+
+
+class StatusReporter:
+    """Answers `@bot status` (TaskKind.STATUS) with what the agent knows of its thread."""
+
+    def __init__(self, journal: TaskJournal, threads: ThreadStore, slack: SlackGateway) -> None:
+        self._journal = journal
+        self._threads = threads
+        self._slack = slack
+
+    async def __call__(self, lease: ThreadLease, task: Task, *, attempt: int) -> None:
+        """Post the agent's state in the thread."""
+        guarded = GuardedSlack(self._slack, self._journal, lease, task.thread)
+        await guarded.post_reply(describe_state(await self._threads.state(task.thread)))
+        await self._journal.finish(lease, task, TaskStatus.DONE, counts_as_task=False)
