@@ -355,24 +355,18 @@ class FakeAnthropic(LocalServer):
 
     async def _handle_count_tokens(self, request: web.Request) -> web.Response:
         request_id = _new_id("req_")
-        denied = self._auth_error(request, request_id)
-        if denied is not None:
-            return denied
-        body = await self._body(request)
-        if body is None:
-            return _too_large()
+        body = await self._admitted(request, request_id)
+        if isinstance(body, web.Response):
+            return body
         self.count_requests.append(body)
         return web.json_response({"input_tokens": estimate_tokens(body)}, headers={"request-id": request_id})
 
     async def _handle_messages(self, request: web.Request) -> web.StreamResponse:
         request_id = _new_id("req_")
         headers = {"request-id": request_id}
-        denied = self._auth_error(request, request_id)
-        if denied is not None:
-            return denied
-        body = await self._body(request)
-        if body is None:
-            return _too_large()
+        body = await self._admitted(request, request_id)
+        if isinstance(body, web.Response):
+            return body
         self.requests.append(body)
         # Header names are case-insensitive on the wire; store them lower-cased for easy lookups.
         self.request_headers.append({k.lower(): v for k, v in request.headers.items()})
@@ -401,6 +395,14 @@ class FakeAnthropic(LocalServer):
         if body.get("stream"):
             return await self._stream(request, message, reply, headers)
         return web.json_response(message, headers=headers)
+
+    async def _admitted(self, request: web.Request, request_id: str) -> Body | web.Response:
+        """The request's JSON, or the API's refusal: a missing or wrong key (401), a body over its size (413)."""
+        denied = self._auth_error(request, request_id)
+        if denied is not None:
+            return denied
+        body = await self._body(request)
+        return _too_large() if body is None else body
 
     async def _body(self, request: web.Request) -> Body | None:
         """The request's JSON, or None when it is over the API's request size limit."""
