@@ -16,7 +16,7 @@ from enum import Enum
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from store import decode, keys, lua
 from store.coalesce import CoalescedScript
@@ -40,6 +40,15 @@ class ResetResult:
 
     outcome: SubmitResult
     cancelled_replies: list[str]
+
+
+def queue_lost(exc: RedisError) -> bool:
+    """Whether a Redis error says the task stream or its consumer group is gone (then make it again: ensure_group).
+
+    Every command that reads the group answers NOGROUP then, the fenced scripts and HEARTBEAT included; a blocked
+    XREADGROUP whose stream is deleted answers UNBLOCKED. A script's error carries the command's message inside.
+    """
+    return isinstance(exc, ResponseError) and any(code in str(exc) for code in ("NOGROUP", "UNBLOCKED"))
 
 
 def _queueing_keys(task: Task) -> list[str]:

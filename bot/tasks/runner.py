@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from dataclasses import dataclass
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
 from bot.core.errors import SlackError
 from bot.tasks.executor import TaskExecutor
 from bot.tasks.priority import IntakeFirst
 from store.errors import LeaseLost
 from store.models import Task
-from store.tasks import TaskQueue, ThreadLease
+from store.tasks import TaskQueue, ThreadLease, queue_lost
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ class TaskRunner:
         self._active: dict[str, asyncio.Task[None]] = {}
         self._slot_freed = asyncio.Event()
         self._read_failures = 0
+        self._rebuilding = asyncio.Lock()  # one rebuild of a lost queue at a time, however many meet the loss
+        self._rebuilds = 0
 
     @property
     def active_threads(self) -> int:
@@ -81,6 +84,32 @@ class TaskRunner:
             requeued = await self._queue.requeue_orphans()
             if requeued:
                 log.warning("queued %d thread(s) again whose queue entry Redis had lost", requeued)
+
+    async def _heal(self, exc: RedisError) -> bool:
+        """If `exc` says Redis lost the task queue, make it again and return True; False for any other error, or
+        if the queue could not be made (the caller then waits and retries as for any Redis error).
+
+        Redis loses the queue when the stream is deleted, evicted, or gone in a restart without persistence. Every
+        part of the worker can be the first to meet that (reading the queue, a running task's write, renewing the
+        leases), and a worker with every slot busy does not read the queue, so each of them heals it. The first
+        makes the queue; callers that meet the loss meanwhile wait for it and go on, so it is made once, not once
+        per thread. Work submitted since has its inbox and queue entry, which intake writes as usual; threads whose
+        flag survived the loss get a new entry, and the runs that held their old entry are refused their next write.
+        """
+        if not queue_lost(exc):
+            return False
+        seen = self._rebuilds
+        async with self._rebuilding:
+            if self._rebuilds != seen:  # made again while this caller waited
+                return True
+            log.warning("the task queue is gone from Redis; creating it again")
+            try:
+                await self._make_queue()
+            except RedisError as again:
+                log.warning("cannot create the task queue again (%s)", again)
+                return False
+            self._rebuilds += 1
+        return True
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Claim and run work until `stopping` is set, then let running tasks finish within the grace period.
@@ -113,12 +142,7 @@ class TaskRunner:
         try:
             self._start(await self._queue.claim_new(self._settings.consumer, free, self._settings.block_ms))
         except RedisError as exc:
-            if isinstance(exc, ResponseError) and any(code in str(exc) for code in ("NOGROUP", "UNBLOCKED")):
-                # Redis lost the queue (deleted, evicted, or restarted without persistence; a blocked read learns
-                # it as UNBLOCKED): make it again. Work submitted since has its inbox and queue entry, which intake
-                # writes as usual; threads whose flag survived the loss get a new entry.
-                log.warning("the task queue is gone from Redis; creating it again")
-                await self._make_queue()
+            if await self._heal(exc):
                 return
             self._read_failures += 1
             log.warning("cannot read the task queue (%s); retrying", exc)
@@ -152,10 +176,15 @@ class TaskRunner:
                     log.warning("thread %s: %s; leaving it", lease.thread.encode(), exc)
                     return
                 except RedisError as exc:
-                    # Redis is down or failing over: wait for it, longer each time, then pick up where we were.
+                    # Redis is down or failing over: wait for it, longer each time, then pick up where we were. If
+                    # it lost the queue instead, go on at once once the queue is back: the next write says whether
+                    # this run still holds the thread (an entry lost with the stream is not held any more).
                     failures += 1
-                    log.warning("thread %s: Redis unavailable (%s); retrying", lease.thread.encode(), exc)
-                    await asyncio.sleep(backoff(self._settings.retry_delay, failures))
+                    healed = await self._heal(exc)
+                    if not healed:
+                        log.warning("thread %s: Redis unavailable (%s); retrying", lease.thread.encode(), exc)
+                    if not healed or failures > 1:
+                        await asyncio.sleep(backoff(self._settings.retry_delay, failures))
                     continue
                 # A failing task must not take the worker down with it: log it and try again after a pause.
                 # Its attempt counter makes sure it is failed for good after a few tries.
@@ -191,7 +220,10 @@ class TaskRunner:
                     last_prune = time.monotonic()
                     await self._prune_consumers()
             except RedisError as exc:
-                log.warning("cannot renew or check leases (%s)", exc)
+                if await self._heal(exc):
+                    last_renewal = -math.inf  # renew at the next look: that stops the runs whose entry was lost
+                else:
+                    log.warning("cannot renew or check leases (%s)", exc)
             # Whatever else goes wrong, the keeper goes on: without it this worker's leases would lapse and its
             # threads pass to others while it still works on them.
             except Exception:

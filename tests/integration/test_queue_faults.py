@@ -34,17 +34,26 @@ def final_replies(slack: FakeSlack, thread_ts: str) -> list[str]:
     return shown
 
 
+async def queue_empty(redis: Redis) -> bool:
+    """Whether no thread is queued or held (a thread is released just after its last answer is posted)."""
+    return await redis.xlen(keys.QUEUE) == 0 and (await redis.xpending(keys.QUEUE, keys.WORKER_GROUP))["pending"] == 0
+
+
 async def health(bot: BotProcess) -> tuple[int, dict[str, object]]:
     """GET /healthz: status and JSON body."""
     async with aiohttp.ClientSession() as session, session.get(f"{bot.url}/healthz") as response:
         return response.status, await response.json()
 
 
+@pytest.mark.parametrize("slots", ["200", "1"], ids=["free-slots", "every-slot-busy"])
 async def test_a_mention_in_a_queued_thread_is_answered_after_the_task_stream_is_deleted(
-    bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
+    make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis, slots: str
 ) -> None:
-    """`DEL agent:queue` while a thread's task runs: the queue heals, and both that task and a new mention in the
-    thread are answered, once each."""
+    """`DEL agent:queue` while a thread's task runs: the queue heals (found by the claim, or with every slot busy
+    by the running task or the lease keeper), and both that task and a new mention in the thread are answered,
+    once each."""
+    bot = make_bot(MAX_CONCURRENT_TASKS=slots)
+    await bot.start()
     gate = asyncio.Event()
     claude.reply_text("lost with the stream", gate=gate)
     first = mention(slack, "question one")
@@ -60,6 +69,8 @@ async def test_a_mention_in_a_queued_thread_is_answered_after_the_task_stream_is
     assert all(answer.startswith("echo:") for answer in answers)  # the late answer of the lost lease is not posted
     asked = "\n".join(text for request in claude.requests[1:] for text in user_texts(request))
     assert "question one" in asked and "question two" in asked
+    await wait_until(lambda: queue_empty(redis), timeout=5)
+    assert len(slack.bot_replies(CHANNEL, thread_ts)) == 2  # and no second answer came late
     assert bot.process is not None and bot.process.returncode is None
 
 
@@ -82,13 +93,7 @@ async def test_garbage_in_the_task_stream_is_dropped_and_the_bot_keeps_answering
     assert await wait_until(lambda: final_replies(slack, str(after["event"]["ts"])), timeout=15)
     assert bot.process is not None and bot.process.returncode is None
     assert bot.output().count("does not name a thread") == 3
-
-    async def queue_empty() -> bool:  # the answer's thread is released just after it is posted
-        return (
-            await redis.xlen(keys.QUEUE) == 0 and (await redis.xpending(keys.QUEUE, keys.WORKER_GROUP))["pending"] == 0
-        )
-
-    await wait_until(queue_empty, timeout=5)
+    await wait_until(lambda: queue_empty(redis), timeout=5)
 
 
 async def test_healthz_answers_503_while_redis_refuses_writes(

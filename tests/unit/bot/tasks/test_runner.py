@@ -1,18 +1,23 @@
-"""The runner's lease keeper against a real Redis: it outlives its own failures."""
+"""The runner against a real Redis: its lease keeper outlives its own failures, and it heals a lost queue."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 import pytest
 from redis.asyncio import Redis
 
 from bot.tasks.priority import IntakeFirst
 from bot.tasks.runner import RunnerSettings, TaskRunner
-from store.models import Task, TaskKind, ThreadRef
+from store import keys
+from store.errors import LeaseLost
+from store.journal import TaskJournal
+from store.models import Task, TaskKind, TaskStatus, ThreadRef
 from store.tasks import TaskQueue, ThreadLease
+from tests.fakes import wait_until
 
 
 class FirstLookFails(TaskQueue):
@@ -52,3 +57,147 @@ async def test_the_lease_keeper_survives_an_unexpected_error(redis: Redis, caplo
     assert executed == ["Ev1"] and queue.looks >= 2
     [failure] = [record for record in caplog.records if "lease keeper failed" in record.getMessage()]
     assert failure.exc_info is not None
+
+
+A = ThreadRef("T1", "C1", "1700000000.000100")
+B = ThreadRef("T1", "C1", "1700000099.000100")
+
+
+def ask(task_id: str, thread: ThreadRef = A) -> Task:
+    """A mention as intake records it."""
+    return Task(task_id, TaskKind.ANSWER, thread, "hi", "U1", "1700000001.000100", time.time())
+
+
+class JournalingExecutor:
+    """Runs each task as the real executor does (a fenced start, then a fenced finish), holding `held` tasks at
+    `gate` on their first attempt; records which attempts finished and which writes the fence refused."""
+
+    def __init__(self, journal: TaskJournal, held: set[str], gate: asyncio.Event) -> None:
+        self.journal, self.held, self.gate = journal, held, gate
+        self.started: list[str] = []
+        self.finished: list[tuple[str, int]] = []
+        self.refused: list[str] = []
+
+    async def execute(self, lease: ThreadLease, task: Task) -> None:
+        """Start, wait at the gate if held, finish; a LeaseLost is noted and passed on to the runner."""
+        try:
+            attempt = await self.journal.start(lease, task)
+            self.started.append(task.task_id)
+            if task.task_id in self.held and attempt == 1:
+                await self.gate.wait()
+            if await self.journal.finish(lease, task, TaskStatus.DONE):
+                self.finished.append((task.task_id, attempt))
+        except LeaseLost:
+            self.refused.append(task.task_id)
+            raise
+
+
+class CountedRebuilds(TaskQueue):
+    """A queue that counts how often the group is made, and how many of those run at once at most."""
+
+    calls = 0
+    running = 0
+    most_at_once = 0
+
+    async def ensure_group(self) -> bool:
+        """Count the call, and how many overlap: the pause lets other callers in, if nothing keeps them out."""
+        self.calls += 1
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            await asyncio.sleep(0.05)
+            return await super().ensure_group()
+        finally:
+            self.running -= 1
+
+
+def runner_for(queue: TaskQueue, executor: JournalingExecutor, max_concurrent: int, lease: float = 30.0) -> TaskRunner:
+    """A runner that claims quickly and retries quickly."""
+    settings = RunnerSettings(
+        consumer="web.1",
+        max_concurrent=max_concurrent,
+        block_ms=20,
+        lease_seconds=lease,
+        retry_delay=0.05,
+        grace_seconds=0,
+    )
+    return TaskRunner(queue, executor, settings, IntakeFirst())  # type: ignore[arg-type]  # a stand-in executor
+
+
+async def run_until(runner: TaskRunner, done: Callable[[], object]) -> None:
+    """Run the runner until `done()` is true (at most 10 s), then stop it."""
+    stopping = asyncio.Event()
+    running = asyncio.create_task(runner.run(stopping))
+    try:
+        await wait_until(done, timeout=10)
+    finally:
+        stopping.set()
+        await asyncio.wait_for(running, 10)
+
+
+async def test_a_worker_with_every_slot_busy_makes_a_lost_queue_again(redis: Redis) -> None:
+    """The stream deleted while the worker's only slot runs a task: its failed write makes the queue again, the
+    task's old run is refused, the task finishes once under a new entry, and a new thread is worked too."""
+    queue, gate = TaskQueue(redis), asyncio.Event()
+    executor = JournalingExecutor(TaskJournal(redis), {"EvA"}, gate)
+    runner = runner_for(queue, executor, max_concurrent=1)
+    await runner.prepare()
+
+    async def lose_the_queue_midway() -> bool:
+        await wait_until(lambda: executor.started == ["EvA"])
+        await redis.delete(keys.QUEUE)
+        gate.set()
+        await queue.submit(ask("EvB", B))
+        return True
+
+    await queue.submit(ask("EvA"))
+    losing = asyncio.create_task(lose_the_queue_midway())
+    await run_until(runner, lambda: len(executor.finished) == 2)
+    assert await losing
+    assert sorted(executor.finished) == [("EvA", 2), ("EvB", 1)] and executor.refused == ["EvA"]
+    assert await redis.xinfo_groups(keys.QUEUE)
+
+
+async def test_threads_that_meet_a_lost_queue_at_once_make_it_again_one_at_a_time(redis: Redis) -> None:
+    """Five running threads all fail on the lost stream together: the worker makes the queue again one caller at
+    a time, and not once per thread, and every task finishes once."""
+    queue, gate = CountedRebuilds(redis), asyncio.Event()
+    names = [f"Ev{n}" for n in range(5)]
+    executor = JournalingExecutor(TaskJournal(redis), set(names), gate)
+    runner = runner_for(queue, executor, max_concurrent=5)
+    await runner.prepare()
+    made_before = queue.calls
+
+    async def lose_the_queue_midway() -> bool:
+        await wait_until(lambda: len(executor.started) == 5)
+        await redis.delete(keys.QUEUE)
+        gate.set()
+        return True
+
+    for n, name in enumerate(names):
+        await queue.submit(ask(name, ThreadRef("T1", "C1", f"1700000000.00010{n}")))
+    losing = asyncio.create_task(lose_the_queue_midway())
+    await run_until(runner, lambda: len(executor.finished) == 5)
+    assert await losing
+    assert sorted(executor.finished) == [(name, 2) for name in names]
+    assert queue.most_at_once == 1 and 1 <= queue.calls - made_before < 5
+
+
+async def test_the_lease_keeper_makes_a_lost_queue_again_under_a_silent_task(redis: Redis) -> None:
+    """A task that writes nothing while the stream is lost: the lease keeper meets the loss, makes the queue again
+    and stops the stale run, so the task runs again under its new entry and finishes."""
+    queue, never = TaskQueue(redis), asyncio.Event()
+    executor = JournalingExecutor(TaskJournal(redis), {"EvA"}, never)
+    runner = runner_for(queue, executor, max_concurrent=1, lease=0.6)
+    await runner.prepare()
+
+    async def lose_the_queue_midway() -> bool:
+        await wait_until(lambda: executor.started == ["EvA"])
+        await redis.delete(keys.QUEUE)
+        return True
+
+    await queue.submit(ask("EvA"))
+    losing = asyncio.create_task(lose_the_queue_midway())
+    await run_until(runner, lambda: executor.finished)
+    assert await losing
+    assert executor.finished == [("EvA", 2)] and not never.is_set()
