@@ -13,9 +13,10 @@ fold starts again and the stale steps are ignored. Display names are not in the 
 the retry changes them, not what was said), so a resume goes on from where the summary got to in the turns' text,
 not from a passage cut by rendered lengths.
 
-When summarizing fails the thread must still fit: the turns already summarized leave with the summary, the oldest
-of the rest past the hard cap are dropped with a note in the summary, and the next fold tries again (one attempt
-per task, never a loop).
+When summarizing fails nothing is dropped: the turns already summarized leave with the summary, the rest stay in
+the window, which may then be over the budget (a request leaves out of view what does not fit, see
+context.assemble) until the next fold that works takes the backlog in passages (one attempt per task, never a
+loop). Only past a hard storage ceiling are the oldest turns dropped, with a note in the summary.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -44,11 +46,28 @@ SUMMARY_REQUEST_MAX_TOKENS = 100_000
 PROMPT_FRAME = 40
 # A turn longer than a passage goes on in the next one, marked so the model reads one message, not two.
 CONTINUED = "(continued) "
+# While summarizing fails, a thread's window may grow past the budget (requests leave out of view what does not
+# fit) so that nothing people wrote is lost before the summarizer is back. Past this many budgets' worth of turns
+# the oldest are dropped all the same, with a note in the summary: an outage must not grow a busy thread's stored
+# turns, and every later fold's backlog, without bound.
+STORAGE_CEILING_BUDGETS = 3
+DROPPED_NOTE = re.compile(r"\[(\d+) older turns were dropped without a summary because summarizing failed\.\]\Z")
 
 
 def dropped_note(count: int) -> str:
     """The line a summary gets when turns leave the window unsummarized."""
     return f"[{count} older turns were dropped without a summary because summarizing failed.]"
+
+
+def with_dropped(summary: str, count: int) -> str:
+    """The summary with `count` more turns named as dropped: a note it ends with already is counted up, so that
+    drops during a long outage do not push what the summary knows out past its cap, one line each."""
+    lines = summary.split("\n")
+    earlier = DROPPED_NOTE.match(lines[-1])
+    if earlier:
+        lines[-1] = dropped_note(int(earlier.group(1)) + count)
+        return "\n".join(lines)
+    return "\n".join(part for part in (summary, dropped_note(count)) if part)
 
 
 def fingerprint(turns: Sequence[Turn]) -> str:
@@ -221,17 +240,19 @@ class Compactor:
         return max(1_000, int(room * 4 / self._estimator.ratio))
 
     def _after_failure(self, window: list[Turn], summarized: int, summary: str, exc: ModelError) -> tuple[int, str]:
-        """What leaves the window when the model failed: the turns summarized so far, and past the hard cap the
-        oldest of the rest, named in the summary as dropped unsummarized."""
-        rest, room = window[summarized:], self._budget.total
-        dropped = (
-            turns_to_evict(rest, room=room, estimator=self._estimator) if self._estimator.turns(rest) > room else 0
-        )
+        """What leaves the window when the model failed: the turns summarized so far, and, only if the rest is past
+        the storage ceiling, the oldest of it, named in the summary as dropped unsummarized."""
+        rest, ceiling = window[summarized:], STORAGE_CEILING_BUDGETS * self._budget.total
+        over = self._estimator.turns(rest) > ceiling
+        dropped = turns_to_evict(rest, room=ceiling, estimator=self._estimator) if over else 0
         log.warning(
-            "summarizing failed (%s); %d turn(s) summarized, %d dropped past the hard cap", exc, summarized, dropped
+            "summarizing failed (%s); %d turn(s) summarized, %d dropped past the storage ceiling",
+            exc,
+            summarized,
+            dropped,
         )
         if dropped:
-            summary = "\n".join(part for part in (summary, dropped_note(dropped)) if part)
+            summary = with_dropped(summary, dropped)
         return summarized + dropped, self._capped(summary)
 
     def _capped(self, summary: str) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.agent.compaction import CONTINUED, Compactor, passages
+from bot.agent.compaction import CONTINUED, STORAGE_CEILING_BUDGETS, Compactor, dropped_note, passages
 from bot.agent.context import Budget, TokenEstimator
 from bot.agent.steps import SummaryPartStep
 from bot.agent.summarizer import Summarizer, render_turn
@@ -196,3 +196,38 @@ async def test_a_finished_fold_is_applied_only_to_the_turns_it_was_made_for() ->
     legacy = [{key: value for key, value in step.items() if key != "fingerprint"} for step in journal.steps]
     refolded, _ = await compactor.fold_if_needed(legacy, "", turns, Journal().record, fixed_tokens=0)
     assert refolded is not None and len(again.shown) >= 1 and again.shown[0][0] == ""
+
+
+def notes(count: int, start: int = 0) -> list[Turn]:
+    """People's notes of about 1,000 tokens each, every one with a fact of its own."""
+    return [
+        Turn("user", f"FACT {n}: the deploy key is K-{n:04d}. " + "x" * 3_900, user_id="U1")
+        for n in range(start, count)
+    ]
+
+
+async def test_a_failing_summarizer_drops_nothing_below_the_storage_ceiling() -> None:
+    """With the summarizer down, a window over the budget (but under the ceiling) loses no turn and gets no note:
+    requests leave out of view what does not fit until a fold works."""
+    journal, down = Journal(), ScriptedSummarizer(fail_at=frozenset(range(10)))
+    compactor = Compactor(down, system_prompt="Be brief.", budget=BUDGET, estimator=TokenEstimator())
+    turns = notes(10)
+    assert TokenEstimator().turns(turns) > 2 * BUDGET.total
+    fold, _ = await compactor.fold_if_needed([], "summary so far", turns, journal.record, fixed_tokens=0)
+    assert fold is None and len(down.shown) == 1
+    assert journal.steps[-1]["failed"] is True and journal.steps[-1]["evict"] == 0
+
+
+async def test_past_the_storage_ceiling_the_oldest_turns_are_dropped_and_counted_in_one_note() -> None:
+    """Past STORAGE_CEILING_BUDGETS budgets of turns the oldest go, down to the ceiling, named in the summary; a
+    second drop counts up that note instead of adding a line."""
+    down = ScriptedSummarizer(fail_at=frozenset(range(10)))
+    compactor = Compactor(down, system_prompt="Be brief.", budget=BUDGET, estimator=TokenEstimator())
+    ceiling, estimator = STORAGE_CEILING_BUDGETS * BUDGET.total, TokenEstimator()
+    turns = notes(14)
+    fold, _ = await compactor.fold_if_needed([], "summary so far", turns, Journal().record, fixed_tokens=0)
+    assert fold is not None and fold.summary == "summary so far\n" + dropped_note(fold.evict)
+    assert estimator.turns(turns[fold.evict :]) <= ceiling < estimator.turns(turns[fold.evict - 1 :])
+    more = [*turns[fold.evict :], *notes(16, start=14)]
+    again, _ = await compactor.fold_if_needed([], fold.summary, more, Journal().record, fixed_tokens=0)
+    assert again is not None and again.summary == "summary so far\n" + dropped_note(fold.evict + again.evict)
