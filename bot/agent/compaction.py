@@ -104,8 +104,10 @@ def _pieces(turn: Turn, max_chars: int, offset: int) -> list[tuple[str, int]]:
     offset it ends at; every piece but the turn's first is marked as continued."""
     text, pieces = turn.text, []
     if offset == 0:
-        header = render_turn(replace(turn, text=""))  # the speaker's label: only in the turn's first piece
-        offset = min(max(max_chars - len(header), 1), len(text))
+        # The speaker's label, only in the turn's first piece (and never more than half of it: a name comes from
+        # Slack, and a passage must stay within max_chars whatever it is).
+        header = render_turn(replace(turn, text=""))[: max_chars // 2]
+        offset = min(max_chars - len(header), len(text))
         pieces.append((header + text[:offset], offset))
     step = max_chars - len(CONTINUED)
     for start in range(offset, len(text), step):

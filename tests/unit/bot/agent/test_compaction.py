@@ -231,3 +231,12 @@ async def test_past_the_storage_ceiling_the_oldest_turns_are_dropped_and_counted
     more = [*turns[fold.evict :], *notes(16, start=14)]
     again, _ = await compactor.fold_if_needed([], fold.summary, more, Journal().record, fixed_tokens=0)
     assert again is not None and again.summary == "summary so far\n" + dropped_note(fold.evict + again.evict)
+
+
+def test_a_passage_stays_within_its_size_whatever_the_speaker_is_called() -> None:
+    """A display name longer than a passage is cut in the label, so the passage still fits and the text is whole."""
+    turn = Turn("user", "word " * 2_000, user_id="U1", user_name="N" * 5_000)
+    cut = passages([turn], 4_000)
+    assert all(len(passage.text) <= 4_000 for passage in cut)
+    fragments = [part.removeprefix(CONTINUED) for passage in cut for part in passage.text.split("\n\n")]
+    assert "".join(fragments) == "N" * 2_000 + turn.text
