@@ -82,11 +82,9 @@ def fingerprint(turns: Sequence[Turn]) -> str:
 
 def covers_same_turns(step: SummaryPartStep | SummaryStep, window: Sequence[Turn]) -> bool:
     """Whether a journaled fold step was made for the oldest turns of this window (a fold leaves at least one)."""
-    return (
-        step.fingerprint is not None
-        and len(window) > step.evict
-        and fingerprint(window[: step.evict]) == (step.fingerprint)
-    )
+    if step.fingerprint is None or len(window) <= step.evict:
+        return False
+    return fingerprint(window[: step.evict]) == step.fingerprint
 
 
 @dataclass(frozen=True)
@@ -117,7 +115,7 @@ def _pieces(turn: Turn, max_chars: int, offset: int) -> list[tuple[str, int]]:
 
 def passages(turns: Sequence[Turn], max_chars: int, *, offset: int = 0) -> list[Passage]:
     """The turns, rendered in order, packed into passages of at most max_chars characters each; the first turn
-    from `offset` characters into its text (the summary holds the rest of it)."""
+    from `offset` characters into its text (the summary already holds what comes before)."""
     result: list[Passage] = []
     parts: list[str] = []
     size = covers = into = 0
