@@ -190,7 +190,9 @@ return n
 
 # Finish a task and write what it produced in one step, so a crash leaves either both or neither, and finishing
 # twice (a resumed task) writes nothing the second time. A fold (a.evict > 0) drops that many of the oldest
-# turns from the window after the new ones are added, and stores the summary that now covers them.
+# turns from the window after the new ones are added, and stores the summary that now covers them; never all of
+# them, whatever it was asked (a fold leaves at least one turn, and a count made for another window must not
+# empty this one).
 # KEYS: queue, task, inbox, state, turns, channel index, channel usage, steps.
 # ARGV: entry, consumer, arguments JSON, turn JSON...
 FINISH = (
@@ -212,9 +214,10 @@ elseif #ARGV == 3 and a.usage.model_calls == 0 and redis.call('EXISTS', KEYS[4])
   -- nothing to remember (a status request) for a thread without an agent: do not create one
 else
   for i = 4, #ARGV do redis.call('RPUSH', KEYS[5], ARGV[i]) end
-  if a.evict > 0 then
-    redis.call('LTRIM', KEYS[5], a.evict, -1)
-    redis.call('HINCRBY', KEYS[4], 'summarized_turns', a.evict)
+  local evict = math.min(a.evict, redis.call('LLEN', KEYS[5]) - 1)
+  if evict > 0 then
+    redis.call('LTRIM', KEYS[5], evict, -1)
+    redis.call('HINCRBY', KEYS[4], 'summarized_turns', evict)
   end
   if a.summary then redis.call('HSET', KEYS[4], 'summary', a.summary) end
   redis.call('HSETNX', KEYS[4], 'created_at', a.now)

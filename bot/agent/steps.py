@@ -9,6 +9,10 @@ journal written by an older release parses here, and one written here resumes af
   tool           one tool call's result, for the tool_use block of the model step before it
   summary_part   one passage of a fold summarized, with the summary so far (every passage but the last)
   summary        the fold's result: the new summary and how many turns leave the window
+
+A fold's steps carry a fingerprint of the turns they cover (bot/agent/compaction.py): a resumed task rebuilds its
+window from Redis and Slack, which may now hold other turns, and a step is used only for the turns it was made for.
+Steps journaled before fingerprints have none, and count as made for other turns: that fold starts again.
 """
 
 from __future__ import annotations
@@ -78,7 +82,8 @@ class ToolStep:
 
 @dataclass(frozen=True)
 class SummaryPartStep:
-    """One passage of a fold done: the summary so far, and how the fold cut its turns (so a resume cuts the same)."""
+    """One passage of a fold done: the summary so far, how the fold cut its turns (so a resume cuts the same), and
+    where in them the summary has got to: `covers` turns whole, and the first `offset` characters of the next."""
 
     kind: ClassVar[str] = "summary_part"
     index: int
@@ -86,10 +91,13 @@ class SummaryPartStep:
     chunk_chars: int
     text: str
     usage: Usage
+    covers: int = 0
+    offset: int = 0
+    fingerprint: str | None = None  # of the `evict` turns the fold takes; None in steps journaled before it
 
     def to_record(self) -> dict[str, Any]:
-        """The journal record of this step."""
-        return {
+        """The journal record of this step (the position and fingerprint only when known, as before they were)."""
+        record: dict[str, Any] = {
             "kind": self.kind,
             "index": self.index,
             "evict": self.evict,
@@ -97,27 +105,35 @@ class SummaryPartStep:
             "text": self.text,
             "usage": self.usage.counters(),
         }
+        if self.fingerprint is not None:
+            record.update(covers=self.covers, offset=self.offset, fingerprint=self.fingerprint)
+        return record
 
 
 @dataclass(frozen=True)
 class SummaryStep:
-    """A fold's result: the summary, how many of the oldest turns leave the window, and whether summarizing failed."""
+    """A fold's result: the summary, how many of the oldest turns leave the window, whether summarizing failed, and
+    what the fold's summary calls cost in all (those of earlier steps of the journal included)."""
 
     kind: ClassVar[str] = "summary"
     text: str
     evict: int
     failed: bool
     usage: Usage
+    fingerprint: str | None = None  # of the `evict` turns leaving the window; None in steps journaled before it
 
     def to_record(self) -> dict[str, Any]:
-        """The journal record of this step."""
-        return {
+        """The journal record of this step (the fingerprint only when known, as before there was one)."""
+        record: dict[str, Any] = {
             "kind": self.kind,
             "text": self.text,
             "evict": self.evict,
             "failed": self.failed,
             "usage": self.usage.counters(),
         }
+        if self.fingerprint is not None:
+            record["fingerprint"] = self.fingerprint
+        return record
 
 
 Step = ModelStep | ToolStep | SummaryPartStep | SummaryStep
@@ -159,19 +175,33 @@ def _tool(record: Mapping[str, Any]) -> ToolStep:
     )
 
 
+def _fingerprint(record: Mapping[str, Any]) -> str | None:
+    """A fold step's fingerprint; a step journaled before there were fingerprints has none."""
+    return _field(record, "fingerprint", str) if "fingerprint" in record else None
+
+
 def _summary_part(record: Mapping[str, Any]) -> SummaryPartStep:
+    fingerprint = _fingerprint(record)
+    known = fingerprint is not None
     return SummaryPartStep(
         _field(record, "index", int),
         _field(record, "evict", int),
         _field(record, "chunk_chars", int),
         _field(record, "text", str),
         _usage(record),
+        _field(record, "covers", int) if known else 0,
+        _field(record, "offset", int) if known else 0,
+        fingerprint,
     )
 
 
 def _summary(record: Mapping[str, Any]) -> SummaryStep:
     return SummaryStep(
-        _field(record, "text", str), _field(record, "evict", int), _field(record, "failed", bool), _usage(record)
+        _field(record, "text", str),
+        _field(record, "evict", int),
+        _field(record, "failed", bool),
+        _usage(record),
+        _fingerprint(record),
     )
 
 

@@ -128,10 +128,11 @@ async def test_sixty_turns_stay_under_budget_and_remember_turn_one(
     assert min(seen) == 1
 
 
-async def test_a_failing_summarizer_never_stops_the_thread(
+async def test_a_failing_summarizer_never_stops_the_thread_nor_drops_a_turn(
     make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
 ) -> None:
-    """With every summary call failing, answers keep coming and requests stay under the hard cap."""
+    """With every summary call failing, answers keep coming, requests stay within the budget (the oldest turns left
+    out of view), and the window keeps every turn, over the budget but under its storage ceiling."""
 
     def broken_summaries(body: dict[str, Any]) -> Reply:
         if is_summary_request(body):
@@ -141,14 +142,21 @@ async def test_a_failing_summarizer_never_stops_the_thread(
     claude.set_default(broken_summaries)
     bot = make_bot(CONTEXT_TOKEN_BUDGET="12000", SUMMARY_MAX_TOKENS="1000")
     await bot.start()
-    thread_ts = await run_thread(bot, slack, 24)
+    thread_ts = await run_thread(bot, slack, 16)
     answers = [body for body in claude.requests if not is_summary_request(body)]
     for body in answers:
         assert request_tokens(body) <= 12_000 + new_message_tokens(body)
-    state = await redis.hgetall(keys.state(ThreadRef(slack.team_id, CHANNEL, thread_ts)))
-    assert "dropped without a summary" in state["summary"]
+    assert "left out of view" in " ".join(user_texts(answers[-1]))
+    ref = ThreadRef(slack.team_id, CHANNEL, thread_ts)
+
+    async def finished() -> bool:  # the fold after the last answer is done too
+        return await redis.hget(keys.state(ref), "turns") == "32" and await redis.llen(keys.inbox(ref)) == 0
+
+    await wait_until(finished, timeout=20)
+    assert await redis.hget(keys.state(ref), "summary") is None
+    assert await redis.llen(keys.turns(ref)) == 32
     summary_calls = [body for body in claude.requests if is_summary_request(body)]
-    assert len(summary_calls) <= 2 * 24  # at most one attempt (two tries) per answer: no loop
+    assert 0 < len(summary_calls) <= 2 * 16  # at most one attempt (two tries) per answer: no loop
 
 
 async def test_a_fold_interrupted_by_a_crash_is_not_summarized_twice(
@@ -335,3 +343,46 @@ async def test_a_fold_too_big_for_one_request_goes_in_passages_and_resumes_after
     assert FACT in first and "(continued)" in second and FACT in second.split("</current_summary>")[0]
     assert FACT in await redis.hget(keys.state(ref), "summary")
     assert len(slack.bot_replies(CHANNEL, thread_ts)) == 1
+
+
+async def test_notes_during_a_summarizer_outage_are_kept_and_folded_when_it_is_back(
+    make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
+) -> None:
+    """Notes that take the window over the budget while the summarizer answers 529 are all kept, none dropped;
+    once it is back, the next fold takes the backlog in requests within the budget, and every note's fact reaches
+    the summary or the window, and the next answer."""
+    overloaded = Reply([], status=529, error_type="overloaded_error", error_message="Overloaded", retry_after=0)
+    claude.set_default(lambda body: overloaded if is_summary_request(body) else fact_keeper(body))
+    bot = make_bot(CONTEXT_TOKEN_BUDGET="8000", SUMMARY_MAX_TOKENS="1000")
+    await bot.start()
+    root = slack.post_user_message(CHANNEL, f"<@{slack.bot_user_id}> keep the notes", user="U0ALICE", mention=True)
+    thread_ts = root["event"]["ts"]
+    ref = ThreadRef(slack.team_id, CHANNEL, thread_ts)
+    await bot.post_event(root)
+
+    async def remembered(turns: int) -> bool:
+        return await redis.hget(keys.state(ref), "turns") == str(turns) and await redis.llen(keys.inbox(ref)) == 0
+
+    await wait_until(lambda: remembered(2), timeout=20)
+    for n in range(1, 13):
+        await bot.post_event(slack.post_user_message(CHANNEL, f"{fact(n)} {NOTE_FILLER}", thread_ts=thread_ts))
+    await wait_until(lambda: remembered(14), timeout=30)
+    assert sum(is_summary_request(body) for body in claude.requests) > 0  # folds were tried, and failed
+    assert await redis.llen(keys.turns(ref)) == 14 and await redis.hget(keys.state(ref), "summary") is None
+
+    claude.set_default(fact_keeper)  # the summarizer is back: the next note's fold takes the backlog
+    await bot.post_event(slack.post_user_message(CHANNEL, f"{fact(13)} {NOTE_FILLER}", thread_ts=thread_ts))
+    await wait_until(lambda: remembered(15), timeout=20)
+    summary = await redis.hget(keys.state(ref), "summary")
+    window = " ".join(await redis.lrange(keys.turns(ref), 0, -1))
+    assert "dropped without a summary" not in summary and fact(1) in summary
+    assert all(fact(n) in summary or fact(n) in window for n in range(1, 14))
+    for body in claude.requests:
+        if is_summary_request(body):
+            assert request_tokens(body) <= 8_000
+    await bot.post_event(
+        slack.post_user_message(CHANNEL, f"<@{slack.bot_user_id}> the code words?", thread_ts=thread_ts, mention=True)
+    )
+    await wait_until(lambda: remembered(17), timeout=20)  # answered, and its turns recorded
+    answer = next(b for b in claude.requests if "the code words?" in " ".join(user_texts(b)))
+    assert all(fact(n) in " ".join(user_texts(answer)) for n in range(1, 14))

@@ -121,6 +121,21 @@ async def test_a_fold_trims_the_window_and_stores_the_summary(
     assert await redis.exists(keys.steps("T1", "Ev2")) == 0  # the journal goes with the finished task
 
 
+async def test_a_fold_never_empties_the_window(queue: TaskQueue, journal: TaskJournal, redis: Redis) -> None:
+    """A fold asking to evict more turns than the window holds (a count made for another window) leaves the newest
+    turn, and counts as summarized only the turns it took out."""
+    await queue.submit(make_task("Ev1"))
+    lease = await lease_on(queue)
+    task = await queue.head(THREAD)
+    assert task is not None
+    new = [Turn("user", "QUESTION", user_id="U1"), Turn("assistant", "ANSWER")]
+    await journal.finish(lease, task, TaskStatus.DONE, turns=new, fold=Fold(90, "summary of other turns"))
+    store = ThreadStore(redis)
+    assert [turn.text for turn in await store.turns(THREAD)] == ["ANSWER"]
+    state = await store.state(THREAD)
+    assert state is not None and (state.summarized_turns, state.turns) == (1, 2)
+
+
 async def test_usage_adds_up_per_thread_and_per_channel(queue: TaskQueue, journal: TaskJournal, redis: Redis) -> None:
     """Every usage counter is added to the thread's state and to its channel's totals."""
     usage = Usage(

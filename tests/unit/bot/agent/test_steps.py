@@ -71,6 +71,27 @@ def test_stored_records_parse_to_their_typed_steps() -> None:
     assert total_usage(steps) == usage  # the model calls only; a fold's usage is the fold's to report
 
 
+FINGERPRINTED = {
+    "summary_part": '{"kind":"summary_part","index":1,"evict":12,"chunk_chars":40000,"text":"Alice asked...","usage":'
+    + USAGE
+    + ',"covers":5,"offset":310,"fingerprint":"0f3a"}',
+    "summary": '{"kind":"summary","text":"Alice asked about X.","evict":12,"failed":false,"usage":'
+    + USAGE
+    + ',"fingerprint":"0f3a"}',
+}
+
+
+@pytest.mark.parametrize("name", list(FINGERPRINTED))
+def test_a_fold_step_keeps_its_fingerprint_and_position(name: str) -> None:
+    """A fold step with the turns it covers fingerprinted parses with them, and writes the same JSON back; one of
+    the journal's existing shape has no fingerprint (it covers unknown turns)."""
+    step = parse_step(json.loads(FINGERPRINTED[name]))
+    assert isinstance(step, SummaryPartStep | SummaryStep) and step.fingerprint == "0f3a"
+    assert compact(step.to_record()) == FINGERPRINTED[name]
+    legacy = parse_step(json.loads(STORED[name]))
+    assert isinstance(legacy, SummaryPartStep | SummaryStep) and legacy.fingerprint is None
+
+
 def test_a_record_with_fewer_usage_counters_reads_the_rest_as_zero() -> None:
     """Usage written with only some counters (as older records were) parses with the others at zero."""
     step = parse_step({"kind": "model", "content": [], "stop_reason": "end_turn", "usage": {"input_tokens": 5}})
@@ -90,6 +111,16 @@ def test_a_record_with_fewer_usage_counters_reads_the_rest_as_zero() -> None:
         {"kind": "tool", "tool_use_id": "t1", "name": "read_thread", "result": "x", "is_error": "yes"},
         {"kind": "summary_part", "index": 0, "evict": True, "chunk_chars": 10, "text": "", "usage": {}},
         {"kind": "summary", "text": "s", "evict": 1, "usage": {}},  # no failed
+        {"kind": "summary", "text": "s", "evict": 1, "failed": False, "usage": {}, "fingerprint": 7},
+        {
+            "kind": "summary_part",
+            "index": 0,
+            "evict": 1,
+            "chunk_chars": 10,
+            "text": "",
+            "usage": {},
+            "fingerprint": "a",
+        },
         {"kind": "thought", "text": "s"},
         {"text": "no kind"},
         ["not", "an", "object"],
