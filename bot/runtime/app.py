@@ -108,7 +108,7 @@ def build_executor(settings: Settings, redis: Redis, gateway: WebApiGateway, cra
     loop = AgentLoop(claude, tools, max_model_calls=settings.max_model_calls, crash=crash)
     budget = Budget(total=settings.context_token_budget, summary_max=settings.summary_max_tokens)
     estimator = TokenEstimator()
-    # Summaries are off the critical path and best effort: a short retry, then the hard-cap fallback.
+    # Summaries are off the critical path and best effort: a short retry; on failure the turns wait in the window.
     summary_client = ClaudeClient(
         sdk,
         model=settings.summary_model,
