@@ -72,6 +72,10 @@ class UnverifiedReads:
                 return await _read_capped(request)
         except TimeoutError:
             raise Refused(408, f"body not received within {self._deadline:g} s") from None
+        except OSError as exc:  # ConnectionResetError: aiohttp's word for a sender gone before its body came
+            raise Refused(400, f"the sender hung up ({type(exc).__name__})") from None
+        except web.RequestPayloadError:  # a broken compressed body: aiohttp decompresses what it is sent
+            raise Refused(400, "body not decodable") from None
         finally:
             self._in_flight -= 1
 

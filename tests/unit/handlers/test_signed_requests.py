@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import io
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
+import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestClient, TestServer, unused_port
 from yarl import URL
@@ -174,3 +176,31 @@ async def test_unverified_bodies_are_read_a_few_at_a_time(bot: Bot) -> None:
                 writer.transport.abort()
             await asyncio.gather(*answers, return_exceptions=True)
         await wait_until(probe_gets(url, 401))
+
+
+async def test_a_sender_that_hangs_up_mid_body_costs_a_debug_line(bot: Bot, caplog: pytest.LogCaptureFixture) -> None:
+    """A request dropped halfway through its body is refused quietly: no line above DEBUG (anyone can do this)."""
+    caplog.set_level(logging.DEBUG)
+    async with front(bot, max_unverified_reads=1) as url:
+        _, writer = await stalled_post(url)
+        await wait_until(probe_gets(url, 503))  # the server is reading the stalled body
+        writer.transport.abort()
+
+        def handled() -> list[logging.LogRecord]:
+            return [r for r in caplog.records if r.name == "aiohttp.server" or "hung up" in r.getMessage()]
+
+        await wait_until(handled)
+    assert [r.getMessage() for r in caplog.records if r.levelno > logging.DEBUG] == []
+
+
+async def test_a_body_that_cannot_be_decompressed_gets_400(bot: Bot, caplog: pytest.LogCaptureFixture) -> None:
+    """A body that says it is gzip and is not (aiohttp decompresses bodies) is refused 400 at DEBUG, not a 500."""
+    caplog.set_level(logging.DEBUG)
+    headers = {**forged_headers(), "Content-Encoding": "gzip"}
+    async with (
+        front(bot) as url,
+        ClientSession() as session,
+        session.post(f"{url}/slack/events", data=b"not gzip at all", headers=headers) as response,
+    ):
+        assert response.status == 400
+    assert "refused a request to /slack/events: body not decodable" in caplog.messages
