@@ -141,15 +141,17 @@ async def _read_capped(request: web.Request) -> bytes:
 
 
 def bolt_request_of(body: str, request: web.Request) -> AsyncBoltRequest:
-    """The signed body as Bolt's request; Refused (400) if it is not an event, interaction or command."""
+    """The signed body as Bolt's request; Refused (400) if it is not an event, interaction or command of a shape
+    Slack sends, as far as Bolt relies on that shape before any listener runs."""
     content_type = request.headers.get("Content-Type", "").split(";")[0] or None
     try:
         # Parsed exactly as Bolt parses it, so that whatever passes here parses there too.
         payload: object = parse_body(body, content_type)
-    except ValueError as exc:  # json.JSONDecodeError included
+    except (ValueError, RecursionError) as exc:  # json.JSONDecodeError included; RecursionError: nested too deep
         raise Refused(400, f"malformed body ({type(exc).__name__})") from None
-    if not _is_slack_payload(payload):
-        raise Refused(400, "not an event, interaction or command")
+    problem = _shape_problem(payload)
+    if problem is not None:
+        raise Refused(400, problem)
     try:
         return AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
     except (AttributeError, TypeError, LookupError, ValueError) as exc:
@@ -157,9 +159,32 @@ def bolt_request_of(body: str, request: web.Request) -> AsyncBoltRequest:
         raise Refused(400, f"malformed payload ({type(exc).__name__})") from None
 
 
-def _is_slack_payload(payload: object) -> bool:
-    """Events and interactions carry a type; slash commands a command; Slack's certificate check ssl_check."""
+def _shape_problem(payload: object) -> str | None:
+    """What Slack would never send, among what Bolt indexes without looking: None if nothing.
+
+    Events and interactions carry a type; slash commands a command; Slack's certificate check ssl_check. Bolt routes
+    by an event callback's event["type"], by the first action_id of block actions and by a view's type, and names
+    them in its "unhandled request" warning.
+    """
     if not isinstance(payload, dict):
-        return False
+        return "not an event, interaction or command"
     fields: dict[str, Any] = payload
-    return isinstance(fields.get("type"), str) or "command" in fields or "ssl_check" in fields
+    kind = fields.get("type")
+    if not (isinstance(kind, str) or "command" in fields or "ssl_check" in fields):
+        return "not an event, interaction or command"
+    if kind == "event_callback" and not _has_type(fields.get("event")):
+        return "an event callback without an event"
+    actions = fields.get("actions")
+    if kind == "block_actions" and not (isinstance(actions, list) and actions and all(map(_is_action, actions))):
+        return "block actions without actions"
+    if "view" in fields and not _has_type(fields["view"]):
+        return "a view without a type"
+    return None
+
+
+def _has_type(value: object) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("type"), str)
+
+
+def _is_action(action: object) -> bool:
+    return isinstance(action, dict) and isinstance(action.get("action_id"), str)
