@@ -6,12 +6,13 @@ import logging
 from collections.abc import Awaitable
 from functools import partial
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 from aiohttp import ClientError, ClientResponse, ClientSession
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
+from yarl import URL
 
 from bot.core.errors import SlackError
 from bot.core.ports import ThreadMessage, ThreadTail
@@ -30,7 +31,6 @@ MARKDOWN_LIMIT = 12_000
 # Shared files' url_private(_download) are on files.slack.com; the bot token goes nowhere else (a remote file's URL,
 # for one, is chosen by whoever added it).
 SLACK_FILES_ORIGIN = ("https", "files.slack.com", 443)
-DEFAULT_PORTS = {"https": 443, "http": 80}
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 MAX_FILE_REDIRECTS = 3
 # A task's message is posted moments after the ts it is searched after: five pages (1,000 messages) hold any
@@ -180,7 +180,7 @@ class WebApiGateway:
             session = ClientSession()
         try:
             return await self._fetch_from_slack(session, url, max_bytes)
-        except (ClientError, TimeoutError) as exc:
+        except (ClientError, TimeoutError, ValueError) as exc:  # ValueError: aiohttp refusing the request it was given
             raise SlackError(f"file download failed: {type(exc).__name__}") from None
         finally:
             if owned:
@@ -216,20 +216,24 @@ class WebApiGateway:
 
 def is_slack_file_url(url: str, api_url: str) -> bool:
     """Whether the bot token may go with a request for `url`: https on files.slack.com, or the origin (scheme, host
-    and port) of the Web API the bot uses, where a local Slack serves files in the playground and the tests."""
+    and port) of the Web API the bot uses, where a local Slack serves files in the playground and the tests; never
+    with a user name or password in the URL."""
     origin = _origin(url)
     return origin is not None and origin in (SLACK_FILES_ORIGIN, _origin(api_url))
 
 
 def _origin(url: str) -> tuple[str, str, int] | None:
+    # Parsed by yarl, as aiohttp parses it to connect: a URL two parsers read differently (urllib takes
+    # "https://evil.com\\@files.slack.com/" for files.slack.com) is judged by where the request would go.
     try:
-        parts = urlsplit(url)
-        port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
-    except ValueError:  # a port that is not a number, or out of range
+        parts = URL(url)
+    except ValueError:  # a port out of range, a backslash in the host...
         return None
-    if not parts.hostname or port is None:
+    if not parts.absolute or not parts.host or parts.port is None:
         return None
-    return parts.scheme.lower(), parts.hostname.lower(), port
+    if parts.raw_user is not None or parts.raw_password is not None:
+        return None  # aiohttp would send them as Basic auth, and refuses them beside the token's header
+    return parts.scheme.lower(), parts.host.lower(), parts.port
 
 
 async def _read_file(response: ClientResponse, url: str, max_bytes: int) -> tuple[bytes, str]:

@@ -10,7 +10,15 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.fakes import FakeAnthropic, FakeSlack, sign, url_verification, wait_until
+from tests.fakes import (
+    FakeAnthropic,
+    FakeSlack,
+    app_mention_event,
+    event_envelope,
+    sign,
+    url_verification,
+    wait_until,
+)
 from tests.integration.harness import SIGNING_SECRET, BotProcess
 
 pytestmark = pytest.mark.integration
@@ -80,6 +88,41 @@ async def test_signed_junk_gets_400_and_one_warning_each(bot: BotProcess, claude
     assert await post_large(bot, TWO_MB, {**JSON, **sign(SIGNING_SECRET, TWO_MB)}) == 413
     log = bot.output()[started:]
     assert len(lines_at(log, "WARNING")) == len(JUNK), log
+    assert not lines_at(log, "ERROR") and "Traceback" not in log, log
+    assert claude.requests == []
+
+
+def odd_requests(slack: FakeSlack) -> list[tuple[str, dict[str, str]]]:
+    """Signed bodies of shapes Slack never sends, which once failed with a 500 and an ERROR traceback."""
+
+    def mention_with(**fields: Any) -> dict[str, Any]:
+        event = app_mention_event(f"<@{slack.bot_user_id}> hi", user="U0ALICE", channel=CHANNEL)
+        return event_envelope({**event, **fields}, team_id=slack.team_id)
+
+    a_file = {"id": "F0ODD", "name": "a.txt", "url_private": "https://files.slack.com/files-pri/T-F0ODD/a.txt"}
+    bodies = [
+        json.dumps(mention_with(files=[{**a_file, "size": "big"}])),
+        json.dumps(mention_with(files=[{**a_file, "size": [1]}])),
+        json.dumps(mention_with(channel="C0:GEN")),
+        json.dumps(mention_with(thread_ts=1700000000.1)),
+        json.dumps({**mention_with(), "event": "oops"}),
+        json.dumps({"type": "block_actions", "actions": "x", "user": "x"}),
+        "[" * 100_000 + "]" * 100_000,  # nested deeper than Python's JSON parser goes
+    ]
+    return [(body, {**JSON, **sign(SIGNING_SECRET, body)}) for body in bodies]
+
+
+async def test_signed_events_of_odd_shapes_are_answered_with_one_warning_each(
+    bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    """Signed events whose fields have shapes Slack never sends (a file size that is a word, a ':' in a channel id,
+    a number for thread_ts, an event that is a string, block actions that are not a list, JSON nested too deep) get
+    200 or 400, never a 500, and exactly one WARNING line each, with no ERROR and no traceback."""
+    started = len(bot.output())
+    for body, headers in odd_requests(slack):
+        assert await bot.post_raw(body, headers) in (200, 400)
+    log = bot.output()[started:]
+    assert len(lines_at(log, "WARNING")) == len(odd_requests(slack)), log
     assert not lines_at(log, "ERROR") and "Traceback" not in log, log
     assert claude.requests == []
 

@@ -56,16 +56,20 @@ def question_text(claude: FakeAnthropic) -> str:
 async def test_the_bot_token_goes_to_slack_and_nowhere_else(
     bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic, other_host: OtherHost
 ) -> None:
-    """A remote file, a file whose URLs name another host and a Slack file that redirects to another host are not
-    fetched from it (that host sees no request, so never the token); the answer names each, a Slack file is read."""
+    """A remote file, a file whose URLs name another host, one whose URLs carry a user name and password, and a Slack
+    file that redirects to another host are not fetched from it (that host sees no request, so never the token); the
+    answer names each, a Slack file is read."""
     remote = slack.add_remote_file("plan.txt", other_host.url + "docs/plan.txt", mimetype="text/plain")
     forged = slack.add_file("notes.txt", b"not these bytes", mimetype="text/plain")
     for key in ("url_private", "url_private_download"):
         forged[key] = other_host.url + forged[key].split("/", 3)[3]
+    with_credentials = slack.add_file("creds.txt", b"nor these", mimetype="text/plain")
+    for key in ("url_private", "url_private_download"):
+        with_credentials[key] = "https://u:p@files.slack.com/" + with_credentials[key].split("/", 3)[3]
     moved = slack.add_file("moved.txt", b"not these either", mimetype="text/plain", redirect_to=other_host.url + "x")
     kept = slack.add_file("kept.txt", b"The word is HERON.", mimetype="text/plain")
 
-    answer = await ask_with_files(bot, slack, [remote, forged, moved, kept])
+    answer = await ask_with_files(bot, slack, [remote, forged, with_credentials, moved, kept])
 
     assert other_host.visits == [] and not other_host.saw(slack.bot_token)
     assert [d.file_id for d in slack.downloads] == [moved["id"], kept["id"]]  # from Slack only, with the token
@@ -73,7 +77,9 @@ async def test_the_bot_token_goes_to_slack_and_nowhere_else(
     assert "HERON" in text and "OSPREY" not in text
     assert "[File plan.txt could not be read: it is a link to a file kept outside Slack.]" in text
     assert "[File notes.txt could not be read.]" in text and "[File moved.txt could not be read.]" in text
-    assert "Not read: plan.txt (kept outside Slack); notes.txt (could not be read); moved.txt" in answer
+    assert "[File creds.txt could not be read.]" in text
+    unread = "plan.txt (kept outside Slack); notes.txt (could not be read); creds.txt (could not be read); moved.txt"
+    assert f"Not read: {unread}" in answer
     assert "kept.txt" not in answer
 
 

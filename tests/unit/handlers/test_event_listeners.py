@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 from redis.asyncio import Redis
 
 from bot.runtime.app import Bot, build_bot
@@ -82,6 +85,27 @@ async def test_malformed_event_is_acknowledged_and_logged(bot: Bot, slack: FakeS
     del envelope["event"]["ts"]  # type: ignore[attr-defined]
     assert await dispatch(bot, envelope) == 200
     assert await redis.dbsize() == 0
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"files": [{"id": "F1", "url_private": "https://files.slack.com/x", "size": "big"}]},
+        {"files": [{"id": "F1", "url_private": "https://files.slack.com/x", "size": [1]}]},
+        {"channel": "C0:GEN"},  # a ':' cannot be part of a thread's key
+        {"thread_ts": 1700000000.1},  # Slack's timestamps are strings
+        {"subtype": [1]},
+    ],
+)
+async def test_a_signed_event_of_a_shape_slack_never_sends_is_acknowledged_with_one_warning(
+    bot: Bot, slack: FakeSlack, redis: Redis, caplog: pytest.LogCaptureFixture, fields: dict[str, object]
+) -> None:
+    """A mention whose fields have shapes Slack never sends gets 200 (a retry would be no better), records nothing
+    and logs one WARNING and no ERROR."""
+    assert await dispatch(bot, mention(slack, **fields)) == 200
+    assert await redis.dbsize() == 0
+    noted = [(r.levelname, r.name) for r in caplog.records if r.levelno >= logging.WARNING]
+    assert noted == [("WARNING", "handlers.event_listeners")]
 
 
 async def test_only_allowed_bots_are_heard(slack: FakeSlack, redis: Redis) -> None:

@@ -4,8 +4,11 @@ Slack's file host, redirects included."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 
 import pytest
+from aiohttp import ClientSession, TraceConfig, TraceRequestStartParams
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.errors import SlackError
 from handlers.event_listeners import parse_files
@@ -34,6 +37,10 @@ async def other_host() -> AsyncIterator[OtherHost]:
         ("https://files.slack.com:8443/files-pri/T1-F1/a.png", SLACK_API, False),
         ("https://files.slack.com.example.com/a.png", SLACK_API, False),
         ("https://files.slack.com@example.com/a.png", SLACK_API, False),  # example.com is the host
+        ("https://u:p@files.slack.com/files-pri/T1-F1/a.png", SLACK_API, False),  # credentials beside the token
+        ("https://u@files.slack.com/files-pri/T1-F1/a.png", SLACK_API, False),
+        ("https://:p@files.slack.com/files-pri/T1-F1/a.png", SLACK_API, False),
+        ("https://example.com\\@files.slack.com/a.png", SLACK_API, False),  # urllib's host is files.slack.com
         ("https://example.com/files.slack.com/a.png", SLACK_API, False),
         ("https://docs.google.com/document/d/1", SLACK_API, False),
         ("https://files.slack.com:99999/a.png", SLACK_API, False),  # not a port
@@ -41,6 +48,7 @@ async def other_host() -> AsyncIterator[OtherHost]:
         ("/files-pri/T1-F1/a.png", SLACK_API, False),
         ("http://127.0.0.1:8123/files-pri/T1-F1/a.png", LOCAL_API, True),  # a local Slack: the playground, tests
         ("http://127.0.0.1:8124/files-pri/T1-F1/a.png", LOCAL_API, False),  # the same host, another port
+        ("http://u:p@127.0.0.1:8123/files-pri/T1-F1/a.png", LOCAL_API, False),
         ("http://localhost:8123/files-pri/T1-F1/a.png", LOCAL_API, False),
         ("https://127.0.0.1:8123/files-pri/T1-F1/a.png", LOCAL_API, False),
     ],
@@ -89,3 +97,19 @@ async def test_a_long_chain_of_redirects_is_given_up(gateway: WebApiGateway, sla
     with pytest.raises(SlackError, match="too many redirects"):
         await gateway.download(url, 100)
     assert len(slack.downloads) == 4  # the fifth request, which would have had the bytes, is not made
+
+
+async def test_a_request_aiohttp_refuses_is_a_failed_download(slack: FakeSlack) -> None:
+    """A ValueError from aiohttp (its answer to a request it will not make) is a SlackError, so the answer names the
+    file as unread instead of failing."""
+
+    async def refuse(_session: ClientSession, _context: SimpleNamespace, _params: TraceRequestStartParams) -> None:
+        raise ValueError("Cannot combine AUTHORIZATION header with AUTH argument or credentials encoded in URL")
+
+    trace = TraceConfig()
+    trace.on_request_start.append(refuse)
+    file = slack.add_file("a.txt", b"a", mimetype="text/plain")
+    async with ClientSession(trace_configs=[trace]) as session:
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url, session=session)
+        with pytest.raises(SlackError, match="file download failed: ValueError"):
+            await WebApiGateway(client).download(file["url_private_download"], 100)

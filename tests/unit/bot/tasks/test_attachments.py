@@ -42,3 +42,18 @@ async def test_a_remote_file_is_named_and_not_fetched(slack: FakeSlack, gateway:
     found = await read_attachments(parse_files([remote]), gateway, with_images=False)
     assert found.text == "[File plan.txt could not be read: it is a link to a file kept outside Slack.]"
     assert found.unread == ["plan.txt (kept outside Slack)"] and slack.downloads == []
+
+
+async def test_a_file_whose_url_carries_credentials_is_named_and_not_fetched(
+    slack: FakeSlack, gateway: WebApiGateway
+) -> None:
+    """A file whose URL has a user name and password (on files.slack.com, or on the Slack the bot uses) is refused
+    before any request, and named as not read; the question's other files are still read."""
+    on_files_host = {**slack.add_file("a.txt", b"a", mimetype="text/plain"), "url_private_download": None}
+    on_files_host["url_private"] = "https://u:p@files.slack.com/files-pri/T0-F0A/a.txt"
+    local = slack.add_file("b.txt", b"b", mimetype="text/plain")
+    local["url_private_download"] = local["url_private_download"].replace("http://", "http://u:p@", 1)
+    kept = slack.add_file("c.txt", b"KEPT", mimetype="text/plain")
+    found = await read_attachments(parse_files([on_files_host, local, kept]), gateway)
+    assert found.unread == ["a.txt (could not be read)", "b.txt (could not be read)"]
+    assert "KEPT" in found.text and [d.file_id for d in slack.downloads] == [kept["id"]]
