@@ -48,17 +48,8 @@ class PrivateRedis:
             *self.extra_args,
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + timeout
-        try:
-            while time.monotonic() < deadline:
-                try:
-                    if client.ping():
-                        return
-                except redis.RedisError:
-                    time.sleep(0.05)
-        finally:
-            client.close()
+        if answers_ping(redis.Redis(port=self.port, socket_connect_timeout=0.2), self.process, timeout):
+            return
         raise AssertionError(f"private Redis did not start on port {self.port}")
 
     def stop(self) -> None:
@@ -67,3 +58,18 @@ class PrivateRedis:
             self.process.terminate()
             self.process.wait(10)
         self.process = None
+
+
+def answers_ping(client: redis.Redis, process: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Whether the server answers `client`'s PING within `timeout` (False at once if its process exits); closes it."""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if client.ping():
+                    return True
+            except redis.RedisError:
+                time.sleep(0.05)
+        return False
+    finally:
+        client.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from store.connection import certificate_rejected, connect
 from tests.fakes import FakeAnthropic, FakeSlack, wait_until
 from tests.integration.conftest import BotFactory
 from tests.integration.harness import free_port
+from tests.integration.redis_server import answers_ping
 
 pytestmark = pytest.mark.integration
 CHANNEL = "C0GENERAL"
@@ -53,16 +53,8 @@ class TlsRedis:
         client = redis.Redis(
             host="127.0.0.1", port=self.port, ssl=True, ssl_ca_certs=str(self.cert), socket_connect_timeout=0.2
         )
-        deadline = time.monotonic() + timeout
-        try:
-            while time.monotonic() < deadline and self.process.poll() is None:
-                try:
-                    if client.ping():
-                        return
-                except redis.RedisError:
-                    time.sleep(0.05)
-        finally:
-            client.close()
+        if answers_ping(client, self.process, timeout):
+            return
         raise AssertionError(f"TLS redis-server did not start (built without TLS?):\n{log.read_text(errors='replace')}")
 
     def stop(self) -> None:
