@@ -26,7 +26,7 @@ from store import decode, keys, keys_v1
 from store import migrate_lua as lua
 from store.errors import CorruptRecord
 from store.keys import KeySpace
-from store.layout_version import read_layout, v1_consumers, write_layout
+from store.layout import read_layout, v1_consumers, write_layout
 from store.models import ThreadRef
 
 log = logging.getLogger(__name__)

@@ -12,6 +12,10 @@ from store.errors import CorruptRecord
 Role = Literal["user", "assistant"]
 
 
+# The thread_ts of the queue of work about a whole channel (a channel reset): no Slack ts has letters.
+CHANNEL_WIDE = "channel"
+
+
 @dataclass(frozen=True)
 class ThreadRef:
     """One conversation: a Slack thread, or the top level of a direct-message channel (thread_ts "")."""
@@ -77,6 +81,7 @@ class TaskKind(StrEnum):
     STATUS = "status"  # "@bot status" in a thread
     RESET = "reset"  # "@bot reset" in a thread
     GREET = "greet"  # a mention with nothing else in it: say what the bot can do
+    CHANNEL_RESET = "channel_reset"  # reset every agent of a channel, one thread at a time (on CHANNEL_WIDE)
 
 
 class TaskStatus(StrEnum):

@@ -1,4 +1,8 @@
-"""The layout record (agent:layout) and whether a Redis still holds data of key layout v1.
+"""The layout record (agent:layout): its version and number of queue shards, and whether a Redis still holds data
+of key layout v1.
+
+The number of shards decides which slot every thread's keys live in, so a process started with another
+QUEUE_SHARDS than the data was written with would not find them: it stops instead (check_layout), with one line.
 
 Releases of layout v1 never wrote agent:layout. A migration pass that finds nothing of v1 left (store/migrate.py)
 records layout 2 there, and from then on needs_migration() trusts it: v1 data cannot reappear without a v1
@@ -15,7 +19,7 @@ from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import ResponseError
 
 from store import decode, keys, keys_v1
-from store.errors import CorruptRecord
+from store.errors import CorruptRecord, UnusableRedis
 from store.keys import KeySpace
 
 
@@ -77,3 +81,18 @@ async def v1_consumers(redis: Redis, idle_ms: int | None = None) -> set[str]:
     except ResponseError:  # no v1 queue or group: no old worker reads it
         return set()
     return {decode.text(row["name"]) for row in rows if idle_ms is None or int(row["idle"]) < idle_ms}
+
+
+async def check_layout(redis: Redis | RedisCluster, space: KeySpace, *, record_version: bool) -> None:
+    """Record this deployment's shard count on its first start (and the version, once no v1 data is left);
+    UnusableRedis if Redis holds data laid out in another number of shards."""
+    await redis.hsetnx(keys.LAYOUT, "shards", str(space.shards))
+    if record_version:
+        await redis.hsetnx(keys.LAYOUT, "version", str(keys.LAYOUT_VERSION))
+    recorded = await redis.hget(keys.LAYOUT, "shards")
+    shards = decode.text(recorded) if recorded is not None else str(space.shards)
+    if shards != str(space.shards):
+        raise UnusableRedis(
+            f"this Redis holds data laid out in {shards} queue shards, but QUEUE_SHARDS is {space.shards}: "
+            f"set QUEUE_SHARDS={shards} (the number of shards is fixed for the life of a deployment)"
+        )
