@@ -79,12 +79,11 @@ class Answerer:
 
     async def _answer(self, lease: ThreadLease, task: Task, reply: ReplyMessage, *, resumed: bool) -> None:
         ref = task.thread
-        steps = await self._journal.steps(task)
+        steps = await self._journal.steps(task, attempt=2 if resumed else 1)
         answered = holds_answer(steps)
         reply_ts = await reply.open(resumed=resumed, answered=answered)
-        state = await self._threads.state(ref)
+        state, history = await self._threads.agent(ref)
         summary = state.summary if state else ""
-        history = await self._threads.turns(ref)
         earlier = await self._people.earlier_turns(task) if not history and not summary else []
         attachments = await read_attachments(task.files, self._slack)
         question = await self._people.user_turn(task, attachments.text)
