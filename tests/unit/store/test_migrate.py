@@ -15,7 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from store import keys, keys_v1
 from store.keys import KeySpace
-from store.layout_version import live_v1_consumers, needs_migration
+from store.layout import live_v1_consumers, needs_migration
 from store.migrate import MigrationReport, migrate_v1
 from store.models import USAGE_FIELDS, ThreadRef
 from tests.conftest import redis_url_for_tests

@@ -9,15 +9,16 @@ from collections.abc import Callable
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from bot.tasks.priority import IntakeFirst
 from bot.tasks.runner import RunnerSettings, TaskRunner
-from store import keys
 from store.errors import LeaseLost
 from store.journal import TaskJournal
 from store.models import Task, TaskKind, TaskStatus, ThreadRef
-from store.tasks import TaskQueue, ThreadLease
+from store.tasks import TaskQueue, ThreadLease, queue_lost
 from tests.fakes import wait_until
+from tests.unit.store.conftest import SPACE, claim_all, make_groups, queue_empty
 
 
 class FirstLookFails(TaskQueue):
@@ -25,21 +26,21 @@ class FirstLookFails(TaskQueue):
 
     looks = 0
 
-    async def claim_stale(self, consumer: str, min_idle_ms: int, count: int = 100) -> list[ThreadLease]:
+    async def claim_stale(self, consumer: str, shard: int, min_idle_ms: int, count: int = 100) -> list[ThreadLease]:
         """Raise the first time, then behave."""
         self.looks += 1
         if self.looks == 1:
             raise RuntimeError("an unexpected bug")
-        return await super().claim_stale(consumer, min_idle_ms, count)
+        return await super().claim_stale(consumer, shard, min_idle_ms, count)
 
 
 async def test_the_lease_keeper_survives_an_unexpected_error(redis: Redis, caplog: pytest.LogCaptureFixture) -> None:
     """After an error it logs with its traceback, the keeper still takes over a dead worker's thread."""
     queue = FirstLookFails(redis)
-    await queue.ensure_group()
+    await make_groups(queue)
     thread = ThreadRef("T1", "C1", "1700000000.000100")
     await queue.submit(Task("Ev1", TaskKind.ANSWER, thread, "hi", "U1", "1700000000.000100", time.time()))
-    assert await queue.claim_new("dead.1", 10, None)  # then that worker died
+    assert await claim_all(queue, "dead.1")  # then that worker died
     executed: list[str] = []
     stopping = asyncio.Event()
 
@@ -70,17 +71,26 @@ def ask(task_id: str, thread: ThreadRef = A) -> Task:
 
 class JournalingExecutor:
     """Runs each task as the real executor does (a fenced start, then a fenced finish), holding `held` tasks at
-    `gate` on their first attempt; records which attempts finished and which writes the fence refused."""
+    `gate` on their first attempt (or, with hold_before_start, on their first run, before it starts); records which
+    runs came to the gate, which attempts finished, and which writes the fence refused."""
 
-    def __init__(self, journal: TaskJournal, held: set[str], gate: asyncio.Event) -> None:
+    def __init__(
+        self, journal: TaskJournal, held: set[str], gate: asyncio.Event, *, hold_before_start: bool = False
+    ) -> None:
         self.journal, self.held, self.gate = journal, held, gate
+        self.hold_before_start = hold_before_start
+        self.waiting: list[str] = []
         self.started: list[str] = []
         self.finished: list[tuple[str, int]] = []
         self.refused: list[str] = []
+        self.met_lost_queue: list[str] = []
 
     async def execute(self, lease: ThreadLease, task: Task) -> None:
         """Start, wait at the gate if held, finish; a LeaseLost is noted and passed on to the runner."""
         try:
+            if self.hold_before_start and task.task_id in self.held and task.task_id not in self.waiting:
+                self.waiting.append(task.task_id)
+                await self.gate.wait()
             attempt = await self.journal.start(lease, task)
             self.started.append(task.task_id)
             if task.task_id in self.held and attempt == 1:
@@ -90,23 +100,34 @@ class JournalingExecutor:
         except LeaseLost:
             self.refused.append(task.task_id)
             raise
+        except RedisError as exc:
+            if queue_lost(exc):
+                self.met_lost_queue.append(task.task_id)
+            raise
+
+    def released(self, lease: ThreadLease) -> bool:
+        """Whether the task just executed gave the lease's thread back, as the real executor says."""
+        return self.journal.released(lease)
 
 
 class CountedRebuilds(TaskQueue):
-    """A queue that counts how often the group is made, and how many of those run at once at most."""
+    """A queue that counts how often the queue is made (every shard's group, shard 0 first), and how many of those
+    makings run at once at most."""
 
     calls = 0
     running = 0
     most_at_once = 0
 
-    async def ensure_group(self) -> bool:
-        """Count the call, and how many overlap: the pause lets other callers in, if nothing keeps them out."""
+    async def ensure_group(self, shard: int) -> bool:
+        """Count the making, and how many overlap: the pause lets other callers in, if nothing keeps them out."""
+        if shard != 0:
+            return await super().ensure_group(shard)
         self.calls += 1
         self.running += 1
         self.most_at_once = max(self.most_at_once, self.running)
         try:
             await asyncio.sleep(0.05)
-            return await super().ensure_group()
+            return await super().ensure_group(shard)
         finally:
             self.running -= 1
 
@@ -136,16 +157,17 @@ async def run_until(runner: TaskRunner, done: Callable[[], object]) -> None:
 
 
 async def test_a_worker_with_every_slot_busy_makes_a_lost_queue_again(redis: Redis) -> None:
-    """The stream deleted while the worker's only slot runs a task: its failed write makes the queue again, the
-    task's old run is refused, the task finishes once under a new entry, and a new thread is worked too."""
-    queue, gate = TaskQueue(redis), asyncio.Event()
-    executor = JournalingExecutor(TaskJournal(redis), {"EvA"}, gate)
+    """The streams deleted while the worker's only slot runs a task: the run, still named by its thread's flag,
+    finishes its task once and gives the thread back; then the worker makes the queue again and works a new
+    thread too."""
+    queue, gate = TaskQueue(redis, SPACE), asyncio.Event()
+    executor = JournalingExecutor(TaskJournal(redis, SPACE), {"EvA"}, gate)
     runner = runner_for(queue, executor, max_concurrent=1)
     await runner.prepare()
 
     async def lose_the_queue_midway() -> bool:
         await wait_until(lambda: executor.started == ["EvA"])
-        await redis.delete(keys.QUEUE)
+        await redis.delete(*SPACE.queues())
         gate.set()
         await queue.submit(ask("EvB", B))
         return True
@@ -154,46 +176,52 @@ async def test_a_worker_with_every_slot_busy_makes_a_lost_queue_again(redis: Red
     losing = asyncio.create_task(lose_the_queue_midway())
     await run_until(runner, lambda: len(executor.finished) == 2)
     assert await losing
-    assert sorted(executor.finished) == [("EvA", 2), ("EvB", 1)] and executor.refused == ["EvA"]
-    assert await redis.xinfo_groups(keys.QUEUE)
+    assert sorted(executor.finished) == [("EvA", 1), ("EvB", 1)] and executor.refused == []
+    for queue_key in SPACE.queues():
+        assert await redis.xinfo_groups(queue_key)
+    assert await queue_empty(redis)
 
 
 async def test_threads_that_meet_a_lost_queue_at_once_make_it_again_one_at_a_time(redis: Redis) -> None:
-    """Five running threads all fail on the lost stream together: the worker makes the queue again one caller at
-    a time, and not once per thread, and every task finishes once."""
-    queue, gate = CountedRebuilds(redis), asyncio.Event()
+    """Five threads taken over from a dead worker all meet the lost streams together at their first write (which
+    goes past the flag to the group): the worker makes the queue again one caller at a time, and not once per
+    thread, and every task finishes once, under a new entry."""
+    queue, gate = CountedRebuilds(redis, SPACE), asyncio.Event()
     names = [f"Ev{n}" for n in range(5)]
-    executor = JournalingExecutor(TaskJournal(redis), set(names), gate)
-    runner = runner_for(queue, executor, max_concurrent=5)
+    executor = JournalingExecutor(TaskJournal(redis, SPACE), set(names), gate, hold_before_start=True)
+    runner = runner_for(queue, executor, max_concurrent=5, lease=0.3)
     await runner.prepare()
     made_before = queue.calls
+    for n, name in enumerate(names):
+        await queue.submit(ask(name, ThreadRef("T1", "C1", f"1700000000.00010{n}")))
+    assert len(await claim_all(queue, "dead.1")) == 5  # then that worker died
 
     async def lose_the_queue_midway() -> bool:
-        await wait_until(lambda: len(executor.started) == 5)
-        await redis.delete(keys.QUEUE)
+        await wait_until(lambda: len(executor.waiting) == 5)  # all five taken over, none started yet
+        await redis.delete(*SPACE.queues())
         gate.set()
         return True
 
-    for n, name in enumerate(names):
-        await queue.submit(ask(name, ThreadRef("T1", "C1", f"1700000000.00010{n}")))
     losing = asyncio.create_task(lose_the_queue_midway())
     await run_until(runner, lambda: len(executor.finished) == 5)
     assert await losing
-    assert sorted(executor.finished) == [(name, 2) for name in names]
+    assert sorted(executor.finished) == [(name, 1) for name in names]
+    assert len(executor.met_lost_queue) >= 2  # they did meet the loss together (the reader had no free slot)
     assert queue.most_at_once == 1 and 1 <= queue.calls - made_before < 5
+    assert await queue_empty(redis)
 
 
 async def test_the_lease_keeper_makes_a_lost_queue_again_under_a_silent_task(redis: Redis) -> None:
     """A task that writes nothing while the stream is lost: the lease keeper meets the loss, makes the queue again
     and stops the stale run, so the task runs again under its new entry and finishes."""
-    queue, never = TaskQueue(redis), asyncio.Event()
-    executor = JournalingExecutor(TaskJournal(redis), {"EvA"}, never)
+    queue, never = TaskQueue(redis, SPACE), asyncio.Event()
+    executor = JournalingExecutor(TaskJournal(redis, SPACE), {"EvA"}, never)
     runner = runner_for(queue, executor, max_concurrent=1, lease=0.6)
     await runner.prepare()
 
     async def lose_the_queue_midway() -> bool:
         await wait_until(lambda: executor.started == ["EvA"])
-        await redis.delete(keys.QUEUE)
+        await redis.delete(SPACE.thread_queue(A))
         return True
 
     await queue.submit(ask("EvA"))
