@@ -14,6 +14,9 @@ from redis.asyncio import Redis
 from tests.fakes import FakeSlack
 from tests.integration.redis_server import PrivateRedis
 
+# The Redis Cluster fixtures (redis_cluster, redis_cluster_with_replicas), for unit and integration tests alike.
+pytest_plugins = ["tests.integration.cluster_fixtures"]
+
 _session_redis: PrivateRedis | None = None
 
 
