@@ -8,6 +8,7 @@ stream share one slot, so they move together.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
@@ -15,13 +16,23 @@ import pytest
 from redis.crc import key_slot
 
 from store.keys import DEFAULT_SHARDS, shard_tag
-from tests.fakes import FakeSlack, wait_until
+from tests.fakes import FakeAnthropic, FakeSlack, Reply, user_texts, wait_until
 from tests.integration.conftest import BotFactory
 from tests.integration.harness import BotProcess
 from tests.integration.redis_cluster import LocalCluster
 
 pytestmark = pytest.mark.integration
 CHANNEL = "C0CLUSTER"
+
+
+def answering(claude: FakeAnthropic) -> None:
+    """The model answers each question by its number, so that an answer in the wrong thread shows."""
+
+    def respond(body: dict[str, Any]) -> Reply:
+        asked = re.findall(r"question number \d+", " ".join(user_texts(body)))
+        return Reply([{"type": "text", "text": f"the answer to {asked[-1] if asked else 'nothing'}"}])
+
+    claude.set_default(respond)
 
 
 async def deliver_like_slack(bot: BotProcess, envelope: dict[str, Any]) -> None:
@@ -50,14 +61,14 @@ async def each_answered_once(slack: FakeSlack, threads: list[str], timeout: floa
     """Every thread ends with exactly one bot reply, and that reply answers its own question."""
 
     def answered() -> bool:
-        return all(len(slack.bot_replies(CHANNEL, ts)) >= 1 for ts in threads)
+        return all("the answer to" in str(slack.bot_replies(CHANNEL, ts)) for ts in threads)
 
     await wait_until(answered, timeout=timeout)
     await asyncio.sleep(1.0)  # time for a second reply, if one were coming
     for number, ts in enumerate(threads):
         replies = [str(reply.get("text", "")) for reply in slack.bot_replies(CHANNEL, ts)]
         assert len(replies) == 1, f"thread {number} got {len(replies)} replies: {replies}"
-        assert f"question number {number}" in replies[0], f"thread {number} got another thread's answer"
+        assert f"the answer to question number {number}" == replies[0], f"thread {number}: {replies[0]!r}"
 
 
 def clean_log(bot: BotProcess) -> None:
@@ -76,10 +87,11 @@ def serving(cluster: LocalCluster, slot: int) -> str:
 
 
 async def test_slots_moving_in_the_middle_of_a_burst_lose_and_fork_nothing(
-    make_bot: BotFactory, slack: FakeSlack
+    make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic
 ) -> None:
     """A reshard that moves several shards' slots (their keys with them) while mentions pour in: each is
     answered exactly once, and the moved shards are served by their new node afterwards."""
+    answering(claude)
     with LocalCluster(masters=3) as cluster:
         bot = make_bot(REDIS_URL=cluster.url)
         await bot.start()
@@ -101,10 +113,11 @@ async def test_slots_moving_in_the_middle_of_a_burst_lose_and_fork_nothing(
 
 
 async def test_a_master_failing_over_in_the_middle_of_a_burst_loses_and_forks_nothing(
-    make_bot: BotFactory, slack: FakeSlack
+    make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic
 ) -> None:
     """CLUSTER FAILOVER of a master that holds shards, while mentions pour in and two workers answer them:
     each is answered exactly once."""
+    answering(claude)
     with LocalCluster(masters=3, replicas=1) as cluster:
         first = make_bot(REDIS_URL=cluster.url, DYNO="web.1")
         second = make_bot("worker", REDIS_URL=cluster.url, DYNO="worker.1")
@@ -125,3 +138,32 @@ async def test_a_master_failing_over_in_the_middle_of_a_burst_loses_and_forks_no
         assert replica.node_id in {node.node_id for node in cluster.masters()}
         clean_log(first)
         clean_log(second)
+
+
+async def test_every_node_restarted_between_two_turns_keeps_the_history(
+    make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    """Every node of the cluster killed and started again (its append-only file kept) between two mentions of a
+    thread: the bot rides the outage out and the second answer carries the first exchange."""
+    with LocalCluster(masters=3) as cluster:
+        bot = make_bot(REDIS_URL=cluster.url)
+        await bot.start()
+        claude.reply_text("The budget is 4 apples.")
+        first = slack.post_user_message(CHANNEL, f"<@{slack.bot_user_id}> what is the budget?", mention=True)
+        await deliver_like_slack(bot, first)
+        thread = first["event"]["ts"]
+        await wait_until(lambda: "4 apples" in str(slack.bot_replies(CHANNEL, thread)), timeout=10)
+        await asyncio.sleep(1.5)  # appendfsync everysec: what was written a second ago is on disk
+        ports = cluster.ports
+        for port in ports:
+            cluster.kill(port)
+        for port in ports:
+            await asyncio.to_thread(cluster.restart, port, wait_ok=False)
+        await asyncio.to_thread(cluster.wait_ok)
+        claude.reply_text("Still 4 apples.")
+        second = slack.post_user_message(CHANNEL, f"<@{slack.bot_user_id}> and now?", mention=True, thread_ts=thread)
+        await deliver_like_slack(bot, second)
+        await wait_until(lambda: "Still 4 apples." in str(slack.bot_replies(CHANNEL, thread)), timeout=20)
+        assert len(slack.bot_replies(CHANNEL, thread)) == 2
+        assert "what is the budget?" in " ".join(user_texts(claude.requests[-1]))
+        clean_log(bot)

@@ -75,6 +75,7 @@ async def answered_thread(bot: BotProcess, slack: FakeSlack, claude: FakeAnthrop
 
 
 @pytest.mark.parametrize("how", ["slash command", "mention in the thread"])
+@pytest.mark.both_redis
 async def test_a_reset_during_a_running_answer_stops_it_and_leaves_the_thread_clean(
     bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic, redis: Redis, how: str
 ) -> None:
@@ -112,6 +113,7 @@ async def test_a_reset_during_a_running_answer_stops_it_and_leaves_the_thread_cl
     assert "start a long job" not in json.dumps(claude.requests[-1])
 
 
+@pytest.mark.both_redis
 async def test_channel_reset_asks_and_cancel_changes_nothing_confirm_resets_this_channel_only(
     bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
 ) -> None:
@@ -141,6 +143,7 @@ async def test_channel_reset_asks_and_cancel_changes_nothing_confirm_resets_this
     assert "No agents" in ack["text"]
 
 
+@pytest.mark.both_redis
 async def test_status_mentioned_in_a_thread_is_posted_there(
     bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
 ) -> None:

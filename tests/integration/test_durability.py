@@ -57,6 +57,7 @@ async def post_until_dead(bot: BotProcess, envelope: dict[str, Any]) -> None:
     assert await asyncio.wait_for(bot.process.wait(), 10) == -9  # type: ignore[union-attr]
 
 
+@pytest.mark.both_redis
 async def test_killed_after_intake_before_the_ack(
     make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
 ) -> None:
@@ -74,6 +75,7 @@ async def test_killed_after_intake_before_the_ack(
     assert len(claude.requests) == 1
 
 
+@pytest.mark.both_redis
 async def test_killed_during_the_model_call(
     make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
 ) -> None:
@@ -110,6 +112,7 @@ async def test_killed_after_the_answer_exists(
     assert len(claude.requests) == 1
 
 
+@pytest.mark.both_redis
 async def test_completed_tool_call_is_not_run_again(
     make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
 ) -> None:
@@ -133,6 +136,7 @@ async def test_completed_tool_call_is_not_run_again(
     assert final_request[-2]["content"][-1]["type"] == "tool_use"
 
 
+@pytest.mark.both_redis
 async def test_same_event_three_times_is_one_task(bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic) -> None:
     """Slack's retries of one event_id give one task, one model call and one reply."""
     claude.reply_text(ANSWER)
@@ -145,6 +149,7 @@ async def test_same_event_three_times_is_one_task(bot: BotProcess, slack: FakeSl
     assert len(claude.requests) == 1
 
 
+@pytest.mark.both_redis
 async def test_sigterm_during_a_long_answer_finishes_after_restart(
     make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
 ) -> None:
@@ -186,6 +191,7 @@ async def test_a_task_that_keeps_crashing_is_failed_and_the_thread_moves_on(
     assert await task_field(redis, ref, envelope["event_id"], "status") == "failed"
 
 
+@pytest.mark.both_redis
 async def test_two_processes_share_the_work_in_order_and_survive_one_dying(
     make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
 ) -> None:
@@ -214,6 +220,7 @@ def claude_reply_for(body: dict[str, Any]) -> Reply:
     return Reply([{"type": "text", "text": f"answer to {question}"}], "end_turn", delay=0.2)
 
 
+@pytest.mark.both_redis
 async def test_two_live_processes_never_share_a_consumer_name(
     make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
 ) -> None:
@@ -233,6 +240,7 @@ async def test_two_live_processes_never_share_a_consumer_name(
     assert len(await consumers(redis)) == 2
 
 
+@pytest.mark.both_redis
 async def test_a_stalled_worker_that_wakes_up_after_losing_its_lease_cannot_write(
     make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
 ) -> None:
