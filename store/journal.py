@@ -16,7 +16,7 @@ from typing import Any
 from store import decode, keys, lua
 from store.connection import RedisClient
 from store.errors import CorruptRecord
-from store.models import Task, TaskStatus, Turn, Usage
+from store.models import Task, TaskKind, TaskStatus, Turn, Usage
 from store.tasks import ThreadLease, cancelled_replies
 
 NO_USAGE = Usage()
@@ -177,6 +177,7 @@ class TaskJournal:
             "usage": usage.counters(),
             "clear_agent": clear_agent,
             "counts_as_task": counts_as_task,
+            "answer": task.kind is TaskKind.ANSWER,
             "thread_ts": ref.thread_ts,
             "evict": fold.evict if fold else 0,
             "steps": self._step_counts.get(cursor, -1),  # -1: not read in this process, FINISH looks

@@ -240,8 +240,9 @@ if listed then
   if a.clear_agent then
     redis.call('DEL', KEYS[5])
     redis.call('ZREM', KEYS[6], a.thread_ts)
-  elseif not (#ARGV == 3 and a.usage.model_calls == 0 and redis.call('EXISTS', KEYS[5]) == 0) then
-    -- (a status request in a thread without an agent has nothing to remember: it creates none)
+  elseif a.answer or not (#ARGV == 3 and a.usage.model_calls == 0 and redis.call('EXISTS', KEYS[5]) == 0) then
+    -- (a status request in a thread without an agent has nothing to remember: it creates none; an answer always
+    -- has, even one that failed for good before its first word: the agent shows it as failing)
     local counters = {{'created_at', 'turns', 'summarized_turns', 'tasks_done', 'tasks_failed'}}
     local usage_names = {{}}
     for name, _ in pairs(a.usage) do
@@ -259,12 +260,7 @@ if listed then
     if not old[1] then put('created_at', a.now) end
     for i = 4, #ARGV do put('{keys.TURN_FIELD}' .. string.format('%d', count(2) + i - 4), ARGV[i]) end
     local evict = math.min(a.evict, total - summarized - 1)
-    if evict > 0 then
-      local gone = {{}}
-      for n = summarized, summarized + evict - 1 do gone[#gone + 1] = '{keys.TURN_FIELD}' .. string.format('%d', n) end
-      redis.call('HDEL', KEYS[5], unpack(gone))
-      put('summarized_turns', string.format('%d', summarized + evict))
-    end
+    if evict > 0 then put('summarized_turns', string.format('%d', summarized + evict)) end
     if a.summary then put('summary', a.summary) end
     if a.status == 'done' then
       if a.counts_as_task then put('tasks_done', string.format('%d', count(4) + 1)) end
@@ -275,6 +271,11 @@ if listed then
     end
     for i, name in ipairs(usage_names) do put(name, string.format('%d', count(5 + i) + a.usage[name])) end
     redis.call('HSET', KEYS[5], unpack(set))
+    if evict > 0 then  -- after the HSET: a fold may reach into the turns this task has just added
+      local gone = {{}}
+      for n = summarized, summarized + evict - 1 do gone[#gone + 1] = '{keys.TURN_FIELD}' .. string.format('%d', n) end
+      redis.call('HDEL', KEYS[5], unpack(gone))
+    end
     redis.call('EXPIRE', KEYS[5], a.ttl)
     local channel = redis.call('HMGET', KEYS[7], 'day', unpack(usage_names))
     local totals = {{'day', a.day}}

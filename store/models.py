@@ -12,6 +12,10 @@ from store.errors import CorruptRecord
 Role = Literal["user", "assistant"]
 
 
+# Never in a Slack id or ts: ":" separates the parts of keys and references, and a brace would make a key's hash tag
+# (store/keys.py) somebody else's.
+UNSAFE = ": \n{}"
+
 # The thread_ts of the queue of work about a whole channel (a channel reset): no Slack ts has letters.
 CHANNEL_WIDE = "channel"
 
@@ -27,9 +31,9 @@ class ThreadRef:
     def __post_init__(self) -> None:
         for name in ("team_id", "channel_id"):
             value = getattr(self, name)
-            if not value or any(sep in value for sep in ": \n"):
+            if not value or any(sep in value for sep in UNSAFE):
                 raise ValueError(f"invalid {name}: {value!r}")
-        if any(sep in self.thread_ts for sep in ": \n"):
+        if any(sep in self.thread_ts for sep in UNSAFE):
             raise ValueError(f"invalid thread_ts: {self.thread_ts!r}")
 
     def encode(self) -> str:

@@ -166,8 +166,10 @@ class TaskRunner:
                 self._next_shard = start + free
             wanted = max(1, min(free, self._claim_batch * len(reading)) // len(reading))
             self._reserved += wanted * len(reading)
+            # Reading some shards only, wait briefly: the others take their turn at the next read.
+            block_ms = self._settings.block_ms if reading is shards else min(self._settings.block_ms, 100)
             try:
-                leases = await self._queue.claim_new(self._settings.consumer, reading, wanted, self._settings.block_ms)
+                leases = await self._queue.claim_new(self._settings.consumer, reading, wanted, block_ms)
             except RedisError as exc:
                 if await self._heal(exc):
                     continue

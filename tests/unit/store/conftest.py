@@ -42,9 +42,9 @@ async def make_groups(queue: TaskQueue) -> None:
         await queue.ensure_group(shard)
 
 
-async def queue_empty(redis: Redis) -> bool:
+async def queue_empty(redis: Redis, space: KeySpace = SPACE) -> bool:
     """Whether no thread has an entry in any shard's stream, held or not (every thread was given back)."""
-    for stream in SPACE.queues():
+    for stream in space.queues():
         if await redis.xlen(stream):
             return False
         if await redis.exists(stream) and (await redis.xpending(stream, keys.WORKER_GROUP))["pending"]:

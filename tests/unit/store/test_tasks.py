@@ -6,10 +6,12 @@ import time
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from store import keys
 from store.errors import CorruptRecord, LeaseLost
 from store.journal import TaskJournal
+from store.keys import KeySpace
 from store.models import TaskKind, TaskStatus, ThreadRef, Turn
 from store.tasks import SubmitResult, TaskQueue
 from store.threads import ThreadStore
@@ -87,6 +89,29 @@ async def test_one_queue_entry_per_thread_and_inbox_in_arrival_order(queue: Task
         seen.append(task.task_id)
         await journal.finish(lease, task, TaskStatus.DONE)
     assert seen == ["Ev1", "Ev2", "Ev3"]
+
+
+async def test_one_read_claims_up_to_its_count_from_each_of_its_shards(queue: TaskQueue) -> None:
+    """claim_new reads several shards in one XREADGROUP and takes up to `count` entries from each of them."""
+    for task_id, ref in (("Ev1", THREAD), ("Ev2", OTHER), ("Ev3", ELSEWHERE)):
+        await queue.submit(make_task(task_id, thread=ref))
+    shards = [SHARD, SPACE.shard_of(ELSEWHERE)]
+    first = await queue.claim_new("web.1", shards, count=1, block_ms=None)
+    assert sorted(lease.shard for lease in first) == sorted(shards)  # one of the two in SHARD, and ELSEWHERE
+    [second] = await queue.claim_new("web.1", shards, count=1, block_ms=None)
+    assert {lease.thread for lease in [*first, second]} == {THREAD, OTHER, ELSEWHERE}
+    assert await queue.claim_new("web.1", shards, count=1, block_ms=None) == []
+
+
+async def test_a_standalone_redis_has_one_reader_for_every_shard_and_a_cluster_one_per_shard(redis: Redis) -> None:
+    """One blocking read (one connection) waits for every shard of a standalone Redis; a cluster read cannot span
+    slots, so each shard gets its own."""
+    assert TaskQueue(redis, KeySpace(3)).reader_shards() == [[0, 1, 2]]
+    cluster = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", 1)])  # never connected: nothing is sent
+    try:
+        assert TaskQueue(cluster, KeySpace(3)).reader_shards() == [[0], [1], [2]]
+    finally:
+        await cluster.aclose()
 
 
 async def test_finishing_the_last_task_gives_the_thread_back_and_never_strands_one_submitted_meanwhile(

@@ -15,10 +15,11 @@ from bot.tasks.priority import IntakeFirst
 from bot.tasks.runner import RunnerSettings, TaskRunner
 from store.errors import LeaseLost
 from store.journal import TaskJournal
+from store.keys import KeySpace
 from store.models import Task, TaskKind, TaskStatus, ThreadRef
 from store.tasks import TaskQueue, ThreadLease, queue_lost
 from tests.fakes import wait_until
-from tests.unit.store.conftest import SPACE, claim_all, make_groups, queue_empty
+from tests.unit.store.conftest import claim_all, make_groups, queue_empty
 
 
 class FirstLookFails(TaskQueue):
@@ -60,6 +61,8 @@ async def test_the_lease_keeper_survives_an_unexpected_error(redis: Redis, caplo
     assert failure.exc_info is not None
 
 
+# Few shards: a runner with fewer free slots than shards reads them in turns of block_ms, which 16 would make slow.
+SPACE = KeySpace(4)
 A = ThreadRef("T1", "C1", "1700000000.000100")
 B = ThreadRef("T1", "C1", "1700000099.000100")
 
@@ -179,7 +182,7 @@ async def test_a_worker_with_every_slot_busy_makes_a_lost_queue_again(redis: Red
     assert sorted(executor.finished) == [("EvA", 1), ("EvB", 1)] and executor.refused == []
     for queue_key in SPACE.queues():
         assert await redis.xinfo_groups(queue_key)
-    assert await queue_empty(redis)
+    assert await queue_empty(redis, SPACE)
 
 
 async def test_threads_that_meet_a_lost_queue_at_once_make_it_again_one_at_a_time(redis: Redis) -> None:
@@ -208,7 +211,7 @@ async def test_threads_that_meet_a_lost_queue_at_once_make_it_again_one_at_a_tim
     assert sorted(executor.finished) == [(name, 1) for name in names]
     assert len(executor.met_lost_queue) >= 2  # they did meet the loss together (the reader had no free slot)
     assert queue.most_at_once == 1 and 1 <= queue.calls - made_before < 5
-    assert await queue_empty(redis)
+    assert await queue_empty(redis, SPACE)
 
 
 async def test_the_lease_keeper_makes_a_lost_queue_again_under_a_silent_task(redis: Redis) -> None:
