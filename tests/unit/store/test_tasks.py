@@ -206,6 +206,11 @@ def test_thread_ref_rejects_values_that_would_break_keys() -> None:
     """Ids with the key separator are refused at the edge, and a bad encoded ref is a CorruptRecord."""
     with pytest.raises(ValueError, match="channel_id"):
         ThreadRef("T1", "C1:x", "1.0")
+    for team in ("T{x}", "T}1", "T{"):  # a brace would make the keys' hash tag another one: CROSSSLOT on a cluster
+        with pytest.raises(ValueError, match="team_id"):
+            ThreadRef(team, "C1", "1.0")
+    with pytest.raises(ValueError, match="thread_ts"):
+        ThreadRef("T1", "C1", "{1.0}")
     with pytest.raises(CorruptRecord):
         ThreadRef.decode("T1:C1")
 

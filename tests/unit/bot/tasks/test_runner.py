@@ -232,3 +232,45 @@ async def test_the_lease_keeper_makes_a_lost_queue_again_under_a_silent_task(red
     await run_until(runner, lambda: executor.finished)
     assert await losing
     assert executor.finished == [("EvA", 2)] and not never.is_set()
+
+
+async def test_max_concurrent_holds_when_work_waits_in_every_shard(redis: Redis) -> None:
+    """With one slot and a thread waiting in each of several shards, no two threads are ever worked at once
+    (a read takes its count from each shard it names, so a nearly full worker names no more shards than slots)."""
+    space = KeySpace(16)
+    queue = TaskQueue(redis, space)
+    await make_groups(queue)
+    threads: list[ThreadRef] = []
+    for n in range(200):
+        ref = ThreadRef("T1", "C1", f"17000000{n:02d}.000100")
+        if space.shard_of(ref) not in {space.shard_of(other) for other in threads}:
+            threads.append(ref)
+        if len(threads) == 6:
+            break
+    running, most = 0, 0
+    stopping = asyncio.Event()
+    done: list[str] = []
+
+    class Executor:
+        async def execute(self, lease: ThreadLease, task: Task) -> None:
+            nonlocal running, most
+            running += 1
+            most = max(most, running)
+            await asyncio.sleep(0.05)
+            running -= 1
+            done.append(task.task_id)
+            await TaskJournal(redis, space).finish(lease, task, TaskStatus.DONE)
+            if len(done) == len(threads):
+                stopping.set()
+
+        def released(self, lease: ThreadLease) -> bool:
+            return True
+
+    settings = RunnerSettings(consumer="web.1", max_concurrent=1, block_ms=20, grace_seconds=0, retry_delay=0.05)
+    runner = TaskRunner(queue, Executor(), settings, IntakeFirst())  # type: ignore[arg-type]  # a stand-in executor
+    await runner.prepare()
+    for number, ref in enumerate(threads):
+        await queue.submit(ask(f"Ev{number}", ref))
+    await asyncio.wait_for(runner.run(stopping), 20.0)
+    assert sorted(done) == sorted(f"Ev{number}" for number in range(len(threads)))
+    assert most == 1
