@@ -38,6 +38,12 @@ def _start_session_redis() -> str:
     return _session_redis.url
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: two test processes per core. The integration tests spend most of their time waiting for bot
+    processes, Redis servers and sockets, so one process per core leaves the cores half idle."""
+    return 2 * (os.cpu_count() or 1)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _session_redis is not None:
         _session_redis.stop()
