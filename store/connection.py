@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 # Everything in store/ takes either: the commands the bot uses behave the same on both.
 RedisClient: TypeAlias = Redis | RedisCluster
+# What a Redis that is unreachable or failing raises: redis-py's cluster client raises RedisClusterException, which
+# is not a RedisError, when it cannot rebuild its slot map (every node down, the cluster not yet agreed again).
+REDIS_FAILURES: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
 
 
 def _tls_options(url: str, tls_verify: bool) -> dict[str, Any]:

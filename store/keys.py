@@ -43,6 +43,9 @@ Shared by all teams:
                                           thread's inbox is drained, so its length is the number of the shard's
                                           threads with work. Consumers idle for CONSUMER_IDLE_LIMIT_MS (an hour)
                                           with nothing pending are removed.
+  agent:{g}:requeue               string  set while shard g owes a requeue: its stream had to be made again, and the
+                                          threads whose flag names a lost entry need new ones. TTL DAY (a requeue
+                                          takes seconds; a mark left by a crash is picked up by the next start).
   agent:layout                    hash    the layout this Redis holds: its version and shard count. No TTL: it is
                                           what tells a process started with another QUEUE_SHARDS to stop.
   agent:workers                   zset    worker name -> when it last said it was alive (every couple of seconds),
@@ -112,6 +115,10 @@ class KeySpace:
     def queue(self, shard: int) -> str:
         """Shard `shard`'s queue stream."""
         return f"{PREFIX}:{{{self._tags[shard]}}}:queue"
+
+    def requeue_mark(self, shard: int) -> str:
+        """Set while shard `shard` owes a requeue of the threads whose entry was lost with its stream."""
+        return f"{PREFIX}:{{{self._tags[shard]}}}:requeue"
 
     def queues(self) -> list[str]:
         """Every shard's queue stream, by shard."""

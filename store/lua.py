@@ -8,7 +8,9 @@ still holds the thread. The thread's `queued` flag says who does: "ENTRY" (the t
 the consumer the stream delivered it to) or "ENTRY CONSUMER" (taken over by CONSUMER, whose first write put
 its name there). The common check is one GET. A caller that took the entry over from a stalled worker (the
 group's pending list says it is the caller's now) writes its name into the flag, after which the stalled worker
-is refused: every script returns FENCED to it. A reset gives the thread a new entry, which refuses the old one.
+is refused: every script returns FENCED to it. A worker taking over a stalled worker's entry names itself in the
+flag in the same step (TAKE_OVER), so the stalled one's next check fails at once. A reset gives the thread a new
+entry, which refuses the old one.
 Fenced scripts take KEYS[1] = the thread's queued flag, KEYS[2] = its shard's stream, ARGV[1] = the entry id,
 ARGV[2] = the consumer name.
 """
@@ -65,9 +67,10 @@ end
 
 # Dedupe on the task id (the Slack event_id), record the task, append it to the thread's inbox, and put the
 # thread on its shard's queue if the inbox was empty. An empty inbox means the thread has no entry: the scripts
-# that empty an inbox (FINISH, RELEASE) release the entry in the same step, and a reset replaces both. (Should
-# Redis lose the stream, the workers recreate it and requeue every thread whose flag names a lost entry.) An
-# answer lists the thread in its channel's index, so that a channel reset reaches it before it has finished.
+# that empty an inbox (FINISH, RELEASE) release the entry in the same step, and a reset replaces both. With work
+# waiting, the entry the flag names is checked (two reads) and made again if Redis lost it; the workers also
+# requeue every such thread when they make a lost stream again. An answer lists the thread in its channel's
+# index, so that a channel reset reaches it before it has finished.
 # KEYS: task, inbox, queued flag, queue, state, channel index.
 # ARGV: thread, task id, kind, task ttl, agent ttl, now, fields JSON, thread ts.
 SUBMIT = """
@@ -86,7 +89,11 @@ local waiting = redis.call('RPUSH', KEYS[2], ARGV[2])
 if ARGV[3] == 'answer' and redis.call('ZADD', KEYS[6], 'NX', ARGV[6], ARGV[8]) == 1 then
   redis.call('EXPIRE', KEYS[6], ARGV[5])
 end
-if waiting > 1 then return 1 end
+if waiting > 1 then  -- work was waiting: the thread has an entry, unless Redis lost it (then it gets a new one)
+  local flag = redis.call('GET', KEYS[3])
+  local entry = flag and string.match(flag, '^%S+')
+  if entry and #redis.pcall('XRANGE', KEYS[4], entry, entry) > 0 then return 1 end
+end
 redis.call('SET', KEYS[3], redis.call('XADD', KEYS[4], '*', 'thread', ARGV[1]))
 return 1
 """
@@ -330,6 +337,37 @@ end
 return lost
 """
 
+# Take over an entry whose owner stopped renewing its lease, and name the taker in the thread's flag in the same step:
+# from then on every write of the old owner is refused (its one-GET check too). XCLAIM with the minimum idle time
+# takes nothing if the owner renewed meanwhile or another worker took it first. An entry that is not the one the
+# flag names (a duplicate, see holds()) is dropped instead.
+# KEYS: queued flag, queue. ARGV: entry, taker, min idle ms. Returns 1 if taken.
+TAKE_OVER = f"""
+if #redis.call('XCLAIM', KEYS[2], '{_GROUP}', ARGV[2], ARGV[3], ARGV[1], 'JUSTID') == 0 then return 0 end
+local flag = redis.call('GET', KEYS[1])
+local named = flag and string.match(flag, '^%S+')
+if named and named ~= ARGV[1] and #redis.pcall('XRANGE', KEYS[2], named, named) > 0 then
+  redis.call('XACK', KEYS[2], '{_GROUP}', ARGV[1])
+  redis.call('XDEL', KEYS[2], ARGV[1])
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2])
+return 1
+"""
+
+# Make a shard's stream and consumer group if they are missing, and mark the shard as owing a requeue (the
+# threads whose flag names an entry lost with the stream), in one step: the mark outlives a worker that dies
+# during the requeue, so the next one does it. KEYS: queue, requeue mark. ARGV: mark ttl. Returns 1 if made.
+MAKE_GROUP = f"""
+local made = redis.pcall('XGROUP', 'CREATE', KEYS[1], '{_GROUP}', '0', 'MKSTREAM')
+if type(made) == 'table' and made.err then
+  if string.find(made.err, 'BUSYGROUP', 1, true) then return 0 end
+  return redis.error_reply(made.err)
+end
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
+return 1
+"""
+
 # Give a thread whose flag outlived its entry (the stream was lost) a new entry if it still has work, or drop the
 # flag if it has none. Run for every flag of a shard after its consumer group had to be created; harmless twice.
 # KEYS: queue, queued flag, inbox. ARGV: thread. Returns 1 (requeued), -1 (flag dropped) or 0 (nothing to do).
@@ -365,4 +403,18 @@ end
 return removed
 """
 
-ALL = (SUBMIT, RESET, START, HOLDS, SET_FIELDS, RECORD_STEP, FINISH, RELEASE, HEARTBEAT, REQUEUE, PRUNE_CONSUMERS)
+ALL = (
+    SUBMIT,
+    RESET,
+    START,
+    HOLDS,
+    SET_FIELDS,
+    RECORD_STEP,
+    FINISH,
+    RELEASE,
+    HEARTBEAT,
+    TAKE_OVER,
+    MAKE_GROUP,
+    REQUEUE,
+    PRUNE_CONSUMERS,
+)

@@ -17,7 +17,7 @@ from enum import Enum
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from store import decode, keys, lua
 from store.coalesce import CoalescedScript
@@ -44,7 +44,7 @@ class ResetResult:
     cancelled_replies: list[str]
 
 
-def queue_lost(exc: RedisError) -> bool:
+def queue_lost(exc: Exception) -> bool:
     """Whether a Redis error says the task stream or its consumer group is gone (then make it again: ensure_group).
 
     Every command that reads the group answers NOGROUP then, the fenced scripts and HEARTBEAT included; a blocked
@@ -106,6 +106,8 @@ class TaskQueue:
         self._reset = redis.register_script(lua.RESET)
         self._release = redis.register_script(lua.RELEASE)
         self._heartbeat = redis.register_script(lua.HEARTBEAT)
+        self._take_over = redis.register_script(lua.TAKE_OVER)
+        self._make_group = redis.register_script(lua.MAKE_GROUP)
         self._requeue = redis.register_script(lua.REQUEUE)
         self._prune_consumers = redis.register_script(lua.PRUNE_CONSUMERS)
 
@@ -125,19 +127,14 @@ class TaskQueue:
             await self._redis.script_load(source)
 
     async def ensure_group(self, shard: int) -> bool:
-        """Create the shard's stream and its consumer group if they do not exist yet.
+        """Create the shard's stream and its consumer group if they do not exist yet (from entry "0": entries added
+        before the group existed must still be delivered).
 
-        True if the group had to be created: on the first start, or because Redis lost the shard's queue (then
-        call requeue_orphans(shard)).
+        True if the shard owes a requeue: its group had to be created (on the first start, or because Redis lost
+        the shard's queue), now or by a worker that died before it finished requeue_orphans(shard).
         """
-        try:
-            # "0", not "$": entries added before the group existed must still be delivered.
-            await self._redis.xgroup_create(self._keys.queue(shard), keys.WORKER_GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-            return False
-        return True
+        made = await self._make_group(keys=[self._keys.queue(shard), self._keys.requeue_mark(shard)], args=[keys.DAY])
+        return bool(int(made)) or bool(await self._redis.exists(self._keys.requeue_mark(shard)))
 
     async def requeue_orphans(self, shard: int) -> int:
         """Give every thread of the shard whose queued flag outlived its entry a new entry; returns how many.
@@ -155,6 +152,7 @@ class TaskQueue:
                     keys=[self._keys.queue(shard), key, self._keys.inbox(ref)], args=[ref.encode()]
                 )
                 requeued += int(result) == 1
+        await self._redis.delete(self._keys.requeue_mark(shard))  # every flag was seen: the shard owes nothing
         return requeued
 
     async def prune_consumers(self, shard: int, min_idle_ms: int = keys.CONSUMER_IDLE_LIMIT_MS) -> list[str]:
@@ -281,16 +279,28 @@ class TaskQueue:
         return [lease for lease in leases if lease.entry_id not in lost]
 
     async def claim_stale(self, consumer: str, shard: int, min_idle_ms: int, count: int = 100) -> list[ThreadLease]:
-        """Take over the shard's entries whose owner has not renewed its lease for min_idle_ms."""
-        reply = await self._redis.xautoclaim(
-            self._keys.queue(shard),
-            keys.WORKER_GROUP,
-            consumer,
-            min_idle_time=min_idle_ms,
-            start_id="0-0",
-            count=count,
+        """Take over up to `count` of the shard's entries whose owner has not renewed its lease for min_idle_ms.
+
+        Each is taken with its thread's flag in one step (lua.TAKE_OVER), so its old owner can write nothing more.
+        """
+        queue = self._keys.queue(shard)
+        stale = await self._redis.xpending_range(
+            queue, keys.WORKER_GROUP, min="-", max="+", count=count, idle=min_idle_ms
         )
-        return await self._parse_messages(reply[1], consumer, shard, taken_over=True)
+        leases: list[ThreadLease] = []
+        for row in stale:
+            entry_id = decode.text(row["message_id"])
+            [found] = await self._redis.xrange(queue, entry_id, entry_id) or [(entry_id, {})]
+            parsed = await self._parse_messages([found], consumer, shard, taken_over=True)
+            if not parsed:  # deleted, or naming no thread of the shard: dropped by _parse_messages
+                continue
+            lease = parsed[0]
+            taken = await self._take_over(
+                keys=[self._keys.queued(lease.thread), queue], args=[entry_id, consumer, min_idle_ms]
+            )
+            if int(taken) == 1:
+                leases.append(lease)
+        return leases
 
     async def heartbeat(self, consumer: str, shard: int, entry_ids: list[str]) -> list[str]:
         """Renew the lease on the given entries of the shard; returns the ids this consumer no longer owns."""

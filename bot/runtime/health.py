@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from store.connection import RedisClient
 from store.health import check_writes
@@ -23,7 +23,7 @@ async def redis_health(redis: RedisClient) -> str:
     except ResponseError as exc:  # Redis answered, with an error: it is up but cannot keep anything
         log.warning("Redis refuses writes: %s", exc)
         return "refuses writes"
-    except (RedisError, OSError, TimeoutError):
+    except (RedisError, RedisClusterException, OSError, TimeoutError):
         return "down"
     return "ok"
 

@@ -13,9 +13,8 @@ import asyncio
 import logging
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from store.connection import RedisClient
+from store.connection import REDIS_FAILURES, RedisClient
 from store.keys import KeySpace
 from store.layout import check_layout, live_v1_consumers, needs_migration
 from store.migrate import MigrationReport, migrate_v1
@@ -61,7 +60,7 @@ async def keep_migrating(redis: RedisClient, space: KeySpace, stopping: asyncio.
             pass
         try:
             report = await migrate_once(redis, space)
-        except RedisError as exc:
+        except REDIS_FAILURES as exc:
             log.warning("cannot move data of the previous release now (%s); trying again later", exc)
             continue
         if report is None or not report.remaining:

@@ -9,11 +9,10 @@ import math
 import time
 from dataclasses import dataclass
 
-from redis.exceptions import RedisError
-
 from bot.core.errors import SlackError
 from bot.tasks.executor import TaskExecutor
 from bot.tasks.priority import IntakeFirst
+from store.connection import REDIS_FAILURES
 from store.errors import LeaseLost
 from store.models import Task
 from store.tasks import TaskQueue, ThreadLease, queue_lost
@@ -71,6 +70,7 @@ class TaskRunner:
         # that together they take at most max_concurrent.
         self._claim_batch = max(1, settings.max_concurrent // queue.shards)
         self._next_shard = 0
+        self._readers_waiting = 0  # readers waiting for a free slot
         self._rebuilding = asyncio.Lock()  # one rebuild of a lost queue at a time, however many meet the loss
         self._rebuilds = 0
 
@@ -92,7 +92,7 @@ class TaskRunner:
                 if requeued:
                     log.warning("queued %d thread(s) again whose queue entry Redis had lost", requeued)
 
-    async def _heal(self, exc: RedisError) -> bool:
+    async def _heal(self, exc: Exception) -> bool:
         """If `exc` says Redis lost the task queue, make it again and return True; False for any other error, or
         if the queue could not be made (the caller then waits and retries as for any Redis error).
 
@@ -112,7 +112,7 @@ class TaskRunner:
             log.warning("the task queue is gone from Redis; creating it again")
             try:
                 await self._make_queue()
-            except RedisError as again:
+            except REDIS_FAILURES as again:
                 log.warning("cannot create the task queue again (%s)", again)
                 return False
             self._rebuilds += 1
@@ -124,6 +124,13 @@ class TaskRunner:
         Call prepare() first: it makes the queue this reads.
         """
         consumer = self._settings.consumer
+        if len(self._reader_shards) > self._settings.max_concurrent:
+            log.warning(
+                "MAX_CONCURRENT_TASKS (%d) is below the number of queue readers (%d, one per shard on a cluster): "
+                "they take turns, reading every 100 ms",
+                self._settings.max_concurrent,
+                len(self._reader_shards),
+            )
         own: list[ThreadLease] = []
         for shard in range(self._queue.shards):
             own += await self._queue.claim_own_pending(consumer, shard)
@@ -144,7 +151,7 @@ class TaskRunner:
             await asyncio.gather(*readers, return_exceptions=True)
             keeper.cancel()
             await self._drain()
-            with contextlib.suppress(RedisError):
+            with contextlib.suppress(*REDIS_FAILURES):
                 await self._queue.mark_stopped(consumer)
 
     async def _read_shards(self, shards: list[int], stopping: asyncio.Event) -> None:
@@ -154,8 +161,12 @@ class TaskRunner:
             free = self._settings.max_concurrent - len(self._active) - self._reserved
             if free <= 0:
                 self._slot_freed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._slot_freed.wait(), timeout=1.0)
+                self._readers_waiting += 1
+                try:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._slot_freed.wait(), timeout=1.0)
+                finally:
+                    self._readers_waiting -= 1
                 continue
             # XREADGROUP's COUNT is per stream: with fewer free slots than shards, read only that many shards (the
             # next ones in turn, so that none waits behind the others).
@@ -166,21 +177,33 @@ class TaskRunner:
                 self._next_shard = start + free
             wanted = max(1, min(free, self._claim_batch * len(reading)) // len(reading))
             self._reserved += wanted * len(reading)
-            # Reading some shards only, wait briefly: the others take their turn at the next read.
-            block_ms = self._settings.block_ms if reading is shards else min(self._settings.block_ms, 100)
+            # Reading some shards only, or with fewer slots than readers, wait briefly: the other shards, or the
+            # readers waiting for a slot, take their turn at the next read.
+            brief = reading is not shards or len(self._reader_shards) > self._settings.max_concurrent
+            block_ms = min(self._settings.block_ms, 100) if brief else self._settings.block_ms
             try:
                 leases = await self._queue.claim_new(self._settings.consumer, reading, wanted, block_ms)
-            except RedisError as exc:
+            except REDIS_FAILURES as exc:
                 if await self._heal(exc):
                     continue
                 failures += 1
                 log.warning("cannot read the task queue (%s); retrying", exc)
                 await asyncio.sleep(backoff(self._settings.retry_delay, failures))
                 continue
+            # Whatever else goes wrong, the reader goes on: without it, its shards' work would wait for a restart.
+            except Exception:
+                log.exception("a queue reader failed; it goes on after a pause")
+                await asyncio.sleep(self._settings.retry_delay)
+                continue
             finally:
                 self._reserved -= wanted * len(reading)
             failures = 0
             self._start(leases)
+            if not leases and self._readers_waiting:
+                # Hand the slot to a reader waiting for one (of other shards, on a cluster with fewer slots than
+                # shards) and give it time to take it, so that every shard gets its turn.
+                self._slot_freed.set()
+                await asyncio.sleep(0.01)
 
     def _start(self, leases: list[ThreadLease]) -> None:
         for lease in leases:
@@ -210,7 +233,7 @@ class TaskRunner:
                     # Stalled past the lease, or the thread was reset: every write of ours is refused now.
                     log.warning("thread %s: %s; leaving it", lease.thread.encode(), exc)
                     return
-                except RedisError as exc:
+                except REDIS_FAILURES as exc:
                     # Redis is down or failing over: wait for it, longer each time, then pick up where we were. If
                     # it lost the queue instead, go on at once once the queue is back: the next write says whether
                     # this run still holds the thread (an entry lost with the stream is not held any more).
@@ -226,7 +249,7 @@ class TaskRunner:
                 except Exception as exc:
                     log.exception("thread %s: task step failed; retrying", lease.thread.encode())
                     if task is not None:  # what the thread is told if the task is failed for good
-                        with contextlib.suppress(RedisError):
+                        with contextlib.suppress(*REDIS_FAILURES):
                             await self._queue.note_failure(task, failure_reason(exc))
                     await asyncio.sleep(self._settings.retry_delay)
         finally:
@@ -254,7 +277,7 @@ class TaskRunner:
                 if time.monotonic() - last_prune >= PRUNE_CONSUMERS_SECONDS:
                     last_prune = time.monotonic()
                     await self._prune_consumers()
-            except RedisError as exc:
+            except REDIS_FAILURES as exc:
                 if await self._heal(exc):
                     last_renewal = -math.inf  # renew at the next look: that stops the runs whose entry was lost
                 else:
@@ -270,7 +293,11 @@ class TaskRunner:
         lease_ms = int(self._settings.lease_seconds * 1000)
         taken: list[ThreadLease] = []
         for shard in range(self._queue.shards):
-            taken += await self._queue.claim_stale(self._settings.consumer, shard, lease_ms)
+            # Slots held for the blocked reads of new work do not count: a dead worker's threads come first.
+            free = self._settings.max_concurrent - len(self._active) - len(taken)
+            if free <= 0:  # a full worker leaves them to one with room (or to itself, once a slot frees)
+                break
+            taken += await self._queue.claim_stale(self._settings.consumer, shard, lease_ms, count=free)
         if taken:
             log.warning("took over %d thread(s) whose worker stopped renewing its lease", len(taken))
         self._start(taken)

@@ -53,6 +53,26 @@ async def test_a_taken_over_leases_first_write_fences_the_old_owner(
     assert journal.released(new)
 
 
+async def test_the_old_owner_is_fenced_from_the_moment_of_the_takeover(
+    queue: TaskQueue, journal: TaskJournal, redis: Redis
+) -> None:
+    """The takeover itself names the taker in the flag: before the taker writes anything, the stalled owner's
+    one-GET check and its writes are refused, so it can post nothing while the taker gets ready."""
+    await queue.submit(make_task("Ev1"))
+    old = await lease_on(queue)
+    task = await queue.head(THREAD)
+    assert task is not None
+    await journal.start(old, task)
+    [new] = await queue.claim_stale("web.2", SHARD, min_idle_ms=0)
+    assert await redis.get(SPACE.queued(THREAD)) == f"{new.entry_id} web.2"
+    with pytest.raises(LeaseLost):
+        await journal.check_lease(old)
+    with pytest.raises(LeaseLost):
+        await journal.set_reply_ts(old, task, "1700000000.000900")
+    assert await redis.hget(SPACE.task(THREAD, "Ev1"), "reply_ts") is None
+    assert await queue.claim_stale("web.3", SHARD, min_idle_ms=60_000) == []  # renewed by the taking: not stale
+
+
 async def test_a_second_takeover_fences_the_first_taker(queue: TaskQueue, journal: TaskJournal, redis: Redis) -> None:
     """An entry taken over twice: the flag names the latest taker once it writes, and the first taker is refused."""
     await queue.submit(make_task("Ev1"))

@@ -22,17 +22,31 @@ QUEUE = SPACE.queue(SHARD)
 async def test_work_submitted_while_the_stream_was_lost_is_requeued_with_its_earlier_task_first(
     queue: TaskQueue, redis: Redis
 ) -> None:
-    """The stream deleted under a queued thread, and a mention joins its inbox meanwhile: once a worker makes the
-    group again and requeues the shard's orphans, the thread has one new entry, its earlier task first."""
+    """The stream deleted under a queued thread, and a mention joins its inbox meanwhile: the submit sees that the
+    entry its flag names is gone and makes a new one, and once a worker makes the group again the thread has that
+    one entry, its earlier task first (nothing is left for the requeue)."""
     await queue.submit(make_task("Ev1"))
     await redis.delete(QUEUE)
-    await queue.submit(make_task("Ev2"))  # the inbox was not empty: the submit trusts the flag, adds no entry
+    await queue.submit(make_task("Ev2"))
+    assert await redis.xlen(QUEUE) == 1
     assert await queue.ensure_group(SHARD) is True  # as the runner does when it meets NOGROUP
-    assert await queue.requeue_orphans(SHARD) == 1
+    assert await queue.requeue_orphans(SHARD) == 0
     lease = await lease_on(queue)
     assert await redis.get(SPACE.queued(THREAD)) == lease.entry_id and await redis.xlen(QUEUE) == 1
     task = await queue.head(THREAD)
     assert task is not None and task.task_id == "Ev1"
+
+
+async def test_a_worker_that_dies_during_the_requeue_leaves_it_to_the_next(queue: TaskQueue, redis: Redis) -> None:
+    """The shard stays marked as owing a requeue until one has seen every flag: a worker that made the group and
+    died before requeueing leaves the work to the next worker's start, and the thread is not stranded."""
+    await queue.submit(make_task("Ev1"))
+    await redis.delete(QUEUE)
+    assert await queue.ensure_group(SHARD) is True  # then that worker died before requeue_orphans
+    assert await queue.ensure_group(SHARD) is True  # the group exists now, but the shard still owes its requeue
+    assert await queue.requeue_orphans(SHARD) == 1
+    assert await queue.ensure_group(SHARD) is False
+    assert (await lease_on(queue)).thread == THREAD
 
 
 async def test_recreating_the_group_requeues_threads_whose_flag_outlived_their_entry(
@@ -59,22 +73,24 @@ async def test_recreating_the_group_requeues_threads_whose_flag_outlived_their_e
     assert await redis.xlen(QUEUE) == 1
 
 
-async def test_a_lost_flag_while_work_waits_makes_no_second_entry_and_the_worker_restores_it(
+async def test_a_lost_flag_while_work_waits_gets_a_new_entry_and_the_old_ones_worker_is_fenced_out(
     queue: TaskQueue, journal: TaskJournal, redis: Redis
 ) -> None:
-    """Work waiting in the inbox means the thread has an entry: a submit after its flag was lost adds no second
-    entry, and the worker the entry goes to puts the flag back with its first write."""
+    """A submit that finds work waiting but no flag cannot know the thread's entry: it makes a new one and the
+    flag names it; the old entry's worker is refused its first write and that entry dropped, so one worker runs
+    the thread, from its earliest task."""
     await queue.submit(make_task("Ev1"))
-    [(entry_id, _)] = await redis.xrange(QUEUE)
+    old = await lease_on(queue, consumer="web.1")
     await redis.delete(SPACE.queued(THREAD))
     await queue.submit(make_task("Ev2"))
-    assert await redis.xlen(QUEUE) == 1
-    lease = await lease_on(queue)
-    assert lease.entry_id == entry_id
+    new = await lease_on(queue, consumer="web.2")
+    assert await redis.get(SPACE.queued(THREAD)) == new.entry_id != old.entry_id
     task = await queue.head(THREAD)
-    assert task is not None
-    assert await journal.start(lease, task) == 1
-    assert await redis.get(SPACE.queued(THREAD)) == f"{entry_id} web.1"
+    assert task is not None and task.task_id == "Ev1"
+    with pytest.raises(LeaseLost):
+        await journal.start(old, task)
+    assert [entry for entry, _ in await redis.xrange(QUEUE)] == [new.entry_id]
+    assert await journal.start(new, task) == 1
 
 
 async def test_of_two_entries_for_one_thread_only_the_flags_is_worked(
