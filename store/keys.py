@@ -28,6 +28,9 @@ TS = thread ts, "" for a DM's top level):
   agent:T:{g}:channel:C:usage     hash    the channel's usage counters (tokens, cache, model calls, cost) of the
                                           shard's threads, added up as tasks finish; readers sum the shards.
                                           TTL AGENT_TTL, refreshed on activity.
+  agent:T:{g}:channel:C:usage:S   hash    only while the number of shards changes (store/reshard.py): the counters
+                                          of old shard S's usage hash on their way into shard g's, which they are
+                                          added to once S's is gone. The TTL the old hash had.
   agent:T:{g}:task:ID             hash    one task (Task fields + reply_ts, error; a reset task also the ts list of
                                           the messages of the tasks it cancelled) and its journal: "step:N" = the
                                           JSON record of its Nth completed model, tool or summary call, so a resumed
@@ -46,8 +49,10 @@ Shared by all teams:
   agent:{g}:requeue               string  set while shard g owes a requeue: its stream had to be made again, and the
                                           threads whose flag names a lost entry need new ones. TTL DAY (a requeue
                                           takes seconds; a mark left by a crash is picked up by the next start).
-  agent:layout                    hash    the layout this Redis holds: its version and shard count. No TTL: it is
-                                          what tells a process started with another QUEUE_SHARDS to stop.
+  agent:layout                    hash    the layout this Redis holds: its version and shard count, and while a
+                                          change of the shard count runs (`python -m bot migrate --queue-shards M`)
+                                          "moving_to" = M. No TTL: it is what tells a process started with another
+                                          QUEUE_SHARDS, or during a change, to stop.
   agent:workers                   zset    worker name -> when it last said it was alive (every couple of seconds),
                                           for /agent status. TTL WORKERS_TTL, refreshed by every live worker.
   agent:health                    string  written by every /healthz check, to see that Redis takes writes (not only
@@ -172,6 +177,17 @@ class KeySpace:
     def channel_usage(self, team_id: str, channel_id: str, shard: int) -> str:
         """The usage counters of the channel's threads of one shard."""
         return f"{self._team(team_id, shard)}:channel:{channel_id}:usage"
+
+    def staged_usage(self, team_id: str, channel_id: str, shard: int, source: int) -> str:
+        """The usage counters of shard `source` of the old shard count, on their way into shard `shard`'s."""
+        return f"{self.channel_usage(team_id, channel_id, shard)}:{source}"
+
+    def shard_of_tag(self, tag: str) -> int | None:
+        """The shard whose hash tag is `tag` (without braces), or None if no shard of this key space has it."""
+        number, _, _ = tag.partition("-")
+        if not number.isdigit() or int(number) >= self.shards:
+            return None
+        return int(number) if self._tags[int(number)] == tag else None
 
     def thread_channel_threads(self, ref: ThreadRef) -> str:
         """The channel index a thread is listed in."""

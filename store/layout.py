@@ -3,6 +3,7 @@ of key layout v1.
 
 The number of shards decides which slot every thread's keys live in, so a process started with another
 QUEUE_SHARDS than the data was written with would not find them: it stops instead (check_layout), with one line.
+The data moves to another number of shards only by hand, with every process stopped (store/reshard.py).
 
 Releases of layout v1 never wrote agent:layout. A migration pass that finds nothing of v1 left (store/migrate.py)
 records layout 2 there, and from then on needs_migration() trusts it: v1 data cannot reappear without a v1
@@ -22,13 +23,17 @@ from store import decode, keys, keys_v1
 from store.errors import CorruptRecord, UnusableRedis
 from store.keys import KeySpace
 
+MOVING_TO = "moving_to"  # the field saying a change of the shard count to that many runs (store/reshard.py)
+
 
 @dataclass(frozen=True)
 class Layout:
-    """What agent:layout says: the layout's version, and its number of queue shards (None: not recorded)."""
+    """What agent:layout says: the layout's version, its number of queue shards (None: not recorded), and the number
+    a change of it moves the data to while that change runs."""
 
     version: int | None
     shards: int | None
+    moving_to: int | None = None
 
 
 async def read_layout(redis: Redis | RedisCluster) -> Layout | None:
@@ -37,8 +42,10 @@ async def read_layout(redis: Redis | RedisCluster) -> Layout | None:
     if not fields:
         return None
     try:
-        version, shards = fields.get("version"), fields.get("shards")
-        return Layout(int(version) if version else None, int(shards) if shards else None)
+        version, shards, moving_to = fields.get("version"), fields.get("shards"), fields.get(MOVING_TO)
+        return Layout(
+            int(version) if version else None, int(shards) if shards else None, int(moving_to) if moving_to else None
+        )
     except ValueError as exc:
         raise CorruptRecord(f"malformed {keys.LAYOUT}: {str(fields)[:200]}") from exc
 
@@ -85,7 +92,15 @@ async def v1_consumers(redis: Redis, idle_ms: int | None = None) -> set[str]:
 
 async def check_layout(redis: Redis | RedisCluster, space: KeySpace, *, record_version: bool) -> None:
     """Record this deployment's shard count on its first start (and the version, once no v1 data is left);
-    UnusableRedis if Redis holds data laid out in another number of shards."""
+    UnusableRedis if Redis holds data laid out in another number of shards, or a change of that number has not
+    finished."""
+    moving_to = await redis.hget(keys.LAYOUT, MOVING_TO)
+    if moving_to is not None:
+        target = decode.text(moving_to)
+        raise UnusableRedis(
+            f"a change of this Redis's data to {target} queue shards has not finished: stop every process, run "
+            f"`python -m bot migrate --queue-shards {target}` again to finish it, then start with QUEUE_SHARDS={target}"
+        )
     await redis.hsetnx(keys.LAYOUT, "shards", str(space.shards))
     if record_version:
         await redis.hsetnx(keys.LAYOUT, "version", str(keys.LAYOUT_VERSION))
@@ -94,5 +109,6 @@ async def check_layout(redis: Redis | RedisCluster, space: KeySpace, *, record_v
     if shards != str(space.shards):
         raise UnusableRedis(
             f"this Redis holds data laid out in {shards} queue shards, but QUEUE_SHARDS is {space.shards}: "
-            f"set QUEUE_SHARDS={shards} (the number of shards is fixed for the life of a deployment)"
+            f"set QUEUE_SHARDS={shards}, or, to change the data's number of shards, stop every process and run "
+            f"`python -m bot migrate --queue-shards {space.shards}`"
         )

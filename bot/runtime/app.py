@@ -33,7 +33,13 @@ from bot.core.errors import RedisUnavailable
 from bot.core.faults import CrashPoints
 from bot.runtime.embedded_redis import EmbeddedRedis
 from bot.runtime.health import healthz_handler, redis_health
-from bot.runtime.migration import keep_migrating, migrate_until_done, prepare_layout
+from bot.runtime.migration import (
+    MIGRATION_CLIENT_NAME,
+    change_queue_shards,
+    keep_migrating,
+    migrate_until_done,
+    prepare_layout,
+)
 from bot.runtime.settings import Settings, split_names
 from bot.runtime.web import WebFront
 from bot.tasks.answer import Answerer
@@ -52,7 +58,7 @@ from handlers.event_listeners import register_event_listeners
 from handlers.gateway import WebApiGateway
 from handlers.signed_requests import slack_events_handler
 from store.connection import RedisClient, certificate_rejected, connect, connect_cluster, is_cluster, warm_up
-from store.errors import UnusableRedis
+from store.errors import ShardChangeRefused, UnusableRedis
 from store.health import warn_if_evicting
 from store.journal import TaskJournal
 from store.keys import DAY, KeySpace
@@ -190,12 +196,13 @@ def build_bot(
 
 
 @contextlib.asynccontextmanager
-async def redis_for(settings: Settings) -> AsyncIterator[tuple[RedisClient, str]]:
+async def redis_for(settings: Settings, *, tool: str | None = None) -> AsyncIterator[tuple[RedisClient, str]]:
     """Redis (REDIS_URL, or an embedded server started for this process) and this process's consumer name.
 
     REDIS_URL may name a standalone Redis or any node of a Redis Cluster: INFO says which, and a cluster gets
     redis-py's cluster client. The name is DYNO unless a live process already uses it; the connections carry it
     (CLIENT SETNAME) so that later processes can tell. A Redis that cannot be used stops the start with one line.
+    A command that is no bot process (`tool`: its name) names its connections so that it is not taken for one.
     """
     embedded: EmbeddedRedis | None = None
     url = settings.redis_url
@@ -203,7 +210,7 @@ async def redis_for(settings: Settings) -> AsyncIterator[tuple[RedisClient, str]
         embedded = EmbeddedRedis(settings.data_dir)
         url = await asyncio.to_thread(embedded.start)
     try:
-        redis, consumer = await _open_redis(settings, url)
+        redis, consumer = await _open_redis(settings, url, tool)
         try:
             yield redis, consumer
         finally:
@@ -213,20 +220,11 @@ async def redis_for(settings: Settings) -> AsyncIterator[tuple[RedisClient, str]
             await asyncio.to_thread(embedded.stop)
 
 
-async def _open_redis(settings: Settings, url: str) -> tuple[RedisClient, str]:
+async def _open_redis(settings: Settings, url: str, tool: str | None) -> tuple[RedisClient, str]:
     tls_verify = settings.redis_tls_verify
     try:
         cluster = await is_cluster(url, tls_verify=tls_verify)
-        probe: RedisClient = (
-            await connect_cluster(url, max_connections=2, tls_verify=tls_verify)
-            if cluster
-            else connect(url, max_connections=1, tls_verify=tls_verify)
-        )
-        try:
-            consumer = await choose_consumer_name(probe, settings.dyno)
-        finally:
-            await probe.aclose()
-        name = client_name(consumer)
+        consumer, name = (tool, tool) if tool else await _worker_name(settings, url, cluster)
         limit = settings.redis_max_connections
         if cluster:
             log.info("REDIS_URL names a node of a Redis Cluster: using the cluster client")
@@ -241,6 +239,21 @@ async def _open_redis(settings: Settings, url: str) -> tuple[RedisClient, str]:
         raise RedisUnavailable(str(exc)) from None
     except (RedisError, RedisClusterException) as exc:
         raise RedisUnavailable(f"cannot use the Redis at REDIS_URL: {_first_line(exc)}") from None
+
+
+async def _worker_name(settings: Settings, url: str, cluster: bool) -> tuple[str, str]:
+    """This process's consumer name and the client name its connections carry."""
+    tls_verify = settings.redis_tls_verify
+    probe: RedisClient = (
+        await connect_cluster(url, max_connections=2, tls_verify=tls_verify)
+        if cluster
+        else connect(url, max_connections=1, tls_verify=tls_verify)
+    )
+    try:
+        consumer = await choose_consumer_name(probe, settings.dyno)
+    finally:
+        await probe.aclose()
+    return consumer, client_name(consumer)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -347,4 +360,21 @@ async def _warm_up_later(redis: RedisClient, delay: float = 1.0) -> None:
 async def migrate(settings: Settings) -> bool:
     """`python -m bot migrate`: move data of an earlier release to the current layout; True once nothing is left."""
     async with redis_for(settings) as (redis, _consumer):
-        return await migrate_until_done(redis, KeySpace(settings.queue_shards))
+        try:
+            return await migrate_until_done(redis, KeySpace(settings.queue_shards))
+        except UnusableRedis as exc:
+            raise RedisUnavailable(str(exc)) from None
+
+
+async def migrate_shards(settings: Settings, shards: int) -> bool:
+    """`python -m bot migrate --queue-shards N`: move the data to N queue shards, every process stopped; False
+    (with the reason logged) if it cannot run now."""
+    async with redis_for(settings, tool=MIGRATION_CLIENT_NAME) as (redis, _name):
+        try:
+            await change_queue_shards(redis, shards)
+        except ShardChangeRefused as exc:
+            log.error("%s", exc)
+            return False
+    if settings.queue_shards != shards:
+        log.warning("QUEUE_SHARDS is %d here: start every process with QUEUE_SHARDS=%d", settings.queue_shards, shards)
+    return True

@@ -5,6 +5,9 @@ work; while old processes still run beside new ones (a rolling deploy), a pass l
 and the processes that run tasks try again every minute until nothing is left. `python -m bot migrate` runs
 the same passes by hand. Each step of a pass is atomic and checked before it writes: processes may migrate at
 the same time, and a pass may stop anywhere (a crash, a deploy) and be run again.
+
+`python -m bot migrate --queue-shards N` moves the data to another number of queue shards (store/reshard.py),
+by hand, with every process stopped.
 """
 
 from __future__ import annotations
@@ -15,13 +18,18 @@ import logging
 from redis.asyncio import Redis
 
 from store.connection import REDIS_FAILURES, RedisClient
+from store.errors import ShardChangeRefused
 from store.keys import KeySpace
-from store.layout import check_layout, live_v1_consumers, needs_migration
+from store.layout import check_layout, live_v1_consumers, needs_migration, read_layout, write_layout
 from store.migrate import MigrationReport, migrate_v1
+from store.reshard import ReshardReport, change_shards
 
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 60.0
+# The client name of `python -m bot migrate --queue-shards`'s connections: not a worker's (store/presence.py), so
+# that the check for live bot processes does not count this one.
+MIGRATION_CLIENT_NAME = "agent-migrate"
 
 
 async def migrate_once(redis: RedisClient, space: KeySpace) -> MigrationReport | None:
@@ -77,3 +85,38 @@ async def migrate_until_done(redis: RedisClient, space: KeySpace, *, passes: int
             return True
         await asyncio.sleep(1.0)
     return False
+
+
+async def change_queue_shards(redis: RedisClient, shards: int) -> ReshardReport:
+    """`python -m bot migrate --queue-shards N`: move the data from the number of shards agent:layout records to
+    `shards` (ShardChangeRefused while bot processes run); logs what moved."""
+    try:
+        new = KeySpace(shards)
+    except ValueError as exc:
+        raise ShardChangeRefused(str(exc)) from None
+    layout = await read_layout(redis)
+    if layout is None or layout.shards is None:
+        # Every process records the number before it writes anything of a thread: no thread was ever written.
+        if isinstance(redis, Redis) and await needs_migration(redis):
+            raise ShardChangeRefused("this Redis holds data of an earlier release: run `python -m bot migrate` first")
+        await write_layout(redis, new)
+        log.warning("no data laid out in queue shards yet: recorded %d shards", shards)
+        return ReshardReport()
+    if layout.shards == shards and layout.moving_to is None:
+        log.warning("the data is laid out in %d queue shards already: nothing to do", shards)
+        return ReshardReport()
+    report = await change_shards(redis, KeySpace(layout.shards), new)
+    log.warning(
+        "moved the data from %d to %d queue shards: %d thread(s) (%d with work queued again), %d kept in place, "
+        "%d task record(s), %d channel index entries, %d usage total(s); %d old stream(s) deleted",
+        layout.shards,
+        shards,
+        report.threads,
+        report.queued,
+        report.kept,
+        report.tasks,
+        report.index_entries,
+        report.usage_totals,
+        report.streams,
+    )
+    return report
