@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from aiohttp import ClientSession
+from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
@@ -228,7 +229,12 @@ async def _open_redis(settings: Settings, url: str, tool: str | None) -> tuple[R
         limit = settings.redis_max_connections
         if cluster:
             log.info("REDIS_URL names a node of a Redis Cluster: using the cluster client")
-            return await connect_cluster(url, max_connections=limit, client_name=name, tls_verify=tls_verify), consumer
+            # The cluster client's limit is per node and is not waited for (a command over it fails at once), and
+            # each shard's reader holds a connection while it waits: room for them all on one node, and the rest.
+            per_node = limit + settings.queue_shards
+            return await connect_cluster(
+                url, max_connections=per_node, client_name=name, tls_verify=tls_verify
+            ), consumer
         return connect(url, max_connections=limit, client_name=name, tls_verify=tls_verify), consumer
     except RedisConnectionError as exc:
         hint = ""
@@ -275,14 +281,14 @@ async def serve(settings: Settings, mode: Mode = "web") -> None:
     background: set[asyncio.Task[None]] = set()
     async with redis_for(settings) as (redis, consumer), ClientSession() as slack_session:
         bot = build_bot(settings, redis, consumer, slack_session)
-        migration_pending = await _prepare(bot)
+        await _prepare(bot)
         await warn_if_evicting(redis)
         work = bot.runner.run(stopping) if runs_tasks else stopping.wait()
         # The runner starts first: a restarted dyno's unfinished tasks resume while intake gets ready.
         runner_task: asyncio.Task[Any] = asyncio.create_task(work, name="task-runner")
         intake = build_web_front(bot) if mode == "web" else None
         warming = asyncio.create_task(_warm_up_later(redis), name="redis-warm-up")
-        if migration_pending and runs_tasks:
+        if isinstance(redis, Redis) and runs_tasks:  # (the old layout never ran on a cluster)
             background.add(asyncio.create_task(keep_migrating(redis, bot.space, stopping), name="migration"))
         try:
             if intake is not None:
@@ -307,13 +313,12 @@ async def serve(settings: Settings, mode: Mode = "web") -> None:
     log.info("bot %s stopped", settings.dyno)
 
 
-async def _prepare(bot: Bot) -> bool:
-    """Move data of an earlier release, check the layout, load the scripts and make the queue; one line, not a
-    traceback, if Redis refuses. True if old data is left for later passes (old processes still run)."""
+async def _prepare(bot: Bot) -> None:
+    """Check the layout, load the scripts and make the queue; one line, not a traceback, if Redis refuses. (Data
+    of an earlier release is moved in the background: keep_migrating.)"""
     try:
-        pending = await prepare_layout(bot.redis, bot.space)
+        await prepare_layout(bot.redis, bot.space)
         await bot.runner.prepare()
-        return pending
     except UnusableRedis as exc:
         raise RedisUnavailable(str(exc)) from None
     except RedisError as exc:

@@ -1,10 +1,11 @@
 """Upgrading a deployment of an earlier release in place: its data moves to the current key layout.
 
-Every process checks at start (two reads once the data is current) and moves what it finds before it takes
-work; while old processes still run beside new ones (a rolling deploy), a pass leaves the threads they hold,
-and the processes that run tasks try again every minute until nothing is left. `python -m bot migrate` runs
-the same passes by hand. Each step of a pass is atomic and checked before it writes: processes may migrate at
-the same time, and a pass may stop anywhere (a crash, a deploy) and be run again.
+Every process checks at start (two reads once the data is current); the processes that run tasks move what they
+find in the background, so that a start (a web dyno's, bound by its platform's boot timeout) never waits for it,
+and look again every minute for as long as they run: while old processes still run beside new ones (a rolling
+deploy), a pass leaves the threads they hold, and an old web process may queue work the old way until it stops.
+`python -m bot migrate` runs the same passes by hand. Each step of a pass is atomic and checked before it
+writes: processes may migrate at the same time, and a pass may stop anywhere (a crash, a deploy) and run again.
 
 `python -m bot migrate --queue-shards N` moves the data to another number of queue shards (store/reshard.py),
 by hand, with every process stopped.
@@ -13,12 +14,13 @@ by hand, with every process stopped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from redis.asyncio import Redis
 
 from store.connection import REDIS_FAILURES, RedisClient
-from store.errors import ShardChangeRefused
+from store.errors import ShardChangeRefused, UnusableRedis
 from store.keys import KeySpace
 from store.layout import check_layout, live_v1_consumers, needs_migration, read_layout, write_layout
 from store.migrate import MigrationReport, migrate_v1
@@ -36,7 +38,10 @@ async def migrate_once(redis: RedisClient, space: KeySpace) -> MigrationReport |
     """One pass if Redis holds data of the old layout (None if it holds none); logs what moved."""
     if not isinstance(redis, Redis) or not await needs_migration(redis):
         return None
-    report = await migrate_v1(redis, space, live_consumers=await live_v1_consumers(redis))
+    try:
+        report = await migrate_v1(redis, space, live_consumers=await live_v1_consumers(redis))
+    except ValueError as exc:  # the data names another shard count
+        raise UnusableRedis(str(exc)) from None
     log.warning(
         "moved data of the previous release to the current layout: %d thread(s), %d task(s) (%d queued), "
         "%d channel index entries, %d usage total(s); %s",
@@ -51,29 +56,27 @@ async def migrate_once(redis: RedisClient, space: KeySpace) -> MigrationReport |
 
 
 async def prepare_layout(redis: RedisClient, space: KeySpace) -> bool:
-    """Migrate what is there, then check (and record) the layout; True if old data is left for a later pass."""
-    report = await migrate_once(redis, space)
-    pending = report is not None and report.remaining
+    """Check (and record) the layout; True if data of the old layout waits to be moved (keep_migrating does)."""
+    pending = isinstance(redis, Redis) and await needs_migration(redis)
     await check_layout(redis, space, record_version=not pending)
     return pending
 
 
 async def keep_migrating(redis: RedisClient, space: KeySpace, stopping: asyncio.Event) -> None:
-    """Pass again every RETRY_SECONDS until no old data is left (old processes are gone), or until stopping."""
+    """Move data of the old layout now, then look again every RETRY_SECONDS until stopping (two reads a look once
+    nothing is left): an old process of a rolling deploy may still queue work the old way."""
     while not stopping.is_set():
         try:
-            await asyncio.wait_for(stopping.wait(), timeout=RETRY_SECONDS)
-            return
-        except TimeoutError:
-            pass
-        try:
             report = await migrate_once(redis, space)
+            if report is not None and not report.remaining:
+                await check_layout(redis, space, record_version=True)
+        except UnusableRedis as exc:
+            log.error("%s", exc)
+            return
         except REDIS_FAILURES as exc:
             log.warning("cannot move data of the previous release now (%s); trying again later", exc)
-            continue
-        if report is None or not report.remaining:
-            await check_layout(redis, space, record_version=True)
-            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=RETRY_SECONDS)
 
 
 async def migrate_until_done(redis: RedisClient, space: KeySpace, *, passes: int = 10) -> bool:
