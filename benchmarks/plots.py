@@ -140,6 +140,8 @@ def scaling(series: Series, path: Path) -> None:
     for name, label in (("standalone", "standalone Redis"), ("cluster", "Redis Cluster, 3 masters")):
         color = COLORS[name]
         rates.plot(workers, [series[name]["per_second"][str(n)] for n in workers], "o-", color=color, label=label)
+        most = [series[name]["ceiling"][str(n)] for n in workers]
+        rates.plot(workers, most, "x", color=color, markersize=9, label=f"{label}: CPU ceiling of that batch")
         latencies = sorted(value * 1000 for value in series[name]["claim_started"])
         shares = [(rank + 1) / len(latencies) for rank in range(len(latencies))]
         claims.step(latencies, shares, where="post", color=color, label=f"{label}: ack -> task started")
@@ -153,7 +155,7 @@ def scaling(series: Series, path: Path) -> None:
     rates.set_ylabel("mentions answered per second")
     rates.set_ylim(bottom=0)
     rates.set_title(f"Throughput, instant model ({series['mentions']} mentions at once)")
-    rates.legend(fontsize=8)
+    rates.legend(fontsize=7, loc="lower right")
     claims.set_xscale("log")
     claims.set_xlabel("milliseconds after the acknowledgement (log scale)")
     claims.set_ylabel("share of mentions")

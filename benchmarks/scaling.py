@@ -29,7 +29,7 @@ from benchmarks.figures import PartResult
 from benchmarks.harness import Bench, Lab, cpu_seconds, model_responder, pid_of
 from benchmarks.redis_monitor import CommandTally
 from benchmarks.scaling_measures import CLAIM_SPACING, IDLE_SECONDS, Backend, Batch
-from benchmarks.scaling_report import rows_and_notes
+from benchmarks.scaling_report import ceiling, rows_and_notes
 from benchmarks.settings import BenchSettings, ModelSpeed
 from store.connection import RedisClient
 from tests.fakes import Reply, user_texts
@@ -218,6 +218,7 @@ def series(standalone: Backend, clustered: Backend, settings: BenchSettings) -> 
         data[backend.name] = {
             "batch_seconds": {str(k): batch.seconds for k, batch in backend.batches.items()},
             "per_second": {str(k): settings.scaling_mentions / batch.seconds for k, batch in backend.batches.items()},
+            "ceiling": {str(k): ceiling(batch, k, os.cpu_count() or 1) for k, batch in backend.batches.items()},
             "worker_cpu_per_mention": {str(k): batch.worker_cpu for k, batch in backend.batches.items()},
             "web_cpu_per_mention": {str(k): batch.web_cpu for k, batch in backend.batches.items()},
             "redis_cpu_per_mention": {str(k): batch.redis_cpu for k, batch in backend.batches.items()},
