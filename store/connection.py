@@ -51,6 +51,9 @@ def connect(url: str, *, max_connections: int = 500, client_name: str | None = N
         decode_responses=True,
         max_connections=max_connections,
         socket_connect_timeout=5,
+        # Longer than the runner's blocking reads (5 s): at redis-py's default (5 s) they would time out in the
+        # client, and an entry Redis hands over just then would wait for the lease to run out.
+        socket_timeout=30,
         socket_keepalive=True,
         health_check_interval=30,
         retry=_retry(),
