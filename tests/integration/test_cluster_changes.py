@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from tests.fakes import FakeAnthropic, FakeSlack, Reply, user_texts, wait_until
 from tests.integration.conftest import BotFactory
 from tests.integration.harness import BotProcess
 from tests.integration.redis_cluster import LocalCluster
+from tests.integration.redis_server import PrivateRedis
 
 pytestmark = pytest.mark.integration
 CHANNEL = "C0CLUSTER"
@@ -167,3 +169,35 @@ async def test_every_node_restarted_between_two_turns_keeps_the_history(
         assert len(slack.bot_replies(CHANNEL, thread)) == 2
         assert "what is the budget?" in " ".join(user_texts(claude.requests[-1]))
         clean_log(bot)
+
+
+async def exits_with_one_line(bot: BotProcess) -> str:
+    """Wait for the bot to exit 1 at startup; the one line it logged (Bolt's startup notice aside)."""
+    await bot.start(wait_ready=False)
+    assert bot.process is not None
+    assert await asyncio.wait_for(bot.process.wait(), timeout=40) == 1
+    lines = [line for line in bot.output().splitlines() if "slack_bolt" not in line]
+    assert len(lines) == 1 and "Traceback" not in bot.output(), bot.output()
+    return lines[0]
+
+
+async def test_a_cluster_that_does_not_serve_every_slot_stops_the_start_with_one_line(make_bot: BotFactory) -> None:
+    """A cluster with a master down and no replica to take over: the bot exits 1 at start, saying why in one line."""
+    with LocalCluster(masters=3) as cluster:
+        down = cluster.masters()[1]
+        cluster.kill(down.port)
+        up = next(node for node in cluster.masters() if node.port != down.port)
+        await wait_until(lambda: cluster.cluster_info(up.port).get("cluster_state", "").strip() == "fail", timeout=15)
+        line = await exits_with_one_line(make_bot(REDIS_URL=f"redis://127.0.0.1:{up.port}"))
+        assert "Redis" in line and ("cluster" in line.lower() or "slot" in line), line
+
+
+async def test_a_redis_that_refuses_scripts_stops_the_start_with_one_line(make_bot: BotFactory, tmp_path: Path) -> None:
+    """A server that refuses Lua scripts (as some proxies do; here SCRIPT is renamed away): one line, exit 1."""
+    server = PrivateRedis(tmp_path / "no-scripts", extra_args=("--rename-command", "SCRIPT", ""))
+    server.start()
+    try:
+        line = await exits_with_one_line(make_bot(REDIS_URL=server.url))
+    finally:
+        server.stop()
+    assert "Redis refused to set up the task queue" in line, line

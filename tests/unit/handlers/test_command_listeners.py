@@ -17,7 +17,7 @@ from handlers.links import ThreadLink, parse_thread_link
 from handlers.views import CANCEL_CHANNEL_RESET, CONFIRM_CHANNEL_RESET
 from store.journal import Fold, TaskJournal
 from store.models import CHANNEL_WIDE, Task, TaskKind, TaskStatus, ThreadRef, Turn, Usage
-from store.tasks import TaskQueue
+from store.tasks import ResetResult, TaskQueue
 from store.threads import ThreadStore, window
 from tests.fakes import (
     FakeSlack,
@@ -272,3 +272,45 @@ def test_thread_links_parse_to_their_thread() -> None:
     reply = f"https://x.slack.com/archives/{CHANNEL}/p1700000099000200?thread_ts={THREAD_TS}&cid={CHANNEL}"
     assert parse_thread_link(reply) == ThreadLink(CHANNEL, THREAD_TS, is_reply=True)
     assert parse_thread_link("status please") is None
+
+
+class CrashesAfterOneReset(TaskQueue):
+    """A queue whose process dies (an exception) right after its first reset of the run."""
+
+    resets = 0
+
+    async def reset(self, task: Task) -> ResetResult:
+        """Reset, then fail once the first reset is done."""
+        result = await super().reset(task)
+        self.resets += 1
+        if self.resets == 1:
+            raise RuntimeError("the process died here")
+        return result
+
+
+async def test_a_channel_reset_that_crashes_half_way_finishes_when_run_again(
+    bot: Bot, slack: FakeSlack, redis: Redis
+) -> None:
+    """The channel reset task dies after resetting one of three agents; run again (as the runner retries it), it
+    resets the others, each thread once (one reset task in each inbox), and the usage totals go."""
+    refs = [await seed_agent(redis, slack.team_id, ts) for ts in (THREAD_TS, SECOND_TS, "1700000900.000100")]
+    await answer_at(slack, await click(bot, slack, CONFIRM_CHANNEL_RESET))
+    journal = TaskJournal(redis, SPACE)
+    crashing = CrashesAfterOneReset(redis, SPACE)
+    lease = await lease_on(crashing, ThreadRef(slack.team_id, CHANNEL, CHANNEL_WIDE), consumer="test.1")
+    for attempt in (1, 2):
+        task = await crashing.head(lease.thread)
+        assert task is not None and task.kind is TaskKind.CHANNEL_RESET
+        resetter = ChannelResetter(journal, crashing, ThreadStore(redis, SPACE))
+        if attempt == 1:
+            with pytest.raises(RuntimeError):
+                await resetter(lease, task, attempt=await journal.start(lease, task))
+            assert sum([await thread_keys(redis, ref) == 0 for ref in refs]) == 1  # one reset, the rest untouched
+        else:
+            await resetter(lease, task, attempt=await journal.start(lease, task))
+    assert journal.released(lease)
+    for ref in refs:
+        assert await thread_keys(redis, ref) == 0
+        [task_id] = await redis.lrange(SPACE.inbox(ref), 0, -1)
+        assert await redis.hget(SPACE.task(ref, task_id), "kind") == "reset"
+    assert not await channel_usage_kept(redis, slack.team_id, CHANNEL)
