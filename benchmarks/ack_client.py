@@ -2,8 +2,10 @@
 
     python -m benchmarks.ack_client URL TEAM_ID BOT_USER_ID CHANNEL COUNT [--rate PER_SECOND] [--warm-up]
 
-Prints JSON: {"started": time.monotonic() when sending began, "latencies": [seconds, ...]}. It runs in a process
-of its own so that neither the fakes' work nor its own skews the timing. Each mention starts a new thread.
+Prints JSON: {"started": time.monotonic() when sending began, "latencies": [seconds, ...], "acked": [time.monotonic()
+when each acknowledgement arrived, ...], "ts": [each mention's ts, ...]}, in the order the mentions were made (the
+text of mention n ends in "ack n"). It runs in a process of its own so that neither the fakes' work nor its own skews
+the timing; time.monotonic() is one clock for every process on Linux. Each mention starts a new thread.
 """
 
 from __future__ import annotations
@@ -23,15 +25,15 @@ Request = tuple[str, dict[str, str]]
 RATE_CONNECTIONS = 50
 
 
-async def send(session: aiohttp.ClientSession, url: str, request: Request) -> float:
-    """Seconds until the app acknowledged one event."""
+async def send(session: aiohttp.ClientSession, url: str, request: Request) -> tuple[float, float]:
+    """Seconds until the app acknowledged one event, and when it did (time.monotonic())."""
     body, headers = request
     start = time.perf_counter()
     async with session.post(url, data=body, headers=headers) as response:
         await response.read()
         if response.status != 200:
             raise RuntimeError(f"status {response.status}")
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.monotonic()
 
 
 async def open_connections(session: aiohttp.ClientSession, url: str, count: int) -> None:
@@ -50,11 +52,13 @@ async def open_connections(session: aiohttp.ClientSession, url: str, count: int)
     await asyncio.gather(*(one() for _ in range(count)))
 
 
-async def paced(session: aiohttp.ClientSession, url: str, requests: list[Request], rate: float) -> list[float]:
+async def paced(
+    session: aiohttp.ClientSession, url: str, requests: list[Request], rate: float
+) -> list[tuple[float, float]]:
     """Send request i at start + i / rate (open loop: a slow acknowledgement never delays the next send)."""
     loop = asyncio.get_running_loop()
     start = loop.time()
-    sends: list[asyncio.Task[float]] = []
+    sends: list[asyncio.Task[tuple[float, float]]] = []
     for i, request in enumerate(requests):
         wait = start + i / rate - loop.time()
         if wait > 0:
@@ -65,24 +69,28 @@ async def paced(session: aiohttp.ClientSession, url: str, requests: list[Request
 
 async def main(args: argparse.Namespace) -> dict[str, object]:
     """Sign every mention first, warm up, then send them and time each acknowledgement."""
-
-    def signed(n: int) -> Request:
-        event = app_mention_event(f"<@{args.bot_user}> ack {n}", user="U0BENCH", channel=args.channel)
-        return signed_event_request(event_envelope(event, team_id=args.team), SIGNING_SECRET)
-
-    requests = [signed(n) for n in range(args.count)]
+    events = [
+        app_mention_event(f"<@{args.bot_user}> ack {n}", user="U0BENCH", channel=args.channel)
+        for n in range(-1, args.count)
+    ]
+    warm_up, *requests = [signed_event_request(event_envelope(e, team_id=args.team), SIGNING_SECRET) for e in events]
     connections = args.count if args.rate <= 0 else min(args.count, RATE_CONNECTIONS)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         await open_connections(session, args.url, connections)
         if args.warm_up:
             # The app's first event of the day is slower (Bolt looks up its identity then): keep it out.
-            await send(session, args.url, signed(-1))
+            await send(session, args.url, warm_up)
         started = time.monotonic()
         if args.rate <= 0:
-            latencies = list(await asyncio.gather(*(send(session, args.url, r) for r in requests)))
+            sent = list(await asyncio.gather(*(send(session, args.url, r) for r in requests)))
         else:
-            latencies = await paced(session, args.url, requests, args.rate)
-    return {"started": started, "latencies": latencies}
+            sent = await paced(session, args.url, requests, args.rate)
+    return {
+        "started": started,
+        "latencies": [latency for latency, _ in sent],
+        "acked": [acked for _, acked in sent],
+        "ts": [event["ts"] for event in events[1:]],
+    }
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

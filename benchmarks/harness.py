@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -200,6 +201,13 @@ class Bench:
         Returns when sending began (time.monotonic(), which is one clock for all processes on Linux) and each
         mention's acknowledgement latency in seconds.
         """
+        sent = await self.send_mentions(target, channel, count, rate=rate, warm_up=warm_up)
+        return sent.started, sent.latencies
+
+    async def send_mentions(
+        self, target: BotProcess, channel: str, count: int, *, rate: float = 0.0, warm_up: bool = False
+    ) -> Sent:
+        """`send`, with when each mention was acknowledged and its ts."""
         command = [sys.executable, "-m", "benchmarks.ack_client", f"{target.url}/slack/events"]
         command += [self.slack.team_id, self.slack.bot_user_id, channel, str(count), "--rate", str(rate)]
         command += ["--warm-up"] if warm_up else []
@@ -208,7 +216,23 @@ class Bench:
         if client.returncode != 0:
             raise RuntimeError(f"ack client failed with exit code {client.returncode}")
         result = json.loads(output)
-        return float(result["started"]), [float(x) for x in result["latencies"]]
+        return Sent(
+            started=float(result["started"]),
+            latencies=[float(x) for x in result["latencies"]],
+            acked=[float(x) for x in result["acked"]],
+            ts=[str(x) for x in result["ts"]],
+        )
+
+
+@dataclass(frozen=True)
+class Sent:
+    """Mentions sent by the load client: when sending began, and per mention (in the order made) its
+    acknowledgement latency, when the acknowledgement arrived (time.monotonic()) and the mention's ts."""
+
+    started: float
+    latencies: list[float]
+    acked: list[float]
+    ts: list[str]
 
 
 class Lab:
@@ -219,9 +243,9 @@ class Lab:
         self.workdir = workdir
         self.settings = settings
 
-    def session(self, speed: ModelSpeed | None = None) -> Bench:
-        """A fresh session (new fakes, emptied Redis); use it as `async with`."""
-        return Bench(self.redis_url, self.workdir, speed or self.settings.model)
+    def session(self, speed: ModelSpeed | None = None, *, redis_url: str | None = None) -> Bench:
+        """A fresh session (new fakes, emptied Redis; by default the private one); use it as `async with`."""
+        return Bench(redis_url or self.redis_url, self.workdir, speed or self.settings.model)
 
 
 def resident_kib(pid: int) -> tuple[int, int]:

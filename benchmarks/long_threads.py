@@ -23,7 +23,7 @@ from benchmarks.harness import BENCH_USER, Bench, Lab
 from benchmarks.stats import median, ratio
 from bot.agent.pricing import cost_usd
 from bot.runtime.settings import DEFAULT_MODEL, DEFAULT_SUMMARY_MODEL
-from store import keys
+from store.keys import KeySpace
 from store.models import ThreadRef
 from tests.fakes import FakeAnthropic, FakeSlack, Reply, user_texts, wait_until
 
@@ -81,10 +81,12 @@ def answered(slack: FakeSlack, thread_ts: str, turn: int) -> bool:
 
 
 async def thread_bytes(redis: Redis, ref: ThreadRef) -> int:
-    """Redis memory of the thread's own keys (state with summary, window, inbox, queue flag)."""
+    """Redis memory of the thread's own keys (state with summary and window of turns, inbox, queue flag)."""
+    space = KeySpace()  # the bench's bot runs with the default QUEUE_SHARDS
     total = 0
-    for key in (keys.state(ref), keys.turns(ref), keys.inbox(ref), keys.queued(ref)):
-        total += await redis.memory_usage(key) or 0
+    for key in (space.state(ref), space.inbox(ref), space.queued(ref)):
+        # SAMPLES 0 counts every element: Redis's default sample of five misjudges a hash of turns.
+        total += await redis.memory_usage(key, samples=0) or 0
     return total
 
 
@@ -136,7 +138,7 @@ async def run_naive(
         history.append({"role": "assistant", "content": message.content[0].text})  # type: ignore[union-attr]  # a text block
         await redis.set("naive:state", json.dumps({"conversation_history": history}))
         if n in checkpoints:
-            sizes[n] = await redis.memory_usage("naive:state") or 0
+            sizes[n] = await redis.memory_usage("naive:state", samples=0) or 0
     await client.close()
     return sizes
 

@@ -24,6 +24,8 @@ COLORS = {
     "web": "tab:green",
     "naive": "tab:gray",
     "cached": "tab:olive",
+    "standalone": "tab:red",
+    "cluster": "tab:purple",
 }
 
 
@@ -130,6 +132,38 @@ def footprint(series: Series, long: Series | None, path: Path) -> None:
     _save(figure, path)
 
 
+def scaling(series: Series, path: Path) -> None:
+    """Mentions per second by worker processes on each Redis setup, and each setup's claim latencies."""
+    figure = Figure(figsize=(11, 4.5))
+    rates, claims = figure.subplots(1, 2)
+    workers = series["workers"]
+    for name, label in (("standalone", "standalone Redis"), ("cluster", "Redis Cluster, 3 masters")):
+        color = COLORS[name]
+        rates.plot(workers, [series[name]["per_second"][str(n)] for n in workers], "o-", color=color, label=label)
+        most = [series[name]["ceiling"][str(n)] for n in workers]
+        rates.plot(workers, most, "x", color=color, markersize=9, label=f"{label}: CPU ceiling of that batch")
+        latencies = sorted(value * 1000 for value in series[name]["claim_started"])
+        shares = [(rank + 1) / len(latencies) for rank in range(len(latencies))]
+        claims.step(latencies, shares, where="post", color=color, label=f"{label}: ack -> task started")
+        model = sorted(value * 1000 for value in series[name]["claim_model"])
+        claims.step(model, shares, where="post", color=color, linestyle=":", label=f"{label}: ack -> model request")
+    one = series["standalone"]["per_second"][str(workers[0])] / workers[0]
+    rates.plot(workers, [one * n for n in workers], "--", color="black", linewidth=0.8, label="linear from 1 worker")
+    rates.axvline(series["cpus"], color="tab:gray", linewidth=0.8, linestyle=":", label="cores on this machine")
+    rates.set_xticks(workers, [str(n) for n in workers])
+    rates.set_xlabel("worker processes")
+    rates.set_ylabel("mentions answered per second")
+    rates.set_ylim(bottom=0)
+    rates.set_title(f"Throughput, instant model ({series['mentions']} mentions at once)")
+    rates.legend(fontsize=7, loc="lower right")
+    claims.set_xscale("log")
+    claims.set_xlabel("milliseconds after the acknowledgement (log scale)")
+    claims.set_ylabel("share of mentions")
+    claims.set_title("Claim latency on an idle system")
+    claims.legend(fontsize=7, loc="lower right")
+    _save(figure, path)
+
+
 def draw(results: list[PartResult], folder: Path) -> list[str]:
     """Draw every plot whose part ran; the file names written."""
     by_name = {result.name: result.series for result in results}
@@ -146,4 +180,7 @@ def draw(results: list[PartResult], folder: Path) -> list[str]:
     if "footprint" in by_name:
         footprint(by_name["footprint"], by_name.get("long"), folder / "footprint.png")
         written.append("footprint.png")
+    if "scaling" in by_name:
+        scaling(by_name["scaling"], folder / "scaling.png")
+        written.append("scaling.png")
     return written

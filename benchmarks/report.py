@@ -26,6 +26,7 @@ PLOTS = {
     "concurrency.png": "wall time by threads at once",
     "long_threads.png": "tokens per request and cost over a long thread",
     "footprint.png": "memory",
+    "scaling.png": "mentions per second by worker processes, and claim latency",
 }
 
 
@@ -89,9 +90,12 @@ def settings_line(settings: BenchSettings) -> str:
         f"streamed {model.chunk_chars} characters every {model.chunk_delay * 1000:g} ms "
         f"({model.streaming_seconds:.2f} s); ack loads {rates}/s for {settings.ack_seconds:g} s each (at least "
         f"{settings.ack_min_count} mentions{rounds}) and {settings.ack_burst} at once; K = "
-        f"{', '.join(str(k) for k in settings.concurrency)}; lease {settings.lease_seconds:g} s; "
-        f"{settings.repeats} repeats of each recovery; {settings.turns} turns. Change them with BENCH_* "
-        "variables (benchmarks/settings.py)."
+        f"{', '.join(str(k) for k in settings.concurrency)}; lease {settings.lease_seconds:g} s in recovery (the "
+        "default 30 s elsewhere); "
+        f"{settings.repeats} repeats of each recovery; {settings.turns} turns; scaling: "
+        f"{settings.scaling_mentions} mentions by {', '.join(str(n) for n in settings.scaling_workers)} worker "
+        f"processes, claim latency over {settings.claim_mentions}. Change them with BENCH_* variables "
+        "(benchmarks/settings.py)."
     )
 
 

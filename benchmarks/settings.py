@@ -62,6 +62,9 @@ class BenchSettings:
     repeats: int = 3  # repeats of each recovery measurement
     turns: int = 200  # length of the long thread
     footprint_threads: int = 100  # threads mentioned for the per-mention Redis figures
+    scaling_workers: tuple[int, ...] = (1, 2, 4)  # worker processes the throughput batch is answered by
+    scaling_mentions: int = 300  # mentions of each throughput batch, all at once, each a new thread
+    claim_mentions: int = 30  # mentions timed for the claim latency, one at a time
 
     @classmethod
     def from_env(cls) -> BenchSettings:
@@ -84,6 +87,9 @@ class BenchSettings:
             repeats=_int("BENCH_REPEATS", 3),
             turns=_int("BENCH_TURNS", 200),
             footprint_threads=_int("BENCH_FOOTPRINT_THREADS", 100),
+            scaling_workers=_ints("BENCH_SCALING_WORKERS", "1,2,4"),
+            scaling_mentions=_int("BENCH_SCALING_MENTIONS", 300),
+            claim_mentions=_int("BENCH_CLAIM_MENTIONS", 30),
         )
 
     def ack_count(self, rate: float) -> int:

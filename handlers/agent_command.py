@@ -11,7 +11,7 @@ from bot.core.ports import SlackGateway
 from bot.tasks.intake import Intake
 from handlers.links import thread_label
 from handlers.views import channel_overview, channel_reset_question, thread_detail
-from store.models import Task, TaskKind, ThreadRef
+from store.models import CHANNEL_WIDE, Task, TaskKind, ThreadRef
 from store.tasks import SubmitResult, TaskQueue
 from store.threads import ThreadStore
 
@@ -88,17 +88,19 @@ class AgentCommands:
         return Answer(question, channel_reset_question(channel_id, question))
 
     async def reset_channel(self, team_id: str, channel_id: str, user_id: str, request_id: str) -> Answer:
-        """Reset every agent of the channel (and its usage totals); other channels are not touched."""
-        reset = 0
-        for thread_ts in await self._threads.channel_threads(team_id, channel_id):
-            ref = ThreadRef(team_id, channel_id, thread_ts)
-            if not await self._threads.has_agent(ref) and not await self._threads.current_task(ref):
-                continue  # expired since it was listed: nothing to reset, no note to post
-            task = Task(f"{request_id}-{thread_ts}", TaskKind.RESET, ref, "reset", user_id, thread_ts, time.time())
-            if (await self._intake.reset(task)).outcome is SubmitResult.ACCEPTED:
-                reset += 1
-        await self._threads.clear_channel_usage(team_id, channel_id)
-        return Answer(f"Reset {reset} agent(s) of <#{channel_id}>: they have forgotten everything.")
+        """Queue the reset of every agent of the channel (and its usage totals); other channels are not touched.
+
+        The reset runs as a task (bot/tasks/channel_reset.py): a channel's agents can be many, and a crash half
+        way must not leave some of them reset and the rest not; each thread is told as its agent is reset.
+        """
+        agents = len(await self._threads.channel_threads(team_id, channel_id))
+        ref = ThreadRef(team_id, channel_id, CHANNEL_WIDE)
+        task = Task(request_id, TaskKind.CHANNEL_RESET, ref, "reset", user_id, CHANNEL_WIDE, time.time())
+        if await self._intake.channel_reset(task) is SubmitResult.DUPLICATE:
+            return Answer(f"That reset of <#{channel_id}> was already requested.")
+        return Answer(
+            f"Resetting {agents} agent(s) of <#{channel_id}>: each thread is told when its agent has forgotten."
+        )
 
     async def _no_agent_reason(self, ref: ThreadRef, link_is_reply: bool) -> str:
         """Why a linked thread has no agent: it is not a thread at all, or nobody mentioned me there."""

@@ -8,7 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -47,6 +47,7 @@ class SlackCall:
     http_method: str = "POST"
     body_format: str = "query"  # "json", "form" or "query": how the client encoded the arguments
     token: str | None = None
+    received: float = field(default_factory=time.monotonic)  # when it arrived, for benchmarks that time the bot
 
 
 @dataclass

@@ -11,8 +11,9 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
+
+from store.connection import RedisClient
 
 
 @dataclass
@@ -25,7 +26,7 @@ class _Call:
 class CoalescedScript:
     """Call like redis-py's registered script: `await script(keys=[...], args=[...])`."""
 
-    def __init__(self, redis: Redis, source: str) -> None:
+    def __init__(self, redis: RedisClient, source: str) -> None:
         self._redis = redis
         self._script = redis.register_script(source)
         self._waiting: list[_Call] = []
@@ -74,5 +75,6 @@ class CoalescedScript:
     async def _run(self, calls: list[_Call]) -> list[Any]:
         pipe = self._redis.pipeline(transaction=False)
         for call in calls:
-            pipe.evalsha(self._script.sha, len(call.keys), *call.keys, *call.args)
+            # (a cluster pipeline refuses pipe.evalsha, but sends the command itself to each key's node)
+            pipe.execute_command("EVALSHA", self._script.sha, len(call.keys), *call.keys, *call.args)
         return list(await pipe.execute(raise_on_error=False))

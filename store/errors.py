@@ -1,7 +1,10 @@
 """Errors raised by the store.
 
 StoreError
-└── CorruptRecord    a Redis value does not parse; the record is skipped or failed, never silently dropped
+├── CorruptRecord    a Redis value does not parse; the record is skipped or failed, never silently dropped
+├── LeaseLost        the caller's lease on a thread passed to another worker; its write was refused
+├── UnusableRedis    REDIS_URL names a Redis the bot cannot use; the process stops with this one line
+└── ShardChangeRefused  a change of the number of queue shards cannot run now; nothing was changed
 """
 
 from __future__ import annotations
@@ -17,3 +20,13 @@ class CorruptRecord(StoreError):
 
 class LeaseLost(StoreError):
     """The caller's lease on a thread has passed to another worker; its write was refused."""
+
+
+class UnusableRedis(StoreError):
+    """REDIS_URL names a Redis the bot cannot use: a cluster that is down, a proxy that refuses scripts, data laid
+    out for another number of queue shards."""
+
+
+class ShardChangeRefused(StoreError):
+    """A change of the number of queue shards cannot run now (bot processes are alive, or the data is not laid out as
+    the change expects); it changed nothing."""

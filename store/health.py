@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 import time
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from store import decode, keys
+from store.connection import RedisClient
 
 log = logging.getLogger(__name__)
 
 
-async def check_writes(redis: Redis) -> None:
+async def check_writes(redis: RedisClient) -> None:
     """Write the short-lived health key; raises RedisError if Redis cannot be reached or refuses the write.
 
     A Redis that answers PING may still refuse every write: out of memory under noeviction ("OOM command not
@@ -23,7 +23,7 @@ async def check_writes(redis: Redis) -> None:
     await redis.set(keys.HEALTH, repr(time.time()), ex=keys.HEALTH_TTL)
 
 
-async def warn_if_evicting(redis: Redis) -> None:
+async def warn_if_evicting(redis: RedisClient) -> None:
     """Log a warning if Redis's maxmemory-policy evicts keys; say nothing if Redis will not tell (managed plans
     often refuse CONFIG)."""
     try:

@@ -1,61 +1,81 @@
 """Every Redis key the bot uses, with its type and lifetime. Nothing else builds key strings.
 
-Per team (T = team id, C = channel id, TS = thread ts, "" for a DM's top level):
+Work is spread over S queue shards (QUEUE_SHARDS, fixed for the life of a deployment). A thread belongs to one
+shard (a stable hash of its reference), and every key that a thread's atomic steps touch carries that shard's
+hash tag {g}, so on Redis Cluster they all live in one slot, beside the shard's queue stream: each Lua script
+runs on one node, and declares every key it touches. The tags are chosen so that the S slots spread evenly over
+the 16384 slots of a cluster; on a standalone Redis they change nothing. Per team (T = team id, C = channel id,
+TS = thread ts, "" for a DM's top level):
 
-  agent:T:thread:C:TS:state   hash    the agent's state (AgentState): counters, usage, and the rolling summary of
-                                      turns folded out of the window. TTL AGENT_TTL, refreshed on activity.
-  agent:T:thread:C:TS:turns   list    the window of recent turns (JSON), oldest first; bounded by the context
-                                      budget, older turns live on in the summary. TTL AGENT_TTL, refreshed.
-  agent:T:thread:C:TS:inbox   list    ids of the thread's unfinished tasks, in arrival order.
-                                      TTL AGENT_TTL, refreshed on every push: an inbox older than that has no worker
-                                      left to care.
-  agent:T:thread:C:TS:queued  string  the id of the thread's entry in the queue stream, while it has one. No TTL:
-                                      it lives as long as that entry (the worker that drains the inbox deletes both
-                                      together, a reset replaces both together), and a TTL would make it evictable
-                                      under volatile-* policies. Should the two disagree anyway (the stream deleted
-                                      or evicted, a flag deleted by hand), they heal: a submit checks that the entry
-                                      the flag names still exists and adds a new one if not; recreating the consumer
-                                      group gives every surviving flag with work a new entry; and every fenced write
-                                      checks that the flag names the writer's entry, so of two entries for one
-                                      thread only the flag's is worked (the other is dropped) - see store/lua.py.
-  agent:T:channel:C:threads   zset    thread ts -> time of the agent's last finished task (or of its first
-                                      mention while none has finished), for /agent status and channel resets.
-                                      TTL AGENT_TTL, refreshed on activity; members whose state expired are
-                                      skipped by readers and trimmed by writers.
-  agent:T:channel:C:usage     hash    the channel's usage counters (tokens, cache, model calls, cost), added up as
-                                      tasks finish. TTL AGENT_TTL, refreshed on activity.
-  agent:T:task:ID             hash    one task (Task fields + reply_ts, error; a reset task also the ts list of the
-                                      messages of the tasks it cancelled). TTL TASK_TTL. Its existence is also
-                                      the dedupe record for the Slack event_id that created it.
-  agent:T:task:ID:steps       list    the task's journal: one JSON record per completed model, tool or summary
-                                      call, so a resumed task continues after its last step. Deleted when the
-                                      task finishes; TTL TASK_TTL in case it never does.
-  agent:T:user:U              string  a user's display name. TTL USER_NAME_TTL.
+  agent:T:{g}:thread:C:TS:state   hash    the agent (AgentState): counters, usage, the rolling summary of turns folded
+                                          out of the window, and the window of recent turns itself, one field per
+                                          turn ("turn:N" = turn N's JSON, N counted from the agent's first turn):
+                                          turns `summarized_turns` to `turns` - 1. One key, so a finished task
+                                          writes its turns and counters in one command and a reader gets them in
+                                          one. TTL AGENT_TTL, refreshed on activity.
+  agent:T:{g}:thread:C:TS:inbox   list    ids of the thread's unfinished tasks, in arrival order. No TTL, for the
+                                          flag's reason below: it lives exactly as long as the thread's entry
+                                          (FINISH empties both, a reset replaces both), and a worker drains it.
+  agent:T:{g}:thread:C:TS:queued  string  the thread's entry in its shard's stream while it has one, and its lease:
+                                          "ENTRY" while queued, "ENTRY CONSUMER" once a worker holds it. No TTL: it
+                                          lives as long as that entry (the script that empties the inbox deletes
+                                          both, a reset replaces both), and a TTL would make it evictable under
+                                          volatile-* policies. Every fenced write checks it names the writer.
+  agent:T:{g}:channel:C:threads   zset    thread ts -> time of the agent's last finished task (or of its first
+                                          mention), for /agent status and channel resets: one per shard, read
+                                          across shards. TTL AGENT_TTL, refreshed on activity; members whose thread
+                                          has no agent any more are dropped by readers.
+  agent:T:{g}:channel:C:usage     hash    the channel's usage counters (tokens, cache, model calls, cost) of the
+                                          shard's threads, added up as tasks finish; readers sum the shards.
+                                          TTL AGENT_TTL, refreshed on activity.
+  agent:T:{g}:channel:C:usage:S   hash    only while the number of shards changes (store/reshard.py): the counters
+                                          of old shard S's usage hash on their way into shard g's, which they are
+                                          added to once S's is gone. The TTL the old hash had.
+  agent:T:{g}:task:ID             hash    one task (Task fields + reply_ts, error; a reset task also the ts list of
+                                          the messages of the tasks it cancelled) and its journal: "step:N" = the
+                                          JSON record of its Nth completed model, tool or summary call, so a resumed
+                                          task continues after its last step (the steps are deleted when the task
+                                          finishes). TTL TASK_TTL. Its existence is also the dedupe record for the
+                                          Slack event_id that created it (an event always names the same thread).
+  agent:T:user:U                  string  a user's display name. TTL USER_NAME_TTL.
 
 Shared by all teams:
 
-  agent:queue                 stream  one entry per thread with work; consumer group "workers". No TTL: entries
-                                      are deleted (XACK + XDEL) when their thread's inbox is drained, so its length
-                                      is the number of threads with work. Consumers of the group idle for
-                                      CONSUMER_IDLE_LIMIT_MS (an hour) with nothing pending are removed.
-  agent:workers               zset    worker name -> when it last said it was alive (every couple of seconds),
-                                      for /agent status. TTL WORKERS_TTL, refreshed by every live worker: it
-                                      goes when they all have.
-  agent:health                string  written by every /healthz check, to see that Redis takes writes (not only
-                                      that it answers). TTL HEALTH_TTL.
+  agent:{g}:queue                 stream  shard g's queue: one entry per thread of the shard with work; consumer
+                                          group "workers". No TTL: entries are deleted (XACK + XDEL) when their
+                                          thread's inbox is drained, so its length is the number of the shard's
+                                          threads with work. Consumers idle for CONSUMER_IDLE_LIMIT_MS (an hour)
+                                          with nothing pending are removed.
+  agent:{g}:requeue               string  set while shard g owes a requeue: its stream had to be made again, and the
+                                          threads whose flag names a lost entry need new ones. TTL DAY (a requeue
+                                          takes seconds; a mark left by a crash is picked up by the next start).
+  agent:layout                    hash    the layout this Redis holds: its version and shard count, and while a
+                                          change of the shard count runs (`python -m bot migrate --queue-shards M`)
+                                          "moving_to" = M. No TTL: it is what tells a process started with another
+                                          QUEUE_SHARDS, or during a change, to stop.
+  agent:workers                   zset    worker name -> when it last said it was alive (every couple of seconds),
+                                          for /agent status. TTL WORKERS_TTL, refreshed by every live worker.
+  agent:health                    string  written by every /healthz check, to see that Redis takes writes (not only
+                                          that it answers). TTL HEALTH_TTL.
 
-Redis must run with maxmemory-policy noeviction (README): evicting the stream, a flag or an inbox loses queued
+Redis must run with maxmemory-policy noeviction (README): evicting a stream, a flag or an inbox loses queued
 work, and the keys with TTLs above are the ones volatile-* policies would evict first.
 """
 
 from __future__ import annotations
 
+import zlib
+from functools import cache
+
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+
 from store.models import ThreadRef
 
 PREFIX = "agent"
-QUEUE = f"{PREFIX}:queue"
 WORKERS = f"{PREFIX}:workers"
 WORKER_GROUP = "workers"
+LAYOUT = f"{PREFIX}:layout"
+LAYOUT_VERSION = 2  # 1: one stream (agent:queue) and untagged keys, before Redis Cluster support
 
 DAY = 24 * 3600
 AGENT_TTL = 30 * DAY
@@ -65,73 +85,123 @@ USER_NAME_TTL = DAY
 WORKERS_TTL = 60
 HEALTH = f"{PREFIX}:health"
 HEALTH_TTL = 60
-# A live worker reads the queue at least every second, so a consumer idle for an hour has no process behind it.
+# A live worker reads the queue at least every few seconds, so a consumer idle for an hour has no process behind it.
 CONSUMER_IDLE_LIMIT_MS = 3600 * 1000
 
-
-def _thread(ref: ThreadRef, part: str) -> str:
-    return f"{PREFIX}:{ref.team_id}:thread:{ref.channel_id}:{ref.thread_ts}:{part}"
-
-
-def state(ref: ThreadRef) -> str:
-    """The agent's state hash."""
-    return _thread(ref, "state")
+DEFAULT_SHARDS = 16
+MAX_SHARDS = 1024
 
 
-def turns(ref: ThreadRef) -> str:
-    """The agent's turn list."""
-    return _thread(ref, "turns")
+@cache
+def shard_tag(shard: int, shards: int) -> str:
+    """The hash tag of shard `shard` of `shards`: "3-17" for a tag whose slot falls in the shard's 1/shards of the
+    slot range, so the shards' slots spread evenly over a cluster whose nodes hold contiguous ranges of slots."""
+    low = shard * REDIS_CLUSTER_HASH_SLOTS // shards
+    high = (shard + 1) * REDIS_CLUSTER_HASH_SLOTS // shards
+    suffix = 0
+    while not low <= key_slot(f"{shard}-{suffix}".encode()) < high:
+        suffix += 1
+    return f"{shard}-{suffix}"
 
 
-def inbox(ref: ThreadRef) -> str:
-    """The thread's unfinished task ids."""
-    return _thread(ref, "inbox")
+class KeySpace:
+    """The key names of a deployment with `shards` queue shards."""
+
+    def __init__(self, shards: int = DEFAULT_SHARDS) -> None:
+        if not 1 <= shards <= MAX_SHARDS:
+            raise ValueError(f"the number of queue shards must be between 1 and {MAX_SHARDS}, not {shards}")
+        self.shards = shards
+        self._tags = [shard_tag(shard, shards) for shard in range(shards)]
+
+    def shard_of(self, ref: ThreadRef) -> int:
+        """The shard a thread belongs to, for the life of the deployment (crc32 is the same in every process)."""
+        return zlib.crc32(ref.encode().encode()) % self.shards
+
+    def queue(self, shard: int) -> str:
+        """Shard `shard`'s queue stream."""
+        return f"{PREFIX}:{{{self._tags[shard]}}}:queue"
+
+    def requeue_mark(self, shard: int) -> str:
+        """Set while shard `shard` owes a requeue of the threads whose entry was lost with its stream."""
+        return f"{PREFIX}:{{{self._tags[shard]}}}:requeue"
+
+    def queues(self) -> list[str]:
+        """Every shard's queue stream, by shard."""
+        return [self.queue(shard) for shard in range(self.shards)]
+
+    def thread_queue(self, ref: ThreadRef) -> str:
+        """The queue stream of the thread's shard."""
+        return self.queue(self.shard_of(ref))
+
+    def _team(self, team_id: str, shard: int) -> str:
+        return f"{PREFIX}:{team_id}:{{{self._tags[shard]}}}"
+
+    def _thread(self, ref: ThreadRef, part: str) -> str:
+        return f"{self._team(ref.team_id, self.shard_of(ref))}:thread:{ref.channel_id}:{ref.thread_ts}:{part}"
+
+    def state(self, ref: ThreadRef) -> str:
+        """The agent's state hash."""
+        return self._thread(ref, "state")
+
+    def inbox(self, ref: ThreadRef) -> str:
+        """The thread's unfinished task ids."""
+        return self._thread(ref, "inbox")
+
+    def queued(self, ref: ThreadRef) -> str:
+        """The thread's queue entry and lease."""
+        return self._thread(ref, "queued")
+
+    def queued_pattern(self, shard: int) -> str:
+        """SCAN MATCH for the queued flag of every thread of the shard."""
+        return f"{PREFIX}:*:{{{self._tags[shard]}}}:thread:*:queued"
+
+    def thread_of_queued(self, key: str) -> ThreadRef | None:
+        """The thread whose queued flag `key` is; None for a key that only looks like one."""
+        parts = key.split(":")
+        if len(parts) != 7 or parts[0] != PREFIX or parts[3] != "thread" or parts[6] != "queued":
+            return None
+        try:
+            ref = ThreadRef(parts[1], parts[4], parts[5])
+        except ValueError:
+            return None
+        return ref if self.queued(ref) == key else None
+
+    def task(self, ref: ThreadRef, task_id: str) -> str:
+        """One task's hash (in its thread's shard)."""
+        return f"{self._team(ref.team_id, self.shard_of(ref))}:task:{task_id}"
+
+    def channel_threads(self, team_id: str, channel_id: str, shard: int) -> str:
+        """The index of the channel's threads of one shard, by last activity."""
+        return f"{self._team(team_id, shard)}:channel:{channel_id}:threads"
+
+    def channel_usage(self, team_id: str, channel_id: str, shard: int) -> str:
+        """The usage counters of the channel's threads of one shard."""
+        return f"{self._team(team_id, shard)}:channel:{channel_id}:usage"
+
+    def staged_usage(self, team_id: str, channel_id: str, shard: int, source: int) -> str:
+        """The usage counters of shard `source` of the old shard count, on their way into shard `shard`'s."""
+        return f"{self.channel_usage(team_id, channel_id, shard)}:{source}"
+
+    def shard_of_tag(self, tag: str) -> int | None:
+        """The shard whose hash tag is `tag` (without braces), or None if no shard of this key space has it."""
+        number, _, _ = tag.partition("-")
+        if not number.isdigit() or int(number) >= self.shards:
+            return None
+        return int(number) if self._tags[int(number)] == tag else None
+
+    def thread_channel_threads(self, ref: ThreadRef) -> str:
+        """The channel index a thread is listed in."""
+        return self.channel_threads(ref.team_id, ref.channel_id, self.shard_of(ref))
+
+    def thread_channel_usage(self, ref: ThreadRef) -> str:
+        """The channel usage counters a thread's tasks add to."""
+        return self.channel_usage(ref.team_id, ref.channel_id, self.shard_of(ref))
 
 
-def queued(ref: ThreadRef) -> str:
-    """The flag saying the thread has a queue entry."""
-    return _thread(ref, "queued")
-
-
-QUEUED_PATTERN = f"{PREFIX}:*:thread:*:queued"  # SCAN MATCH for every thread's flag
-
-
-def thread_of_queued(key: str) -> ThreadRef | None:
-    """The thread whose queued flag `key` is; None for a key that only looks like one."""
-    parts = key.split(":")
-    if len(parts) != 6 or parts[0] != PREFIX or parts[2] != "thread" or parts[5] != "queued":
-        return None
-    try:
-        return ThreadRef(parts[1], parts[3], parts[4])
-    except ValueError:
-        return None
-
-
-def channel_threads(team_id: str, channel_id: str) -> str:
-    """The channel's threads with agents, by last activity."""
-    return f"{PREFIX}:{team_id}:channel:{channel_id}:threads"
-
-
-def channel_usage(team_id: str, channel_id: str) -> str:
-    """The channel's usage counters."""
-    return f"{PREFIX}:{team_id}:channel:{channel_id}:usage"
-
-
-def task(team_id: str, task_id: str) -> str:
-    """One task's hash."""
-    return task_prefix(team_id) + task_id
-
-
-def task_prefix(team_id: str) -> str:
-    """What every task key of the team starts with (the reset script builds its inbox's task keys from it)."""
-    return f"{PREFIX}:{team_id}:task:"
-
-
-def steps(team_id: str, task_id: str) -> str:
-    """One task's step journal."""
-    return f"{PREFIX}:{team_id}:task:{task_id}:steps"
+TURN_FIELD = "turn:"  # + the turn's number, in the state hash
+STEP_FIELD = "step:"  # + the step's number, in the task hash
 
 
 def user_name(team_id: str, user_id: str) -> str:
-    """A cached display name."""
+    """A cached display name (one key, read and written alone: it needs no shard)."""
     return f"{PREFIX}:{team_id}:user:{user_id}"

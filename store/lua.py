@@ -1,11 +1,18 @@
 """The Lua scripts behind the queue and the journal. Each runs atomically in Redis: one round trip, no races.
 
+Every script declares every key it touches in KEYS, and all of them are keys of one thread's shard (one hash
+tag), so on Redis Cluster each runs on the node that holds that slot.
+
 Scripts that change a running task are *fenced*: they first check, in the same atomic step, that the caller
-still holds the queue entry of the task's thread (it is that consumer's in the group's pending list) and that the
-thread's `queued` flag names that entry. A worker that stalled past its lease and was replaced, or that holds a
-second entry for a thread whose flag names another, therefore cannot write anything: the script returns FENCED.
-Fenced scripts take KEYS[1] = the queue stream, the thread's queued flag as their *last* key, ARGV[1] = the entry
-id, ARGV[2] = the consumer name.
+still holds the thread. The thread's `queued` flag says who does: "ENTRY" (the thread's queue entry, held by
+the consumer the stream delivered it to) or "ENTRY CONSUMER" (taken over by CONSUMER, whose first write put
+its name there). The common check is one GET. A caller that took the entry over from a stalled worker (the
+group's pending list says it is the caller's now) writes its name into the flag, after which the stalled worker
+is refused: every script returns FENCED to it. A worker taking over a stalled worker's entry names itself in the
+flag in the same step (TAKE_OVER), so the stalled one's next check fails at once. A reset gives the thread a new
+entry, which refuses the old one.
+Fenced scripts take KEYS[1] = the thread's queued flag, KEYS[2] = its shard's stream, ARGV[1] = the entry id,
+ARGV[2] = the consumer name.
 """
 
 from __future__ import annotations
@@ -14,6 +21,9 @@ from store import keys
 from store.errors import LeaseLost
 
 FENCED = -2
+INBOX_CHANGED = -3  # RESET: the inbox changed since the caller read it; read it again and retry
+
+_GROUP = keys.WORKER_GROUP
 
 
 def unless_fenced(result: object, entry_id: str) -> int:
@@ -24,238 +34,288 @@ def unless_fenced(result: object, entry_id: str) -> int:
     return value
 
 
-# Whether the stream holds the entry id in `var` (an id that is not one, like a flag written by hand, is not held:
-# pcall turns XRANGE's error into a table of length 0).
-def _entry_exists(var: str) -> str:
-    return f"#redis.pcall('XRANGE', KEYS[1], {var}, {var}) > 0"
-
-
-# The flag is the thread's single source of truth about which entry owns it. If it names another entry that still
-# exists (the flag was lost before its entry was released, and a submit made a second entry), the caller's entry
-# is a duplicate: it is dropped and the caller fenced, so two workers never run one thread. If the flag is missing
-# or names nothing (lost, or written by an older release as "1"), the caller's entry is the thread's only one, and
-# the flag is restored.
-_FENCE = f"""
-local pending = redis.call('XPENDING', KEYS[1], '{keys.WORKER_GROUP}', ARGV[1], ARGV[1], 1)
-if pending[1] == nil or pending[1][2] ~= ARGV[2] then return {FENCED} end
-local flag = redis.call('GET', KEYS[#KEYS])
-if flag ~= ARGV[1] then
-  if flag and {_entry_exists("flag")} then
-    redis.call('XACK', KEYS[1], '{keys.WORKER_GROUP}', ARGV[1])
-    redis.call('XDEL', KEYS[1], ARGV[1])
-    return {FENCED}
+# holds(adopt): whether the caller holds the thread, making the flag name it if it took the entry over. If the
+# flag names another entry that still exists (the flag was lost and a submit made a second entry), the caller's
+# entry is a duplicate: it is dropped, so two workers never run one thread. If the flag is missing or names
+# nothing, the caller's entry is the thread's only one, and the flag is restored to name it.
+_HOLDS = f"""
+local function holds(adopt)
+  local flag = redis.call('GET', KEYS[1])
+  local token = ARGV[1] .. ' ' .. ARGV[2]
+  if flag == token or (flag == ARGV[1] and not adopt) then return true end
+  local named = flag and string.match(flag, '^%S+')
+  if named and named ~= ARGV[1] and #redis.pcall('XRANGE', KEYS[2], named, named) > 0 then
+    redis.call('XACK', KEYS[2], '{_GROUP}', ARGV[1])
+    redis.call('XDEL', KEYS[2], ARGV[1])
+    return false
   end
-  redis.call('SET', KEYS[#KEYS], ARGV[1])
+  local pending = redis.call('XPENDING', KEYS[2], '{_GROUP}', ARGV[1], ARGV[1], 1)
+  if pending[1] == nil or pending[1][2] ~= ARGV[2] then return false end
+  redis.call('SET', KEYS[1], token)
+  return true
+end
+"""
+
+# Give the thread back: its flag and its entry go together.
+_RELEASE_ENTRY = f"""
+local function release()
+  redis.call('DEL', KEYS[1])
+  redis.call('XACK', KEYS[2], '{_GROUP}', ARGV[1])
+  redis.call('XDEL', KEYS[2], ARGV[1])
 end
 """
 
 # Dedupe on the task id (the Slack event_id), record the task, append it to the thread's inbox, and put the
-# thread on the queue unless it is already there (the `queued` flag then holds the entry's id, so that a reset
-# can revoke it). An answer also creates the agent and lists the thread in its channel's index.
-# A flag whose entry is gone (the stream was deleted, evicted or lost in a restart) gets a new entry: otherwise
-# the thread would never run again. The reverse, a flag lost while its entry survives, cannot happen under the
-# noeviction policy the README requires short of a hand-made DEL (the two are written and deleted in the same
-# scripts, and scripts reach the AOF and replicas whole), so a missing flag is taken to mean "no entry" without
-# reading the whole stream on every first mention of a thread. Except when work was already waiting in the inbox:
-# then the thread must have an entry (the flag is only deleted with an empty inbox), so the stream is searched for
-# it - an O(threads with work) read, in a case that should never happen. Should a second entry arise anyway (the
-# flag lost while the inbox was empty but the entry not yet released), the flag fences the other out (_FENCE).
+# thread on its shard's queue if the inbox was empty. An empty inbox means the thread has no entry: the scripts
+# that empty an inbox (FINISH, RELEASE) release the entry in the same step, and a reset replaces both. With work
+# waiting, the entry the flag names is checked (two reads) and made again if Redis lost it; the workers also
+# requeue every such thread when they make a lost stream again. An answer lists the thread in its channel's
+# index, so that a channel reset reaches it before it has finished.
 # KEYS: task, inbox, queued flag, queue, state, channel index.
 # ARGV: thread, task id, kind, task ttl, agent ttl, now, fields JSON, thread ts.
 SUBMIT = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-if ARGV[3] == 'note' and redis.call('EXISTS', KEYS[5]) == 0 then return -1 end
-for field, value in pairs(cjson.decode(ARGV[7])) do redis.call('HSET', KEYS[1], field, value) end
+if ARGV[3] == 'note' and redis.call('EXISTS', KEYS[5]) == 0 and redis.call('EXISTS', KEYS[2]) == 0 then
+  return -1
+end
+local fields = {}
+for field, value in pairs(cjson.decode(ARGV[7])) do
+  fields[#fields + 1] = field
+  fields[#fields + 1] = value
+end
+redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('RPUSH', KEYS[2], ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[5])
-if ARGV[3] == 'answer' then
-  redis.call('HSETNX', KEYS[5], 'created_at', ARGV[6])
-  redis.call('HSETNX', KEYS[5], 'status', 'queued')
-  redis.call('EXPIRE', KEYS[5], ARGV[5])
-  redis.call('ZADD', KEYS[6], 'NX', ARGV[6], ARGV[8])
+local waiting = redis.call('RPUSH', KEYS[2], ARGV[2])
+if ARGV[3] == 'answer' and redis.call('ZADD', KEYS[6], 'NX', ARGV[6], ARGV[8]) == 1 then
   redis.call('EXPIRE', KEYS[6], ARGV[5])
 end
-local entry = redis.call('GET', KEYS[3])
-if entry and #redis.pcall('XRANGE', KEYS[4], entry, entry) > 0 then return 1 end
-if (not entry or entry == '1') and redis.call('LLEN', KEYS[2]) > 1 then  -- lost, or written by an older release
-  for _, item in ipairs(redis.call('XRANGE', KEYS[4], '-', '+')) do
-    if item[2][1] == 'thread' and item[2][2] == ARGV[1] then
-      redis.call('SET', KEYS[3], item[1])
-      return 1
-    end
-  end
+if waiting > 1 then  -- work was waiting: the thread has an entry, unless Redis lost it (then it gets a new one)
+  local flag = redis.call('GET', KEYS[3])
+  local entry = flag and string.match(flag, '^%S+')
+  if entry and #redis.pcall('XRANGE', KEYS[4], entry, entry) > 0 then return 1 end
 end
 redis.call('SET', KEYS[3], redis.call('XADD', KEYS[4], '*', 'thread', ARGV[1]))
 return 1
 """
 
-# Reset a thread's agent at once. Its queued and running tasks are cancelled (their journals deleted), its state,
-# turns and summary deleted, and its queue entry revoked: a worker still running a cancelled task no longer holds
-# the entry, so each of its writes is refused (see the fence) and nothing it was doing lands. Then the reset task
-# itself (it posts the note in the thread) is queued as the first task of a fresh inbox, under a fresh entry.
+# Reset a thread's agent at once. Its queued and running tasks are cancelled (their journals deleted), its state
+# deleted, and its queue entry revoked: a worker still running a cancelled task no longer holds the thread, so
+# each of its writes is refused and nothing it was doing lands. Then the reset task itself (it posts the note in
+# the thread) is queued as the first task of a fresh inbox, under a fresh entry.
+# The caller reads the inbox first and passes its task ids, so that the script can declare their keys; if the
+# inbox changed meanwhile the script changes nothing and returns INBOX_CHANGED (read again and retry).
 # Returns 0 for a reset already requested (same task id), else the reply ts of the cancelled tasks' messages
 # (that the reset task removes from the thread) as a JSON list. Running tasks that had posted no recorded message
 # yet are listed too (cancelled_unrecorded): the reset task finds their message by its metadata, if there is one.
-# KEYS: reset task, inbox, queued flag, queue, state, turns, channel index.
-# ARGV: thread, reset task id, task ttl, agent ttl, fields JSON, thread ts, task key prefix.
+# KEYS: reset task, inbox, queued flag, queue, state, channel index, then the task of each inbox id.
+# ARGV: thread, reset task id, task ttl, agent ttl, fields JSON, thread ts, then the inbox ids.
 RESET = f"""
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local inbox = redis.call('LRANGE', KEYS[2], 0, -1)
+if #inbox ~= #ARGV - 6 then return {INBOX_CHANGED} end
+for i, id in ipairs(inbox) do
+  if id ~= ARGV[6 + i] then return {INBOX_CHANGED} end
+end
 local replies, unrecorded = {{}}, {{}}
-for _, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
-  local task = ARGV[7] .. id
-  local status = redis.call('HGET', task, 'status')
-  if status == 'queued' or status == 'running' then
+for i, id in ipairs(inbox) do
+  local task = KEYS[6 + i]
+  local fields = redis.call('HGETALL', task)
+  local record = {{}}
+  for j = 1, #fields, 2 do record[fields[j]] = fields[j + 1] end
+  if record.status == 'queued' or record.status == 'running' then
     redis.call('HSET', task, 'status', 'cancelled')
-    local reply = redis.call('HGET', task, 'reply_ts')
-    if reply then table.insert(replies, reply)
-    elseif status == 'running' then table.insert(unrecorded, id) end
-    local fields = redis.call('HGETALL', task)  -- the further parts of a long answer: reply_ts:1, reply_ts:2...
-    for i = 1, #fields, 2 do
-      if string.sub(fields[i], 1, 9) == 'reply_ts:' then table.insert(replies, fields[i + 1]) end
-    end
+    if record.reply_ts then table.insert(replies, record.reply_ts)
+    elseif record.status == 'running' then table.insert(unrecorded, id) end
     -- an earlier reset that had not run yet: its cleanup becomes this one's
-    local earlier = redis.call('HGET', task, 'cancelled_replies')
-    if earlier then for _, ts in ipairs(cjson.decode(earlier)) do table.insert(replies, ts) end end
-    earlier = redis.call('HGET', task, 'cancelled_unrecorded')
-    if earlier then for _, other in ipairs(cjson.decode(earlier)) do table.insert(unrecorded, other) end end
+    if record.cancelled_replies then
+      for _, ts in ipairs(cjson.decode(record.cancelled_replies)) do table.insert(replies, ts) end
+    end
+    if record.cancelled_unrecorded then
+      for _, other in ipairs(cjson.decode(record.cancelled_unrecorded)) do table.insert(unrecorded, other) end
+    end
   end
-  redis.call('DEL', task .. ':steps')
-end
-local entry = redis.call('GET', KEYS[3])
-if entry == '1' then  -- a flag written before flags held the entry id: find the entry
-  for _, item in ipairs(redis.call('XRANGE', KEYS[4], '-', '+')) do
-    if item[2][2] == ARGV[1] then entry = item[1] end
+  local steps = {{}}
+  for j = 1, #fields, 2 do
+    local name = fields[j]
+    if string.sub(name, 1, 5) == '{keys.STEP_FIELD}' then table.insert(steps, name)
+    elseif string.sub(name, 1, 9) == 'reply_ts:' and (record.status == 'queued' or record.status == 'running') then
+      table.insert(replies, fields[j + 1])  -- the further parts of a long answer
+    end
   end
+  if #steps > 0 then redis.call('HDEL', task, unpack(steps)) end
 end
+local flag = redis.call('GET', KEYS[3])
+local entry = flag and string.match(flag, '^%S+')
 if entry then
-  redis.call('XACK', KEYS[4], '{keys.WORKER_GROUP}', entry)
+  redis.call('XACK', KEYS[4], '{_GROUP}', entry)
   redis.call('XDEL', KEYS[4], entry)
 end
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[5], KEYS[6])
-redis.call('ZREM', KEYS[7], ARGV[6])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[5])
+redis.call('ZREM', KEYS[6], ARGV[6])
 local cancelled = #replies > 0 and cjson.encode(replies) or '[]'  -- cjson writes an empty table as {{}}
 local fields = cjson.decode(ARGV[5])
 fields['cancelled_replies'] = cancelled
 fields['cancelled_unrecorded'] = #unrecorded > 0 and cjson.encode(unrecorded) or '[]'
-for field, value in pairs(fields) do redis.call('HSET', KEYS[1], field, value) end
+local flat = {{}}
+for field, value in pairs(fields) do
+  flat[#flat + 1] = field
+  flat[#flat + 1] = value
+end
+redis.call('HSET', KEYS[1], unpack(flat))
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('RPUSH', KEYS[2], ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('SET', KEYS[3], redis.call('XADD', KEYS[4], '*', 'thread', ARGV[1]))
 return cancelled
 """
 
-# Count an attempt. An answer (re)creates its agent, which a reset earlier in the inbox may have cleared;
-# other kinds only mark an existing agent busy, so no state hash is ever left without its TTL.
-# KEYS: queue, task, state. ARGV: entry, consumer, kind, now, agent ttl.
+# Count an attempt (the caller read the task's attempts a moment ago; the fence makes it the only writer).
+# KEYS: queued flag, queue, task. ARGV: entry, consumer, adopt ("1": the entry was taken over), attempt.
 START = (
-    _FENCE
-    + """
-local attempts = redis.call('HINCRBY', KEYS[2], 'attempts', 1)
-redis.call('HSET', KEYS[2], 'status', 'running')
-if ARGV[3] == 'answer' then
-  redis.call('HSETNX', KEYS[3], 'created_at', ARGV[4])
-  redis.call('HSET', KEYS[3], 'status', 'working')
-  redis.call('EXPIRE', KEYS[3], ARGV[5])
-elseif redis.call('EXISTS', KEYS[3]) == 1 then
-  redis.call('HSET', KEYS[3], 'status', 'working')
-end
-return attempts
+    _HOLDS
+    + f"""
+if not holds(ARGV[3] == '1') then return {FENCED} end
+redis.call('HSET', KEYS[3], 'attempts', ARGV[4], 'status', 'running')
+return tonumber(ARGV[4])
 """
 )
 
-# Set fields of a running task (its reply message's ts). KEYS: queue, task. ARGV: entry, consumer, field, value...
+# Only the fence, for when the one-GET check in Python is not enough (the flag does not name the caller as
+# expected: it may have to be restored or taken over). KEYS: queued flag, queue. ARGV: entry, consumer.
+HOLDS = _HOLDS + f"if not holds(false) then return {FENCED} end return 1"
+
+# Set fields of a running task (its reply message's ts). KEYS: queued flag, queue, task. ARGV: entry, consumer,
+# field, value...
 SET_FIELDS = (
-    _FENCE
-    + """
-redis.call('HSET', KEYS[2], unpack(ARGV, 3))
+    _HOLDS
+    + f"""
+if not holds(false) then return {FENCED} end
+redis.call('HSET', KEYS[3], unpack(ARGV, 3))
 return 1
 """
 )
 
-# Only the fence: whether the caller still holds the entry (checked just before an answer goes to Slack).
-# KEYS: queue. ARGV: entry, consumer.
-HOLDS = _FENCE + "return 1"
-
-# Journal one completed step. KEYS: queue, steps list. ARGV: entry, consumer, step JSON, ttl.
+# Journal one completed step as field step:N of the task, never over an earlier one (returns 0 then).
+# KEYS: queued flag, queue, task. ARGV: entry, consumer, step number, step JSON.
 RECORD_STEP = (
-    _FENCE
-    + """
-local n = redis.call('RPUSH', KEYS[2], ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[4])
-return n
+    _HOLDS
+    + f"""
+if not holds(false) then return {FENCED} end
+return redis.call('HSETNX', KEYS[3], '{keys.STEP_FIELD}' .. ARGV[3], ARGV[4])
 """
 )
 
-# Finish a task and write what it produced in one step, so a crash leaves either both or neither, and finishing
-# twice (a resumed task) writes nothing the second time. A fold (a.evict > 0) drops that many of the oldest
-# turns from the window after the new ones are added, and stores the summary that now covers them; never all of
-# them, whatever it was asked (a fold leaves at least one turn, and a count made for another window must not
-# empty this one).
-# KEYS: queue, task, inbox, state, turns, channel index, channel usage, steps.
+# Finish a task, write what it produced, and give the thread back if its inbox is now empty, in one step: a
+# crash leaves all or nothing, and finishing twice (a resumed task) writes nothing the second time (the task is
+# no longer in the inbox). The turns go into the state hash as fields turn:N; a fold (a.evict > 0) drops that
+# many of the oldest turns of the window and stores the summary that now covers them, never the whole window. The
+# channel's usage and index have their TTLs refreshed once a day (the day is kept in the usage hash), or when
+# either was created anew. Returns 1 if the task was finished now (0: it was before), plus 2 if the thread was
+# given back (no other task waits).
+# KEYS: queued flag, queue, task, inbox, state, channel index, channel usage.
 # ARGV: entry, consumer, arguments JSON, turn JSON...
 FINISH = (
-    _FENCE
-    + """
+    _HOLDS
+    + _RELEASE_ENTRY
+    + f"""
+if not holds(false) then return {FENCED} end
 local a = cjson.decode(ARGV[3])
-local status = redis.call('HGET', KEYS[2], 'status')
-local function pop_inbox()
-  if redis.call('LINDEX', KEYS[3], 0) == a.task_id then redis.call('LPOP', KEYS[3])
-  else redis.call('LREM', KEYS[3], 1, a.task_id) end
+local listed, more = false, false
+local popped = redis.call('LPOP', KEYS[4], 2)
+if popped then
+  if popped[1] == a.task_id then
+    listed = true
+    more = popped[2] ~= nil
+    if more then redis.call('LPUSH', KEYS[4], popped[2]) end
+  else  -- not at the head (it should be): put back what was taken, and remove it wherever it is
+    if popped[2] then redis.call('LPUSH', KEYS[4], popped[2]) end
+    redis.call('LPUSH', KEYS[4], popped[1])
+    listed = redis.call('LREM', KEYS[4], 1, a.task_id) == 1
+    more = true
+  end
 end
-redis.call('DEL', KEYS[8])
-if status == 'done' or status == 'failed' or status == 'cancelled' then pop_inbox() return 0 end
-redis.call('HSET', KEYS[2], 'status', a.status, 'finished_at', a.now, 'error', a.error)
-if a.clear_agent then
-  redis.call('DEL', KEYS[4], KEYS[5])
-  redis.call('ZREM', KEYS[6], a.thread_ts)
-elseif #ARGV == 3 and a.usage.model_calls == 0 and redis.call('EXISTS', KEYS[4]) == 0 then
-  -- nothing to remember (a status request) for a thread without an agent: do not create one
-else
-  for i = 4, #ARGV do redis.call('RPUSH', KEYS[5], ARGV[i]) end
-  local evict = math.min(a.evict, redis.call('LLEN', KEYS[5]) - 1)
-  if evict > 0 then
-    redis.call('LTRIM', KEYS[5], evict, -1)
-    redis.call('HINCRBY', KEYS[4], 'summarized_turns', evict)
-  end
-  if a.summary then redis.call('HSET', KEYS[4], 'summary', a.summary) end
-  redis.call('HSETNX', KEYS[4], 'created_at', a.now)
-  redis.call('HSET', KEYS[4], 'updated_at', a.now, 'status', 'idle')
-  redis.call('HINCRBY', KEYS[4], 'turns', #ARGV - 3)
-  for name, value in pairs(a.usage) do
-    redis.call('HINCRBY', KEYS[4], name, value)
-    redis.call('HINCRBY', KEYS[7], name, value)
-  end
-  if a.status == 'done' then
-    if a.counts_as_task then redis.call('HINCRBY', KEYS[4], 'tasks_done', 1) end
-    redis.call('HDEL', KEYS[4], 'last_error')  -- the latest task went well: the agent is not failing
+if listed then
+  local steps = {{}}
+  if a.steps < 0 then  -- the caller does not know how many: find them
+    for _, name in ipairs(redis.call('HKEYS', KEYS[3])) do
+      if string.sub(name, 1, 5) == '{keys.STEP_FIELD}' then steps[#steps + 1] = name end
+    end
   else
-    redis.call('HINCRBY', KEYS[4], 'tasks_failed', 1)
-    redis.call('HSET', KEYS[4], 'last_error', a.error)
+    for i = 0, a.steps - 1 do steps[#steps + 1] = '{keys.STEP_FIELD}' .. i end
   end
-  redis.call('EXPIRE', KEYS[4], a.ttl)
-  if redis.call('EXISTS', KEYS[5]) == 1 then redis.call('EXPIRE', KEYS[5], a.ttl) end
-  if redis.call('EXISTS', KEYS[7]) == 1 then redis.call('EXPIRE', KEYS[7], a.ttl) end
-  redis.call('ZADD', KEYS[6], a.now, a.thread_ts)
-  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', a.now - a.ttl)
-  redis.call('EXPIRE', KEYS[6], a.ttl)
+  if #steps > 0 then redis.call('HDEL', KEYS[3], unpack(steps)) end
+  redis.call('HSET', KEYS[3], 'status', a.status, 'finished_at', a.now, 'error', a.error)
+  if a.clear_agent then
+    redis.call('DEL', KEYS[5])
+    redis.call('ZREM', KEYS[6], a.thread_ts)
+  elseif a.answer or not (#ARGV == 3 and a.usage.model_calls == 0 and redis.call('EXISTS', KEYS[5]) == 0) then
+    -- (a status request in a thread without an agent has nothing to remember: it creates none; an answer always
+    -- has, even one that failed for good before its first word: the agent shows it as failing)
+    local counters = {{'created_at', 'turns', 'summarized_turns', 'tasks_done', 'tasks_failed'}}
+    local usage_names = {{}}
+    for name, _ in pairs(a.usage) do
+      counters[#counters + 1] = name
+      usage_names[#usage_names + 1] = name
+    end
+    local old = redis.call('HMGET', KEYS[5], unpack(counters))
+    local function count(i) return tonumber(old[i]) or 0 end
+    local total, summarized = count(2) + #ARGV - 3, count(3)
+    local set = {{'updated_at', a.now, 'status', 'idle', 'turns', string.format('%d', total)}}
+    local function put(name, value)
+      set[#set + 1] = name
+      set[#set + 1] = value
+    end
+    if not old[1] then put('created_at', a.now) end
+    for i = 4, #ARGV do put('{keys.TURN_FIELD}' .. string.format('%d', count(2) + i - 4), ARGV[i]) end
+    local evict = math.min(a.evict, total - summarized - 1)
+    if evict > 0 then put('summarized_turns', string.format('%d', summarized + evict)) end
+    if a.summary then put('summary', a.summary) end
+    if a.status == 'done' then
+      if a.counts_as_task then put('tasks_done', string.format('%d', count(4) + 1)) end
+      put('last_error', '')  -- the latest task went well: the agent is not failing
+    else
+      put('tasks_failed', string.format('%d', count(5) + 1))
+      put('last_error', a.error)
+    end
+    for i, name in ipairs(usage_names) do put(name, string.format('%d', count(5 + i) + a.usage[name])) end
+    redis.call('HSET', KEYS[5], unpack(set))
+    if evict > 0 then  -- after the HSET: a fold may reach into the turns this task has just added
+      local gone = {{}}
+      for n = summarized, summarized + evict - 1 do gone[#gone + 1] = '{keys.TURN_FIELD}' .. string.format('%d', n) end
+      redis.call('HDEL', KEYS[5], unpack(gone))
+    end
+    redis.call('EXPIRE', KEYS[5], a.ttl)
+    local channel = redis.call('HMGET', KEYS[7], 'day', unpack(usage_names))
+    local totals = {{'day', a.day}}
+    for i, name in ipairs(usage_names) do
+      totals[#totals + 1] = name
+      totals[#totals + 1] = string.format('%d', (tonumber(channel[i + 1]) or 0) + a.usage[name])
+    end
+    local created = redis.call('HSET', KEYS[7], unpack(totals)) > 0
+    local listed_anew = redis.call('ZADD', KEYS[6], a.now, a.thread_ts) == 1
+    if created or listed_anew or channel[1] ~= a.day then
+      redis.call('EXPIRE', KEYS[7], a.ttl)
+      redis.call('EXPIRE', KEYS[6], a.ttl)
+    end
+  end
 end
-pop_inbox()
-return 1
+local finished = listed and 1 or 0
+if not more then
+  release()
+  return finished + 2
+end
+return finished
 """
 )
 
-# Give the thread back only when its inbox is empty, checked in the same step as a submit checks the `queued`
-# flag, so a task submitted meanwhile is never stranded without an entry.
-# KEYS: queue, inbox, queued flag. ARGV: entry, consumer.
+# Give the thread back only when its inbox is empty, checked in the same step as a submit checks it, so a task
+# submitted meanwhile is never stranded without an entry. KEYS: queued flag, queue, inbox. ARGV: entry, consumer.
 RELEASE = (
-    _FENCE
+    _HOLDS
+    + _RELEASE_ENTRY
     + f"""
-if redis.call('LLEN', KEYS[2]) > 0 then return 0 end
-redis.call('DEL', KEYS[3])
-redis.call('XACK', KEYS[1], '{keys.WORKER_GROUP}', ARGV[1])
-redis.call('XDEL', KEYS[1], ARGV[1])
+if not holds(false) then return {FENCED} end
+if redis.call('LLEN', KEYS[3]) > 0 then return 0 end
+release()
 return 1
 """
 )
@@ -267,9 +327,9 @@ HEARTBEAT = f"""
 local lost = {{}}
 for i = 2, #ARGV do
   local id = ARGV[i]
-  local pending = redis.call('XPENDING', KEYS[1], '{keys.WORKER_GROUP}', id, id, 1)
+  local pending = redis.call('XPENDING', KEYS[1], '{_GROUP}', id, id, 1)
   if pending[1] ~= nil and pending[1][2] == ARGV[1] then
-    redis.call('XCLAIM', KEYS[1], '{keys.WORKER_GROUP}', ARGV[1], 0, id, 'JUSTID')
+    redis.call('XCLAIM', KEYS[1], '{_GROUP}', ARGV[1], 0, id, 'JUSTID')
   else
     table.insert(lost, id)
   end
@@ -277,12 +337,45 @@ end
 return lost
 """
 
+# Take over an entry whose owner stopped renewing its lease, and name the taker in the thread's flag in the same step:
+# from then on every write of the old owner is refused (its one-GET check too). XCLAIM with the minimum idle time
+# takes nothing if the owner renewed meanwhile or another worker took it first. An entry that is not the one the
+# flag names (a duplicate, see holds()) is dropped instead.
+# KEYS: queued flag, queue. ARGV: entry, taker, min idle ms. Returns 1 if taken.
+TAKE_OVER = f"""
+if #redis.call('XCLAIM', KEYS[2], '{_GROUP}', ARGV[2], ARGV[3], ARGV[1], 'JUSTID') == 0 then return 0 end
+local flag = redis.call('GET', KEYS[1])
+local named = flag and string.match(flag, '^%S+')
+if named and named ~= ARGV[1] and #redis.pcall('XRANGE', KEYS[2], named, named) > 0 then
+  redis.call('XACK', KEYS[2], '{_GROUP}', ARGV[1])
+  redis.call('XDEL', KEYS[2], ARGV[1])
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2])
+return 1
+"""
+
+# Make a shard's stream and consumer group if they are missing, and mark the shard as owing a requeue (the
+# threads whose flag names an entry lost with the stream), in one step: the mark outlives a worker that dies
+# during the requeue, so the next one does it. KEYS: queue, requeue mark. ARGV: mark ttl. Returns 1 if made.
+MAKE_GROUP = f"""
+local made = redis.pcall('XGROUP', 'CREATE', KEYS[1], '{_GROUP}', '0', 'MKSTREAM')
+if type(made) == 'table' and made.err then
+  if string.find(made.err, 'BUSYGROUP', 1, true) then return 0 end
+  return redis.error_reply(made.err)
+end
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
+return 1
+"""
+
 # Give a thread whose flag outlived its entry (the stream was lost) a new entry if it still has work, or drop the
-# flag if it has none. Run for every flag after the consumer group had to be created; harmless to run twice.
+# flag if it has none. Run for every flag of a shard after its consumer group had to be created; harmless twice.
 # KEYS: queue, queued flag, inbox. ARGV: thread. Returns 1 (requeued), -1 (flag dropped) or 0 (nothing to do).
-REQUEUE = f"""
-local entry = redis.call('GET', KEYS[2])
-if not entry or {_entry_exists("entry")} then return 0 end
+REQUEUE = """
+local flag = redis.call('GET', KEYS[2])
+if not flag then return 0 end
+local entry = string.match(flag, '^%S+')
+if #redis.pcall('XRANGE', KEYS[1], entry, entry) > 0 then return 0 end
 if redis.call('LLEN', KEYS[3]) == 0 then
   redis.call('DEL', KEYS[2])
   return -1
@@ -296,18 +389,32 @@ return 1
 # threads in the stream with nobody to deliver them to. Returns the names removed.
 # KEYS: queue. ARGV: min idle ms.
 PRUNE_CONSUMERS = f"""
-local consumers = redis.pcall('XINFO', 'CONSUMERS', KEYS[1], '{keys.WORKER_GROUP}')
+local consumers = redis.pcall('XINFO', 'CONSUMERS', KEYS[1], '{_GROUP}')
 if consumers.err then return {{}} end
 local removed = {{}}
 for _, flat in ipairs(consumers) do
   local c = {{}}
   for i = 1, #flat, 2 do c[flat[i]] = flat[i + 1] end
   if tonumber(c.pending) == 0 and tonumber(c.idle) > tonumber(ARGV[1]) then
-    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], '{keys.WORKER_GROUP}', c.name)
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], '{_GROUP}', c.name)
     table.insert(removed, c.name)
   end
 end
 return removed
 """
 
-ALL = (SUBMIT, RESET, START, HOLDS, SET_FIELDS, RECORD_STEP, FINISH, RELEASE, HEARTBEAT, REQUEUE, PRUNE_CONSUMERS)
+ALL = (
+    SUBMIT,
+    RESET,
+    START,
+    HOLDS,
+    SET_FIELDS,
+    RECORD_STEP,
+    FINISH,
+    RELEASE,
+    HEARTBEAT,
+    TAKE_OVER,
+    MAKE_GROUP,
+    REQUEUE,
+    PRUNE_CONSUMERS,
+)

@@ -12,6 +12,14 @@ from store.errors import CorruptRecord
 Role = Literal["user", "assistant"]
 
 
+# Never in a Slack id or ts: ":" separates the parts of keys and references, and a brace would make a key's hash tag
+# (store/keys.py) somebody else's.
+UNSAFE = ": \n{}"
+
+# The thread_ts of the queue of work about a whole channel (a channel reset): no Slack ts has letters.
+CHANNEL_WIDE = "channel"
+
+
 @dataclass(frozen=True)
 class ThreadRef:
     """One conversation: a Slack thread, or the top level of a direct-message channel (thread_ts "")."""
@@ -23,9 +31,9 @@ class ThreadRef:
     def __post_init__(self) -> None:
         for name in ("team_id", "channel_id"):
             value = getattr(self, name)
-            if not value or any(sep in value for sep in ": \n"):
+            if not value or any(sep in value for sep in UNSAFE):
                 raise ValueError(f"invalid {name}: {value!r}")
-        if any(sep in self.thread_ts for sep in ": \n"):
+        if any(sep in self.thread_ts for sep in UNSAFE):
             raise ValueError(f"invalid thread_ts: {self.thread_ts!r}")
 
     def encode(self) -> str:
@@ -77,6 +85,7 @@ class TaskKind(StrEnum):
     STATUS = "status"  # "@bot status" in a thread
     RESET = "reset"  # "@bot reset" in a thread
     GREET = "greet"  # a mention with nothing else in it: say what the bot can do
+    CHANNEL_RESET = "channel_reset"  # reset every agent of a channel, one thread at a time (on CHANNEL_WIDE)
 
 
 class TaskStatus(StrEnum):

@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import secrets
 
-from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
+
+from store.connection import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +24,14 @@ def client_name(consumer: str) -> str:
     return CLIENT_NAME_PREFIX + consumer
 
 
-async def consumers_in_use(redis: Redis) -> set[str]:
+async def consumers_in_use(redis: RedisClient) -> set[str]:
     """Consumer names of the processes connected to Redis right now."""
     try:
-        clients = await redis.client_list()
+        if isinstance(redis, RedisCluster):  # a process's connections may be on any node
+            replies = await redis.client_list(target_nodes=RedisCluster.PRIMARIES)
+            clients = [client for listed in _per_node(replies) for client in listed]
+        else:
+            clients = await redis.client_list()
     except ResponseError as exc:  # some managed Redis services forbid CLIENT LIST
         log.warning("cannot list Redis clients (%s); not checking for a duplicate DYNO name", exc)
         return set()
@@ -33,7 +39,7 @@ async def consumers_in_use(redis: Redis) -> set[str]:
     return {name.removeprefix(CLIENT_NAME_PREFIX) for name in names if name.startswith(CLIENT_NAME_PREFIX)}
 
 
-async def choose_consumer_name(redis: Redis, wanted: str) -> str:
+async def choose_consumer_name(redis: RedisClient, wanted: str) -> str:
     """`wanted` (the DYNO name) unless a live process uses it; then a distinct name, with a warning."""
     in_use = await consumers_in_use(redis)
     if wanted not in in_use:
@@ -45,3 +51,10 @@ async def choose_consumer_name(redis: Redis, wanted: str) -> str:
         distinct,
     )
     return distinct
+
+
+def _per_node(replies: object) -> list[list[dict[str, str]]]:
+    """A cluster command's replies, one per node: a dict by node, or one reply if a single node answered."""
+    if isinstance(replies, dict):
+        return [list(value) for value in replies.values()]
+    return [list(replies)] if isinstance(replies, list) else []

@@ -14,6 +14,9 @@ from redis.asyncio import Redis
 from tests.fakes import FakeSlack
 from tests.integration.redis_server import PrivateRedis
 
+# The Redis Cluster fixtures (redis_cluster, redis_cluster_with_replicas), for unit and integration tests alike.
+pytest_plugins = ["tests.integration.cluster_fixtures"]
+
 _session_redis: PrivateRedis | None = None
 
 
@@ -33,6 +36,12 @@ def _start_session_redis() -> str:
         _session_redis = PrivateRedis(folder, extra_args=("--appendonly", "no"))
         _session_redis.start()
     return _session_redis.url
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: two test processes per core. The integration tests spend most of their time waiting for bot
+    processes, Redis servers and sockets, so one process per core leaves the cores half idle."""
+    return 2 * (os.cpu_count() or 1)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

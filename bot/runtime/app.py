@@ -14,6 +14,7 @@ from typing import Any, Literal
 from aiohttp import ClientSession
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -33,9 +34,17 @@ from bot.core.errors import RedisUnavailable
 from bot.core.faults import CrashPoints
 from bot.runtime.embedded_redis import EmbeddedRedis
 from bot.runtime.health import healthz_handler, redis_health
+from bot.runtime.migration import (
+    MIGRATION_CLIENT_NAME,
+    change_queue_shards,
+    keep_migrating,
+    migrate_until_done,
+    prepare_layout,
+)
 from bot.runtime.settings import Settings, split_names
 from bot.runtime.web import WebFront
 from bot.tasks.answer import Answerer
+from bot.tasks.channel_reset import ChannelResetter
 from bot.tasks.executor import ExecutorSettings, TaskExecutor, TaskHandler
 from bot.tasks.fitting import ContextFitter, ContextSettings
 from bot.tasks.intake import Intake
@@ -49,10 +58,11 @@ from handlers.command_listeners import register_command_listeners
 from handlers.event_listeners import register_event_listeners
 from handlers.gateway import WebApiGateway
 from handlers.signed_requests import slack_events_handler
-from store.connection import certificate_rejected, connect, warm_up
+from store.connection import RedisClient, certificate_rejected, connect, connect_cluster, is_cluster, warm_up
+from store.errors import ShardChangeRefused, UnusableRedis
 from store.health import warn_if_evicting
 from store.journal import TaskJournal
-from store.keys import DAY
+from store.keys import DAY, KeySpace
 from store.models import TaskKind
 from store.presence import choose_consumer_name, client_name
 from store.tasks import TaskQueue
@@ -71,7 +81,8 @@ class Bot:
     """Everything one process runs, built from Settings."""
 
     settings: Settings
-    redis: Redis
+    redis: RedisClient
+    space: KeySpace
     slack_client: AsyncWebClient
     bolt: AsyncApp
     runner: TaskRunner
@@ -95,7 +106,9 @@ def build_slack_client(settings: Settings, session: ClientSession | None = None)
     )
 
 
-def build_executor(settings: Settings, redis: Redis, gateway: WebApiGateway, crash: CrashPoints) -> TaskExecutor:
+def build_executor(
+    settings: Settings, redis: RedisClient, queue: TaskQueue, gateway: WebApiGateway, crash: CrashPoints
+) -> TaskExecutor:
     """The task executor and its table of handlers: Claude clients, tools, context budget and summarizer."""
     sdk = sdk_client(settings.anthropic_api_key.get_secret_value(), settings.anthropic_base_url)
     claude = ClaudeClient(
@@ -119,8 +132,9 @@ def build_executor(settings: Settings, redis: Redis, gateway: WebApiGateway, cra
     compactor = Compactor(
         summarizer, system_prompt=settings.system_prompt, budget=budget, estimator=estimator, crash=crash
     )
-    journal = TaskJournal(redis, agent_ttl=settings.agent_ttl_days * DAY)
-    threads = ThreadStore(redis)
+    space = queue.space
+    journal = TaskJournal(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
+    threads = ThreadStore(redis, space)
     people = People(threads, gateway)
     fitter = ContextFitter(
         ContextSettings(settings.system_prompt, budget, estimator),
@@ -138,6 +152,7 @@ def build_executor(settings: Settings, redis: Redis, gateway: WebApiGateway, cra
         TaskKind.GREET: Greeter(journal, gateway),
         TaskKind.STATUS: StatusReporter(journal, threads, gateway),
         TaskKind.RESET: ResetAnnouncer(journal, gateway),
+        TaskKind.CHANNEL_RESET: ChannelResetter(journal, queue, threads),
     }
     return TaskExecutor(
         journal=journal,
@@ -148,14 +163,15 @@ def build_executor(settings: Settings, redis: Redis, gateway: WebApiGateway, cra
 
 
 def build_bot(
-    settings: Settings, redis: Redis, consumer: str | None = None, slack_session: ClientSession | None = None
+    settings: Settings, redis: RedisClient, consumer: str | None = None, slack_session: ClientSession | None = None
 ) -> Bot:
     """Wire the store, the executor, the runner and the Bolt app together."""
     slack_client = build_slack_client(settings, slack_session)
     gateway = WebApiGateway(slack_client)
     crash = CrashPoints(settings.bot_crash_at)
-    queue = TaskQueue(redis, agent_ttl=settings.agent_ttl_days * DAY)
-    threads = ThreadStore(redis)
+    space = KeySpace(settings.queue_shards)
+    queue = TaskQueue(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
+    threads = ThreadStore(redis, space)
     runner_settings = RunnerSettings(
         consumer=consumer or settings.dyno,
         max_concurrent=settings.max_concurrent_tasks,
@@ -163,7 +179,7 @@ def build_bot(
         grace_seconds=settings.shutdown_grace_seconds,
     )
     intake_first = IntakeFirst()
-    runner = TaskRunner(queue, build_executor(settings, redis, gateway, crash), runner_settings, intake_first)
+    runner = TaskRunner(queue, build_executor(settings, redis, queue, gateway, crash), runner_settings, intake_first)
     signing_secret = settings.slack_signing_secret
     bolt = AsyncApp(
         name="slack-thread-agent",  # without a name Bolt inspects the call stack for one, a quarter second here
@@ -177,40 +193,77 @@ def build_bot(
     intake = Intake(queue, crash, max_input_chars=settings.max_input_chars)
     register_event_listeners(bolt, intake, allowed_bot_ids=frozenset(split_names(settings.allowed_bot_ids)))
     register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway))
-    return Bot(settings, redis, slack_client, bolt, runner, intake_first)
+    return Bot(settings, redis, space, slack_client, bolt, runner, intake_first)
 
 
 @contextlib.asynccontextmanager
-async def redis_for(settings: Settings) -> AsyncIterator[tuple[Redis, str]]:
+async def redis_for(settings: Settings, *, tool: str | None = None) -> AsyncIterator[tuple[RedisClient, str]]:
     """Redis (REDIS_URL, or an embedded server started for this process) and this process's consumer name.
 
-    The name is DYNO unless a live process already uses it; the pool's connections carry it (CLIENT SETNAME)
-    so that later processes can tell.
+    REDIS_URL may name a standalone Redis or any node of a Redis Cluster: INFO says which, and a cluster gets
+    redis-py's cluster client. The name is DYNO unless a live process already uses it; the connections carry it
+    (CLIENT SETNAME) so that later processes can tell. A Redis that cannot be used stops the start with one line.
+    A command that is no bot process (`tool`: its name) names its connections so that it is not taken for one.
     """
     embedded: EmbeddedRedis | None = None
     url = settings.redis_url
     if url is None:
         embedded = EmbeddedRedis(settings.data_dir)
         url = await asyncio.to_thread(embedded.start)
-    tls_verify = settings.redis_tls_verify
-    probe = connect(url, max_connections=1, tls_verify=tls_verify)
     try:
-        consumer = await choose_consumer_name(probe, settings.dyno)
-    except RedisConnectionError as exc:
-        if certificate_rejected(exc):
-            hint = "A Redis with a self-signed certificate, like Heroku Redis, needs REDIS_TLS_VERIFY=false."
-            raise RedisUnavailable(f"cannot connect to Redis: {exc} {hint}") from None
-        raise
+        redis, consumer = await _open_redis(settings, url, tool)
+        try:
+            yield redis, consumer
+        finally:
+            await redis.aclose()
     finally:
-        await probe.aclose()
-    name = client_name(consumer)
-    redis = connect(url, max_connections=settings.redis_max_connections, client_name=name, tls_verify=tls_verify)
-    try:
-        yield redis, consumer
-    finally:
-        await redis.aclose()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
+
+
+async def _open_redis(settings: Settings, url: str, tool: str | None) -> tuple[RedisClient, str]:
+    tls_verify = settings.redis_tls_verify
+    try:
+        cluster = await is_cluster(url, tls_verify=tls_verify)
+        consumer, name = (tool, tool) if tool else await _worker_name(settings, url, cluster)
+        limit = settings.redis_max_connections
+        if cluster:
+            log.info("REDIS_URL names a node of a Redis Cluster: using the cluster client")
+            # The cluster client's limit is per node and is not waited for (a command over it fails at once), and
+            # each shard's reader holds a connection while it waits: room for them all on one node, and the rest.
+            per_node = limit + settings.queue_shards
+            return await connect_cluster(
+                url, max_connections=per_node, client_name=name, tls_verify=tls_verify
+            ), consumer
+        return connect(url, max_connections=limit, client_name=name, tls_verify=tls_verify), consumer
+    except RedisConnectionError as exc:
+        hint = ""
+        if certificate_rejected(exc):
+            hint = " A Redis with a self-signed certificate, like Heroku Redis, needs REDIS_TLS_VERIFY=false."
+        raise RedisUnavailable(f"cannot connect to Redis: {_first_line(exc)}{hint}") from None
+    except UnusableRedis as exc:
+        raise RedisUnavailable(str(exc)) from None
+    except (RedisError, RedisClusterException) as exc:
+        raise RedisUnavailable(f"cannot use the Redis at REDIS_URL: {_first_line(exc)}") from None
+
+
+async def _worker_name(settings: Settings, url: str, cluster: bool) -> tuple[str, str]:
+    """This process's consumer name and the client name its connections carry."""
+    tls_verify = settings.redis_tls_verify
+    probe: RedisClient = (
+        await connect_cluster(url, max_connections=2, tls_verify=tls_verify)
+        if cluster
+        else connect(url, max_connections=1, tls_verify=tls_verify)
+    )
+    try:
+        consumer = await choose_consumer_name(probe, settings.dyno)
+    finally:
+        await probe.aclose()
+    return consumer, client_name(consumer)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 def stop_on_signals(stopping: asyncio.Event) -> None:
@@ -225,15 +278,18 @@ async def serve(settings: Settings, mode: Mode = "web") -> None:
     stopping = asyncio.Event()
     stop_on_signals(stopping)
     runs_tasks = mode == "worker" or settings.run_workers_in_web
+    background: set[asyncio.Task[None]] = set()
     async with redis_for(settings) as (redis, consumer), ClientSession() as slack_session:
         bot = build_bot(settings, redis, consumer, slack_session)
-        await bot.runner.prepare()
+        await _prepare(bot)
         await warn_if_evicting(redis)
         work = bot.runner.run(stopping) if runs_tasks else stopping.wait()
         # The runner starts first: a restarted dyno's unfinished tasks resume while intake gets ready.
         runner_task: asyncio.Task[Any] = asyncio.create_task(work, name="task-runner")
         intake = build_web_front(bot) if mode == "web" else None
         warming = asyncio.create_task(_warm_up_later(redis), name="redis-warm-up")
+        if isinstance(redis, Redis) and runs_tasks:  # (the old layout never ran on a cluster)
+            background.add(asyncio.create_task(keep_migrating(redis, bot.space, stopping), name="migration"))
         try:
             if intake is not None:
                 await intake.start()
@@ -247,12 +303,26 @@ async def serve(settings: Settings, mode: Mode = "web") -> None:
         finally:
             stopping.set()
             warming.cancel()
+            for task in background:
+                task.cancel()
             if intake is not None:
                 await intake.stop_listening()
             await _finish(runner_task)
             if intake is not None:
                 await intake.close()
     log.info("bot %s stopped", settings.dyno)
+
+
+async def _prepare(bot: Bot) -> None:
+    """Check the layout, load the scripts and make the queue; one line, not a traceback, if Redis refuses. (Data
+    of an earlier release is moved in the background: keep_migrating.)"""
+    try:
+        await prepare_layout(bot.redis, bot.space)
+        await bot.runner.prepare()
+    except UnusableRedis as exc:
+        raise RedisUnavailable(str(exc)) from None
+    except RedisError as exc:
+        raise RedisUnavailable(f"Redis refused to set up the task queue: {_first_line(exc)}") from None
 
 
 def build_web_front(bot: Bot) -> WebFront:
@@ -286,7 +356,30 @@ async def _finish(runner_task: asyncio.Task[Any]) -> None:
         await runner_task
 
 
-async def _warm_up_later(redis: Redis, delay: float = 1.0) -> None:
+async def _warm_up_later(redis: RedisClient, delay: float = 1.0) -> None:
     # A restarted dyno's resumed tasks get the first second of CPU; opening a hundred connections can wait.
     await asyncio.sleep(delay)
     await warm_up(redis, WARM_CONNECTIONS)
+
+
+async def migrate(settings: Settings) -> bool:
+    """`python -m bot migrate`: move data of an earlier release to the current layout; True once nothing is left."""
+    async with redis_for(settings) as (redis, _consumer):
+        try:
+            return await migrate_until_done(redis, KeySpace(settings.queue_shards))
+        except UnusableRedis as exc:
+            raise RedisUnavailable(str(exc)) from None
+
+
+async def migrate_shards(settings: Settings, shards: int) -> bool:
+    """`python -m bot migrate --queue-shards N`: move the data to N queue shards, every process stopped; False
+    (with the reason logged) if it cannot run now."""
+    async with redis_for(settings, tool=MIGRATION_CLIENT_NAME) as (redis, _name):
+        try:
+            await change_queue_shards(redis, shards)
+        except ShardChangeRefused as exc:
+            log.error("%s", exc)
+            return False
+    if settings.queue_shards != shards:
+        log.warning("QUEUE_SHARDS is %d here: start every process with QUEUE_SHARDS=%d", settings.queue_shards, shards)
+    return True

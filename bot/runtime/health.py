@@ -8,22 +8,22 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
+from store.connection import RedisClient
 from store.health import check_writes
 
 log = logging.getLogger(__name__)
 
 
-async def redis_health(redis: Redis) -> str:
+async def redis_health(redis: RedisClient) -> str:
     """Redis as /healthz reports it: ok, refuses writes (out of memory, read-only, persistence failing), or down."""
     try:
         await asyncio.wait_for(check_writes(redis), timeout=2.0)
     except ResponseError as exc:  # Redis answered, with an error: it is up but cannot keep anything
         log.warning("Redis refuses writes: %s", exc)
         return "refuses writes"
-    except (RedisError, OSError, TimeoutError):
+    except (RedisError, RedisClusterException, OSError, TimeoutError):
         return "down"
     return "ok"
 

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     redis_max_connections: int = Field(
         default=100, ge=4, le=10_000, description="Redis connections one process may open."
     )
+    queue_shards: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description="Queue shards: streams the work is spread over (slots of a cluster); fixed for a deployment.",
+    )
     context_token_budget: int = Field(
         default=24_000, ge=2_000, le=500_000, description="Most tokens of context (system, summary, turns) per request."
     )

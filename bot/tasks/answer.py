@@ -9,8 +9,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from bot.agent.context import Context
 from bot.agent.loop import AgentLoop, LoopResult
 from bot.agent.steps import holds_answer
@@ -22,6 +20,7 @@ from bot.tasks.fitting import ContextFitter, with_images
 from bot.tasks.people import People, cut_note
 from bot.tasks.reply import ReplyMessage
 from bot.tasks.split import PART_CHARS
+from store.connection import REDIS_FAILURES
 from store.journal import TaskJournal
 from store.models import Task, TaskStatus, Turn
 from store.tasks import ThreadLease
@@ -71,7 +70,7 @@ class Answerer:
         await self._slack.set_working(task.thread, task.message_ts, True)
         try:
             await self._answer(lease, task, reply, resumed=attempt > 1)
-        except RedisError:
+        except REDIS_FAILURES:
             await reply.tell_waiting_for_redis()  # the runner waits for Redis, then runs this again
             raise
         finally:  # done, failed, cancelled or stopped: the mention no longer shows work in progress
@@ -79,12 +78,11 @@ class Answerer:
 
     async def _answer(self, lease: ThreadLease, task: Task, reply: ReplyMessage, *, resumed: bool) -> None:
         ref = task.thread
-        steps = await self._journal.steps(task)
+        steps = await self._journal.steps(task, attempt=2 if resumed else 1)
         answered = holds_answer(steps)
         reply_ts = await reply.open(resumed=resumed, answered=answered)
-        state = await self._threads.state(ref)
+        state, history = await self._threads.agent(ref)
         summary = state.summary if state else ""
-        history = await self._threads.turns(ref)
         earlier = await self._people.earlier_turns(task) if not history and not summary else []
         attachments = await read_attachments(task.files, self._slack)
         question = await self._people.user_turn(task, attachments.text)

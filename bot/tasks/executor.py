@@ -64,6 +64,10 @@ class TaskExecutor:
         else:
             await self._handlers[task.kind](lease, task, attempt=attempt)
 
+    def released(self, lease: ThreadLease) -> bool:
+        """Whether the task just executed gave the lease's thread back (it was the last in the inbox)."""
+        return self._journal.released(lease)
+
     async def _give_up(self, lease: ThreadLease, task: Task, reason: str) -> None:
         log.error("task %s failed for good: %s", task.task_id, reason)
         why = reason[:1].upper() + reason[1:]

@@ -63,6 +63,10 @@ class Intake:
         """Reset the task's thread now, cancelling its work; the task itself then tells the thread."""
         return await self._queue.reset(task)
 
+    async def channel_reset(self, task: Task) -> SubmitResult:
+        """Queue the reset of every agent of a channel (a CHANNEL_RESET task on the channel's CHANNEL_WIDE queue)."""
+        return await self._queue.submit(task)
+
     async def _submit(self, message: IncomingMessage, kind: TaskKind, text: str) -> SubmitResult:
         # A very long message is cut here, before it is stored: the answer (or the note's turn) says so.
         limit = min(self._max_input_chars, NOTE_MAX_CHARS) if kind is TaskKind.NOTE else self._max_input_chars

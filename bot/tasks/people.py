@@ -1,12 +1,15 @@
 """Who said what: a message as the agent's turn, named for its author, and a thread's earlier messages.
 
 Names come from users.info once per person and are cached in Redis (store/threads.py), so that a busy thread
-does not look its people up again for every message.
+does not look its people up again for every message, and for a few minutes in the process too, so that a
+person's every message does not cost a Redis read either (a renamed person shows the new name minutes later).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections import OrderedDict
 from dataclasses import replace
 
 from bot.agent.context import NOTE_MAX_CHARS, cut_sentence, cut_to
@@ -21,6 +24,8 @@ log = logging.getLogger(__name__)
 # A thread the bot joins late: its newest messages before the mention become the first turns (each cut like a
 # note). More would not fit the window anyway; read_thread reads further back when the conversation needs it.
 EARLIER_MESSAGES = 100
+NAMES_KEPT = 10_000  # names kept in the process, the least recently used dropped first
+NAME_SECONDS = 300.0  # how long the process trusts a name it read
 
 
 def cut_note(task: Task) -> str:
@@ -34,6 +39,7 @@ class People:
     def __init__(self, threads: ThreadStore, slack: SlackGateway) -> None:
         self._threads = threads
         self._slack = slack
+        self._names: OrderedDict[tuple[str, str], tuple[float, str]] = OrderedDict()
 
     async def user_turn(self, task: Task, files_text: str = "") -> Turn:
         """The task's message as a user turn: its text (with a note if intake cut it) and its files' text."""
@@ -68,10 +74,19 @@ class People:
 
     async def name(self, team_id: str, user_id: str) -> str | None:
         """The user's display name: cached, or asked of Slack (and cached when there is one)."""
-        cached = await self._threads.cached_user_name(team_id, user_id)
-        if cached is not None:
-            return cached
-        name = await self._slack.display_name(team_id, user_id)
+        key = (team_id, user_id)
+        kept = self._names.get(key)
+        if kept is not None and time.monotonic() - kept[0] < NAME_SECONDS:
+            self._names.move_to_end(key)
+            return kept[1]
+        name = await self._threads.cached_user_name(team_id, user_id)
+        if name is None:
+            name = await self._slack.display_name(team_id, user_id)
+            if name:
+                await self._threads.remember_user_name(team_id, user_id, name)
         if name:
-            await self._threads.remember_user_name(team_id, user_id, name)
+            self._names[key] = (time.monotonic(), name)
+            self._names.move_to_end(key)
+            while len(self._names) > NAMES_KEPT:
+                self._names.popitem(last=False)
         return name

@@ -9,19 +9,18 @@ import math
 import time
 from dataclasses import dataclass
 
-from redis.exceptions import RedisError
-
 from bot.core.errors import SlackError
 from bot.tasks.executor import TaskExecutor
 from bot.tasks.priority import IntakeFirst
+from store.connection import REDIS_FAILURES
 from store.errors import LeaseLost
 from store.models import Task
 from store.tasks import TaskQueue, ThreadLease, queue_lost
 
 log = logging.getLogger(__name__)
 
-# How often a worker looks for threads whose worker died (a cheap XAUTOCLAIM).
-STALE_CHECK_SECONDS = 2.0
+# How often a worker looks for threads whose worker died (a cheap XAUTOCLAIM per shard).
+STALE_CHECK_SECONDS = 5.0
 # How often a worker removes consumers that have been idle, holding nothing, for an hour (one cheap script).
 PRUNE_CONSUMERS_SECONDS = 300.0
 
@@ -50,7 +49,7 @@ class RunnerSettings:
     lease_seconds: float = 30.0
     grace_seconds: float = 20.0
     retry_delay: float = 2.0
-    block_ms: int = 1000
+    block_ms: int = 5000  # how long a shard's reader waits for new work in one read (it is cancelled at a stop)
 
 
 class TaskRunner:
@@ -63,9 +62,15 @@ class TaskRunner:
         self._intake_first = intake_first
         self._executor = executor
         self._settings = settings
-        self._active: dict[str, asyncio.Task[None]] = {}
+        self._active: dict[tuple[int, str], asyncio.Task[None]] = {}
         self._slot_freed = asyncio.Event()
-        self._read_failures = 0
+        self._reserved = 0  # slots promised to the reads waiting for new work
+        self._reader_shards = queue.reader_shards()
+        # A read takes up to its count from each of its shards: each asks for at most its share of the slots, so
+        # that together they take at most max_concurrent.
+        self._claim_batch = max(1, settings.max_concurrent // queue.shards)
+        self._next_shard = 0
+        self._readers_waiting = 0  # readers waiting for a free slot
         self._rebuilding = asyncio.Lock()  # one rebuild of a lost queue at a time, however many meet the loss
         self._rebuilds = 0
 
@@ -75,17 +80,19 @@ class TaskRunner:
         return len(self._active)
 
     async def prepare(self) -> None:
-        """Make the queue ready (group and scripts) before Slack's events may arrive."""
+        """Make the queue ready (scripts, and every shard's group) before Slack's events may arrive."""
+        await self._queue.load_scripts()
         await self._make_queue()
 
     async def _make_queue(self) -> None:
-        """Create the queue's group if needed; if it had to be, give threads whose entry was lost a new one."""
-        if await self._queue.ensure_group():
-            requeued = await self._queue.requeue_orphans()
-            if requeued:
-                log.warning("queued %d thread(s) again whose queue entry Redis had lost", requeued)
+        """Create the shards' groups if needed; where one had to be, give threads whose entry was lost a new one."""
+        for shard in range(self._queue.shards):
+            if await self._queue.ensure_group(shard):
+                requeued = await self._queue.requeue_orphans(shard)
+                if requeued:
+                    log.warning("queued %d thread(s) again whose queue entry Redis had lost", requeued)
 
-    async def _heal(self, exc: RedisError) -> bool:
+    async def _heal(self, exc: Exception) -> bool:
         """If `exc` says Redis lost the task queue, make it again and return True; False for any other error, or
         if the queue could not be made (the caller then waits and retries as for any Redis error).
 
@@ -105,7 +112,7 @@ class TaskRunner:
             log.warning("the task queue is gone from Redis; creating it again")
             try:
                 await self._make_queue()
-            except RedisError as again:
+            except REDIS_FAILURES as again:
                 log.warning("cannot create the task queue again (%s)", again)
                 return False
             self._rebuilds += 1
@@ -117,43 +124,92 @@ class TaskRunner:
         Call prepare() first: it makes the queue this reads.
         """
         consumer = self._settings.consumer
-        own = await self._queue.claim_own_pending(consumer)
+        if len(self._reader_shards) > self._settings.max_concurrent:
+            log.warning(
+                "MAX_CONCURRENT_TASKS (%d) is below the number of queue readers (%d, one per shard on a cluster): "
+                "they take turns, reading every 100 ms",
+                self._settings.max_concurrent,
+                len(self._reader_shards),
+            )
+        own: list[ThreadLease] = []
+        for shard in range(self._queue.shards):
+            own += await self._queue.claim_own_pending(consumer, shard)
         if own:
             log.info("resuming %d thread(s) this worker (%s) held before it stopped", len(own), consumer)
         self._start(own)
         await self._queue.mark_alive(consumer)
         keeper = asyncio.create_task(self._keep_leases(stopping), name="lease-keeper")
+        readers = [
+            asyncio.create_task(self._read_shards(shards, stopping), name=f"queue-reader-{shards[0]}")
+            for shards in self._reader_shards
+        ]
         try:
-            while not stopping.is_set():
-                await self._claim_once()
+            await stopping.wait()
         finally:
+            for reader in readers:
+                reader.cancel()  # a blocked read ends now; an entry it was being handed stays pending to this name
+            await asyncio.gather(*readers, return_exceptions=True)
             keeper.cancel()
             await self._drain()
-            with contextlib.suppress(RedisError):
+            with contextlib.suppress(*REDIS_FAILURES):
                 await self._queue.mark_stopped(consumer)
 
-    async def _claim_once(self) -> None:
-        free = self._settings.max_concurrent - len(self._active)
-        if free <= 0:
-            self._slot_freed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._slot_freed.wait(), timeout=1.0)
-            return
-        try:
-            self._start(await self._queue.claim_new(self._settings.consumer, free, self._settings.block_ms))
-        except RedisError as exc:
-            if await self._heal(exc):
-                return
-            self._read_failures += 1
-            log.warning("cannot read the task queue (%s); retrying", exc)
-            await asyncio.sleep(backoff(self._settings.retry_delay, self._read_failures))
-            return
-        self._read_failures = 0
+    async def _read_shards(self, shards: list[int], stopping: asyncio.Event) -> None:
+        """Claim the shards' new work while there are free slots, until `stopping` is set."""
+        failures = 0
+        while not stopping.is_set():
+            free = self._settings.max_concurrent - len(self._active) - self._reserved
+            if free <= 0:
+                self._slot_freed.clear()
+                self._readers_waiting += 1
+                try:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._slot_freed.wait(), timeout=1.0)
+                finally:
+                    self._readers_waiting -= 1
+                continue
+            # XREADGROUP's COUNT is per stream: with fewer free slots than shards, read only that many shards (the
+            # next ones in turn, so that none waits behind the others).
+            reading = shards
+            if free < len(shards):
+                start = self._next_shard % len(shards)
+                reading = (shards[start:] + shards[:start])[:free]
+                self._next_shard = start + free
+            wanted = max(1, min(free, self._claim_batch * len(reading)) // len(reading))
+            self._reserved += wanted * len(reading)
+            # Reading some shards only, or with fewer slots than readers, wait briefly: the other shards, or the
+            # readers waiting for a slot, take their turn at the next read.
+            brief = reading is not shards or len(self._reader_shards) > self._settings.max_concurrent
+            block_ms = min(self._settings.block_ms, 100) if brief else self._settings.block_ms
+            try:
+                leases = await self._queue.claim_new(self._settings.consumer, reading, wanted, block_ms)
+            except REDIS_FAILURES as exc:
+                if await self._heal(exc):
+                    continue
+                failures += 1
+                log.warning("cannot read the task queue (%s); retrying", exc)
+                await asyncio.sleep(backoff(self._settings.retry_delay, failures))
+                continue
+            # Whatever else goes wrong, the reader goes on: without it, its shards' work would wait for a restart.
+            except Exception:
+                log.exception("a queue reader failed; it goes on after a pause")
+                await asyncio.sleep(self._settings.retry_delay)
+                continue
+            finally:
+                self._reserved -= wanted * len(reading)
+            failures = 0
+            self._start(leases)
+            if not leases and self._readers_waiting:
+                # Hand the slot to a reader waiting for one (of other shards, on a cluster with fewer slots than
+                # shards) and give it time to take it, so that every shard gets its turn.
+                self._slot_freed.set()
+                await asyncio.sleep(0.01)
 
     def _start(self, leases: list[ThreadLease]) -> None:
         for lease in leases:
-            if lease.entry_id not in self._active:
-                self._active[lease.entry_id] = asyncio.create_task(self._work(lease), name=f"thread-{lease.entry_id}")
+            if lease.key not in self._active:
+                name = f"thread-{lease.shard}-{lease.entry_id}"
+                self._active[lease.key] = asyncio.create_task(self._work(lease), name=name)
 
     async def _work(self, lease: ThreadLease) -> None:
         """Work one thread's inbox until it is empty, oldest task first."""
@@ -171,11 +227,13 @@ class TaskRunner:
                         continue
                     await self._executor.execute(lease, task)
                     failures = 0
+                    if self._executor.released(lease):  # finishing the last task gave the thread back
+                        return
                 except LeaseLost as exc:
                     # Stalled past the lease, or the thread was reset: every write of ours is refused now.
                     log.warning("thread %s: %s; leaving it", lease.thread.encode(), exc)
                     return
-                except RedisError as exc:
+                except REDIS_FAILURES as exc:
                     # Redis is down or failing over: wait for it, longer each time, then pick up where we were. If
                     # it lost the queue instead, go on at once once the queue is back: the next write says whether
                     # this run still holds the thread (an entry lost with the stream is not held any more).
@@ -191,11 +249,11 @@ class TaskRunner:
                 except Exception as exc:
                     log.exception("thread %s: task step failed; retrying", lease.thread.encode())
                     if task is not None:  # what the thread is told if the task is failed for good
-                        with contextlib.suppress(RedisError):
+                        with contextlib.suppress(*REDIS_FAILURES):
                             await self._queue.note_failure(task, failure_reason(exc))
                     await asyncio.sleep(self._settings.retry_delay)
         finally:
-            self._active.pop(lease.entry_id, None)
+            self._active.pop(lease.key, None)
             self._slot_freed.set()
 
     async def _keep_leases(self, stopping: asyncio.Event) -> None:
@@ -219,7 +277,7 @@ class TaskRunner:
                 if time.monotonic() - last_prune >= PRUNE_CONSUMERS_SECONDS:
                     last_prune = time.monotonic()
                     await self._prune_consumers()
-            except RedisError as exc:
+            except REDIS_FAILURES as exc:
                 if await self._heal(exc):
                     last_renewal = -math.inf  # renew at the next look: that stops the runs whose entry was lost
                 else:
@@ -232,23 +290,37 @@ class TaskRunner:
 
     async def _take_over_stale(self) -> None:
         await self._queue.mark_alive(self._settings.consumer)
-        taken = await self._queue.claim_stale(self._settings.consumer, int(self._settings.lease_seconds * 1000))
+        lease_ms = int(self._settings.lease_seconds * 1000)
+        taken: list[ThreadLease] = []
+        for shard in range(self._queue.shards):
+            # Slots held for the blocked reads of new work do not count: a dead worker's threads come first.
+            free = self._settings.max_concurrent - len(self._active) - len(taken)
+            if free <= 0:  # a full worker leaves them to one with room (or to itself, once a slot frees)
+                break
+            taken += await self._queue.claim_stale(self._settings.consumer, shard, lease_ms, count=free)
         if taken:
             log.warning("took over %d thread(s) whose worker stopped renewing its lease", len(taken))
         self._start(taken)
 
     async def _prune_consumers(self) -> None:
-        removed = await self._queue.prune_consumers()
+        removed: set[str] = set()
+        for shard in range(self._queue.shards):
+            removed.update(await self._queue.prune_consumers(shard))
         if removed:
             log.info("removed %d consumer name(s) idle for an hour with nothing pending", len(removed))
 
     async def _renew(self) -> None:
-        lost = await self._queue.heartbeat(self._settings.consumer, list(self._active))
-        for entry_id in lost:
-            work = self._active.pop(entry_id, None)
-            if work is not None:  # None: the thread was released just now, which is no loss
-                log.warning("no longer holds queue entry %s (taken over, or its thread was reset); stopping", entry_id)
-                work.cancel()
+        by_shard: dict[int, list[str]] = {}
+        for shard, entry_id in list(self._active):
+            by_shard.setdefault(shard, []).append(entry_id)
+        for shard, entry_ids in by_shard.items():
+            for entry_id in await self._queue.heartbeat(self._settings.consumer, shard, entry_ids):
+                work = self._active.pop((shard, entry_id), None)
+                if work is not None:  # None: the thread was released just now, which is no loss
+                    log.warning(
+                        "no longer holds queue entry %s (taken over, or its thread was reset); stopping", entry_id
+                    )
+                    work.cancel()
 
     async def _drain(self) -> None:
         """Give running tasks the grace period, then cancel the rest: they stay pending for the next start."""

@@ -40,9 +40,8 @@ class NoteKeeper:
         """
         files = (await read_attachments(task.files, self._slack, with_images=False)).text
         turn = await self._people.user_turn(task, cut_to(files, NOTE_MAX_CHARS, "shared files") if files else "")
-        state = await self._threads.state(task.thread)
-        history = await self._threads.turns(task.thread)
-        steps = await self._journal.steps(task)
+        state, history = await self._threads.agent(task.thread)
+        steps = await self._journal.steps(task, attempt=attempt)
         fold, usage = await self._fitter.fold(lease, task, steps, state.summary if state else "", [*history, turn])
         await self._journal.finish(
             lease, task, TaskStatus.DONE, turns=[turn], usage=usage, counts_as_task=False, fold=fold

@@ -6,11 +6,14 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis, RedisCluster
 
+from store.connection import RedisClient
 from tests.conftest import redis_url_for_tests
 from tests.fakes import FakeAnthropic, FakeSlack
 from tests.integration.harness import SIGNING_SECRET, BotProcess, free_port
 from tests.integration.playground_process import Playground, eventually
+from tests.integration.redis_cluster import LocalCluster
 from tests.integration.redis_server import PrivateRedis
 
 BotFactory = Callable[..., BotProcess]
@@ -23,8 +26,47 @@ async def claude() -> AsyncIterator[FakeAnthropic]:
         yield fake
 
 
+BACKENDS = ("standalone", "cluster")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `both_redis` run twice: against a standalone Redis and against a three-master cluster."""
+    if metafunc.definition.get_closest_marker("both_redis") and "redis_backend" in metafunc.fixturenames:
+        metafunc.parametrize("redis_backend", BACKENDS, indirect=True)
+
+
 @pytest.fixture
-def bot_env(slack: FakeSlack, claude: FakeAnthropic, redis: object) -> dict[str, str]:
+def redis_backend(request: pytest.FixtureRequest) -> str:
+    """Which Redis the test's bot uses: "standalone" unless the test is marked both_redis."""
+    return str(getattr(request, "param", "standalone"))
+
+
+@pytest.fixture
+def redis_url(redis_backend: str, request: pytest.FixtureRequest) -> str:
+    """REDIS_URL for the test's bot: the test process's own Redis, or a node of its cluster (emptied)."""
+    if redis_backend == "cluster":
+        cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+        return cluster.url
+    return redis_url_for_tests()
+
+
+@pytest.fixture
+async def redis(redis_url: str, redis_backend: str) -> AsyncIterator[RedisClient]:
+    """A client on the emptied test Redis: the cluster client when the bot runs on the cluster."""
+    client: RedisClient
+    if redis_backend == "cluster":
+        client = RedisCluster.from_url(redis_url, decode_responses=True)
+    else:
+        client = Redis.from_url(redis_url, decode_responses=True)
+        await client.flushdb()
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def bot_env(slack: FakeSlack, claude: FakeAnthropic, redis: object, redis_url: str) -> dict[str, str]:
     """Settings for a bot process that talks only to the fakes and the emptied test Redis."""
     return {
         "SLACK_BOT_TOKEN": slack.bot_token,
@@ -32,7 +74,7 @@ def bot_env(slack: FakeSlack, claude: FakeAnthropic, redis: object) -> dict[str,
         "SLACK_API_URL": slack.api_url,
         "ANTHROPIC_API_KEY": "test-anthropic-key",
         "ANTHROPIC_BASE_URL": claude.base_url,
-        "REDIS_URL": redis_url_for_tests(),
+        "REDIS_URL": redis_url,
         "DYNO": "web.1",
         "LOG_LEVEL": "INFO",
     }

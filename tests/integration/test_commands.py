@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from store import keys
 from store.models import ThreadRef
 from tests.fakes import (
     FakeAnthropic,
@@ -19,6 +18,7 @@ from tests.fakes import (
     wait_until,
 )
 from tests.integration.harness import BotProcess
+from tests.integration.stored import SPACE, queue_empty, turns
 
 pytestmark = pytest.mark.integration
 CHANNEL = "C0GENERAL"
@@ -60,8 +60,8 @@ async def click(bot: BotProcess, slack: FakeSlack, action_id: str) -> str:
 
 
 async def answer_at(slack: FakeSlack, url: str) -> dict[str, Any]:
-    """The answer posted to a response_url once it is not the "Resetting…" progress note."""
-    return await slack.response_at(url, unless=lambda body: str(body["text"]).startswith("Resetting"))
+    """The answer posted to a response_url once it is not the "Resetting every agent…" progress note."""
+    return await slack.response_at(url, unless=lambda body: str(body["text"]).startswith("Resetting every agent"))
 
 
 async def answered_thread(bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic, channel: str = CHANNEL) -> str:
@@ -75,6 +75,7 @@ async def answered_thread(bot: BotProcess, slack: FakeSlack, claude: FakeAnthrop
 
 
 @pytest.mark.parametrize("how", ["slash command", "mention in the thread"])
+@pytest.mark.both_redis
 async def test_a_reset_during_a_running_answer_stops_it_and_leaves_the_thread_clean(
     bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic, redis: Redis, how: str
 ) -> None:
@@ -102,8 +103,8 @@ async def test_a_reset_during_a_running_answer_stops_it_and_leaves_the_thread_cl
     assert not any("nobody should see" in str(update.get("text")) for update in slack.updates)
     assert len(replies(slack, thread_ts)) == 1
     ref = ThreadRef(slack.team_id, CHANNEL, thread_ts)
-    assert not await redis.exists(keys.state(ref), keys.turns(ref))
-    await wait_until(lambda: _queue_empty(redis), timeout=10)  # the reset task ran and its entry was released
+    assert not await redis.exists(SPACE.state(ref))  # no agent, so no turns either
+    await wait_until(lambda: queue_empty(redis), timeout=10)  # the reset task ran and its entry was released
 
     # The next mention starts afresh: nothing of the cancelled conversation reaches the model.
     claude.reply_text("fresh start")
@@ -112,10 +113,7 @@ async def test_a_reset_during_a_running_answer_stops_it_and_leaves_the_thread_cl
     assert "start a long job" not in json.dumps(claude.requests[-1])
 
 
-async def _queue_empty(redis: Redis) -> bool:
-    return await redis.xlen(keys.QUEUE) == 0
-
-
+@pytest.mark.both_redis
 async def test_channel_reset_asks_and_cancel_changes_nothing_confirm_resets_this_channel_only(
     bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
 ) -> None:
@@ -132,18 +130,20 @@ async def test_channel_reset_asks_and_cancel_changes_nothing_confirm_resets_this
     assert ack["text"].startswith("2 agent(s)") and "1 alive (web.1)" in json.dumps(ack["blocks"])
 
     confirmed = await answer_at(slack, await click(bot, slack, "agent_reset_channel_confirm"))
-    assert confirmed["text"].startswith("Reset 2 agent(s)")
+    # The channel's agents are reset by a task of its own, one thread after the other: each thread is told.
+    assert confirmed["text"].startswith(f"Resetting 2 agent(s) of <#{CHANNEL}>")
     for thread_ts in (first, second):
         await wait_until(lambda ts=thread_ts: any(NOTE in text for text in replies(slack, ts)), timeout=10)
         ref = ThreadRef(slack.team_id, CHANNEL, thread_ts)
-        assert not await redis.exists(keys.state(ref), keys.turns(ref))
-    other = ThreadRef(slack.team_id, OTHER_CHANNEL, elsewhere)
-    assert await redis.exists(keys.state(other), keys.turns(other)) == 2
+        assert not await redis.exists(SPACE.state(ref))  # no agent, so no turns either
+    assert len(await turns(redis, ThreadRef(slack.team_id, OTHER_CHANNEL, elsewhere))) == 2
     assert replies(slack, elsewhere, OTHER_CHANNEL) == ["first answer"]
+    await wait_until(lambda: queue_empty(redis), timeout=10)  # the channel's reset and each thread's are done
     ack, _ = await command(bot, slack, "status")
     assert "No agents" in ack["text"]
 
 
+@pytest.mark.both_redis
 async def test_status_mentioned_in_a_thread_is_posted_there(
     bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import signal
@@ -13,11 +12,11 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from store import keys
 from store.models import ThreadRef
 from tests.fakes import FakeAnthropic, FakeSlack, Reply, user_texts, wait_until
 from tests.integration.conftest import BotFactory
 from tests.integration.harness import BotProcess
+from tests.integration.stored import consumers, task_field, turns
 
 pytestmark = pytest.mark.integration
 CHANNEL = "C0GENERAL"
@@ -39,8 +38,7 @@ def replies(slack: FakeSlack, thread_ts: str) -> list[str]:
 
 async def history(redis: Redis, slack: FakeSlack, thread_ts: str) -> list[dict[str, Any]]:
     """The thread's remembered turns, straight from Redis."""
-    ref = ThreadRef(slack.team_id, CHANNEL, thread_ts)
-    return [json.loads(raw) for raw in await redis.lrange(keys.turns(ref), 0, -1)]
+    return await turns(redis, ThreadRef(slack.team_id, CHANNEL, thread_ts))
 
 
 async def assert_answered_once(redis: Redis, slack: FakeSlack, thread_ts: str, answer: str = ANSWER) -> None:
@@ -59,6 +57,7 @@ async def post_until_dead(bot: BotProcess, envelope: dict[str, Any]) -> None:
     assert await asyncio.wait_for(bot.process.wait(), 10) == -9  # type: ignore[union-attr]
 
 
+@pytest.mark.both_redis
 async def test_killed_after_intake_before_the_ack(
     make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
 ) -> None:
@@ -76,6 +75,7 @@ async def test_killed_after_intake_before_the_ack(
     assert len(claude.requests) == 1
 
 
+@pytest.mark.both_redis
 async def test_killed_during_the_model_call(
     make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
 ) -> None:
@@ -112,6 +112,7 @@ async def test_killed_after_the_answer_exists(
     assert len(claude.requests) == 1
 
 
+@pytest.mark.both_redis
 async def test_completed_tool_call_is_not_run_again(
     make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
 ) -> None:
@@ -135,6 +136,7 @@ async def test_completed_tool_call_is_not_run_again(
     assert final_request[-2]["content"][-1]["type"] == "tool_use"
 
 
+@pytest.mark.both_redis
 async def test_same_event_three_times_is_one_task(bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic) -> None:
     """Slack's retries of one event_id give one task, one model call and one reply."""
     claude.reply_text(ANSWER)
@@ -147,6 +149,7 @@ async def test_same_event_three_times_is_one_task(bot: BotProcess, slack: FakeSl
     assert len(claude.requests) == 1
 
 
+@pytest.mark.both_redis
 async def test_sigterm_during_a_long_answer_finishes_after_restart(
     make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
 ) -> None:
@@ -184,10 +187,11 @@ async def test_a_task_that_keeps_crashing_is_failed_and_the_thread_moves_on(
     claude.reply_text("second answer")
     await second.post_event(mention(slack, "next question", thread_ts=thread_ts))
     await wait_until(lambda: replies(slack, thread_ts)[-1:] == ["second answer"], timeout=15)
-    status = await redis.hget(keys.task(slack.team_id, envelope["event_id"]), "status")
-    assert status == "failed"
+    ref = ThreadRef(slack.team_id, CHANNEL, thread_ts)
+    assert await task_field(redis, ref, envelope["event_id"], "status") == "failed"
 
 
+@pytest.mark.both_redis
 async def test_two_processes_share_the_work_in_order_and_survive_one_dying(
     make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
 ) -> None:
@@ -216,6 +220,7 @@ def claude_reply_for(body: dict[str, Any]) -> Reply:
     return Reply([{"type": "text", "text": f"answer to {question}"}], "end_turn", delay=0.2)
 
 
+@pytest.mark.both_redis
 async def test_two_live_processes_never_share_a_consumer_name(
     make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
 ) -> None:
@@ -232,10 +237,10 @@ async def test_two_live_processes_never_share_a_consumer_name(
         await (first if n % 2 else second).post_event(envelope)
     for envelope in envelopes:
         await wait_until(lambda t=envelope["event"]["ts"]: len(replies(slack, t)) == 1, timeout=15)
-    consumers = {c["name"] for c in await redis.xinfo_consumers(keys.QUEUE, keys.WORKER_GROUP)}
-    assert len(consumers) == 2
+    assert len(await consumers(redis)) == 2
 
 
+@pytest.mark.both_redis
 async def test_a_stalled_worker_that_wakes_up_after_losing_its_lease_cannot_write(
     make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
 ) -> None:

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from store import keys
 from store.models import ThreadRef
 from tests.fakes import (
     FakeAnthropic,
@@ -26,6 +25,7 @@ from tests.fakes import (
 from tests.integration.conftest import BotFactory
 from tests.integration.harness import SIGNING_SECRET, BotProcess
 from tests.integration.redis_server import PrivateRedis
+from tests.integration.stored import SPACE
 
 pytestmark = pytest.mark.integration
 CHANNEL = "C0GENERAL"
@@ -249,4 +249,4 @@ async def test_a_full_scenario_at_debug_logs_no_secret_and_nothing_anyone_wrote(
 
 
 async def _gone(redis: Redis, ref: ThreadRef) -> bool:
-    return not await redis.exists(keys.state(ref))
+    return not await redis.exists(SPACE.state(ref))

@@ -12,11 +12,11 @@ from redis.asyncio import Redis
 
 from playground.payloads import format_ts
 from playground.prompt_cache import request_tokens
-from store import keys
 from store.models import ThreadRef
 from tests.fakes import FakeAnthropic, FakeSlack, Reply, slash_command_form, user_texts, wait_until
 from tests.integration.conftest import BotFactory
 from tests.integration.harness import BotProcess
+from tests.integration.stored import SPACE, turns, window_text
 
 pytestmark = pytest.mark.integration
 CHANNEL = "C0LONG"
@@ -110,7 +110,7 @@ async def test_sixty_turns_stay_under_budget_and_remember_turn_one(
         assert_tool_pairs_whole(body)
     last_first_call = next(b for b in answers if "turn 60:" in " ".join(user_texts({"messages": b["messages"][-1:]})))
     assert FACT in " ".join(user_texts({"system": last_first_call["system"]}))
-    state = await redis.hgetall(keys.state(ThreadRef(slack.team_id, CHANNEL, thread_ts)))
+    state = await redis.hgetall(SPACE.state(ThreadRef(slack.team_id, CHANNEL, thread_ts)))
     assert FACT in state["summary"]
     assert len(summaries) >= 3
 
@@ -150,11 +150,11 @@ async def test_a_failing_summarizer_never_stops_the_thread_nor_drops_a_turn(
     ref = ThreadRef(slack.team_id, CHANNEL, thread_ts)
 
     async def finished() -> bool:  # the fold after the last answer is done too
-        return await redis.hget(keys.state(ref), "turns") == "32" and await redis.llen(keys.inbox(ref)) == 0
+        return await redis.hget(SPACE.state(ref), "turns") == "32" and await redis.llen(SPACE.inbox(ref)) == 0
 
     await wait_until(finished, timeout=20)
-    assert await redis.hget(keys.state(ref), "summary") is None
-    assert await redis.llen(keys.turns(ref)) == 32
+    assert await redis.hget(SPACE.state(ref), "summary") is None
+    assert len(await turns(redis, ref)) == 32  # every turn kept: none dropped unsummarized
     summary_calls = [body for body in claude.requests if is_summary_request(body)]
     assert 0 < len(summary_calls) <= 2 * 16  # at most one attempt (two tries) per answer: no loop
 
@@ -180,7 +180,7 @@ async def test_a_fold_interrupted_by_a_crash_is_not_summarized_twice(
 
         async def finished_or_dead(ref: ThreadRef = ref) -> bool:
             # The fold runs after the reply shows: wait for the task itself to finish (or for the crash).
-            return bot.process.returncode is not None or await redis.llen(keys.inbox(ref)) == 0  # type: ignore[union-attr]
+            return bot.process.returncode is not None or await redis.llen(SPACE.inbox(ref)) == 0  # type: ignore[union-attr]
 
         await wait_until(finished_or_dead, timeout=20)
     assert thread_ts is not None
@@ -189,8 +189,8 @@ async def test_a_fold_interrupted_by_a_crash_is_not_summarized_twice(
     restarted = make_bot(**small)
     await restarted.start()
     ref = ThreadRef(slack.team_id, CHANNEL, thread_ts)
-    await wait_until(lambda: redis.hget(keys.state(ref), "summary"), timeout=15)
-    assert FACT in await redis.hget(keys.state(ref), "summary")
+    await wait_until(lambda: redis.hget(SPACE.state(ref), "summary"), timeout=15)
+    assert FACT in await redis.hget(SPACE.state(ref), "summary")
     assert sum(is_summary_request(body) for body in claude.requests) == 1
     assert len(slack.bot_replies(CHANNEL, thread_ts)) == turn
 
@@ -296,7 +296,7 @@ async def test_a_hundred_long_notes_are_folded_in_bounded_requests_and_their_fac
         await bot.post_event(slack.post_user_message(CHANNEL, f"{fact(n)} {NOTE_FILLER}", thread_ts=thread_ts))
 
     async def remembered(turns: int) -> bool:
-        return await redis.hget(keys.state(ref), "turns") == str(turns) and await redis.llen(keys.inbox(ref)) == 0
+        return await redis.hget(SPACE.state(ref), "turns") == str(turns) and await redis.llen(SPACE.inbox(ref)) == 0
 
     await wait_until(lambda: remembered(102), timeout=60)
     question = slack.post_user_message(
@@ -308,8 +308,8 @@ async def test_a_hundred_long_notes_are_folded_in_bounded_requests_and_their_fac
     for body in claude.requests:
         bound = 24_000 + (0 if is_summary_request(body) else new_message_tokens(body))
         assert request_tokens(body) <= bound, request_tokens(body)
-    summary = await redis.hget(keys.state(ref), "summary")
-    window = " ".join(await redis.lrange(keys.turns(ref), 0, -1))
+    summary = await redis.hget(SPACE.state(ref), "summary")
+    window = await window_text(redis, ref)
     assert "dropped without a summary" not in summary
     assert "only the first 4,000 were read" in window  # a note is context: kept short, and says it was cut
     assert all(fact(n) in summary or fact(n) in window for n in range(1, 101))
@@ -336,12 +336,12 @@ async def test_a_fold_too_big_for_one_request_goes_in_passages_and_resumes_after
     restarted = make_bot(**small)
     await restarted.start()
     ref = ThreadRef(slack.team_id, CHANNEL, thread_ts)
-    await wait_until(lambda: redis.hget(keys.state(ref), "summary"), timeout=15)
+    await wait_until(lambda: redis.hget(SPACE.state(ref), "summary"), timeout=15)
     summaries = [body for body in claude.requests if is_summary_request(body)]
     assert len(summaries) == 2 and all(request_tokens(body) <= 8_000 for body in summaries)
     first, second = (" ".join(user_texts({"messages": body["messages"]})) for body in summaries)
     assert FACT in first and "(continued)" in second and FACT in second.split("</current_summary>")[0]
-    assert FACT in await redis.hget(keys.state(ref), "summary")
+    assert FACT in await redis.hget(SPACE.state(ref), "summary")
     assert len(slack.bot_replies(CHANNEL, thread_ts)) == 1
 
 
@@ -361,20 +361,20 @@ async def test_notes_during_a_summarizer_outage_are_kept_and_folded_when_it_is_b
     await bot.post_event(root)
 
     async def remembered(turns: int) -> bool:
-        return await redis.hget(keys.state(ref), "turns") == str(turns) and await redis.llen(keys.inbox(ref)) == 0
+        return await redis.hget(SPACE.state(ref), "turns") == str(turns) and await redis.llen(SPACE.inbox(ref)) == 0
 
     await wait_until(lambda: remembered(2), timeout=20)
     for n in range(1, 13):
         await bot.post_event(slack.post_user_message(CHANNEL, f"{fact(n)} {NOTE_FILLER}", thread_ts=thread_ts))
     await wait_until(lambda: remembered(14), timeout=30)
     assert sum(is_summary_request(body) for body in claude.requests) > 0  # folds were tried, and failed
-    assert await redis.llen(keys.turns(ref)) == 14 and await redis.hget(keys.state(ref), "summary") is None
+    assert len(await turns(redis, ref)) == 14 and await redis.hget(SPACE.state(ref), "summary") is None
 
     claude.set_default(fact_keeper)  # the summarizer is back: the next note's fold takes the backlog
     await bot.post_event(slack.post_user_message(CHANNEL, f"{fact(13)} {NOTE_FILLER}", thread_ts=thread_ts))
     await wait_until(lambda: remembered(15), timeout=20)
-    summary = await redis.hget(keys.state(ref), "summary")
-    window = " ".join(await redis.lrange(keys.turns(ref), 0, -1))
+    summary = await redis.hget(SPACE.state(ref), "summary")
+    window = await window_text(redis, ref)
     assert "dropped without a summary" not in summary and fact(1) in summary
     assert all(fact(n) in summary or fact(n) in window for n in range(1, 14))
     for body in claude.requests:

@@ -43,6 +43,7 @@ async def answered(slack: FakeSlack, thread_ts: str, expected: str, count: int =
     )
 
 
+@pytest.mark.both_redis
 async def test_mention_is_answered_once_in_its_thread(bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic) -> None:
     """A mention starts a thread at its own ts and gets exactly one reply carrying the model's answer."""
     claude.reply_text("The capital of France is Paris.")
@@ -56,6 +57,7 @@ async def test_mention_is_answered_once_in_its_thread(bot: BotProcess, slack: Fa
     assert "what is the capital of France?" in " ".join(user_texts(claude.last_request))
 
 
+@pytest.mark.both_redis
 async def test_second_mention_carries_the_first_exchange_and_other_threads_do_not(
     bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
 ) -> None:
@@ -78,6 +80,7 @@ async def test_second_mention_carries_the_first_exchange_and_other_threads_do_no
     assert "AZURE-7" not in " ".join(user_texts(claude.last_request))
 
 
+@pytest.mark.both_redis
 async def test_restarted_bot_answers_with_the_old_history(
     make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic
 ) -> None:
@@ -165,6 +168,7 @@ async def test_bot_ignores_its_own_and_other_bots_messages(
     assert slack.messages("D0DM") == []
 
 
+@pytest.mark.both_redis
 async def test_direct_messages_are_all_for_the_bot(bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic) -> None:
     """In a DM every message is answered, at the top level, and the DM is one conversation."""
 

@@ -74,10 +74,12 @@ def test_channel_reset_asks_first_and_its_button_clears_the_agents(playground: P
 
     def answered() -> str | None:
         now = next((e for e in ephemerals(playground) if e["id"] == question["id"]), None)
-        return now["text"] if now and not now["blocks"] and "Resetting" not in now["text"] else None
+        progress = now is not None and now["text"].startswith("Resetting every agent")
+        return now["text"] if now and not now["blocks"] and not progress else None
 
-    result = eventually(answered, what="the reset's result in place of the question")
-    assert "1" in result, result  # one agent was reset
+    result = eventually(answered, what="the reset's answer in place of the question")
+    assert result.startswith("Resetting 1 agent(s)"), result  # the reset of the channel's one agent is under way
+    eventually(lambda: any("I have forgotten" in text for text in bot_replies(playground, ts)), what="the thread told")
 
     assert playground.post("playground/commands", {"channel": "C0GENERAL", "text": "/agent status"})[0] == 200
     eventually(

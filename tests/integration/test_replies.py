@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from store import keys
+from store.models import ThreadRef
 from tests.fakes import FakeAnthropic, FakeSlack, Reply, wait_until
 from tests.integration.conftest import BotFactory
 from tests.integration.harness import BotProcess
+from tests.integration.stored import task_field
 
 pytestmark = pytest.mark.integration
 CHANNEL = "C0GENERAL"
@@ -99,8 +100,8 @@ async def test_a_20000_character_answer_arrives_whole_in_order_and_once_even_aft
     await asyncio.wait_for(bot.process.wait(), 20)
     restarted = make_bot()
     await restarted.start()
-    task = keys.task(slack.team_id, str(envelope["event_id"]))
-    await wait_until(lambda: _status_is(redis, task, "done"), timeout=20)
+    ref = ThreadRef(slack.team_id, CHANNEL, thread_ts)
+    await wait_until(lambda: _status_is(redis, ref, str(envelope["event_id"]), "done"), timeout=20)
     await asyncio.sleep(1.0)  # time for any duplicate to appear, if there were to be one
     texts = [str(m.get("text")) for m in slack.bot_replies(CHANNEL, thread_ts)]
     assert len(texts) >= 2 and all(len(text) <= 12_000 for text in texts)
@@ -110,8 +111,8 @@ async def test_a_20000_character_answer_arrives_whole_in_order_and_once_even_aft
     ]
 
 
-async def _status_is(redis: Redis, task_key: str, status: str) -> bool:
-    return bool(await redis.hget(task_key, "status") == status)
+async def _status_is(redis: Redis, ref: ThreadRef, task_id: str, status: str) -> bool:
+    return await task_field(redis, ref, task_id, "status") == status
 
 
 def long_answer() -> str:

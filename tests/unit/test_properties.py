@@ -18,6 +18,7 @@ from store.journal import TaskJournal
 from store.models import Task, TaskKind, TaskStatus, ThreadRef, Turn
 from store.tasks import SubmitResult, TaskQueue
 from tests.conftest import redis_url_for_tests
+from tests.unit.store.conftest import SPACE, make_groups, queue_empty
 
 ids = st.from_regex(r"[A-Z0-9]{3,11}", fullmatch=True)
 timestamps = st.builds(
@@ -163,15 +164,16 @@ def test_any_sequence_of_mentions_resets_and_work_keeps_the_queue_consistent(ops
 async def _run_queue_machine(ops: list[str]) -> None:
     redis = Redis.from_url(redis_url_for_tests(), decode_responses=True)
     await redis.flushdb()
-    queue, journal = TaskQueue(redis), TaskJournal(redis)
-    await queue.ensure_group()
+    queue, journal = TaskQueue(redis, SPACE), TaskJournal(redis, SPACE)
+    await make_groups(queue)
     thread = ThreadRef("T1", "C1", "1700000000.000100")
     submitted: list[str] = []
     finished: list[str] = []
     sent = 0
 
     async def work_one() -> None:
-        leases = await queue.claim_new("w1", 10, None) + await queue.claim_own_pending("w1")
+        shard = SPACE.shard_of(thread)
+        leases = await queue.claim_new("w1", [shard], 10, None) + await queue.claim_own_pending("w1", shard)
         for lease in leases[:1]:
             task = await queue.head(thread)
             if task is None:
@@ -180,7 +182,7 @@ async def _run_queue_machine(ops: list[str]) -> None:
             await journal.start(lease, task)
             if await journal.finish(lease, task, TaskStatus.DONE):
                 finished.append(task.task_id)
-            await queue.release(lease)
+            journal.released(lease)  # finishing the last task gave the thread back, or another waits
 
     try:
         for op in ops:
@@ -202,15 +204,13 @@ async def _run_queue_machine(ops: list[str]) -> None:
                 await work_one()
         for _ in range(len(submitted) + 2):
             await work_one()
-        statuses = {task_id: await redis.hget(f"agent:T1:task:{task_id}", "status") for task_id in submitted}
+        statuses = {task_id: await redis.hget(SPACE.task(thread, task_id), "status") for task_id in submitted}
         assert set(statuses.values()) <= {"done", "cancelled"}, statuses
         assert sorted(finished) == sorted(t for t, s in statuses.items() if s == "done")  # finished once each
         answers = [t for t in finished if t.startswith("Ev")]
         assert answers == sorted(answers, key=lambda t: int(t[2:]))  # in arrival order
-        assert await redis.llen(f"agent:T1:thread:C1:{thread.thread_ts}:inbox") == 0
-        assert await redis.xlen("agent:queue") == 0 and not await redis.exists(
-            f"agent:T1:thread:C1:{thread.thread_ts}:queued"
-        )
+        assert await redis.llen(SPACE.inbox(thread)) == 0
+        assert await queue_empty(redis) and not await redis.exists(SPACE.queued(thread))
     finally:
         await redis.flushdb()
         await redis.aclose()

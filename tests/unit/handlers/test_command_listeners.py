@@ -12,13 +12,13 @@ from redis.asyncio import Redis
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.runtime.app import Bot
+from bot.tasks.channel_reset import ChannelResetter
 from handlers.links import ThreadLink, parse_thread_link
 from handlers.views import CANCEL_CHANNEL_RESET, CONFIRM_CHANNEL_RESET
-from store import keys
 from store.journal import Fold, TaskJournal
-from store.models import Task, TaskKind, TaskStatus, ThreadRef, Turn, Usage
-from store.tasks import TaskQueue
-from store.threads import ThreadStore
+from store.models import CHANNEL_WIDE, Task, TaskKind, TaskStatus, ThreadRef, Turn, Usage
+from store.tasks import ResetResult, TaskQueue
+from store.threads import ThreadStore, window
 from tests.fakes import (
     FakeSlack,
     block_actions_form,
@@ -26,6 +26,7 @@ from tests.fakes import (
     slash_command_form,
 )
 from tests.unit.handlers.scenario import SECRET, dispatch_command
+from tests.unit.store.conftest import SPACE, lease_on, make_groups
 
 CHANNEL = "C0GENERAL"
 OTHER_CHANNEL = "C0RANDOM"
@@ -46,23 +47,27 @@ async def seed_agent(
 ) -> ThreadRef:
     """A thread whose agent answered once."""
     ref = ThreadRef(team_id, channel, thread_ts)
-    queue = TaskQueue(redis)
-    await queue.ensure_group()
+    queue, journal = TaskQueue(redis, SPACE), TaskJournal(redis, SPACE)
+    await make_groups(queue)
     await queue.submit(Task(f"Ev{channel}{thread_ts}", TaskKind.ANSWER, ref, "q", "U1", thread_ts, time.time()))
-    leases = await queue.claim_new("test.1", count=10, block_ms=10)
-    [lease] = [lease for lease in leases if lease.thread == ref]
+    lease = await lease_on(queue, ref, consumer="test.1")
     task = await queue.head(ref)
     assert task is not None
     turns = [Turn("user", "q"), Turn("assistant", "a")]
     fold = Fold(evict=0, summary=summary) if summary else None
-    await TaskJournal(redis).finish(lease, task, TaskStatus.DONE, turns=turns, usage=USAGE, fold=fold)
-    assert await queue.release(lease)
+    await journal.finish(lease, task, TaskStatus.DONE, turns=turns, usage=USAGE, fold=fold)
+    assert journal.released(lease)
     return ref
 
 
 async def thread_keys(redis: Redis, ref: ThreadRef) -> int:
-    """How many of the thread's agent keys exist (state, turns)."""
-    return int(await redis.exists(keys.state(ref), keys.turns(ref)))
+    """How many turns the thread's agent remembers (its state hash's window; 0 without an agent)."""
+    return len(window(await redis.hgetall(SPACE.state(ref))))
+
+
+async def channel_usage_kept(redis: Redis, team_id: str, channel: str) -> bool:
+    """Whether any shard holds usage counters of the channel."""
+    return bool(await redis.exists(*(SPACE.channel_usage(team_id, channel, shard) for shard in range(SPACE.shards))))
 
 
 async def run_command(bot: Bot, slack: FakeSlack, text: str, channel_id: str = CHANNEL) -> dict[str, Any]:
@@ -118,12 +123,12 @@ async def test_channel_overview(bot: Bot, slack: FakeSlack, redis: Redis) -> Non
 async def test_thread_detail_by_link(bot: Bot, slack: FakeSlack, redis: Redis) -> None:
     """Status, the running task and its step, tasks, turns, summary excerpt, usage, created and last active."""
     ref = await seed_agent(redis, slack.team_id, summary="Alice wants the Q3 report by Friday. " * 20)
-    queue = TaskQueue(redis)
+    queue = TaskQueue(redis, SPACE)
     await queue.submit(Task("EvNow", TaskKind.ANSWER, ref, "next", "U1", "1700000001.000100", time.time()))
-    lease = next(lease for lease in await queue.claim_new("test.1", 10, 10) if lease.thread == ref)
+    lease = await lease_on(queue, ref, consumer="test.1")
     task = await queue.head(ref)
     assert task is not None
-    journal = TaskJournal(redis)
+    journal = TaskJournal(redis, SPACE)
     await journal.start(lease, task)
     await journal.record_step(lease, task, {"kind": "model", "content": []})
     await journal.record_step(lease, task, {"kind": "tool", "name": "read_thread", "tool_use_id": "t1", "result": ""})
@@ -157,9 +162,9 @@ async def test_reset_by_link_clears_that_thread_only(bot: Bot, slack: FakeSlack,
     assert await thread_keys(redis, target) == 0
     for untouched in (sibling, other_channel, other_team):
         assert await thread_keys(redis, untouched) == 2
-    [task_id] = await redis.lrange(keys.inbox(target), 0, -1)
-    assert await redis.hget(keys.task(slack.team_id, task_id), "kind") == "reset"
-    assert await redis.hget(keys.task(slack.team_id, task_id), "user_id") == "U0ALICE"
+    [task_id] = await redis.lrange(SPACE.inbox(target), 0, -1)
+    assert await redis.hget(SPACE.task(target, task_id), "kind") == "reset"
+    assert await redis.hget(SPACE.task(target, task_id), "user_id") == "U0ALICE"
     overview = shown(await run_command(bot, slack, "status"))
     assert "1700000000000100" not in overview and "1700000500000100" in overview
 
@@ -184,8 +189,22 @@ async def click(bot: Bot, slack: FakeSlack, action_id: str, channel: str = CHANN
 
 
 async def answer_at(slack: FakeSlack, url: str) -> dict[str, Any]:
-    """The answer posted to a response_url once it is not the "Resetting…" progress note."""
-    return await slack.response_at(url, unless=lambda body: str(body["text"]).startswith("Resetting"), timeout=5)
+    """The answer posted to a response_url once it is not the "Resetting every agent…" progress note."""
+    return await slack.response_at(
+        url, unless=lambda body: str(body["text"]).startswith("Resetting every agent"), timeout=5
+    )
+
+
+async def run_channel_reset(redis: Redis, team_id: str, channel: str = CHANNEL) -> None:
+    """Run the channel's queued CHANNEL_RESET task as a worker would (the bot's runner is not started here)."""
+    queue, journal = TaskQueue(redis, SPACE), TaskJournal(redis, SPACE)
+    ref = ThreadRef(team_id, channel, CHANNEL_WIDE)
+    lease = await lease_on(queue, ref, consumer="test.1")
+    task = await queue.head(ref)
+    assert task is not None and task.kind is TaskKind.CHANNEL_RESET
+    resetter = ChannelResetter(journal, queue, ThreadStore(redis, SPACE))
+    await resetter(lease, task, attempt=await journal.start(lease, task))
+    assert journal.released(lease)
 
 
 async def test_confirm_resets_every_agent_of_the_channel(bot: Bot, slack: FakeSlack, redis: Redis) -> None:
@@ -193,12 +212,19 @@ async def test_confirm_resets_every_agent_of_the_channel(bot: Bot, slack: FakeSl
     second = await seed_agent(redis, slack.team_id, SECOND_TS)
     other_channel = await seed_agent(redis, slack.team_id, THREAD_TS, channel=OTHER_CHANNEL)
     other_team = await seed_agent(redis, "T0ELSEWHERE", THREAD_TS)
+    """The confirmation queues one channel reset (two agents to reset) that, run, resets every agent of the channel
+    and its usage totals, and tells each thread; other channels and workspaces keep theirs."""
     answer = await answer_at(slack, await click(bot, slack, CONFIRM_CHANNEL_RESET))
-    assert answer["text"].startswith("Reset 2 agent(s)") and answer["replace_original"] is True
+    assert answer["text"].startswith("Resetting 2 agent(s)") and answer["replace_original"] is True
+    assert await thread_keys(redis, first) == 2  # queued, not done yet
+    await run_channel_reset(redis, slack.team_id)
     assert await thread_keys(redis, first) == 0 and await thread_keys(redis, second) == 0
-    assert not await redis.exists(keys.channel_usage(slack.team_id, CHANNEL))
+    for ref in (first, second):
+        [task_id] = await redis.lrange(SPACE.inbox(ref), 0, -1)
+        assert await redis.hget(SPACE.task(ref, task_id), "kind") == "reset"
+    assert not await channel_usage_kept(redis, slack.team_id, CHANNEL)
     assert await thread_keys(redis, other_channel) == 2 and await thread_keys(redis, other_team) == 2
-    assert await redis.exists(keys.channel_usage(slack.team_id, OTHER_CHANNEL))
+    assert await channel_usage_kept(redis, slack.team_id, OTHER_CHANNEL)
 
 
 async def test_cancel_changes_nothing(bot: Bot, slack: FakeSlack, redis: Redis) -> None:
@@ -246,3 +272,45 @@ def test_thread_links_parse_to_their_thread() -> None:
     reply = f"https://x.slack.com/archives/{CHANNEL}/p1700000099000200?thread_ts={THREAD_TS}&cid={CHANNEL}"
     assert parse_thread_link(reply) == ThreadLink(CHANNEL, THREAD_TS, is_reply=True)
     assert parse_thread_link("status please") is None
+
+
+class CrashesAfterOneReset(TaskQueue):
+    """A queue whose process dies (an exception) right after its first reset of the run."""
+
+    resets = 0
+
+    async def reset(self, task: Task) -> ResetResult:
+        """Reset, then fail once the first reset is done."""
+        result = await super().reset(task)
+        self.resets += 1
+        if self.resets == 1:
+            raise RuntimeError("the process died here")
+        return result
+
+
+async def test_a_channel_reset_that_crashes_half_way_finishes_when_run_again(
+    bot: Bot, slack: FakeSlack, redis: Redis
+) -> None:
+    """The channel reset task dies after resetting one of three agents; run again (as the runner retries it), it
+    resets the others, each thread once (one reset task in each inbox), and the usage totals go."""
+    refs = [await seed_agent(redis, slack.team_id, ts) for ts in (THREAD_TS, SECOND_TS, "1700000900.000100")]
+    await answer_at(slack, await click(bot, slack, CONFIRM_CHANNEL_RESET))
+    journal = TaskJournal(redis, SPACE)
+    crashing = CrashesAfterOneReset(redis, SPACE)
+    lease = await lease_on(crashing, ThreadRef(slack.team_id, CHANNEL, CHANNEL_WIDE), consumer="test.1")
+    for attempt in (1, 2):
+        task = await crashing.head(lease.thread)
+        assert task is not None and task.kind is TaskKind.CHANNEL_RESET
+        resetter = ChannelResetter(journal, crashing, ThreadStore(redis, SPACE))
+        if attempt == 1:
+            with pytest.raises(RuntimeError):
+                await resetter(lease, task, attempt=await journal.start(lease, task))
+            assert sum([await thread_keys(redis, ref) == 0 for ref in refs]) == 1  # one reset, the rest untouched
+        else:
+            await resetter(lease, task, attempt=await journal.start(lease, task))
+    assert journal.released(lease)
+    for ref in refs:
+        assert await thread_keys(redis, ref) == 0
+        [task_id] = await redis.lrange(SPACE.inbox(ref), 0, -1)
+        assert await redis.hget(SPACE.task(ref, task_id), "kind") == "reset"
+    assert not await channel_usage_kept(redis, slack.team_id, CHANNEL)

@@ -8,7 +8,6 @@ import pytest
 from redis.asyncio import Redis
 
 from bot.runtime.app import Bot, build_bot
-from store import keys
 from store.connection import connect
 from store.models import ThreadRef
 from tests.fakes import FakeSlack, app_mention_event, event_envelope, message_event
@@ -28,8 +27,8 @@ async def test_mention_is_recorded_before_the_ack(bot: Bot, slack: FakeSlack, re
     envelope = mention(slack)
     assert await dispatch(bot, envelope) == 200
     thread = ThreadRef(slack.team_id, CHANNEL, str(envelope["event"]["ts"]))  # type: ignore[index]
-    assert await redis.lrange(keys.inbox(thread), 0, -1) == [envelope["event_id"]]
-    assert await redis.hget(keys.task(slack.team_id, str(envelope["event_id"])), "text") == "hello"
+    assert await redis.lrange(bot.space.inbox(thread), 0, -1) == [envelope["event_id"]]
+    assert await redis.hget(bot.space.task(thread, str(envelope["event_id"])), "text") == "hello"
 
 
 async def test_bad_signature_is_rejected_and_records_nothing(bot: Bot, slack: FakeSlack, redis: Redis) -> None:
@@ -44,9 +43,10 @@ async def test_retried_event_is_recorded_once(bot: Bot, slack: FakeSlack, redis:
     assert await dispatch(bot, envelope) == 200
     for attempt in (1, 2, 3):
         assert await dispatch(bot, envelope, retry_num=attempt, retry_reason="http_timeout") == 200
-    assert await redis.xlen(keys.QUEUE) == 1
     thread = ThreadRef(slack.team_id, CHANNEL, str(envelope["event"]["ts"]))  # type: ignore[index]
-    assert await redis.llen(keys.inbox(thread)) == 1
+    assert sum([await redis.xlen(queue) for queue in bot.space.queues()]) == 1
+    assert await redis.xlen(bot.space.thread_queue(thread)) == 1
+    assert await redis.llen(bot.space.inbox(thread)) == 1
 
 
 async def test_unreachable_redis_means_no_ack(slack: FakeSlack) -> None:
@@ -64,7 +64,8 @@ async def test_command_words_become_their_own_tasks(bot: Bot, slack: FakeSlack, 
     for word in ("status", "Reset!"):
         envelope = mention(slack, word)
         await dispatch(bot, envelope)
-        kind = await redis.hget(keys.task(slack.team_id, str(envelope["event_id"])), "kind")
+        thread = ThreadRef(slack.team_id, CHANNEL, str(envelope["event"]["ts"]))  # type: ignore[index]
+        kind = await redis.hget(bot.space.task(thread, str(envelope["event_id"])), "kind")
         assert kind == word.lower().strip("!")
 
 
@@ -121,5 +122,6 @@ async def test_only_allowed_bots_are_heard(slack: FakeSlack, redis: Redis) -> No
     for event in (friend, stranger, itself):
         envelope = event_envelope(event, team_id=slack.team_id)
         assert await dispatch(bot, envelope) == 200
-        recorded.append(await redis.exists(keys.task(slack.team_id, str(envelope["event_id"]))))
+        thread = ThreadRef(slack.team_id, CHANNEL, str(event["ts"]))
+        recorded.append(await redis.exists(bot.space.task(thread, str(envelope["event_id"]))))
     assert recorded == [1, 0, 0]

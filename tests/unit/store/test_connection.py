@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 
+from bot.tasks.runner import RunnerSettings
 from store.connection import connect
 
 
@@ -23,3 +24,11 @@ async def test_rediss_urls_verify_the_server_certificate_unless_told_not_to() ->
     finally:
         for client in (verified, unverified, plain):
             await client.aclose()
+
+
+def test_a_blocked_queue_read_ends_in_redis_before_the_client_gives_up_on_it() -> None:
+    """The runner's reads block up to block_ms in Redis; the socket waits longer, on standalone and cluster, so a
+    read never times out in the client while Redis may still be handing it an entry."""
+    block_seconds = RunnerSettings(consumer="web.1").block_ms / 1000
+    standalone = connect("redis://127.0.0.1:6379")
+    assert standalone.connection_pool.connection_kwargs["socket_timeout"] > block_seconds

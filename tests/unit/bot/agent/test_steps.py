@@ -23,7 +23,7 @@ from store.errors import CorruptRecord
 from store.journal import TaskJournal
 from store.models import Usage
 from store.tasks import TaskQueue
-from tests.unit.store.conftest import THREAD, lease_on, make_task
+from tests.unit.store.conftest import SPACE, THREAD, lease_on, make_groups, make_task
 
 USAGE = (
     '{"input_tokens":120,"output_tokens":30,"cache_read_tokens":900,"cache_write_tokens":40,"model_calls":1,'
@@ -151,8 +151,8 @@ def test_a_journal_holds_an_answer_only_when_no_call_is_due() -> None:
 
 async def test_steps_journaled_in_redis_read_back_as_the_same_steps(redis: Redis) -> None:
     """Steps written through the store's journal and read back parse to equal steps, in order."""
-    queue, journal = TaskQueue(redis), TaskJournal(redis)
-    await queue.ensure_group()
+    queue, journal = TaskQueue(redis, SPACE), TaskJournal(redis, SPACE)
+    await make_groups(queue)
     await queue.submit(make_task("Ev1"))
     lease = await lease_on(queue)
     task = await queue.head(THREAD)
@@ -160,4 +160,4 @@ async def test_steps_journaled_in_redis_read_back_as_the_same_steps(redis: Redis
     steps = parse_steps([json.loads(raw) for raw in STORED.values()])
     for step in steps:
         await journal.record_step(lease, task, step.to_record())
-    assert parse_steps(await journal.steps(task)) == steps
+    assert parse_steps(await journal.steps(task, attempt=2)) == steps  # as a resumed attempt reads them

@@ -14,6 +14,7 @@ from store.models import Task, TaskKind, ThreadRef
 from store.tasks import TaskQueue, ThreadLease
 from store.threads import ThreadStore
 from tests.fakes import FakeSlack
+from tests.unit.store.conftest import SPACE, lease_on, make_groups
 
 THREAD = ThreadRef("T1", "C1", "1700000000.000100")
 
@@ -32,7 +33,7 @@ class Recorder:
 def executor(redis: Redis, gateway: WebApiGateway, handlers: dict[TaskKind, TaskHandler]) -> TaskExecutor:
     """An executor over `handlers` that gives up after two attempts."""
     return TaskExecutor(
-        journal=TaskJournal(redis), slack=gateway, handlers=handlers, settings=ExecutorSettings(max_attempts=2)
+        journal=TaskJournal(redis, SPACE), slack=gateway, handlers=handlers, settings=ExecutorSettings(max_attempts=2)
     )
 
 
@@ -40,12 +41,17 @@ async def leased_task(
     redis: Redis, kind: TaskKind, thread: ThreadRef = THREAD, task_id: str = "Ev1"
 ) -> tuple[ThreadLease, Task]:
     """A task of `kind`, recorded and claimed by a worker."""
-    queue = TaskQueue(redis)
-    await queue.ensure_group()
-    task = Task(task_id, kind, thread, "hi", "U1", "1700000001.000100", time.time())
-    await queue.submit(task)
-    [lease] = await queue.claim_new("web.1", count=10, block_ms=10)
-    return lease, task
+    queue = TaskQueue(redis, SPACE)
+    await make_groups(queue)
+    await queue.submit(Task(task_id, kind, thread, "hi", "U1", "1700000001.000100", time.time()))
+    return await lease_on(queue, thread), await as_read(redis, thread)
+
+
+async def as_read(redis: Redis, thread: ThreadRef) -> Task:
+    """The thread's head task as the runner reads it before each run (with its attempts so far)."""
+    task = await TaskQueue(redis, SPACE).head(thread)
+    assert task is not None
+    return task
 
 
 async def test_an_executor_without_a_handler_for_every_kind_is_refused(redis: Redis, gateway: WebApiGateway) -> None:
@@ -61,8 +67,8 @@ async def test_a_task_goes_to_the_handler_of_its_kind_with_its_attempt(redis: Re
     run = executor(redis, gateway, dict(recorders))
     greet = await leased_task(redis, TaskKind.GREET, task_id="Ev1")
     status = await leased_task(redis, TaskKind.STATUS, ThreadRef("T1", "C1", "1700000099.000100"), task_id="Ev2")
-    for lease, task in (greet, status, greet):  # the greeting runs again, as after a crash
-        await run.execute(lease, task)
+    for lease, _ in (greet, status, greet):  # the greeting runs again, as after a crash
+        await run.execute(lease, await as_read(redis, lease.thread))
     assert {kind: recorder.calls for kind, recorder in recorders.items() if recorder.calls} == {
         TaskKind.GREET: [("Ev1", 1), ("Ev1", 2)],
         TaskKind.STATUS: [("Ev2", 1)],
@@ -77,13 +83,16 @@ async def test_a_task_past_its_attempts_is_failed_instead_of_run(
     thread = ThreadRef(slack.team_id, "C1", parent)
     recorders = {kind: Recorder() for kind in TaskKind}
     run = executor(redis, gateway, dict(recorders))
-    lease, task = await leased_task(redis, TaskKind.ANSWER, thread)
+    lease, _ = await leased_task(redis, TaskKind.ANSWER, thread)
     for _ in range(3):
-        await run.execute(lease, task)
+        await run.execute(lease, await as_read(redis, thread))
     assert recorders[TaskKind.ANSWER].calls == [("Ev1", 1), ("Ev1", 2)]
-    state = await ThreadStore(redis).state(thread)
-    assert state is not None and state.tasks_failed == 1 and state.last_error == "it failed 2 times"
     [failure] = slack.bot_replies("C1", parent)
     assert failure["text"] == (
         ":warning: Sorry, I could not finish this request. It failed 2 times. Mention me again to retry."
     )
+    assert await redis.hget(SPACE.task(thread, "Ev1"), "status") == "failed"
+    assert run.released(lease)  # the thread's only task: it is given back
+    # The agent of a first mention appears when its task finishes, failed or not, so /agent status counts it failing.
+    state = await ThreadStore(redis, SPACE).state(thread)
+    assert state is not None and state.tasks_failed == 1 and state.last_error == "it failed 2 times"
