@@ -28,6 +28,7 @@ from store.errors import CorruptRecord
 from store.keys import KeySpace
 from store.layout import read_layout, v1_consumers, write_layout
 from store.models import ThreadRef
+from store.tasks import create_groups
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +54,7 @@ class MigrationReport:
 async def migrate_v1(redis: Redis, space: KeySpace, *, live_consumers: set[str]) -> MigrationReport:
     """Move everything of layout v1 to v2 (see the module's docstring); record layout v2 once nothing is left."""
     await _check_shards(redis, space)
-    for queue in space.queues():  # "0", not "$": the entries the pass adds must be delivered
-        try:
-            await redis.xgroup_create(queue, keys.WORKER_GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+    await create_groups(redis, space)  # the entries it adds must be delivered
     report = MigrationReport()
     migration = _Pass(redis, space, live_consumers, report)
     await migration.find_held()

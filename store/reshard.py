@@ -30,7 +30,6 @@ import logging
 import time
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from store import decode, keys
 from store import reshard_lua as lua
@@ -40,6 +39,7 @@ from store.keys import KeySpace
 from store.layout import MOVING_TO, needs_migration, read_layout
 from store.presence import consumers_in_use
 from store.reshard_pass import ReshardReport, ShardPass
+from store.tasks import create_groups
 
 __all__ = ["ReshardReport", "change_shards"]
 
@@ -70,12 +70,7 @@ async def change_shards(
         if fresh:
             await redis.hdel(keys.LAYOUT, MOVING_TO)
         raise
-    for queue in new.queues():  # "0", not "$": the entries the change adds must be delivered
-        try:
-            await redis.xgroup_create(queue, keys.WORKER_GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+    await create_groups(redis, new)  # the entries it adds must be delivered
     move = ShardPass(redis, old, new, report, concurrency)
     chunk: list[str] = []
     async for raw in redis.scan_iter(match=f"{keys.PREFIX}:*", count=1000):

@@ -162,16 +162,9 @@ class TaskQueue:
 
     async def submit(self, task: Task) -> SubmitResult:
         """Record a task durably and queue its thread, in one round trip."""
-        ref, space = task.thread, self._keys
+        ref = task.thread
         result = await self._submit(
-            keys=[
-                space.task(ref, task.task_id),
-                space.inbox(ref),
-                space.queued(ref),
-                space.thread_queue(ref),
-                space.state(ref),
-                space.thread_channel_threads(ref),
-            ],
+            keys=self._queueing_keys(task),
             args=[
                 ref.encode(),
                 task.task_id,
@@ -185,6 +178,18 @@ class TaskQueue:
         )
         return {1: SubmitResult.ACCEPTED, 0: SubmitResult.DUPLICATE}.get(int(result), SubmitResult.NO_AGENT)
 
+    def _queueing_keys(self, task: Task) -> list[str]:
+        """The keys SUBMIT and RESET start with: the task, its thread's inbox, flag, queue, state and channel index."""
+        ref, space = task.thread, self._keys
+        return [
+            space.task(ref, task.task_id),
+            space.inbox(ref),
+            space.queued(ref),
+            space.thread_queue(ref),
+            space.state(ref),
+            space.thread_channel_threads(ref),
+        ]
+
     async def reset(self, task: Task) -> ResetResult:
         """Reset the task's thread at once (cancelling its work) and queue the task, which tells the thread.
 
@@ -194,15 +199,7 @@ class TaskQueue:
         for _ in range(100):  # the inbox changes only as fast as people write in one thread
             inbox = [decode.text(task_id) for task_id in await self._redis.lrange(space.inbox(ref), 0, -1)]
             result = await self._reset(
-                keys=[
-                    space.task(ref, task.task_id),
-                    space.inbox(ref),
-                    space.queued(ref),
-                    space.thread_queue(ref),
-                    space.state(ref),
-                    space.thread_channel_threads(ref),
-                    *(space.task(ref, task_id) for task_id in inbox),
-                ],
+                keys=[*self._queueing_keys(task), *(space.task(ref, task_id) for task_id in inbox)],
                 args=[
                     ref.encode(),
                     task.task_id,
@@ -383,3 +380,14 @@ def _stream_messages(reply: Any) -> list[tuple[Any, list[Any]]]:
     if isinstance(reply, dict):
         return list(reply.items())
     return [(stream, messages) for stream, messages in reply]
+
+
+async def create_groups(redis: RedisClient, space: keys.KeySpace) -> None:
+    """Make every shard's stream and consumer group that is missing, from entry "0" (so that entries added before a
+    group existed are delivered), without marking a requeue: for the migrations, which add every entry they need."""
+    for queue in space.queues():
+        try:
+            await redis.xgroup_create(queue, keys.WORKER_GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
