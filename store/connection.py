@@ -109,9 +109,11 @@ async def connect_cluster(
     try:
         await cluster.initialize()
         state = decode.text((await cluster.cluster_info()).get("cluster_state", "fail"))
-    except RedisConnectionError:
+    except RedisConnectionError as exc:
         await cluster.aclose()
-        raise
+        if certificate_rejected(exc):
+            raise  # the caller says what to do about the certificate
+        raise UnusableRedis(f"a node of the Redis Cluster at REDIS_URL does not answer: {_first_line(exc)}") from None
     except (RedisError, RedisClusterException) as exc:
         await cluster.aclose()
         raise UnusableRedis(f"the Redis Cluster at REDIS_URL cannot be used: {_first_line(exc)}") from None

@@ -189,7 +189,7 @@ async def test_a_cluster_that_does_not_serve_every_slot_stops_the_start_with_one
         up = next(node for node in cluster.masters() if node.port != down.port)
         await wait_until(lambda: cluster.cluster_info(up.port).get("cluster_state", "").strip() == "fail", timeout=15)
         line = await exits_with_one_line(make_bot(REDIS_URL=f"redis://127.0.0.1:{up.port}"))
-        assert "Redis" in line and ("cluster" in line.lower() or "slot" in line), line
+        assert "Redis Cluster" in line, line  # a node that does not answer, or the slots not all served
 
 
 async def test_a_redis_that_refuses_scripts_stops_the_start_with_one_line(make_bot: BotFactory, tmp_path: Path) -> None:
