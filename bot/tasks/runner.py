@@ -131,13 +131,9 @@ class TaskRunner:
                 self._settings.max_concurrent,
                 len(self._reader_shards),
             )
-        own: list[ThreadLease] = []
-        for shard in range(self._queue.shards):
-            own += await self._queue.claim_own_pending(consumer, shard)
-        if own:
-            log.info("resuming %d thread(s) this worker (%s) held before it stopped", len(own), consumer)
-        self._start(own)
-        await self._queue.mark_alive(consumer)
+        await self._resume_own(stopping)
+        with contextlib.suppress(*REDIS_FAILURES):  # the lease keeper says it again every few seconds
+            await self._queue.mark_alive(consumer)
         keeper = asyncio.create_task(self._keep_leases(stopping), name="lease-keeper")
         readers = [
             asyncio.create_task(self._read_shards(shards, stopping), name=f"queue-reader-{shards[0]}")
@@ -153,6 +149,29 @@ class TaskRunner:
             await self._drain()
             with contextlib.suppress(*REDIS_FAILURES):
                 await self._queue.mark_stopped(consumer)
+
+    async def _resume_own(self, stopping: asyncio.Event) -> None:
+        """Take back the threads this consumer name held when its previous process stopped, shard by shard; a Redis
+        that fails meanwhile (down, out of memory) is waited for, as everywhere else, not a reason to stop."""
+        consumer, failures = self._settings.consumer, 0
+        shard = 0
+        while shard < self._queue.shards and not stopping.is_set():
+            try:
+                own = await self._queue.claim_own_pending(consumer, shard)
+            except REDIS_FAILURES as exc:
+                failures += 1
+                log.warning("cannot take back this worker's threads yet (%s); retrying", exc)
+                await asyncio.sleep(backoff(self._settings.retry_delay, failures))
+                continue
+            if own:
+                log.info(
+                    "resuming %d thread(s) of shard %d this worker (%s) held before it stopped",
+                    len(own),
+                    shard,
+                    consumer,
+                )
+            self._start(own)
+            shard += 1
 
     async def _read_shards(self, shards: list[int], stopping: asyncio.Event) -> None:
         """Claim the shards' new work while there are free slots, until `stopping` is set."""

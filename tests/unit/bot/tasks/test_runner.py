@@ -318,3 +318,40 @@ async def test_with_fewer_slots_than_shard_readers_every_shard_gets_its_turn(red
         stopping.set()
         await asyncio.wait_for(running, 10)
     assert sorted(done) == sorted(f"Ev{shard}" for shard in late)
+
+
+class OwnClaimFailsOnce(TaskQueue):
+    """A queue whose first look for this worker's own threads meets a Redis that refuses (out of memory)."""
+
+    failed = False
+
+    async def claim_own_pending(self, consumer: str, shard: int) -> list[ThreadLease]:
+        """Refuse the first call, then behave."""
+        if not self.failed:
+            self.failed = True
+            raise RedisError("OOM command not allowed when used memory > 'maxmemory'.")
+        return await super().claim_own_pending(consumer, shard)
+
+
+async def test_a_redis_failing_while_the_worker_starts_is_waited_for(redis: Redis) -> None:
+    """A Redis error while the runner takes back its own threads at start does not stop it: it retries, and then
+    works the queue as usual."""
+    queue = OwnClaimFailsOnce(redis, SPACE)
+    stopping = asyncio.Event()
+    executed: list[str] = []
+
+    class Executor:
+        async def execute(self, lease: ThreadLease, task: Task) -> None:
+            executed.append(task.task_id)
+            await TaskJournal(redis, SPACE).finish(lease, task, TaskStatus.DONE)
+            stopping.set()
+
+        def released(self, lease: ThreadLease) -> bool:
+            return True
+
+    settings = RunnerSettings(consumer="web.1", block_ms=20, grace_seconds=0, retry_delay=0.05)
+    runner = TaskRunner(queue, Executor(), settings, IntakeFirst())  # type: ignore[arg-type]  # a stand-in executor
+    await runner.prepare()
+    await queue.submit(ask("EvStart"))
+    await asyncio.wait_for(runner.run(stopping), 10.0)
+    assert queue.failed and executed == ["EvStart"]
