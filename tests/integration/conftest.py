@@ -90,8 +90,9 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 
 
 @pytest.fixture
-async def make_bot(bot_env: dict[str, str], tmp_path: Path) -> AsyncIterator[BotFactory]:
-    """Build bot processes (not started); every one still running at the end is killed."""
+async def make_bot(bot_env: dict[str, str], tmp_path: Path, redis_backend: str) -> AsyncIterator[BotFactory]:
+    """Build bot processes (not started); every one still running at the end is killed. On the cluster, no bot may
+    have met a cross-slot or MOVED error: a thread's keys share one slot, and the client follows the slot map."""
     started: list[BotProcess] = []
 
     def factory(*args: str, **overrides: str) -> BotProcess:
@@ -106,6 +107,9 @@ async def make_bot(bot_env: dict[str, str], tmp_path: Path) -> AsyncIterator[Bot
             await bot.kill()
         # Shown by pytest only when the test fails.
         print(f"----- {bot.log_path.name} -----\n{bot.output()}")
+    if redis_backend == "cluster":
+        for bot in started:
+            assert not {"CROSSSLOT", "MOVED"} & set(bot.output().split()), f"{bot.log_path.name}: a slot error"
 
 
 @pytest.fixture
