@@ -17,3 +17,9 @@ def text(value: object) -> str:
 def fields(raw: Mapping[bytes | str, bytes | str]) -> dict[str, str]:
     """A decoded hash."""
     return {text(key): text(value) for key, value in raw.items()}
+
+
+def numbered(fields: Mapping[str, str], prefix: str) -> list[tuple[int, str]]:
+    """The values of a hash's fields named `prefix` + a number (turn:N, step:N), by number."""
+    found = ((name.removeprefix(prefix), value) for name, value in fields.items() if name.startswith(prefix))
+    return sorted((int(number), value) for number, value in found if number.isdigit())

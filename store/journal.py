@@ -126,11 +126,7 @@ class TaskJournal:
             self._step_counts[cursor] = 0
             return []
         raw = decode.fields(await self._redis.hgetall(self._keys.task(task.thread, task.task_id)))
-        numbered = sorted(
-            (int(name.removeprefix(keys.STEP_FIELD)), value)
-            for name, value in raw.items()
-            if name.startswith(keys.STEP_FIELD) and name.removeprefix(keys.STEP_FIELD).isdigit()
-        )
+        numbered = decode.numbered(raw, keys.STEP_FIELD)
         if [number for number, _ in numbered] != list(range(len(numbered))):
             raise CorruptRecord(f"the journal of task {task.task_id} has gaps")
         try:

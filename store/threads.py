@@ -149,11 +149,7 @@ class ThreadStore:
         fields = decode.fields(await self._redis.hgetall(self._keys.task(ref, decode.text(task_id))))
         if not fields:
             return None
-        steps = sorted(
-            (int(name.removeprefix(keys.STEP_FIELD)), value)
-            for name, value in fields.items()
-            if name.startswith(keys.STEP_FIELD) and name.removeprefix(keys.STEP_FIELD).isdigit()
-        )
+        steps = decode.numbered(fields, keys.STEP_FIELD)
         return CurrentTask(Task.from_fields(fields), len(steps), _step_name(steps[-1][1]) if steps else None)
 
     async def clear_channel_usage(self, team_id: str, channel_id: str) -> None:
@@ -185,12 +181,7 @@ class ThreadStore:
 
 def window(fields: dict[str, str]) -> list[Turn]:
     """The turns kept in a state hash (fields turn:N), oldest first."""
-    numbered = sorted(
-        (int(name.removeprefix(keys.TURN_FIELD)), value)
-        for name, value in fields.items()
-        if name.startswith(keys.TURN_FIELD) and name.removeprefix(keys.TURN_FIELD).isdigit()
-    )
-    return [Turn.from_json(value) for _, value in numbered]
+    return [Turn.from_json(value) for _, value in decode.numbered(fields, keys.TURN_FIELD)]
 
 
 def _step_name(raw: object) -> str | None:
