@@ -69,11 +69,15 @@ class TaskJournal:
         args = ["1" if lease.taken_over else "0", attempt]
         return await self._fenced(self._start, lease, keys_, args)
 
-    async def set_reply_ts(self, lease: ThreadLease, task: Task, reply_ts: str, part: int = 0) -> None:
-        """Remember the Slack message that carries (part `part` of) the task's answer."""
-        field = "reply_ts" if part == 0 else f"reply_ts:{part}"
+    async def set_reply_ts(
+        self, lease: ThreadLease, task: Task, reply_ts: str, part: int = 0, *, streamed: bool = False
+    ) -> None:
+        """Remember the Slack message that carries (part `part` of) the task's answer, and whether Slack streams it."""
+        fields = ["reply_ts" if part == 0 else f"reply_ts:{part}", reply_ts]
+        if part == 0:
+            fields += ["reply_streamed", "1" if streamed else "0"]
         keys_ = self._fenced_keys(lease, self._keys.task(task.thread, task.task_id))
-        await self._fenced(self._set_fields, lease, keys_, [field, reply_ts])
+        await self._fenced(self._set_fields, lease, keys_, fields)
 
     async def reply_parts(self, task: Task) -> dict[int, str]:
         """The messages already posted for the further parts (1, 2...) of a long answer, by part."""

@@ -143,6 +143,7 @@ class Task:
     error: str | None = None
     original_chars: int = 0  # set when intake cut a message longer than MAX_INPUT_CHARS: its full length
     files: tuple[SharedFile, ...] = ()
+    reply_streamed: bool = False  # reply_ts is a message Slack streams (its stream may still be open)
 
     def to_fields(self) -> dict[str, str]:
         """The fields written to the task's Redis hash when it is recorded."""
@@ -178,6 +179,7 @@ class Task:
                 error=fields.get("error") or None,
                 original_chars=int(fields.get("original_chars", "0") or 0),
                 files=tuple(SharedFile.from_json(value) for value in json.loads(fields.get("files") or "[]")),
+                reply_streamed=fields.get("reply_streamed") == "1",
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise CorruptRecord(f"malformed task {fields.get('task_id')!r}") from exc

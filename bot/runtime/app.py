@@ -167,7 +167,7 @@ def build_bot(
 ) -> Bot:
     """Wire the store, the executor, the runner and the Bolt app together."""
     slack_client = build_slack_client(settings, slack_session)
-    gateway = WebApiGateway(slack_client)
+    gateway = WebApiGateway(slack_client, streaming=settings.slack_streaming)
     crash = CrashPoints(settings.bot_crash_at)
     space = KeySpace(settings.queue_shards)
     queue = TaskQueue(redis, space, agent_ttl=settings.agent_ttl_days * DAY)

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     )
     slack_app_token: SecretStr | None = Field(default=None, description="App-level token (xapp-...): Socket Mode.")
     slack_api_url: str = Field(default="https://slack.com/api/", description="Base URL of the Slack Web API.")
+    slack_streaming: bool = Field(
+        default=True,
+        description="Stream answers with Slack's native streaming where it is available; false: update a message.",
+    )
     anthropic_api_key: SecretStr = Field(description="Anthropic API key.")
     anthropic_base_url: str | None = Field(default=None, description="Base URL of the Anthropic API.")
     anthropic_model: str = Field(default=DEFAULT_MODEL, min_length=1, description="Claude model id for answers.")

@@ -67,14 +67,14 @@ class Answerer:
     async def __call__(self, lease: ThreadLease, task: Task, *, attempt: int) -> None:
         """Answer the mention, showing work in progress on it meanwhile."""
         reply = ReplyMessage(self._slack, self._journal, lease, task)
-        await self._slack.set_working(task.thread, task.message_ts, True)
+        await self._slack.set_working(task.thread, task.message_ts, True, user_id=task.user_id)
         try:
             await self._answer(lease, task, reply, resumed=attempt > 1)
         except REDIS_FAILURES:
             await reply.tell_waiting_for_redis()  # the runner waits for Redis, then runs this again
             raise
         finally:  # done, failed, cancelled or stopped: the mention no longer shows work in progress
-            await self._slack.set_working(task.thread, task.message_ts, False)
+            await self._slack.set_working(task.thread, task.message_ts, False, user_id=task.user_id)
 
     async def _answer(self, lease: ThreadLease, task: Task, reply: ReplyMessage, *, resumed: bool) -> None:
         ref = task.thread

@@ -8,6 +8,7 @@ message and its status in Redis, and finishes with one visible reply.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -73,6 +74,9 @@ class TaskExecutor:
         why = reason[:1].upper() + reason[1:]
         message = f":warning: Sorry, I could not finish this request. {why}. Mention me again to retry."
         try:
+            if task.reply_ts and task.reply_streamed:  # a crashed attempt's stream may be open still: end it first
+                with contextlib.suppress(SlackError):
+                    await self._slack.stop_stream(task.thread, task.reply_ts, task_id=task.task_id)
             if task.reply_ts:
                 await self._slack.update_message(task.thread, task.reply_ts, message)
             elif task.kind is TaskKind.ANSWER:
@@ -80,4 +84,6 @@ class TaskExecutor:
         except SlackError as exc:
             # Telling the thread is best effort: the task is failed either way, so it cannot block its thread.
             log.warning("task %s: could not post the failure message: %s", task.task_id, exc)
+        if task.kind is TaskKind.ANSWER:  # its session must not stay "processing" (never raises)
+            await self._slack.set_working(task.thread, task.message_ts, False, user_id=task.user_id)
         await self._journal.finish(lease, task, TaskStatus.FAILED, error=reason)
