@@ -50,6 +50,7 @@ class StreamedReply:
         self._wake = asyncio.Event()
         self._settling = False
         self._failures = 0
+        self._last = 0.0  # when the last append went: the first goes at once
         self.appends = 0
 
     @property
@@ -119,19 +120,18 @@ class StreamedReply:
             self._sending = asyncio.create_task(self._send())
 
     async def _send(self) -> None:
-        last = 0.0
         while not self.closed and not self._settling:
             text, updates = self._unsent(), self._pending
             if not text and not updates:
                 return
-            wait = self._interval - (time.monotonic() - last)
-            if wait > 0 and not updates:  # text waits its turn; a step's update goes at once
+            wait = self._interval - (time.monotonic() - self._last)
+            if wait > 0 and not updates and self.text:  # text waits its turn; the first text and updates go at once
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
                 continue
             self._pending = []
-            last = time.monotonic()
+            self._last = time.monotonic()
             try:
                 await self._append(text, updates)
             except (StreamClosed, LeaseLost):
@@ -143,7 +143,7 @@ class StreamedReply:
                 log.info("could not append to a streamed answer: %s", exc)
                 if self._failures >= MAX_APPEND_FAILURES:
                     self.closed = True
-                continue
+                return  # tried again with what comes next
             self._failures = 0
             self.appends += 1
             self.text += text
