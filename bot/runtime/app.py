@@ -194,8 +194,9 @@ def build_bot(
     )
     intake = Intake(queue, crash, max_input_chars=settings.max_input_chars)
     register_event_listeners(bolt, intake, allowed_bot_ids=frozenset(split_names(settings.allowed_bot_ids)))
-    register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway))
-    register_feedback_listener(bolt, FeedbackStore(redis, space, agent_ttl=settings.agent_ttl_days * DAY))
+    feedback = FeedbackStore(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
+    register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway, feedback))
+    register_feedback_listener(bolt, feedback)
     return Bot(settings, redis, space, slack_client, bolt, runner, intake_first)
 
 
