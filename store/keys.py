@@ -39,7 +39,9 @@ TS = thread ts, "" for a DM's top level):
   agent:T:{g}:channel:C:feedback  hash    the same counters for the channel's threads of one shard; readers sum the
                                           shards. TTL AGENT_TTL, refreshed on a vote.
   agent:T:{g}:team:feedback       hash    the same counters for the workspace's threads of one shard; readers sum the
-                                          shards. TTL AGENT_TTL, refreshed on a vote.
+                                          shards. TTL AGENT_TTL, refreshed on a vote. A change of the number of
+                                          shards does not move these four feedback keys yet: it leaves them under
+                                          their old tags (logged), where nothing reads them.
   agent:T:{g}:task:ID             hash    one task (Task fields + reply_ts, error; a reset task also the ts list of
                                           the messages of the tasks it cancelled) and its journal: "step:N" = the
                                           JSON record of its Nth completed model, tool or summary call, so a resumed
