@@ -1,4 +1,8 @@
-"""Feedback on answers: one vote per person per answer, changeable, counted per thread, channel and workspace."""
+"""Feedback on answers: one vote per person per answer, changeable, counted per thread, channel and workspace.
+
+Votes are taken only for a thread that has an agent (a click under an answer of a reset or expired agent is refused),
+and a reset keeps them: they are about answers already given, which stay in the thread.
+"""
 
 from __future__ import annotations
 
