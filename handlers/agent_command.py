@@ -11,6 +11,7 @@ from bot.core.ports import SlackGateway
 from bot.tasks.intake import Intake
 from handlers.links import thread_label
 from handlers.views import channel_overview, channel_reset_question, thread_detail
+from store.feedback import FeedbackStore
 from store.models import CHANNEL_WIDE, Task, TaskKind, ThreadRef
 from store.tasks import SubmitResult, TaskQueue
 from store.threads import ThreadStore
@@ -41,20 +42,35 @@ HELP = Answer(
 class AgentCommands:
     """What `/agent` can do, whichever way Slack delivered it."""
 
-    def __init__(self, threads: ThreadStore, queue: TaskQueue, intake: Intake, slack: SlackGateway) -> None:
+    def __init__(
+        self, threads: ThreadStore, queue: TaskQueue, intake: Intake, slack: SlackGateway, feedback: FeedbackStore
+    ) -> None:
         self._threads = threads
         self._queue = queue
         self._intake = intake
         self._slack = slack
+        self._feedback = feedback
 
     async def channel_status(self, team_id: str, channel_id: str, team_domain: str) -> Answer:
-        """The channel's agents: how many in each state, the most recent ones, the queue and the workers."""
+        """The channel's agents: how many in each state, the most recent ones, the queue, the workers, feedback."""
         counts = await self._threads.channel_counts(team_id, channel_id)
         recent = await self._threads.channel_agents(team_id, channel_id, RECENT_AGENTS)
         usage = await self._threads.channel_usage(team_id, channel_id)
         depth = await self._queue.threads_with_work(team_id)
         workers = await self._queue.live_workers()
-        blocks = channel_overview(channel_id, team_domain, counts, recent, usage, depth, workers)
+        votes = await self._feedback.channel_feedback(team_id, channel_id)
+        team_votes = await self._feedback.team_feedback(team_id)
+        blocks = channel_overview(
+            channel_id,
+            team_domain,
+            counts,
+            recent,
+            usage,
+            depth,
+            workers,
+            channel_feedback=votes,
+            team_feedback=team_votes,
+        )
         if not counts.agents:
             return Answer("No agents in this channel yet: mention me in a thread to start one.", blocks)
         return Answer(f"{counts.agents} agent(s) in this channel, {counts.working} working.", blocks)
@@ -65,7 +81,8 @@ class AgentCommands:
         if state is None:
             return Answer(await self._no_agent_reason(ref, link_is_reply))
         current = await self._threads.current_task(ref)
-        return Answer(f"Agent status: {state.status}", thread_detail(ref, team_domain, state, current))
+        feedback = await self._feedback.thread_feedback(ref)
+        return Answer(f"Agent status: {state.status}", thread_detail(ref, team_domain, state, current, feedback))
 
     async def reset_thread(
         self, ref: ThreadRef, team_domain: str, user_id: str, request_id: str, *, link_is_reply: bool

@@ -31,6 +31,17 @@ TS = thread ts, "" for a DM's top level):
   agent:T:{g}:channel:C:usage:S   hash    only while the number of shards changes (store/reshard.py): the counters
                                           of old shard S's usage hash on their way into shard g's, which they are
                                           added to once S's is gone. The TTL the old hash had.
+  agent:T:{g}:thread:C:TS:votes   hash    feedback on the thread's answers: "ANSWER_TS USER" -> "+" or "-", one vote per
+                                          person per answer (store/feedback.py caps the fields). TTL AGENT_TTL,
+                                          refreshed on a vote.
+  agent:T:{g}:thread:C:TS:feedback hash   the thread's feedback counters ("up", "down": current votes). TTL
+                                          AGENT_TTL, refreshed on a vote.
+  agent:T:{g}:channel:C:feedback  hash    the same counters for the channel's threads of one shard; readers sum the
+                                          shards. TTL AGENT_TTL, refreshed on a vote.
+  agent:T:{g}:team:feedback       hash    the same counters for the workspace's threads of one shard; readers sum the
+                                          shards. TTL AGENT_TTL, refreshed on a vote. A change of the number of
+                                          shards does not move these four feedback keys yet: it leaves them under
+                                          their old tags (logged), where nothing reads them.
   agent:T:{g}:task:ID             hash    one task (Task fields + reply_ts, error; a reset task also the ts list of
                                           the messages of the tasks it cancelled) and its journal: "step:N" = the
                                           JSON record of its Nth completed model, tool or summary call, so a resumed
@@ -196,6 +207,22 @@ class KeySpace:
     def thread_channel_usage(self, ref: ThreadRef) -> str:
         """The channel usage counters a thread's tasks add to."""
         return self.channel_usage(ref.team_id, ref.channel_id, self.shard_of(ref))
+
+    def answer_votes(self, ref: ThreadRef) -> str:
+        """The votes on the thread's answers, one per person per answer."""
+        return self._thread(ref, "votes")
+
+    def thread_feedback(self, ref: ThreadRef) -> str:
+        """The thread's feedback counters."""
+        return self._thread(ref, "feedback")
+
+    def channel_feedback(self, team_id: str, channel_id: str, shard: int) -> str:
+        """The feedback counters of the channel's threads of one shard."""
+        return f"{self._team(team_id, shard)}:channel:{channel_id}:feedback"
+
+    def team_feedback(self, team_id: str, shard: int) -> str:
+        """The feedback counters of the workspace's threads of one shard."""
+        return f"{self._team(team_id, shard)}:team:feedback"
 
 
 TURN_FIELD = "turn:"  # + the turn's number, in the state hash

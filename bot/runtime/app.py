@@ -56,10 +56,12 @@ from bot.tasks.small_tasks import Greeter, NoteKeeper, StatusReporter
 from handlers.agent_command import AgentCommands
 from handlers.command_listeners import register_command_listeners
 from handlers.event_listeners import register_event_listeners
+from handlers.feedback import register_feedback_listener
 from handlers.gateway import WebApiGateway
 from handlers.signed_requests import slack_events_handler
 from store.connection import RedisClient, certificate_rejected, connect, connect_cluster, is_cluster, warm_up
 from store.errors import ShardChangeRefused, UnusableRedis
+from store.feedback import FeedbackStore
 from store.health import warn_if_evicting
 from store.journal import TaskJournal
 from store.keys import DAY, KeySpace
@@ -192,7 +194,9 @@ def build_bot(
     )
     intake = Intake(queue, crash, max_input_chars=settings.max_input_chars)
     register_event_listeners(bolt, intake, allowed_bot_ids=frozenset(split_names(settings.allowed_bot_ids)))
-    register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway))
+    feedback = FeedbackStore(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
+    register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway, feedback))
+    register_feedback_listener(bolt, feedback)
     return Bot(settings, redis, space, slack_client, bolt, runner, intake_first)
 
 
