@@ -54,6 +54,7 @@ from bot.tasks.reset import ResetAnnouncer
 from bot.tasks.runner import RunnerSettings, TaskRunner
 from bot.tasks.small_tasks import Greeter, NoteKeeper, StatusReporter
 from handlers.agent_command import AgentCommands
+from handlers.agent_view_listeners import MessagesTabPrompts, register_agent_view_listeners
 from handlers.command_listeners import register_command_listeners
 from handlers.event_listeners import register_event_listeners
 from handlers.gateway import WebApiGateway
@@ -67,6 +68,7 @@ from store.models import TaskKind
 from store.presence import choose_consumer_name, client_name
 from store.tasks import TaskQueue
 from store.threads import ThreadStore
+from store.titles import SessionTitles
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +195,8 @@ def build_bot(
     intake = Intake(queue, crash, max_input_chars=settings.max_input_chars)
     register_event_listeners(bolt, intake, allowed_bot_ids=frozenset(split_names(settings.allowed_bot_ids)))
     register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway))
+    titles = SessionTitles(redis, ttl=settings.agent_ttl_days * DAY)
+    register_agent_view_listeners(bolt, titles, MessagesTabPrompts(settings.messages_tab_prompts))
     return Bot(settings, redis, space, slack_client, bolt, runner, intake_first)
 
 
