@@ -38,8 +38,9 @@ TS = thread ts, "" for a DM's top level):
                                           finishes). TTL TASK_TTL. Its existence is also the dedupe record for the
                                           Slack event_id that created it (an event always names the same thread).
   agent:T:user:U                  string  a user's display name. TTL USER_NAME_TTL.
-  agent:T:title:C:TS              string  who titled the thread's agent session (store/titles.py): JSON {"by": "bot"}
-                                          once the bot has, {"by": "person", "title", "user"} once a person did.
+  agent:T:title:C:TS              string  who titled the thread's agent session (store/titles.py): JSON {"by": "bot",
+                                          "task"} once a task of the bot claimed it, {"by": "person", "title",
+                                          "user"} once a person did.
                                           TTL AGENT_TTL, refreshed as the thread's tasks start. No hash tag: read
                                           and written alone, so it stays put when QUEUE_SHARDS changes, and the
                                           mark outlives a reset (Slack keeps the session's title through one).

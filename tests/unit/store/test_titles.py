@@ -25,6 +25,33 @@ async def test_the_first_claim_wins_and_every_later_one_is_refused(redis: Redis)
     assert await titles.claim_title(OTHER)  # each thread has its own
 
 
+async def test_a_resumed_task_holds_its_own_claim_again(redis: Redis) -> None:
+    """With a task id, the claiming task's claim is its own again (a resume after a crash renames once more); any
+    other task, or a claim without a task id, is refused."""
+    titles = SessionTitles(redis, ttl=TTL)
+    assert await titles.claim_title(THREAD, "Ev1")
+    assert await titles.claim_title(THREAD, "Ev1")
+    assert not await titles.claim_title(THREAD, "Ev2")
+    assert not await titles.claim_title(THREAD)
+    assert await titles.mark(THREAD) == TitleMark("bot", task_id="Ev1")
+    await titles.person_titled(THREAD, "Mine", "U0ALICE")
+    assert not await titles.claim_title(THREAD, "Ev1")  # a person's title wins even over the claiming task
+
+
+async def test_a_released_claim_goes_to_the_next_task_but_a_persons_title_stays(redis: Redis) -> None:
+    """release_title after a failed rename lets the next task claim the title; it never removes a person's."""
+    titles = SessionTitles(redis, ttl=TTL)
+    assert await titles.claim_title(THREAD, "Ev1")
+    await titles.release_title(THREAD, "Ev1")
+    assert await titles.mark(THREAD) is None
+    assert await titles.claim_title(THREAD, "Ev2")
+    await titles.release_title(THREAD, "Ev1")  # not Ev1's claim any more: kept
+    assert await titles.mark(THREAD) == TitleMark("bot", task_id="Ev2")
+    await titles.person_titled(THREAD, "Mine", "U0ALICE")
+    await titles.release_title(THREAD, "Ev2")
+    assert await titles.mark(THREAD) == TitleMark("person", "Mine", "U0ALICE")
+
+
 async def test_a_title_a_person_gave_is_never_claimed(redis: Redis) -> None:
     """After agent_session_title_changed the bot never gets to title the session, and the person's title is kept."""
     titles = SessionTitles(redis, ttl=TTL)
