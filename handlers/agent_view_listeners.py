@@ -79,7 +79,7 @@ class MessagesTabPrompts:
                 channel_id=channel_id, prompts=self._prompts, title=PROMPTS_HEADING
             )
         except SlackApiError as exc:
-            self._report(str(exc.response.get("error", "unknown error")))
+            self._report(str(exc.response.get("error", "unknown error"))[:80])  # bounded: it names the log line
         except (ClientError, TimeoutError) as exc:
             self._report(f"unreachable ({type(exc).__name__})")
 
@@ -89,7 +89,7 @@ class MessagesTabPrompts:
             return
         self._reported.add(error)
         hint = " (declare the app an agent: manifest.yml's features.agent_view)" if error == "not_agent_app" else ""
-        log.info("Slack did not set the Messages tab's suggested prompts: %s%s; said once", error, hint)
+        log.info("Slack did not set the Messages tab's suggested prompts: %s%s (logged once per process)", error, hint)
 
 
 def _team_id(body: dict[str, Any], event: dict[str, Any]) -> str:
