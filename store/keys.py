@@ -49,6 +49,12 @@ TS = thread ts, "" for a DM's top level):
                                           finishes). TTL TASK_TTL. Its existence is also the dedupe record for the
                                           Slack event_id that created it (an event always names the same thread).
   agent:T:user:U                  string  a user's display name. TTL USER_NAME_TTL.
+  agent:T:title:C:TS              string  who titled the thread's agent session (store/titles.py): JSON {"by": "bot",
+                                          "task"} once a task of the bot claimed it, {"by": "person", "title",
+                                          "user"} once a person did.
+                                          TTL AGENT_TTL, refreshed as the thread's tasks start. No hash tag: read
+                                          and written alone, so it stays put when QUEUE_SHARDS changes, and the
+                                          mark outlives a reset (Slack keeps the session's title through one).
 
 Shared by all teams:
 
@@ -232,3 +238,8 @@ STEP_FIELD = "step:"  # + the step's number, in the task hash
 def user_name(team_id: str, user_id: str) -> str:
     """A cached display name (one key, read and written alone: it needs no shard)."""
     return f"{PREFIX}:{team_id}:user:{user_id}"
+
+
+def session_title(ref: ThreadRef) -> str:
+    """Who titled the thread's agent session (one key, read and written alone: it needs no shard)."""
+    return f"{PREFIX}:{ref.team_id}:title:{ref.channel_id}:{ref.thread_ts}"

@@ -54,6 +54,7 @@ from bot.tasks.reset import ResetAnnouncer
 from bot.tasks.runner import RunnerSettings, TaskRunner
 from bot.tasks.small_tasks import Greeter, NoteKeeper, StatusReporter
 from handlers.agent_command import AgentCommands
+from handlers.agent_view_listeners import MessagesTabPrompts, register_agent_view_listeners
 from handlers.command_listeners import register_command_listeners
 from handlers.event_listeners import register_event_listeners
 from handlers.feedback import register_feedback_listener
@@ -69,6 +70,7 @@ from store.models import TaskKind
 from store.presence import choose_consumer_name, client_name
 from store.tasks import TaskQueue
 from store.threads import ThreadStore
+from store.titles import SessionTitles
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +148,14 @@ def build_executor(
         crash=crash,
     )
     answerer = Answerer(
-        journal=journal, threads=threads, loop=loop, slack=gateway, crash=crash, fitter=fitter, people=people
+        journal=journal,
+        threads=threads,
+        loop=loop,
+        slack=gateway,
+        crash=crash,
+        fitter=fitter,
+        people=people,
+        titles=SessionTitles(redis, ttl=settings.agent_ttl_days * DAY),
     )
     handlers: dict[TaskKind, TaskHandler] = {
         TaskKind.ANSWER: answerer,
@@ -197,6 +206,8 @@ def build_bot(
     feedback = FeedbackStore(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
     register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway, feedback))
     register_feedback_listener(bolt, feedback)
+    titles = SessionTitles(redis, ttl=settings.agent_ttl_days * DAY)
+    register_agent_view_listeners(bolt, titles, MessagesTabPrompts(settings.messages_tab_prompts))
     return Bot(settings, redis, space, slack_client, bolt, runner, intake_first)
 
 

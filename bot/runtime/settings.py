@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bot.agent.tools import SERVER_TOOLS
 from bot.core.errors import ConfigError
 from bot.core.faults import CRASH_POINTS
+from handlers.suggested_prompts import DEFAULT_SUGGESTED_PROMPTS, SuggestedPrompt, parse_suggested_prompts
 
 LEVELS = "^(DEBUG|INFO|WARNING|ERROR)$"
 DEFAULT_MODEL = "claude-sonnet-5-5"
@@ -89,6 +90,10 @@ class Settings(BaseSettings):
         default="",
         description="Comma-separated Anthropic server tools to enable: web_search, web_fetch, code_execution.",
     )
+    suggested_prompts: str = Field(
+        default=DEFAULT_SUGGESTED_PROMPTS,
+        description='Prompts atop the Messages tab: a JSON list of {"title", "message"} objects or strings; [] none.',
+    )
     bot_crash_at: str | None = Field(default=None, description="Testing only: SIGKILL the process at this step.")
     data_dir: str = Field(default="data", description="Where the embedded Redis keeps its files.")
     log_level: str = Field(default="INFO", pattern=LEVELS, description="Level of the bot's own log lines.")
@@ -118,6 +123,17 @@ class Settings(BaseSettings):
         if value is not None and value not in CRASH_POINTS:
             raise ValueError(f"unknown crash point; known: {', '.join(sorted(CRASH_POINTS))}")
         return value
+
+    @field_validator("suggested_prompts")
+    @classmethod
+    def _valid_suggested_prompts(cls, value: str) -> str:
+        parse_suggested_prompts(value)  # its ValueError says what is wrong
+        return value
+
+    @property
+    def messages_tab_prompts(self) -> tuple[SuggestedPrompt, ...]:
+        """SUGGESTED_PROMPTS, parsed: the prompts the Messages tab shows."""
+        return parse_suggested_prompts(self.suggested_prompts)
 
     @property
     def server_tools(self) -> list[str]:

@@ -19,12 +19,14 @@ from bot.tasks.attachments import Attachments, read_attachments, unread_note
 from bot.tasks.fitting import ContextFitter, with_images
 from bot.tasks.people import People, cut_note
 from bot.tasks.reply import ReplyMessage
+from bot.tasks.session_title import title_from_question
 from bot.tasks.split import PART_CHARS
 from store.connection import REDIS_FAILURES
 from store.journal import TaskJournal
 from store.models import Task, TaskStatus, Turn
 from store.tasks import ThreadLease
 from store.threads import ThreadStore
+from store.titles import SessionTitles
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ class Answerer:
         crash: CrashPoints,
         fitter: ContextFitter,
         people: People,
+        titles: SessionTitles | None = None,
     ) -> None:
         self._journal = journal
         self._threads = threads
@@ -63,11 +66,13 @@ class Answerer:
         self._crash = crash
         self._fitter = fitter
         self._people = people
+        self._titles = titles
 
     async def __call__(self, lease: ThreadLease, task: Task, *, attempt: int) -> None:
         """Answer the mention, showing work in progress on it meanwhile."""
         reply = ReplyMessage(self._slack, self._journal, lease, task)
         await self._slack.set_working(task.thread, task.message_ts, True, user_id=task.user_id)
+        await self._title_session(task)
         try:
             await self._answer(lease, task, reply, resumed=attempt > 1)
         except REDIS_FAILURES:
@@ -75,6 +80,15 @@ class Answerer:
             raise
         finally:  # done, failed, cancelled or stopped: the mention no longer shows work in progress
             await self._slack.set_working(task.thread, task.message_ts, False, user_id=task.user_id)
+
+    async def _title_session(self, task: Task) -> None:
+        """A DM thread's session is titled once, from its first question (a title a person gave it is kept); the
+        session exists by now (setting its status made it)."""
+        title = title_from_question(task.text)
+        if self._titles is None or not task.thread.channel_id.startswith("D") or not title:
+            return
+        if await self._titles.claim_title(task.thread, task.task_id):
+            await self._slack.rename_session(task.thread, title)
 
     async def _answer(self, lease: ThreadLease, task: Task, reply: ReplyMessage, *, resumed: bool) -> None:
         ref = task.thread

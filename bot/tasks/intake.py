@@ -32,10 +32,11 @@ class IncomingMessage:
     files: tuple[SharedFile, ...] = ()
 
     def thread(self) -> ThreadRef:
-        """The conversation the message belongs to; a DM's top level is one conversation of its own."""
-        if self.thread_ts:
-            return ThreadRef(self.team_id, self.channel_id, self.thread_ts)
-        return ThreadRef(self.team_id, self.channel_id, "" if self.is_direct_message else self.ts)
+        """The conversation the message belongs to: its thread, or the thread it starts (a top-level message).
+
+        In a DM too: each DM thread is an agent of its own, as Slack's Messages tab shows each as a session.
+        """
+        return ThreadRef(self.team_id, self.channel_id, self.thread_ts or self.ts)
 
 
 class Intake:
