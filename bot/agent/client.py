@@ -130,6 +130,11 @@ class ClaudeClient:
         self._max_tokens = max_tokens
         self._retry = retry or default_retry_policy()
 
+    @property
+    def max_tokens(self) -> int:
+        """max_tokens of a call that does not ask for another."""
+        return self._max_tokens
+
     async def step(
         self,
         system: str | Sequence[dict[str, Any]],
