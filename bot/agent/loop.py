@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.agent.client import ClaudeClient, OnRetry, OnText
 from bot.agent.continuation import preview
+from bot.agent.progress import OnProgress, Progress
 from bot.agent.steps import (
     LoopStep,
     ModelStep,
@@ -93,20 +94,24 @@ class AgentLoop:
         thread: ThreadRef,
         on_text: OnText | None = None,
         on_retry: OnRetry | None = None,
+        on_progress: OnProgress | None = None,
     ) -> LoopResult:
         """Continue from `records` (the journal so far) to an answer; `record` journals each new step.
 
-        `on_text` sees the text of the answer being written so far as it streams in: it restarts from "" at the
-        first call and the call after tools, and goes on from the answer so far in a call that continues it.
+        `on_text` sees the text of the answer being written so far as it streams in: it restarts from "" at each
+        model_call progress event (the first call, the call after tools) and goes on from the answer so far in a
+        call that continues it. `on_progress` hears of model calls and tool calls as they start and finish; steps
+        replayed from the journal emit nothing. Cancelling the task running this closes the model's stream at
+        once and makes no further call.
         """
         steps = loop_steps(parse_steps(records))
         first_call: int | None = None
         while True:
             if pending := pending_tool_calls(steps):
-                steps.append(await self._run_tool(pending[0], record, thread))
+                steps.append(await self._run_tool(pending[0], record, thread, on_progress))
                 self._crash.reached("tool.done")
             elif self._model_call_due(steps):
-                reply = await self._call_model(system, base, steps, on_text, on_retry)
+                reply = await self._call_model(system, base, steps, on_text, on_retry, on_progress)
                 await record(reply.to_record())
                 steps.append(reply)
                 if first_call is None and len(steps) == 1:
@@ -119,11 +124,17 @@ class AgentLoop:
             return True
         return needs_model_call(steps) and counted_model_calls(steps) < self._max_model_calls
 
-    async def _run_tool(self, call: dict[str, Any], record: Record, thread: ThreadRef) -> ToolStep:
-        """Run one client tool call and journal its result."""
+    async def _run_tool(
+        self, call: dict[str, Any], record: Record, thread: ThreadRef, on_progress: OnProgress | None
+    ) -> ToolStep:
+        """Run one client tool call and journal its result, telling `on_progress` around it."""
+        if on_progress is not None:
+            await on_progress(Progress.tool_started(call["id"], call["name"]))
         result = await self._tools.run(call["name"], call.get("input") or {}, thread)
         step = ToolStep(call["id"], call["name"], result.text, result.is_error)
         await record(step.to_record())
+        if on_progress is not None:
+            await on_progress(Progress.tool_finished(step.tool_use_id, step.name, error=step.is_error))
         return step
 
     async def _call_model(
@@ -133,6 +144,7 @@ class AgentLoop:
         steps: Sequence[LoopStep],
         on_text: OnText | None,
         on_retry: OnRetry | None,
+        on_progress: OnProgress | None,
     ) -> ModelStep:
         """One model call: a new piece of text, or the continuation of the answer so far."""
         previous = steps[-1] if steps else None
@@ -143,6 +155,8 @@ class AgentLoop:
                 on_text = _going_on(on_text, answer_so_far(steps), after_cut=stopped == "max_tokens")
             if stopped == "max_tokens":  # the last piece ends exactly at the cap
                 max_tokens = min(self._claude.max_tokens, self._max_answer_tokens - answer_output_tokens(steps))
+        elif on_progress is not None:
+            await on_progress(Progress.model_call())
         return await self._claude.step(
             system,
             replay(base, steps),
@@ -150,6 +164,7 @@ class AgentLoop:
             max_tokens=max_tokens,
             on_text=on_text,
             on_retry=on_retry,
+            on_progress=on_progress,
         )
 
     def _result(self, steps: Sequence[LoopStep], first_call: int | None) -> LoopResult:
