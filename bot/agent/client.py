@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import anthropic
 from anthropic.types import MessageParam, TextBlockParam, ToolUnionParam
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, stop_before_delay
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_before_delay
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base, wait_random_exponential
 
@@ -39,6 +39,18 @@ def _also(log_it: Any, on_retry: OnRetry) -> Callable[[RetryCallState], Awaitabl
 
 # Worth another try: rate limits (429), server errors and overload (5xx, 529), and a dropped connection.
 RETRYABLE = (anthropic.RateLimitError, anthropic.InternalServerError, anthropic.APIConnectionError)
+# The same troubles met mid-stream arrive as an `error` event inside a 200 response, which the SDK raises as a bare
+# APIStatusError (status 200): they are told apart by the error type in the event's body.
+TRANSIENT_ERROR_TYPES = frozenset({"overloaded_error", "api_error", "rate_limit_error"})
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether another try may succeed: a rate limit, an overload, a server error or a dropped connection."""
+    if isinstance(exc, RETRYABLE):
+        return True
+    body = exc.body if isinstance(exc, anthropic.APIStatusError) else None
+    error = body.get("error") if isinstance(body, dict) else None
+    return isinstance(error, dict) and error.get("type") in TRANSIENT_ERROR_TYPES
 
 
 def usage_of(model: str, usage: anthropic.types.Usage) -> Usage:
@@ -91,7 +103,7 @@ def default_retry_policy(deadline: float = DEFAULT_DEADLINE, attempts: int | Non
     if attempts is not None:
         stop = stop | stop_after_attempt(attempts)
     return AsyncRetrying(
-        retry=retry_if_exception_type(RETRYABLE),
+        retry=retry_if_exception(transient),
         wait=wait_retry_after(wait_random_exponential(multiplier=1, max=20)),
         stop=stop,
         reraise=True,
@@ -114,7 +126,7 @@ def model_error(exc: anthropic.APIError) -> ModelError:
         detail = f"Claude API error {exc.status_code} ({type(exc).__name__}, request id {exc.request_id or 'none'})"
         if isinstance(exc, anthropic.AuthenticationError | anthropic.PermissionDeniedError):
             return ModelAuthError(detail)
-        if isinstance(exc, RETRYABLE):
+        if transient(exc):
             return ModelUnavailable(detail)
         return ModelRequestError(detail)
     return ModelUnavailable(f"Claude API unreachable ({type(exc).__name__})")

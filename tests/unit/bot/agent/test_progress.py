@@ -169,3 +169,25 @@ def test_tool_titles_are_what_people_read() -> None:
     assert tool_title("code_execution") == "Running code"
     assert tool_title("bash_code_execution") == "Running code"
     assert tool_title("lookup_order") == "lookup_order"
+
+
+async def test_a_server_tool_of_a_broken_stream_finishes_as_failed(model: FakeAnthropic, claude: ClaudeClient) -> None:
+    """A stream that breaks after a server tool started finishes that tool with an error; the retry reports its
+    own tool afresh."""
+    broken = [search_call("srvtoolu_1"), {"type": "text", "text": "Searching"}]
+    model.enqueue(
+        Reply(broken, stream_error=("overloaded_error", "Overloaded"), status=529, error_type="overloaded_error")
+    )
+    model.enqueue(
+        Reply([search_call("srvtoolu_2"), search_result("srvtoolu_2", HIT), {"type": "text", "text": "Done."}])
+    )
+    seen: list[Progress] = []
+    result = await run(claude, Tools(seen), seen)
+    assert result.text == "Done."
+    assert [(event.kind, event.tool_id, event.error) for event in seen] == [
+        ("model_call", "", False),
+        ("tool_started", "srvtoolu_1", False),
+        ("tool_finished", "srvtoolu_1", True),
+        ("tool_started", "srvtoolu_2", False),
+        ("tool_finished", "srvtoolu_2", False),
+    ]
