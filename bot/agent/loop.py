@@ -116,6 +116,8 @@ class AgentLoop:
                 steps.append(reply)
                 if first_call is None and len(steps) == 1:
                     first_call = reply.usage.total_input_tokens
+                if continuation_due(steps, self._max_answer_tokens):
+                    self._crash.reached("answer.cut")
             else:
                 return self._result(steps, first_call)
 

@@ -234,3 +234,28 @@ def test_the_preview_holds_back_only_a_possible_repeat() -> None:
     assert preview(before, "The quick brown") == "Intro.\nThe quick brown"
     assert preview(before, "wn fox") == "Intro.\nThe quick brown fox"
     assert preview(before, "The quack") == before + "The quack"
+
+
+class NotedCrashPoints(CrashPoints):
+    """Crash points that note each one reached instead of killing the process."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reached_points: list[str] = []
+
+    def reached(self, name: str) -> None:
+        self.reached_points.append(name)
+
+
+async def test_each_cut_piece_passes_the_answer_cut_crash_point(model: FakeAnthropic, claude: ClaudeClient) -> None:
+    """BOT_CRASH_AT=answer.cut can kill the process after each piece that is to be continued, and only then."""
+    for reply in (cut("One, "), cut("two, "), ended("three.")):
+        model.enqueue(reply)
+    crash = NotedCrashPoints()
+    loop = AgentLoop(claude, NoTools(), max_model_calls=5, max_answer_tokens=1_000, crash=crash)
+
+    async def record(step: dict[str, Any]) -> None:
+        pass
+
+    await loop.run(SYSTEM, BASE, [], record, THREAD)
+    assert crash.reached_points == ["answer.cut", "answer.cut"]
