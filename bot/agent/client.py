@@ -94,6 +94,9 @@ class wait_retry_after(wait_base):  # lower case, like tenacity's own wait strat
 
 
 DEFAULT_DEADLINE = 120.0
+# The SDK refuses a call it is not streaming once max_tokens could take over ten minutes to write (it reckons
+# 128,000 tokens an hour): above this, a call streams even when nobody watches its text.
+MAX_UNSTREAMED_TOKENS = 21_333
 
 
 def default_retry_policy(deadline: float = DEFAULT_DEADLINE, attempts: int | None = None) -> AsyncRetrying:
@@ -181,7 +184,7 @@ class ClaudeClient:
                 retrying = retrying.copy(before_sleep=_also(retrying.before_sleep, on_retry))
             async for attempt in retrying:
                 with attempt:
-                    if on_text is None and on_progress is None:
+                    if on_text is None and on_progress is None and request["max_tokens"] <= MAX_UNSTREAMED_TOKENS:
                         message = await self._client.messages.create(**request)
                     else:
                         message = await self._streamed(request, on_text, on_progress)

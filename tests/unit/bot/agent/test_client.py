@@ -123,3 +123,10 @@ async def test_a_mid_stream_error_that_stays_is_model_unavailable(client: Claude
     with pytest.raises(ModelUnavailable):
         await client.step("sys", MESSAGES, on_text=on_text)
     assert len(claude.requests) == 3
+
+
+async def test_a_call_too_long_for_the_sdk_unstreamed_is_streamed(client: ClaudeClient, claude: FakeAnthropic) -> None:
+    """max_tokens of 32,000 without on_text: the call streams (the SDK refuses it unstreamed) and answers."""
+    step = await client.step("sys", MESSAGES, max_tokens=32_000)
+    assert step.content == [{"type": "text", "text": "echo: hello"}]
+    assert claude.last_request["stream"] is True and claude.last_request["max_tokens"] == 32_000
