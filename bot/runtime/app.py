@@ -122,7 +122,13 @@ def build_executor(
         retry=default_retry_policy(settings.llm_retry_deadline_s),
     )
     tools = ToolBox(gateway, settings.server_tools)
-    loop = AgentLoop(claude, tools, max_model_calls=settings.max_model_calls, crash=crash)
+    loop = AgentLoop(
+        claude,
+        tools,
+        max_model_calls=settings.max_model_calls,
+        max_answer_tokens=settings.max_answer_tokens,
+        crash=crash,
+    )
     budget = Budget(total=settings.context_token_budget, summary_max=settings.summary_max_tokens)
     estimator = TokenEstimator()
     # Summaries are off the critical path and best effort: a short retry; on failure the turns wait in the window.

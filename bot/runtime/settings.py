@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.agent.tools import SERVER_TOOLS
@@ -57,7 +57,15 @@ class Settings(BaseSettings):
     max_input_chars: int = Field(
         default=40_000, ge=100, le=1_000_000, description="Longest message read whole; longer ones are cut."
     )
-    max_output_tokens: int = Field(default=4096, ge=64, le=64000, description="max_tokens of each answer.")
+    max_output_tokens: int = Field(
+        default=16_000, ge=64, le=64_000, description="max_tokens of each model call of an answer."
+    )
+    max_answer_tokens: int = Field(
+        default=32_000,
+        ge=64,
+        le=1_000_000,
+        description="Output tokens one answer may reach over its continuations after max_tokens stops.",
+    )
     run_workers_in_web: bool = Field(
         default=True, description="The web process also runs tasks; false leaves them to `python -m bot worker`."
     )
@@ -145,6 +153,15 @@ class Settings(BaseSettings):
         if self.summary_max_tokens * 4 > self.context_token_budget:
             raise ValueError("SUMMARY_MAX_TOKENS must be at most a quarter of CONTEXT_TOKEN_BUDGET")
         return self
+
+    @field_validator("max_answer_tokens")
+    @classmethod
+    def _answer_fits_one_call_at_least(cls, value: int, info: ValidationInfo) -> int:
+        # A field validator, not a model one: its error carries the variable's name into ConfigError.
+        max_output = info.data.get("max_output_tokens")  # absent when it was invalid itself
+        if max_output is not None and value < max_output:
+            raise ValueError(f"must be at least MAX_OUTPUT_TOKENS ({max_output})")
+        return value
 
     @property
     def library_log_level(self) -> str:

@@ -11,7 +11,6 @@ from typing import Any
 
 from bot.agent.context import Context
 from bot.agent.loop import AgentLoop, LoopResult
-from bot.agent.steps import holds_answer
 from bot.core.errors import ModelError, ModelRefused
 from bot.core.faults import CrashPoints
 from bot.core.ports import SlackGateway
@@ -93,7 +92,7 @@ class Answerer:
     async def _answer(self, lease: ThreadLease, task: Task, reply: ReplyMessage, *, resumed: bool) -> None:
         ref = task.thread
         steps = await self._journal.steps(task, attempt=2 if resumed else 1)
-        answered = holds_answer(steps)
+        answered = self._loop.holds_answer(steps)
         reply_ts = await reply.open(resumed=resumed, answered=answered)
         state, history = await self._threads.agent(ref)
         summary = state.summary if state else ""
@@ -143,7 +142,14 @@ class Answerer:
         live = reply.live()
         try:
             return await self._loop.run(
-                context.system, context.messages, steps, record, task.thread, on_text=live.show, on_retry=live.retrying
+                context.system,
+                context.messages,
+                steps,
+                record,
+                task.thread,
+                on_text=live.show,
+                on_retry=live.retrying,
+                on_progress=live.progress,
             )
         finally:
             await live.settle()  # no preview may land after what is posted next

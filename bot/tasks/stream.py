@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 APPEND_INTERVAL = 1.0
 # Appends refused in a row (other than by the stream's end) before the stream is left alone until the final text.
 MAX_APPEND_FAILURES = 3
-READING = TaskUpdate("reading", "Reading the thread", "in_progress")
+READING = TaskUpdate("reading", "Reading the conversation", "in_progress")
 
 Append = Callable[[str, Sequence[TaskUpdate]], Awaitable[None]]
 
