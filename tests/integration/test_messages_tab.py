@@ -12,9 +12,10 @@ from store.connection import RedisClient
 from store.models import ThreadRef
 from store.titles import SessionTitles, TitleMark
 from tests.fakes import FakeSlack, event_envelope, new_ts, wait_until
-from tests.fakes.messages_tab import METHOD, accept_suggested_prompts
 from tests.integration.conftest import BotFactory
 from tests.integration.harness import BotProcess
+
+METHOD = "assistant.threads.setSuggestedPrompts"
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +31,7 @@ def tab_opened(slack: FakeSlack, user: str, channel: str) -> dict[str, Any]:
 async def test_the_messages_tab_shows_the_configured_prompts(make_bot: BotFactory, slack: FakeSlack) -> None:
     """Opening the Messages tab pins SUGGESTED_PROMPTS to that DM (no thread_ts), once per person however often
     they open it."""
-    accept_suggested_prompts(slack)
+    slack.agent_features = True
     bot = make_bot(SUGGESTED_PROMPTS=json.dumps(PROMPTS))
     await bot.start()
     for user, channel in (("U0ALICE", "D0ALICE"), ("U0ALICE", "D0ALICE"), ("U0BOB", "D0BOB")):
@@ -44,7 +45,7 @@ async def test_the_messages_tab_shows_the_configured_prompts(make_bot: BotFactor
 
 async def test_an_app_that_is_no_agent_says_so_once(bot: BotProcess, slack: FakeSlack) -> None:
     """Slack's not_agent_app (a manifest without agent_view) is one log line that names the fix, not an error."""
-    accept_suggested_prompts(slack)
+    slack.agent_features = True
     slack.fail_next(METHOD, error="not_agent_app", times=2)
     for user in ("U0ALICE", "U0BOB"):
         assert await bot.post_event(tab_opened(slack, user, f"D{user}")) == 200

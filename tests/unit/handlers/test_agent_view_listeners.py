@@ -17,8 +17,9 @@ from store.connection import connect
 from store.models import ThreadRef
 from store.titles import SessionTitles, TitleMark
 from tests.fakes import FakeSlack, event_envelope, wait_until
-from tests.fakes.messages_tab import METHOD, accept_suggested_prompts
 from tests.unit.handlers.scenario import dispatch, settings_for
+
+METHOD = "assistant.threads.setSuggestedPrompts"
 
 SESSION_TS = "1782234671.392669"
 
@@ -26,7 +27,7 @@ SESSION_TS = "1782234671.392669"
 @pytest.fixture(autouse=True)
 def fake_speaks_suggested_prompts(slack: FakeSlack) -> None:
     """The fake Slack answers setSuggestedPrompts."""
-    accept_suggested_prompts(slack)
+    slack.agent_features = True
 
 
 def tab_opened(slack: FakeSlack, user: str, channel: str, tab: str = "messages") -> dict[str, Any]:

@@ -25,6 +25,11 @@ FEEDBACK_BLOCK = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _agent_features(slack: FakeSlack) -> None:
+    slack.agent_features = True  # the shared fixture plays a workspace without them
+
+
 @pytest.fixture
 def web(slack: FakeSlack) -> AsyncWebClient:
     return AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
