@@ -2,57 +2,23 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from tests.integration.browser_page import click, headless_chromium, needs_chromium, texts, type_into
 from tests.integration.playground_process import Playground, eventually
 
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (`make test` installs them)"
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(argument)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium'}")
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    try:
+    with headless_chromium(tmp_path / "chromium") as driver:
         yield driver
-    finally:
-        driver.quit()
-
-
-def type_into(driver: WebDriver, element_id: str, text: str) -> None:
-    box = driver.find_element(By.ID, element_id)
-    box.send_keys(text)
-    box.send_keys(Keys.ENTER)
-
-
-def texts(driver: WebDriver, selector: str) -> list[str]:
-    """The visible text of every element matching `selector`, read at once (the page redraws as news arrives)."""
-    found: list[str] = driver.execute_script(
-        "return [...document.querySelectorAll(arguments[0])].map((e) => e.innerText)", selector
-    )
-    return found
-
-
-def click(driver: WebDriver, selector: str) -> None:
-    driver.execute_script("document.querySelector(arguments[0]).click()", selector)
 
 
 def bot_reply_text(driver: WebDriver) -> str | None:
