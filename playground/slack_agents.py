@@ -62,8 +62,7 @@ class SlackAgentsMixin(SlackStreamsMixin):
         found = self.agent_sessions.get(channel, thread_ts)
         if found is None:
             raise LookupError(f"no agent session for thread {thread_ts} in {channel}")
-        for stream in self.streams_of(channel, thread_ts):  # a stream that timed out sets its session active
-            self._expire(stream)
+        self.streams_of(channel, thread_ts)  # ends the streams past their lifetime, which sets the session active
         return found
 
     def has_session(self, channel: str, thread_ts: str) -> bool:
