@@ -62,8 +62,7 @@ class SlackAgentsMixin(SlackStreamsMixin):
         found = self.agent_sessions.get(channel, thread_ts)
         if found is None:
             raise LookupError(f"no agent session for thread {thread_ts} in {channel}")
-        for stream in self.streams_of(channel, thread_ts):  # a stream that timed out sets its session active
-            self._expire(stream)
+        self.streams_of(channel, thread_ts)  # ends the streams past their lifetime, which sets the session active
         return found
 
     def has_session(self, channel: str, thread_ts: str) -> bool:
@@ -118,7 +117,7 @@ class SlackAgentsMixin(SlackStreamsMixin):
         message = self.store.get(channel, ts)
         if message is None:
             raise LookupError(f"no message {ts} in {channel}")
-        block, element = _find_feedback_buttons(message.get("blocks") or [])
+        block, element = find_feedback_buttons(message.get("blocks") or [])
         button = element["positive_button" if positive else "negative_button"]
         block_id = block.setdefault("block_id", uuid.uuid4().hex[:5])  # Slack names every block when posting
         payload = block_actions_payload(
@@ -205,7 +204,8 @@ class SlackAgentsMixin(SlackStreamsMixin):
         return {}
 
 
-def _find_feedback_buttons(blocks: list[Args]) -> tuple[Args, Args]:
+def find_feedback_buttons(blocks: list[Args]) -> tuple[Args, Args]:
+    """The context_actions block of a message's blocks and its feedback_buttons element (LookupError if none)."""
     for block in blocks:
         if block.get("type") != "context_actions":
             continue
@@ -215,4 +215,4 @@ def _find_feedback_buttons(blocks: list[Args]) -> tuple[Args, Args]:
     raise LookupError("the message has no context_actions block with feedback_buttons")
 
 
-__all__ = ["MAX_SUGGESTED_PROMPTS", "SlackAgentsMixin"]
+__all__ = ["MAX_SUGGESTED_PROMPTS", "SlackAgentsMixin", "find_feedback_buttons"]

@@ -195,6 +195,11 @@ class SlackStreamsMixin:
         self._expire(found)
         return found
 
+    def find_stream(self, channel: str, ts: str) -> AgentStream | None:
+        """The stream whose message is `ts`, or None for a message that was not streamed."""
+        found = self._streams.get((channel, ts))
+        return None if found is None else self._expire(found)
+
     def streams_of(self, channel: str, thread_ts: str) -> list[AgentStream]:
         """Every stream started in a thread, oldest first."""
         found = [s for s in self._streams.values() if s.channel == channel and s.thread_ts == thread_ts]
