@@ -1,4 +1,5 @@
-"""`python -m bot migrate --queue-shards N` as an operator runs it, then the bot started with the new QUEUE_SHARDS."""
+"""`python -m bot migrate --queue-shards N` as an operator runs it, then the bot started with the new QUEUE_SHARDS; and
+the feedback on answers it moves (votes, thread, channel and workspace counts), through crashes and on a cluster."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from handlers.feedback import FEEDBACK_ACTION, POSITIVE, feedback_block
 from store import keys
+from store.connection import RedisClient
 from store.feedback import AnswerVote, FeedbackCounts, FeedbackStore, Vote, VoteOutcome
 from store.journal import TaskJournal
 from store.keys import KeySpace
@@ -31,6 +33,7 @@ from tests.fakes import (
     wait_until,
 )
 from tests.integration.conftest import BotFactory
+from tests.integration.redis_cluster import LocalCluster
 from tests.unit.store.reshard_data import IDLE, answer, build
 from tests.unit.store.test_reshard import CrashingRedis, load, save, snapshot, tags
 
@@ -86,6 +89,7 @@ KEPT_IN_ZERO = ThreadRef("T1", "C2", "1700000018.000100")  # 0 -> 0: its keys st
 EXPIRED = ThreadRef("T1", "C2", "1700000001.000100")  # 8 -> 1: its own votes expired, its shard's counts did not
 OTHER_TEAM = ThreadRef("T2", "C9", "1700000002.000100")  # 7 -> 2
 VOTED = (ANSWERED, DISLIKED, INTO_ZERO, KEPT_IN_ZERO, EXPIRED, OTHER_TEAM)
+VOTED_CHANNELS = (("T1", "C1"), ("T1", "C2"), ("T2", "C9"))
 # Two people on two answers of each thread: (thread, answer, person, vote).
 VOTES = [
     (ANSWERED, "1700000100.000100", "U1", Vote.UP),
@@ -116,7 +120,7 @@ async def crashing() -> AsyncIterator[CrashingRedis]:
         await client.aclose()
 
 
-async def record_feedback(redis: Redis) -> None:
+async def record_feedback(redis: RedisClient) -> None:
     """Agents for the threads and their votes under 16 shards, through the store; then EXPIRED's own votes and
     counters expire (they are refreshed by its votes only) while its shard's, refreshed by every thread's, stay."""
     queue, journal = TaskQueue(redis, FROM_16), TaskJournal(redis, FROM_16)
@@ -131,35 +135,31 @@ async def record_feedback(redis: Redis) -> None:
     await redis.delete(FROM_16.answer_votes(EXPIRED), FROM_16.thread_feedback(EXPIRED))
 
 
-async def feedback_view(redis: Redis, space: KeySpace) -> dict[str, Any]:
+async def feedback_view(redis: RedisClient, space: KeySpace) -> dict[str, Any]:
     """What the feedback readers see in `space`: each thread's counts, thumbs-down answers and votes; each channel's
     and workspace's counts."""
     votes = FeedbackStore(redis, space)
     seen: dict[str, Any] = {}
     for ref in VOTED:
         seen[ref.encode()] = (await votes.thread_feedback(ref), await redis.hgetall(space.answer_votes(ref)))
-    for team, channel in (("T1", "C1"), ("T1", "C2"), ("T2", "C9")):
+    for team, channel in VOTED_CHANNELS:
         seen[f"{team}:{channel}"] = await votes.channel_feedback(team, channel)
     for team in ("T1", "T2"):
         seen[team] = await votes.team_feedback(team)
     return seen
 
 
-async def negative_counts(redis: Redis, space: KeySpace) -> list[str]:
+async def negative_counts(redis: RedisClient, space: KeySpace) -> list[str]:
     """Every channel or workspace counter of a shard that is below zero (readers would read it as zero)."""
     names = [space.team_feedback(team, shard) for team in ("T1", "T2") for shard in range(space.shards)]
-    names += [
-        space.channel_feedback(team, channel, shard)
-        for team, channel in (("T1", "C1"), ("T1", "C2"))
-        for shard in range(space.shards)
-    ]
+    names += [space.channel_feedback(*channel, shard) for channel in VOTED_CHANNELS for shard in range(space.shards)]
     return [
         f"{name} {field}" for name in names for field, value in (await redis.hgetall(name)).items() if int(value) < 0
     ]
 
 
 def feedback_click(ref: ThreadRef, answer_ts: str, user: str, value: str) -> str:
-    """The signed-to-be form Slack posts when `user` presses a feedback button under the answer `answer_ts`."""
+    """The form Slack posts (the harness signs it) when `user` presses a feedback button under answer `answer_ts`."""
     block = feedback_block("feedback-Ev0")
     message = {"type": "message", "user": "UBOT", "text": "The answer.", "ts": answer_ts, "thread_ts": ref.thread_ts}
     message["blocks"] = [block]
@@ -228,6 +228,27 @@ async def test_a_crash_after_any_write_then_a_second_run_counts_every_vote_once(
             await change_shards(crashing, FROM_16, TO_5, concurrency=1)
         await change_shards(redis, FROM_16, TO_5, page_keys=4)  # (a staging key may come before or after its source)
         assert await snapshot(redis, TO_5) == clean, f"died after write {survive}"
+
+
+async def test_on_a_cluster_the_counts_move_to_other_slots_and_a_changed_vote_moves_them(
+    redis_cluster: LocalCluster,
+) -> None:
+    """On a three-master Redis Cluster (a thread's old and new counters in different slots, often on different
+    nodes) the feedback reads the same after a change from 16 to 5 shards, and a vote changed afterwards moves the
+    counts by one."""
+    client = RedisCluster.from_url(redis_cluster.url, decode_responses=True)
+    try:
+        await record_feedback(client)
+        before = await feedback_view(client, FROM_16)
+        await change_shards(client, FROM_16, TO_5)
+        assert await feedback_view(client, TO_5) == before
+        store = FeedbackStore(client, TO_5)
+        changed = AnswerVote(ANSWERED, "1700000100.000100", "U2", Vote.UP)
+        assert await store.record(changed) is VoteOutcome.CHANGED
+        assert await store.team_feedback("T1") == one_down_turned_up(before["T1"])
+        assert await negative_counts(client, TO_5) == []
+    finally:
+        await client.aclose()
 
 
 def one_down_turned_up(counts: FeedbackCounts) -> FeedbackCounts:
