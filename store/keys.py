@@ -39,9 +39,11 @@ TS = thread ts, "" for a DM's top level):
   agent:T:{g}:channel:C:feedback  hash    the same counters for the channel's threads of one shard; readers sum the
                                           shards. TTL AGENT_TTL, refreshed on a vote.
   agent:T:{g}:team:feedback       hash    the same counters for the workspace's threads of one shard; readers sum the
-                                          shards. TTL AGENT_TTL, refreshed on a vote. A change of the number of
-                                          shards does not move these four feedback keys yet: it leaves them under
-                                          their old tags (logged), where nothing reads them.
+                                          shards. TTL AGENT_TTL, refreshed on a vote.
+  agent:T:{g}:channel:C:feedback:S hash   only while the number of shards changes (store/reshard.py): what old
+  agent:T:{g}:team:feedback:S     hash    shard S's channel or workspace feedback counters still hold once every
+                                          thread moved out with its own counts (those of threads whose own counters
+                                          expired first), on their way into shard g's. The TTL the old hash had.
   agent:T:{g}:task:ID             hash    one task (Task fields + reply_ts, error; a reset task also the ts list of
                                           the messages of the tasks it cancelled) and its journal: "step:N" = the
                                           JSON record of its Nth completed model, tool or summary call, so a resumed
@@ -229,6 +231,14 @@ class KeySpace:
     def team_feedback(self, team_id: str, shard: int) -> str:
         """The feedback counters of the workspace's threads of one shard."""
         return f"{self._team(team_id, shard)}:team:feedback"
+
+    def staged_channel_feedback(self, team_id: str, channel_id: str, shard: int, source: int) -> str:
+        """Shard `source`'s channel feedback counters (of the old shard count), on their way into shard `shard`'s."""
+        return f"{self.channel_feedback(team_id, channel_id, shard)}:{source}"
+
+    def staged_team_feedback(self, team_id: str, shard: int, source: int) -> str:
+        """Shard `source`'s workspace feedback counters (of the old shard count), on their way into shard `shard`'s."""
+        return f"{self.team_feedback(team_id, shard)}:{source}"
 
 
 TURN_FIELD = "turn:"  # + the turn's number, in the state hash
