@@ -34,8 +34,10 @@ def statuses(slack: FakeSlack, thread_ts: str, channel: str = CHANNEL) -> list[s
     return list(slack.session(channel, thread_ts).history) if slack.has_session(channel, thread_ts) else []
 
 
-async def done(redis: Redis, slack: FakeSlack, envelope: dict[str, Any], channel: str = CHANNEL) -> None:
-    ref = ThreadRef(slack.team_id, channel, str(envelope["event"]["ts"]))
+async def done(
+    redis: Redis, slack: FakeSlack, envelope: dict[str, Any], channel: str = CHANNEL, thread_ts: str | None = None
+) -> None:
+    ref = ThreadRef(slack.team_id, channel, thread_ts or str(envelope["event"]["ts"]))
     task_id = str(envelope["event_id"])
 
     async def finished() -> bool:
@@ -239,3 +241,24 @@ async def test_where_slack_refuses_a_stream_the_answer_updates_a_posted_message(
     assert reply["text"] == "An answer all the same."
     assert slack.calls_to("chat.postMessage") and not slack.streams_of(CHANNEL, thread_ts)
     assert statuses(slack, thread_ts)[-1] == "active"
+
+
+async def test_a_dm_thread_is_titled_from_its_first_question_once_and_a_person_s_title_is_kept(
+    bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
+) -> None:
+    dm = slack.dm_channel("U0ALICE")
+    claude.reply_text("Start with the old town.")
+    first = slack.post_user_message(
+        dm, "How do I plan a trip to <#C0LIS|lisbon>?\nSome details.", user="U0ALICE", channel_type="im"
+    )
+    await bot.post_event(first)
+    thread_ts = str(first["event"]["ts"])
+    await done(redis, slack, first, channel=dm)
+    assert slack.session(dm, thread_ts).title == "How do I plan a trip to #lisbon?"
+    await bot.post_event(slack.rename_session_as_user(dm, thread_ts, "Lisbon", user="U0ALICE"))
+    claude.reply_text("Then the coast.")
+    second = slack.post_user_message(dm, "And then?", user="U0ALICE", thread_ts=thread_ts, channel_type="im")
+    await bot.post_event(second)
+    await done(redis, slack, second, channel=dm, thread_ts=thread_ts)
+    assert slack.session(dm, thread_ts).title == "Lisbon"
+    assert len(slack.calls_to("agents.sessions.rename")) == 1
