@@ -158,6 +158,10 @@ def _prefill_problem(body: Body) -> str | None:
     last = body["messages"][-1]
     if last.get("role") != "assistant":
         return None
+    content = last.get("content")
+    blocks = content if isinstance(content, list) else []
+    if any(isinstance(block, dict) and block.get("type") == "server_tool_use" for block in blocks):
+        return None  # a turn paused by a server tool (pause_turn) is continued by sending it back as it was
     if refuses_prefill(body.get("model")):
         return "This model does not support assistant message prefill. The conversation must end with a user message."
     texts = _block_texts(last.get("content", ""))

@@ -106,6 +106,24 @@ async def test_current_models_refuse_a_prefilled_assistant_turn(
         await claude.messages.create(model=model, max_tokens=10, messages=messages)
 
 
+async def test_a_turn_paused_by_a_server_tool_is_continued_as_it_was(
+    fake_api: FakeAnthropic, claude: anthropic.AsyncAnthropic
+) -> None:
+    """pause_turn is continued by sending the paused assistant turn back: not a prefill, even on current models."""
+    paused: list[MessageParam] = [
+        {"role": "user", "content": "search it"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Searching."},
+                {"type": "server_tool_use", "id": "srvtoolu_01", "name": "web_search", "input": {"query": "x"}},
+            ],
+        },
+    ]
+    fake_api.reply_text("Found it.")
+    assert (await claude.messages.create(model=MODEL, max_tokens=10, messages=paused)).content
+
+
 async def test_older_models_take_a_prefill_without_trailing_whitespace(
     fake_api: FakeAnthropic, claude: anthropic.AsyncAnthropic
 ) -> None:
