@@ -1,0 +1,54 @@
+"""Agent session listeners: `agent_session_stopped`, sent when a person presses Stop on a session that is processing.
+
+Slack has stopped the session's streams already; the app must stop its own work and move the session out of
+processing. The answer does both as it ends: its worker (any process) cancels it at once (store/stops.py), and its
+end sets the session back to active. The event names no session id: a session is its channel and thread; the team
+id is on the envelope.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.tasks.intake import Intake
+from store.models import ThreadRef
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SessionStopped:
+    """A person pressed Stop on the session of a thread."""
+
+    thread: ThreadRef
+    user_id: str
+
+
+def parse_session_stopped(body: dict[str, Any], event: dict[str, Any]) -> SessionStopped | None:
+    """The event as a SessionStopped, or None if it is malformed (logged at WARNING)."""
+    try:
+        team_id = str(body.get("team_id") or event["team"])
+        thread = ThreadRef(team_id, str(event["channel"]), str(event.get("thread_ts") or ""))
+        return SessionStopped(thread, str(event["user"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        # Bounded: the fields are whatever the sender wrote.
+        log.warning("ignoring a malformed agent_session_stopped event: %s %.100s", type(exc).__name__, exc)
+        return None
+
+
+def register_session_listeners(app: AsyncApp, intake: Intake) -> None:
+    """Attach the agent_session_stopped listener to the Bolt app."""
+
+    async def handle_agent_session_stopped(body: dict[str, Any], event: dict[str, Any]) -> None:
+        stopped = parse_session_stopped(body, event)
+        if stopped is None:
+            return
+        outcome = await intake.stop(stopped.thread, stopped.user_id)
+        if not outcome.stopping:
+            log.info("Stop pressed in thread %s with nothing running: nothing to do", stopped.thread.encode())
+
+    app.event("agent_session_stopped")(handle_agent_session_stopped)
