@@ -195,3 +195,61 @@ async def test_a_stop_with_nothing_running_says_so_and_changes_nothing(
     assert replies(slack, thread_ts) == ["done already", "Nothing is running here."]
     state = await redis.hgetall(SPACE.state(ThreadRef(slack.team_id, CHANNEL, thread_ts)))
     assert state.get("tasks_stopped", "0") == "0" and state["tasks_done"] == "1"
+
+
+async def test_a_stop_whose_notice_is_lost_stops_the_answer_at_its_next_step(
+    web_and_worker: tuple[BotProcess, BotProcess], slack: FakeSlack, claude: WatchedAnthropic, redis: Redis
+) -> None:
+    """The task marked stopped with no notice to its worker: the model call under way is not journaled, its tool
+    call is not run, no further model call is made, and the answer ends marked as stopped."""
+    web_a, _ = web_and_worker
+    claude.enqueue(
+        Reply(
+            [
+                {"type": "text", "text": "Let me read the thread first, it is long."},
+                {"type": "tool_use", "id": "toolu_01", "name": "read_thread", "input": {}},
+            ],
+            "tool_use",
+            chunk_delay=0.2,
+        )
+    )
+    root = mention(slack, "summarize this")
+    thread_ts = str(root["event"]["ts"])
+    ref = ThreadRef(slack.team_id, CHANNEL, thread_ts)
+    assert await web_a.post_event(root) == 200
+    await wait_until(lambda: len(claude.requests) == 1, timeout=20)
+    thread_reads = len(slack.calls_to("conversations.replies"))
+    # What the STOP script does, without the notice: only the mark on the task.
+    await redis.hset(SPACE.task(ref, str(root["event_id"])), mapping={"stop_by": STOPPER, "stop_at": str(time.time())})
+    await wait_until(lambda: any(text.endswith(STOPPED_MARK) for text in replies(slack, thread_ts)), timeout=15)
+    assert len(claude.requests) == 1
+    assert len(slack.calls_to("conversations.replies")) == thread_reads, "the tool call ran"
+    assert (await redis.hget(SPACE.state(ref), "tasks_stopped")) == "1"
+
+
+async def test_a_stop_of_an_answer_whose_worker_died_ends_it_when_it_resumes(
+    make_bot: BotFactory, slack: FakeSlack, claude: WatchedAnthropic, redis: Redis
+) -> None:
+    """Worker B killed mid-answer, Stop pressed meanwhile: the restarted worker does not run the answer again; it
+    ends it as stopped (its message marked, its question kept)."""
+    web_a = make_bot(RUN_WORKERS_IN_WEB="false")
+    await web_a.start()
+    worker_b = make_bot("worker", DYNO="worker.1")
+    await worker_b.start(wait_ready=False)
+    claude.enqueue(Reply([{"type": "text", "text": SLOW_ANSWER}], chunk_delay=0.2))
+    root = mention(slack, "tell me a long story")
+    thread_ts = str(root["event"]["ts"])
+    assert await web_a.post_event(root) == 200
+    await wait_until(lambda: any("word00" in text for text in replies(slack, thread_ts)), timeout=20)
+    await worker_b.kill()
+    assert await web_a.post_event(session_stopped(slack, thread_ts)) == 200
+    restarted = make_bot("worker", DYNO="worker.1")
+    await restarted.start(wait_ready=False)
+    await wait_until(lambda: replies(slack, thread_ts) == [STOPPED_MARK], timeout=20)
+    assert len(claude.requests) == 1
+    ref = ThreadRef(slack.team_id, CHANNEL, thread_ts)
+    remembered = await turns(redis, ref)
+    assert [(turn["role"], turn["text"]) for turn in remembered] == [
+        ("user", "tell me a long story"),
+        ("assistant", STOPPED_MARK),
+    ]
