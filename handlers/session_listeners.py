@@ -31,13 +31,20 @@ class SessionStopped:
 def parse_session_stopped(body: dict[str, Any], event: dict[str, Any]) -> SessionStopped | None:
     """The event as a SessionStopped, or None if it is malformed (logged at WARNING)."""
     try:
-        team_id = str(body.get("team_id") or event["team"])
-        thread = ThreadRef(team_id, str(event["channel"]), str(event.get("thread_ts") or ""))
-        return SessionStopped(thread, str(event["user"]))
+        team_id = _text(body.get("team_id") or event["team"])
+        thread = ThreadRef(team_id, _text(event["channel"]), _text(event.get("thread_ts", ""), empty=True))
+        return SessionStopped(thread, _text(event["user"]))
     except (KeyError, TypeError, ValueError) as exc:
         # Bounded: the fields are whatever the sender wrote.
         log.warning("ignoring a malformed agent_session_stopped event: %s %.100s", type(exc).__name__, exc)
         return None
+
+
+def _text(value: object, *, empty: bool = False) -> str:
+    """A string field (Slack's ids and timestamps are strings); an empty one only where `empty` allows it."""
+    if not isinstance(value, str) or (not value and not empty):
+        raise TypeError(f"a {type(value).__name__} {value!r:.20} where Slack sends an id")
+    return value
 
 
 def register_session_listeners(app: AsyncApp, intake: Intake) -> None:
