@@ -320,16 +320,15 @@ return finished
 # so that the script can declare its key; if the head changed meanwhile it returns {INBOX_CHANGED} (read it again and
 # retry). An answer that has started (status running) and is not stopped yet gets stop_by and stop_at: from then on the
 # journal refuses its next step and its start, so the stop reaches it even if the notice to its worker is lost.
-# Returns {1, task id, consumer}: asked now; the consumer holds the thread (named in the flag, or by the group's
-# pending list while the flag names only the entry; '' if nobody does). {2, task id, stop_by}: asked before, by stop_by.
+# Returns {1, task id, user id, consumer}: asked now. {2, task id, stop_by, consumer}: asked before, by stop_by (the
+# caller tells the worker again: the first notice may be what was lost). The consumer is the one holding the thread,
+# named in the flag, or by the group's pending list while the flag names only the entry ('' if nobody holds it).
 # {0}: nothing running (the head is queued, or not an answer); nothing changed.
 # KEYS: inbox, queued flag, queue, head task. ARGV: head task id, user id, now.
 STOP = f"""
 if redis.call('LINDEX', KEYS[1], 0) ~= ARGV[1] then return {{{INBOX_CHANGED}}} end
 local kind, status, stop_by = unpack(redis.call('HMGET', KEYS[4], 'kind', 'status', 'stop_by'))
 if kind ~= 'answer' or status ~= 'running' then return {{0}} end
-if stop_by then return {{2, ARGV[1], stop_by}} end
-redis.call('HSET', KEYS[4], 'stop_by', ARGV[2], 'stop_at', ARGV[3])
 local entry, consumer = '', ''
 local flag = redis.call('GET', KEYS[2])
 if flag then entry, consumer = string.match(flag, '^(%S+) ?(%S*)') end
@@ -337,7 +336,9 @@ if consumer == '' and entry ~= '' then
   local pending = redis.pcall('XPENDING', KEYS[3], '{_GROUP}', entry, entry, 1)
   if type(pending) == 'table' and pending[1] then consumer = pending[1][2] end
 end
-return {{1, ARGV[1], consumer}}
+if stop_by then return {{2, ARGV[1], stop_by, consumer}} end
+redis.call('HSET', KEYS[4], 'stop_by', ARGV[2], 'stop_at', ARGV[3])
+return {{1, ARGV[1], ARGV[2], consumer}}
 """
 
 # Give the thread back only when its inbox is empty, checked in the same step as a submit checks it, so a task

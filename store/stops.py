@@ -96,12 +96,11 @@ class StopRequests:
                 continue
             if code == 0:
                 return NOTHING_RUNNING
-            task_id, named = decode.text(reply[1]), decode.text(reply[2])
-            if code == 2:  # asked before, by `named`
-                return StopOutcome(StopResult.ALREADY_STOPPING, task_id, by=named)
-            if named:
-                await self.notify(named, StopNotice(thread.encode(), task_id, user_id))
-            return StopOutcome(StopResult.STOPPING, task_id, worker=named, by=user_id)
+            task_id, by, worker = (decode.text(value) for value in reply[1:4])
+            if worker:  # (told again if asked again: the first notice may be what was lost)
+                await self.notify(worker, StopNotice(thread.encode(), task_id, by))
+            result = StopResult.STOPPING if code == 1 else StopResult.ALREADY_STOPPING
+            return StopOutcome(result, task_id, worker=worker, by=by)
         raise RuntimeError(f"the inbox of thread {thread.encode()} kept changing; stop not asked")
 
     async def notify(self, worker: str, notice: StopNotice) -> None:

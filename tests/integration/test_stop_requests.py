@@ -95,14 +95,16 @@ async def test_the_worker_named_in_the_flag_after_a_takeover_is_told(redis: Redi
 
 
 async def test_a_second_request_changes_nothing_and_names_the_first_asker(redis: RedisClient) -> None:
-    """Asked twice: the second finds it stopping already, by whom, and sends no second notice."""
+    """Asked twice: the second finds it stopping already, by whom, and tells the worker again (in case the first
+    notice was lost)."""
     _, task = await running(redis)
     stops = StopRequests(redis, SPACE)
     await stops.request(THREAD, "U0BOB")
     again = await stops.request(THREAD, "U0CAROL")
     assert (again.result, again.task_id, again.by) == (StopResult.ALREADY_STOPPING, task.task_id, "U0BOB")
     assert again.stopping
-    assert await redis.llen(keys.stop_notices("worker.1")) == 1
+    notice = StopNotice(THREAD.encode(), task.task_id, "U0BOB")
+    assert await redis.lrange(keys.stop_notices("worker.1"), 0, -1) == [notice.to_json()] * 2
     assert await redis.hget(SPACE.task(THREAD, task.task_id), "stop_by") == "U0BOB"
 
 
