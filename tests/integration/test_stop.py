@@ -8,14 +8,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 from redis.asyncio import Redis
 
-from playground.anthropic_api import Body
 from store.models import ThreadRef
-from tests.fakes import FakeAnthropic, FakeSlack, Reply, event_envelope, new_ts, slash_command_form, wait_until
+from tests.fakes import FakeAnthropic, FakeSlack, Reply, slash_command_form, wait_until
 from tests.integration.conftest import BotFactory
 from tests.integration.harness import BotProcess
+from tests.integration.stop_fakes import WatchedAnthropic, stop_pressed
 from tests.integration.stored import SPACE, turns
 
 pytestmark = pytest.mark.integration
@@ -24,21 +23,6 @@ STOPPER = "U0BOB"
 # Long and slow: 75 pieces of 8 characters, one every 0.2 s, so 15 s unless stopped.
 SLOW_ANSWER = " ".join(f"word{number:03d}" for number in range(75))
 STOPPED_MARK = f"_Stopped by <@{STOPPER}>._"
-
-
-class WatchedAnthropic(FakeAnthropic):
-    """The fake model, noting when each streamed answer ended and whether its client had gone (closed the stream)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stream_ends: list[tuple[float, bool]] = []  # (monotonic time, closed by the client)
-
-    async def _stream(self, request: web.Request, message: Body, reply: Reply, headers: dict[str, str]) -> Any:
-        try:
-            return await super()._stream(request, message, reply, headers)
-        finally:
-            transport = request.transport
-            self.stream_ends.append((time.monotonic(), transport is None or transport.is_closing()))
 
 
 @pytest.fixture
@@ -72,16 +56,8 @@ def replies(slack: FakeSlack, thread_ts: str) -> list[str]:
 
 
 def session_stopped(slack: FakeSlack, thread_ts: str, user: str = STOPPER) -> dict[str, Any]:
-    """The envelope Slack sends when `user` presses Stop on the thread's session (SLACK_AGENT_DOCS.md §2)."""
-    event = {
-        "type": "agent_session_stopped",
-        "channel": CHANNEL,
-        "user": user,
-        "thread_ts": thread_ts,
-        "streaming_message_ts": [],
-        "event_ts": new_ts(),
-    }
-    return event_envelope(event, team_id=slack.team_id, api_app_id=slack.app_id, bot_user_id=slack.bot_user_id)
+    """The envelope Slack sends when `user` presses Stop on the thread's session."""
+    return stop_pressed(slack, CHANNEL, thread_ts, user)
 
 
 async def stop_by(way: str, web_a: BotProcess, slack: FakeSlack, thread_ts: str) -> str | None:
