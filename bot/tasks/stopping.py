@@ -52,6 +52,7 @@ class RunningAnswers:
     @contextlib.contextmanager
     def running(self, thread_key: str, task_id: str, work: asyncio.Task[Any]) -> Iterator[None]:
         """Register `work` (the answer's tool loop) while the block runs; a stop already heard cancels it at once."""
+        self._forget_old()
         key = (thread_key, task_id)
         self._running[key] = work
         if key in self._stops:
