@@ -13,6 +13,7 @@ from handlers.links import thread_label
 from handlers.views import channel_overview, channel_reset_question, thread_detail
 from store.feedback import FeedbackStore
 from store.models import CHANNEL_WIDE, Task, TaskKind, ThreadRef
+from store.stops import StopResult
 from store.tasks import SubmitResult, TaskQueue
 from store.threads import ThreadStore
 
@@ -33,9 +34,10 @@ HELP = Answer(
     "• `/agent status <link to a thread>`: one thread's agent in detail\n"
     "• `/agent reset <link to a thread>`: that agent forgets everything (its work in progress is stopped)\n"
     "• `/agent reset`: every agent of this channel forgets everything (asks first)\n"
+    "• `/agent stop <link to a thread>`: stop the answer that thread's agent is writing\n"
     "• `/agent help`: this text\n"
-    "Copy a thread's link with *Copy link* on any of its messages. Inside a thread, mention me with `status` "
-    "or `reset` instead."
+    "Copy a thread's link with *Copy link* on any of its messages. Inside a thread, mention me with `status`, "
+    "`reset` or `stop` instead."
 )
 
 
@@ -98,6 +100,16 @@ class AgentCommands:
             return Answer(f"That reset of {label} was already done.")
         stopped = " Its work in progress was stopped." if result.cancelled_replies else ""
         return Answer(f"Reset the agent of {label}: it has forgotten everything.{stopped}")
+
+    async def stop_thread(self, ref: ThreadRef, team_domain: str, user_id: str) -> Answer:
+        """Stop the answer the thread's agent is writing, wherever it runs; its partial answer stays, marked."""
+        outcome = await self._intake.stop(ref, user_id)
+        label = thread_label(team_domain, ref)
+        if outcome.result is StopResult.STOPPING:
+            return Answer(f"Stopping the answer in {label}: what it has written so far stays.")
+        if outcome.result is StopResult.ALREADY_STOPPING:
+            return Answer(f"The answer in {label} is stopping already (<@{outcome.by}> asked).")
+        return Answer(f"Nothing is running in {label}: there is no answer to stop.")
 
     def confirm_channel_reset(self, channel_id: str) -> Answer:
         """Ask before resetting every agent of the channel."""

@@ -72,6 +72,13 @@ Shared by all teams:
                                           change of the shard count runs (`python -m bot migrate --queue-shards M`)
                                           "moving_to" = M. No TTL: it is what tells a process started with another
                                           QUEUE_SHARDS, or during a change, to stop.
+  agent:{W}:stops                 list    stop notices for worker W (a consumer name): JSON {thread, task_id, by} of an
+                                          answer it runs that a person asked to stop, pushed by whichever process took
+                                          the request (store/stops.py) and popped by W's stop listener. Tagged by the
+                                          worker, not namespaced by team: like a shard's queue it belongs to a process
+                                          and serves every team. TTL STOP_NOTICE_TTL: a notice nobody took in that time
+                                          has no listener behind it (its worker died), and needs none: the task's
+                                          stop_by refuses it wherever it resumes.
   agent:workers                   zset    worker name -> when it last said it was alive (every couple of seconds),
                                           for /agent status. TTL WORKERS_TTL, refreshed by every live worker.
   agent:health                    string  written by every /healthz check, to see that Redis takes writes (not only
@@ -104,6 +111,8 @@ USER_NAME_TTL = DAY
 WORKERS_TTL = 60
 HEALTH = f"{PREFIX}:health"
 HEALTH_TTL = 60
+# A live worker's stop listener takes a notice within a second; one still there after a minute has no listener.
+STOP_NOTICE_TTL = 60
 # A live worker reads the queue at least every few seconds, so a consumer idle for an hour has no process behind it.
 CONSUMER_IDLE_LIMIT_MS = 3600 * 1000
 
@@ -243,6 +252,11 @@ class KeySpace:
 
 TURN_FIELD = "turn:"  # + the turn's number, in the state hash
 STEP_FIELD = "step:"  # + the step's number, in the task hash
+
+
+def stop_notices(consumer: str) -> str:
+    """The list of stop notices for the worker named `consumer` (one key, alone: it needs no shard)."""
+    return f"{PREFIX}:{{{consumer}}}:stops"
 
 
 def user_name(team_id: str, user_id: str) -> str:

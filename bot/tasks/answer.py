@@ -6,11 +6,13 @@ its journal instead of calling Claude again, finds its reply message, and finish
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from bot.agent.context import Context
 from bot.agent.loop import AgentLoop, LoopResult
+from bot.agent.steps import parse_steps, total_usage
 from bot.core.errors import ModelError, ModelRefused
 from bot.core.faults import CrashPoints
 from bot.core.ports import SlackGateway
@@ -20,7 +22,9 @@ from bot.tasks.people import People, cut_note
 from bot.tasks.reply import ReplyMessage
 from bot.tasks.session_title import title_from_question
 from bot.tasks.split import PART_CHARS
+from bot.tasks.stopping import RunningAnswers
 from store.connection import REDIS_FAILURES
+from store.errors import TaskStopped
 from store.journal import TaskJournal
 from store.models import Task, TaskStatus, Turn
 from store.tasks import ThreadLease
@@ -57,6 +61,7 @@ class Answerer:
         fitter: ContextFitter,
         people: People,
         titles: SessionTitles | None = None,
+        running: RunningAnswers,
     ) -> None:
         self._journal = journal
         self._threads = threads
@@ -66,6 +71,7 @@ class Answerer:
         self._fitter = fitter
         self._people = people
         self._titles = titles
+        self._running = running
 
     async def __call__(self, lease: ThreadLease, task: Task, *, attempt: int) -> None:
         """Answer the mention, showing work in progress on it meanwhile."""
@@ -107,6 +113,9 @@ class Answerer:
         except ModelError as exc:
             await self._model_failed(lease, task, reply, exc, turns=[*earlier, question])
             return
+        except TaskStopped as stop:
+            await self._stopped(lease, task, reply, stop, turns=[*earlier, question], reply_ts=reply_ts)
+            return
         if result.first_call_input_tokens is not None and not attachments.images:  # images are not text to learn from
             self._fitter.observe(context.estimated_tokens, result.first_call_input_tokens)
         self._crash.reached("answer.journaled")
@@ -131,25 +140,69 @@ class Answerer:
         await reply.show(f":warning: {exc.user_message}")
         await self._journal.finish(lease, task, TaskStatus.FAILED, turns=turns, error=str(exc))
 
+    async def _stopped(
+        self,
+        lease: ThreadLease,
+        task: Task,
+        reply: ReplyMessage,
+        stop: TaskStopped,
+        *,
+        turns: list[Turn],
+        reply_ts: str,
+    ) -> None:
+        """A person stopped the answer: what it had shown stays, marked as stopped by them, and the history keeps the
+        question and that partial answer; the thread's next task runs next."""
+        log.info("task %s: stopped by %s", task.task_id, stop.by)
+        text = await reply.stopped(stop.by)
+        usage = total_usage(parse_steps(await self._journal.steps(task, attempt=2)))  # the calls it had made
+        answer = Turn("assistant", text, ts=reply_ts)
+        await self._journal.finish(lease, task, TaskStatus.STOPPED, turns=[*turns, answer], usage=usage)
+
     async def _run_loop(
         self, lease: ThreadLease, task: Task, reply: ReplyMessage, context: Context, steps: list[dict[str, Any]]
     ) -> LoopResult:
-        """The tool loop from the journal so far, each new step journaled, the answer shown as it streams in."""
+        """The tool loop from the journal so far, each new step journaled, the answer shown as it streams in.
+
+        The loop runs as a task of its own, registered in RunningAnswers: a stop cancels it (the model's stream is
+        closed, no further call is made). A stop this process did not hear of is met at the loop's next journaled
+        step. Either way TaskStopped is raised, with the text shown so far."""
+        shown = ""
 
         async def record(step: dict[str, Any]) -> None:
-            await self._journal.record_step(lease, task, step)
+            await self._journal.record_step(lease, task, step, stoppable=True)
 
         live = reply.live()
-        try:
-            return await self._loop.run(
+
+        async def on_text(text: str) -> None:
+            nonlocal shown
+            shown = text
+            await live.show(text)
+
+        key = task.thread.encode()
+        loop = asyncio.create_task(
+            self._loop.run(
                 context.system,
                 context.messages,
                 steps,
                 record,
                 task.thread,
-                on_text=live.show,
+                on_text=on_text,
                 on_retry=live.retrying,
                 on_progress=live.progress,
-            )
+            ),
+            name=f"answer-{task.task_id}",
+        )
+        try:
+            with self._running.running(key, task.task_id, loop):
+                try:
+                    return await loop  # (cancelling this coroutine cancels the loop too: a shutdown, a lost lease)
+                except asyncio.CancelledError:
+                    by = self._running.stopped_by(key, task.task_id)
+                    current = asyncio.current_task()
+                    if by is None or (current is not None and current.cancelling()):
+                        raise  # not a stop: this coroutine itself was cancelled
+                    raise TaskStopped(by, shown) from None
+                except TaskStopped as stop:
+                    raise TaskStopped(stop.by, shown) from None
         finally:
             await live.settle()  # no preview may land after what is posted next

@@ -16,8 +16,10 @@ from typing import Protocol
 
 from bot.core.errors import SlackError
 from bot.core.ports import SlackGateway
+from bot.tasks.stopping import stopped_text
+from store.errors import TaskStopped
 from store.journal import TaskJournal
-from store.models import Task, TaskKind, TaskStatus
+from store.models import Task, TaskKind, TaskStatus, Turn
 from store.tasks import ThreadLease
 
 log = logging.getLogger(__name__)
@@ -58,8 +60,13 @@ class TaskExecutor:
         self._settings = settings
 
     async def execute(self, lease: ThreadLease, task: Task) -> None:
-        """Run the task; one that has used up its attempts is failed with a message in its thread."""
-        attempt = await self._journal.start(lease, task)
+        """Run the task; one that has used up its attempts is failed with a message in its thread, and one a person
+        stopped before it could run again is ended as stopped."""
+        try:
+            attempt = await self._journal.start(lease, task)
+        except TaskStopped as stop:
+            await self._end_stopped(lease, task, stop.by)
+            return
         if attempt > self._settings.max_attempts:
             await self._give_up(lease, task, task.error or f"it failed {attempt - 1} times")
         else:
@@ -68,6 +75,22 @@ class TaskExecutor:
     def released(self, lease: ThreadLease) -> bool:
         """Whether the task just executed gave the lease's thread back (it was the last in the inbox)."""
         return self._journal.released(lease)
+
+    async def _end_stopped(self, lease: ThreadLease, task: Task, by: str) -> None:
+        """A task stopped while it ran, and interrupted before it could end itself (its worker died, or the attempt
+        failed): its message says who stopped it, and the history keeps its question. What the answer had shown
+        before the interruption is not known here: the message keeps only the mark."""
+        log.info("task %s was stopped by %s before it could run again; ending it", task.task_id, by)
+        text = stopped_text("", by)
+        try:
+            if task.reply_ts:  # unchecked: START checked the lease a moment ago
+                await self._slack.update_message(task.thread, task.reply_ts, text)
+        except SlackError as exc:  # best effort, as for a failure: the task ends either way
+            log.warning("task %s: could not mark its message as stopped: %s", task.task_id, exc)
+        turns = [Turn("user", task.text, user_id=task.user_id, ts=task.message_ts)]
+        if task.reply_ts:
+            turns.append(Turn("assistant", text, ts=task.reply_ts))
+        await self._journal.finish(lease, task, TaskStatus.STOPPED, turns=turns)
 
     async def _give_up(self, lease: ThreadLease, task: Task, reason: str) -> None:
         log.error("task %s failed for good: %s", task.task_id, reason)

@@ -17,6 +17,7 @@ from bot.core.errors import SlackError, StreamClosed
 from bot.core.ports import SlackGateway, TaskUpdate
 from bot.tasks.live import LiveReply
 from bot.tasks.split import PART_CHARS, split_markdown
+from bot.tasks.stopping import stopped_text
 from bot.tasks.stream import READING, StreamedReply
 from store.errors import LeaseLost
 from store.journal import TaskJournal
@@ -159,9 +160,8 @@ class ReplyMessage:
 
     async def stopped(self, by: str) -> str:
         """A person stopped the answer: keep what was written, marked as stopped by them; returns that text."""
-        seen = self._live.seen.strip() if self._live is not None else ""
-        note = f"_Stopped by <@{by}>._"
-        shown = f"{seen[: PART_CHARS - 100]}\n\n{note}" if seen else note
+        seen = self._live.seen if self._live is not None else ""
+        shown = stopped_text(seen[: PART_CHARS - 100], by)  # what one message holds, with room for the note
         await self._end_stream()
         await self._guarded.update_message(self._opened(), shown)
         return shown
