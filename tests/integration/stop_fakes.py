@@ -24,9 +24,16 @@ class WatchedAnthropic(FakeAnthropic):
         super().__init__()
         self.stream_ends: list[tuple[float, bool]] = []  # (time.monotonic(), closed by the client)
 
-    async def _stream(self, request: web.Request, message: Body, reply: Reply, headers: dict[str, str]) -> Any:
+    async def _stream(
+        self,
+        request: web.Request,
+        message: Body,
+        reply: Reply,
+        headers: dict[str, str],
+        partial_json: str | None = None,
+    ) -> Any:
         try:
-            return await super()._stream(request, message, reply, headers)
+            return await super()._stream(request, message, reply, headers, partial_json)
         finally:
             transport = request.transport
             self.stream_ends.append((time.monotonic(), transport is None or transport.is_closing()))

@@ -65,6 +65,9 @@ async def stop_by(way: str, web_a: BotProcess, slack: FakeSlack, thread_ts: str)
     if way == "button":
         assert await web_a.post_event(session_stopped(slack, thread_ts)) == 200
         return None
+    if way == "streamed-button":  # Slack stops the stream itself, then tells the app
+        assert await web_a.post_event(slack.press_stop(CHANNEL, thread_ts, STOPPER)) == 200
+        return None
     if way == "mention":
         assert await web_a.post_event(mention(slack, "stop", thread_ts=thread_ts, user=STOPPER)) == 200
         return None
@@ -79,11 +82,12 @@ async def stop_by(way: str, web_a: BotProcess, slack: FakeSlack, thread_ts: str)
 
 def bot_writes(slack: FakeSlack) -> int:
     """How many messages the bot has posted or changed so far."""
-    return sum(len(slack.calls_to(method)) for method in ("chat.postMessage", "chat.update", "chat.delete"))
+    methods = ("chat.postMessage", "chat.update", "chat.delete", "chat.appendStream", "chat.stopStream")
+    return sum(len(slack.calls_to(method)) for method in methods)
 
 
 @pytest.mark.both_redis
-@pytest.mark.parametrize("way", ["button", "mention", "command"])
+@pytest.mark.parametrize("way", ["button", "streamed-button", "mention", "command"])
 async def test_a_stop_taken_by_the_web_process_stops_the_answer_running_on_the_worker(
     web_and_worker: tuple[BotProcess, BotProcess],
     slack: FakeSlack,
@@ -95,6 +99,7 @@ async def test_a_stop_taken_by_the_web_process_stops_the_answer_running_on_the_w
     is closed within a second, the partial answer stays marked as stopped, nothing more is posted, the history keeps
     it as stopped, and the thread's next mention is answered."""
     web_a, worker_b = web_and_worker
+    slack.agent_features = way == "streamed-button"  # the answer streams natively, Stop is Slack's own button
     claude.enqueue(Reply([{"type": "text", "text": SLOW_ANSWER}], chunk_delay=0.2))
     root = mention(slack, "tell me a long story")
     thread_ts = str(root["event"]["ts"])
@@ -129,6 +134,8 @@ async def test_a_stop_taken_by_the_web_process_stops_the_answer_running_on_the_w
     state = await redis.hgetall(SPACE.state(ref))
     assert (state["tasks_stopped"], state.get("tasks_failed", "0")) == ("1", "0")
 
+    if way == "streamed-button":
+        assert slack.session(CHANNEL, thread_ts).status == "active"
     claude.reply_text("the next answer")
     assert await web_a.post_event(mention(slack, "and now?", thread_ts=thread_ts)) == 200
     await wait_until(lambda: "the next answer" in replies(slack, thread_ts), timeout=15)
@@ -167,7 +174,7 @@ async def test_a_stop_with_nothing_running_says_so_and_changes_nothing(
     answer = await stop_by("command", web_a, slack, thread_ts)
     assert answer is not None and answer.startswith("Nothing is running in")
     await stop_by("button", web_a, slack, thread_ts)
-    await wait_until(lambda: "with nothing running: nothing to do" in web_a.output(), timeout=5)
+    await wait_until(lambda: "with nothing running" in web_a.output(), timeout=5)
     assert replies(slack, thread_ts) == ["done already", "Nothing is running here."]
     state = await redis.hgetall(SPACE.state(ThreadRef(slack.team_id, CHANNEL, thread_ts)))
     assert state.get("tasks_stopped", "0") == "0" and state["tasks_done"] == "1"
