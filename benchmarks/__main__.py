@@ -1,8 +1,8 @@
 """python -m benchmarks [PART ...] [--out DIR]: run the benchmark, print its table, write results and plots.
 
-Parts, in order: ack, concurrency, recovery, stop, long, footprint, scaling. With no part named, every part runs and the
-results go to benchmarks/results/ (results.md, results.json, PNG plots) and into the README's Performance
-section. With parts named, the table is printed only, unless --out names a folder to write to.
+Parts, in order: ack, concurrency, recovery, stop, long, footprint, scaling, first_text. With no part named, every
+part runs and the results go to benchmarks/results/ (results.md, results.json, PNG plots) and into the README's
+Performance section. With parts named, the table is printed only, unless --out names a folder to write to.
 """
 
 from __future__ import annotations
@@ -16,7 +16,18 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from benchmarks import ack, concurrency, footprint, long_threads, plots, recovery, report, scaling, stopping
+from benchmarks import (
+    ack,
+    concurrency,
+    first_text,
+    footprint,
+    long_threads,
+    plots,
+    recovery,
+    report,
+    scaling,
+    stopping,
+)
 from benchmarks.figures import PartResult
 from benchmarks.harness import Lab
 from benchmarks.settings import BenchSettings
@@ -33,6 +44,7 @@ PARTS: dict[str, Part] = {
     "long": long_threads.run,
     "footprint": footprint.run,
     "scaling": scaling.run,
+    "first_text": first_text.run,
 }
 
 
