@@ -67,10 +67,6 @@ def stop_button_shown(driver: WebDriver) -> bool:
 
 
 @pytest.mark.timeout(150)
-@pytest.mark.xfail(
-    strict=False,
-    reason="the bot side of Stop (native streaming, sessions, agent_session_stopped) is not merged yet",
-)
 def test_stop_pressed_mid_answer_stops_the_answer(playground: Playground, browser: WebDriver) -> None:
     """Stop pressed while the agent streams a long answer: the answer stops growing, marked stopped, session active."""
     browser.get(playground.url)
