@@ -78,8 +78,8 @@ class AgentFeatures:
         """Whether `exc` says the workspace has no agent features (then remembered, and logged once)."""
         if exc.code not in NO_AGENT_FEATURES:
             return False
-        if self._agent_features.get(team_id) is not False:
-            log.warning(
+        if self._agent_features.get(team_id) is not False:  # a supported way to run: said once, at INFO
+            log.info(
                 "workspace %s: Slack refused %s (%s): no agent sessions or streaming there; showing 👀 and updating "
                 "messages instead (declare the app an agent: see manifest.yml)",
                 team_id,

@@ -61,15 +61,19 @@ async def test_stop_pressed_marks_the_running_answer_and_tells_its_worker(
     assert json.loads(raw) == {"thread": ref.encode(), "task_id": task.task_id, "by": "U0BOB"}
 
 
-async def test_stop_pressed_with_nothing_running_is_logged_only(
+async def test_stop_pressed_with_nothing_running_only_sets_the_session_back_to_active(
     bot: Bot, slack: FakeSlack, redis: Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Nothing runs in the thread: acknowledged, nothing written, nothing posted, one line at INFO."""
+    """Nothing runs in the thread: acknowledged, nothing written, nothing posted, one line at INFO; the session Slack
+    left as it was is set back to active (it must not stay "processing")."""
+    slack.agent_features = True
     with caplog.at_level(logging.INFO, logger="handlers.session_listeners"):
         assert await dispatch(bot, stop_pressed(slack)) == 200
-    assert "nothing running: nothing to do" in caplog.text
+    assert "with nothing running" in caplog.text
     assert await redis.dbsize() == 0
     assert not slack.calls_to("chat.postMessage")
+    [status] = slack.calls_to("agents.sessions.setStatus")
+    assert (status["channel_id"], status["thread_ts"], status["status"]) == (CHANNEL, THREAD_TS, "active")
 
 
 async def test_a_malformed_stop_event_is_acknowledged_and_ignored(
