@@ -51,6 +51,7 @@ def _run_child(start: dict[str, Any]) -> None:
     os.close(log)
     os.close(null)
     sys.argv = [start["module"], *start["args"]]
+    sys.modules.pop(start["module"] + ".__main__", None)  # run as a fresh __main__, as `python -m` does
     code = 0
     try:
         runpy.run_module(start["module"], run_name="__main__", alter_sys=True)
@@ -119,7 +120,14 @@ class ForkedProcess:
     def __init__(self, server: ForkServer, pid: int) -> None:
         self._server = server
         self.pid = pid
-        self.returncode: int | None = None
+        self._returncode: int | None = None
+
+    @property
+    def returncode(self) -> int | None:
+        """Its exit code if it has exited, else None (asked of the server each time, as asyncio's is kept current)."""
+        if self._returncode is None:
+            self._returncode = self._server.ask_now({"status": self.pid})["returncode"]
+        return self._returncode
 
     def send_signal(self, sig: signal.Signals) -> None:
         """Signal the process, unless it has exited."""
@@ -133,11 +141,12 @@ class ForkedProcess:
 
     async def wait(self) -> int:
         """Its exit code once it has exited (negative: the signal that ended it)."""
-        while self.returncode is None:
-            self.returncode = (await self._server.ask({"status": self.pid}))["returncode"]
-            if self.returncode is None:
-                await asyncio.sleep(POLL_SECONDS)
-        return self.returncode
+        while True:
+            code: int | None = (await self._server.ask({"status": self.pid}))["returncode"]
+            if code is not None:
+                self._returncode = code
+                return code
+            await asyncio.sleep(POLL_SECONDS)
 
 
 class ForkServer:
@@ -185,6 +194,16 @@ class ForkServer:
             return answer
         finally:
             writer.close()
+
+
+    def ask_now(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One request, one answer, blocking (a quick local round trip, for what asyncio's Process answers at once)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client, client.makefile("rwb") as stream:
+            client.connect(self.path)
+            stream.write(json.dumps(request).encode() + b"\n")
+            stream.flush()
+            answer: dict[str, Any] = json.loads(stream.readline())
+            return answer
 
 
 if __name__ == "__main__":
