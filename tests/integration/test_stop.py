@@ -210,6 +210,8 @@ async def test_a_stop_whose_notice_is_lost_stops_the_answer_at_its_next_step(
     await wait_until(lambda: any(text.endswith(STOPPED_MARK) for text in replies(slack, thread_ts)), timeout=15)
     assert len(claude.requests) == 1
     assert len(slack.calls_to("conversations.replies")) == thread_reads, "the tool call ran"
+    # The mark is shown before FINISH records the stop: wait for the record, not only for the message.
+    await wait_until(lambda: redis.hget(SPACE.state(ref), "tasks_stopped"), timeout=5)
     assert (await redis.hget(SPACE.state(ref), "tasks_stopped")) == "1"
 
 
@@ -232,8 +234,10 @@ async def test_a_stop_of_an_answer_whose_worker_died_ends_it_when_it_resumes(
     restarted = make_bot("worker", DYNO="worker.1")
     await restarted.start(wait_ready=False)
     await wait_until(lambda: replies(slack, thread_ts) == [STOPPED_MARK], timeout=20)
-    assert len(claude.requests) == 1
     ref = ThreadRef(slack.team_id, CHANNEL, thread_ts)
+    # The message is marked before FINISH writes the turns (with tasks_stopped, in one script): wait for that write.
+    await wait_until(lambda: redis.hget(SPACE.state(ref), "tasks_stopped"), timeout=5)
+    assert len(claude.requests) == 1
     remembered = await turns(redis, ref)
     assert [(turn["role"], turn["text"]) for turn in remembered] == [
         ("user", "tell me a long story"),
