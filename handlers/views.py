@@ -73,7 +73,7 @@ def thread_detail(
     fields = [
         ("Status", state.status),
         ("Task now", task_now),
-        ("Tasks", f"{state.tasks_done} done, {state.tasks_failed} failed"),
+        ("Tasks", f"{state.tasks_done} done, {state.tasks_stopped} stopped, {state.tasks_failed} failed"),
         ("Turns in the window", f"{state.turns - state.summarized_turns} ({state.summarized_turns} summarized)"),
         ("Summary", f"{len(summary):,} characters (about {len(summary) // 4:,} tokens)" if summary else "none yet"),
         ("Usage", describe_usage(state.usage)),
