@@ -32,10 +32,7 @@ NO_AGENT_FEATURES = frozenset(
         "missing_scope",
         "not_allowed_token_type",
         "unknown_method",
-        "no_permission",
-        "access_denied",
         "team_access_not_granted",
-        "messages_tab_disabled",
     }
 )
 # A stream that takes no more: Slack ended it (about five minutes after its start), or a person pressed Stop.
@@ -106,6 +103,8 @@ class AgentFeatures:
         where sessions are not available."""
         if self._sessions_possible(thread) and await self._set_session_status(thread, working, user_id):
             return
+        if self._sessions_possible(thread) and self._agent_features.get(thread.team_id):
+            return  # a status call that failed for a moment (logged): a reaction now might never be taken back
         call = (self._client.reactions_add if working else self._client.reactions_remove)(
             channel=thread.channel_id, timestamp=message_ts, name=WORKING_REACTION
         )
@@ -147,8 +146,11 @@ class AgentFeatures:
             if not self._features_refused(thread.team_id, "agents.sessions.rename", exc):
                 log.info("session not titled: %s", exc)
 
-    async def start_stream(self, thread: ThreadRef, *, user_id: str, updates: Sequence[TaskUpdate] = ()) -> str | None:
-        """Start a streamed answer in the thread, to its asker; None where streaming is off, unavailable or refused."""
+    async def start_stream(
+        self, thread: ThreadRef, *, user_id: str, task_id: str, updates: Sequence[TaskUpdate] = ()
+    ) -> str | None:
+        """Start a streamed answer in the thread, to its asker, tagged with its task (so that a task resumed after a
+        crash before it recorded the ts finds it); None where streaming is off, unavailable or refused."""
         if not self._streaming or not self._sessions_possible(thread) or user_id[:1] not in ("U", "W"):
             return None
         call = self._client.chat_startStream(
@@ -157,6 +159,7 @@ class AgentFeatures:
             recipient_team_id=thread.team_id,
             recipient_user_id=user_id,
             chunks=stream_chunks("", updates),
+            metadata=task_metadata(task_id),
         )
         try:
             data = await self._call("chat.startStream", call)

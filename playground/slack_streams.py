@@ -248,7 +248,9 @@ class SlackStreamsMixin:
         if display_mode not in TASK_DISPLAY_MODES:
             raise SlackApiFailure("invalid_arguments")
         mode, chunks = _content(args)
-        message = self._bot_message(channel, "", thread_ts, {})
+        _check_metadata(args.get("metadata"))  # (startStream takes metadata: its errors list invalid_metadata_*)
+        extra = {"metadata": copy.deepcopy(args["metadata"])} if args.get("metadata") is not None else {}
+        message = self._bot_message(channel, "", thread_ts, extra)
         stream = AgentStream(
             channel,
             message["ts"],

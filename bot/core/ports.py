@@ -53,9 +53,12 @@ class SlackGateway(Protocol):
         """Replace the text of a message the bot posted; `feedback` ends it with the answer's feedback buttons."""
         ...
 
-    async def start_stream(self, thread: ThreadRef, *, user_id: str, updates: Sequence[TaskUpdate] = ()) -> str | None:
-        """Start an answer streamed to `user_id` (chat.startStream), showing `updates`; returns the message's ts, or
-        None when this workspace or thread cannot stream (the caller falls back to updating a posted message)."""
+    async def start_stream(
+        self, thread: ThreadRef, *, user_id: str, task_id: str, updates: Sequence[TaskUpdate] = ()
+    ) -> str | None:
+        """Start an answer streamed to `user_id` (chat.startStream), tagged with its task and showing `updates`;
+        returns the message's ts, or None when this workspace or thread cannot stream (the caller falls back to
+        updating a posted message)."""
         ...
 
     async def append_stream(

@@ -24,7 +24,7 @@ from bot.tasks.session_title import title_from_question
 from bot.tasks.split import PART_CHARS
 from bot.tasks.stopping import RunningAnswers
 from store.connection import REDIS_FAILURES
-from store.errors import TaskStopped
+from store.errors import LeaseLost, TaskStopped
 from store.journal import TaskJournal
 from store.models import Task, TaskStatus, Turn
 from store.tasks import ThreadLease
@@ -77,14 +77,18 @@ class Answerer:
         """Answer the mention, showing work in progress on it meanwhile."""
         reply = ReplyMessage(self._slack, self._journal, lease, task)
         await self._slack.set_working(task.thread, task.message_ts, True, user_id=task.user_id)
-        await self._title_session(task)
+        still_ours = True
         try:
             await self._answer(lease, task, reply, resumed=attempt > 1)
         except REDIS_FAILURES:
             await reply.tell_waiting_for_redis()  # the runner waits for Redis, then runs this again
             raise
+        except LeaseLost:
+            still_ours = False  # another worker runs the task now, and shows that it works: leave that alone
+            raise
         finally:  # done, failed, cancelled or stopped: the mention no longer shows work in progress
-            await self._slack.set_working(task.thread, task.message_ts, False, user_id=task.user_id)
+            if still_ours:
+                await self._slack.set_working(task.thread, task.message_ts, False, user_id=task.user_id)
 
     async def _title_session(self, task: Task) -> None:
         """A DM thread's session is titled once, from its first question (a title a person gave it is kept); the
@@ -100,6 +104,7 @@ class Answerer:
         steps = await self._journal.steps(task, attempt=2 if resumed else 1)
         answered = self._loop.holds_answer(steps)
         reply_ts = await reply.open(resumed=resumed, answered=answered)
+        await self._title_session(task)
         state, history = await self._threads.agent(ref)
         summary = state.summary if state else ""
         earlier = await self._people.earlier_turns(task) if not history and not summary else []

@@ -14,8 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from bot.agent.steps import answer_so_far, loop_steps, parse_steps
 from bot.core.errors import SlackError
 from bot.core.ports import SlackGateway
+from bot.tasks.split import PART_CHARS
 from bot.tasks.stopping import stopped_text
 from store.errors import TaskStopped
 from store.journal import TaskJournal
@@ -78,15 +80,21 @@ class TaskExecutor:
 
     async def _end_stopped(self, lease: ThreadLease, task: Task, by: str) -> None:
         """A task stopped while it ran, and interrupted before it could end itself (its worker died, or the attempt
-        failed): its message says who stopped it, and the history keeps its question. What the answer had shown
-        before the interruption is not known here: the message keeps only the mark."""
+        failed): its message keeps what its journaled model calls had written, marked as stopped by whom, the history
+        keeps the question and that, and its session (or 👀) no longer shows work."""
         log.info("task %s was stopped by %s before it could run again; ending it", task.task_id, by)
-        text = stopped_text("", by)
+        written = answer_so_far(loop_steps(parse_steps(await self._journal.steps(task, attempt=2))))
+        text = stopped_text(written[: PART_CHARS - 100], by)
         try:
+            if task.reply_ts and task.reply_streamed:  # its stream may be open still: end it first
+                with contextlib.suppress(SlackError):
+                    await self._slack.stop_stream(task.thread, task.reply_ts, task_id=task.task_id)
             if task.reply_ts:  # unchecked: START checked the lease a moment ago
                 await self._slack.update_message(task.thread, task.reply_ts, text)
         except SlackError as exc:  # best effort, as for a failure: the task ends either way
             log.warning("task %s: could not mark its message as stopped: %s", task.task_id, exc)
+        if task.kind is TaskKind.ANSWER:
+            await self._slack.set_working(task.thread, task.message_ts, False, user_id=task.user_id)
         turns = [Turn("user", task.text, user_id=task.user_id, ts=task.message_ts)]
         if task.reply_ts:
             turns.append(Turn("assistant", text, ts=task.reply_ts))

@@ -97,19 +97,23 @@ class ReplyMessage:
         """The message's ts: recorded, found again by its metadata, a new streamed answer, or a new placeholder."""
         task = self._task
         reply_ts = task.reply_ts
-        if reply_ts is not None and task.reply_streamed:
+        streamed = task.reply_streamed
+        if reply_ts is None and resumed:
+            # A crash between posting the message (placeholder or stream) and recording its ts: it says whose it is.
+            reply_ts = await self._slack.find_task_message(task.thread, task.task_id, after_ts=task.message_ts)
+            if reply_ts is not None:
+                await self._record(reply_ts)
+                streamed = True  # it may be a stream: ending one that is not is refused, and harmless
+        if reply_ts is not None and streamed:
             # Resumed after a crash mid-stream: end that stream (Slack may have already); this attempt updates the same
             # message instead, so that the answer never arrives twice. Unchecked: journal.start took the lease just now.
             with contextlib.suppress(SlackError):
                 await self._slack.stop_stream(task.thread, reply_ts, task_id=task.task_id, updates=_all_done())
-        if reply_ts is None and resumed:
-            # A crash between posting the placeholder and recording its ts: the message says whose it is.
-            reply_ts = await self._slack.find_task_message(task.thread, task.task_id, after_ts=task.message_ts)
-            if reply_ts is not None:
-                await self._record(reply_ts)
         if reply_ts is None and not resumed:
             # Unchecked, like the placeholder below: recording it right after is fenced.
-            reply_ts = await self._slack.start_stream(task.thread, user_id=task.user_id, updates=[READING])
+            reply_ts = await self._slack.start_stream(
+                task.thread, user_id=task.user_id, task_id=task.task_id, updates=[READING]
+            )
             if reply_ts is not None:
                 await self._record(reply_ts, streamed=True)
                 self._stream = StreamedReply(functools.partial(self._guarded.append_stream, reply_ts))
@@ -183,8 +187,9 @@ class ReplyMessage:
                 return True
             # It shows more (text written before a tool call) or other text (a call retried): end it, then replace it.
             await self._guarded.stop_stream(ts, task_id, updates=updates)
-        except StreamClosed:
-            pass
+        except SlackError as exc:  # ended already (StreamClosed), or refused: the message is updated instead
+            if not isinstance(exc, StreamClosed):
+                log.info("task %s: could not end its stream: %s", task_id, exc)
         return False
 
     async def _end_stream(self) -> None:
@@ -193,8 +198,11 @@ class ReplyMessage:
         if stream is None:
             return
         await stream.settle()
-        with contextlib.suppress(StreamClosed):
+        try:
             await self._guarded.stop_stream(self._opened(), self._task.task_id, updates=stream.closing_updates())
+        except SlackError as exc:  # ended already (StreamClosed), or refused: the update that follows says more
+            if not isinstance(exc, StreamClosed):
+                log.info("task %s: could not end its stream: %s", self._task.task_id, exc)
 
     async def tell_waiting_for_redis(self) -> None:
         """Tell the thread why its answer is late: the bot's storage is unreachable (the answer follows later)."""

@@ -3,7 +3,8 @@ with the steps of the work (reading the thread, each tool) as task updates besid
 
 Appends run beside the model's stream, one at a time: what arrives meanwhile goes with the next. The first goes as
 soon as there is something to show (that is what people wait for), the next at most every APPEND_INTERVAL:
-chat.appendStream is rate limited per workspace (about 100 a minute), shared by every answer streaming there. At
+chat.appendStream is rate limited per workspace (about 100 a minute; not shared out between answers here: past
+that, the Slack client waits as Slack's 429 asks and the next append carries more). At
 most PART_CHARS of text is streamed: that is what one message holds; the rest of a longer answer goes out in
 further messages when it is final (bot/tasks/reply.py). A slow or refused append never holds the answer up.
 """

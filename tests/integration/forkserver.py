@@ -195,7 +195,6 @@ class ForkServer:
         finally:
             writer.close()
 
-
     def ask_now(self, request: dict[str, Any]) -> dict[str, Any]:
         """One request, one answer, blocking (a quick local round trip, for what asyncio's Process answers at once)."""
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client, client.makefile("rwb") as stream:

@@ -219,7 +219,9 @@ async def test_a_stop_of_an_answer_whose_worker_died_ends_it_when_it_resumes(
     make_bot: BotFactory, slack: FakeSlack, claude: WatchedAnthropic, redis: Redis
 ) -> None:
     """Worker B killed mid-answer, Stop pressed meanwhile: the restarted worker does not run the answer again; it
-    ends it as stopped (its message marked, its question kept)."""
+    ends it as stopped (its message marked, its question kept), ending the stream B left open and setting the
+    session back to active."""
+    slack.agent_features = True
     web_a = make_bot(RUN_WORKERS_IN_WEB="false")
     await web_a.start()
     worker_b = make_bot("worker", DYNO="worker.1")
@@ -243,3 +245,6 @@ async def test_a_stop_of_an_answer_whose_worker_died_ends_it_when_it_resumes(
         ("user", "tell me a long story"),
         ("assistant", STOPPED_MARK),
     ]
+    [reply] = slack.bot_replies(CHANNEL, thread_ts)
+    assert not slack.is_streaming(CHANNEL, reply["ts"])
+    assert slack.session(CHANNEL, thread_ts).status == "active"
