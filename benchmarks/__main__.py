@@ -1,8 +1,8 @@
 """python -m benchmarks [PART ...] [--out DIR]: run the benchmark, print its table, write results and plots.
 
-Parts, in order: ack, concurrency, recovery, long, footprint, scaling. With no part named, every part runs and the
-results go to benchmarks/results/ (results.md, results.json, PNG plots) and into the README's Performance
-section. With parts named, the table is printed only, unless --out names a folder to write to.
+Parts, in order: ack, concurrency, recovery, stop, long, footprint, scaling, first_text. With no part named, every
+part runs and the results go to benchmarks/results/ (results.md, results.json, PNG plots) and into the README's
+Performance section. With parts named, the table is printed only, unless --out names a folder to write to.
 """
 
 from __future__ import annotations
@@ -10,13 +10,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from benchmarks import ack, concurrency, footprint, long_threads, plots, recovery, report, scaling
+from benchmarks import (
+    ack,
+    concurrency,
+    first_text,
+    footprint,
+    long_threads,
+    plots,
+    recovery,
+    report,
+    scaling,
+    stopping,
+)
 from benchmarks.figures import PartResult
 from benchmarks.harness import Lab
 from benchmarks.settings import BenchSettings
@@ -29,9 +41,11 @@ PARTS: dict[str, Part] = {
     "ack": ack.run,
     "concurrency": concurrency.run,
     "recovery": recovery.run,
+    "stop": stopping.run,
     "long": long_threads.run,
     "footprint": footprint.run,
     "scaling": scaling.run,
+    "first_text": first_text.run,
 }
 
 
@@ -81,6 +95,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     """Run, print the table, write the results."""
     args = parse(argv)
+    # Bots run as fresh interpreters, as deployed: the tests' fork server would share their memory and start time.
+    os.environ["TEST_BOT_EXEC"] = "1"
     # The fakes log a traceback when a bot the benchmark killed on purpose leaves a response unwritten.
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
     settings = BenchSettings.from_env()

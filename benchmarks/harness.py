@@ -109,6 +109,9 @@ class Bench:
         self.workdir = workdir
         self.speed = speed
         self.slack = FakeSlack()
+        # The parts measure the answer path every workspace has (👀, a posted message updated), comparable from
+        # release to release; `first_text` sets up its own workspaces, with and without the agent features.
+        self.slack.agent_features = False
         self.claude = FakeAnthropic()
         self.redis: Redis = Redis.from_url(redis_url, decode_responses=True)
         self.processes: list[BotProcess] = []

@@ -11,7 +11,9 @@ from bot.core.ports import SlackGateway
 from bot.tasks.intake import Intake
 from handlers.links import thread_label
 from handlers.views import channel_overview, channel_reset_question, thread_detail
+from store.feedback import FeedbackStore
 from store.models import CHANNEL_WIDE, Task, TaskKind, ThreadRef
+from store.stops import StopResult
 from store.tasks import SubmitResult, TaskQueue
 from store.threads import ThreadStore
 
@@ -32,29 +34,45 @@ HELP = Answer(
     "• `/agent status <link to a thread>`: one thread's agent in detail\n"
     "• `/agent reset <link to a thread>`: that agent forgets everything (its work in progress is stopped)\n"
     "• `/agent reset`: every agent of this channel forgets everything (asks first)\n"
+    "• `/agent stop <link to a thread>`: stop the answer that thread's agent is writing\n"
     "• `/agent help`: this text\n"
-    "Copy a thread's link with *Copy link* on any of its messages. Inside a thread, mention me with `status` "
-    "or `reset` instead."
+    "Copy a thread's link with *Copy link* on any of its messages. Inside a thread, mention me with `status`, "
+    "`reset` or `stop` instead."
 )
 
 
 class AgentCommands:
     """What `/agent` can do, whichever way Slack delivered it."""
 
-    def __init__(self, threads: ThreadStore, queue: TaskQueue, intake: Intake, slack: SlackGateway) -> None:
+    def __init__(
+        self, threads: ThreadStore, queue: TaskQueue, intake: Intake, slack: SlackGateway, feedback: FeedbackStore
+    ) -> None:
         self._threads = threads
         self._queue = queue
         self._intake = intake
         self._slack = slack
+        self._feedback = feedback
 
     async def channel_status(self, team_id: str, channel_id: str, team_domain: str) -> Answer:
-        """The channel's agents: how many in each state, the most recent ones, the queue and the workers."""
+        """The channel's agents: how many in each state, the most recent ones, the queue, the workers, feedback."""
         counts = await self._threads.channel_counts(team_id, channel_id)
         recent = await self._threads.channel_agents(team_id, channel_id, RECENT_AGENTS)
         usage = await self._threads.channel_usage(team_id, channel_id)
         depth = await self._queue.threads_with_work(team_id)
         workers = await self._queue.live_workers()
-        blocks = channel_overview(channel_id, team_domain, counts, recent, usage, depth, workers)
+        votes = await self._feedback.channel_feedback(team_id, channel_id)
+        team_votes = await self._feedback.team_feedback(team_id)
+        blocks = channel_overview(
+            channel_id,
+            team_domain,
+            counts,
+            recent,
+            usage,
+            depth,
+            workers,
+            channel_feedback=votes,
+            team_feedback=team_votes,
+        )
         if not counts.agents:
             return Answer("No agents in this channel yet: mention me in a thread to start one.", blocks)
         return Answer(f"{counts.agents} agent(s) in this channel, {counts.working} working.", blocks)
@@ -65,7 +83,8 @@ class AgentCommands:
         if state is None:
             return Answer(await self._no_agent_reason(ref, link_is_reply))
         current = await self._threads.current_task(ref)
-        return Answer(f"Agent status: {state.status}", thread_detail(ref, team_domain, state, current))
+        feedback = await self._feedback.thread_feedback(ref)
+        return Answer(f"Agent status: {state.status}", thread_detail(ref, team_domain, state, current, feedback))
 
     async def reset_thread(
         self, ref: ThreadRef, team_domain: str, user_id: str, request_id: str, *, link_is_reply: bool
@@ -81,6 +100,16 @@ class AgentCommands:
             return Answer(f"That reset of {label} was already done.")
         stopped = " Its work in progress was stopped." if result.cancelled_replies else ""
         return Answer(f"Reset the agent of {label}: it has forgotten everything.{stopped}")
+
+    async def stop_thread(self, ref: ThreadRef, team_domain: str, user_id: str) -> Answer:
+        """Stop the answer the thread's agent is writing, wherever it runs; its partial answer stays, marked."""
+        outcome = await self._intake.stop(ref, user_id)
+        label = thread_label(team_domain, ref)
+        if outcome.result is StopResult.STOPPING:
+            return Answer(f"Stopping the answer in {label}: what it has written so far stays.")
+        if outcome.result is StopResult.ALREADY_STOPPING:
+            return Answer(f"The answer in {label} is stopping already (<@{outcome.by}> asked).")
+        return Answer(f"Nothing is running in {label}: there is no answer to stop.")
 
     def confirm_channel_reset(self, channel_id: str) -> Answer:
         """Ask before resetting every agent of the channel."""

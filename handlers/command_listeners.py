@@ -15,7 +15,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from handlers.agent_command import HELP, AgentCommands, Answer
-from handlers.links import parse_thread_link
+from handlers.links import ThreadLink, parse_thread_link
 from handlers.views import CANCEL_CHANNEL_RESET, CONFIRM_CHANNEL_RESET
 from store.models import ThreadRef
 
@@ -75,6 +75,23 @@ def _result(job: asyncio.Future[Answer]) -> Answer:
     return job.result()
 
 
+def _quick_answer(
+    commands: AgentCommands, action: str, words: list[str], link: ThreadLink | None, channel_id: str
+) -> Answer | None:
+    """The answer to a command that needs no work: help, a link missing or unreadable, a question first."""
+    if action not in ("status", "reset", "stop"):
+        return HELP
+    if link is None and action == "stop" and not words[1:]:
+        return Answer("Which thread? " + _COPY_STOP_LINK)
+    if words[1:] and link is None:
+        return Answer("I could not read that as a link to a thread. " + _COPY_LINK)
+    if link is not None and link.channel_id != channel_id:
+        return Answer("That thread is in another channel: run the command there.")
+    if link is None and action == "reset":
+        return commands.confirm_channel_reset(channel_id)
+    return None
+
+
 def register_command_listeners(app: AsyncApp, commands: AgentCommands) -> None:
     """Attach the `/agent` listener and the channel-reset buttons."""
     answerer = Answerer()
@@ -85,18 +102,10 @@ def register_command_listeners(app: AsyncApp, commands: AgentCommands) -> None:
         team_id, channel_id, user_id = str(command["team_id"]), str(command["channel_id"]), str(command["user_id"])
         domain = str(command.get("team_domain", ""))
         request_id = f"cmd-{command.get('trigger_id') or command.get('user_id')}"
-        if action not in ("status", "reset"):
-            await ack(**ephemeral(HELP))
-            return
         link = parse_thread_link(" ".join(words[1:])) if words[1:] else None
-        if words[1:] and link is None:
-            await ack(**ephemeral(Answer("I could not read that as a link to a thread. " + _COPY_LINK)))
-            return
-        if link is not None and link.channel_id != channel_id:
-            await ack(**ephemeral(Answer("That thread is in another channel: run the command there.")))
-            return
-        if link is None and action == "reset":
-            await ack(**ephemeral(commands.confirm_channel_reset(channel_id)))
+        quick = _quick_answer(commands, action, words, link, channel_id)
+        if quick is not None:
+            await ack(**ephemeral(quick))
             return
         work: Coroutine[Any, Any, Answer]
         if link is None:
@@ -104,6 +113,8 @@ def register_command_listeners(app: AsyncApp, commands: AgentCommands) -> None:
         elif action == "status":
             ref = ThreadRef(team_id, channel_id, link.thread_ts)
             work = commands.thread_status(ref, domain, link_is_reply=link.is_reply)
+        elif action == "stop":
+            work = commands.stop_thread(ThreadRef(team_id, channel_id, link.thread_ts), domain, user_id)
         else:
             ref = ThreadRef(team_id, channel_id, link.thread_ts)
             work = commands.reset_thread(ref, domain, user_id, request_id, link_is_reply=link.is_reply)
@@ -130,3 +141,4 @@ def register_command_listeners(app: AsyncApp, commands: AgentCommands) -> None:
 
 
 _COPY_LINK = "Use *Copy link* on a message of the thread, then `/agent status <link>`."
+_COPY_STOP_LINK = "Use *Copy link* on a message of the thread, then `/agent stop <link>`."

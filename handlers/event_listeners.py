@@ -123,7 +123,8 @@ def register_event_listeners(app: AsyncApp, intake: Intake, *, allowed_bot_ids: 
         if message is None or message.user_id == bot_user_id:
             return
         if message.is_direct_message:
-            # In a DM every message is for the bot; Slack sends no app_mention there.
+            # In a DM every message is for the bot (Slack sends no app_mention there): a top-level one starts a
+            # thread, and its agent, of its own; a reply goes to its thread's agent.
             await intake.mention(message, bot_user_id)
         elif f"<@{bot_user_id}" in message.text:
             return  # the app_mention event for this same message does the work

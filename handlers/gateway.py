@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable
 from functools import partial
@@ -17,14 +18,14 @@ from yarl import URL
 from bot.core.errors import SlackError
 from bot.core.ports import ThreadMessage, ThreadTail
 from handlers import thread_pages
+from handlers.agent_gateway import TASK_EVENT_TYPE, AgentFeatures, task_metadata
+from handlers.feedback import feedback_block
 from handlers.thread_pages import Page
 from store.models import ThreadRef
 
 log = logging.getLogger(__name__)
 
-TASK_EVENT_TYPE = "agent_task"
 RESET_EVENT_TYPE = "agent_reset"
-WORKING_REACTION = "eyes"
 # Slack renders `markdown_text` as standard Markdown (what Claude writes) but takes at most 12,000 characters;
 # longer answers go out as plain `text`.
 MARKDOWN_LIMIT = 12_000
@@ -38,23 +39,32 @@ MAX_FILE_REDIRECTS = 3
 MAX_FIND_PAGES = 5
 
 
-def _message_body(text: str) -> dict[str, Any]:
-    return {"markdown_text": text} if len(text) <= MARKDOWN_LIMIT else {"text": text}
+def _message_body(text: str, *, feedback_id: str | None = None) -> dict[str, Any]:
+    if len(text) > MARKDOWN_LIMIT:
+        return {"text": text}
+    if feedback_id is None:
+        return {"markdown_text": text}
+    # `markdown_text` excludes blocks: the same Markdown as a block, then the feedback buttons under it.
+    return {"text": text, "blocks": [{"type": "markdown", "text": text}, feedback_block(feedback_id)]}
 
 
-class WebApiGateway:
-    """SlackGateway on the Web API."""
+class WebApiGateway(AgentFeatures):
+    """SlackGateway on the Web API; `streaming` False keeps answers off Slack's native streaming."""
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, *, streaming: bool = True) -> None:
         self._client = client
         self._identity: dict[str, Any] | None = None
+        self._streaming = streaming
+        self._agent_features = {}
+        self._warned = set()
 
     async def _call(self, method: str, call: Awaitable[AsyncSlackResponse]) -> dict[str, Any]:
         """Await a Web API call, turning Slack's errors into SlackError (never echoing tokens or bodies)."""
         try:
             response = await call
         except SlackApiError as exc:
-            raise SlackError(f"Slack {method} failed: {exc.response.get('error', 'unknown error')}") from None
+            code = str(exc.response.get("error", "unknown error"))
+            raise SlackError(f"Slack {method} failed: {code}", code) from None
         except (ClientError, TimeoutError) as exc:
             raise SlackError(f"Slack {method} unreachable: {type(exc).__name__}") from None
         data: dict[str, Any] = response.data if isinstance(response.data, dict) else {}
@@ -71,8 +81,7 @@ class WebApiGateway:
 
     async def post_placeholder(self, thread: ThreadRef, text: str, task_id: str) -> str:
         """Post the message a task's answer will replace, tagged with the task id in its metadata."""
-        metadata = {"event_type": TASK_EVENT_TYPE, "event_payload": {"task_id": task_id}}
-        return await self._post(thread, {"text": text, "metadata": metadata})
+        return await self._post(thread, {"text": text, "metadata": task_metadata(task_id)})
 
     async def post_reply(self, thread: ThreadRef, text: str) -> str:
         """Post a reply in the thread."""
@@ -89,9 +98,9 @@ class WebApiGateway:
         data = await self._call("chat.postMessage", self._client.chat_postMessage(channel=thread.channel_id, **body))
         return str(data["ts"])
 
-    async def update_message(self, thread: ThreadRef, ts: str, text: str) -> None:
-        """Replace a message's text."""
-        body = _message_body(text)
+    async def update_message(self, thread: ThreadRef, ts: str, text: str, *, feedback: bool = False) -> None:
+        """Replace a message's text (and end it with the feedback buttons if asked)."""
+        body = _message_body(text, feedback_id=f"feedback-{ts}" if feedback else None)
         await self._call("chat.update", self._client.chat_update(channel=thread.channel_id, ts=ts, **body))
 
     async def delete_message(self, thread: ThreadRef, ts: str) -> None:
@@ -99,19 +108,12 @@ class WebApiGateway:
         try:
             await self._call("chat.delete", self._client.chat_delete(channel=thread.channel_id, ts=ts))
         except SlackError as exc:
-            if "message_not_found" not in str(exc):
+            if exc.code == "cant_delete_message":  # a message Slack still streams: end the stream first
+                with contextlib.suppress(SlackError):
+                    await self._call("chat.stopStream", self._client.chat_stopStream(channel=thread.channel_id, ts=ts))
+                await self._call("chat.delete", self._client.chat_delete(channel=thread.channel_id, ts=ts))
+            elif exc.code != "message_not_found":
                 raise
-
-    async def set_working(self, thread: ThreadRef, message_ts: str, working: bool) -> None:
-        """React to the message while working on it (👀), and take the reaction back when done."""
-        client = self._client
-        call = (client.reactions_add if working else client.reactions_remove)(
-            channel=thread.channel_id, timestamp=message_ts, name=WORKING_REACTION
-        )
-        try:
-            await self._call("reactions.add" if working else "reactions.remove", call)
-        except SlackError as exc:  # already there, already gone, or no permission: the answer matters, not this
-            log.info("working indicator not %s: %s", "set" if working else "cleared", exc)
 
     async def recent_messages(self, thread: ThreadRef, *, limit: int, before_ts: str | None = None) -> ThreadTail:
         """The thread's newest `limit` messages before `before_ts`, reading only their pages (thread_pages)."""
@@ -126,10 +128,10 @@ class WebApiGateway:
         is_reply = message.get("thread_ts") not in (None, message.get("ts"))
         return is_reply or bool(message.get("reply_count")) or bool(page.replies) or page.has_more
 
-    async def post_part(self, thread: ThreadRef, text: str, task_id: str, part: int) -> str:
+    async def post_part(self, thread: ThreadRef, text: str, task_id: str, part: int, *, feedback: bool = False) -> str:
         """Post a further part of a long answer, its metadata naming the task and the part."""
-        metadata = {"event_type": TASK_EVENT_TYPE, "event_payload": {"task_id": task_id, "part": part}}
-        return await self._post(thread, {**_message_body(text), "metadata": metadata})
+        body = _message_body(text, feedback_id=f"feedback-{task_id}-{part}" if feedback else None)
+        return await self._post(thread, {**body, "metadata": task_metadata(task_id, part)})
 
     async def find_task_message(self, thread: ThreadRef, task_id: str, *, after_ts: str, part: int = 0) -> str | None:
         """The bot's message whose metadata names this task and part, posted after `after_ts`: searched in the

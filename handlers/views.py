@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.tasks.status import ago, describe_usage
 from handlers.links import thread_label
+from store.feedback import FeedbackCounts, ThreadFeedback
 from store.models import AgentState, ThreadRef, Usage
 from store.threads import ChannelCounts, CurrentTask
 
@@ -25,8 +26,11 @@ def channel_overview(
     usage: Usage,
     queue_depth: int,
     workers: list[str],
+    *,
+    channel_feedback: FeedbackCounts,
+    team_feedback: FeedbackCounts,
 ) -> list[Block]:
-    """`/agent status` in a channel: counts, the most recent agents, the queue and the workers."""
+    """`/agent status` in a channel: counts, the most recent agents, the queue, the workers and the feedback."""
     worker_line = (
         f"{len(workers)} alive ({', '.join(workers[:5])}{'…' if len(workers) > 5 else ''})"
         if workers
@@ -36,7 +40,9 @@ def channel_overview(
         _section(
             f"*Agents in <#{channel_id}>:* {counts.agents} · {counts.working} working · {counts.queued} queued · "
             f"{counts.failing} failing\n*Queue:* {queue_depth} thread(s) of this workspace waiting or in progress · "
-            f"*Workers:* {worker_line}\n*Channel usage:* {describe_usage(usage)}"
+            f"*Workers:* {worker_line}\n*Channel usage:* {describe_usage(usage)}\n"
+            f"*Feedback:* this channel {describe_feedback(channel_feedback)} · "
+            f"the workspace {describe_feedback(team_feedback)}"
         )
     ]
     if recent:
@@ -54,8 +60,10 @@ def channel_overview(
     return blocks
 
 
-def thread_detail(ref: ThreadRef, team_domain: str, state: AgentState, current: CurrentTask | None) -> list[Block]:
-    """`/agent status <link>`: one agent in detail."""
+def thread_detail(
+    ref: ThreadRef, team_domain: str, state: AgentState, current: CurrentTask | None, feedback: ThreadFeedback
+) -> list[Block]:
+    """`/agent status <link>`: one agent in detail, with the answers people gave a thumbs down."""
     if current is None:
         task_now = "none"
     else:
@@ -65,10 +73,11 @@ def thread_detail(ref: ThreadRef, team_domain: str, state: AgentState, current: 
     fields = [
         ("Status", state.status),
         ("Task now", task_now),
-        ("Tasks", f"{state.tasks_done} done, {state.tasks_failed} failed"),
+        ("Tasks", f"{state.tasks_done} done, {state.tasks_stopped} stopped, {state.tasks_failed} failed"),
         ("Turns in the window", f"{state.turns - state.summarized_turns} ({state.summarized_turns} summarized)"),
         ("Summary", f"{len(summary):,} characters (about {len(summary) // 4:,} tokens)" if summary else "none yet"),
         ("Usage", describe_usage(state.usage)),
+        ("Feedback", describe_feedback(feedback.counts)),
         ("Created", _when(state.created_at)),
         ("Last active", ago(state.updated_at)),
     ]
@@ -81,7 +90,39 @@ def thread_detail(ref: ThreadRef, team_domain: str, state: AgentState, current: 
         blocks.append(_section("*Summary so far:*\n>" + excerpt.replace("\n", "\n>")))
     if state.last_error:
         blocks.append(_section(f":warning: *Last task failed:* {state.last_error}"))
+    if feedback.down_voted:
+        blocks.append(_section(_down_voted(team_domain, ref, feedback)))
     return blocks
+
+
+def describe_feedback(counts: FeedbackCounts) -> str:
+    """Thumbs up and down and the share of thumbs up, on one line."""
+    if counts.rate is None:
+        return "no votes yet"
+    # Rounded down, so that an answer anyone disliked never shows as 100%.
+    return f":+1: {counts.up:,} · :-1: {counts.down:,} ({int(counts.rate * 100)}% positive)"
+
+
+def _down_voted(team_domain: str, ref: ThreadRef, feedback: ThreadFeedback) -> str:
+    """The thumbs-down answers as links, newest first (at most 10 lines of about 200 characters: within the 3,000
+    of a section)."""
+    lines = [
+        f"• {_answer_label(team_domain, ref, answer.answer_ts)} · {answer.down} :-1:" for answer in feedback.down_voted
+    ]
+    if feedback.more_down_voted:
+        lines.append(f"…and {feedback.more_down_voted} earlier one(s)")
+    return "*Answers given a :-1:* (most recent first)\n" + "\n".join(lines)
+
+
+def _answer_label(team_domain: str, ref: ThreadRef, answer_ts: str) -> str:
+    """An answer as a link to it in its thread (a reply's link names its thread), named by when it was posted."""
+    posted = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(answer_ts)))
+    if not team_domain:
+        return f"Answer of {posted}"
+    link = f"https://{team_domain}.slack.com/archives/{ref.channel_id}/p{answer_ts.replace('.', '')}"
+    if answer_ts != ref.thread_ts:
+        link += f"?thread_ts={ref.thread_ts}&amp;cid={ref.channel_id}"  # & escaped, as in all mrkdwn text
+    return f"<{link}|Answer of {posted}>"
 
 
 def _when(timestamp: float) -> str:

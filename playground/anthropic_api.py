@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import re
 import secrets
 import string
 from collections.abc import Awaitable, Callable, Iterator
@@ -43,6 +44,13 @@ MAX_IMAGES = 100
 # by pixels, at most ~1,600 tokens for an image it does not scale down).
 CONTEXT_WINDOW = 200_000
 IMAGE_TOKENS = 1_600
+# The most output tokens one request may ask for (max_tokens); the fake holds every model id to it.
+MAX_OUTPUT_TOKENS = 64_000
+# Output is estimated like input: about four characters a token. A scripted answer longer than max_tokens is cut here.
+CHARS_PER_TOKEN = 4
+# Claude 4.6 and later models refuse a request that ends with an assistant message (a "prefill").
+_PREFILL_REFUSED_FROM = (4, 6)
+_MODEL_VERSION = re.compile(r"^claude-(?:opus|sonnet|haiku)-(\d+)(?:-(\d{1,2}))?(?:-\d{8})?$")
 
 
 def _new_id(prefix: str) -> str:
@@ -129,6 +137,39 @@ def context_window_error(request: Body, window: int = CONTEXT_WINDOW) -> str | N
     return None
 
 
+def output_limit_error(request: Body) -> str | None:
+    """The API's message for a max_tokens above the model's output limit, else None."""
+    max_tokens = request.get("max_tokens")
+    if isinstance(max_tokens, int) and max_tokens > MAX_OUTPUT_TOKENS:
+        return (
+            f"max_tokens: {max_tokens} > {MAX_OUTPUT_TOKENS}, which is the maximum allowed number of output tokens "
+            f"for {request.get('model')}"
+        )
+    return None
+
+
+def refuses_prefill(model: Any) -> bool:
+    """True for the model ids (Claude 4.6 and later) that refuse a conversation ending with an assistant turn."""
+    match = _MODEL_VERSION.match(model) if isinstance(model, str) else None
+    return match is not None and (int(match.group(1)), int(match.group(2) or 0)) >= _PREFILL_REFUSED_FROM
+
+
+def _prefill_problem(body: Body) -> str | None:
+    last = body["messages"][-1]
+    if last.get("role") != "assistant":
+        return None
+    content = last.get("content")
+    blocks = content if isinstance(content, list) else []
+    if any(isinstance(block, dict) and block.get("type") == "server_tool_use" for block in blocks):
+        return None  # a turn paused by a server tool (pause_turn) is continued by sending it back as it was
+    if refuses_prefill(body.get("model")):
+        return "This model does not support assistant message prefill. The conversation must end with a user message."
+    texts = _block_texts(last.get("content", ""))
+    if texts and texts[-1] != texts[-1].rstrip():
+        return "messages: final assistant content cannot end with trailing whitespace"
+    return None
+
+
 def echo_responder(request: Body) -> Reply:
     """Default model: reply "echo: <last text of the last user message>"."""
     user_messages = [m for m in request.get("messages", []) if m.get("role") == "user"]
@@ -170,7 +211,7 @@ def validate_request(body: Body) -> str | None:
                 f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks: {extra}. "
                 "Each `tool_result` block must have a corresponding `tool_use` block in the previous message."
             )
-    return image_problem(messages)
+    return _prefill_problem(body) or image_problem(messages)
 
 
 def _image_blocks(messages: list[Body]) -> Iterator[tuple[str, Body]]:
@@ -199,6 +240,46 @@ def image_problem(messages: list[Body]) -> str | None:
     if count > MAX_IMAGES:
         return f"Too much media: 0 document pages + {count} images > {MAX_IMAGES}"
     return None
+
+
+@dataclass(frozen=True)
+class _Output:
+    """What the model writes of a scripted reply within max_tokens."""
+
+    content: list[Body]
+    cut: bool  # stopped at max_tokens
+    partial_json: str | None = None  # the input JSON a tool_use block cut short got to, streamed as it is
+
+
+def _output_chars(block: Body) -> int:
+    if block.get("type") == "text":
+        return len(str(block.get("text", "")))
+    if block.get("type") == "tool_use":
+        return len(json.dumps(block.get("input", {})))
+    return 0
+
+
+def cut_to_max_tokens(content: list[Body], max_tokens: Any) -> _Output:
+    """The reply's content as the API returns it within `max_tokens` output tokens (estimated at 4 characters each).
+
+    A text block is cut where the budget ends; a tool_use block cut short is kept incomplete (its JSON stops where
+    the budget ends; the non-streamed message gives it an empty input), as the API returns an unfinished tool call.
+    """
+    if not isinstance(max_tokens, int) or max_tokens <= 0:
+        return _Output(content, cut=False)
+    budget = max_tokens * CHARS_PER_TOKEN
+    kept: list[Body] = []
+    for block in content:
+        size = _output_chars(block)
+        if size <= budget:
+            kept.append(block)
+            budget -= size
+        elif block.get("type") == "tool_use":
+            partial = json.dumps(block.get("input", {}))[:budget]
+            return _Output([*kept, {**block, "input": {}}], cut=True, partial_json=partial)
+        else:
+            return _Output([*kept, {**block, "text": block["text"][:budget]}] if budget else kept, cut=True)
+    return _Output(kept, cut=False)
 
 
 def _error_body(error_type: str, message: str, request_id: str) -> Body:
@@ -372,7 +453,7 @@ class FakeAnthropic(LocalServer):
         self.request_headers.append({k.lower(): v for k, v in request.headers.items()})
         problem = validate_request(body) if self.validate else None
         if problem is None:  # checked even unvalidated: a fake that answers any size hides unbounded requests
-            problem = context_window_error(body, self.context_window)
+            problem = output_limit_error(body) or context_window_error(body, self.context_window)
         if problem is not None:
             return web.json_response(
                 _error_body("invalid_request_error", problem, request_id), status=400, headers=headers
@@ -391,9 +472,10 @@ class FakeAnthropic(LocalServer):
                 headers["retry-after"] = str(reply.retry_after)
             error = _error_body(reply.error_type or "api_error", reply.error_message or "", request_id)
             return web.json_response(error, status=reply.status, headers=headers)
-        message = self._message(body, reply)
+        output = cut_to_max_tokens(reply.content, body.get("max_tokens"))
+        message = self._message(body, reply, output)
         if body.get("stream"):
-            return await self._stream(request, message, reply, headers)
+            return await self._stream(request, message, reply, headers, output.partial_json)
         return web.json_response(message, headers=headers)
 
     async def _admitted(self, request: web.Request, request_id: str) -> Body | web.Response:
@@ -413,12 +495,12 @@ class FakeAnthropic(LocalServer):
         body: Body = json.loads(raw)
         return body
 
-    def _message(self, body: Body, reply: Reply) -> Body:
-        output_chars = sum(len(t) for t in _block_texts(reply.content))
+    def _message(self, body: Body, reply: Reply, output: _Output) -> Body:
+        output_chars = sum(_output_chars(block) for block in output.content) + len(output.partial_json or "")
         usage = {
             # Split into uncached, cache-written and cache-read tokens as the API's prompt caching would.
             **self.prompt_cache.usage(body),
-            "output_tokens": max(1, output_chars // 4),
+            "output_tokens": body["max_tokens"] if output.cut else max(1, output_chars // CHARS_PER_TOKEN),
             **(reply.usage or {}),
         }
         self.usages.append({**usage, "summary": "running summary" in json.dumps(body.get("system", ""))})
@@ -427,14 +509,19 @@ class FakeAnthropic(LocalServer):
             "type": "message",
             "role": "assistant",
             "model": body.get("model"),
-            "content": json.loads(json.dumps(reply.content)),
-            "stop_reason": reply.stop_reason,
-            "stop_sequence": reply.stop_sequence,
+            "content": json.loads(json.dumps(output.content)),
+            "stop_reason": "max_tokens" if output.cut else reply.stop_reason,
+            "stop_sequence": None if output.cut else reply.stop_sequence,
             "usage": usage,
         }
 
     async def _stream(
-        self, request: web.Request, message: Body, reply: Reply, headers: dict[str, str]
+        self,
+        request: web.Request,
+        message: Body,
+        reply: Reply,
+        headers: dict[str, str],
+        partial_json: str | None = None,
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={**headers, "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
@@ -454,9 +541,10 @@ class FakeAnthropic(LocalServer):
             if block["type"] == "tool_use":
                 # tool_use starts with empty input; the JSON arrives as input_json_delta partial_json strings.
                 opening = {**block, "input": {}}
+                cut_here = partial_json is not None and index == len(message["content"]) - 1
+                written = partial_json if cut_here and partial_json is not None else json.dumps(block["input"])
                 deltas = [
-                    {"type": "input_json_delta", "partial_json": c}
-                    for c in ["", *_chunks(json.dumps(block["input"]), reply.chunk_size)]
+                    {"type": "input_json_delta", "partial_json": c} for c in ["", *_chunks(written, reply.chunk_size)]
                 ]
             else:
                 opening = {**block, "text": ""}
@@ -503,11 +591,15 @@ __all__ = [
     "ERROR_STATUS",
     "MAX_IMAGES",
     "MAX_IMAGE_BASE64",
+    "MAX_OUTPUT_TOKENS",
     "MAX_REQUEST_BYTES",
     "FakeAnthropic",
     "Reply",
+    "cut_to_max_tokens",
     "echo_responder",
     "estimate_tokens",
+    "output_limit_error",
     "prompt_tokens",
+    "refuses_prefill",
     "user_texts",
 ]

@@ -19,6 +19,10 @@ CHUNK_DELAY = 0.1
 # The bot's turns read "name (<@U123>): text"; the stand-in answers the text.
 _SPEAKER = re.compile(r"^[^\n]*?\(<@[A-Z0-9]+>\):\s*")
 _STATE_NOTE = "[Agent state"
+# Asked for something long, the stand-in writes this many paragraphs: about half a minute of streaming, time enough
+# to watch task updates or press Stop half way.
+_LONG_REQUEST = re.compile(r"\b(long|essay|story|in detail|detailed)\b", re.IGNORECASE)
+LONG_ANSWER_PARAGRAPHS = 12
 
 
 def offline_responder(request: dict[str, Any]) -> Reply:
@@ -42,7 +46,17 @@ def _answer(request: dict[str, Any]) -> str:
         if earlier
         else "This is the first thing I have been asked in this thread."
     )
-    return f"{OFFLINE_NOTE}\n\nYou said: “{latest}”\n\n{memory}"
+    answer = f"{OFFLINE_NOTE}\n\nYou said: “{latest}”\n\n{memory}"
+    if _LONG_REQUEST.search(latest):
+        answer += "".join(f"\n\n{_paragraph(n)}" for n in range(1, LONG_ANSWER_PARAGRAPHS + 1))
+    return answer
+
+
+def _paragraph(number: int) -> str:
+    return (
+        f"Paragraph {number} of {LONG_ANSWER_PARAGRAPHS}: a stand-in for a long answer, written slowly so that "
+        "you can watch it grow, stop it, or restart the bot half way."
+    )
 
 
 def _summary(request: dict[str, Any]) -> str:

@@ -384,3 +384,46 @@ def block_actions_payload(
 def block_actions_form(payload: dict[str, Any]) -> str:
     """Return the urlencoded body Slack POSTs to the interactivity Request URL: one `payload` field of JSON."""
     return urlencode({"payload": json.dumps(payload)})
+
+
+def agent_session_stopped_event(
+    *, channel: str, user: str, thread_ts: str, streaming_message_ts: list[str]
+) -> dict[str, Any]:
+    """Return the `agent_session_stopped` inner event: a person pressed Stop on a session that was processing.
+
+    `streaming_message_ts` lists the app's streams Slack has already stopped ([] if none was running). There is no
+    session id (a session is its channel and thread) and no team id: that is on the envelope.
+    """
+    return {
+        "type": "agent_session_stopped",
+        "channel": channel,
+        "user": user,
+        "thread_ts": thread_ts,
+        "streaming_message_ts": list(streaming_message_ts),
+        "event_ts": new_ts(),
+    }
+
+
+def agent_session_title_changed_event(
+    *, channel: str, thread_ts: str, title: str, previous_title: str | None, user: str, team_id: str = DEFAULT_TEAM_ID
+) -> dict[str, Any]:
+    """Return the `agent_session_title_changed` inner event: a person renamed a session.
+
+    `previous_title` is left out when the session had no title before.
+    """
+    event: dict[str, Any] = {"type": "agent_session_title_changed", "channel": channel, "thread_ts": thread_ts}
+    event["title"] = title
+    if previous_title is not None:
+        event["previous_title"] = previous_title
+    event.update(team_id=team_id, user=user, event_ts=new_ts())
+    return event
+
+
+def app_home_opened_event(*, user: str, channel: str, tab: str = "messages") -> dict[str, Any]:
+    """Return the `app_home_opened` inner event; with tab "messages" it is what an agent app greets a person on.
+
+    Slack sends it every time the person opens the tab. `view` is only there for the Home tab once one was published.
+    """
+    if tab not in ("home", "messages"):
+        raise ValueError(f"tab must be 'home' or 'messages', not {tab!r}")
+    return {"type": "app_home_opened", "user": user, "channel": channel, "tab": tab, "event_ts": new_ts()}

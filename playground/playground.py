@@ -21,16 +21,15 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from .delivery import Delivered, SlackDelivery
+from .page_input import CHANNELS, DM_CHANNEL, ME, PageInputError, bad, channel_of, json_object, text_of
 from .payloads import event_envelope, message_event, new_ts, slash_command_fields
+from .playground_agents import AgentPage
 from .slack import FakeSlack
 
 log = logging.getLogger(__name__)
 
 Args = dict[str, Any]
-ME = ("U0YOU", "you", "You")
-CHANNELS = {"C0GENERAL": "general", "C0RANDOM": "random"}
 LONG_POLL_SECONDS = 15.0
-MAX_TEXT = 40_000
 _COMMAND = re.compile(r"^(/\w+)(?:\s+(.*))?$", re.DOTALL)
 _MENTION = re.compile(r"@claude\b", re.IGNORECASE)  # what a person types; Slack sends <@BOT_USER_ID>
 
@@ -67,10 +66,6 @@ class Ephemeral:
         return {"id": self.id, "channel": self.channel, "text": self.text, "blocks": self.blocks, "ts": self.ts}
 
 
-class PageInputError(ValueError):
-    """A request from the page that cannot be carried out; its text is shown to the person."""
-
-
 class Playground(FakeSlack):
     """The emulator with the page's routes; `delivery` and `controls` are set once the bot process exists."""
 
@@ -88,6 +83,7 @@ class Playground(FakeSlack):
         self._version = 0
         self._changed = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
+        self.agent_page = AgentPage(self)
 
     # ------------------------------------------------------------------ routes
 
@@ -99,6 +95,7 @@ class Playground(FakeSlack):
         app.router.add_post("/playground/commands", self._run_command)
         app.router.add_post("/playground/actions", self._click)
         app.router.add_post("/playground/restart", self._restart)
+        self.agent_page.add_routes(app)
 
     async def before_stop(self) -> None:
         for task in self._background:
@@ -120,7 +117,7 @@ class Playground(FakeSlack):
         try:
             since = int(request.query.get("since", "-1"))
         except ValueError:
-            return _bad("since must be a number")
+            return bad("since must be a number")
         if since == self._version:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), LONG_POLL_SECONDS)
@@ -128,27 +125,27 @@ class Playground(FakeSlack):
 
     async def _post_message(self, request: web.Request) -> web.Response:
         try:
-            body = await _json_object(request)
-            channel = _channel(body)
-            text = _text(body)
+            body = await json_object(request)
+            channel = channel_of(body)
+            text = text_of(body)
             thread_ts = _optional_ts(body, "thread_ts", self, channel)
         except PageInputError as exc:
-            return _bad(str(exc))
+            return bad(str(exc))
         envelopes = self.say(channel, text, thread_ts)
         for envelope in envelopes:
-            self._in_background(self._deliver_event(envelope))
+            self.in_background(self.deliver_event(envelope))
         self.changed()
         return web.json_response({"ok": True, "ts": envelopes[0]["event"]["ts"]})
 
     async def _run_command(self, request: web.Request) -> web.Response:
         try:
-            body = await _json_object(request)
-            channel = _channel(body)
-            match = _COMMAND.match(_text(body).strip())
+            body = await json_object(request)
+            channel = channel_of(body)
+            match = _COMMAND.match(text_of(body).strip())
             if match is None:
                 raise PageInputError("a slash command starts with / (try /agent status)")
         except PageInputError as exc:
-            return _bad(str(exc))
+            return bad(str(exc))
         command, text = match.group(1), (match.group(2) or "").strip()
         if command != "/agent":
             self._add_ephemeral(channel, f"{command} is not a valid command. This app has /agent.")
@@ -159,19 +156,19 @@ class Playground(FakeSlack):
             text,
             team_id=self.team_id,
             channel_id=channel,
-            channel_name=CHANNELS[channel],
+            channel_name=CHANNELS.get(channel, "directmessage"),
             user_id=ME[0],
             user_name=ME[1],
             api_app_id=self.app_id,
             response_url=url,
         )
-        delivered = await self._require_delivery().form(fields)
+        delivered = await self.require_delivery().form(fields)
         self._show_answer(channel, command, delivered, url)
         return web.json_response({"ok": True})
 
     async def _click(self, request: web.Request) -> web.Response:
         try:
-            body = await _json_object(request)
+            body = await json_object(request)
             item = next((e for e in self.feed if e.id == body.get("ephemeral_id")), None)
             if item is None:
                 raise PageInputError("that message is gone")
@@ -179,26 +176,28 @@ class Playground(FakeSlack):
             if not any(button.get("action_id") == action_id for button in _buttons(item.blocks)):
                 raise PageInputError("that message has no such button")
         except PageInputError as exc:
-            return _bad(str(exc))
+            return bad(str(exc))
         payload, url = self.click_ephemeral_button(action_id, str(value or ""), channel=item.channel, user=ME[0])
         self._feed_by_url[url] = item.id
-        delivered = await self._require_delivery().interaction(payload)
+        delivered = await self.require_delivery().interaction(payload)
         if not delivered.ok:
             self._add_ephemeral(item.channel, f"The app did not respond ({_why(delivered)}). Please try again.")
         return web.json_response({"ok": True})
 
     async def _restart(self, request: web.Request) -> web.Response:
         if self.controls is None:
-            return _bad("the bot is not running under the playground")
-        self._in_background(self.controls.restart())
+            return bad("the bot is not running under the playground")
+        self.in_background(self.controls.restart())
         return web.json_response({"ok": True})
 
     # ------------------------------------------------------------------ what the person does
 
     def say(self, channel: str, text: str, thread_ts: str | None) -> list[Args]:
         """Store the person's message; the events Slack sends for it (message, and app_mention if it mentions
-        the bot)."""
+        the bot in a channel; in the DM every message is for the app and comes as message.im)."""
         slack_text = _MENTION.sub(f"<@{self.bot_user_id}>", html.escape(text, quote=False))
+        if channel == DM_CHANNEL:
+            return [self.post_user_message(channel, slack_text, user=ME[0], thread_ts=thread_ts, channel_type="im")]
         mentions = f"<@{self.bot_user_id}>" in slack_text
         mention_envelope = self.post_user_message(
             channel, slack_text, user=ME[0], thread_ts=thread_ts, mention=mentions
@@ -221,8 +220,9 @@ class Playground(FakeSlack):
         message = event_envelope(event, team_id=self.team_id, api_app_id=self.app_id, bot_user_id=self.bot_user_id)
         return [message, mention_envelope]
 
-    async def _deliver_event(self, envelope: Args) -> None:
-        delivered = await self._require_delivery().event(envelope)
+    async def deliver_event(self, envelope: Args) -> None:
+        """Deliver an Events API envelope to the bot; a refusal becomes a notice on the page."""
+        delivered = await self.require_delivery().event(envelope)
         if not delivered.ok:
             self.notices.append(
                 f"{time.strftime('%H:%M:%S')} the bot did not acknowledge an event ({_why(delivered)}); "
@@ -247,12 +247,14 @@ class Playground(FakeSlack):
         self.changed()
         return item
 
-    def _require_delivery(self) -> SlackDelivery:
+    def require_delivery(self) -> SlackDelivery:
+        """The way to the bot (503 for the page while the bot is not connected)."""
         if self.delivery is None:
             raise web.HTTPServiceUnavailable(text="the bot is not connected yet")
         return self.delivery
 
-    def _in_background(self, work: Any) -> None:
+    def in_background(self, work: Any) -> None:
+        """Run `work` without making the page wait; it is cancelled when the playground stops."""
         task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -306,8 +308,17 @@ class Playground(FakeSlack):
             },
             "users": {user_id: user["name"] for user_id, user in self._users.items()},
             "channels": [
-                {"id": channel, "name": name, "messages": self._channel_view(channel)}
-                for channel, name in CHANNELS.items()
+                *(
+                    {"id": channel, "name": name, "kind": "channel", "messages": self._channel_view(channel)}
+                    for channel, name in CHANNELS.items()
+                ),
+                {
+                    "id": DM_CHANNEL,
+                    "name": "claude",
+                    "kind": "im",
+                    "messages": self._channel_view(DM_CHANNEL),
+                    "prompts": self.agent_page.prompts_view(DM_CHANNEL),
+                },
             ],
             "ephemerals": [item.as_json() for item in [*self.feed, *posted]],
             "notices": list(self.notices),
@@ -317,7 +328,7 @@ class Playground(FakeSlack):
         top: list[Args] = []
         replies: dict[str, list[Args]] = collections.defaultdict(list)
         for message in self.messages(channel):
-            view = _message_view(message)
+            view = _message_view(message) | self.agent_page.message_fields(channel, message)
             parent = message.get("thread_ts")
             if parent and parent != message["ts"]:
                 replies[parent].append(view)
@@ -349,32 +360,6 @@ def _buttons(blocks: list[Args]) -> list[Args]:
     ]
 
 
-async def _json_object(request: web.Request) -> Args:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise PageInputError("the request body is not JSON") from None
-    if not isinstance(body, dict):
-        raise PageInputError("the request body must be a JSON object")
-    return body
-
-
-def _channel(body: Args) -> str:
-    channel = body.get("channel")
-    if channel not in CHANNELS:
-        raise PageInputError(f"unknown channel {channel!r}; the playground has {', '.join(CHANNELS)}")
-    return str(channel)
-
-
-def _text(body: Args) -> str:
-    text = body.get("text")
-    if not isinstance(text, str) or not text.strip():
-        raise PageInputError("write something first")
-    if len(text) > MAX_TEXT:
-        raise PageInputError(f"a message holds at most {MAX_TEXT} characters")
-    return text
-
-
 def _optional_ts(body: Args, name: str, slack: FakeSlack, channel: str) -> str | None:
     ts = body.get(name)
     if ts in (None, ""):
@@ -390,7 +375,3 @@ def _why(delivered: Delivered) -> str:
 
 def _slack_error(delivered: Delivered) -> str:
     return "operation_timeout" if delivered.body == "timeout" else "dispatch_failed"
-
-
-def _bad(message: str) -> web.Response:
-    return web.json_response({"ok": False, "error": message}, status=400)

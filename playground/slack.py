@@ -23,6 +23,7 @@ from .payloads import (
     observe_ts,
 )
 from .server import LocalServer
+from .slack_agents import SlackAgentsMixin
 from .slack_files import SlackDownload, SlackFilesMixin
 from .slack_socket import SocketModeMixin
 from .slack_store import ChannelStore, SlackApiFailure, maybe_json
@@ -32,6 +33,8 @@ Args = dict[str, Any]
 # Echoed in the x-oauth-scopes response header; slack_bolt copies it into its AuthorizeResult.
 BOT_SCOPES = "app_mentions:read,channels:history,chat:write,groups:history,im:history,reactions:write,users:read"
 _STRUCTURED = ("blocks", "attachments", "metadata")
+# Arguments that arrive as JSON strings in form or query encodings.
+_JSON_ARGS = (*_STRUCTURED, "chunks", "prompts")
 # A response_url takes five posts within thirty minutes.
 RESPONSE_URL_USES = 5
 RESPONSE_URL_TTL = 30 * 60.0
@@ -74,8 +77,9 @@ def _apply_markdown_text(args: Args) -> Args:
     return {**args, "text": markdown, "blocks": [{"type": "markdown", "text": markdown}]}
 
 
-class FakeSlack(SocketModeMixin, SlackFilesMixin, LocalServer):
-    """Fake Slack workspace: Web API at POST/GET /api/{method}, Socket Mode websocket at /socket-mode, files."""
+class FakeSlack(SlackAgentsMixin, SocketModeMixin, SlackFilesMixin, LocalServer):
+    """Fake Slack workspace: Web API at POST/GET /api/{method}, Socket Mode websocket at /socket-mode, files,
+    and the agent features (sessions, streaming, Stop, suggested prompts, feedback buttons)."""
 
     def __init__(
         self,
@@ -105,6 +109,7 @@ class FakeSlack(SocketModeMixin, SlackFilesMixin, LocalServer):
         self._delays: dict[str, float] = {}
         self._init_socket_mode()
         self._init_files()
+        self._init_agents()
         self.add_user(bot_user_id, "claude", real_name="Claude", is_bot=True)
         self._handlers: dict[str, Callable[[Args], Args]] = {
             "auth.test": self._auth_test,
@@ -119,6 +124,7 @@ class FakeSlack(SocketModeMixin, SlackFilesMixin, LocalServer):
             "reactions.remove": lambda a: self._reaction(a, add=False),
             "users.info": self._users_info,
             "apps.connections.open": lambda a: {"url": self._issue_socket_url()},
+            **self._agent_handlers(),
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -381,7 +387,7 @@ class FakeSlack(SocketModeMixin, SlackFilesMixin, LocalServer):
     async def _handle_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         raw, body_format = await self._parse(request)
-        args = {k: maybe_json(v) if k in _STRUCTURED else v for k, v in raw.items()}
+        args = {k: maybe_json(v) if k in _JSON_ARGS else v for k, v in raw.items()}
         # A token may arrive as "Authorization: Bearer ..." or as a `token` argument.
         auth = request.headers.get("Authorization", "")
         arg_token = args.pop("token", None)
@@ -467,11 +473,16 @@ class FakeSlack(SocketModeMixin, SlackFilesMixin, LocalServer):
             raise SlackApiFailure("channel_not_found")
         if not any(args.get(k) for k in ("text", "blocks", "attachments")):
             raise SlackApiFailure("no_text")
-        ts = new_ts()
+        extra = {k: args[k] for k in _STRUCTURED if args.get(k) is not None}
+        msg = self._bot_message(channel, str(args.get("text", "")), args.get("thread_ts") or None, extra)
+        return {"channel": channel, "ts": msg["ts"], "message": self.store.view(channel, msg)}
+
+    def _bot_message(self, channel: str, text: str, thread_ts: str | None, extra: Args) -> Args:
+        """Store a message from the bot (with `extra` fields: blocks, metadata...) and return the stored copy."""
         msg: Args = {
             "type": "message",
-            "ts": ts,
-            "text": args.get("text", ""),
+            "ts": new_ts(),
+            "text": text,
             "user": self.bot_user_id,
             "bot_id": self.bot_id,
             "app_id": self.app_id,
@@ -483,15 +494,15 @@ class FakeSlack(SocketModeMixin, SlackFilesMixin, LocalServer):
                 "team_id": self.team_id,
                 "deleted": False,
             },
-            **{k: args[k] for k in _STRUCTURED if args.get(k) is not None},
+            **extra,
         }
-        if args.get("thread_ts"):
-            msg["thread_ts"] = str(args["thread_ts"])
+        if thread_ts:
+            msg["thread_ts"] = str(thread_ts)
             parent = self.store.get(channel, msg["thread_ts"])
             if parent is not None and parent.get("user"):
                 msg["parent_user_id"] = parent["user"]
         self.store.insert(channel, msg)
-        return {"channel": channel, "ts": ts, "message": self.store.view(channel, msg)}
+        return msg
 
     def _chat_update(self, args: Args) -> Args:
         args = _apply_markdown_text(args)
@@ -501,6 +512,8 @@ class FakeSlack(SocketModeMixin, SlackFilesMixin, LocalServer):
         msg = self.store.find(channel, ts)
         if msg.get("bot_id") != self.bot_id:
             raise SlackApiFailure("cant_update_message")
+        if self.is_streaming(channel, ts):
+            raise SlackApiFailure("streaming_state_conflict")  # chat.update works once the stream has ended
         if not any(args.get(k) for k in ("text", "blocks", "attachments")):
             raise SlackApiFailure("no_text")
         self.updates.append({"previous_text": msg.get("text"), **copy.deepcopy(args)})
@@ -517,7 +530,7 @@ class FakeSlack(SocketModeMixin, SlackFilesMixin, LocalServer):
             raise SlackApiFailure("channel_not_found")
         msg = self.store.find(channel, ts)
         # A bot token may delete only what the bot posted.
-        if msg.get("bot_id") != self.bot_id:
+        if msg.get("bot_id") != self.bot_id or self.is_streaming(channel, ts):
             raise SlackApiFailure("cant_delete_message")
         self.deletes.append({"channel": channel, "ts": ts, "text": msg.get("text")})
         self.store.delete(channel, ts)

@@ -3,6 +3,7 @@
 StoreError
 ├── CorruptRecord    a Redis value does not parse; the record is skipped or failed, never silently dropped
 ├── LeaseLost        the caller's lease on a thread passed to another worker; its write was refused
+├── TaskStopped      a person asked to stop the task; its next step (or its start) was refused
 ├── UnusableRedis    REDIS_URL names a Redis the bot cannot use; the process stops with this one line
 └── ShardChangeRefused  a change of the number of queue shards cannot run now; nothing was changed
 """
@@ -20,6 +21,18 @@ class CorruptRecord(StoreError):
 
 class LeaseLost(StoreError):
     """The caller's lease on a thread has passed to another worker; its write was refused."""
+
+
+class TaskStopped(StoreError):
+    """A person asked to stop the task (store/stops.py): the journal refuses its next step, and its start.
+
+    `by` is who asked; `partial_text` is what the answer had shown when it stopped, filled in by the caller that was
+    writing it (the store does not know it)."""
+
+    def __init__(self, by: str, partial_text: str = "") -> None:
+        super().__init__(f"stopped by {by}")
+        self.by = by
+        self.partial_text = partial_text
 
 
 class UnusableRedis(StoreError):

@@ -3,6 +3,7 @@
 Fenced means each write checks, atomically with the write, that the worker still holds the thread's lease
 (see store/lua.py). A worker that stalled past its lease gets LeaseLost instead of overwriting the new owner.
 Finishing a task also gives its thread back when nothing else waits (the lease is then marked released).
+A task a person asked to stop (store/stops.py) is refused its start and its answer's next step: TaskStopped.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from store import decode, keys, lua
 from store.connection import RedisClient
-from store.errors import CorruptRecord
+from store.errors import CorruptRecord, TaskStopped
 from store.models import Task, TaskKind, TaskStatus, Turn, Usage
 from store.tasks import ThreadLease, cancelled_replies
 
@@ -63,17 +64,25 @@ class TaskJournal:
         self._released: set[tuple[int, str]] = set()
 
     async def start(self, lease: ThreadLease, task: Task) -> int:
-        """Count an attempt at the task; returns the attempt number (1 for the first)."""
+        """Count an attempt at the task; returns the attempt number (1 for the first). TaskStopped if a person asked
+        to stop it (it ran before, and its worker died or failed): it is not started again, but finished as stopped."""
         attempt = task.attempts + 1
         keys_ = self._fenced_keys(lease, self._keys.task(task.thread, task.task_id))
         args = ["1" if lease.taken_over else "0", attempt]
-        return await self._fenced(self._start, lease, keys_, args)
+        result = await self._fenced(self._start, lease, keys_, args)
+        if result == lua.STOPPED:
+            raise await self._stopped(task)
+        return result
 
-    async def set_reply_ts(self, lease: ThreadLease, task: Task, reply_ts: str, part: int = 0) -> None:
-        """Remember the Slack message that carries (part `part` of) the task's answer."""
-        field = "reply_ts" if part == 0 else f"reply_ts:{part}"
+    async def set_reply_ts(
+        self, lease: ThreadLease, task: Task, reply_ts: str, part: int = 0, *, streamed: bool = False
+    ) -> None:
+        """Remember the Slack message that carries (part `part` of) the task's answer, and whether Slack streams it."""
+        fields = ["reply_ts" if part == 0 else f"reply_ts:{part}", reply_ts]
+        if part == 0:
+            fields += ["reply_streamed", "1" if streamed else "0"]
         keys_ = self._fenced_keys(lease, self._keys.task(task.thread, task.task_id))
-        await self._fenced(self._set_fields, lease, keys_, [field, reply_ts])
+        await self._fenced(self._set_fields, lease, keys_, fields)
 
     async def reply_parts(self, task: Task) -> dict[int, str]:
         """The messages already posted for the further parts (1, 2...) of a long answer, by part."""
@@ -107,15 +116,23 @@ class TaskJournal:
             unrecorded_task_ids=cancelled_replies(None if unrecorded is None else decode.text(unrecorded)),
         )
 
-    async def record_step(self, lease: ThreadLease, task: Task, step: dict[str, Any]) -> None:
-        """Journal a completed model or tool call before the next one starts (call steps() first)."""
+    async def record_step(
+        self, lease: ThreadLease, task: Task, step: dict[str, Any], *, stoppable: bool = False
+    ) -> None:
+        """Journal a completed model or tool call before the next one starts (call steps() first).
+
+        A `stoppable` step (an answer's model and tool calls) of a task a person asked to stop raises TaskStopped and
+        is not journaled. The other steps (summaries, which keep the agent's memory) are written whatever happens."""
         cursor = (task.thread.encode(), task.task_id)
         number = self._step_counts.get(cursor)
         if number is None:  # steps() was not read in this process: count what is there
             number = len(await self.steps(task, attempt=2))
         keys_ = self._fenced_keys(lease, self._keys.task(task.thread, task.task_id))
         step_json = json.dumps(step, separators=(",", ":"))
-        if not await self._fenced(self._record_step, lease, keys_, [number, step_json]):
+        written = await self._fenced(self._record_step, lease, keys_, [number, step_json, "1" if stoppable else "0"])
+        if written == lua.STOPPED:
+            raise await self._stopped(task)
+        if not written:
             raise CorruptRecord(f"task {task.task_id}: step {number} was journaled already")
         self._step_counts[cursor] = number + 1
 
@@ -176,7 +193,9 @@ class TaskJournal:
             "answer": task.kind is TaskKind.ANSWER,
             "thread_ts": ref.thread_ts,
             "evict": fold.evict if fold else 0,
-            "steps": self._step_counts.get(cursor, -1),  # -1: not read in this process, FINISH looks
+            # -1: not read in this process, FINISH looks. A stopped task looks too: it may have been cancelled while
+            # a step was on its way, written but not counted here.
+            "steps": -1 if status is TaskStatus.STOPPED else self._step_counts.get(cursor, -1),
         }
         if fold is not None:
             arguments["summary"] = fold.summary
@@ -195,6 +214,11 @@ class TaskJournal:
         if result & 2:
             self._released.add(lease.key)
         return bool(result & 1)
+
+    async def _stopped(self, task: Task) -> TaskStopped:
+        """The error for a task the journal refused because a person asked to stop it (who asked: its stop_by)."""
+        by = await self._redis.hget(self._keys.task(task.thread, task.task_id), "stop_by")
+        return TaskStopped(decode.text(by) if by is not None else "")
 
     def _fenced_keys(self, lease: ThreadLease, *more: str) -> list[str]:
         """The keys every fenced script starts with (the thread's flag and its shard's stream), then `more`."""

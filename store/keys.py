@@ -31,6 +31,19 @@ TS = thread ts, "" for a DM's top level):
   agent:T:{g}:channel:C:usage:S   hash    only while the number of shards changes (store/reshard.py): the counters
                                           of old shard S's usage hash on their way into shard g's, which they are
                                           added to once S's is gone. The TTL the old hash had.
+  agent:T:{g}:thread:C:TS:votes   hash    feedback on the thread's answers: "ANSWER_TS USER" -> "+" or "-", one vote per
+                                          person per answer (store/feedback.py caps the fields). TTL AGENT_TTL,
+                                          refreshed on a vote.
+  agent:T:{g}:thread:C:TS:feedback hash   the thread's feedback counters ("up", "down": current votes). TTL
+                                          AGENT_TTL, refreshed on a vote.
+  agent:T:{g}:channel:C:feedback  hash    the same counters for the channel's threads of one shard; readers sum the
+                                          shards. TTL AGENT_TTL, refreshed on a vote.
+  agent:T:{g}:team:feedback       hash    the same counters for the workspace's threads of one shard; readers sum the
+                                          shards. TTL AGENT_TTL, refreshed on a vote.
+  agent:T:{g}:channel:C:feedback:S hash   only while the number of shards changes (store/reshard.py): what old
+  agent:T:{g}:team:feedback:S     hash    shard S's channel or workspace feedback counters still hold once every
+                                          thread moved out with its own counts (those of threads whose own counters
+                                          expired first), on their way into shard g's. The TTL the old hash had.
   agent:T:{g}:task:ID             hash    one task (Task fields + reply_ts, error; a reset task also the ts list of
                                           the messages of the tasks it cancelled) and its journal: "step:N" = the
                                           JSON record of its Nth completed model, tool or summary call, so a resumed
@@ -38,6 +51,12 @@ TS = thread ts, "" for a DM's top level):
                                           finishes). TTL TASK_TTL. Its existence is also the dedupe record for the
                                           Slack event_id that created it (an event always names the same thread).
   agent:T:user:U                  string  a user's display name. TTL USER_NAME_TTL.
+  agent:T:title:C:TS              string  who titled the thread's agent session (store/titles.py): JSON {"by": "bot",
+                                          "task"} once a task of the bot claimed it, {"by": "person", "title",
+                                          "user"} once a person did.
+                                          TTL AGENT_TTL, refreshed as the thread's tasks start. No hash tag: read
+                                          and written alone, so it stays put when QUEUE_SHARDS changes, and the
+                                          mark outlives a reset (Slack keeps the session's title through one).
 
 Shared by all teams:
 
@@ -53,6 +72,13 @@ Shared by all teams:
                                           change of the shard count runs (`python -m bot migrate --queue-shards M`)
                                           "moving_to" = M. No TTL: it is what tells a process started with another
                                           QUEUE_SHARDS, or during a change, to stop.
+  agent:{W}:stops                 list    stop notices for worker W (a consumer name): JSON {thread, task_id, by} of an
+                                          answer it runs that a person asked to stop, pushed by whichever process took
+                                          the request (store/stops.py) and popped by W's stop listener. Tagged by the
+                                          worker, not namespaced by team: like a shard's queue it belongs to a process
+                                          and serves every team. TTL STOP_NOTICE_TTL: a notice nobody took in that time
+                                          has no listener behind it (its worker died), and needs none: the task's
+                                          stop_by refuses it wherever it resumes.
   agent:workers                   zset    worker name -> when it last said it was alive (every couple of seconds),
                                           for /agent status. TTL WORKERS_TTL, refreshed by every live worker.
   agent:health                    string  written by every /healthz check, to see that Redis takes writes (not only
@@ -85,6 +111,8 @@ USER_NAME_TTL = DAY
 WORKERS_TTL = 60
 HEALTH = f"{PREFIX}:health"
 HEALTH_TTL = 60
+# A live worker's stop listener takes a notice within a second; one still there after a minute has no listener.
+STOP_NOTICE_TTL = 60
 # A live worker reads the queue at least every few seconds, so a consumer idle for an hour has no process behind it.
 CONSUMER_IDLE_LIMIT_MS = 3600 * 1000
 
@@ -197,11 +225,45 @@ class KeySpace:
         """The channel usage counters a thread's tasks add to."""
         return self.channel_usage(ref.team_id, ref.channel_id, self.shard_of(ref))
 
+    def answer_votes(self, ref: ThreadRef) -> str:
+        """The votes on the thread's answers, one per person per answer."""
+        return self._thread(ref, "votes")
+
+    def thread_feedback(self, ref: ThreadRef) -> str:
+        """The thread's feedback counters."""
+        return self._thread(ref, "feedback")
+
+    def channel_feedback(self, team_id: str, channel_id: str, shard: int) -> str:
+        """The feedback counters of the channel's threads of one shard."""
+        return f"{self._team(team_id, shard)}:channel:{channel_id}:feedback"
+
+    def team_feedback(self, team_id: str, shard: int) -> str:
+        """The feedback counters of the workspace's threads of one shard."""
+        return f"{self._team(team_id, shard)}:team:feedback"
+
+    def staged_channel_feedback(self, team_id: str, channel_id: str, shard: int, source: int) -> str:
+        """Shard `source`'s channel feedback counters (of the old shard count), on their way into shard `shard`'s."""
+        return f"{self.channel_feedback(team_id, channel_id, shard)}:{source}"
+
+    def staged_team_feedback(self, team_id: str, shard: int, source: int) -> str:
+        """Shard `source`'s workspace feedback counters (of the old shard count), on their way into shard `shard`'s."""
+        return f"{self.team_feedback(team_id, shard)}:{source}"
+
 
 TURN_FIELD = "turn:"  # + the turn's number, in the state hash
 STEP_FIELD = "step:"  # + the step's number, in the task hash
 
 
+def stop_notices(consumer: str) -> str:
+    """The list of stop notices for the worker named `consumer` (one key, alone: it needs no shard)."""
+    return f"{PREFIX}:{{{consumer}}}:stops"
+
+
 def user_name(team_id: str, user_id: str) -> str:
     """A cached display name (one key, read and written alone: it needs no shard)."""
     return f"{PREFIX}:{team_id}:user:{user_id}"
+
+
+def session_title(ref: ThreadRef) -> str:
+    """Who titled the thread's agent session (one key, read and written alone: it needs no shard)."""
+    return f"{PREFIX}:{ref.team_id}:title:{ref.channel_id}:{ref.thread_ts}"

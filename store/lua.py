@@ -21,7 +21,8 @@ from store import keys
 from store.errors import LeaseLost
 
 FENCED = -2
-INBOX_CHANGED = -3  # RESET: the inbox changed since the caller read it; read it again and retry
+INBOX_CHANGED = -3  # RESET, STOP: the inbox changed since the caller read it; read it again and retry
+STOPPED = -4  # START, RECORD_STEP: a person asked to stop the task (its stop_by is set); nothing was written
 
 _GROUP = keys.WORKER_GROUP
 
@@ -168,12 +169,14 @@ redis.call('SET', KEYS[3], redis.call('XADD', KEYS[4], '*', 'thread', ARGV[1]))
 return cancelled
 """
 
-# Count an attempt (the caller read the task's attempts a moment ago; the fence makes it the only writer).
+# Count an attempt (the caller read the task's attempts a moment ago; the fence makes it the only writer). A task a
+# person asked to stop is not started again (a worker that died while it ran, a retry): STOPPED, nothing written.
 # KEYS: queued flag, queue, task. ARGV: entry, consumer, adopt ("1": the entry was taken over), attempt.
 START = (
     _HOLDS
     + f"""
 if not holds(ARGV[3] == '1') then return {FENCED} end
+if redis.call('HEXISTS', KEYS[3], 'stop_by') == 1 then return {STOPPED} end
 redis.call('HSET', KEYS[3], 'attempts', ARGV[4], 'status', 'running')
 return tonumber(ARGV[4])
 """
@@ -194,12 +197,15 @@ return 1
 """
 )
 
-# Journal one completed step as field step:N of the task, never over an earlier one (returns 0 then).
-# KEYS: queued flag, queue, task. ARGV: entry, consumer, step number, step JSON.
+# Journal one completed step as field step:N of the task, never over an earlier one (returns 0 then). A stoppable step
+# (the answer's model and tool calls) of a task a person asked to stop is refused: STOPPED. That is what stops a task
+# whose worker never heard of the stop (the notice was lost): at its next step.
+# KEYS: queued flag, queue, task. ARGV: entry, consumer, step number, step JSON, stoppable ("1" or "0").
 RECORD_STEP = (
     _HOLDS
     + f"""
 if not holds(false) then return {FENCED} end
+if ARGV[5] == '1' and redis.call('HEXISTS', KEYS[3], 'stop_by') == 1 then return {STOPPED} end
 return redis.call('HSETNX', KEYS[3], '{keys.STEP_FIELD}' .. ARGV[3], ARGV[4])
 """
 )
@@ -250,7 +256,7 @@ if listed then
   elseif a.answer or not (#ARGV == 3 and a.usage.model_calls == 0 and redis.call('EXISTS', KEYS[5]) == 0) then
     -- (a status request in a thread without an agent has nothing to remember: it creates none; an answer always
     -- has, even one that failed for good before its first word: the agent shows it as failing)
-    local counters = {{'created_at', 'turns', 'summarized_turns', 'tasks_done', 'tasks_failed'}}
+    local counters = {{'created_at', 'turns', 'summarized_turns', 'tasks_done', 'tasks_failed', 'tasks_stopped'}}
     local usage_names = {{}}
     for name, _ in pairs(a.usage) do
       counters[#counters + 1] = name
@@ -272,11 +278,14 @@ if listed then
     if a.status == 'done' then
       if a.counts_as_task then put('tasks_done', string.format('%d', count(4) + 1)) end
       put('last_error', '')  -- the latest task went well: the agent is not failing
+    elseif a.status == 'stopped' then
+      put('tasks_stopped', string.format('%d', count(6) + 1))
+      put('last_error', '')  -- a person chose to stop it: the agent is not failing either
     else
       put('tasks_failed', string.format('%d', count(5) + 1))
       put('last_error', a.error)
     end
-    for i, name in ipairs(usage_names) do put(name, string.format('%d', count(5 + i) + a.usage[name])) end
+    for i, name in ipairs(usage_names) do put(name, string.format('%d', count(6 + i) + a.usage[name])) end
     redis.call('HSET', KEYS[5], unpack(set))
     if evict > 0 then  -- after the HSET: a fold may reach into the turns this task has just added
       local gone = {{}}
@@ -306,6 +315,31 @@ end
 return finished
 """
 )
+
+# Ask a thread's running answer to stop. The caller read the inbox's head (the task that runs first) and passes its id,
+# so that the script can declare its key; if the head changed meanwhile it returns {INBOX_CHANGED} (read it again and
+# retry). An answer that has started (status running) and is not stopped yet gets stop_by and stop_at: from then on the
+# journal refuses its next step and its start, so the stop reaches it even if the notice to its worker is lost.
+# Returns {1, task id, user id, consumer}: asked now. {2, task id, stop_by, consumer}: asked before, by stop_by (the
+# caller tells the worker again: the first notice may be what was lost). The consumer is the one holding the thread,
+# named in the flag, or by the group's pending list while the flag names only the entry ('' if nobody holds it).
+# {0}: nothing running (the head is queued, or not an answer); nothing changed.
+# KEYS: inbox, queued flag, queue, head task. ARGV: head task id, user id, now.
+STOP = f"""
+if redis.call('LINDEX', KEYS[1], 0) ~= ARGV[1] then return {{{INBOX_CHANGED}}} end
+local kind, status, stop_by = unpack(redis.call('HMGET', KEYS[4], 'kind', 'status', 'stop_by'))
+if kind ~= 'answer' or status ~= 'running' then return {{0}} end
+local entry, consumer = '', ''
+local flag = redis.call('GET', KEYS[2])
+if flag then entry, consumer = string.match(flag, '^(%S+) ?(%S*)') end
+if consumer == '' and entry ~= '' then
+  local pending = redis.pcall('XPENDING', KEYS[3], '{_GROUP}', entry, entry, 1)
+  if type(pending) == 'table' and pending[1] then consumer = pending[1][2] end
+end
+if stop_by then return {{2, ARGV[1], stop_by, consumer}} end
+redis.call('HSET', KEYS[4], 'stop_by', ARGV[2], 'stop_at', ARGV[3])
+return {{1, ARGV[1], ARGV[2], consumer}}
+"""
 
 # Give the thread back only when its inbox is empty, checked in the same step as a submit checks it, so a task
 # submitted meanwhile is never stranded without an entry. KEYS: queued flag, queue, inbox. ARGV: entry, consumer.
@@ -411,6 +445,7 @@ ALL = (
     SET_FIELDS,
     RECORD_STEP,
     FINISH,
+    STOP,
     RELEASE,
     HEARTBEAT,
     TAKE_OVER,

@@ -96,6 +96,7 @@ class TaskStatus(StrEnum):
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"  # its thread's agent was reset before it finished
+    STOPPED = "stopped"  # a person stopped it (the Stop button, `@bot stop`, `/agent stop`); its partial answer stays
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,8 @@ class Task:
     error: str | None = None
     original_chars: int = 0  # set when intake cut a message longer than MAX_INPUT_CHARS: its full length
     files: tuple[SharedFile, ...] = ()
+    reply_streamed: bool = False  # reply_ts is a message Slack streams (its stream may still be open)
+    stop_by: str | None = None  # who asked to stop it (set by store/stops.py, never by intake)
 
     def to_fields(self) -> dict[str, str]:
         """The fields written to the task's Redis hash when it is recorded."""
@@ -178,6 +181,8 @@ class Task:
                 error=fields.get("error") or None,
                 original_chars=int(fields.get("original_chars", "0") or 0),
                 files=tuple(SharedFile.from_json(value) for value in json.loads(fields.get("files") or "[]")),
+                reply_streamed=fields.get("reply_streamed") == "1",
+                stop_by=fields.get("stop_by") or None,
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise CorruptRecord(f"malformed task {fields.get('task_id')!r}") from exc
@@ -252,6 +257,7 @@ class AgentState:
     summary: str = ""
     summarized_turns: int = 0
     last_error: str | None = None
+    tasks_stopped: int = 0  # stopped by a person: neither done nor failed
 
     @classmethod
     def from_fields(cls, fields: dict[str, str]) -> AgentState:
@@ -268,6 +274,7 @@ class AgentState:
                 summary=fields.get("summary", ""),
                 summarized_turns=int(fields.get("summarized_turns", "0") or 0),
                 last_error=fields.get("last_error") or None,
+                tasks_stopped=int(fields.get("tasks_stopped", "0") or 0),
             )
         except (KeyError, ValueError) as exc:
             raise CorruptRecord("malformed agent state") from exc

@@ -4,14 +4,18 @@ A thread's shard is a hash of its reference modulo the number of shards, and eve
 shard's hash tag (store/keys.py), so a new number moves most threads to other tags: on a cluster, other slots, often
 on other nodes. No atomic step can span an old and a new slot, so each unit moves by copy, then delete:
 
-- a thread: its state and inbox are copied to its new tag (RESTORE of a DUMP, with the TTL it had left) and, if it
-  has work, it gets an entry in its new shard's stream that its flag names, in one script on the new slot; then its
-  old keys, flag and stream entry go, in one script on the old slot. The new entry is undelivered: the next worker
+- a thread: its state, inbox, votes and feedback counters are copied to its new tag (RESTORE of a DUMP, with the
+  TTL it had left), its feedback counts are added to its new shard's channel and workspace counters, and, if it has
+  work, it gets an entry in its new shard's stream that its flag names, in one script on the new slot; then its old
+  keys, flag and stream entry go and its counts are taken from its old shard's counters, in one script on the old
+  slot. The new entry is undelivered: the next worker
   to start takes it, and a task that was running resumes from its journal with its attempts counted on.
 - a task record (queued, running, or finished: the dedupe record of its event; with its journal): copied, then
   deleted.
 - a channel index: its entries are added to the indexes of their threads' new shards, then it is deleted.
-- a channel usage hash: totals are sums, so it goes through a staging key (see store/reshard_pass.py).
+- a channel usage hash: totals are sums, so it goes through a staging key (see store/reshard_totals.py).
+- a channel's or workspace's feedback counters: what they hold once every thread has moved out with its own counts
+  (the counts of threads whose own counters expired), the same way, after the SCAN (see store/reshard_pass.py).
 
 Copying again gives the same copy, and deleting again deletes nothing, as long as nothing else writes. So the
 change refuses to start while a bot process is alive, and from its start to its end agent:layout says
@@ -79,6 +83,7 @@ async def change_shards(
             await move.page(chunk)
             chunk = []
     await move.page(chunk)
+    await move.finish(page_keys)
     kept_streams = set(new.queues())
     for shard, queue in enumerate(old.queues()):
         if queue not in kept_streams:

@@ -24,14 +24,46 @@ local function extend(key, before, ttl)
 end
 """
 
-# A thread's keys arrive at its new tag: its state and inbox (DUMPs taken from the old tag, "" for none, restored
-# with the TTLs they had there: 0 for none), then, if it has work, an entry in its new shard's stream that its flag
-# names (bare: no consumer has it; the next worker to read the stream takes it). A flag naming an entry of that
-# stream is one this script made before: kept. Returns 1 if the thread has an entry.
-# KEYS: new state, new inbox, new flag, new queue. ARGV: thread, state dump, state TTL, inbox dump, inbox TTL.
-MOVE_IN = """
+# add_counts(key, counts, sign): add (sign 1) or take away (sign -1) a counters hash's numbers (HGETALL's reply) to
+# or from `key`'s; a count taken away never goes below zero (a thread's counts are part of its shard's, but a
+# shard's hash and a thread's expire apart, to the millisecond).
+_ADD_COUNTS = """
+local function add_counts(key, counts, sign)
+  for i = 1, #counts, 2 do
+    if string.match(counts[i + 1], '^-?%d+$') then
+      if redis.call('HINCRBY', key, counts[i], sign * tonumber(counts[i + 1])) < 0 then
+        redis.call('HSET', key, counts[i], 0)
+      end
+    end
+  end
+end
+"""
+
+# A thread's keys arrive at its new tag: its state, inbox, votes and feedback counters (DUMPs taken from the old
+# tag, "" for none, restored with the TTLs they had there: 0 for none), then, if it has work, an entry in its new
+# shard's stream that its flag names (bare: no consumer has it; the next worker to read the stream takes it). A flag
+# naming an entry of that stream is one this script made before: kept. The thread's feedback counts are added to its
+# new shard's channel and workspace counters in the step that restores its counters, and only if they were not there
+# yet: so once, however often this runs (DROP_OLD takes them from the old shard's). Returns 1 if the thread has an
+# entry.
+# KEYS: new state, new inbox, new flag, new queue, new votes, new thread feedback, new channel feedback, new
+# workspace feedback. ARGV: thread, then dump and TTL of: state, inbox, votes, thread feedback.
+MOVE_IN = (
+    _EXTEND
+    + _ADD_COUNTS
+    + """
 if ARGV[2] ~= '' then redis.call('RESTORE', KEYS[1], ARGV[3], ARGV[2], 'REPLACE') end
 if ARGV[4] ~= '' then redis.call('RESTORE', KEYS[2], ARGV[5], ARGV[4], 'REPLACE') end
+if ARGV[6] ~= '' then redis.call('RESTORE', KEYS[5], ARGV[7], ARGV[6], 'REPLACE') end
+if ARGV[8] ~= '' and redis.call('EXISTS', KEYS[6]) == 0 then
+  redis.call('RESTORE', KEYS[6], ARGV[9], ARGV[8])
+  local counts, ttl = redis.call('HGETALL', KEYS[6]), redis.call('PTTL', KEYS[6])
+  for i = 7, 8 do
+    local before = redis.call('PTTL', KEYS[i])
+    add_counts(KEYS[i], counts, 1)
+    extend(KEYS[i], before, ttl)
+  end
+end
 local flag = redis.call('GET', KEYS[3])
 if flag then
   local entry = string.match(flag, '^%S+')
@@ -44,19 +76,29 @@ end
 redis.call('SET', KEYS[3], redis.call('XADD', KEYS[4], '*', 'thread', ARGV[1]))
 return 1
 """
+)
 
-# A thread's old keys go, once their copies exist: state, inbox, flag, and the entry the flag named in the old
+# A thread's old keys go, once their copies exist: state, inbox, votes, feedback counters (their counts taken from
+# the old shard's channel and workspace counters in the same step), flag, and the entry the flag named in the old
 # shard's stream (acknowledged and deleted: that stream may be a new shard's too, when both have the same tag).
-# KEYS: old state, old inbox, old flag, old queue.
-DROP_OLD = f"""
+# KEYS: old state, old inbox, old flag, old queue, old votes, old thread feedback, old channel feedback, old
+# workspace feedback.
+DROP_OLD = (
+    _ADD_COUNTS
+    + f"""
 local flag = redis.call('GET', KEYS[3])
 local entry = flag and string.match(flag, '^%S+')
 if entry then
   redis.pcall('XACK', KEYS[4], '{_GROUP}', entry)
   redis.pcall('XDEL', KEYS[4], entry)
 end
-return redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+local counts = redis.call('HGETALL', KEYS[6])
+for i = 7, 8 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then add_counts(KEYS[i], counts, -1) end
+end
+return redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6])
 """
+)
 
 # Add index entries to a new shard's channel index (ZADD sets the same score again on a second run), giving it the
 # longer of its TTL and the old index's. KEYS: the new index. ARGV: the old index's PTTL, then score, member pairs.
@@ -70,10 +112,11 @@ return 1
 """
 )
 
-# Add a staged usage hash (an old shard's counters) to a new shard's and delete it, in one step: so it is added
-# once, however often this runs. The "day" field (when the TTL was last refreshed) keeps the later day; counters are
-# summed. Returns 0 if there was nothing staged (it was added before). KEYS: the new usage hash, the staged one.
-MERGE_USAGE = (
+# Add a staged counters hash (an old shard's usage or feedback counters) to a new shard's and delete it, in one
+# step: so it is added once, however often this runs. The "day" field of usage (when the TTL was last refreshed)
+# keeps the later day; counters are summed. Returns 0 if there was nothing staged (it was added before).
+# KEYS: the new counters hash, the staged one.
+MERGE_TOTALS = (
     _EXTEND
     + """
 local fields = redis.call('HGETALL', KEYS[2])

@@ -17,6 +17,7 @@ from store.connection import RedisClient
 from store.errors import CorruptRecord
 from store.keys import KeySpace
 from store.models import ThreadRef
+from store.reshard_totals import Family, Totals, TotalsMove, name_of_totals
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class ReshardReport:
     tasks: int = 0  # task records moved (queued, running, finished), with their journals
     index_entries: int = 0  # channel index entries moved
     usage_totals: int = 0  # old shards' channel usage hashes added to the new shards'
+    feedback_totals: int = 0  # old shards' channel and workspace feedback counters added to the new shards'
     dropped: int = 0  # task records that name no thread of their tag: nothing could ever read them
     unknown: int = 0  # keys with an old tag that are none of the above: left as they are (logged)
     streams: int = 0  # old shards' streams deleted
@@ -44,8 +46,8 @@ class _Page:
 
     threads: dict[ThreadRef, None] = field(default_factory=dict)
     tasks: dict[str, tuple[str, str]] = field(default_factory=dict)  # old key: team, task id
-    usage: dict[tuple[str, str, int], None] = field(default_factory=dict)  # team, channel, old shard
-    staged: dict[tuple[str, str, int], None] = field(default_factory=dict)  # staging keys a run left
+    totals: dict[Totals, None] = field(default_factory=dict)  # old shards' counters hashes
+    staged: dict[Totals, None] = field(default_factory=dict)  # staging keys a run left
     indexes: dict[tuple[str, str, int], None] = field(default_factory=dict)  # team, channel, old shard
 
 
@@ -55,6 +57,11 @@ class ShardPass:
     The units of a page move together, in pipelines (one round trip per step for hundreds of units): every unit's
     old keys are read, then all copies are written, then all old keys deleted, then the usage totals added. A step
     starts only once the one before has ended for every unit, so each unit's copies exist before its old keys go.
+
+    A thread's feedback counts move with it (MOVE_IN adds them to its new shard's channel and workspace counters,
+    DROP_OLD takes them from its old shard's), so that a vote changed later takes back a count where it is. What an
+    old shard's feedback counters hold beyond its threads' (threads whose own counters expired first) is added to a
+    new shard's once every thread has moved out (finish): so nothing of it is added twice.
     """
 
     def __init__(self, redis: RedisClient, old: KeySpace, new: KeySpace, report: ReshardReport, at_once: int) -> None:
@@ -65,6 +72,8 @@ class ShardPass:
         self._at_once = at_once
         self._kept: set[ThreadRef] = set()
         self._merge_index = redis.register_script(lua.MERGE_INDEX)
+        self._totals = TotalsMove(redis, old, new)
+        self._after_scan = _Page()  # the feedback counters found: added by finish
 
     async def page(self, keys_found: list[str]) -> None:
         """Move what the keys belong to."""
@@ -81,35 +90,51 @@ class ShardPass:
         await _bounded([self.index(*unit) for unit in page.indexes], self._at_once)
         self._report.kept = len(self._kept)
 
+    async def finish(self, page_keys: int) -> None:
+        """Add the old shards' feedback counters that the pages found to the new shards', once every thread (with its
+        own counts) has moved out of them: the SCAN has ended."""
+        sources, staged = list(self._after_scan.totals), list(self._after_scan.staged)
+        for start in range(0, max(len(sources), len(staged)), page_keys):
+            added = await self._totals.add(sources[start : start + page_keys], staged[start : start + page_keys])
+            self._report.feedback_totals += added[Family.CHANNEL_FEEDBACK] + added[Family.TEAM_FEEDBACK]
+
     def _sort(self, page: _Page, key: str, team: str, tag: str, kind: str, rest: list[str]) -> None:
         """Add the unit a key with hash tag `tag` belongs to, if it has to move."""
-        if kind == "channel" and len(rest) == 3 and rest[1] == "usage":
-            source = int(rest[2]) if rest[2].isdigit() and int(rest[2]) < self._old.shards else None
-            if source is not None and key == self._staging_key(team, rest[0], source):
-                page.staged[team, rest[0], source] = None
+        totals_name = name_of_totals(kind, rest)
+        if totals_name is not None and totals_name.staged_from is not None:
+            staged = self._totals.staged_by_name(key, team, totals_name)
+            if staged is not None:
+                self._page_for(page, staged).staged[staged] = None
             else:
                 self._unknown(key, tag)
             return
         shard = self._old.shard_of_tag(tag)
         if shard is None:
             return  # a key of the new shards
-        if kind == "thread" and len(rest) == 3:
+        if totals_name is not None:
+            totals = Totals(totals_name.family, team, totals_name.channel, shard)
+            if key != self._totals.target(totals):  # (the same key in both: where it belongs)
+                self._page_for(page, totals).totals[totals] = None
+        elif kind == "thread" and len(rest) == 3:
             self._sort_thread(page, key, tag, ThreadRef(team, rest[0], rest[1]), rest[2])
         elif kind == "task" and rest:
             page.tasks[key] = (team, ":".join(rest))
         elif kind == "channel" and rest[1:] == ["threads"]:
             page.indexes[team, rest[0], shard] = None
-        elif kind == "channel" and rest[1:] == ["usage"]:
-            if key != self._target_usage(team, rest[0], shard):  # (the same key in both: where it belongs)
-                page.usage[team, rest[0], shard] = None
         else:
             self._unknown(key, tag)
+
+    def _page_for(self, page: _Page, totals: Totals) -> _Page:
+        """Usage moves with the page that found it; feedback counters once the SCAN has ended (see the class)."""
+        return page if totals.family is Family.USAGE else self._after_scan
 
     def _sort_thread(self, page: _Page, key: str, tag: str, ref: ThreadRef, part: str) -> None:
         names = {
             "state": (self._old.state, self._new.state),
             "inbox": (self._old.inbox, self._new.inbox),
             "queued": (self._old.queued, self._new.queued),
+            "votes": (self._old.answer_votes, self._new.answer_votes),
+            "feedback": (self._old.thread_feedback, self._new.thread_feedback),
         }
         if part not in names:
             self._unknown(key, tag)
@@ -133,7 +158,7 @@ class ShardPass:
         redis, old = self._redis, self._old
         reads = redis.pipeline(transaction=False)
         for ref in page.threads:
-            for key in (old.state(ref), old.inbox(ref)):
+            for key in (old.state(ref), old.inbox(ref), old.answer_votes(ref), old.thread_feedback(ref)):
                 reads.dump(key)
                 reads.pttl(key)
             reads.exists(old.queued(ref))
@@ -141,45 +166,43 @@ class ShardPass:
             reads.hget(key, "thread")
             reads.dump(key)
             reads.pttl(key)
-        for team, channel, shard in page.usage:
-            reads.dump(old.channel_usage(team, channel, shard))
-            reads.pttl(old.channel_usage(team, channel, shard))
-        for team, channel, shard in page.staged:
-            reads.exists(old.channel_usage(team, channel, shard))
         replies = iter(await reads.execute())
         copies, drops = redis.pipeline(transaction=False), redis.pipeline(transaction=False)
         threads = [ref for ref in page.threads if self._thread(ref, replies, copies, drops)]
         for key, (team, task_id) in page.tasks.items():
             self._task(key, team, task_id, replies, copies, drops)
-        for team, channel, shard in page.usage:
-            self._usage(team, channel, shard, replies, copies, drops)
-        merges = list(page.usage)
-        merges += [unit for unit in page.staged if not next(replies)]  # (a source still there is copied again)
         copied = await copies.execute()
         await drops.execute()
         self._report.threads += len(threads)
         self._report.queued += sum(int(queued) for queued in copied[: len(threads)])  # MOVE_IN's come first
-        adds = redis.pipeline(transaction=False)
-        for team, channel, shard in merges:
-            target, staged = self._target_usage(team, channel, shard), self._staging_key(team, channel, shard)
-            adds.eval(lua.MERGE_USAGE, 2, target, staged)
-        self._report.usage_totals += sum(int(added) for added in await adds.execute())
+        if page.totals or page.staged:
+            self._report.usage_totals += (await self._totals.add(page.totals, page.staged))[Family.USAGE]
 
     def _thread(self, ref: ThreadRef, replies: Iterator[Any], copies: Any, drops: Any) -> bool:
         """Queue a thread's move: its copies and entry at the new tag (one script), the old keys' end (another).
         False if nothing of it is left at the old tag (it moved since the SCAN found it)."""
         old, new = self._old, self._new
-        state, state_ttl, inbox, inbox_ttl, flagged = (next(replies) for _ in range(5))
-        state, inbox = _present(state, state_ttl), _present(inbox, inbox_ttl)
-        if state is None and inbox is None and not flagged:
+        dumps = [(next(replies), next(replies)) for _ in range(4)]  # state, inbox, votes, feedback
+        flagged = next(replies)
+        if all(_present(*dump) is None for dump in dumps) and not flagged:
             return False
+        new_shard, old_shard = new.shard_of(ref), old.shard_of(ref)
+        restores = [value for dump in dumps for value in _restorable(*dump)]
         copies.eval(
             lua.MOVE_IN,
-            4,
+            8,
             *(new.state(ref), new.inbox(ref), new.queued(ref), new.thread_queue(ref)),
-            *(ref.encode(), state or b"", _restore_ttl(state_ttl), inbox or b"", _restore_ttl(inbox_ttl)),
+            *(new.answer_votes(ref), new.thread_feedback(ref)),
+            *(new.channel_feedback(ref.team_id, ref.channel_id, new_shard), new.team_feedback(ref.team_id, new_shard)),
+            *(ref.encode(), *restores),
         )
-        drops.eval(lua.DROP_OLD, 4, old.state(ref), old.inbox(ref), old.queued(ref), old.thread_queue(ref))
+        drops.eval(
+            lua.DROP_OLD,
+            8,
+            *(old.state(ref), old.inbox(ref), old.queued(ref), old.thread_queue(ref)),
+            *(old.answer_votes(ref), old.thread_feedback(ref)),
+            *(old.channel_feedback(ref.team_id, ref.channel_id, old_shard), old.team_feedback(ref.team_id, old_shard)),
+        )
         return True
 
     def _task(self, key: str, team: str, task_id: str, replies: Iterator[Any], copies: Any, drops: Any) -> None:
@@ -199,24 +222,6 @@ class ShardPass:
             return
         copies.restore(self._new.task(ref, task_id), _restore_ttl(pttl), payload, replace=True)
         self._report.tasks += 1
-
-    def _usage(self, team: str, channel: str, shard: int, replies: Iterator[Any], copies: Any, drops: Any) -> None:
-        """Queue the first steps of adding an old shard's channel usage to a new shard's, never twice, though no
-        step can span both slots (the last step, MERGE_USAGE, follows once these are done).
-
-        Adding (HINCRBY) cannot be repeated safely, and the old hash cannot be deleted in the same step, so the old
-        hash is first copied whole to a staging key beside the target (RESTORE ... REPLACE: a second copy is the
-        same copy), then deleted, and only then is the staging key added to the target and deleted, in one script
-        (MERGE_USAGE). A staging key is only written while its source exists, and added only once its source is
-        gone (a staging key found by the SCAN is added only if its source is gone): so the source's counters are
-        added exactly once, wherever a run stops and however often it is run again.
-        """
-        source = self._old.channel_usage(team, channel, shard)
-        payload, pttl = next(replies), next(replies)
-        payload = _present(payload, pttl)
-        if payload is not None:
-            copies.restore(self._staging_key(team, channel, shard), _restore_ttl(pttl), payload, replace=True)
-            drops.delete(source)
 
     async def index(self, team: str, channel: str, shard: int) -> None:
         """Move the entries of an old shard's channel index to their threads' new shards' indexes."""
@@ -249,18 +254,16 @@ class ShardPass:
     def _new_indexes(self, team: str, channel: str) -> set[str]:
         return {self._new.channel_threads(team, channel, shard) for shard in range(self._new.shards)}
 
-    def _target_usage(self, team: str, channel: str, shard: int) -> str:
-        """The new usage hash an old shard's goes into: readers sum the shards, so any one will do; shard % count
-        keeps a shard whose tag both numbers share in place."""
-        return self._new.channel_usage(team, channel, shard % self._new.shards)
-
-    def _staging_key(self, team: str, channel: str, shard: int) -> str:
-        return self._new.staged_usage(team, channel, shard % self._new.shards, shard)
-
 
 def _present(payload: Any, pttl: Any) -> bytes | None:
     """A DUMP's payload, or None if the key is gone (it may expire between the DUMP and the PTTL)."""
     return None if payload is None or int(pttl) == -2 else bytes(payload)
+
+
+def _restorable(payload: Any, pttl: Any) -> tuple[bytes | str, int]:
+    """A key's DUMP and TTL as a script restores them: "" (and 0) for a key that is gone."""
+    present = _present(payload, pttl)
+    return (present, _restore_ttl(pttl)) if present is not None else ("", 0)
 
 
 def _restore_ttl(pttl: Any) -> int:

@@ -76,6 +76,9 @@ async def redis() -> AsyncIterator[Redis]:
 
 @pytest.fixture
 async def slack() -> AsyncIterator[FakeSlack]:
-    """The Slack emulator (Web API, files and Socket Mode), on a free local port."""
+    """The Slack emulator (Web API, files and Socket Mode), on a free local port, as a workspace without agent
+    features: what every test written before them asserts is what the fallback (👀, updated messages) does. Tests of
+    sessions and native streaming turn them on (`agent_slack`)."""
     async with FakeSlack() as fake:
+        fake.agent_features = False
         yield fake

@@ -8,11 +8,12 @@ from typing import Any, cast
 
 import anthropic
 from anthropic.types import MessageParam, TextBlockParam, ToolUnionParam
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, stop_before_delay
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_before_delay
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base, wait_random_exponential
 
 from bot.agent.pricing import cost_usd
+from bot.agent.progress import OnProgress, Progress
 from bot.agent.steps import ModelStep
 from bot.core.errors import ModelAuthError, ModelError, ModelRefused, ModelRequestError, ModelUnavailable
 from store.models import Usage
@@ -38,6 +39,18 @@ def _also(log_it: Any, on_retry: OnRetry) -> Callable[[RetryCallState], Awaitabl
 
 # Worth another try: rate limits (429), server errors and overload (5xx, 529), and a dropped connection.
 RETRYABLE = (anthropic.RateLimitError, anthropic.InternalServerError, anthropic.APIConnectionError)
+# The same troubles met mid-stream arrive as an `error` event inside a 200 response, which the SDK raises as a bare
+# APIStatusError (status 200): they are told apart by the error type in the event's body.
+TRANSIENT_ERROR_TYPES = frozenset({"overloaded_error", "api_error", "rate_limit_error"})
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether another try may succeed: a rate limit, an overload, a server error or a dropped connection."""
+    if isinstance(exc, RETRYABLE):
+        return True
+    body = exc.body if isinstance(exc, anthropic.APIStatusError) else None
+    error = body.get("error") if isinstance(body, dict) else None
+    return isinstance(error, dict) and error.get("type") in TRANSIENT_ERROR_TYPES
 
 
 def usage_of(model: str, usage: anthropic.types.Usage) -> Usage:
@@ -81,6 +94,9 @@ class wait_retry_after(wait_base):  # lower case, like tenacity's own wait strat
 
 
 DEFAULT_DEADLINE = 120.0
+# The SDK refuses a call it is not streaming once max_tokens could take over ten minutes to write (it reckons
+# 128,000 tokens an hour): above this, a call streams even when nobody watches its text.
+MAX_UNSTREAMED_TOKENS = 21_333
 
 
 def default_retry_policy(deadline: float = DEFAULT_DEADLINE, attempts: int | None = None) -> AsyncRetrying:
@@ -90,7 +106,7 @@ def default_retry_policy(deadline: float = DEFAULT_DEADLINE, attempts: int | Non
     if attempts is not None:
         stop = stop | stop_after_attempt(attempts)
     return AsyncRetrying(
-        retry=retry_if_exception_type(RETRYABLE),
+        retry=retry_if_exception(transient),
         wait=wait_retry_after(wait_random_exponential(multiplier=1, max=20)),
         stop=stop,
         reraise=True,
@@ -113,7 +129,7 @@ def model_error(exc: anthropic.APIError) -> ModelError:
         detail = f"Claude API error {exc.status_code} ({type(exc).__name__}, request id {exc.request_id or 'none'})"
         if isinstance(exc, anthropic.AuthenticationError | anthropic.PermissionDeniedError):
             return ModelAuthError(detail)
-        if isinstance(exc, RETRYABLE):
+        if transient(exc):
             return ModelUnavailable(detail)
         return ModelRequestError(detail)
     return ModelUnavailable(f"Claude API unreachable ({type(exc).__name__})")
@@ -130,6 +146,11 @@ class ClaudeClient:
         self._max_tokens = max_tokens
         self._retry = retry or default_retry_policy()
 
+    @property
+    def max_tokens(self) -> int:
+        """max_tokens of a call that does not ask for another."""
+        return self._max_tokens
+
     async def step(
         self,
         system: str | Sequence[dict[str, Any]],
@@ -140,11 +161,13 @@ class ClaudeClient:
         max_tokens: int | None = None,
         on_text: OnText | None = None,
         on_retry: OnRetry | None = None,
+        on_progress: OnProgress | None = None,
     ) -> ModelStep:
         """One model call, retried on transient errors; raises ModelError when it cannot be had.
 
-        With `on_text` the answer is streamed, and `on_text` gets its text so far after each piece (a retry
-        starts it again from the beginning). `on_retry` hears of each wait before another try.
+        With `on_text` or `on_progress` the answer is streamed: `on_text` gets its text so far after each piece (a
+        retry starts it again from the beginning), and `on_progress` hears of server tools (web_search...) as they
+        start and finish. `on_retry` hears of each wait before another try.
         """
         model = model or self._model
         request: dict[str, Any] = {
@@ -161,10 +184,10 @@ class ClaudeClient:
                 retrying = retrying.copy(before_sleep=_also(retrying.before_sleep, on_retry))
             async for attempt in retrying:
                 with attempt:
-                    if on_text is None:
+                    if on_text is None and on_progress is None and request["max_tokens"] <= MAX_UNSTREAMED_TOKENS:
                         message = await self._client.messages.create(**request)
                     else:
-                        message = await self._streamed(request, on_text)
+                        message = await self._streamed(request, on_text, on_progress)
         except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
             raise model_error(exc) from exc
         if message.stop_reason == "refusal":
@@ -176,14 +199,28 @@ class ClaudeClient:
             usage=usage_of(model, message.usage),
         )
 
-    async def _streamed(self, request: dict[str, Any], on_text: OnText) -> anthropic.types.Message:
-        """The same call, streamed: a stream that breaks midway raises, and the retry policy starts it again."""
+    async def _streamed(
+        self, request: dict[str, Any], on_text: OnText | None, on_progress: OnProgress | None
+    ) -> anthropic.types.Message:
+        """The same call, streamed: a stream that breaks midway raises, and the retry policy starts it again.
+
+        Leaving the `async with` for any reason, a cancellation included, closes the HTTP response: the API sees
+        the connection close and stops generating (and billing) at once.
+        """
         written = ""
-        async with self._client.messages.stream(**request) as stream:
-            async for piece in stream.text_stream:
-                written += piece
-                await on_text(written)
-            return await stream.get_final_message()
+        server_tools = ServerToolWatch(on_progress)
+        try:
+            async with self._client.messages.stream(**request) as stream:
+                async for event in stream:
+                    if event.type == "text" and on_text is not None:
+                        written += event.text
+                        await on_text(written)
+                    elif event.type == "content_block_start":
+                        await server_tools.saw(event.content_block.model_dump(mode="json"))
+                return await stream.get_final_message()
+        except anthropic.APIError:
+            await server_tools.abandoned()
+            raise
 
     async def count_tokens(
         self,
@@ -202,3 +239,35 @@ class ClaudeClient:
         except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
             raise ModelError(f"token count failed ({type(exc).__name__})") from exc
         return result.input_tokens
+
+
+class ServerToolWatch:
+    """Tells `on_progress` of the server tools one streamed call runs, from its content_block_start events."""
+
+    def __init__(self, on_progress: OnProgress | None) -> None:
+        self._on_progress = on_progress
+        self._running: dict[str, str] = {}  # server_tool_use id -> tool name, until its result arrives
+
+    async def saw(self, block: dict[str, Any]) -> None:
+        """A content block started: a server_tool_use starts a tool, a *_tool_result block finishes it."""
+        if self._on_progress is None:
+            return
+        kind = str(block.get("type", ""))
+        if kind == "server_tool_use":
+            self._running[block["id"]] = block["name"]
+            await self._on_progress(Progress.tool_started(block["id"], block["name"]))
+        elif kind.endswith("_tool_result") and block.get("tool_use_id") in self._running:
+            tool_id = block["tool_use_id"]
+            # A failed call's content is an error object (web_search_tool_result_error, web_fetch_tool_error...);
+            # a good one's is a list of results or a result object.
+            content = block.get("content")
+            error = isinstance(content, dict) and str(content.get("type", "")).endswith("_error")
+            await self._on_progress(Progress.tool_finished(tool_id, self._running.pop(tool_id), error=error))
+
+    async def abandoned(self) -> None:
+        """The call failed: a tool it started will never report, so it is finished as failed (a retry starts anew)."""
+        if self._on_progress is None:
+            return
+        while self._running:
+            tool_id, name = self._running.popitem()
+            await self._on_progress(Progress.tool_finished(tool_id, name, error=True))

@@ -12,14 +12,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.agent.client import ClaudeClient, OnRetry, OnText
+from bot.agent.continuation import preview
+from bot.agent.progress import OnProgress, Progress
 from bot.agent.steps import (
     LoopStep,
+    ModelStep,
     Record,
     ToolStep,
+    answer_output_tokens,
+    answer_so_far,
+    continuation_due,
+    counted_model_calls,
     final_text,
+    holds_answer,
     last_stop_reason,
     loop_steps,
-    model_calls,
     needs_model_call,
     parse_steps,
     pending_tool_calls,
@@ -42,13 +49,28 @@ class LoopResult:
 
 
 class AgentLoop:
-    """Runs model and tool steps until the model is done, journaling each before the next."""
+    """Runs model and tool steps until the model is done, journaling each before the next.
 
-    def __init__(self, claude: ClaudeClient, tools: ToolBox, *, max_model_calls: int, crash: CrashPoints) -> None:
+    An answer cut at max_tokens is continued by further model calls until it ends or its output reaches
+    `max_answer_tokens`. Those continuations do not count toward `max_model_calls`, which bounds tool use: a long
+    answer after nine tool rounds is as whole as one after none.
+    """
+
+    def __init__(
+        self,
+        claude: ClaudeClient,
+        tools: ToolBox,
+        *,
+        max_model_calls: int,
+        crash: CrashPoints,
+        max_answer_tokens: int | None = None,
+    ) -> None:
         self._claude = claude
         self._tools = tools
         self._max_model_calls = max_model_calls
         self._crash = crash
+        # Without a cap of its own, an answer is not continued past one call's worth of output.
+        self._max_answer_tokens = max_answer_tokens if max_answer_tokens is not None else claude.max_tokens
 
     @property
     def tool_definitions(self) -> list[dict[str, Any]]:
@@ -59,6 +81,10 @@ class AgentLoop:
         """Exact input tokens of a first request with these system blocks and messages (tools included)."""
         return await self._claude.count_tokens(system, messages, self._tools.definitions)
 
+    def holds_answer(self, records: Sequence[Mapping[str, Any]]) -> bool:
+        """Whether a journal holds a finished answer, with this loop's cap on continuing a cut one."""
+        return holds_answer(records, self._max_answer_tokens)
+
     async def run(
         self,
         system: list[dict[str, Any]],
@@ -68,29 +94,80 @@ class AgentLoop:
         thread: ThreadRef,
         on_text: OnText | None = None,
         on_retry: OnRetry | None = None,
+        on_progress: OnProgress | None = None,
     ) -> LoopResult:
-        """Continue from `records` (the journal so far) to an answer; `record` journals each new step, and
-        `on_text` sees each model call's text as it streams in."""
+        """Continue from `records` (the journal so far) to an answer; `record` journals each new step.
+
+        `on_text` sees the text of the answer being written so far as it streams in: it restarts from "" at each
+        model_call progress event (the first call, the call after tools) and goes on from the answer so far in a
+        call that continues it. `on_progress` hears of model calls and tool calls as they start and finish; steps
+        replayed from the journal emit nothing. Cancelling the task running this closes the model's stream at
+        once and makes no further call.
+        """
         steps = loop_steps(parse_steps(records))
         first_call: int | None = None
         while True:
             if pending := pending_tool_calls(steps):
-                call = pending[0]
-                result = await self._tools.run(call["name"], call.get("input") or {}, thread)
-                step = ToolStep(call["id"], call["name"], result.text, result.is_error)
-                await record(step.to_record())
-                steps.append(step)
+                steps.append(await self._run_tool(pending[0], record, thread, on_progress))
                 self._crash.reached("tool.done")
-            elif needs_model_call(steps) and model_calls(steps) < self._max_model_calls:
-                reply = await self._claude.step(
-                    system, replay(base, steps), self._tools.definitions, on_text=on_text, on_retry=on_retry
-                )
+            elif self._model_call_due(steps):
+                reply = await self._call_model(system, base, steps, on_text, on_retry, on_progress)
                 await record(reply.to_record())
                 steps.append(reply)
                 if first_call is None and len(steps) == 1:
                     first_call = reply.usage.total_input_tokens
+                if continuation_due(steps, self._max_answer_tokens):
+                    self._crash.reached("answer.cut")
             else:
                 return self._result(steps, first_call)
+
+    def _model_call_due(self, steps: Sequence[LoopStep]) -> bool:
+        if continuation_due(steps, self._max_answer_tokens):
+            return True
+        return needs_model_call(steps) and counted_model_calls(steps) < self._max_model_calls
+
+    async def _run_tool(
+        self, call: dict[str, Any], record: Record, thread: ThreadRef, on_progress: OnProgress | None
+    ) -> ToolStep:
+        """Run one client tool call and journal its result, telling `on_progress` around it."""
+        if on_progress is not None:
+            await on_progress(Progress.tool_started(call["id"], call["name"]))
+        result = await self._tools.run(call["name"], call.get("input") or {}, thread)
+        step = ToolStep(call["id"], call["name"], result.text, result.is_error)
+        await record(step.to_record())
+        if on_progress is not None:
+            await on_progress(Progress.tool_finished(step.tool_use_id, step.name, error=step.is_error))
+        return step
+
+    async def _call_model(
+        self,
+        system: list[dict[str, Any]],
+        base: list[dict[str, Any]],
+        steps: Sequence[LoopStep],
+        on_text: OnText | None,
+        on_retry: OnRetry | None,
+        on_progress: OnProgress | None,
+    ) -> ModelStep:
+        """One model call: a new piece of text, or the continuation of the answer so far."""
+        previous = steps[-1] if steps else None
+        stopped = previous.stop_reason if isinstance(previous, ModelStep) else None
+        max_tokens: int | None = None
+        if stopped in ("max_tokens", "pause_turn"):  # the same answer goes on
+            if on_text is not None:
+                on_text = _going_on(on_text, answer_so_far(steps), after_cut=stopped == "max_tokens")
+            if stopped == "max_tokens":  # the last piece ends exactly at the cap
+                max_tokens = min(self._claude.max_tokens, self._max_answer_tokens - answer_output_tokens(steps))
+        elif on_progress is not None:
+            await on_progress(Progress.model_call())
+        return await self._claude.step(
+            system,
+            replay(base, steps),
+            self._tools.definitions,
+            max_tokens=max_tokens,
+            on_text=on_text,
+            on_retry=on_retry,
+            on_progress=on_progress,
+        )
 
     def _result(self, steps: Sequence[LoopStep], first_call: int | None) -> LoopResult:
         stop_reason = last_stop_reason(steps)
@@ -100,3 +177,12 @@ class AgentLoop:
         elif stop_reason == "max_tokens":
             text += "\n\n_(My answer was cut short: it reached the length limit.)_"
         return LoopResult(text.strip() or "(I had nothing to add.)", total_usage(steps), stop_reason, first_call)
+
+
+def _going_on(on_text: OnText, before: str, *, after_cut: bool) -> OnText:
+    """`on_text` for a call that continues the answer `before`: it sees the whole answer so far."""
+
+    async def show(text: str) -> None:
+        await on_text(preview(before, text) if after_cut else before + text)
+
+    return show

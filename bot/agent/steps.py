@@ -5,7 +5,8 @@ resumed task continues from the first step without a record: a model call is nev
 never run twice, a passage is never summarized twice. The JSON form is the one the journal has always held: a
 journal written by an older release parses here, and one written here resumes after an upgrade.
 
-  model          one model call: the content blocks as the API returned them, its stop reason and usage
+  model          one model call: the content blocks as the API returned them, its stop reason and usage (a call
+                 that stopped at max_tokens is continued by the next model step, the same answer: see replay)
   tool           one tool call's result, for the tool_use block of the model step before it
   summary_part   one passage of a fold summarized, with the summary so far (every passage but the last)
   summary        the fold's result: the new summary and how many turns leave the window
@@ -21,6 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
+from bot.agent.continuation import continue_prompt, joined
 from store.errors import CorruptRecord
 from store.models import USAGE_FIELDS, Usage
 
@@ -28,6 +30,9 @@ from store.models import USAGE_FIELDS, Usage
 Record = Callable[[dict[str, Any]], Awaitable[None]]
 
 T = TypeVar("T")
+
+# Blocks that call a tool: the client's tool_use, and server_tool_use / mcp_tool_use that Anthropic runs itself.
+CALL_BLOCKS = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
 
 
 @dataclass(frozen=True)
@@ -48,9 +53,26 @@ class ModelStep:
             "usage": self.usage.counters(),
         }
 
+    def cut_block(self) -> dict[str, Any] | None:
+        """The tool call that max_tokens cut off while its input was being written, if it did."""
+        last = self.content[-1] if self.content else None
+        if self.stop_reason == "max_tokens" and last is not None and last.get("type") in CALL_BLOCKS:
+            return last
+        return None
+
+    def replayable_content(self) -> list[dict[str, Any]]:
+        """The content as it goes back to the API: without a cut tool call (it cannot be answered) and without
+        empty text blocks (the API refuses them; a stop right after a text block opened leaves one)."""
+        cut = self.cut_block()
+        return [
+            block
+            for block in self.content
+            if block is not cut and not (block.get("type") == "text" and not block.get("text"))
+        ]
+
     def tool_calls(self) -> list[dict[str, Any]]:
-        """The tool_use blocks the model asked for."""
-        return [block for block in self.content if block.get("type") == "tool_use"]
+        """The tool_use blocks the model asked for, whole (a call max_tokens cut off is not one)."""
+        return [block for block in self.replayable_content() if block.get("type") == "tool_use"]
 
     def text(self) -> str:
         """The text blocks joined."""
@@ -233,28 +255,57 @@ def loop_steps(steps: Sequence[Step]) -> list[LoopStep]:
     return [step for step in steps if isinstance(step, ModelStep | ToolStep)]
 
 
+def _plain_text(block: dict[str, Any]) -> bool:
+    return block.get("type") == "text" and set(block) == {"type", "text"}
+
+
+def _extended(content: list[dict[str, Any]], more: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An assistant turn's content with the continuation's appended: plain text at the seam becomes one block."""
+    if content and more and _plain_text(content[-1]) and _plain_text(more[0]):
+        seam = {"type": "text", "text": joined(content[-1]["text"], more[0]["text"])}
+        return [*content[:-1], seam, *more[1:]]
+    return [*content, *more]
+
+
+def _add_tool_result(messages: list[dict[str, Any]], step: ToolStep) -> None:
+    """A tool result into the conversation: the results of one round share one user message."""
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": step.tool_use_id, "content": step.result}
+    if step.is_error:
+        block["is_error"] = True
+    last = messages[-1]
+    if last["role"] == "user" and isinstance(last["content"], list) and last["content"][0]["type"] == "tool_result":
+        last["content"] = [*last["content"], block]
+    else:
+        messages.append({"role": "user", "content": [block]})
+
+
 def replay(base: Sequence[dict[str, Any]], steps: Sequence[LoopStep]) -> list[dict[str, Any]]:
-    """The conversation with the journaled steps applied: tool results of one round share one user message."""
+    """The conversation with the journaled steps applied: tool results of one round share one user message, and an
+    answer continued after max_tokens is one assistant turn followed by the turn asking for the rest."""
     messages = [dict(message) for message in base]
+    asked_to_continue = False
     for step in steps:
-        if isinstance(step, ModelStep):
-            messages.append({"role": "assistant", "content": step.content})
+        if isinstance(step, ToolStep):
+            _add_tool_result(messages, step)
             continue
-        block: dict[str, Any] = {"type": "tool_result", "tool_use_id": step.tool_use_id, "content": step.result}
-        if step.is_error:
-            block["is_error"] = True
-        last = messages[-1]
-        if last["role"] == "user" and isinstance(last["content"], list) and last["content"][0]["type"] == "tool_result":
-            last["content"] = [*last["content"], block]
-        else:
-            messages.append({"role": "user", "content": [block]})
+        content = step.replayable_content()
+        if asked_to_continue:  # the piece before and this one are one answer: one assistant turn
+            messages.pop()
+            if messages[-1]["role"] == "assistant":
+                content = _extended(messages.pop()["content"], content)
+        if content:  # a piece that was only a cut tool call leaves nothing to replay
+            messages.append({"role": "assistant", "content": content})
+        asked_to_continue = step.stop_reason == "max_tokens" and not step.tool_calls()
+        if asked_to_continue:
+            messages.append({"role": "user", "content": continue_prompt(step.cut_block() is not None)})
     return messages
 
 
 def pending_tool_calls(steps: Sequence[LoopStep]) -> list[dict[str, Any]]:
-    """tool_use blocks of the last model step that have no journaled result yet."""
+    """Whole tool_use blocks of the last model step that have no journaled result yet (a step cut at max_tokens
+    may hold some before the call it cut off)."""
     models = [(index, step) for index, step in enumerate(steps) if isinstance(step, ModelStep)]
-    if not models or models[-1][1].stop_reason != "tool_use":
+    if not models or models[-1][1].stop_reason not in ("tool_use", "max_tokens"):
         return []
     last, model = models[-1]
     answered = {step.tool_use_id for step in steps[last + 1 :] if isinstance(step, ToolStep)}
@@ -271,20 +322,52 @@ def needs_model_call(steps: Sequence[LoopStep]) -> bool:
     return last.stop_reason == "pause_turn"
 
 
-def holds_answer(records: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether a journal holds a finished answer: the loop made a step, and no model or tool call is due."""
-    steps = loop_steps(parse_steps(records))
-    return bool(steps) and not needs_model_call(steps) and not pending_tool_calls(steps)
-
-
-def final_text(steps: Sequence[LoopStep]) -> str:
-    """Text of the model steps after the last tool result: the answer itself, not the narration before tools."""
+def answer_steps(steps: Sequence[LoopStep]) -> list[ModelStep]:
+    """The model steps after the last tool result: the pieces of the answer, not the narration before tools."""
     tail: list[ModelStep] = []
     for step in reversed(steps):
         if not isinstance(step, ModelStep):
             break
         tail.insert(0, step)
-    return "".join(step.text() for step in tail).strip()
+    return tail
+
+
+def answer_output_tokens(steps: Sequence[LoopStep]) -> int:
+    """Output tokens of the answer so far, every piece of it counted."""
+    return sum(step.usage.output_tokens for step in answer_steps(steps))
+
+
+def continuation_due(steps: Sequence[LoopStep], max_answer_tokens: int | None = None) -> bool:
+    """True when the last model call stopped at max_tokens with no whole tool call to run, and the answer is still
+    under `max_answer_tokens` output tokens (None: no cap); the next call then continues the same answer."""
+    last = steps[-1] if steps else None
+    if not isinstance(last, ModelStep) or last.stop_reason != "max_tokens" or last.tool_calls():
+        return False
+    return max_answer_tokens is None or answer_output_tokens(steps) < max_answer_tokens
+
+
+def holds_answer(records: Sequence[Mapping[str, Any]], max_answer_tokens: int | None = None) -> bool:
+    """Whether a journal holds a finished answer: the loop made a step, and no model or tool call is due (without
+    `max_answer_tokens`, an answer cut at max_tokens counts as due to be continued)."""
+    steps = loop_steps(parse_steps(records))
+    due = needs_model_call(steps) or pending_tool_calls(steps) or continuation_due(steps, max_answer_tokens)
+    return bool(steps) and not due
+
+
+def answer_so_far(steps: Sequence[LoopStep]) -> str:
+    """The answer's pieces joined, as they were written (not stripped): after a max_tokens stop, the next piece
+    goes on from the cut; after a pause, it simply follows."""
+    text = ""
+    cut = False
+    for step in answer_steps(steps):
+        text = joined(text, step.text()) if cut else text + step.text()
+        cut = step.stop_reason == "max_tokens"
+    return text
+
+
+def final_text(steps: Sequence[LoopStep]) -> str:
+    """The answer: its pieces joined, without the narration before tools."""
+    return answer_so_far(steps).strip()
 
 
 def last_stop_reason(steps: Sequence[LoopStep]) -> str | None:
@@ -292,9 +375,17 @@ def last_stop_reason(steps: Sequence[LoopStep]) -> str | None:
     return next((step.stop_reason for step in reversed(steps) if isinstance(step, ModelStep)), None)
 
 
-def model_calls(steps: Sequence[LoopStep]) -> int:
-    """How many model calls the answer has made so far."""
-    return sum(1 for step in steps if isinstance(step, ModelStep))
+def counted_model_calls(steps: Sequence[LoopStep]) -> int:
+    """Model calls that count toward MAX_MODEL_CALLS: every call but those continuing an answer cut at max_tokens
+    (MAX_ANSWER_TOKENS bounds those), so that the call budget of tool use never cuts a long answer short."""
+    calls = 0
+    previous: LoopStep | None = None
+    for step in steps:
+        continuation = isinstance(previous, ModelStep) and previous.stop_reason == "max_tokens"
+        if isinstance(step, ModelStep) and not continuation:
+            calls += 1
+        previous = step
+    return calls
 
 
 def total_usage(steps: Sequence[Step]) -> Usage:

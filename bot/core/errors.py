@@ -4,6 +4,7 @@
     ├── ConfigError          a setting is missing or invalid; startup stops with exit code 2
     ├── RedisUnavailable     the embedded Redis could not start, or Redis does not answer
     ├── SlackError           a Slack Web API call failed after the Slack client's own retries
+    │   └── StreamClosed     a streamed answer takes no more: Slack ended the stream, or a person pressed Stop
     └── ModelError           Claude could not answer after the retries of bot/agent/client.py
         ├── ModelUnavailable overloaded, rate limited or unreachable until the retry deadline
         ├── ModelAuthError   the API key was rejected (401/403): an admin must act; never retried
@@ -71,4 +72,12 @@ class ModelRefused(ModelError):
 
 
 class SlackError(BotError):
-    """A Slack Web API call failed after the client's own retries."""
+    """A Slack Web API call failed after the client's own retries; `code` is Slack's error code, if it gave one."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class StreamClosed(SlackError):
+    """Slack takes no more of a streamed answer: the stream timed out, or a person pressed Stop."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,6 +29,15 @@ class ThreadTail:
     older_than: str | None  # older messages were left unread: read them with before_ts=this (None: there are none)
 
 
+@dataclass(frozen=True)
+class TaskUpdate:
+    """One step of the work shown in a streamed answer (a card in Slack); a later update of the same id replaces it."""
+
+    id: str
+    title: str
+    status: str  # "pending", "in_progress", "complete" or "error"
+
+
 class SlackGateway(Protocol):
     """Slack Web API calls made by the task runner; each raises bot.core.errors.SlackError when Slack says no."""
 
@@ -39,8 +49,41 @@ class SlackGateway(Protocol):
         """Post the message that will carry a task's answer, tagged with the task id; returns its ts."""
         ...
 
-    async def update_message(self, thread: ThreadRef, ts: str, text: str) -> None:
-        """Replace the text of a message the bot posted."""
+    async def update_message(self, thread: ThreadRef, ts: str, text: str, *, feedback: bool = False) -> None:
+        """Replace the text of a message the bot posted; `feedback` ends it with the answer's feedback buttons."""
+        ...
+
+    async def start_stream(
+        self, thread: ThreadRef, *, user_id: str, task_id: str, updates: Sequence[TaskUpdate] = ()
+    ) -> str | None:
+        """Start an answer streamed to `user_id` (chat.startStream), tagged with its task and showing `updates`;
+        returns the message's ts, or None when this workspace or thread cannot stream (the caller falls back to
+        updating a posted message)."""
+        ...
+
+    async def append_stream(
+        self, thread: ThreadRef, ts: str, *, text: str = "", updates: Sequence[TaskUpdate] = ()
+    ) -> None:
+        """Append text and step updates to a streamed answer; raises StreamClosed once Slack takes no more (the
+        stream timed out, or a person pressed Stop)."""
+        ...
+
+    async def stop_stream(
+        self,
+        thread: ThreadRef,
+        ts: str,
+        *,
+        task_id: str,
+        text: str = "",
+        updates: Sequence[TaskUpdate] = (),
+        feedback: bool = False,
+    ) -> None:
+        """End a streamed answer, appending `text` and `updates` and tagging the message with its task (`feedback`:
+        ending it with the feedback buttons); raises StreamClosed when the stream had ended already."""
+        ...
+
+    async def rename_session(self, thread: ThreadRef, title: str) -> None:
+        """Give the thread's agent session a title people see. Best effort, never raises."""
         ...
 
     async def delete_message(self, thread: ThreadRef, ts: str) -> None:
@@ -56,15 +99,16 @@ class SlackGateway(Protocol):
         what came before that moment."""
         ...
 
-    async def set_working(self, thread: ThreadRef, message_ts: str, working: bool) -> None:
-        """Show (or clear) that the bot is working on a message: a reaction on it. Best effort, never raises."""
+    async def set_working(self, thread: ThreadRef, message_ts: str, working: bool, *, user_id: str = "") -> None:
+        """Show (or clear) that the bot is working on a message (asked by `user_id`): the thread's agent session
+        status, or a reaction on the message where sessions are not available. Best effort, never raises."""
         ...
 
     async def find_task_message(self, thread: ThreadRef, task_id: str, *, after_ts: str, part: int = 0) -> str | None:
         """The ts of the bot's message tagged with this task id and part (posted after `after_ts`), if any."""
         ...
 
-    async def post_part(self, thread: ThreadRef, text: str, task_id: str, part: int) -> str:
+    async def post_part(self, thread: ThreadRef, text: str, task_id: str, part: int, *, feedback: bool = False) -> str:
         """Post part `part` (1, 2...) of a long answer after its first message, tagged like it; returns its ts."""
         ...
 

@@ -53,20 +53,27 @@ from bot.tasks.priority import IntakeFirst
 from bot.tasks.reset import ResetAnnouncer
 from bot.tasks.runner import RunnerSettings, TaskRunner
 from bot.tasks.small_tasks import Greeter, NoteKeeper, StatusReporter
+from bot.tasks.stopping import RunningAnswers, StopListener
 from handlers.agent_command import AgentCommands
+from handlers.agent_view_listeners import MessagesTabPrompts, register_agent_view_listeners
 from handlers.command_listeners import register_command_listeners
 from handlers.event_listeners import register_event_listeners
+from handlers.feedback import register_feedback_listener
 from handlers.gateway import WebApiGateway
+from handlers.session_listeners import register_session_listeners
 from handlers.signed_requests import slack_events_handler
 from store.connection import RedisClient, certificate_rejected, connect, connect_cluster, is_cluster, warm_up
 from store.errors import ShardChangeRefused, UnusableRedis
+from store.feedback import FeedbackStore
 from store.health import warn_if_evicting
 from store.journal import TaskJournal
 from store.keys import DAY, KeySpace
 from store.models import TaskKind
 from store.presence import choose_consumer_name, client_name
+from store.stops import StopRequests
 from store.tasks import TaskQueue
 from store.threads import ThreadStore
+from store.titles import SessionTitles
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +114,12 @@ def build_slack_client(settings: Settings, session: ClientSession | None = None)
 
 
 def build_executor(
-    settings: Settings, redis: RedisClient, queue: TaskQueue, gateway: WebApiGateway, crash: CrashPoints
+    settings: Settings,
+    redis: RedisClient,
+    queue: TaskQueue,
+    gateway: WebApiGateway,
+    crash: CrashPoints,
+    running: RunningAnswers,
 ) -> TaskExecutor:
     """The task executor and its table of handlers: Claude clients, tools, context budget and summarizer."""
     sdk = sdk_client(settings.anthropic_api_key.get_secret_value(), settings.anthropic_base_url)
@@ -118,7 +130,13 @@ def build_executor(
         retry=default_retry_policy(settings.llm_retry_deadline_s),
     )
     tools = ToolBox(gateway, settings.server_tools)
-    loop = AgentLoop(claude, tools, max_model_calls=settings.max_model_calls, crash=crash)
+    loop = AgentLoop(
+        claude,
+        tools,
+        max_model_calls=settings.max_model_calls,
+        max_answer_tokens=settings.max_answer_tokens,
+        crash=crash,
+    )
     budget = Budget(total=settings.context_token_budget, summary_max=settings.summary_max_tokens)
     estimator = TokenEstimator()
     # Summaries are off the critical path and best effort: a short retry; on failure the turns wait in the window.
@@ -144,7 +162,15 @@ def build_executor(
         crash=crash,
     )
     answerer = Answerer(
-        journal=journal, threads=threads, loop=loop, slack=gateway, crash=crash, fitter=fitter, people=people
+        journal=journal,
+        threads=threads,
+        loop=loop,
+        slack=gateway,
+        crash=crash,
+        fitter=fitter,
+        people=people,
+        titles=SessionTitles(redis, ttl=settings.agent_ttl_days * DAY),
+        running=running,
     )
     handlers: dict[TaskKind, TaskHandler] = {
         TaskKind.ANSWER: answerer,
@@ -167,7 +193,7 @@ def build_bot(
 ) -> Bot:
     """Wire the store, the executor, the runner and the Bolt app together."""
     slack_client = build_slack_client(settings, slack_session)
-    gateway = WebApiGateway(slack_client)
+    gateway = WebApiGateway(slack_client, streaming=settings.slack_streaming)
     crash = CrashPoints(settings.bot_crash_at)
     space = KeySpace(settings.queue_shards)
     queue = TaskQueue(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
@@ -179,7 +205,11 @@ def build_bot(
         grace_seconds=settings.shutdown_grace_seconds,
     )
     intake_first = IntakeFirst()
-    runner = TaskRunner(queue, build_executor(settings, redis, queue, gateway, crash), runner_settings, intake_first)
+    stops = StopRequests(redis, space)
+    running = RunningAnswers()
+    executor = build_executor(settings, redis, queue, gateway, crash, running)
+    listener = StopListener(stops, runner_settings.consumer, running)
+    runner = TaskRunner(queue, executor, runner_settings, intake_first, listener)
     signing_secret = settings.slack_signing_secret
     bolt = AsyncApp(
         name="slack-thread-agent",  # without a name Bolt inspects the call stack for one, a quarter second here
@@ -190,9 +220,14 @@ def build_bot(
         process_before_response=True,
         request_verification_enabled=not settings.socket_mode,
     )
-    intake = Intake(queue, crash, max_input_chars=settings.max_input_chars)
+    intake = Intake(queue, crash, stops=stops, slack=gateway, max_input_chars=settings.max_input_chars)
     register_event_listeners(bolt, intake, allowed_bot_ids=frozenset(split_names(settings.allowed_bot_ids)))
-    register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway))
+    feedback = FeedbackStore(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
+    register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway, feedback))
+    register_feedback_listener(bolt, feedback)
+    register_session_listeners(bolt, intake, gateway)
+    titles = SessionTitles(redis, ttl=settings.agent_ttl_days * DAY)
+    register_agent_view_listeners(bolt, titles, MessagesTabPrompts(settings.messages_tab_prompts))
     return Bot(settings, redis, space, slack_client, bolt, runner, intake_first)
 
 

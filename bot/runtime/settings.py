@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.agent.tools import SERVER_TOOLS
 from bot.core.errors import ConfigError
 from bot.core.faults import CRASH_POINTS
+from handlers.suggested_prompts import DEFAULT_SUGGESTED_PROMPTS, SuggestedPrompt, parse_suggested_prompts
 
 LEVELS = "^(DEBUG|INFO|WARNING|ERROR)$"
 DEFAULT_MODEL = "claude-sonnet-5-5"
@@ -36,6 +37,10 @@ class Settings(BaseSettings):
     )
     slack_app_token: SecretStr | None = Field(default=None, description="App-level token (xapp-...): Socket Mode.")
     slack_api_url: str = Field(default="https://slack.com/api/", description="Base URL of the Slack Web API.")
+    slack_streaming: bool = Field(
+        default=True,
+        description="Stream answers with Slack's native streaming where it is available; false: update a message.",
+    )
     anthropic_api_key: SecretStr = Field(description="Anthropic API key.")
     anthropic_base_url: str | None = Field(default=None, description="Base URL of the Anthropic API.")
     anthropic_model: str = Field(default=DEFAULT_MODEL, min_length=1, description="Claude model id for answers.")
@@ -52,7 +57,15 @@ class Settings(BaseSettings):
     max_input_chars: int = Field(
         default=40_000, ge=100, le=1_000_000, description="Longest message read whole; longer ones are cut."
     )
-    max_output_tokens: int = Field(default=4096, ge=64, le=64000, description="max_tokens of each answer.")
+    max_output_tokens: int = Field(
+        default=16_000, ge=64, le=64_000, description="max_tokens of each model call of an answer."
+    )
+    max_answer_tokens: int = Field(
+        default=32_000,
+        ge=64,
+        le=1_000_000,
+        description="Output tokens one answer may reach over its continuations after max_tokens stops.",
+    )
     run_workers_in_web: bool = Field(
         default=True, description="The web process also runs tasks; false leaves them to `python -m bot worker`."
     )
@@ -85,6 +98,10 @@ class Settings(BaseSettings):
         default="",
         description="Comma-separated Anthropic server tools to enable: web_search, web_fetch, code_execution.",
     )
+    suggested_prompts: str = Field(
+        default=DEFAULT_SUGGESTED_PROMPTS,
+        description='Prompts atop the Messages tab: a JSON list of {"title", "message"} objects or strings; [] none.',
+    )
     bot_crash_at: str | None = Field(default=None, description="Testing only: SIGKILL the process at this step.")
     data_dir: str = Field(default="data", description="Where the embedded Redis keeps its files.")
     log_level: str = Field(default="INFO", pattern=LEVELS, description="Level of the bot's own log lines.")
@@ -115,6 +132,17 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown crash point; known: {', '.join(sorted(CRASH_POINTS))}")
         return value
 
+    @field_validator("suggested_prompts")
+    @classmethod
+    def _valid_suggested_prompts(cls, value: str) -> str:
+        parse_suggested_prompts(value)  # its ValueError says what is wrong
+        return value
+
+    @property
+    def messages_tab_prompts(self) -> tuple[SuggestedPrompt, ...]:
+        """SUGGESTED_PROMPTS, parsed: the prompts the Messages tab shows."""
+        return parse_suggested_prompts(self.suggested_prompts)
+
     @property
     def server_tools(self) -> list[str]:
         """Names of the enabled Anthropic server tools."""
@@ -125,6 +153,15 @@ class Settings(BaseSettings):
         if self.summary_max_tokens * 4 > self.context_token_budget:
             raise ValueError("SUMMARY_MAX_TOKENS must be at most a quarter of CONTEXT_TOKEN_BUDGET")
         return self
+
+    @field_validator("max_answer_tokens")
+    @classmethod
+    def _answer_fits_one_call_at_least(cls, value: int, info: ValidationInfo) -> int:
+        # A field validator, not a model one: its error carries the variable's name into ConfigError.
+        max_output = info.data.get("max_output_tokens")  # absent when it was invalid itself
+        if max_output is not None and value < max_output:
+            raise ValueError(f"must be at least MAX_OUTPUT_TOKENS ({max_output})")
+        return value
 
     @property
     def library_log_level(self) -> str:

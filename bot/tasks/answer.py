@@ -6,12 +6,13 @@ its journal instead of calling Claude again, finds its reply message, and finish
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from bot.agent.context import Context
 from bot.agent.loop import AgentLoop, LoopResult
-from bot.agent.steps import holds_answer
+from bot.agent.steps import parse_steps, total_usage
 from bot.core.errors import ModelError, ModelRefused
 from bot.core.faults import CrashPoints
 from bot.core.ports import SlackGateway
@@ -19,12 +20,16 @@ from bot.tasks.attachments import Attachments, read_attachments, unread_note
 from bot.tasks.fitting import ContextFitter, with_images
 from bot.tasks.people import People, cut_note
 from bot.tasks.reply import ReplyMessage
+from bot.tasks.session_title import title_from_question
 from bot.tasks.split import PART_CHARS
+from bot.tasks.stopping import RunningAnswers
 from store.connection import REDIS_FAILURES
+from store.errors import LeaseLost, TaskStopped
 from store.journal import TaskJournal
 from store.models import Task, TaskStatus, Turn
 from store.tasks import ThreadLease
 from store.threads import ThreadStore
+from store.titles import SessionTitles
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,8 @@ class Answerer:
         crash: CrashPoints,
         fitter: ContextFitter,
         people: People,
+        titles: SessionTitles | None = None,
+        running: RunningAnswers,
     ) -> None:
         self._journal = journal
         self._threads = threads
@@ -63,24 +70,41 @@ class Answerer:
         self._crash = crash
         self._fitter = fitter
         self._people = people
+        self._titles = titles
+        self._running = running
 
     async def __call__(self, lease: ThreadLease, task: Task, *, attempt: int) -> None:
         """Answer the mention, showing work in progress on it meanwhile."""
         reply = ReplyMessage(self._slack, self._journal, lease, task)
-        await self._slack.set_working(task.thread, task.message_ts, True)
+        await self._slack.set_working(task.thread, task.message_ts, True, user_id=task.user_id)
+        still_ours = True
         try:
             await self._answer(lease, task, reply, resumed=attempt > 1)
         except REDIS_FAILURES:
             await reply.tell_waiting_for_redis()  # the runner waits for Redis, then runs this again
             raise
+        except LeaseLost:
+            still_ours = False  # another worker runs the task now, and shows that it works: leave that alone
+            raise
         finally:  # done, failed, cancelled or stopped: the mention no longer shows work in progress
-            await self._slack.set_working(task.thread, task.message_ts, False)
+            if still_ours:
+                await self._slack.set_working(task.thread, task.message_ts, False, user_id=task.user_id)
+
+    async def _title_session(self, task: Task) -> None:
+        """A DM thread's session is titled once, from its first question (a title a person gave it is kept); the
+        session exists by now (setting its status made it)."""
+        title = title_from_question(task.text)
+        if self._titles is None or not task.thread.channel_id.startswith("D") or not title:
+            return
+        if await self._titles.claim_title(task.thread, task.task_id):
+            await self._slack.rename_session(task.thread, title)
 
     async def _answer(self, lease: ThreadLease, task: Task, reply: ReplyMessage, *, resumed: bool) -> None:
         ref = task.thread
         steps = await self._journal.steps(task, attempt=2 if resumed else 1)
-        answered = holds_answer(steps)
+        answered = self._loop.holds_answer(steps)
         reply_ts = await reply.open(resumed=resumed, answered=answered)
+        await self._title_session(task)
         state, history = await self._threads.agent(ref)
         summary = state.summary if state else ""
         earlier = await self._people.earlier_turns(task) if not history and not summary else []
@@ -93,6 +117,9 @@ class Answerer:
             result = await self._run_loop(lease, task, reply, context, steps)
         except ModelError as exc:
             await self._model_failed(lease, task, reply, exc, turns=[*earlier, question])
+            return
+        except TaskStopped as stop:
+            await self._stopped(lease, task, reply, stop, turns=[*earlier, question], reply_ts=reply_ts)
             return
         if result.first_call_input_tokens is not None and not attachments.images:  # images are not text to learn from
             self._fitter.observe(context.estimated_tokens, result.first_call_input_tokens)
@@ -118,18 +145,69 @@ class Answerer:
         await reply.show(f":warning: {exc.user_message}")
         await self._journal.finish(lease, task, TaskStatus.FAILED, turns=turns, error=str(exc))
 
+    async def _stopped(
+        self,
+        lease: ThreadLease,
+        task: Task,
+        reply: ReplyMessage,
+        stop: TaskStopped,
+        *,
+        turns: list[Turn],
+        reply_ts: str,
+    ) -> None:
+        """A person stopped the answer: what it had shown stays, marked as stopped by them, and the history keeps the
+        question and that partial answer; the thread's next task runs next."""
+        log.info("task %s: stopped by %s", task.task_id, stop.by)
+        text = await reply.stopped(stop.by)
+        usage = total_usage(parse_steps(await self._journal.steps(task, attempt=2)))  # the calls it had made
+        answer = Turn("assistant", text, ts=reply_ts)
+        await self._journal.finish(lease, task, TaskStatus.STOPPED, turns=[*turns, answer], usage=usage)
+
     async def _run_loop(
         self, lease: ThreadLease, task: Task, reply: ReplyMessage, context: Context, steps: list[dict[str, Any]]
     ) -> LoopResult:
-        """The tool loop from the journal so far, each new step journaled, the answer shown as it streams in."""
+        """The tool loop from the journal so far, each new step journaled, the answer shown as it streams in.
+
+        The loop runs as a task of its own, registered in RunningAnswers: a stop cancels it (the model's stream is
+        closed, no further call is made). A stop this process did not hear of is met at the loop's next journaled
+        step. Either way TaskStopped is raised, with the text shown so far."""
+        shown = ""
 
         async def record(step: dict[str, Any]) -> None:
-            await self._journal.record_step(lease, task, step)
+            await self._journal.record_step(lease, task, step, stoppable=True)
 
         live = reply.live()
+
+        async def on_text(text: str) -> None:
+            nonlocal shown
+            shown = text
+            await live.show(text)
+
+        key = task.thread.encode()
+        loop = asyncio.create_task(
+            self._loop.run(
+                context.system,
+                context.messages,
+                steps,
+                record,
+                task.thread,
+                on_text=on_text,
+                on_retry=live.retrying,
+                on_progress=live.progress,
+            ),
+            name=f"answer-{task.task_id}",
+        )
         try:
-            return await self._loop.run(
-                context.system, context.messages, steps, record, task.thread, on_text=live.show, on_retry=live.retrying
-            )
+            with self._running.running(key, task.task_id, loop):
+                try:
+                    return await loop  # (cancelling this coroutine cancels the loop too: a shutdown, a lost lease)
+                except asyncio.CancelledError:
+                    by = self._running.stopped_by(key, task.task_id)
+                    current = asyncio.current_task()
+                    if by is None or (current is not None and current.cancelling()):
+                        raise  # not a stop: this coroutine itself was cancelled
+                    raise TaskStopped(by, shown) from None
+                except TaskStopped as stop:
+                    raise TaskStopped(stop.by, shown) from None
         finally:
             await live.settle()  # no preview may land after what is posted next

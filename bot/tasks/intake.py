@@ -1,4 +1,7 @@
-"""Intake: turn a parsed Slack message into a recorded task. Called before Slack gets its acknowledgement."""
+"""Intake: turn a parsed Slack message into a recorded task. Called before Slack gets its acknowledgement.
+
+A stop is the exception: it acts at once, not as a task, which would wait behind the very answer it is to stop.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +11,22 @@ from dataclasses import dataclass
 
 from bot.agent.context import NOTE_MAX_CHARS
 from bot.agent.messages import strip_mention
+from bot.core.errors import SlackError
 from bot.core.faults import CrashPoints
+from bot.core.ports import SlackGateway
 from store.models import SharedFile, Task, TaskKind, ThreadRef
+from store.stops import StopOutcome, StopRequests, StopResult
 from store.tasks import ResetResult, SubmitResult, TaskQueue
 
 log = logging.getLogger(__name__)
 
 COMMAND_WORDS = {"status": TaskKind.STATUS, "reset": TaskKind.RESET}
+STOP_WORD = "stop"
+STOP_NOTES = {
+    StopResult.STOPPING: "Stopping…",
+    StopResult.ALREADY_STOPPING: "Already stopping.",
+    StopResult.NOTHING_RUNNING: "Nothing is running here.",
+}
 
 
 @dataclass(frozen=True)
@@ -32,28 +44,58 @@ class IncomingMessage:
     files: tuple[SharedFile, ...] = ()
 
     def thread(self) -> ThreadRef:
-        """The conversation the message belongs to; a DM's top level is one conversation of its own."""
-        if self.thread_ts:
-            return ThreadRef(self.team_id, self.channel_id, self.thread_ts)
-        return ThreadRef(self.team_id, self.channel_id, "" if self.is_direct_message else self.ts)
+        """The conversation the message belongs to: its thread, or the thread it starts (a top-level message).
+
+        In a DM too: each DM thread is an agent of its own, as Slack's Messages tab shows each as a session.
+        """
+        return ThreadRef(self.team_id, self.channel_id, self.thread_ts or self.ts)
 
 
 class Intake:
     """Records mentions and thread messages as tasks, one Redis round trip each."""
 
-    def __init__(self, queue: TaskQueue, crash: CrashPoints | None = None, *, max_input_chars: int = 40_000) -> None:
+    def __init__(
+        self,
+        queue: TaskQueue,
+        crash: CrashPoints | None = None,
+        *,
+        stops: StopRequests,
+        slack: SlackGateway,
+        max_input_chars: int = 40_000,
+    ) -> None:
         self._queue = queue
+        self._stops = stops
+        self._slack = slack  # for the one thing intake says itself: what a `stop` did
         self._crash = crash or CrashPoints()
         self._max_input_chars = max_input_chars
 
-    async def mention(self, message: IncomingMessage, bot_user_id: str) -> SubmitResult:
-        """A message addressed to the bot: answer it, or run the command word it consists of."""
+    async def mention(self, message: IncomingMessage, bot_user_id: str) -> SubmitResult | StopOutcome:
+        """A message addressed to the bot: answer it, or run the command word it consists of (`stop`: at once)."""
         text = strip_mention(message.text, bot_user_id)
+        word = text.lower().strip(" .!")
         if not text and not message.files:
             kind = TaskKind.GREET
+        elif word == STOP_WORD:
+            return await self._stop_here(message)
         else:
-            kind = COMMAND_WORDS.get(text.lower().strip(" .!"), TaskKind.ANSWER)
+            kind = COMMAND_WORDS.get(word, TaskKind.ANSWER)
         return await self._submit(message, kind, text)
+
+    async def stop(self, thread: ThreadRef, user_id: str) -> StopOutcome:
+        """Stop the thread's running answer now, wherever it runs (store/stops.py)."""
+        outcome = await self._stops.request(thread, user_id)
+        log.info("stop of thread %s asked by %s: %s", thread.encode(), user_id, outcome.result.value)
+        return outcome
+
+    async def _stop_here(self, message: IncomingMessage) -> StopOutcome:
+        """`@bot stop` in a thread: stop its answer, and say in the thread what that did."""
+        thread = message.thread()
+        outcome = await self.stop(thread, message.user_id)
+        try:
+            await self._slack.post_reply(thread, STOP_NOTES[outcome.result])
+        except SlackError as exc:  # the stop is done whatever the note does: it is a courtesy
+            log.warning("could not say in thread %s what the stop did: %s", thread.encode(), exc)
+        return outcome
 
     async def thread_message(self, message: IncomingMessage) -> SubmitResult:
         """A message not addressed to the bot: remembered if its thread has an agent, else ignored."""

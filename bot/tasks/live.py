@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from bot.agent.progress import Progress
 from bot.core.errors import SlackError
 from store.errors import LeaseLost
 
@@ -34,9 +35,11 @@ class LiveReply:
         self._last = 0.0
         self._updating: asyncio.Task[None] | None = None
         self.updates = 0
+        self.seen = ""  # the current model call's text so far: what a Stop keeps
 
     async def show(self, text: str) -> None:
         """Show `text` (the answer so far) unless an update is under way or the last was too recent."""
+        self.seen = text
         if self._updating is not None and not self._updating.done():
             return
         if self._stopped or time.monotonic() - self._last < self._interval or not text.strip():
@@ -44,6 +47,11 @@ class LiveReply:
         self._last = time.monotonic()
         preview = text[:PREVIEW_CHARS] + ("…" if len(text) > PREVIEW_CHARS else "") + WRITING
         self._updating = asyncio.create_task(self._update(preview))
+
+    async def progress(self, event: Progress) -> None:
+        """Steps of the work are not shown here (only a streamed answer shows them): a new call's text starts over."""
+        if event.kind == "model_call":
+            self.seen = ""
 
     async def retrying(self, error: str) -> None:
         """Say that Claude is busy and the answer is being retried (the person sees why it takes longer)."""

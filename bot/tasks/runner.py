@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from bot.core.errors import SlackError
 from bot.tasks.executor import TaskExecutor
 from bot.tasks.priority import IntakeFirst
+from bot.tasks.stopping import StopListener
 from store.connection import REDIS_FAILURES
 from store.errors import LeaseLost
 from store.models import Task
@@ -56,9 +57,15 @@ class TaskRunner:
     """Runs queued tasks until asked to stop; one coroutine per thread with work."""
 
     def __init__(
-        self, queue: TaskQueue, executor: TaskExecutor, settings: RunnerSettings, intake_first: IntakeFirst
+        self,
+        queue: TaskQueue,
+        executor: TaskExecutor,
+        settings: RunnerSettings,
+        intake_first: IntakeFirst,
+        stop_listener: StopListener | None = None,
     ) -> None:
         self._queue = queue
+        self._stop_listener = stop_listener  # hears the stops of this worker's answers (None: nothing to stop)
         self._intake_first = intake_first
         self._executor = executor
         self._settings = settings
@@ -139,6 +146,8 @@ class TaskRunner:
             asyncio.create_task(self._read_shards(shards, stopping), name=f"queue-reader-{shards[0]}")
             for shards in self._reader_shards
         ]
+        if self._stop_listener is not None:  # it ends with the readers: answers still running then are not stopped
+            readers.append(asyncio.create_task(self._stop_listener.run(stopping), name="stop-listener"))
         try:
             await stopping.wait()
         finally:

@@ -25,7 +25,7 @@ def describe_state(state: AgentState | None) -> str:
         f"*Agent status:* {state.status}, last active {ago(state.updated_at)}",
         f"• Turns: {state.turns}"
         + (f" ({state.summarized_turns} folded into a summary)" if state.summarized_turns else ""),
-        f"• Tasks done: {state.tasks_done}, failed: {state.tasks_failed}",
+        f"• Tasks done: {state.tasks_done}, stopped: {state.tasks_stopped}, failed: {state.tasks_failed}",
         f"• Usage: {describe_usage(state.usage)}",
     ]
     if state.last_error:

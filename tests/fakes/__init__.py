@@ -6,6 +6,7 @@ from playground.anthropic_api import (
     ERROR_STATUS,
     MAX_IMAGE_BASE64,
     MAX_IMAGES,
+    MAX_OUTPUT_TOKENS,
     MAX_REQUEST_BYTES,
     FakeAnthropic,
     Reply,
@@ -13,12 +14,16 @@ from playground.anthropic_api import (
     estimate_tokens,
     user_texts,
 )
+from playground.long_answers import continuing
 from playground.payloads import (
     DEFAULT_APP_ID,
     DEFAULT_BOT_ID,
     DEFAULT_BOT_USER_ID,
     DEFAULT_TEAM_ID,
     VERIFICATION_TOKEN,
+    agent_session_stopped_event,
+    agent_session_title_changed_event,
+    app_home_opened_event,
     app_mention_event,
     block_actions_form,
     block_actions_payload,
@@ -37,6 +42,8 @@ from playground.payloads import (
 )
 from playground.slack import FakeSlack, SlackApiFailure, SlackCall, SlackDownload
 from playground.slack_files import LOGIN_PAGE, filetype_for
+from playground.slack_sessions import AgentSession
+from playground.slack_streams import AgentStream, TaskCard
 from playground.waiting import wait_until
 
 __all__ = [
@@ -48,18 +55,26 @@ __all__ = [
     "LOGIN_PAGE",
     "MAX_IMAGES",
     "MAX_IMAGE_BASE64",
+    "MAX_OUTPUT_TOKENS",
     "MAX_REQUEST_BYTES",
     "VERIFICATION_TOKEN",
+    "AgentSession",
+    "AgentStream",
     "FakeAnthropic",
     "FakeSlack",
     "Reply",
     "SlackApiFailure",
     "SlackCall",
     "SlackDownload",
+    "TaskCard",
+    "agent_session_stopped_event",
+    "agent_session_title_changed_event",
+    "app_home_opened_event",
     "app_mention_event",
     "block_actions_form",
     "block_actions_payload",
     "button_element",
+    "continuing",
     "echo_responder",
     "estimate_tokens",
     "event_envelope",

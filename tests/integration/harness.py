@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 
 from tests.fakes import signed_event_request, signed_form_request
+from tests.integration.forkserver import ForkedProcess, ForkServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SIGNING_SECRET = "test-signing-secret"
@@ -37,7 +38,7 @@ class BotProcess:
         self.workdir = workdir
         self.args = args
         self.log_path = workdir / f"bot-{env.get('DYNO', 'bot')}-{self.port}.log"
-        self.process: asyncio.subprocess.Process | None = None
+        self.process: asyncio.subprocess.Process | ForkedProcess | None = None
 
     @property
     def url(self) -> str:
@@ -45,20 +46,27 @@ class BotProcess:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self, *, wait_ready: bool = True, timeout: float = 20.0) -> None:
-        """Start the process and, by default, wait until /healthz answers 200."""
+        """Start the process and, by default, wait until /healthz answers 200.
+
+        It is forked from this test process's fork server (forkserver.py: the same `python -m`, without importing
+        the libraries again); TEST_BOT_EXEC=1 starts a fresh interpreter instead."""
         env = {**os.environ, **self.env, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
-        with self.log_path.open("ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                self.module,
-                *self.args,
-                cwd=self.workdir,
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-            )
+        if os.environ.get("TEST_BOT_EXEC") == "1":
+            with self.log_path.open("ab") as log:
+                self.process = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    self.module,
+                    *self.args,
+                    cwd=self.workdir,
+                    env=env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=asyncio.subprocess.STDOUT,
+                )
+        else:
+            server = ForkServer.shared()
+            self.process = await server.start(self.module, self.args, env, self.workdir, self.log_path)
         if wait_ready:
             await self.wait_healthy(timeout)
 

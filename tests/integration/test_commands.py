@@ -150,5 +150,5 @@ async def test_status_mentioned_in_a_thread_is_posted_there(
     thread_ts = await answered_thread(bot, slack, claude)
     await bot.post_event(mention(slack, "status", thread_ts=thread_ts))
     status = await wait_until(lambda: [t for t in replies(slack, thread_ts) if t.startswith("*Agent status:*")])
-    assert "Turns: 2" in status[0] and "Tasks done: 1, failed: 0" in status[0]
+    assert "Turns: 2" in status[0] and "Tasks done: 1, stopped: 0, failed: 0" in status[0]
     assert len(claude.requests) == 1  # a status is not a question for the model

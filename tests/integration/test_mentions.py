@@ -170,19 +170,31 @@ async def test_bot_ignores_its_own_and_other_bots_messages(
 
 @pytest.mark.both_redis
 async def test_direct_messages_are_all_for_the_bot(bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic) -> None:
-    """In a DM every message is answered, at the top level, and the DM is one conversation."""
+    """In a DM every message is answered without a mention; a top-level message starts a thread of its own, answered
+    in it, a reply goes to its thread's agent, and another top-level message starts a new conversation."""
 
-    def bot_texts() -> list[str]:
-        return [str(m.get("text")) for m in slack.messages("D0DM") if m.get("bot_id")]
+    def dm(text: str, thread_ts: str | None = None) -> dict[str, Any]:
+        return slack.post_user_message("D0DM", text, user="U0ALICE", thread_ts=thread_ts, channel_type="im")
 
-    for count, text in enumerate(("first DM", "second DM"), start=1):
-        event = message_event(text, user="U0ALICE", channel="D0DM", channel_type="im")
-        await bot.post_event(event_envelope(event, team_id=slack.team_id))
-        await wait_until(lambda n=count: len(bot_texts()) == n and bot_texts()[-1].startswith("echo:"), timeout=10)
+    async def answered_in(thread_ts: str, count: int) -> None:
+        def texts() -> list[str]:
+            return [str(m.get("text", "")) for m in slack.bot_replies("D0DM", thread_ts)]
+
+        await wait_until(lambda: len(texts()) == count and texts()[-1].startswith("echo:"), timeout=10)
+
+    first = dm("first DM")
+    await bot.post_event(first)
+    first_ts = first["event"]["ts"]
+    await answered_in(first_ts, 1)
+    await bot.post_event(dm("a reply in the first thread", thread_ts=first_ts))
+    await answered_in(first_ts, 2)
+    assert "first DM" in " ".join(user_texts(claude.last_request))  # the thread's agent remembers it
+    second = dm("second DM")
+    await bot.post_event(second)
+    await answered_in(second["event"]["ts"], 1)
+    assert "first DM" not in " ".join(user_texts(claude.last_request))  # a conversation of its own
     bot_messages = [m for m in slack.messages("D0DM") if m.get("bot_id")]
-    assert len(bot_messages) == 2
-    assert all("thread_ts" not in m for m in bot_messages)
-    assert "first DM" in " ".join(user_texts(claude.last_request))
+    assert len(bot_messages) == 3 and all(m.get("thread_ts") for m in bot_messages)
 
 
 async def test_secrets_never_reach_the_log(bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic) -> None:

@@ -2,56 +2,23 @@
 
 from __future__ import annotations
 
-import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from tests.integration.browser_page import click, headless_chromium, needs_chromium, texts, type_into
 from tests.integration.playground_process import Playground, eventually
 
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (`make test` installs them)"
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(argument)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium'}")
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    try:
+    with headless_chromium(tmp_path / "chromium") as driver:
         yield driver
-    finally:
-        driver.quit()
-
-
-def type_into(driver: WebDriver, element_id: str, text: str) -> None:
-    box = driver.find_element(By.ID, element_id)
-    box.send_keys(text)
-    box.send_keys(Keys.ENTER)
-
-
-def texts(driver: WebDriver, selector: str) -> list[str]:
-    """The visible text of every element matching `selector`, read at once (the page redraws as news arrives)."""
-    found: list[str] = driver.execute_script(
-        "return [...document.querySelectorAll(arguments[0])].map((e) => e.innerText)", selector
-    )
-    return found
-
-
-def click(driver: WebDriver, selector: str) -> None:
-    driver.execute_script("document.querySelector(arguments[0]).click()", selector)
 
 
 def bot_reply_text(driver: WebDriver) -> str | None:
@@ -93,3 +60,45 @@ def test_a_mention_streams_its_answer_into_the_thread_and_status_shows_the_agent
     )
     assert "Only visible to you" in status
     assert "Agents in #general: 1" in status and "idle" in status
+
+
+def stop_button_shown(driver: WebDriver) -> bool:
+    return bool(texts(driver, "#stop-session"))
+
+
+@pytest.mark.timeout(150)
+def test_stop_pressed_mid_answer_stops_the_answer(playground: Playground, browser: WebDriver) -> None:
+    """Stop pressed while the agent streams a long answer: the answer stops growing, marked stopped, session active."""
+    browser.get(playground.url)
+    eventually(lambda: "running" in texts(browser, "#bot-state")[0], what="the bot shown running")
+    type_into(browser, "composer", "@claude write me a long story")
+    eventually(lambda: texts(browser, "#messages .replies-link") == ["1 reply"], what="one reply under the mention")
+    click(browser, "#messages .replies-link")
+
+    def streaming_with_stop() -> bool:
+        text = bot_reply_text(browser) or ""
+        return stop_button_shown(browser) and "You said" in text and "Paragraph 12 of 12" not in text
+
+    eventually(streaming_with_stop, 40, "the answer streaming under a session with a Stop button")
+    click(browser, "#stop-session")
+
+    # Slack stops the stream at once; the bot stops its work and moves the session out of processing.
+    eventually(
+        lambda: not stop_button_shown(browser) and texts(browser, "#session-status") == ["active"],
+        15,
+        "the session active again, without a Stop button",
+    )
+
+    def marked_stopped() -> str | None:
+        text = bot_reply_text(browser)
+        return text if text and "Stopped by" in text else None
+
+    stopped = eventually(marked_stopped, 15, "the partial answer marked stopped")
+    # Nothing more arrives: watch the answer for a few seconds (the model would have written on at 40 characters a
+    # second).
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        assert bot_reply_text(browser) == stopped, "the answer kept growing after Stop"
+        time.sleep(0.2)
+    assert "Paragraph 12 of 12" not in stopped
+    assert len(texts(browser, "#thread-messages .message[data-bot='true']")) == 1

@@ -203,14 +203,15 @@ print("a `backtick` inside code")
 async def test_markdown_goes_to_slack_as_written_for_slack_to_render(
     bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic
 ) -> None:
-    """No hand-made conversion: Slack renders standard Markdown given as `markdown_text` (lists, code, links,
-    tables), so the final message carries Claude's Markdown unchanged."""
+    """No hand-made conversion: Slack renders standard Markdown given as a `markdown` block (lists, code, links,
+    tables), so the final message carries Claude's Markdown unchanged, and the feedback buttons under it."""
     claude.reply_text(MARKDOWN)
     envelope = mention(slack, "plan it")
     await bot.post_event(envelope)
     thread_ts = str(envelope["event"]["ts"])
     await wait_until(lambda: [m for m in slack.bot_replies(CHANNEL, thread_ts) if m.get("text") == MARKDOWN])
-    final = [args for args in slack.calls_to("chat.update") if args.get("markdown_text") == MARKDOWN]
-    assert final and "text" not in final[-1] and "blocks" not in final[-1]
     [reply] = slack.bot_replies(CHANNEL, thread_ts)
-    assert reply["blocks"] == [{"type": "markdown", "text": MARKDOWN}]
+    markdown, buttons = reply["blocks"]
+    assert markdown == {"type": "markdown", "text": MARKDOWN}
+    assert buttons["type"] == "context_actions"
+    assert [element["type"] for element in buttons["elements"]] == ["feedback_buttons"]

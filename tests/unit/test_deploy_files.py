@@ -19,6 +19,7 @@ def test_manifest_has_the_scopes_events_and_command_the_bot_needs() -> None:
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     assert scopes == {
         "app_mentions:read",
+        "assistant:write",
         "channels:history",
         "groups:history",
         "im:history",
@@ -29,12 +30,31 @@ def test_manifest_has_the_scopes_events_and_command_the_bot_needs() -> None:
         "users:read",
     }
     events = manifest["settings"]["event_subscriptions"]
-    assert set(events["bot_events"]) == {"app_mention", "message.channels", "message.groups", "message.im"}
+    assert set(events["bot_events"]) == {
+        "agent_session_stopped",
+        "agent_session_title_changed",
+        "app_home_opened",
+        "app_mention",
+        "message.channels",
+        "message.groups",
+        "message.im",
+    }
     [command] = manifest["features"]["slash_commands"]
     assert command["command"] == "/agent" and command["usage_hint"]
     urls = [events["request_url"], manifest["settings"]["interactivity"]["request_url"], command["url"]]
     assert all(url.endswith("/slack/events") for url in urls)
     assert manifest["features"]["bot_user"]["display_name"]
+
+
+def test_manifest_declares_an_agent_with_its_messages_tab() -> None:
+    """The app is an agent (agent_view, not the legacy assistant_view) whose Messages tab people can write in, and
+    it does not subscribe to assistant_thread_started, which agent apps replace with app_home_opened."""
+    manifest = yaml.safe_load((ROOT / "manifest.yml").read_text())
+    features = manifest["features"]
+    assert features["agent_view"]["agent_description"] and "assistant_view" not in features
+    home = features["app_home"]
+    assert home["messages_tab_enabled"] is True and home["messages_tab_read_only_enabled"] is False
+    assert "assistant_thread_started" not in manifest["settings"]["event_subscriptions"]["bot_events"]
 
 
 def test_procfile_runs_the_web_and_worker_processes() -> None:

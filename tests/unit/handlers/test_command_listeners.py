@@ -135,7 +135,7 @@ async def test_thread_detail_by_link(bot: Bot, slack: FakeSlack, redis: Redis) -
     for text in (f"status {link()}", f"status {link(reply_ts='1700000002.000100')}"):
         shown_text = shown(await run_command(bot, slack, text))
         assert "answer (running, attempt 1, 2 step(s) done, last: tool:read_thread)" in shown_text
-        assert "1 done, 0 failed" in shown_text and "2 (0 summarized)" in shown_text
+        assert "1 done, 0 stopped, 0 failed" in shown_text and "2 (0 summarized)" in shown_text
         assert "Alice wants the Q3 report by Friday." in shown_text and "…" in shown_text
         assert "100 tokens in, 93% read from cache" in shown_text and "Created" in shown_text
 

@@ -62,3 +62,13 @@ def test_summary_requests_get_a_summary_of_what_was_said() -> None:
 def test_answers_stream_slowly_enough_to_watch() -> None:
     reply = offline_responder(request(("user", "hi")))
     assert reply.chunk_delay > 0 and reply.chunk_size < 10
+
+
+def test_a_request_for_something_long_gets_a_long_answer() -> None:
+    """Asked for a long answer, the stand-in writes paragraphs enough to take half a minute to stream."""
+    short = text_of(request(("user", "you (<@U0YOU>): hi")))
+    long = text_of(request(("user", "you (<@U0YOU>): write me a long story")))
+    assert long.startswith(short.split("\n\n")[0]) and "Paragraph 12 of 12" in long
+    reply = offline_responder(request(("user", "you (<@U0YOU>): a detailed answer please")))
+    streamed_seconds = len(str(reply.content[0]["text"])) / reply.chunk_size * reply.chunk_delay
+    assert 20 < streamed_seconds < 60

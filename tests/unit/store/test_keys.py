@@ -15,6 +15,7 @@ from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from store.journal import TaskJournal
 from store.keys import KeySpace
 from store.models import TaskKind, TaskStatus, ThreadRef, Turn
+from store.stops import StopRequests
 from store.tasks import TaskQueue
 from tests.unit.store.conftest import ELSEWHERE, SPACE, THREAD, claim_all, make_task
 
@@ -126,7 +127,7 @@ def record_script_keys(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> list[li
 async def test_every_script_the_store_runs_for_a_thread_declares_keys_of_one_slot(
     redis: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Submit, claim, start, journal, finish, reset, release and requeue: every EVALSHA names keys of one slot
+    """Submit, claim, start, stop, journal, finish, reset, release and requeue: every EVALSHA names keys of one slot
     (what Redis Cluster requires), for threads of two shards."""
     declared = record_script_keys(redis, monkeypatch)
     queue, journal = TaskQueue(redis, SPACE), TaskJournal(redis, SPACE)
@@ -140,6 +141,7 @@ async def test_every_script_the_store_runs_for_a_thread_declares_keys_of_one_slo
         task = await queue.head(lease.thread)
         assert task is not None
         await journal.start(lease, task)
+        await StopRequests(redis, SPACE).request(lease.thread, "U1")
         await journal.set_reply_ts(lease, task, "1700000002.000100")
         await journal.record_step(lease, task, {"kind": "model"})
         await journal.finish(lease, task, TaskStatus.DONE, turns=[Turn("user", "q")])

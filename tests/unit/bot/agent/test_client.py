@@ -96,3 +96,37 @@ async def test_retries_stop_at_the_deadline(claude: FakeAnthropic) -> None:
     assert asyncio.get_running_loop().time() - started < 1.5
     assert 2 <= len(claude.requests) <= 4  # a retry every 0.3 s (retry-after) within one second
     assert "overloaded" in raised.value.user_message
+
+
+async def test_an_overload_mid_stream_is_retried(client: ClaudeClient, claude: FakeAnthropic) -> None:
+    """An `error` event inside a streamed 200 (overloaded) is tried again like a 529; the text restarts."""
+    claude.reply_stream_error("partial answ", "overloaded_error", "Overloaded")
+    claude.reply_text("whole answer")
+    shown: list[str] = []
+
+    async def on_text(text: str) -> None:
+        shown.append(text)
+
+    step = await client.step("sys", MESSAGES, on_text=on_text)
+    assert step.content == [{"type": "text", "text": "whole answer"}] and len(claude.requests) == 2
+    assert shown[-1] == "whole answer" and any(text.startswith("partial") for text in shown)
+
+
+async def test_a_mid_stream_error_that_stays_is_model_unavailable(client: ClaudeClient, claude: FakeAnthropic) -> None:
+    """Overloaded mid-stream on every try: ModelUnavailable (Claude is busy), not a request Claude refused."""
+    for _ in range(3):
+        claude.reply_stream_error("partial", "overloaded_error", "Overloaded")
+
+    async def on_text(text: str) -> None:
+        pass
+
+    with pytest.raises(ModelUnavailable):
+        await client.step("sys", MESSAGES, on_text=on_text)
+    assert len(claude.requests) == 3
+
+
+async def test_a_call_too_long_for_the_sdk_unstreamed_is_streamed(client: ClaudeClient, claude: FakeAnthropic) -> None:
+    """max_tokens of 32,000 without on_text: the call streams (the SDK refuses it unstreamed) and answers."""
+    step = await client.step("sys", MESSAGES, max_tokens=32_000)
+    assert step.content == [{"type": "text", "text": "echo: hello"}]
+    assert claude.last_request["stream"] is True and claude.last_request["max_tokens"] == 32_000

@@ -26,9 +26,12 @@ def tool_use(call_id: str) -> dict[str, Any]:
 class ScriptedClaude:
     """Returns prepared steps in order and records the messages it was sent."""
 
+    max_tokens = 100
+
     def __init__(self, *steps: ModelStep) -> None:
         self.steps = list(steps)
         self.sent: list[list[dict[str, Any]]] = []
+        self.max_tokens_sent: list[int | None] = []
 
     async def step(
         self,
@@ -36,10 +39,13 @@ class ScriptedClaude:
         messages: Sequence[dict[str, Any]],
         tools: Sequence[dict[str, Any]] = (),
         *,
+        max_tokens: int | None = None,
         on_text: Any = None,
         on_retry: Any = None,
+        on_progress: Any = None,
     ) -> ModelStep:
         self.sent.append([dict(m) for m in messages])
+        self.max_tokens_sent.append(max_tokens)
         return self.steps.pop(0)
 
 
@@ -56,7 +62,9 @@ class CountingTools(ToolBox):
 
 
 def step(content: list[dict[str, Any]], stop_reason: str) -> ModelStep:
-    return ModelStep(content, stop_reason, Usage(input_tokens=100, output_tokens=10, model_calls=1))
+    # A call that stops at max_tokens wrote all the tokens it was allowed (ScriptedClaude.max_tokens).
+    output = ScriptedClaude.max_tokens if stop_reason == "max_tokens" else 10
+    return ModelStep(content, stop_reason, Usage(input_tokens=100, output_tokens=output, model_calls=1))
 
 
 async def run_loop(claude: ScriptedClaude, tools: CountingTools, steps: list[dict[str, Any]], max_calls: int = 5):  # type: ignore[no-untyped-def]

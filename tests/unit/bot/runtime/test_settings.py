@@ -107,3 +107,23 @@ def test_libraries_log_at_info_or_above_unless_asked(
     if theirs is not None:
         monkeypatch.setenv("LOG_LEVEL_LIBRARIES", theirs)
     assert load_settings().library_log_level == expected
+
+
+def test_an_answer_may_run_to_two_full_calls_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MAX_OUTPUT_TOKENS defaults to 16,000 (current models write 64k) and MAX_ANSWER_TOKENS to 32,000."""
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert (settings.max_output_tokens, settings.max_answer_tokens) == (16_000, 32_000)
+
+
+def test_an_answer_cap_below_one_call_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MAX_ANSWER_TOKENS below MAX_OUTPUT_TOKENS stops the start, naming both; equal to it is fine."""
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MAX_OUTPUT_TOKENS", "8000")
+    monkeypatch.setenv("MAX_ANSWER_TOKENS", "7999")
+    with pytest.raises(ConfigError, match=r"MAX_ANSWER_TOKENS \(.*must be at least MAX_OUTPUT_TOKENS \(8000\)"):
+        load_settings()
+    monkeypatch.setenv("MAX_ANSWER_TOKENS", "8000")
+    assert load_settings().max_answer_tokens == 8000
