@@ -9,34 +9,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from tests.fakes import FakeSlack
+from tests.unit.playground.agent_workspace import CHANNEL, FEEDBACK_BLOCK, thread
 
-CHANNEL = "C0GENERAL"
+pytestmark = pytest.mark.usefixtures("agent_features")
+
 RECIPIENTS = {"recipient_team_id": "T0TEAM", "recipient_user_id": "U0ALICE"}
-FEEDBACK_BLOCK = {
-    "type": "context_actions",
-    "elements": [
-        {
-            "type": "feedback_buttons",
-            "action_id": "answer_feedback",
-            "positive_button": {"text": {"type": "plain_text", "text": "👍"}, "value": "positive"},
-            "negative_button": {"text": {"type": "plain_text", "text": "👎"}, "value": "negative"},
-        }
-    ],
-}
-
-
-@pytest.fixture(autouse=True)
-def _agent_features(slack: FakeSlack) -> None:
-    slack.agent_features = True  # the shared fixture plays a workspace without them
-
-
-@pytest.fixture
-def web(slack: FakeSlack) -> AsyncWebClient:
-    return AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
-
-
-def thread(slack: FakeSlack, channel: str = CHANNEL) -> str:
-    return str(slack.post_user_message(channel, "a question", user="U0ALICE")["event"]["ts"])
 
 
 def text(value: str) -> dict[str, str]:
