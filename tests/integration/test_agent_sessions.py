@@ -64,7 +64,9 @@ async def test_an_answer_streams_natively_with_the_session_working_then_active_a
     assert (start["recipient_team_id"], start["recipient_user_id"]) == (slack.team_id, "U0ALICE")
     assert all(card.status == "complete" for card in stream.tasks.values())  # no step left "in progress"
     assert [block["type"] for block in reply["blocks"]][-1:] == ["context_actions"]  # the feedback buttons
-    assert statuses(slack, thread_ts)[0] == "processing" and statuses(slack, thread_ts)[-1] == "active"
+    # The session goes back to active as the task ends, after FINISH (what done() waits for): wait for it too.
+    await wait_until(lambda: statuses(slack, thread_ts)[-1:] == ["active"], timeout=5)
+    assert statuses(slack, thread_ts)[0] == "processing"
     assert slack.calls_to("reactions.add") == []  # the session shows the work: no 👀
 
 
@@ -155,7 +157,7 @@ async def test_a_crash_mid_stream_finishes_the_same_message_once(
     [reply] = slack.bot_replies(CHANNEL, thread_ts)
     assert reply["text"] == "the whole answer, at last"
     assert not slack.is_streaming(CHANNEL, reply["ts"])
-    assert statuses(slack, thread_ts)[-1] == "active"
+    await wait_until(lambda: statuses(slack, thread_ts)[-1:] == ["active"], timeout=5)  # set after FINISH
     working = [c for c in slack.calls_to("agents.sessions.setStatus") if c["status"] == "processing"]
     assert len(working) == 2  # the resumed task said again that it works
 
@@ -240,7 +242,7 @@ async def test_where_slack_refuses_a_stream_the_answer_updates_a_posted_message(
     [reply] = slack.bot_replies(CHANNEL, thread_ts)
     assert reply["text"] == "An answer all the same."
     assert slack.calls_to("chat.postMessage") and not slack.streams_of(CHANNEL, thread_ts)
-    assert statuses(slack, thread_ts)[-1] == "active"
+    await wait_until(lambda: statuses(slack, thread_ts)[-1:] == ["active"], timeout=5)  # set after FINISH
 
 
 async def test_a_dm_thread_is_titled_from_its_first_question_once_and_a_person_s_title_is_kept(
