@@ -86,6 +86,7 @@ class RedisInstallationStore(AsyncInstallationStore):
             installed_at=installation.installed_at,
             user_id=installation.user_id,
             bot=bot,
+            bot_expires_at=installation.bot_token_expires_at,
         )
 
     async def async_save_bot(self, bot: Bot) -> None:
@@ -94,7 +95,9 @@ class RedisInstallationStore(AsyncInstallationStore):
             self._logger.debug("Not saving a bot without a bot token")
             return
         workspace = Workspace.of(bot.enterprise_id, bot.team_id, bot.is_enterprise_install)
-        await self._records.save_bot(workspace, bot_record(bot), installed_at=bot.installed_at)
+        await self._records.save_bot(
+            workspace, bot_record(bot), installed_at=bot.installed_at, expires_at=bot.bot_token_expires_at
+        )
 
     async def async_find_bot(
         self, *, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None = False

@@ -2,8 +2,9 @@
 
 A workspace here is what one OAuth install covers: a Slack workspace (team), or a whole Enterprise Grid org for an
 org-wide install, whose records belong to no team and are found for every team of the org. The records are plain
-JSON objects the caller gives (the Slack-facing layer converts them); the store only orders them by the time of
-their install, so that the latest install wins and a late write of an older one never replaces a newer one.
+JSON objects the caller gives (the Slack-facing layer converts them); the store only orders them, by the time of
+their install (a bot with a rotating token by its token's expiry), so that the latest install wins and a late write
+of an older one never replaces a newer one.
 
 All of a workspace's records are fields of one hash (keys.installations), so every change is one single-key
 script: atomic, and on Redis Cluster one slot without a hash tag.
@@ -25,15 +26,35 @@ LATEST_FIELD = "latest"
 USER_FIELD = "user:"  # + the installing user's id
 
 # Every record is stored as the envelope {"at": installed_at, "user": user id or "", "record": the caller's object},
-# so the scripts order records without knowing what is in them.
-
-# KEYS[1] = the workspace's hash; ARGV = pairs of (field, envelope), each written only if the stored record of that
-# field is not newer. Equal times replace: a refreshed token is saved with its install's time.
+# a bot's with "expires": its token's expiry when tokens rotate, so the scripts order records without reading them.
+#
+# Installations are ordered by install time; equal times replace, as a refreshed copy keeps its install's time.
+# Bots with rotating tokens are ordered by their token's expiry instead: Slack revokes a refresh token once used, so
+# the bot whose token was issued last must win. Its install time may be older (an older installation found by user
+# lends the latest bot, and saving it back after a refresh carries the older time), and a copy saved back after a
+# refresh of the user's token only must not bring back a token that another process has since refreshed.
+#
+# KEYS[1] = the workspace's hash; ARGV[1] = the install time, ARGV[2] = the bot's token expiry or "", ARGV[3] = the
+# bot's envelope or "" (none), ARGV[4...] = pairs of (installation field, envelope). Each is written only if the
+# stored one is not newer.
 _SAVE = """
 local at = tonumber(ARGV[1])
-for i = 2, #ARGV, 2 do
-    local stored = redis.call('HGET', KEYS[1], ARGV[i])
-    if not stored or tonumber(cjson.decode(stored).at) <= at then
+local expires = tonumber(ARGV[2])
+local function not_newer(stored, by_expiry)
+    if not stored then
+        return true
+    end
+    local old = cjson.decode(stored)
+    if by_expiry and expires and old.expires then
+        return tonumber(old.expires) <= expires
+    end
+    return tonumber(old.at) <= at
+end
+if ARGV[3] ~= '' and not_newer(redis.call('HGET', KEYS[1], 'bot'), true) then
+    redis.call('HSET', KEYS[1], 'bot', ARGV[3])
+end
+for i = 4, #ARGV, 2 do
+    if not_newer(redis.call('HGET', KEYS[1], ARGV[i]), false) then
         redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
     end
 end
@@ -107,8 +128,13 @@ class FoundInstallation:
     bot: dict[str, Any] | None
 
 
-def _envelope(record: Mapping[str, Any], installed_at: float, user_id: str | None) -> str:
-    return json.dumps({"at": installed_at, "user": user_id or "", "record": dict(record)})
+def _envelope(
+    record: Mapping[str, Any], installed_at: float, user_id: str | None, expires_at: int | None = None
+) -> str:
+    envelope: dict[str, Any] = {"at": installed_at, "user": user_id or "", "record": dict(record)}
+    if expires_at is not None:
+        envelope["expires"] = expires_at
+    return json.dumps(envelope)
 
 
 def _record(raw: object) -> dict[str, Any] | None:
@@ -140,20 +166,26 @@ class InstallationRecords:
         installed_at: float,
         user_id: str | None,
         bot: Mapping[str, Any] | None = None,
+        bot_expires_at: int | None = None,
     ) -> None:
-        """Record an install: the workspace's latest installation, `user_id`'s latest, and with `bot` its latest bot,
-        each unless a newer install is already recorded there."""
+        """Record an install (or a refreshed copy of one): the workspace's latest installation, `user_id`'s latest,
+        and with `bot` its latest bot (whose token expires at `bot_expires_at` when tokens rotate), each unless a
+        newer one is already recorded there."""
+        args: list[str | float] = [installed_at, "" if bot_expires_at is None else bot_expires_at]
+        args.append("" if bot is None else _envelope(bot, installed_at, user_id, bot_expires_at))
         envelope = _envelope(installation, installed_at, user_id)
-        args: list[str | float] = [installed_at, LATEST_FIELD, envelope]
+        args += [LATEST_FIELD, envelope]
         if user_id:
             args += [USER_FIELD + user_id, envelope]
-        if bot is not None:
-            args += [BOT_FIELD, _envelope(bot, installed_at, user_id)]
         await self._save(keys=[keys.installations(workspace.owner_id)], args=args)
 
-    async def save_bot(self, workspace: Workspace, bot: Mapping[str, Any], *, installed_at: float) -> None:
-        """Record the workspace's bot, unless a newer one is already recorded."""
-        args: list[str | float] = [installed_at, BOT_FIELD, _envelope(bot, installed_at, None)]
+    async def save_bot(
+        self, workspace: Workspace, bot: Mapping[str, Any], *, installed_at: float, expires_at: int | None = None
+    ) -> None:
+        """Record the workspace's bot (whose token expires at `expires_at` when tokens rotate), unless a newer one is
+        already recorded."""
+        envelope = _envelope(bot, installed_at, None, expires_at)
+        args: list[str | float] = [installed_at, "" if expires_at is None else expires_at, envelope]
         await self._save(keys=[keys.installations(workspace.owner_id)], args=args)
 
     async def find_bot(self, workspace: Workspace) -> dict[str, Any] | None:

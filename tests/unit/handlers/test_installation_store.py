@@ -101,6 +101,28 @@ async def test_a_rotated_bot_token_is_kept_with_its_refresh_token_and_expiry(red
     assert found.bot_token_expires_at == refreshed.bot_token_expires_at
 
 
+async def test_refreshing_an_older_installations_bot_keeps_the_refreshed_token(redis: Redis) -> None:
+    """An older user's installation, found by user with the latest bot lent to it and saved back after Bolt refreshed
+    that bot, keeps the refreshed token (Slack revokes the used refresh token); a stale copy saved later does not
+    bring the old token back."""
+    store = RedisInstallationStore(redis)
+    rotating = {"bot_refresh_token": "xoxe-1-a", "bot_token_expires_in": 600}
+    await store.async_save(installation(user_id="U1", token="xoxe.xoxb-1", at=1_700_000_000.0, **rotating))
+    await store.async_save(installation(user_id="U2", token="xoxe.xoxb-2", at=1_700_000_100.0, **rotating))
+    found = await store.async_find_installation(enterprise_id=None, team_id="T1", user_id="U1")
+    assert found is not None and found.bot_token == "xoxe.xoxb-2"
+    stale = Installation(**found.to_dict_for_copying())
+    refreshed = Installation(**found.to_dict_for_copying())
+    refreshed.bot_token, refreshed.bot_refresh_token = "xoxe.xoxb-3", "xoxe-1-b"
+    refreshed.bot_token_expires_at = int(time.time()) + 43_200
+    await store.async_save(refreshed)
+    await store.async_save(stale)
+    bot = await store.async_find_bot(enterprise_id=None, team_id="T1")
+    assert bot is not None and (bot.bot_token, bot.bot_refresh_token) == ("xoxe.xoxb-3", "xoxe-1-b")
+    latest = await store.async_find_installation(enterprise_id=None, team_id="T1")
+    assert latest is not None and (latest.user_id, latest.bot_token) == ("U2", "xoxe.xoxb-3")
+
+
 async def test_revoked_tokens_and_uninstalls_through_bolts_listeners(redis: Redis) -> None:
     """Bolt's tokens_revoked listener forgets the users' installations and the bot; app_uninstalled forgets the
     whole workspace; another workspace keeps its installation."""

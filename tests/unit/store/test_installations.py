@@ -87,12 +87,43 @@ async def test_token_rotation_fields_are_kept_and_updated(redis: Redis) -> None:
     """A refreshed bot (same installed_at, new token, refresh token and expiry) replaces the stored one whole."""
     records = InstallationRecords(redis)
     first = bot("xoxe.xoxb-1", bot_refresh_token="xoxe-1-r", bot_token_expires_at=1_700_043_200)
-    await records.save_bot(TEAM, first, installed_at=100.0)
+    await records.save_bot(TEAM, first, installed_at=100.0, expires_at=1_700_043_200)
     assert await records.find_bot(TEAM) == first
     refreshed = bot("xoxe.xoxb-2", bot_refresh_token="xoxe-1-r2", bot_token_expires_at=1_700_086_400)
-    await records.save_bot(TEAM, refreshed, installed_at=100.0)
+    await records.save_bot(TEAM, refreshed, installed_at=100.0, expires_at=1_700_086_400)
     assert await records.find_bot(TEAM) == refreshed
     assert await records.find_installation(TEAM) == FoundInstallation(None, refreshed)
+
+
+async def test_a_rotating_bot_is_ordered_by_its_tokens_expiry(redis: Redis) -> None:
+    """The bot whose token was issued last wins, whatever the install time it was saved with: a refresh saved back
+    with an older installation's time is kept, a stale copy saved back later is not."""
+    records = InstallationRecords(redis)
+    await records.save_bot(TEAM, bot("xoxe.xoxb-1"), installed_at=200.0, expires_at=1_000)
+    refreshed = bot("xoxe.xoxb-2", at=100.0)
+    await records.save_installation(
+        TEAM,
+        installation("xoxe.xoxb-2", "U1", 100.0),
+        installed_at=100.0,
+        user_id="U1",
+        bot=refreshed,
+        bot_expires_at=2_000,
+    )
+    assert await records.find_bot(TEAM) == refreshed
+    stale = bot("xoxe.xoxb-1", at=300.0)  # a copy read before the refresh, saved back after it
+    await records.save_bot(TEAM, stale, installed_at=300.0, expires_at=1_000)
+    assert await records.find_bot(TEAM) == refreshed
+    assert (await records.find_installation(TEAM)).installation == installation("xoxe.xoxb-2", "U1", 100.0)
+
+
+async def test_a_bot_without_token_expiry_is_ordered_by_install_time(redis: Redis) -> None:
+    """Once rotation is turned off, a newer install's bot (no expiry) replaces a rotating one; an older one does not."""
+    records = InstallationRecords(redis)
+    await records.save_bot(TEAM, bot("xoxe.xoxb-1", at=100.0), installed_at=100.0, expires_at=5_000_000_000)
+    await records.save_bot(TEAM, bot("xoxb-old", at=50.0), installed_at=50.0)
+    assert await records.find_bot(TEAM) == bot("xoxe.xoxb-1", at=100.0)
+    await records.save_bot(TEAM, bot("xoxb-2", at=200.0), installed_at=200.0)
+    assert await records.find_bot(TEAM) == bot("xoxb-2", at=200.0)
 
 
 async def test_deleting_one_users_installation_falls_back_to_the_others_latest(redis: Redis) -> None:
