@@ -60,7 +60,8 @@ TS = thread ts, "" for a DM's top level):
   agent:T:installations           hash    where the app is installed (store/installations.py): "latest" = the latest
                                           installation, "user:U" = user U's latest, "bot" = the latest bot (its
                                           token, and the refresh token and expiry when tokens rotate), each JSON
-                                          {"at": installed_at, "user", "record"}. T is the enterprise id (E...) for
+                                          {"at": installed_at, "user", "record"} (a rotating bot's also "expires",
+                                          by which it is ordered). T is the enterprise id (E...) for
                                           an org-wide install, found for every team of the org. No TTL: an
                                           installation lasts until the app is uninstalled or its tokens revoked,
                                           and losing it would lock the workspace out. No hash tag: one key, changed

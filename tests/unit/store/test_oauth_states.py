@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from redis.asyncio import Redis
 
 from store import keys
@@ -38,3 +39,9 @@ async def test_a_forged_state_is_refused(redis: Redis) -> None:
     for forged in ("never-issued", "", "a:b", "x" * 5000, "*"):
         assert not await states.consume(forged)
     assert len(await redis.keys("*")) == 1
+
+
+async def test_a_state_must_live_a_positive_time(redis: Redis) -> None:
+    """issue refuses a lifetime of zero or less, which Redis would refuse (or never expire) anyway."""
+    with pytest.raises(ValueError):
+        await OAuthStates(redis).issue(0)
