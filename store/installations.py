@@ -26,7 +26,7 @@ LATEST_FIELD = "latest"
 USER_FIELD = "user:"  # + the installing user's id
 
 # Every record is stored as the envelope {"at": installed_at, "user": user id or "", "record": the caller's object},
-# a bot's with "expires": its token's expiry when tokens rotate, so the scripts order records without reading them.
+# a bot's with "expires": its token's expiry when tokens rotate, so the scripts order records blind to their content.
 #
 # Installations are ordered by install time; equal times replace, as a refreshed copy keeps its install's time.
 # Bots with rotating tokens are ordered by their token's expiry instead: Slack revokes a refresh token once used, so
