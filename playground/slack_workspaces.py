@@ -1,0 +1,109 @@
+"""The workspaces FakeSlack serves and the tokens it has issued to each, checked on every Web API call."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Literal
+
+from .slack_store import SlackApiFailure
+
+TokenKind = Literal["bot", "user", "app"]
+# An authorization code is good for ten minutes, as Slack's are.
+CODE_TTL = 10 * 60.0
+# With token rotation on, an access token lives twelve hours (expires_in 43200).
+ROTATING_TOKEN_LIFETIME = 12 * 60 * 60.0
+
+
+@dataclass
+class Workspace:
+    """A Slack workspace the app can be installed into, with the ids its bot user has there."""
+
+    team_id: str
+    team_name: str
+    bot_user_id: str
+    bot_id: str
+    enterprise_id: str | None = None
+    enterprise_name: str | None = None
+    installed: bool = False
+
+    def team(self) -> dict[str, str]:
+        """The `team` object of oauth.v2.access."""
+        return {"id": self.team_id, "name": self.team_name}
+
+    def enterprise(self) -> dict[str, str] | None:
+        """The `enterprise` object of oauth.v2.access: null outside an Enterprise Grid org."""
+        if self.enterprise_id is None:
+            return None
+        return {"id": self.enterprise_id, "name": self.enterprise_name or self.enterprise_id}
+
+
+@dataclass
+class TokenGrant:
+    """One access token as Slack knows it: whose it is, what it may do, and whether it still works."""
+
+    token: str
+    kind: TokenKind
+    team_id: str
+    user_id: str  # the bot user for bot tokens, the installing user for user tokens
+    scopes: str
+    expires_at: float | None = None  # on the fake's clock; None: never (token rotation off)
+    revoked: bool = False
+    refresh_token: str | None = None  # issued with it when token rotation is on
+
+    def check(self, now: float) -> None:
+        """Fail as Slack does for a token that was revoked or has expired."""
+        if self.revoked:
+            raise SlackApiFailure("token_revoked")
+        if self.expires_at is not None and now >= self.expires_at:
+            raise SlackApiFailure("token_expired")
+
+
+@dataclass
+class RefreshGrant:
+    """A refresh token: single use, it buys one new access token of its kind for its workspace."""
+
+    kind: TokenKind
+    team_id: str
+    user_id: str
+    scopes: str
+    spent: bool = False
+
+
+@dataclass
+class AuthCode:
+    """A code from the authorize step, waiting to be exchanged by oauth.v2.access."""
+
+    team_id: str
+    user_id: str
+    scopes: str
+    user_scopes: str
+    redirect_uri: str | None
+    expires_at: float
+    used: bool = False
+
+
+@dataclass(frozen=True)
+class OAuthRedirect:
+    """Where Slack sends the browser after the authorize step: a code (approved) or error=access_denied."""
+
+    url: str
+    state: str
+    code: str | None = None
+    error: str | None = None
+
+
+def new_token(prefix: str, team_id: str, *, rotating: bool) -> str:
+    """A fresh token in Slack's shapes: xoxb-/xoxp-..., or xoxe.xoxb-1-... when it expires (token rotation)."""
+    body = f"{team_id.lower()}-{secrets.token_hex(12)}"
+    return f"xoxe.{prefix}-1-{body}" if rotating else f"{prefix}-{body}"
+
+
+def new_refresh_token() -> str:
+    """A refresh token in Slack's xoxe-1-... shape."""
+    return f"xoxe-1-{secrets.token_hex(24)}"
+
+
+def new_code(team_id: str) -> str:
+    """An authorization code, opaque to the app."""
+    return f"{team_id.lower()}.{secrets.token_hex(20)}"
