@@ -7,7 +7,8 @@ import copy
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,7 @@ from .slack_files import SlackDownload, SlackFilesMixin
 from .slack_oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SlackOAuthMixin
 from .slack_socket import SocketModeMixin
 from .slack_store import ChannelStore, SlackApiFailure, maybe_json
-from .slack_workspaces import ROTATING_TOKEN_LIFETIME, TokenGrant
+from .slack_workspaces import ROTATING_TOKEN_LIFETIME, TokenGrant, Workspace
 from .waiting import wait_until
 
 Args = dict[str, Any]
@@ -100,24 +101,14 @@ class FakeSlack(SlackOAuthMixin, SlackAgentsMixin, SocketModeMixin, SlackFilesMi
         token_rotation: bool = False,
         token_lifetime: float = ROTATING_TOKEN_LIFETIME,
     ) -> None:
-        self.team_id, self.bot_user_id, self.bot_id, self.app_id = team_id, bot_user_id, bot_id, app_id
+        self.app_id, self.default_team_id = app_id, team_id
         self.bot_token, self.app_token = bot_token, app_token
-        # Whether continuation pages of conversations.replies repeat the parent; True forces callers to dedupe.
-        self.replies_parent_on_every_page = replies_parent_on_every_page
-        self.calls: list[SlackCall] = []
-        self.updates: list[Args] = []
-        self.ephemerals: list[Args] = []
-        self.deletes: list[Args] = []
-        # Accepted response_url posts: {"url", "kind" ("commands"/"actions"), "body"} in arrival order.
-        self.responses: list[Args] = []
-        self._response_grants: dict[str, _ResponseGrant] = {}
-        self.store = ChannelStore(app_id)
-        self._users: dict[str, Args] = {}
-        self._failures: dict[str, list[_Failure]] = {}
-        self._delays: dict[str, float] = {}
-        self._init_socket_mode()
-        self._init_files()
-        self._init_agents()
+        # The grant of the call being handled; handlers are synchronous, so no other call can change it meanwhile.
+        self._caller: TokenGrant | None = None
+        # The workspace test helpers act in outside a call (`as_workspace`); None: the default one.
+        self._viewed_team: str | None = None
+        # Each workspace has its own channels: two may use the same channel and thread ids.
+        self._stores: dict[str, ChannelStore] = {}
         self._init_oauth(
             client_id=client_id,
             client_secret=client_secret,
@@ -128,8 +119,21 @@ class FakeSlack(SlackOAuthMixin, SlackAgentsMixin, SocketModeMixin, SlackFilesMi
         self.add_workspace(team_id, team_name="Fake Team", bot_user_id=bot_user_id, bot_id=bot_id).installed = True
         self.issue_token(bot_token, "bot", team_id, bot_user_id, BOT_SCOPES)
         self.issue_token(app_token, "app", team_id, bot_user_id, "connections:write")
-        # The grant of the call being handled; handlers are synchronous, so no other call can change it meanwhile.
-        self._caller: TokenGrant | None = None
+        # Whether continuation pages of conversations.replies repeat the parent; True forces callers to dedupe.
+        self.replies_parent_on_every_page = replies_parent_on_every_page
+        self.calls: list[SlackCall] = []
+        self.updates: list[Args] = []
+        self.ephemerals: list[Args] = []
+        self.deletes: list[Args] = []
+        # Accepted response_url posts: {"url", "kind" ("commands"/"actions"), "body"} in arrival order.
+        self.responses: list[Args] = []
+        self._response_grants: dict[str, _ResponseGrant] = {}
+        self._users: dict[str, Args] = {}
+        self._failures: dict[str, list[_Failure]] = {}
+        self._delays: dict[str, float] = {}
+        self._init_socket_mode()
+        self._init_files()
+        self._init_agents()
         self.add_user(bot_user_id, "claude", real_name="Claude", is_bot=True)
         self._handlers: dict[str, Callable[[Args], Args]] = {
             "auth.test": self._auth_test,
@@ -139,7 +143,7 @@ class FakeSlack(SlackOAuthMixin, SlackAgentsMixin, SocketModeMixin, SlackFilesMi
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.getPermalink": self._chat_get_permalink,
             "conversations.replies": self._conversations_replies,
-            "conversations.history": self.store.history,
+            "conversations.history": lambda a: self.store.history(a),
             "reactions.add": lambda a: self._reaction(a, add=True),
             "reactions.remove": lambda a: self._reaction(a, add=False),
             "users.info": self._users_info,
@@ -169,6 +173,50 @@ class FakeSlack(SlackOAuthMixin, SlackAgentsMixin, SocketModeMixin, SlackFilesMi
     def api_url(self) -> str:
         """Base URL for AsyncWebClient(base_url=...); the SDK appends the method name."""
         return self.url + "api/"
+
+    # ------------------------------------------------------------------ the workspace in play
+
+    @property
+    def active_workspace(self) -> Workspace:
+        """The workspace of the call being handled, else the one `as_workspace` chose, else the default one."""
+        if self._caller is not None:
+            return self.workspaces[self._caller.team_id]
+        return self.workspaces[self._viewed_team or self.default_team_id]
+
+    @property
+    def team_id(self) -> str:
+        """The active workspace's team id."""
+        return self.active_workspace.team_id
+
+    @property
+    def bot_user_id(self) -> str:
+        """The app's bot user in the active workspace."""
+        return self.active_workspace.bot_user_id
+
+    @property
+    def bot_id(self) -> str:
+        """The app's bot id in the active workspace."""
+        return self.active_workspace.bot_id
+
+    @property
+    def store(self) -> ChannelStore:
+        """The active workspace's channels."""
+        team_id = self.active_workspace.team_id
+        if team_id not in self._stores:
+            self._stores[team_id] = ChannelStore(self.app_id)
+        return self._stores[team_id]
+
+    @contextmanager
+    def as_workspace(self, team_id: str) -> Iterator[Workspace]:
+        """Seed and inspect workspace `team_id`: inside, add_message, post_user_message, messages, bot_replies,
+        click_button... use its channels and ids (calls the fake handles always use their token's workspace)."""
+        if team_id not in self.workspaces:
+            raise LookupError(f"no workspace {team_id}; add_workspace first")
+        previous, self._viewed_team = self._viewed_team, team_id
+        try:
+            yield self.workspaces[team_id]
+        finally:
+            self._viewed_team = previous
 
     # ------------------------------------------------------------------ seeding, inspection, scripting
 
@@ -273,7 +321,13 @@ class FakeSlack(SlackOAuthMixin, SlackAgentsMixin, SocketModeMixin, SlackFilesMi
         stored.update(client_msg_id=event["client_msg_id"], blocks=event["blocks"])
         if shared:
             stored.update(files=copy.deepcopy(shared), upload=False, display_as_bot=False)
-        return event_envelope(event, team_id=self.team_id, api_app_id=self.app_id, bot_user_id=self.bot_user_id)
+        return event_envelope(
+            event,
+            team_id=self.team_id,
+            api_app_id=self.app_id,
+            bot_user_id=self.bot_user_id,
+            enterprise_id=self.active_workspace.enterprise_id,
+        )
 
     def response_url(
         self, kind: str = "commands", *, uses: int = RESPONSE_URL_USES, ttl: float = RESPONSE_URL_TTL

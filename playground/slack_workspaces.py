@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
-from .slack_store import SlackApiFailure
+from .slack_store import ChannelStore, SlackApiFailure
 
 TokenKind = Literal["bot", "user", "app"]
 # An authorization code is good for ten minutes, as Slack's are.
@@ -38,6 +38,31 @@ class Workspace:
         return {"id": self.enterprise_id, "name": self.enterprise_name or self.enterprise_id}
 
 
+class InActiveWorkspace:
+    """What FakeSlack's mixins read of the workspace in play (a call's token's, or the one a test chose);
+    read-only here, FakeSlack provides them."""
+
+    @property
+    def team_id(self) -> str:
+        """The active workspace's team id."""
+        raise NotImplementedError
+
+    @property
+    def bot_user_id(self) -> str:
+        """The app's bot user in the active workspace."""
+        raise NotImplementedError
+
+    @property
+    def bot_id(self) -> str:
+        """The app's bot id in the active workspace."""
+        raise NotImplementedError
+
+    @property
+    def store(self) -> ChannelStore:
+        """The active workspace's channels."""
+        raise NotImplementedError
+
+
 @dataclass
 class TokenGrant:
     """One access token as Slack knows it: whose it is, what it may do, and whether it still works."""
@@ -50,6 +75,10 @@ class TokenGrant:
     expires_at: float | None = None  # on the fake's clock; None: never (token rotation off)
     revoked: bool = False
     refresh_token: str | None = None  # issued with it when token rotation is on
+
+    def works_at(self, now: float) -> bool:
+        """Whether the token is neither revoked nor expired at `now`."""
+        return not self.revoked and (self.expires_at is None or now < self.expires_at)
 
     def check(self, now: float) -> None:
         """Fail as Slack does for a token that was revoked or has expired."""
