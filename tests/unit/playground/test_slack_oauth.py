@@ -285,3 +285,41 @@ async def test_refresh_without_rotation_is_refused(slack: FakeSlack, web: AsyncW
             grant_type="refresh_token",
             refresh_token="xoxe-1-made-up",
         )
+
+
+async def test_workspaces_keep_apart_channels_with_the_same_ids(slack: FakeSlack) -> None:
+    """Two workspaces with the same channel and thread ids: each call reads and writes its own token's workspace."""
+    slack.add_workspace("T0SECOND", bot_user_id="U0BOT2", bot_id="B0BOT2")
+    second = AsyncWebClient(token=str((await install(slack, "T0SECOND"))["access_token"]), base_url=slack.api_url)
+    first = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+    parent = slack.add_message("C1", "first workspace", ts="1700000000.000100")
+    with slack.as_workspace("T0SECOND") as workspace:
+        envelope = slack.post_user_message("C1", "second workspace", mention=True)
+        slack.add_message("C1", "second's parent", ts=parent)
+    assert (envelope["team_id"], envelope["authorizations"][0]["user_id"]) == ("T0SECOND", workspace.bot_user_id)
+    await second.chat_postMessage(channel="C1", thread_ts=parent, text="answer in the second")
+    await first.chat_postMessage(channel="C1", thread_ts=parent, text="answer in the first")
+    replies = await second.conversations_replies(channel="C1", ts=parent)
+    assert [m["text"] for m in replies["messages"]] == ["second's parent", "answer in the second"]
+    assert replies["messages"][1]["bot_id"] == "B0BOT2"
+    assert [m["text"] for m in slack.bot_replies("C1", parent)] == ["answer in the first"]
+    with slack.as_workspace("T0SECOND"):
+        assert [m["text"] for m in slack.bot_replies("C1", parent)] == ["answer in the second"]
+
+
+async def test_files_open_only_with_their_workspaces_bot_token(slack: FakeSlack) -> None:
+    """A file's private URL answers a working bot token of its own workspace, not another workspace's."""
+    slack.add_workspace("T0SECOND")
+    second_token = str((await install(slack, "T0SECOND"))["access_token"])
+    with slack.as_workspace("T0SECOND"):
+        shared = slack.add_file("notes.txt", b"second's notes", mimetype="text/plain")
+
+    async def fetch(token: str) -> bytes:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with aiohttp.ClientSession() as http, http.get(shared["url_private"], headers=headers) as resp:
+            return await resp.read()
+
+    assert await fetch(second_token) == b"second's notes"
+    assert await fetch(slack.bot_token) != b"second's notes"
+    slack.uninstall("T0SECOND")
+    assert await fetch(second_token) != b"second's notes"
