@@ -158,6 +158,7 @@ class FakeSlack(SlackOAuthMixin, SlackAgentsMixin, SocketModeMixin, SlackFilesMi
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/{kind:commands|actions}/{team}/{id}/{secret}", self._handle_response_url)
         app.router.add_get("/socket-mode", self._handle_socket)
+        app.router.add_get("/oauth/v2/authorize", self._handle_authorize)
         self._add_file_routes(app)
 
     async def before_stop(self) -> None:
@@ -168,6 +169,11 @@ class FakeSlack(SlackOAuthMixin, SlackAgentsMixin, SocketModeMixin, SlackFilesMi
     def url(self) -> str:
         """Root URL of the fake, e.g. "http://127.0.0.1:PORT/"."""
         return f"http://127.0.0.1:{self._port}/"
+
+    @property
+    def authorize_url(self) -> str:
+        """For Bolt's AsyncOAuthSettings(authorization_url=...): the "Add to Slack" page of this fake."""
+        return self.url + "oauth/v2/authorize"
 
     @property
     def api_url(self) -> str:

@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
+from aiohttp import web
+
 from .payloads import app_uninstalled_event, event_envelope, tokens_revoked_event
 from .slack_store import SlackApiFailure
 from .slack_workspaces import (
@@ -64,6 +66,10 @@ class SlackOAuthMixin:
         self._tokens: dict[str, TokenGrant] = {}
         self._refresh_grants: dict[str, RefreshGrant] = {}
         self._codes: dict[str, AuthCode] = {}
+        # The app's configured Redirect URLs; a redirect_uri must be one of them or under one. Empty: any.
+        self.redirect_urls: list[str] = []
+        # Who is signed in to Slack in the browser that opens /oauth/v2/authorize, and whether they click Allow.
+        self.browser_user: tuple[str, str, bool] | None = None
 
     # ------------------------------------------------------------------ workspaces and tokens for tests
 
@@ -124,25 +130,36 @@ class SlackOAuthMixin:
 
     # ------------------------------------------------------------------ the install
 
+    def sign_in(self, team_id: str, user_id: str, *, approve: bool = True) -> None:
+        """Sign a user of `team_id` in to the browser: GET /oauth/v2/authorize then answers as they would."""
+        if team_id not in self.workspaces:
+            raise LookupError(f"no workspace {team_id}; add_workspace first")
+        self.browser_user = (team_id, user_id, approve)
+
     def authorize(
         self,
         team_id: str,
         user_id: str,
         scopes: str | Sequence[str],
-        redirect_uri: str,
+        redirect_uri: str | None,
         state: str,
         *,
         user_scopes: str | Sequence[str] = "",
         approve: bool = True,
     ) -> OAuthRedirect:
         """A user of `team_id` answering Slack's install screen: Allow gives a single-use code good for ten
-        minutes, Cancel (approve=False) gives error=access_denied; both go back to `redirect_uri` with `state`."""
+        minutes, Cancel (approve=False) gives error=access_denied; both go back to `redirect_uri` with `state`.
+
+        Without `redirect_uri`, Slack uses the app's first Redirect URL; one outside them fails with
+        bad_redirect_uri (Slack's error page: the browser is not sent back to the app).
+        """
         if team_id not in self.workspaces:
             raise LookupError(f"no workspace {team_id}; add_workspace first")
-        separator = "&" if "?" in redirect_uri else "?"
+        target = self._redirect_target(redirect_uri)
+        separator = "&" if "?" in target else "?"
         if not approve:
             query = urlencode({"error": "access_denied", "state": state})
-            return OAuthRedirect(f"{redirect_uri}{separator}{query}", state, error="access_denied")
+            return OAuthRedirect(f"{target}{separator}{query}", state, error="access_denied")
         code = new_code(team_id)
         self._codes[code] = AuthCode(
             team_id,
@@ -153,7 +170,45 @@ class SlackOAuthMixin:
             self.clock() + CODE_TTL,
         )
         query = urlencode({"code": code, "state": state})
-        return OAuthRedirect(f"{redirect_uri}{separator}{query}", state, code=code)
+        return OAuthRedirect(f"{target}{separator}{query}", state, code=code)
+
+    def _redirect_target(self, redirect_uri: str | None) -> str:
+        """Where the authorize step sends the browser back, or bad_redirect_uri."""
+        if not redirect_uri:
+            if not self.redirect_urls:
+                raise SlackApiFailure("bad_redirect_uri")
+            return self.redirect_urls[0]
+        if self.redirect_urls and not any(redirect_uri.startswith(url) for url in self.redirect_urls):
+            raise SlackApiFailure("bad_redirect_uri")
+        return redirect_uri
+
+    async def _handle_authorize(self, request: web.Request) -> web.Response:
+        """GET /oauth/v2/authorize, the page an "Add to Slack" link opens: for the signed-in user it redirects
+        (302) to the app with a code or error=access_denied; a bad request gets an error page, no redirect."""
+        query, browser = request.query, self.browser_user
+        error = ""
+        if query.get("client_id") != self.client_id:
+            error = "invalid_client_id"
+        elif not (query.get("scope") or query.get("user_scope")):
+            error = "invalid_scope"
+        elif browser is None:
+            error = "not_signed_in"  # a real browser would be shown Slack's sign-in page
+        if error or browser is None:
+            return web.Response(status=400, text=f"<html><body>{error}</body></html>", content_type="text/html")
+        team_id, user_id, approve = browser
+        try:
+            redirect = self.authorize(
+                team_id,
+                user_id,
+                query.get("scope", ""),
+                query.get("redirect_uri"),
+                query.get("state", ""),
+                user_scopes=query.get("user_scope", ""),
+                approve=approve,
+            )
+        except SlackApiFailure as exc:
+            return web.Response(status=400, text=f"<html><body>{exc.error}</body></html>", content_type="text/html")
+        raise web.HTTPFound(redirect.url)
 
     def oauth_v2_access(self, args: Args, authorization: str) -> Args:
         """oauth.v2.access: exchange a code for tokens, or (grant_type=refresh_token) rotate a token."""

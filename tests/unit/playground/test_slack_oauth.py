@@ -323,3 +323,69 @@ async def test_files_open_only_with_their_workspaces_bot_token(slack: FakeSlack)
     assert await fetch(slack.bot_token) != b"second's notes"
     slack.uninstall("T0SECOND")
     assert await fetch(second_token) != b"second's notes"
+
+
+async def follow_authorize(slack: FakeSlack, **params: str) -> tuple[int, str]:
+    """Open the fake's authorize page as a browser would, without following the redirect: status and Location
+    (or the page's text)."""
+    query = {"client_id": DEFAULT_CLIENT_ID, "scope": SCOPES, "state": "st", **params}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(slack.authorize_url, params=query, allow_redirects=False) as resp,
+    ):
+        return resp.status, resp.headers.get("Location") or await resp.text()
+
+
+async def test_authorize_page_redirects_the_signed_in_user(slack: FakeSlack) -> None:
+    """The "Add to Slack" page sends the signed-in user back with a code the app can exchange, or access_denied."""
+    slack.add_workspace("T0SECOND")
+    slack.sign_in("T0SECOND", "U0ADMIN")
+    status, location = await follow_authorize(slack, redirect_uri=REDIRECT)
+    assert status == 302 and location.startswith(REDIRECT + "?")
+    code = parse_qs(urlparse(location).query)["code"][0]
+    answer = await AsyncWebClient(base_url=slack.api_url).oauth_v2_access(
+        client_id=DEFAULT_CLIENT_ID, client_secret=DEFAULT_CLIENT_SECRET, code=code, redirect_uri=REDIRECT
+    )
+    assert answer["team"]["id"] == "T0SECOND" and answer["authed_user"]["id"] == "U0ADMIN"
+    slack.sign_in("T0SECOND", "U0ADMIN", approve=False)
+    status, location = await follow_authorize(slack, redirect_uri=REDIRECT)
+    assert parse_qs(urlparse(location).query) == {"error": ["access_denied"], "state": ["st"]}
+
+
+async def test_authorize_page_uses_the_configured_redirect_url(slack: FakeSlack) -> None:
+    """Without redirect_uri the browser goes to the app's first Redirect URL, and the exchange needs none."""
+    slack.redirect_urls = [REDIRECT]
+    slack.sign_in(slack.default_team_id, "U0ADMIN")
+    status, location = await follow_authorize(slack)
+    assert status == 302 and location.startswith(REDIRECT + "?")
+    code = parse_qs(urlparse(location).query)["code"][0]
+    answer = await AsyncWebClient(base_url=slack.api_url).oauth_v2_access(
+        client_id=DEFAULT_CLIENT_ID, client_secret=DEFAULT_CLIENT_SECRET, code=code
+    )
+    assert answer["ok"] is True
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"client_id": "9999.9999"}, "invalid_client_id"),
+        ({"scope": ""}, "invalid_scope"),
+        ({"redirect_uri": "https://evil.example.com/steal"}, "bad_redirect_uri"),
+        ({}, "bad_redirect_uri"),  # no redirect_uri and none configured
+    ],
+)
+async def test_authorize_page_refuses_bad_requests_without_redirecting(
+    slack: FakeSlack, params: dict[str, str], error: str
+) -> None:
+    """A bad client id, no scopes or a redirect_uri outside the app's Redirect URLs gets an error page, no code."""
+    if "redirect_uri" in params:
+        slack.redirect_urls = [REDIRECT]
+    slack.sign_in(slack.default_team_id, "U0ADMIN")
+    status, page = await follow_authorize(slack, **params)
+    assert status == 400 and error in page
+
+
+async def test_authorize_page_needs_a_signed_in_user(slack: FakeSlack) -> None:
+    """Nobody signed in to the browser: no redirect (Slack would show its sign-in page)."""
+    status, page = await follow_authorize(slack, redirect_uri=REDIRECT)
+    assert status == 400 and "not_signed_in" in page
