@@ -7,8 +7,7 @@ import copy
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,8 +27,8 @@ from .slack_agents import SlackAgentsMixin
 from .slack_files import SlackDownload, SlackFilesMixin
 from .slack_oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SlackOAuthMixin
 from .slack_socket import SocketModeMixin
-from .slack_store import ChannelStore, SlackApiFailure, maybe_json
-from .slack_workspaces import ROTATING_TOKEN_LIFETIME, TokenGrant, Workspace
+from .slack_store import SlackApiFailure, maybe_json
+from .slack_workspaces import ROTATING_TOKEN_LIFETIME, ActiveWorkspaceMixin
 from .waiting import wait_until
 
 Args = dict[str, Any]
@@ -81,7 +80,7 @@ def _apply_markdown_text(args: Args) -> Args:
     return {**args, "text": markdown, "blocks": [{"type": "markdown", "text": markdown}]}
 
 
-class FakeSlack(SlackOAuthMixin, SlackAgentsMixin, SocketModeMixin, SlackFilesMixin, LocalServer):
+class FakeSlack(ActiveWorkspaceMixin, SlackOAuthMixin, SlackAgentsMixin, SocketModeMixin, SlackFilesMixin, LocalServer):
     """Fake Slack: Web API at POST/GET /api/{method}, Socket Mode websocket at /socket-mode, files, the agent
     features (sessions, streaming, Stop, suggested prompts, feedback buttons), and the OAuth install into more
     workspaces than the default one, which the constructor's ids and bot token describe."""
@@ -101,14 +100,9 @@ class FakeSlack(SlackOAuthMixin, SlackAgentsMixin, SocketModeMixin, SlackFilesMi
         token_rotation: bool = False,
         token_lifetime: float = ROTATING_TOKEN_LIFETIME,
     ) -> None:
-        self.app_id, self.default_team_id = app_id, team_id
+        self.app_id = app_id
         self.bot_token, self.app_token = bot_token, app_token
-        # The grant of the call being handled; handlers are synchronous, so no other call can change it meanwhile.
-        self._caller: TokenGrant | None = None
-        # The workspace test helpers act in outside a call (`as_workspace`); None: the default one.
-        self._viewed_team: str | None = None
-        # Each workspace has its own channels: two may use the same channel and thread ids.
-        self._stores: dict[str, ChannelStore] = {}
+        self._init_active_workspace(team_id)
         self._init_oauth(
             client_id=client_id,
             client_secret=client_secret,
@@ -179,50 +173,6 @@ class FakeSlack(SlackOAuthMixin, SlackAgentsMixin, SocketModeMixin, SlackFilesMi
     def api_url(self) -> str:
         """Base URL for AsyncWebClient(base_url=...); the SDK appends the method name."""
         return self.url + "api/"
-
-    # ------------------------------------------------------------------ the workspace in play
-
-    @property
-    def active_workspace(self) -> Workspace:
-        """The workspace of the call being handled, else the one `as_workspace` chose, else the default one."""
-        if self._caller is not None:
-            return self.workspaces[self._caller.team_id]
-        return self.workspaces[self._viewed_team or self.default_team_id]
-
-    @property
-    def team_id(self) -> str:
-        """The active workspace's team id."""
-        return self.active_workspace.team_id
-
-    @property
-    def bot_user_id(self) -> str:
-        """The app's bot user in the active workspace."""
-        return self.active_workspace.bot_user_id
-
-    @property
-    def bot_id(self) -> str:
-        """The app's bot id in the active workspace."""
-        return self.active_workspace.bot_id
-
-    @property
-    def store(self) -> ChannelStore:
-        """The active workspace's channels."""
-        team_id = self.active_workspace.team_id
-        if team_id not in self._stores:
-            self._stores[team_id] = ChannelStore(self.app_id)
-        return self._stores[team_id]
-
-    @contextmanager
-    def as_workspace(self, team_id: str) -> Iterator[Workspace]:
-        """Seed and inspect workspace `team_id`: inside, add_message, post_user_message, messages, bot_replies,
-        click_button... use its channels and ids (calls the fake handles always use their token's workspace)."""
-        if team_id not in self.workspaces:
-            raise LookupError(f"no workspace {team_id}; add_workspace first")
-        previous, self._viewed_team = self._viewed_team, team_id
-        try:
-            yield self.workspaces[team_id]
-        finally:
-            self._viewed_team = previous
 
     # ------------------------------------------------------------------ seeding, inspection, scripting
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -86,6 +88,65 @@ class TokenGrant:
             raise SlackApiFailure("token_revoked")
         if self.expires_at is not None and now >= self.expires_at:
             raise SlackApiFailure("token_expired")
+
+
+class ActiveWorkspaceMixin(InActiveWorkspace):
+    """Resolves the workspace in play for FakeSlack: the token's during a Web API call, else the one a test
+    picked with `as_workspace`, else the default one; each workspace keeps its own channels."""
+
+    app_id: str
+    workspaces: dict[str, Workspace]
+
+    def _init_active_workspace(self, default_team_id: str) -> None:
+        self.default_team_id = default_team_id
+        # The grant of the call being handled; handlers are synchronous, so no other call can change it meanwhile.
+        self._caller: TokenGrant | None = None
+        # The workspace test helpers act in outside a call (`as_workspace`); None: the default one.
+        self._viewed_team: str | None = None
+        # Each workspace has its own channels: two may use the same channel and thread ids.
+        self._stores: dict[str, ChannelStore] = {}
+
+    @property
+    def active_workspace(self) -> Workspace:
+        """The workspace of the call being handled, else the one `as_workspace` chose, else the default one."""
+        if self._caller is not None:
+            return self.workspaces[self._caller.team_id]
+        return self.workspaces[self._viewed_team or self.default_team_id]
+
+    @property
+    def team_id(self) -> str:
+        """The active workspace's team id."""
+        return self.active_workspace.team_id
+
+    @property
+    def bot_user_id(self) -> str:
+        """The app's bot user in the active workspace."""
+        return self.active_workspace.bot_user_id
+
+    @property
+    def bot_id(self) -> str:
+        """The app's bot id in the active workspace."""
+        return self.active_workspace.bot_id
+
+    @property
+    def store(self) -> ChannelStore:
+        """The active workspace's channels."""
+        team_id = self.active_workspace.team_id
+        if team_id not in self._stores:
+            self._stores[team_id] = ChannelStore(self.app_id)
+        return self._stores[team_id]
+
+    @contextmanager
+    def as_workspace(self, team_id: str) -> Iterator[Workspace]:
+        """Seed and inspect workspace `team_id`: inside, add_message, post_user_message, messages, bot_replies,
+        click_button... use its channels and ids (calls the fake handles always use their token's workspace)."""
+        if team_id not in self.workspaces:
+            raise LookupError(f"no workspace {team_id}; add_workspace first")
+        previous, self._viewed_team = self._viewed_team, team_id
+        try:
+            yield self.workspaces[team_id]
+        finally:
+            self._viewed_team = previous
 
 
 @dataclass
