@@ -389,3 +389,19 @@ async def test_authorize_page_needs_a_signed_in_user(slack: FakeSlack) -> None:
     """Nobody signed in to the browser: no redirect (Slack would show its sign-in page)."""
     status, page = await follow_authorize(slack, redirect_uri=REDIRECT)
     assert status == 400 and "not_signed_in" in page
+
+
+async def test_uninstall_of_a_grid_workspace_names_its_org(slack: FakeSlack) -> None:
+    """A Grid workspace's uninstall envelopes carry its enterprise id; a bot-only install revokes only "bot"."""
+    slack.add_workspace("T0GRID", enterprise_id="E0ORG", bot_user_id="U0BOTG")
+    await install(slack, "T0GRID")
+    uninstalled, revoked = slack.uninstall("T0GRID")
+    assert (uninstalled["enterprise_id"], uninstalled["authorizations"][0]["enterprise_id"]) == ("E0ORG", "E0ORG")
+    assert revoked["event"]["tokens"] == {"bot": ["U0BOTG"]}
+
+
+async def test_default_workspace_token_never_expires_even_with_rotation(rotating: FakeSlack) -> None:
+    """The constructor's bot token stays what it was before workspaces: valid, whatever the clock says."""
+    rotating.clock = lambda: 10.0**9
+    me = await AsyncWebClient(token=rotating.bot_token, base_url=rotating.api_url).auth_test()
+    assert me["team_id"] == rotating.default_team_id
