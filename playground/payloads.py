@@ -112,13 +112,14 @@ def event_envelope(
     event_id: str | None = None,
     event_time: int | None = None,
     bot_user_id: str = DEFAULT_BOT_USER_ID,
+    enterprise_id: str | None = None,
 ) -> dict[str, Any]:
     """Wrap `event` in the Events API "event_callback" outer envelope."""
-    return {
+    envelope: dict[str, Any] = {
         "token": VERIFICATION_TOKEN,
         "team_id": team_id,
         "context_team_id": team_id,
-        "context_enterprise_id": None,
+        "context_enterprise_id": enterprise_id,
         "api_app_id": api_app_id,
         "event": event,
         "type": "event_callback",
@@ -127,7 +128,7 @@ def event_envelope(
         # One entry per installation that can see the event; the bot's own user id is the one to ignore.
         "authorizations": [
             {
-                "enterprise_id": None,
+                "enterprise_id": enterprise_id,
                 "team_id": team_id,
                 "user_id": bot_user_id,
                 "is_bot": True,
@@ -137,6 +138,25 @@ def event_envelope(
         "is_ext_shared_channel": False,
         "event_context": _event_context(event, team_id, api_app_id),
     }
+    # Workspaces of an Enterprise Grid org name it at the top level too.
+    if enterprise_id is not None:
+        envelope["enterprise_id"] = enterprise_id
+    return envelope
+
+
+def app_uninstalled_event() -> dict[str, Any]:
+    """The inner `app_uninstalled` event: it names nothing; the envelope's team_id says which workspace left."""
+    return {"type": "app_uninstalled"}
+
+
+def tokens_revoked_event(*, bot_user_ids: list[str], user_ids: list[str]) -> dict[str, Any]:
+    """The inner `tokens_revoked` event: user ids (not tokens) by kind, "oauth" for user tokens, "bot" for bots."""
+    tokens: dict[str, list[str]] = {}
+    if user_ids:
+        tokens["oauth"] = user_ids
+    if bot_user_ids:
+        tokens["bot"] = bot_user_ids
+    return {"type": "tokens_revoked", "tokens": tokens}
 
 
 def url_verification(challenge: str = "fake-challenge") -> dict[str, Any]:

@@ -25,8 +25,10 @@ from .payloads import (
 from .server import LocalServer
 from .slack_agents import SlackAgentsMixin
 from .slack_files import SlackDownload, SlackFilesMixin
+from .slack_oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SlackOAuthMixin
 from .slack_socket import SocketModeMixin
-from .slack_store import ChannelStore, SlackApiFailure, maybe_json
+from .slack_store import SlackApiFailure, maybe_json
+from .slack_workspaces import ROTATING_TOKEN_LIFETIME, ActiveWorkspaceMixin
 from .waiting import wait_until
 
 Args = dict[str, Any]
@@ -50,6 +52,7 @@ class SlackCall:
     http_method: str = "POST"
     body_format: str = "query"  # "json", "form" or "query": how the client encoded the arguments
     token: str | None = None
+    team_id: str | None = None  # the workspace of the token, when the fake accepted it
     received: float = field(default_factory=time.monotonic)  # when it arrived, for benchmarks that time the bot
 
 
@@ -77,9 +80,10 @@ def _apply_markdown_text(args: Args) -> Args:
     return {**args, "text": markdown, "blocks": [{"type": "markdown", "text": markdown}]}
 
 
-class FakeSlack(SlackAgentsMixin, SocketModeMixin, SlackFilesMixin, LocalServer):
-    """Fake Slack workspace: Web API at POST/GET /api/{method}, Socket Mode websocket at /socket-mode, files,
-    and the agent features (sessions, streaming, Stop, suggested prompts, feedback buttons)."""
+class FakeSlack(ActiveWorkspaceMixin, SlackOAuthMixin, SlackAgentsMixin, SocketModeMixin, SlackFilesMixin, LocalServer):
+    """Fake Slack: Web API at POST/GET /api/{method}, Socket Mode websocket at /socket-mode, files, the agent
+    features (sessions, streaming, Stop, suggested prompts, feedback buttons), and the OAuth install into more
+    workspaces than the default one, which the constructor's ids and bot token describe."""
 
     def __init__(
         self,
@@ -91,9 +95,24 @@ class FakeSlack(SlackAgentsMixin, SocketModeMixin, SlackFilesMixin, LocalServer)
         app_token: str = "xapp-test",
         app_id: str = DEFAULT_APP_ID,
         replies_parent_on_every_page: bool = True,
+        client_id: str = DEFAULT_CLIENT_ID,
+        client_secret: str = DEFAULT_CLIENT_SECRET,
+        token_rotation: bool = False,
+        token_lifetime: float = ROTATING_TOKEN_LIFETIME,
     ) -> None:
-        self.team_id, self.bot_user_id, self.bot_id, self.app_id = team_id, bot_user_id, bot_id, app_id
+        self.app_id = app_id
         self.bot_token, self.app_token = bot_token, app_token
+        self._init_active_workspace(team_id)
+        self._init_oauth(
+            client_id=client_id,
+            client_secret=client_secret,
+            token_rotation=token_rotation,
+            token_lifetime=token_lifetime,
+        )
+        # The default workspace comes installed, its bot token never expiring, as before workspaces existed.
+        self.add_workspace(team_id, team_name="Fake Team", bot_user_id=bot_user_id, bot_id=bot_id).installed = True
+        self.issue_token(bot_token, "bot", team_id, bot_user_id, BOT_SCOPES)
+        self.issue_token(app_token, "app", team_id, bot_user_id, "connections:write")
         # Whether continuation pages of conversations.replies repeat the parent; True forces callers to dedupe.
         self.replies_parent_on_every_page = replies_parent_on_every_page
         self.calls: list[SlackCall] = []
@@ -103,7 +122,6 @@ class FakeSlack(SlackAgentsMixin, SocketModeMixin, SlackFilesMixin, LocalServer)
         # Accepted response_url posts: {"url", "kind" ("commands"/"actions"), "body"} in arrival order.
         self.responses: list[Args] = []
         self._response_grants: dict[str, _ResponseGrant] = {}
-        self.store = ChannelStore(app_id)
         self._users: dict[str, Args] = {}
         self._failures: dict[str, list[_Failure]] = {}
         self._delays: dict[str, float] = {}
@@ -119,7 +137,7 @@ class FakeSlack(SlackAgentsMixin, SocketModeMixin, SlackFilesMixin, LocalServer)
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.getPermalink": self._chat_get_permalink,
             "conversations.replies": self._conversations_replies,
-            "conversations.history": self.store.history,
+            "conversations.history": lambda a: self.store.history(a),
             "reactions.add": lambda a: self._reaction(a, add=True),
             "reactions.remove": lambda a: self._reaction(a, add=False),
             "users.info": self._users_info,
@@ -134,6 +152,7 @@ class FakeSlack(SlackAgentsMixin, SocketModeMixin, SlackFilesMixin, LocalServer)
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/{kind:commands|actions}/{team}/{id}/{secret}", self._handle_response_url)
         app.router.add_get("/socket-mode", self._handle_socket)
+        app.router.add_get("/oauth/v2/authorize", self._handle_authorize)
         self._add_file_routes(app)
 
     async def before_stop(self) -> None:
@@ -144,6 +163,11 @@ class FakeSlack(SlackAgentsMixin, SocketModeMixin, SlackFilesMixin, LocalServer)
     def url(self) -> str:
         """Root URL of the fake, e.g. "http://127.0.0.1:PORT/"."""
         return f"http://127.0.0.1:{self._port}/"
+
+    @property
+    def authorize_url(self) -> str:
+        """For Bolt's AsyncOAuthSettings(authorization_url=...): the "Add to Slack" page of this fake."""
+        return self.url + "oauth/v2/authorize"
 
     @property
     def api_url(self) -> str:
@@ -253,7 +277,13 @@ class FakeSlack(SlackAgentsMixin, SocketModeMixin, SlackFilesMixin, LocalServer)
         stored.update(client_msg_id=event["client_msg_id"], blocks=event["blocks"])
         if shared:
             stored.update(files=copy.deepcopy(shared), upload=False, display_as_bot=False)
-        return event_envelope(event, team_id=self.team_id, api_app_id=self.app_id, bot_user_id=self.bot_user_id)
+        return event_envelope(
+            event,
+            team_id=self.team_id,
+            api_app_id=self.app_id,
+            bot_user_id=self.bot_user_id,
+            enterprise_id=self.active_workspace.enterprise_id,
+        )
 
     def response_url(
         self, kind: str = "commands", *, uses: int = RESPONSE_URL_USES, ttl: float = RESPONSE_URL_TTL
@@ -346,6 +376,10 @@ class FakeSlack(SlackAgentsMixin, SocketModeMixin, SlackFilesMixin, LocalServer)
         """Arguments of every recorded call to `method`, in order."""
         return [c.args for c in self.calls if c.method == method]
 
+    def calls_from(self, team_id: str) -> list[SlackCall]:
+        """Every recorded call the fake accepted with a token of workspace `team_id`, in order."""
+        return [c for c in self.calls if c.team_id == team_id]
+
     def fail_next(
         self,
         method: str,
@@ -393,7 +427,8 @@ class FakeSlack(SlackAgentsMixin, SocketModeMixin, SlackFilesMixin, LocalServer)
         arg_token = args.pop("token", None)
         token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else arg_token
         headers_in = {k.lower(): v for k, v in request.headers.items()}  # names are case-insensitive on the wire
-        self.calls.append(SlackCall(method, args, headers_in, request.method, body_format, token))
+        call = SlackCall(method, args, headers_in, request.method, body_format, token)
+        self.calls.append(call)
         headers = {"x-oauth-scopes": BOT_SCOPES, "x-slack-req-id": uuid.uuid4().hex}
         if self._delays.get(method):
             await asyncio.sleep(self._delays[method])
@@ -407,11 +442,11 @@ class FakeSlack(SlackAgentsMixin, SocketModeMixin, SlackFilesMixin, LocalServer)
         try:
             if failure is not None:
                 raise SlackApiFailure(failure.error or "internal_error")
-            self._check_token(method, token)
-            handler = self._handlers.get(method)
-            if handler is None:
-                raise SlackApiFailure("unknown_method")
-            body: Args = {"ok": True, **handler(args)}
+            if method == "oauth.v2.access":
+                # The one method authenticated by the app's client id and secret rather than a token.
+                body: Args = {"ok": True, **self.oauth_v2_access(args, auth)}
+            else:
+                body = {"ok": True, **self._handle_with_token(method, token, args, call, headers)}
         except SlackApiFailure as exc:
             body = {"ok": False, "error": exc.error}
         # Slack reports API errors with HTTP 200 and ok:false; only rate limits/outages use other statuses.
@@ -444,27 +479,42 @@ class FakeSlack(SlackAgentsMixin, SocketModeMixin, SlackFilesMixin, LocalServer)
             queue.pop(0)
         return failure
 
-    def _check_token(self, method: str, token: str | None) -> None:
-        if not token:
-            raise SlackApiFailure("not_authed")
-        if token not in (self.bot_token, self.app_token):
-            raise SlackApiFailure("invalid_auth")
-        # App-level (xapp) tokens only work for apps.connections.*, and bot tokens never do.
-        if (token == self.app_token) != method.startswith("apps.connections."):
-            raise SlackApiFailure("not_allowed_token_type")
+    def _handle_with_token(
+        self, method: str, token: str | None, args: Args, call: SlackCall, headers: dict[str, str]
+    ) -> Args:
+        grant = self.authenticate(method, token)
+        call.team_id = grant.team_id
+        headers["x-oauth-scopes"] = grant.scopes
+        handler = self._handlers.get(method)
+        if handler is None:
+            raise SlackApiFailure("unknown_method")
+        self._caller = grant
+        try:
+            return handler(args)
+        finally:
+            self._caller = None
 
     # ------------------------------------------------------------------ Web API methods
 
     def _auth_test(self, args: Args) -> Args:
-        return {
-            "url": "https://fake.slack.com/",
-            "team": "Fake Team",
-            "user": "claude",
-            "team_id": self.team_id,
-            "user_id": self.bot_user_id,
-            "bot_id": self.bot_id,
+        caller = self._caller
+        if caller is None:
+            raise SlackApiFailure("not_authed")
+        workspace = self.workspaces[caller.team_id]
+        subdomain = "fake" if workspace.team_id == self.team_id else f"{workspace.team_id.lower()}.fake"
+        answer: Args = {
+            "url": f"https://{subdomain}.slack.com/",
+            "team": workspace.team_name,
+            "user": "claude" if caller.kind == "bot" else caller.user_id,
+            "team_id": workspace.team_id,
+            "user_id": caller.user_id,
             "is_enterprise_install": False,
         }
+        if workspace.enterprise_id is not None:
+            answer["enterprise_id"] = workspace.enterprise_id
+        if caller.kind == "bot":
+            answer["bot_id"] = workspace.bot_id
+        return answer
 
     def _chat_post_message(self, args: Args) -> Args:
         args = _apply_markdown_text(args)

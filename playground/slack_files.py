@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
 from aiohttp import web
+
+from .slack_workspaces import InActiveWorkspace, TokenGrant
 
 Args = dict[str, Any]
 
@@ -93,12 +96,13 @@ def url_name(name: str) -> str:
     return re.sub(r"[^a-z0-9._-]", "_", name.lower())
 
 
-class SlackFilesMixin:
+class SlackFilesMixin(InActiveWorkspace):
     """Adds file objects (add_file) and their url_private / url_private_download endpoints to FakeSlack."""
 
-    team_id: str
     bot_token: str
     _port: int
+    clock: Callable[[], float]
+    _tokens: dict[str, TokenGrant]
 
     def _init_files(self) -> None:
         self.downloads: list[SlackDownload] = []
@@ -241,17 +245,24 @@ class SlackFilesMixin:
         file_id = request.match_info["file_id"]
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
-        authorized = token == self.bot_token
+        match = request.match_info
+        # Only a working bot token of the workspace in the URL opens the file.
+        grant = self._tokens.get(token or "")
+        authorized = (
+            grant is not None
+            and grant.kind == "bot"
+            and grant.team_id == match["team"]
+            and grant.works_at(self.clock())
+        )
         self.downloads.append(SlackDownload(file_id, authorized, download, token))
         if not authorized:
             # The classic pitfall: no error status, just Slack's sign-in page where the file should be.
             return web.Response(text=LOGIN_PAGE, content_type="text/html", charset="utf-8")
         stored = self._files.get(file_id)
-        match = request.match_info
         if (
             stored is None
             or stored.info["is_external"]  # Slack holds no bytes of a remote file
-            or match["team"] != self.team_id
+            or match["team"] != stored.info["user_team"]
             or match["name"] != url_name(stored.info["name"])
         ):
             return web.Response(status=404, text="<html><body>File not found</body></html>", content_type="text/html")

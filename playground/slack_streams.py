@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .slack_sessions import SESSION_STATUSES, SessionBook
-from .slack_store import ChannelStore, SlackApiFailure
+from .slack_store import SlackApiFailure
+from .slack_workspaces import InActiveWorkspace
 
 Args = dict[str, Any]
 # Each markdown_text (argument or chunk) of one call holds at most 12,000 characters; longer is msg_too_long.
@@ -159,13 +160,9 @@ def _check_metadata(metadata: Any) -> None:
         raise SlackApiFailure("invalid_metadata_format")
 
 
-class SlackStreamsMixin:
+class SlackStreamsMixin(InActiveWorkspace):
     """Adds Slack's streaming methods to FakeSlack; streams auto-stop `stream_lifetime` seconds after their start."""
 
-    store: ChannelStore
-    team_id: str
-    bot_user_id: str
-    bot_id: str
     app_id: str
     agent_sessions: SessionBook
     agent_features: bool

@@ -57,6 +57,15 @@ TS = thread ts, "" for a DM's top level):
                                           TTL AGENT_TTL, refreshed as the thread's tasks start. No hash tag: read
                                           and written alone, so it stays put when QUEUE_SHARDS changes, and the
                                           mark outlives a reset (Slack keeps the session's title through one).
+  agent:T:installations           hash    where the app is installed (store/installations.py): "latest" = the latest
+                                          installation, "user:U" = user U's latest, "bot" = the latest bot (its
+                                          token, and the refresh token and expiry when tokens rotate), each JSON
+                                          {"at": installed_at, "user", "record"} (a rotating bot's also "expires",
+                                          by which it is ordered). T is the enterprise id (E...) for
+                                          an org-wide install, found for every team of the org. No TTL: an
+                                          installation lasts until the app is uninstalled or its tokens revoked,
+                                          and losing it would lock the workspace out. No hash tag: one key, changed
+                                          by single-key scripts.
 
 Shared by all teams:
 
@@ -81,6 +90,9 @@ Shared by all teams:
                                           stop_by refuses it wherever it resumes.
   agent:workers                   zset    worker name -> when it last said it was alive (every couple of seconds),
                                           for /agent status. TTL WORKERS_TTL, refreshed by every live worker.
+  agent:oauth:state:S             string  an OAuth state S the install page handed out (store/oauth_states.py), for
+                                          the redirect to consume once (GETDEL). Shared: nobody's team is known
+                                          before the install. TTL the state's lifetime (OAuth flow setting).
   agent:health                    string  written by every /healthz check, to see that Redis takes writes (not only
                                           that it answers). TTL HEALTH_TTL.
 
@@ -267,3 +279,14 @@ def user_name(team_id: str, user_id: str) -> str:
 def session_title(ref: ThreadRef) -> str:
     """Who titled the thread's agent session (one key, read and written alone: it needs no shard)."""
     return f"{PREFIX}:{ref.team_id}:title:{ref.channel_id}:{ref.thread_ts}"
+
+
+def installations(owner_id: str) -> str:
+    """A workspace's installations and bot: owner_id is its team id, or its enterprise id for an org-wide install
+    (one key, changed by single-key scripts: it needs no shard)."""
+    return f"{PREFIX}:{owner_id}:installations"
+
+
+def oauth_state(state: str) -> str:
+    """An issued OAuth state, until it is consumed or expires (one key, alone: it needs no shard)."""
+    return f"{PREFIX}:oauth:state:{state}"
