@@ -102,7 +102,8 @@ def build_slack_client(settings: Settings, session: ClientSession | None = None)
     Without a shared `session` slack_sdk opens a new HTTP session (and connection) for every call.
     """
     return AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(),
+        # No token in OAuth mode: Bolt finds each workspace's in the installation store, per request.
+        token=settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None,
         base_url=settings.slack_api_url,
         session=session,
         retry_handlers=[
