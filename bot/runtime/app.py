@@ -10,6 +10,7 @@ import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from aiohttp import ClientSession
 from redis.asyncio import Redis
@@ -17,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -60,6 +62,8 @@ from handlers.command_listeners import register_command_listeners
 from handlers.event_listeners import register_event_listeners
 from handlers.feedback import register_feedback_listener
 from handlers.gateway import WebApiGateway
+from handlers.installation_store import RedisInstallationStore, RedisOAuthStateStore
+from handlers.oauth_pages import oauth_page_routes
 from handlers.session_listeners import register_session_listeners
 from handlers.signed_requests import slack_events_handler
 from store.connection import RedisClient, certificate_rejected, connect, connect_cluster, is_cluster, warm_up
@@ -214,8 +218,10 @@ def build_bot(
     signing_secret = settings.slack_signing_secret
     bolt = AsyncApp(
         name="slack-thread-agent",  # without a name Bolt inspects the call stack for one, a quarter second here
-        # The client carries the token and SLACK_API_URL; Bolt takes both from it.
+        # The client carries the token (none in OAuth mode) and SLACK_API_URL; Bolt takes both from it, and its
+        # OAuth flow calls oauth.v2.access and auth.test through it, so those go to SLACK_API_URL too.
         client=slack_client,
+        oauth_settings=build_oauth_settings(settings, redis) if settings.oauth_mode else None,
         signing_secret=signing_secret.get_secret_value() if signing_secret else "",
         # Ack only after the listener has recorded the task: see handlers/event_listeners.py.
         process_before_response=True,
@@ -230,6 +236,34 @@ def build_bot(
     titles = SessionTitles(redis, ttl=settings.agent_ttl_days * DAY)
     register_agent_view_listeners(bolt, titles, MessagesTabPrompts(settings.messages_tab_prompts))
     return Bot(settings, redis, space, slack_client, bolt, runner, intake_first)
+
+
+# Bolt's paths, fixed; the app's Redirect URL (manifest: oauth_config.redirect_urls) must end in the second.
+INSTALL_PATH = "/slack/install"
+REDIRECT_PATH = "/slack/oauth_redirect"
+
+
+def build_oauth_settings(settings: Settings, redis: RedisClient) -> AsyncOAuthSettings:
+    """Bolt's OAuth install: the states and installations kept in Redis, every process sharing them."""
+    client_secret = settings.slack_client_secret
+    assert settings.slack_client_id is not None and client_secret is not None  # oauth_mode's meaning
+    return AsyncOAuthSettings(
+        client_id=settings.slack_client_id,
+        client_secret=client_secret.get_secret_value(),
+        scopes=settings.bot_scopes,
+        redirect_uri=settings.slack_redirect_uri,
+        install_path=INSTALL_PATH,
+        redirect_uri_path=REDIRECT_PATH,
+        authorization_url=authorization_url(settings.slack_api_url),
+        installation_store=RedisInstallationStore(redis),
+        state_store=RedisOAuthStateStore(redis),
+    )
+
+
+def authorization_url(slack_api_url: str) -> str:
+    """Slack's authorize page on the host of SLACK_API_URL (slack.com's, or a fake's in tests)."""
+    parts = urlsplit(slack_api_url)
+    return f"{parts.scheme}://{parts.netloc}/oauth/v2/authorize"
 
 
 @contextlib.asynccontextmanager
@@ -376,7 +410,9 @@ def build_web_front(bot: Bot) -> WebFront:
         events = slack_events_handler(bot.bolt, secret.get_secret_value(), bot.intake_first)
     app_token = settings.slack_app_token
     socket = AsyncSocketModeHandler(bot.bolt, app_token.get_secret_value()) if app_token is not None else None
-    return WebFront(port=settings.port, health=health, events=events, socket=socket)
+    flow = bot.bolt.oauth_flow
+    pages = oauth_page_routes(flow) if flow is not None else None
+    return WebFront(port=settings.port, health=health, events=events, socket=socket, pages=pages)
 
 
 async def _until_stopped(stopping: asyncio.Event, runner_task: asyncio.Task[Any]) -> None:
