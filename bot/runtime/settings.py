@@ -149,6 +149,12 @@ class Settings(BaseSettings):
             raise ValueError("SLACK_SIGNING_SECRET is required unless SLACK_APP_TOKEN is set (Socket Mode)")
         return self
 
+    @field_validator("slack_bot_token", "slack_client_id", "slack_client_secret", "slack_redirect_uri", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `heroku config:set SLACK_BOT_TOKEN=` leaves the variable empty, not gone: it must not count as a way in.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @model_validator(mode="after")
     def _one_way_to_reach_slack(self) -> Settings:
         problem = credentials_problem(

@@ -188,3 +188,10 @@ def test_the_oauth_conflict_is_named_beside_other_bad_values(monkeypatch: pytest
         load_settings()
     assert any("SLACK_CLIENT_ID" in item for item in caught.value.invalid)
     assert any(item.startswith("PORT") for item in caught.value.invalid)
+
+
+def test_an_empty_bot_token_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SLACK_BOT_TOKEN set to nothing beside the OAuth pair is the OAuth mode, not a conflict."""
+    _set(monkeypatch, {**REQUIRED, **OAUTH, "SLACK_BOT_TOKEN": ""})
+    settings = load_settings()
+    assert settings.oauth_mode and settings.slack_bot_token is None
