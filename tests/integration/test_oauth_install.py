@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -27,19 +27,38 @@ REDIRECT_PATH = "/slack/oauth_redirect"
 FAILURE_HEADING = "Oops, Something Went Wrong!"  # Bolt's failure page
 
 
+OAuthBotFactory = Callable[..., Awaitable[BotProcess]]
+
+
 @pytest.fixture
-async def oauth_bot(bot_env: dict[str, str], slack: FakeSlack, tmp_path: Path) -> AsyncIterator[BotProcess]:
-    """A bot in OAuth mode (client id and secret, no bot token), its Redirect URL registered with the emulator."""
-    env = {name: value for name, value in bot_env.items() if name != "SLACK_BOT_TOKEN"}
-    env |= {"SLACK_CLIENT_ID": DEFAULT_CLIENT_ID, "SLACK_CLIENT_SECRET": DEFAULT_CLIENT_SECRET}
-    env["PORT"] = str(free_port())
-    bot = BotProcess(env, tmp_path)
-    slack.redirect_urls = [bot.url + REDIRECT_PATH]
-    await bot.start()
-    yield bot
-    if bot.process is not None and bot.process.returncode is None:
-        await bot.kill()
-    print(f"----- {bot.log_path.name} -----\n{bot.output()}")  # shown by pytest only when the test fails
+async def make_oauth_bot(bot_env: dict[str, str], slack: FakeSlack, tmp_path: Path) -> AsyncIterator[OAuthBotFactory]:
+    """Start bots in OAuth mode (client id and secret, no bot token), their Redirect URL registered with the
+    emulator; `redirect_uri=True` also sets SLACK_REDIRECT_URI to it. Each is killed at the end."""
+    started: list[BotProcess] = []
+
+    async def start(*, redirect_uri: bool = False) -> BotProcess:
+        env = {name: value for name, value in bot_env.items() if name != "SLACK_BOT_TOKEN"}
+        env |= {"SLACK_CLIENT_ID": DEFAULT_CLIENT_ID, "SLACK_CLIENT_SECRET": DEFAULT_CLIENT_SECRET}
+        env["PORT"] = str(free_port())
+        bot = BotProcess(env, tmp_path)
+        slack.redirect_urls = [bot.url + REDIRECT_PATH]
+        if redirect_uri:
+            env["SLACK_REDIRECT_URI"] = bot.url + REDIRECT_PATH
+        started.append(bot)
+        await bot.start()
+        return bot
+
+    yield start
+    for bot in started:
+        if bot.process is not None and bot.process.returncode is None:
+            await bot.kill()
+        print(f"----- {bot.log_path.name} -----\n{bot.output()}")  # shown by pytest only when the test fails
+
+
+@pytest.fixture
+async def oauth_bot(make_oauth_bot: OAuthBotFactory) -> BotProcess:
+    """One bot in OAuth mode, Slack sending installs back to the app's only Redirect URL."""
+    return await make_oauth_bot()
 
 
 @dataclass
@@ -112,6 +131,19 @@ async def test_two_workspaces_install_through_the_bot(
         tokens[team_id] = token
     assert tokens["T0FIRST"] != tokens["T0SECOND"]
     assert await redis.exists(keys.oauth_state(cookie)) == 0  # the state was used up
+
+
+async def test_a_configured_redirect_uri_is_sent_and_repeated(
+    make_oauth_bot: OAuthBotFactory, slack: FakeSlack, redis: RedisClient
+) -> None:
+    """With SLACK_REDIRECT_URI the link names it and the code exchange repeats it, as Slack requires."""
+    bot = await make_oauth_bot(redirect_uri=True)
+    slack.add_workspace("T0FIRST")
+    link, cookie = await open_install_page(bot)
+    assert parse_qs(urlsplit(link).query)["redirect_uri"] == [bot.url + REDIRECT_PATH]
+    page = await browse(await slack_redirect(slack, link, "T0FIRST"), cookie)
+    assert page.status == 200 and FAILURE_HEADING not in page.text, page.text
+    assert await stored_bot_token(redis, "T0FIRST") is not None
 
 
 async def assert_refused(page: Page, reason: str, redis: RedisClient) -> None:
