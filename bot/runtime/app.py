@@ -66,6 +66,7 @@ from handlers.installation_store import RedisInstallationStore, RedisOAuthStateS
 from handlers.oauth_pages import oauth_page_routes
 from handlers.session_listeners import register_session_listeners
 from handlers.signed_requests import slack_events_handler
+from handlers.team_bots import TeamBots
 from store.connection import RedisClient, certificate_rejected, connect, connect_cluster, is_cluster, warm_up
 from store.errors import ShardChangeRefused, UnusableRedis
 from store.feedback import FeedbackStore
@@ -198,7 +199,9 @@ def build_bot(
 ) -> Bot:
     """Wire the store, the executor, the runner and the Bolt app together."""
     slack_client = build_slack_client(settings, slack_session)
-    gateway = WebApiGateway(slack_client, streaming=settings.slack_streaming)
+    # In OAuth mode the client has no token: each thread's calls take its workspace's bot token from the store.
+    installations = RedisInstallationStore(redis) if settings.oauth_mode else None
+    gateway = WebApiGateway(TeamBots(slack_client, installations), streaming=settings.slack_streaming)
     crash = CrashPoints(settings.bot_crash_at)
     space = KeySpace(settings.queue_shards)
     queue = TaskQueue(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
