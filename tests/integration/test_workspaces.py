@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from functools import partial
 from typing import Any
 
 import pytest
@@ -62,6 +63,11 @@ def replies_in(slack: FakeSlack, team_id: str) -> list[str]:
         return [str(m.get("text", "")) for m in slack.bot_replies(CHANNEL, THREAD_TS)]
 
 
+def answered_with(slack: FakeSlack, team_id: str, expected: list[str]) -> bool:
+    """Whether the bot's replies in the shared thread of `team_id` are `expected` (placeholders replaced)."""
+    return replies_in(slack, team_id) == expected
+
+
 async def agent_status(bot: BotProcess, slack: FakeSlack, team_id: str) -> dict[str, Any]:
     """The acknowledgement of `/agent status` run in CHANNEL of `team_id`."""
     with slack.as_workspace(team_id):
@@ -98,7 +104,7 @@ async def test_mentions_in_two_workspaces_are_answered_each_in_its_own(
     envelopes = [mention_in(slack, team, f"the secret is {secret(team)}") for team in TEAMS]
     assert await asyncio.gather(*(oauth_bot.post_event(envelope) for envelope in envelopes)) == [200, 200]
     for team in TEAMS:
-        await wait_until(lambda team=team: replies_in(slack, team) == [f"heard: {secret(team)}"], 15)
+        await wait_until(partial(answered_with, slack, team, [f"heard: {secret(team)}"]), 15)
     for team in TEAMS:
         calls = [call for call in slack.calls[installed:] if call.team_id == team]
         assert calls and {call.token for call in calls} == {tokens[team]}
