@@ -15,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.core.errors import SlackError
+from handlers.token_refresh import TokenRefresher
 
 # Slack's answers to a token that no longer works (revoked, the app uninstalled, the workspace gone, or rotated
 # away by another process): the cached bot is dropped and the store asked again, once.
@@ -43,19 +44,16 @@ class TeamBots:
         client: AsyncWebClient,
         store: AsyncInstallationStore | None = None,
         *,
+        refresher: TokenRefresher | None = None,
         lifetime: float = BOT_LIFETIME_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self._store = store
+        self._refresher = refresher
         self._lifetime = lifetime
         self._clock = clock
         self._bots: dict[str, TeamBot] = {}
-
-    @property
-    def per_team(self) -> bool:
-        """Whether each team has its own token (OAuth mode)."""
-        return self._store is not None
 
     async def bot(self, team_id: str) -> TeamBot:
         """The team's bot, to call with; SlackError (not_installed) for a team with no bot installed."""
@@ -97,6 +95,8 @@ class TeamBots:
         stored = await self._store.async_find_bot(enterprise_id=None, team_id=team_id)
         if stored is None or not stored.bot_token:
             raise SlackError(f"no bot installed in workspace {team_id}", NOT_INSTALLED)
+        if self._refresher is not None:
+            stored = await self._refresher.fresh(team_id, stored)
         client = _client_with_token(self._client, stored.bot_token)
         return TeamBot(client, stored.bot_user_id or None, stored.bot_id, self._clock())
 

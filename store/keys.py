@@ -290,3 +290,9 @@ def installations(owner_id: str) -> str:
 def oauth_state(state: str) -> str:
     """An issued OAuth state, until it is consumed or expires (one key, alone: it needs no shard)."""
     return f"{PREFIX}:oauth:state:{state}"
+
+
+def token_refresh_lock(owner_id: str) -> str:
+    """Held by the one process refreshing a workspace's expiring bot token (Slack's refresh token is single use);
+    it expires after the lock's PX, so a process that died holding it blocks no one for long."""
+    return f"{PREFIX}:{owner_id}:token-refresh"

@@ -24,6 +24,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.agent.client import ClaudeClient, default_retry_policy, sdk_client
@@ -67,6 +68,7 @@ from handlers.oauth_pages import oauth_page_routes
 from handlers.session_listeners import register_session_listeners
 from handlers.signed_requests import slack_events_handler
 from handlers.team_bots import TeamBots
+from handlers.token_refresh import TokenRefresher
 from store.connection import RedisClient, certificate_rejected, connect, connect_cluster, is_cluster, warm_up
 from store.errors import ShardChangeRefused, UnusableRedis
 from store.feedback import FeedbackStore
@@ -75,6 +77,7 @@ from store.journal import TaskJournal
 from store.keys import DAY, KeySpace
 from store.models import TaskKind
 from store.presence import choose_consumer_name, client_name
+from store.refresh_locks import RefreshLocks
 from store.stops import StopRequests
 from store.tasks import TaskQueue
 from store.threads import ThreadStore
@@ -199,9 +202,7 @@ def build_bot(
 ) -> Bot:
     """Wire the store, the executor, the runner and the Bolt app together."""
     slack_client = build_slack_client(settings, slack_session)
-    # In OAuth mode the client has no token: each thread's calls take its workspace's bot token from the store.
-    installations = RedisInstallationStore(redis) if settings.oauth_mode else None
-    gateway = WebApiGateway(TeamBots(slack_client, installations), streaming=settings.slack_streaming)
+    gateway = WebApiGateway(build_team_bots(settings, redis, slack_client), streaming=settings.slack_streaming)
     crash = CrashPoints(settings.bot_crash_at)
     space = KeySpace(settings.queue_shards)
     queue = TaskQueue(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
@@ -239,6 +240,20 @@ def build_bot(
     titles = SessionTitles(redis, ttl=settings.agent_ttl_days * DAY)
     register_agent_view_listeners(bolt, titles, MessagesTabPrompts(settings.messages_tab_prompts))
     return Bot(settings, redis, space, slack_client, bolt, runner, intake_first)
+
+
+def build_team_bots(settings: Settings, redis: RedisClient, slack_client: AsyncWebClient) -> TeamBots:
+    """Each workspace's bot for the gateway: in OAuth mode the client has no token, and each thread's calls take its
+    workspace's bot token from the store, refreshed there when it is about to expire (the app's token rotation)."""
+    if not settings.oauth_mode:
+        return TeamBots(slack_client)
+    client_secret = settings.slack_client_secret
+    assert settings.slack_client_id is not None and client_secret is not None  # oauth_mode's meaning
+    installations = RedisInstallationStore(redis)
+    rotator = AsyncTokenRotator(
+        client_id=settings.slack_client_id, client_secret=client_secret.get_secret_value(), client=slack_client
+    )
+    return TeamBots(slack_client, installations, refresher=TokenRefresher(rotator, installations, RefreshLocks(redis)))
 
 
 # Bolt's paths, fixed; the app's Redirect URL (manifest: oauth_config.redirect_urls) must end in the second.
