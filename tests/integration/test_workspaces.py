@@ -38,7 +38,8 @@ THREAD_TS = "1700000000.000100"  # the same thread in both workspaces
 
 async def install(bot: BotProcess, slack: FakeSlack, redis: RedisClient, team_id: str) -> str:
     """Install the app in `team_id` through the bot's install page; its stored bot token."""
-    slack.add_workspace(team_id)
+    if team_id not in slack.workspaces:
+        slack.add_workspace(team_id)
     link, cookie = await open_install_page(bot)
     page = await browse(await slack_redirect(slack, link, team_id), cookie)
     assert page.status == 200, page.text
@@ -128,3 +129,23 @@ async def test_agent_status_in_each_workspace_counts_only_its_own(
     west = await agent_status(oauth_bot, slack, "T0WEST")
     assert east["text"].startswith("1 agent(s)"), east
     assert "No agents" in west["text"], west
+
+
+async def test_a_reinstall_is_used_at_once_though_the_old_token_was_kept(
+    oauth_bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic, redis: RedisClient
+) -> None:
+    """After an uninstall and a reinstall (a new token), the next answer's call refused with the kept old token is
+    made again with the new one, and the answer is posted with it."""
+    claude.set_default(secrets_heard)
+    old = await install(oauth_bot, slack, redis, "T0EAST")
+    await oauth_bot.post_event(mention_in(slack, "T0EAST", f"the secret is {secret('T0EAST')}"))
+    await wait_until(partial(answered_with, slack, "T0EAST", [f"heard: {secret('T0EAST')}"]), 15)
+    slack.uninstall("T0EAST")
+    new = await install(oauth_bot, slack, redis, "T0EAST")
+    assert new != old
+    reinstalled = len(slack.calls)
+    await oauth_bot.post_event(mention_in(slack, "T0EAST", "and again?"))
+    await wait_until(lambda: len(replies_in(slack, "T0EAST")) == 2 and "heard" in replies_in(slack, "T0EAST")[1], 15)
+    tokens = [call.token for call in slack.calls[reinstalled:] if call.team_id == "T0EAST"]
+    assert tokens and set(tokens) == {new}
+    assert "Slack refused its bot token (token_revoked); looking it up again" in oauth_bot.output()
