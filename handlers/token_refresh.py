@@ -72,6 +72,11 @@ class TokenRefresher:
             refreshed = await self._rotator.perform_bot_token_rotation(bot=bot, minutes_before_expiration=self._minutes)
         except SlackTokenRotationError as exc:
             code = str(exc.api_error.response.get("error", "unknown error"))
+            # Bolt's authorize refreshes on incoming events without our lock: it may have spent the refresh token
+            # just now, and saved the new bot.
+            latest = await self._store.async_find_bot(enterprise_id=None, team_id=team_id)
+            if latest is not None and latest.bot_token != bot.bot_token:
+                return latest
             raise SlackError(f"workspace {team_id}: bot token refresh failed: {code}", code) from None
         if refreshed is None:
             return bot

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -120,3 +121,33 @@ async def test_a_refused_refresh_is_an_error_and_frees_the_lock(rotating: FakeSl
         await process(rotating, redis).post_reply(THREAD, "hello")
     assert raised.value.code == "invalid_refresh_token"
     assert not await RefreshLocks(redis).held(TEAM)
+
+
+async def test_a_refresh_token_spent_by_bolt_meanwhile_takes_the_bot_bolt_saved(
+    rotating: FakeSlack, redis: Redis
+) -> None:
+    """When Slack refuses the refresh token because Bolt's authorize (which takes no lock) just spent it, the bot
+    Bolt saved is used."""
+    store = RedisInstallationStore(redis)
+    installed = await install(rotating, store)
+    client = AsyncWebClient(base_url=rotating.api_url)
+    rotator = AsyncTokenRotator(client_id=DEFAULT_CLIENT_ID, client_secret=DEFAULT_CLIENT_SECRET, client=client)
+    refreshed = await rotator.perform_bot_token_rotation(bot=installed)
+    assert refreshed is not None
+    by_bolt: Bot = refreshed
+
+    class SavingLate(RedisInstallationStore):
+        """A store whose first read comes before Bolt's save, as in the race."""
+
+        reads = 0
+
+        async def async_find_bot(self, **kwargs: Any) -> Bot | None:
+            self.reads += 1
+            if self.reads == 1:
+                return installed
+            await store.async_save_bot(by_bolt)
+            return await super().async_find_bot(**kwargs)
+
+    refresher = TokenRefresher(rotator, SavingLate(redis), RefreshLocks(redis))
+    fresh = await refresher.fresh(TEAM, installed)
+    assert fresh.bot_token == by_bolt.bot_token
