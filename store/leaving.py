@@ -12,6 +12,7 @@ a thread queued before the look is found and cancelled, one queued after it find
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -61,6 +62,8 @@ return cancelled
 """
 
 _PAGE = 1000
+# Slack's team and enterprise ids: a stricter pattern than a key needs, so that an id can never widen a SCAN MATCH.
+_TEAM_ID = re.compile(r"[A-Z0-9]+")
 
 
 @dataclass(frozen=True)
@@ -143,3 +146,48 @@ class Departures:
             if len(page) < _PAGE:
                 return found
             start = "(" + decode.text(page[-1][0] or "")
+
+    async def due_teams(self, now: float | None = None) -> list[str]:
+        """The teams that left longer than the grace period ago and have not come back."""
+        cutoff = (time.time() if now is None else now) - self._grace_seconds
+        return [decode.text(team) for team in await self._redis.zrangebyscore(keys.LEAVING, "-inf", cutoff)]
+
+    async def delete_team_data(self, team_id: str) -> int:
+        """Delete every key of the team but its installations (Bolt's store owns those, and a reinstall may have
+        written them since), then drop it from the schedule; returns how many keys went.
+
+        It SCANs the keyspace (every primary of a cluster) for the team's keys, which is why the sweep runs it
+        once per team, not on every uninstall. A team that came back (not scheduled any more) is left alone."""
+        if not _TEAM_ID.fullmatch(team_id):
+            raise ValueError(f"not a Slack team or enterprise id: {team_id[:40]!r}")
+        if await self._redis.zscore(keys.LEAVING, team_id) is None:
+            return 0
+        kept = keys.installations(team_id)
+        deleted = 0
+        batch: list[str] = []
+        async for raw_key in self._redis.scan_iter(match=f"{keys.PREFIX}:{team_id}:*", count=1000):
+            key = decode.text(raw_key)
+            if key != kept:
+                batch.append(key)
+            if len(batch) >= _PAGE:
+                deleted += await self._unlink(batch)
+                batch = []
+        deleted += await self._unlink(batch)
+        await self._redis.zrem(keys.LEAVING, team_id)
+        return deleted
+
+    async def sweep(self, now: float | None = None) -> list[str]:
+        """Delete the data of every team whose grace period is over; returns those teams."""
+        due = await self.due_teams(now)
+        for team_id in due:
+            await self.delete_team_data(team_id)
+        return due
+
+    async def _unlink(self, batch: list[str]) -> int:
+        """UNLINK the keys one command each (they live in many slots of a cluster), in one round trip."""
+        if not batch:
+            return 0
+        pipe = self._redis.pipeline(transaction=False)
+        for key in batch:
+            pipe.unlink(key)
+        return sum(int(count) for count in await pipe.execute())

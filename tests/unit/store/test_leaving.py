@@ -110,3 +110,37 @@ async def test_mark_left_refuses_until_the_team_comes_back(departures: Departure
 
     assert not await departures.has_left("T1")
     assert await redis.zscore(keys.LEAVING, "T1") is None
+
+
+async def test_the_sweep_deletes_a_due_teams_data_but_not_its_installations_nor_other_teams(
+    queue: TaskQueue, journal: TaskJournal, departures: Departures, redis: Redis
+) -> None:
+    """Once the grace period is over, the team's agents, tasks and mark go; its installations (a reinstall's) and
+    another team's data stay, and a team still within its grace is not touched."""
+    for task_id, thread in (("Ev1", THREAD), ("Ev2", OTHER_TEAM_THREAD)):
+        await queue.submit(make_task(task_id, thread=thread))
+        lease = await lease_on(queue, thread)
+        task = await queue.head(thread)
+        assert task is not None
+        await journal.start(lease, task)
+        await journal.finish(lease, task, TaskStatus.DONE)
+    await redis.hset(keys.installations("T1"), "latest", "{}")
+    await departures.mark_left("T1", at=1000.0)
+    await departures.mark_left("T2", at=1000.0 + GRACE)
+
+    assert await departures.sweep(now=1001.0 + GRACE) == ["T1"]
+
+    assert sorted(await redis.keys("agent:T1:*")) == [keys.installations("T1")]
+    assert await redis.exists(SPACE.state(OTHER_TEAM_THREAD))
+    assert await departures.due_teams(now=1001.0 + GRACE) == []
+
+
+async def test_a_team_that_came_back_is_not_deleted(queue: TaskQueue, departures: Departures, redis: Redis) -> None:
+    """A team that installed the app again is off the schedule: the sweep leaves its data."""
+    await queue.submit(make_task("Ev1"))
+    await departures.mark_left("T1", at=1000.0)
+    await departures.came_back("T1")
+
+    assert await departures.sweep(now=1001.0 + GRACE) == []
+    assert await departures.delete_team_data("T1") == 0
+    assert await redis.exists(SPACE.task(THREAD, "Ev1"))
