@@ -180,8 +180,11 @@ class Departures:
         """Delete the data of every team whose grace period is over; returns those teams."""
         due = await self.due_teams(now)
         for team_id in due:
-            await self.delete_team_data(team_id)
-        return due
+            if _TEAM_ID.fullmatch(team_id):
+                await self.delete_team_data(team_id)
+            else:  # not written by mark_left (its ids come from Slack): nothing of ours to delete
+                await self._redis.zrem(keys.LEAVING, team_id)
+        return [team_id for team_id in due if _TEAM_ID.fullmatch(team_id)]
 
     async def _unlink(self, batch: list[str]) -> int:
         """UNLINK the keys one command each (they live in many slots of a cluster), in one round trip."""

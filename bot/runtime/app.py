@@ -216,8 +216,8 @@ def build_bot(
     running = RunningAnswers()
     executor = build_executor(settings, redis, queue, gateway, crash, running)
     listener = StopListener(stops, runner_settings.consumer, running)
-    runner = TaskRunner(queue, executor, runner_settings, intake_first, listener)
     departures = Departures(redis, space, grace_seconds=settings.uninstall_grace_days * DAY)
+    runner = TaskRunner(queue, executor, runner_settings, intake_first, listener, departures)
     signing_secret = settings.slack_signing_secret
     bolt = AsyncApp(
         name="slack-thread-agent",  # without a name Bolt inspects the call stack for one, a quarter second here
