@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
+from playground.slack_oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from store import keys
 from store.models import ThreadRef
 from tests.fakes import FakeAnthropic, FakeSlack, Reply, wait_until
-from tests.integration.harness import BotProcess
+from tests.integration.harness import BotProcess, free_port
 from tests.integration.stored import SPACE
+from tests.integration.test_oauth_install import (
+    REDIRECT_PATH,
+    browse,
+    open_install_page,
+    slack_redirect,
+    stored_bot_token,
+)
 
 pytestmark = pytest.mark.integration
 CHANNEL = "C0GENERAL"
@@ -65,3 +75,57 @@ async def test_an_uninstall_cancels_the_running_answer_and_the_queued_mention_si
     assert len(claude.requests) == 1, "the queued mention was sent to the model"
     assert "the queued one's answer" not in replies(slack, thread_ts)
     assert "the app was uninstalled from" in bot.output()
+
+
+@pytest.fixture
+async def oauth_web_only(bot_env: dict[str, str], slack: FakeSlack, tmp_path: Path) -> AsyncIterator[BotProcess]:
+    """A bot in OAuth mode that takes Slack's requests and runs no task (so each workspace's work stays queued:
+    answering through each workspace's own token is not built yet), killed at the end."""
+    env = {name: value for name, value in bot_env.items() if name != "SLACK_BOT_TOKEN"}
+    env |= {"SLACK_CLIENT_ID": DEFAULT_CLIENT_ID, "SLACK_CLIENT_SECRET": DEFAULT_CLIENT_SECRET}
+    env |= {"PORT": str(free_port()), "RUN_WORKERS_IN_WEB": "false"}
+    bot = BotProcess(env, tmp_path)
+    slack.redirect_urls = [bot.url + REDIRECT_PATH]
+    await bot.start()
+    yield bot
+    if bot.process is not None and bot.process.returncode is None:
+        await bot.kill()
+    print(f"----- {bot.log_path.name} -----\n{bot.output()}")  # shown by pytest only when the test fails
+
+
+async def install(bot: BotProcess, slack: FakeSlack, team_id: str) -> None:
+    """Install the app into a new workspace of the emulator through the bot's install page and redirect."""
+    slack.add_workspace(team_id)
+    link, cookie = await open_install_page(bot)
+    page = await browse(await slack_redirect(slack, link, team_id), cookie)
+    assert page.status == 200, page.text
+
+
+async def test_an_uninstall_in_oauth_mode_leaves_the_other_workspace_alone(
+    oauth_web_only: BotProcess, slack: FakeSlack, redis: Redis
+) -> None:
+    """Two workspaces with a queued mention each; the first uninstalls: its installation is gone and its task
+    cancelled, while the second keeps its installation, its queued task and its thread's place in the queue."""
+    bot = oauth_web_only
+    queued: dict[str, ThreadRef] = {}
+    event_ids: dict[str, str] = {}
+    for team_id in ("T0FIRST", "T0SECOND"):
+        await install(bot, slack, team_id)
+        with slack.as_workspace(team_id):
+            envelope = mention(slack, "hello")
+        assert await bot.post_event(envelope) == 200
+        queued[team_id] = ThreadRef(team_id, CHANNEL, str(envelope["event"]["ts"]))
+        event_ids[team_id] = str(envelope["event_id"])
+
+    for envelope in slack.uninstall("T0FIRST"):
+        assert await bot.post_event(envelope) == 200
+
+    assert await stored_bot_token(redis, "T0FIRST") is None
+    assert not await redis.exists(keys.installations("T0FIRST"))
+    assert await stored_bot_token(redis, "T0SECOND") is not None
+    first, second = queued["T0FIRST"], queued["T0SECOND"]
+    assert await redis.hget(SPACE.task(first, event_ids["T0FIRST"]), "status") == "cancelled"
+    assert await redis.hget(SPACE.task(second, event_ids["T0SECOND"]), "status") == "queued"
+    assert await redis.lrange(SPACE.inbox(second), 0, -1) == [event_ids["T0SECOND"]]
+    assert await redis.exists(SPACE.queued(second)) and not await redis.exists(SPACE.queued(first))
+    assert await redis.exists(keys.team_left("T0FIRST")) and not await redis.exists(keys.team_left("T0SECOND"))
