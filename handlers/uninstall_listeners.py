@@ -4,7 +4,8 @@ Bolt answers these two events without authorizing them (their tokens are already
 AsyncTokenRevocationListeners delete what the installation store holds; these listeners run Bolt's, and on an
 uninstall first stop the workspace's work: the team is marked as left (its tasks are refused from then on), then its
 queued and running tasks are cancelled without posting anything (Slack would refuse the posts anyway). Its agents'
-data is kept for UNINSTALL_GRACE_DAYS, in case it installs the app again, then the worker's sweep deletes it.
+data is kept for UNINSTALL_GRACE_DAYS, in case it installs the app again, then the worker's sweep deletes it. In
+single-workspace mode only the cancel is done (see handle_app_uninstalled).
 
 Slack may send the events in either order, and again if we do not answer in time: every step here is safe to repeat.
 """
@@ -37,7 +38,11 @@ class UninstallListeners:
         if not team_id:
             log.warning("app_uninstalled names no workspace; ignored")
             return
-        await self._departures.mark_left(team_id)  # before the cancel: a task queued meanwhile is refused at start
+        # Before the cancel: a task queued meanwhile is refused at start. Only in OAuth mode, where an install through
+        # the bot clears the mark; in single-workspace mode a reinstall happens outside it (a new SLACK_BOT_TOKEN), so
+        # a mark would refuse the workspace's tasks, and the sweep delete its agents, after it came back.
+        if self._revocations is not None:
+            await self._departures.mark_left(team_id)
         cancelled = await self._departures.cancel_team_work(team_id)
         if self._revocations is not None:
             await self._revocations.handle_app_uninstalled_events(context)

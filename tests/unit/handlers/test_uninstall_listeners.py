@@ -54,9 +54,9 @@ async def status(bot: Bot, thread: ThreadRef, task_id: str) -> str:
     return str(await bot.redis.hget(bot.space.task(thread, task_id), "status"))
 
 
-async def test_an_uninstall_cancels_the_workspaces_work_and_marks_it_left(bot: Bot, redis: Redis) -> None:
-    """In single-workspace mode app_uninstalled cancels the team's queued tasks and marks it as left; another
-    team's work stays queued."""
+async def test_an_uninstall_cancels_the_workspaces_work_in_single_workspace_mode(bot: Bot, redis: Redis) -> None:
+    """In single-workspace mode app_uninstalled cancels the team's queued tasks, and does not mark it as left (a
+    reinstall there gives the bot a new token, not an install it could see); another team's work stays queued."""
     await queue_answer(bot, "Ev1")
     await queue_answer(bot, "Ev2", OTHER_TEAM_THREAD)
 
@@ -64,8 +64,8 @@ async def test_an_uninstall_cancels_the_workspaces_work_and_marks_it_left(bot: B
 
     assert await status(bot, THREAD, "Ev1") == "cancelled"
     assert await status(bot, OTHER_TEAM_THREAD, "Ev2") == "queued"
-    assert await redis.exists(keys.team_left("T1"))
-    assert await redis.zscore(keys.LEAVING, "T1") is not None
+    assert not await redis.exists(keys.team_left("T1"))
+    assert await redis.zscore(keys.LEAVING, "T1") is None
 
 
 async def test_tokens_revoked_in_single_workspace_mode_is_acknowledged(bot: Bot) -> None:
@@ -88,6 +88,7 @@ async def test_an_uninstall_in_oauth_mode_forgets_the_installation(slack: FakeSl
     assert await store.async_find_bot(enterprise_id=None, team_id="T1") is None
     assert await store.async_find_installation(enterprise_id=None, team_id="T2") is not None
     assert await redis.exists(keys.team_left("T1"))
+    assert await redis.zscore(keys.LEAVING, "T1") is not None
 
 
 async def test_tokens_revoked_in_oauth_mode_forgets_the_bot_and_the_users_listed(
