@@ -170,11 +170,18 @@ class Departures:
             if key != kept:
                 batch.append(key)
             if len(batch) >= _PAGE:
-                deleted += await self._unlink(batch)
+                deleted += await self._unlink_unless_back(team_id, batch)
                 batch = []
-        deleted += await self._unlink(batch)
+        deleted += await self._unlink_unless_back(team_id, batch)
         await self._redis.zrem(keys.LEAVING, team_id)
         return deleted
+
+    async def _unlink_unless_back(self, team_id: str, batch: list[str]) -> int:
+        """UNLINK the batch unless the team came back meanwhile (checked before each batch: a SCAN of a large
+        keyspace takes a while, and a reinstall's new agents must not go with the old ones)."""
+        if await self._redis.zscore(keys.LEAVING, team_id) is None:
+            return 0
+        return await self._unlink(batch)
 
     async def sweep(self, now: float | None = None) -> list[str]:
         """Delete the data of every team whose grace period is over; returns those teams."""
