@@ -46,6 +46,7 @@ def chat_writes_tried(slack: FakeSlack) -> int:
     return sum(1 for call in slack.calls if call.method in CHAT_WRITES)
 
 
+@pytest.mark.both_redis
 async def test_an_uninstall_cancels_the_running_answer_and_the_queued_mention_silently(
     bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
 ) -> None:
