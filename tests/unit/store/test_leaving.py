@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from store import keys
 from store.errors import LeaseLost
@@ -11,7 +12,8 @@ from store.journal import TaskJournal
 from store.leaving import Departures
 from store.models import TaskStatus, ThreadRef
 from store.tasks import TaskQueue
-from tests.unit.store.conftest import SPACE, THREAD, lease_on, make_task, queue_empty
+from tests.integration.redis_cluster import LocalCluster
+from tests.unit.store.conftest import SPACE, THREAD, lease_on, make_groups, make_task, queue_empty
 
 OTHER_TEAM_THREAD = ThreadRef("T2", THREAD.channel_id, THREAD.thread_ts)  # the same ids in another workspace
 SECOND_THREAD = ThreadRef("T1", "C9", "1700000123.000100")
@@ -144,3 +146,27 @@ async def test_a_team_that_came_back_is_not_deleted(queue: TaskQueue, departures
     assert await departures.sweep(now=1001.0 + GRACE) == []
     assert await departures.delete_team_data("T1") == 0
     assert await redis.exists(SPACE.task(THREAD, "Ev1"))
+
+
+async def test_on_a_cluster_work_is_cancelled_and_a_due_teams_data_swept(redis_cluster: LocalCluster) -> None:
+    """On a three-master Redis Cluster each thread's cancel runs on its shard's node, and the sweep finds and
+    deletes the team's keys on every node, its installations and the other team's data kept."""
+    client = RedisCluster.from_url(redis_cluster.url, decode_responses=True)
+    try:
+        queue, departures = TaskQueue(client, SPACE), Departures(client, SPACE, grace_seconds=GRACE)
+        await make_groups(queue)
+        threads = [ThreadRef("T1", f"C{number}", "1700000000.000100") for number in range(8)]
+        for number, thread in enumerate([*threads, OTHER_TEAM_THREAD]):
+            await queue.submit(make_task(f"Ev{number}", thread=thread))
+        await client.hset(keys.installations("T1"), "latest", "{}")
+        await departures.mark_left("T1", at=1000.0)
+
+        cancelled = await departures.cancel_team_work("T1")
+        assert (cancelled.threads, cancelled.tasks) == (8, 8)
+        assert await departures.sweep(now=1001.0 + GRACE) == ["T1"]
+
+        remaining = [key async for key in client.scan_iter(match="agent:T1:*")]
+        assert remaining == [keys.installations("T1")]
+        assert await queue.threads_with_work("T2") == 1
+    finally:
+        await client.aclose()
