@@ -69,12 +69,14 @@ from handlers.session_listeners import register_session_listeners
 from handlers.signed_requests import slack_events_handler
 from handlers.team_bots import TeamBots
 from handlers.token_refresh import TokenRefresher
+from handlers.uninstall_listeners import UninstallListeners, register_uninstall_listeners
 from store.connection import RedisClient, certificate_rejected, connect, connect_cluster, is_cluster, warm_up
 from store.errors import ShardChangeRefused, UnusableRedis
 from store.feedback import FeedbackStore
 from store.health import warn_if_evicting
 from store.journal import TaskJournal
 from store.keys import DAY, KeySpace
+from store.leaving import Departures
 from store.models import TaskKind
 from store.presence import choose_consumer_name, client_name
 from store.refresh_locks import RefreshLocks
@@ -218,14 +220,15 @@ def build_bot(
     running = RunningAnswers()
     executor = build_executor(settings, redis, queue, gateway, crash, running)
     listener = StopListener(stops, runner_settings.consumer, running)
-    runner = TaskRunner(queue, executor, runner_settings, intake_first, listener)
+    departures = Departures(redis, space, grace_seconds=settings.uninstall_grace_days * DAY)
+    runner = TaskRunner(queue, executor, runner_settings, intake_first, listener, departures)
     signing_secret = settings.slack_signing_secret
     bolt = AsyncApp(
         name="slack-thread-agent",  # without a name Bolt inspects the call stack for one, a quarter second here
         # The client carries the token (none in OAuth mode) and SLACK_API_URL; Bolt takes both from it, and its
         # OAuth flow calls oauth.v2.access and auth.test through it, so those go to SLACK_API_URL too.
         client=slack_client,
-        oauth_settings=build_oauth_settings(settings, redis) if settings.oauth_mode else None,
+        oauth_settings=build_oauth_settings(settings, redis, departures) if settings.oauth_mode else None,
         signing_secret=signing_secret.get_secret_value() if signing_secret else "",
         # Ack only after the listener has recorded the task: see handlers/event_listeners.py.
         process_before_response=True,
@@ -239,6 +242,8 @@ def build_bot(
     register_session_listeners(bolt, intake, gateway)
     titles = SessionTitles(redis, ttl=settings.agent_ttl_days * DAY)
     register_agent_view_listeners(bolt, titles, MessagesTabPrompts(settings.messages_tab_prompts))
+    # In both modes: an uninstalled workspace's work stops at once (OAuth mode also forgets its installation).
+    register_uninstall_listeners(bolt, UninstallListeners(departures, bolt.installation_store))
     return Bot(settings, redis, space, slack_client, bolt, runner, intake_first)
 
 
@@ -261,8 +266,11 @@ INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
 
 
-def build_oauth_settings(settings: Settings, redis: RedisClient) -> AsyncOAuthSettings:
-    """Bolt's OAuth install: the states and installations kept in Redis, every process sharing them."""
+def build_oauth_settings(
+    settings: Settings, redis: RedisClient, departures: Departures | None = None
+) -> AsyncOAuthSettings:
+    """Bolt's OAuth install: the states and installations kept in Redis, every process sharing them (an install
+    clears the workspace's uninstall mark in `departures`)."""
     client_secret = settings.slack_client_secret
     assert settings.slack_client_id is not None and client_secret is not None  # oauth_mode's meaning
     return AsyncOAuthSettings(
@@ -273,7 +281,7 @@ def build_oauth_settings(settings: Settings, redis: RedisClient) -> AsyncOAuthSe
         install_path=INSTALL_PATH,
         redirect_uri_path=REDIRECT_PATH,
         authorization_url=authorization_url(settings.slack_api_url),
-        installation_store=RedisInstallationStore(redis),
+        installation_store=RedisInstallationStore(redis, departures=departures),
         state_store=RedisOAuthStateStore(redis),
     )
 

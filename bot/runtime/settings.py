@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     summary_max_tokens: int = Field(default=1_500, ge=100, le=8_000, description="Cap of the rolling summary.")
     summary_model: str = Field(default=DEFAULT_SUMMARY_MODEL, min_length=1, description="Model that summarizes.")
     agent_ttl_days: int = Field(default=30, ge=1, le=3650, description="Idle days before a thread's agent expires.")
+    uninstall_grace_days: int = Field(
+        default=7, ge=0, le=365, description="Days a workspace's agents are kept after it uninstalls the app."
+    )
     task_lease_seconds: float = Field(
         default=30.0, ge=1, le=300, description="How long a dead worker's threads wait before another takes them."
     )
