@@ -8,7 +8,7 @@ them falls back to the 👀 reaction and to updating a posted message, and is no
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -63,12 +63,13 @@ def stream_chunks(text: str, updates: Sequence[TaskUpdate]) -> list[dict[str, An
 class AgentFeatures:
     """The agent parts of the gateway (mixed into handlers.gateway.WebApiGateway)."""
 
-    _client: AsyncWebClient
     _streaming: bool
     _agent_features: dict[str, bool]  # by team: whether Slack has agent features there (absent: not asked yet)
     _warned: set[str]
 
-    async def _call(self, method: str, call: Awaitable[AsyncSlackResponse]) -> dict[str, Any]:
+    async def _call(
+        self, team_id: str, method: str, make_call: Callable[[AsyncWebClient], Awaitable[AsyncSlackResponse]]
+    ) -> dict[str, Any]:
         raise NotImplementedError
 
     def _features_refused(self, team_id: str, what: str, exc: SlackError) -> bool:
@@ -105,25 +106,30 @@ class AgentFeatures:
             return
         if self._sessions_possible(thread) and self._agent_features.get(thread.team_id):
             return  # a status call that failed for a moment (logged): a reaction now might never be taken back
-        call = (self._client.reactions_add if working else self._client.reactions_remove)(
-            channel=thread.channel_id, timestamp=message_ts, name=WORKING_REACTION
-        )
+
+        def react(client: AsyncWebClient) -> Awaitable[AsyncSlackResponse]:
+            method = client.reactions_add if working else client.reactions_remove
+            return method(channel=thread.channel_id, timestamp=message_ts, name=WORKING_REACTION)
+
         try:
-            await self._call("reactions.add" if working else "reactions.remove", call)
+            await self._call(thread.team_id, "reactions.add" if working else "reactions.remove", react)
         except SlackError as exc:  # already there, already gone, or no permission: the answer matters, not this
             log.info("working indicator not %s: %s", "set" if working else "cleared", exc)
 
     async def _set_session_status(self, thread: ThreadRef, working: bool, user_id: str) -> bool:
         """Set the session's status; False when the reaction must do instead."""
         initiator = user_id if user_id[:1] in ("U", "W") else None  # a bot's id (B...) names no user
-        call = self._client.agents_sessions_setStatus(
-            channel_id=thread.channel_id,
-            thread_ts=thread.thread_ts,
-            status="processing" if working else "active",
-            initiator_user_id=initiator if working else None,
-        )
+
+        def set_status(client: AsyncWebClient) -> Awaitable[AsyncSlackResponse]:
+            return client.agents_sessions_setStatus(
+                channel_id=thread.channel_id,
+                thread_ts=thread.thread_ts,
+                status="processing" if working else "active",
+                initiator_user_id=initiator if working else None,
+            )
+
         try:
-            data = await self._call("agents.sessions.setStatus", call)
+            data = await self._call(thread.team_id, "agents.sessions.setStatus", set_status)
         except SlackError as exc:
             if not self._features_refused(thread.team_id, "agents.sessions.setStatus", exc):
                 log.info("session status not set: %s", exc)
@@ -137,11 +143,14 @@ class AgentFeatures:
         title = " ".join(title.split())[:SESSION_TITLE_CHARS]
         if not title or not self._sessions_possible(thread):
             return
-        call = self._client.agents_sessions_rename(
-            channel_id=thread.channel_id, thread_ts=thread.thread_ts, title=title
-        )
         try:
-            await self._call("agents.sessions.rename", call)
+            await self._call(
+                thread.team_id,
+                "agents.sessions.rename",
+                lambda client: client.agents_sessions_rename(
+                    channel_id=thread.channel_id, thread_ts=thread.thread_ts, title=title
+                ),
+            )
         except SlackError as exc:
             if not self._features_refused(thread.team_id, "agents.sessions.rename", exc):
                 log.info("session not titled: %s", exc)
@@ -153,16 +162,19 @@ class AgentFeatures:
         crash before it recorded the ts finds it); None where streaming is off, unavailable or refused."""
         if not self._streaming or not self._sessions_possible(thread) or user_id[:1] not in ("U", "W"):
             return None
-        call = self._client.chat_startStream(
-            channel=thread.channel_id,
-            thread_ts=thread.thread_ts,
-            recipient_team_id=thread.team_id,
-            recipient_user_id=user_id,
-            chunks=stream_chunks("", updates),
-            metadata=task_metadata(task_id),
-        )
+
+        def start(client: AsyncWebClient) -> Awaitable[AsyncSlackResponse]:
+            return client.chat_startStream(
+                channel=thread.channel_id,
+                thread_ts=thread.thread_ts,
+                recipient_team_id=thread.team_id,
+                recipient_user_id=user_id,
+                chunks=stream_chunks("", updates),
+                metadata=task_metadata(task_id),
+            )
+
         try:
-            data = await self._call("chat.startStream", call)
+            data = await self._call(thread.team_id, "chat.startStream", start)
         except SlackError as exc:
             if not self._features_refused(thread.team_id, "chat.startStream", exc):
                 log.info("answer not streamed: %s", exc)  # rate limited, a channel that cannot stream...
@@ -177,7 +189,9 @@ class AgentFeatures:
         chunks = stream_chunks(text, updates)
         if chunks:
             await self._stream_call(
-                "chat.appendStream", self._client.chat_appendStream(channel=thread.channel_id, ts=ts, chunks=chunks)
+                thread.team_id,
+                "chat.appendStream",
+                lambda client: client.chat_appendStream(channel=thread.channel_id, ts=ts, chunks=chunks),
             )
 
     async def stop_stream(
@@ -191,18 +205,23 @@ class AgentFeatures:
         feedback: bool = False,
     ) -> None:
         """End a streamed answer (the session goes back to active); StreamClosed when it had ended already."""
-        call = self._client.chat_stopStream(
-            channel=thread.channel_id,
-            ts=ts,
-            chunks=stream_chunks(text, updates) or None,
-            blocks=[feedback_block(f"feedback-{ts}")] if feedback else None,
-            metadata=task_metadata(task_id),
-        )
-        await self._stream_call("chat.stopStream", call)
 
-    async def _stream_call(self, method: str, call: Awaitable[AsyncSlackResponse]) -> None:
+        def stop(client: AsyncWebClient) -> Awaitable[AsyncSlackResponse]:
+            return client.chat_stopStream(
+                channel=thread.channel_id,
+                ts=ts,
+                chunks=stream_chunks(text, updates) or None,
+                blocks=[feedback_block(f"feedback-{ts}")] if feedback else None,
+                metadata=task_metadata(task_id),
+            )
+
+        await self._stream_call(thread.team_id, "chat.stopStream", stop)
+
+    async def _stream_call(
+        self, team_id: str, method: str, make_call: Callable[[AsyncWebClient], Awaitable[AsyncSlackResponse]]
+    ) -> None:
         try:
-            await self._call(method, call)
+            await self._call(team_id, method, make_call)
         except SlackError as exc:
             if exc.code in STREAM_ENDED:
                 raise StreamClosed(str(exc), exc.code) from None

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 from urllib.parse import urljoin
 
 from aiohttp import ClientError, ClientResponse, ClientSession
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from yarl import URL
@@ -20,6 +19,7 @@ from bot.core.ports import ThreadMessage, ThreadTail
 from handlers import thread_pages
 from handlers.agent_gateway import TASK_EVENT_TYPE, AgentFeatures, task_metadata
 from handlers.feedback import feedback_block
+from handlers.team_bots import REFUSED_TOKEN, TeamBot, TeamBots, send
 from handlers.thread_pages import Page
 from store.models import ThreadRef
 
@@ -51,33 +51,30 @@ def _message_body(text: str, *, feedback_id: str | None = None) -> dict[str, Any
 class WebApiGateway(AgentFeatures):
     """SlackGateway on the Web API; `streaming` False keeps answers off Slack's native streaming."""
 
-    def __init__(self, client: AsyncWebClient, *, streaming: bool = True) -> None:
-        self._client = client
-        self._identity: dict[str, Any] | None = None
+    def __init__(self, bots: TeamBots | AsyncWebClient, *, streaming: bool = True) -> None:
+        # A bare client is the single-workspace case: its one token for every team.
+        self._bots = bots if isinstance(bots, TeamBots) else TeamBots(bots)
         self._streaming = streaming
         self._agent_features = {}
         self._warned = set()
 
-    async def _call(self, method: str, call: Awaitable[AsyncSlackResponse]) -> dict[str, Any]:
-        """Await a Web API call, turning Slack's errors into SlackError (never echoing tokens or bodies)."""
+    async def _call(
+        self, team_id: str, method: str, make_call: Callable[[AsyncWebClient], Awaitable[AsyncSlackResponse]]
+    ) -> dict[str, Any]:
+        """Make a Web API call with the team's bot token; once more with a token looked up again if Slack refuses
+        the one it was made with (revoked, or replaced by a reinstall)."""
+        client = (await self._bots.bot(team_id)).client
         try:
-            response = await call
-        except SlackApiError as exc:
-            code = str(exc.response.get("error", "unknown error"))
-            raise SlackError(f"Slack {method} failed: {code}", code) from None
-        except (ClientError, TimeoutError) as exc:
-            raise SlackError(f"Slack {method} unreachable: {type(exc).__name__}") from None
-        data: dict[str, Any] = response.data if isinstance(response.data, dict) else {}
-        return data
+            return await send(method, make_call(client))
+        except SlackError as exc:
+            if exc.code not in REFUSED_TOKEN or not self._bots.forget(team_id, client):
+                raise
+            log.info("workspace %s: Slack refused its bot token (%s); looking it up again", team_id, exc.code)
+        return await send(method, make_call((await self._bots.bot(team_id)).client))
 
-    async def _whoami(self) -> dict[str, Any]:
-        if self._identity is None:
-            self._identity = await self._call("auth.test", self._client.auth_test())
-        return self._identity
-
-    async def bot_user_id(self) -> str:
-        """The bot's user id."""
-        return str((await self._whoami())["user_id"])
+    async def bot_user_id(self, team_id: str) -> str:
+        """The bot's user id in the team."""
+        return (await self._bots.identified_bot(team_id)).user_id or ""
 
     async def post_placeholder(self, thread: ThreadRef, text: str, task_id: str) -> str:
         """Post the message a task's answer will replace, tagged with the task id in its metadata."""
@@ -95,31 +92,37 @@ class WebApiGateway(AgentFeatures):
     async def _post(self, thread: ThreadRef, body: dict[str, Any]) -> str:
         if thread.thread_ts:
             body["thread_ts"] = thread.thread_ts
-        data = await self._call("chat.postMessage", self._client.chat_postMessage(channel=thread.channel_id, **body))
+        channel = thread.channel_id
+        data = await self._call(
+            thread.team_id, "chat.postMessage", lambda client: client.chat_postMessage(channel=channel, **body)
+        )
         return str(data["ts"])
 
     async def update_message(self, thread: ThreadRef, ts: str, text: str, *, feedback: bool = False) -> None:
         """Replace a message's text (and end it with the feedback buttons if asked)."""
         body = _message_body(text, feedback_id=f"feedback-{ts}" if feedback else None)
-        await self._call("chat.update", self._client.chat_update(channel=thread.channel_id, ts=ts, **body))
+        await self._call(
+            thread.team_id, "chat.update", lambda client: client.chat_update(channel=thread.channel_id, ts=ts, **body)
+        )
 
     async def delete_message(self, thread: ThreadRef, ts: str) -> None:
         """Delete a message the bot posted; one that is gone already is not an error."""
+        team, channel = thread.team_id, thread.channel_id
         try:
-            await self._call("chat.delete", self._client.chat_delete(channel=thread.channel_id, ts=ts))
+            await self._call(team, "chat.delete", lambda client: client.chat_delete(channel=channel, ts=ts))
         except SlackError as exc:
             if exc.code == "cant_delete_message":  # a message Slack still streams: end the stream first
                 with contextlib.suppress(SlackError):
-                    await self._call("chat.stopStream", self._client.chat_stopStream(channel=thread.channel_id, ts=ts))
-                await self._call("chat.delete", self._client.chat_delete(channel=thread.channel_id, ts=ts))
+                    await self._call(team, "chat.stopStream", lambda c: c.chat_stopStream(channel=channel, ts=ts))
+                await self._call(team, "chat.delete", lambda client: client.chat_delete(channel=channel, ts=ts))
             elif exc.code != "message_not_found":
                 raise
 
     async def recent_messages(self, thread: ThreadRef, *, limit: int, before_ts: str | None = None) -> ThreadTail:
         """The thread's newest `limit` messages before `before_ts`, reading only their pages (thread_pages)."""
-        whoami = await self._whoami()
+        bot = await self._bots.identified_bot(thread.team_id)
         tail = await thread_pages.newest(partial(self._page, thread), thread.thread_ts, wanted=limit, before=before_ts)
-        return ThreadTail([_thread_message(raw, whoami) for raw in tail.messages], tail.older_than)
+        return ThreadTail([_thread_message(raw, bot) for raw in tail.messages], tail.older_than)
 
     async def is_thread(self, thread: ThreadRef) -> bool:
         """Whether the message at `thread.thread_ts` has replies or is one: one call for its first page of one."""
@@ -136,13 +139,13 @@ class WebApiGateway(AgentFeatures):
     async def find_task_message(self, thread: ThreadRef, task_id: str, *, after_ts: str, part: int = 0) -> str | None:
         """The bot's message whose metadata names this task and part, posted after `after_ts`: searched in the
         thread's messages after that ts (a few pages at most), or in the DM's latest messages."""
-        whoami = await self._whoami()
+        bot = await self._bots.identified_bot(thread.team_id)
 
         def is_it(raw: dict[str, Any]) -> bool:
             metadata = raw.get("metadata") or {}
             payload = metadata.get("event_payload") or {}
             return (
-                _thread_message(raw, whoami).from_this_bot
+                _thread_message(raw, bot).from_this_bot
                 and metadata.get("event_type") == TASK_EVENT_TYPE
                 and payload.get("task_id") == task_id
                 and int(payload.get("part") or 0) == part
@@ -152,19 +155,26 @@ class WebApiGateway(AgentFeatures):
             fetch = partial(self._page, thread)
             found = await thread_pages.after(fetch, oldest=after_ts, match=is_it, max_pages=MAX_FIND_PAGES)
             return None if found is None else str(found["ts"])
-        call = self._client.conversations_history(
-            channel=thread.channel_id, oldest=after_ts, limit=100, include_all_metadata=True
+        data = await self._call(
+            thread.team_id,
+            "conversations.history",
+            lambda client: client.conversations_history(
+                channel=thread.channel_id, oldest=after_ts, limit=100, include_all_metadata=True
+            ),
         )
-        candidates = (await self._call("conversations.history", call)).get("messages", [])
+        candidates = data.get("messages", [])
         return next((str(raw["ts"]) for raw in candidates if is_it(raw)), None)
 
     async def _page(self, thread: ThreadRef, **arguments: Any) -> Page:
         """One page of conversations.replies (with every app's metadata: reset notes and task tags are read)."""
         options = {name: value for name, value in arguments.items() if value is not None}
-        call = self._client.conversations_replies(
-            channel=thread.channel_id, ts=thread.thread_ts, include_all_metadata=True, **options
+        data = await self._call(
+            thread.team_id,
+            "conversations.replies",
+            lambda client: client.conversations_replies(
+                channel=thread.channel_id, ts=thread.thread_ts, include_all_metadata=True, **options
+            ),
         )
-        data = await self._call("conversations.replies", call)
         messages = [raw for raw in data.get("messages", []) if isinstance(raw, dict)]
         # Slack puts the thread's parent on top of every page, whatever the time window.
         parent = next((raw for raw in messages if str(raw.get("ts")) == thread.thread_ts), None)
@@ -172,28 +182,31 @@ class WebApiGateway(AgentFeatures):
         cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
         return Page(parent, replies, bool(data.get("has_more")) or bool(cursor), cursor)
 
-    async def download(self, url: str, max_bytes: int) -> tuple[bytes, str]:
-        """Download a shared file with the bot token (files:read), only from Slack's file host. Slack answers a
-        request it does not accept with a login page, not an error: an HTML answer for a file that is not HTML is
-        refused here."""
-        session = self._client.session
+    async def download(self, team_id: str, url: str, max_bytes: int) -> tuple[bytes, str]:
+        """Download a file shared in the team with its bot token (files:read), only from Slack's file host. Slack
+        answers a request it does not accept with a login page, not an error: an HTML answer for a file that is not
+        HTML is refused here."""
+        client = (await self._bots.bot(team_id)).client
+        session = client.session
         owned = session is None
         if session is None:
             session = ClientSession()
         try:
-            return await self._fetch_from_slack(session, url, max_bytes)
+            return await self._fetch_from_slack(client, session, url, max_bytes)
         except (ClientError, TimeoutError, ValueError) as exc:  # ValueError: aiohttp refusing the request it was given
             raise SlackError(f"file download failed: {type(exc).__name__}") from None
         finally:
             if owned:
                 await session.close()
 
-    async def _fetch_from_slack(self, session: ClientSession, url: str, max_bytes: int) -> tuple[bytes, str]:
+    async def _fetch_from_slack(
+        self, client: AsyncWebClient, session: ClientSession, url: str, max_bytes: int
+    ) -> tuple[bytes, str]:
         """GET the file, following redirects by hand: aiohttp would follow one to any host (dropping the header only
         when the origin changes); here every hop must be a Slack file URL before it is requested at all."""
-        headers = {"Authorization": f"Bearer {self._client.token}"}
+        headers = {"Authorization": f"Bearer {client.token}"}
         for _ in range(MAX_FILE_REDIRECTS + 1):
-            if not is_slack_file_url(url, self._client.base_url):
+            if not is_slack_file_url(url, client.base_url):
                 raise SlackError("file download refused: not a Slack file URL")  # the token never leaves Slack
             async with session.get(url, headers=headers, allow_redirects=False) as response:
                 location = response.headers.get("Location")
@@ -206,7 +219,7 @@ class WebApiGateway(AgentFeatures):
     async def display_name(self, team_id: str, user_id: str) -> str | None:
         """The user's display name; None if Slack will not say (a name is nice to have, not needed)."""
         try:
-            data = await self._call("users.info", self._client.users_info(user=user_id))
+            data = await self._call(team_id, "users.info", lambda client: client.users_info(user=user_id))
         except SlackError as exc:
             log.info("no display name for %s: %s", user_id, exc)
             return None
@@ -253,9 +266,9 @@ async def _read_file(response: ClientResponse, url: str, max_bytes: int) -> tupl
     return bytes(data), kind
 
 
-def _thread_message(raw: dict[str, Any], whoami: dict[str, Any]) -> ThreadMessage:
+def _thread_message(raw: dict[str, Any], bot: TeamBot) -> ThreadMessage:
     bot_id = raw.get("bot_id")
-    mine = raw.get("user") == whoami.get("user_id") or (bot_id is not None and bot_id == whoami.get("bot_id"))
+    mine = raw.get("user") == bot.user_id or (bot_id is not None and bot_id == bot.bot_id)
     return ThreadMessage(
         ts=str(raw["ts"]),
         text=str(raw.get("text", "")),

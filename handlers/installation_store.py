@@ -19,6 +19,7 @@ from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 
 from store.connection import RedisClient
 from store.installations import InstallationRecords, Workspace
+from store.leaving import Departures
 from store.oauth_states import OAuthStates
 
 # Bolt's own default lifetime of a state (AsyncOAuthSettings.state_expiration_seconds): ten minutes to click Allow.
@@ -67,8 +68,11 @@ def bot_from(record: dict[str, Any]) -> Bot:
 class RedisInstallationStore(AsyncInstallationStore):
     """Installations and bots per workspace in Redis, for Bolt's OAuth flow and authorization."""
 
-    def __init__(self, redis: RedisClient, *, logger: logging.Logger | None = None) -> None:
+    def __init__(
+        self, redis: RedisClient, *, departures: Departures | None = None, logger: logging.Logger | None = None
+    ) -> None:
         self._records = InstallationRecords(redis)
+        self._departures = departures  # an install clears a workspace's uninstall mark (None: nobody keeps one)
         self._logger = logger or logging.getLogger(__name__)
 
     @property
@@ -88,6 +92,8 @@ class RedisInstallationStore(AsyncInstallationStore):
             bot=bot,
             bot_expires_at=installation.bot_token_expires_at,
         )
+        if self._departures is not None:  # it came back within the grace period: its agents stay
+            await self._departures.came_back(workspace.owner_id)
 
     async def async_save_bot(self, bot: Bot) -> None:
         """Record the workspace's bot (a refreshed token, with its new refresh token and expiry)."""

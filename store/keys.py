@@ -66,6 +66,10 @@ TS = thread ts, "" for a DM's top level):
                                           installation lasts until the app is uninstalled or its tokens revoked,
                                           and losing it would lock the workspace out. No hash tag: one key, changed
                                           by single-key scripts.
+  agent:T:left                    string  the time the app was uninstalled from team T (store/leaving.py): a task of
+                                          the team that starts while it is set is refused. TTL the uninstall grace
+                                          period plus a day (its data is deleted by then); an install deletes it.
+                                          No hash tag: read and written alone.
 
 Shared by all teams:
 
@@ -93,6 +97,10 @@ Shared by all teams:
   agent:oauth:state:S             string  an OAuth state S the install page handed out (store/oauth_states.py), for
                                           the redirect to consume once (GETDEL). Shared: nobody's team is known
                                           before the install. TTL the state's lifetime (OAuth flow setting).
+  agent:leaving                   zset    team id -> the time the app was uninstalled from it: the teams whose
+                                          agents' data is to be deleted once the grace period is over (the sweep
+                                          reads the due ones). No TTL: a member leaves when its data is deleted or
+                                          its team installs the app again.
   agent:health                    string  written by every /healthz check, to see that Redis takes writes (not only
                                           that it answers). TTL HEALTH_TTL.
 
@@ -123,6 +131,7 @@ USER_NAME_TTL = DAY
 WORKERS_TTL = 60
 HEALTH = f"{PREFIX}:health"
 HEALTH_TTL = 60
+LEAVING = f"{PREFIX}:leaving"
 # A live worker's stop listener takes a notice within a second; one still there after a minute has no listener.
 STOP_NOTICE_TTL = 60
 # A live worker reads the queue at least every few seconds, so a consumer idle for an hour has no process behind it.
@@ -290,3 +299,14 @@ def installations(owner_id: str) -> str:
 def oauth_state(state: str) -> str:
     """An issued OAuth state, until it is consumed or expires (one key, alone: it needs no shard)."""
     return f"{PREFIX}:oauth:state:{state}"
+
+
+def token_refresh_lock(owner_id: str) -> str:
+    """Held by the one process refreshing a workspace's expiring bot token (Slack's refresh token is single use);
+    it expires after the lock's PX, so a process that died holding it blocks no one for long."""
+    return f"{PREFIX}:{owner_id}:token-refresh"
+
+
+def team_left(team_id: str) -> str:
+    """When the app was uninstalled from the team, while its data waits out the grace period (one key, alone)."""
+    return f"{PREFIX}:{team_id}:left"

@@ -41,8 +41,8 @@ class TaskUpdate:
 class SlackGateway(Protocol):
     """Slack Web API calls made by the task runner; each raises bot.core.errors.SlackError when Slack says no."""
 
-    async def bot_user_id(self) -> str:
-        """The bot's own user id (from auth.test, cached)."""
+    async def bot_user_id(self, team_id: str) -> str:
+        """The bot's own user id in the team."""
         ...
 
     async def post_placeholder(self, thread: ThreadRef, text: str, task_id: str) -> str:
@@ -121,7 +121,7 @@ class SlackGateway(Protocol):
         """Whether the message at `thread.thread_ts` is in a thread (has replies, or is one); one small read."""
         ...
 
-    async def download(self, url: str, max_bytes: int) -> tuple[bytes, str]:
+    async def download(self, team_id: str, url: str, max_bytes: int) -> tuple[bytes, str]:
         """A shared file's bytes (at most max_bytes + 1, so a caller can tell it was longer) and content type.
         Only from Slack's own file host, with no redirect elsewhere: any other URL raises SlackError unrequested."""
         ...

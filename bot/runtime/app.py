@@ -10,6 +10,7 @@ import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from aiohttp import ClientSession
 from redis.asyncio import Redis
@@ -17,11 +18,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.agent.client import ClaudeClient, default_retry_policy, sdk_client
@@ -60,16 +63,23 @@ from handlers.command_listeners import register_command_listeners
 from handlers.event_listeners import register_event_listeners
 from handlers.feedback import register_feedback_listener
 from handlers.gateway import WebApiGateway
+from handlers.installation_store import RedisInstallationStore, RedisOAuthStateStore
+from handlers.oauth_pages import oauth_page_routes
 from handlers.session_listeners import register_session_listeners
 from handlers.signed_requests import slack_events_handler
+from handlers.team_bots import TeamBots
+from handlers.token_refresh import TokenRefresher
+from handlers.uninstall_listeners import UninstallListeners, register_uninstall_listeners
 from store.connection import RedisClient, certificate_rejected, connect, connect_cluster, is_cluster, warm_up
 from store.errors import ShardChangeRefused, UnusableRedis
 from store.feedback import FeedbackStore
 from store.health import warn_if_evicting
 from store.journal import TaskJournal
 from store.keys import DAY, KeySpace
+from store.leaving import Departures
 from store.models import TaskKind
 from store.presence import choose_consumer_name, client_name
+from store.refresh_locks import RefreshLocks
 from store.stops import StopRequests
 from store.tasks import TaskQueue
 from store.threads import ThreadStore
@@ -102,7 +112,8 @@ def build_slack_client(settings: Settings, session: ClientSession | None = None)
     Without a shared `session` slack_sdk opens a new HTTP session (and connection) for every call.
     """
     return AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(),
+        # No token in OAuth mode: Bolt finds each workspace's in the installation store, per request.
+        token=settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None,
         base_url=settings.slack_api_url,
         session=session,
         retry_handlers=[
@@ -193,7 +204,7 @@ def build_bot(
 ) -> Bot:
     """Wire the store, the executor, the runner and the Bolt app together."""
     slack_client = build_slack_client(settings, slack_session)
-    gateway = WebApiGateway(slack_client, streaming=settings.slack_streaming)
+    gateway = WebApiGateway(build_team_bots(settings, redis, slack_client), streaming=settings.slack_streaming)
     crash = CrashPoints(settings.bot_crash_at)
     space = KeySpace(settings.queue_shards)
     queue = TaskQueue(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
@@ -209,12 +220,15 @@ def build_bot(
     running = RunningAnswers()
     executor = build_executor(settings, redis, queue, gateway, crash, running)
     listener = StopListener(stops, runner_settings.consumer, running)
-    runner = TaskRunner(queue, executor, runner_settings, intake_first, listener)
+    departures = Departures(redis, space, grace_seconds=settings.uninstall_grace_days * DAY)
+    runner = TaskRunner(queue, executor, runner_settings, intake_first, listener, departures)
     signing_secret = settings.slack_signing_secret
     bolt = AsyncApp(
         name="slack-thread-agent",  # without a name Bolt inspects the call stack for one, a quarter second here
-        # The client carries the token and SLACK_API_URL; Bolt takes both from it.
+        # The client carries the token (none in OAuth mode) and SLACK_API_URL; Bolt takes both from it, and its
+        # OAuth flow calls oauth.v2.access and auth.test through it, so those go to SLACK_API_URL too.
         client=slack_client,
+        oauth_settings=build_oauth_settings(settings, redis, departures) if settings.oauth_mode else None,
         signing_secret=signing_secret.get_secret_value() if signing_secret else "",
         # Ack only after the listener has recorded the task: see handlers/event_listeners.py.
         process_before_response=True,
@@ -228,7 +242,54 @@ def build_bot(
     register_session_listeners(bolt, intake, gateway)
     titles = SessionTitles(redis, ttl=settings.agent_ttl_days * DAY)
     register_agent_view_listeners(bolt, titles, MessagesTabPrompts(settings.messages_tab_prompts))
+    # In both modes: an uninstalled workspace's work stops at once (OAuth mode also forgets its installation).
+    register_uninstall_listeners(bolt, UninstallListeners(departures, bolt.installation_store))
     return Bot(settings, redis, space, slack_client, bolt, runner, intake_first)
+
+
+def build_team_bots(settings: Settings, redis: RedisClient, slack_client: AsyncWebClient) -> TeamBots:
+    """Each workspace's bot for the gateway: in OAuth mode the client has no token, and each thread's calls take its
+    workspace's bot token from the store, refreshed there when it is about to expire (the app's token rotation)."""
+    if not settings.oauth_mode:
+        return TeamBots(slack_client)
+    client_secret = settings.slack_client_secret
+    assert settings.slack_client_id is not None and client_secret is not None  # oauth_mode's meaning
+    installations = RedisInstallationStore(redis)
+    rotator = AsyncTokenRotator(
+        client_id=settings.slack_client_id, client_secret=client_secret.get_secret_value(), client=slack_client
+    )
+    return TeamBots(slack_client, installations, refresher=TokenRefresher(rotator, installations, RefreshLocks(redis)))
+
+
+# Bolt's paths, fixed; the app's Redirect URL (manifest: oauth_config.redirect_urls) must end in the second.
+INSTALL_PATH = "/slack/install"
+REDIRECT_PATH = "/slack/oauth_redirect"
+
+
+def build_oauth_settings(
+    settings: Settings, redis: RedisClient, departures: Departures | None = None
+) -> AsyncOAuthSettings:
+    """Bolt's OAuth install: the states and installations kept in Redis, every process sharing them (an install
+    clears the workspace's uninstall mark in `departures`)."""
+    client_secret = settings.slack_client_secret
+    assert settings.slack_client_id is not None and client_secret is not None  # oauth_mode's meaning
+    return AsyncOAuthSettings(
+        client_id=settings.slack_client_id,
+        client_secret=client_secret.get_secret_value(),
+        scopes=settings.bot_scopes,
+        redirect_uri=settings.slack_redirect_uri,
+        install_path=INSTALL_PATH,
+        redirect_uri_path=REDIRECT_PATH,
+        authorization_url=authorization_url(settings.slack_api_url),
+        installation_store=RedisInstallationStore(redis, departures=departures),
+        state_store=RedisOAuthStateStore(redis),
+    )
+
+
+def authorization_url(slack_api_url: str) -> str:
+    """Slack's authorize page on the host of SLACK_API_URL (slack.com's, or a fake's in tests)."""
+    parts = urlsplit(slack_api_url)
+    return f"{parts.scheme}://{parts.netloc}/oauth/v2/authorize"
 
 
 @contextlib.asynccontextmanager
@@ -375,7 +436,9 @@ def build_web_front(bot: Bot) -> WebFront:
         events = slack_events_handler(bot.bolt, secret.get_secret_value(), bot.intake_first)
     app_token = settings.slack_app_token
     socket = AsyncSocketModeHandler(bot.bolt, app_token.get_secret_value()) if app_token is not None else None
-    return WebFront(port=settings.port, health=health, events=events, socket=socket)
+    flow = bot.bolt.oauth_flow
+    pages = oauth_page_routes(flow) if flow is not None else None
+    return WebFront(port=settings.port, health=health, events=events, socket=socket, pages=pages)
 
 
 async def _until_stopped(stopping: asyncio.Event, runner_task: asyncio.Task[Any]) -> None:

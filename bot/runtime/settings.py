@@ -19,6 +19,20 @@ from handlers.suggested_prompts import DEFAULT_SUGGESTED_PROMPTS, SuggestedPromp
 LEVELS = "^(DEBUG|INFO|WARNING|ERROR)$"
 DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_SUMMARY_MODEL = "claude-haiku-5-5"
+# manifest.yml's bot scopes (a test keeps the two equal): what an OAuth install asks for unless SLACK_SCOPES says.
+MANIFEST_BOT_SCOPES = (
+    "app_mentions:read",
+    "assistant:write",
+    "channels:history",
+    "groups:history",
+    "im:history",
+    "chat:write",
+    "commands",
+    "files:read",
+    "reactions:write",
+    "users:read",
+)
+BOT_TOKEN_OR_OAUTH = "SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (OAuth install)"
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful assistant that lives in one Slack thread. Several people may talk to you in the same "
     "thread; each of their messages starts with who wrote it. Answer the latest request, using what was said "
@@ -31,7 +45,25 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    slack_bot_token: SecretStr = Field(description="Bot token (xoxb-...) from the Slack app's install page.")
+    slack_bot_token: SecretStr | None = Field(
+        default=None,
+        description="Bot token (xoxb-...) from the Slack app's install page: one workspace. Or the OAuth pair below.",
+    )
+    slack_client_id: str | None = Field(
+        default=None, description="Client ID (Basic Information): install in many workspaces through /slack/install."
+    )
+    slack_client_secret: SecretStr | None = Field(
+        default=None, description="Client Secret (Basic Information), with SLACK_CLIENT_ID."
+    )
+    slack_scopes: str = Field(
+        default=",".join(MANIFEST_BOT_SCOPES),
+        min_length=1,
+        description="Comma-separated bot scopes the install asks for; default: manifest.yml's.",
+    )
+    slack_redirect_uri: str | None = Field(
+        default=None,
+        description="The app's Redirect URL ending in /slack/oauth_redirect, when it has several; else Slack's own.",
+    )
     slack_signing_secret: SecretStr | None = Field(
         default=None, description="Signing secret from Basic Information; required unless SLACK_APP_TOKEN is set."
     )
@@ -85,6 +117,9 @@ class Settings(BaseSettings):
     summary_max_tokens: int = Field(default=1_500, ge=100, le=8_000, description="Cap of the rolling summary.")
     summary_model: str = Field(default=DEFAULT_SUMMARY_MODEL, min_length=1, description="Model that summarizes.")
     agent_ttl_days: int = Field(default=30, ge=1, le=3650, description="Idle days before a thread's agent expires.")
+    uninstall_grace_days: int = Field(
+        default=7, ge=0, le=365, description="Days a workspace's agents are kept after it uninstalls the app."
+    )
     task_lease_seconds: float = Field(
         default=30.0, ge=1, le=300, description="How long a dead worker's threads wait before another takes them."
     )
@@ -116,6 +151,33 @@ class Settings(BaseSettings):
         if self.slack_app_token is None and self.slack_signing_secret is None:
             raise ValueError("SLACK_SIGNING_SECRET is required unless SLACK_APP_TOKEN is set (Socket Mode)")
         return self
+
+    @field_validator("slack_bot_token", "slack_client_id", "slack_client_secret", "slack_redirect_uri", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `heroku config:set SLACK_BOT_TOKEN=` leaves the variable empty, not gone: it must not count as a way in.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _one_way_to_reach_slack(self) -> Settings:
+        problem = credentials_problem(
+            bot_token=self.slack_bot_token is not None,
+            client_id=self.slack_client_id is not None,
+            client_secret=self.slack_client_secret is not None,
+        )
+        if problem is not None:
+            raise ValueError(problem[1])
+        return self
+
+    @property
+    def oauth_mode(self) -> bool:
+        """True when workspaces install the app through /slack/install (the client id and secret are set)."""
+        return self.slack_client_id is not None
+
+    @property
+    def bot_scopes(self) -> list[str]:
+        """SLACK_SCOPES, parsed."""
+        return split_names(self.slack_scopes)
 
     @field_validator("anthropic_server_tools")
     @classmethod
@@ -181,6 +243,22 @@ def split_names(value: str) -> list[str]:
     return [name.strip() for name in value.split(",") if name.strip()]
 
 
+def credentials_problem(*, bot_token: bool, client_id: bool, client_secret: bool) -> tuple[str, str] | None:
+    """What is wrong with the Slack credentials that are set, as ("missing" or "invalid", message), or None."""
+    if bot_token and (client_id or client_secret):
+        # Each would decide which workspace's token a request uses; a mix would answer some with the wrong one.
+        return "invalid", "SLACK_BOT_TOKEN and SLACK_CLIENT_ID/SLACK_CLIENT_SECRET (set one way only: " + (
+            BOT_TOKEN_OR_OAUTH + ")"
+        )
+    if client_id and not client_secret:
+        return "missing", "SLACK_CLIENT_SECRET (with SLACK_CLIENT_ID)"
+    if client_secret and not client_id:
+        return "missing", "SLACK_CLIENT_ID (with SLACK_CLIENT_SECRET)"
+    if not (bot_token or client_id):
+        return "missing", BOT_TOKEN_OR_OAUTH
+    return None
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build Settings, turning pydantic's errors into one ConfigError that names every bad variable."""
     try:
@@ -194,7 +272,14 @@ def load_settings(**overrides: Any) -> Settings:
                 missing.append(name)
             elif name:
                 invalid.append(f"{name} ({error['msg']})")
-        # pydantic checks the HTTP-mode rule only once every field is valid; name that variable now too.
+        # pydantic checks the rules across fields only once every field is valid; name those variables now too.
+        problem = credentials_problem(
+            bot_token=_is_set("SLACK_BOT_TOKEN", overrides),
+            client_id=_is_set("SLACK_CLIENT_ID", overrides),
+            client_secret=_is_set("SLACK_CLIENT_SECRET", overrides),
+        )
+        if problem is not None:
+            (missing if problem[0] == "missing" else invalid).insert(0, problem[1])
         if not any(_is_set(name, overrides) for name in ("SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")):
             missing.append("SLACK_SIGNING_SECRET")
         raise ConfigError(missing=missing, invalid=invalid) from None

@@ -5,17 +5,24 @@ It receives what it serves (the handlers, the port, the socket) from the composi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 
 
-def build_web_app(*, health: Handler, events: Handler | None) -> web.Application:
-    """The HTTP server: GET /healthz always, POST /slack/events in HTTP mode (`events` given)."""
+def build_web_app(
+    *, health: Handler, events: Handler | None, pages: Mapping[str, Handler] | None = None
+) -> web.Application:
+    """The HTTP server: GET /healthz always, POST /slack/events in HTTP mode (`events` given), and GET `pages`
+    (the OAuth install's, in OAuth mode)."""
     web_app = web.Application()
     web_app.router.add_get("/healthz", health)
     if events is not None:
         web_app.router.add_post("/slack/events", events)
+    for path, page in (pages or {}).items():
+        web_app.router.add_get(path, page)
     return web_app
 
 
@@ -23,10 +30,16 @@ class WebFront:
     """Serves HTTP on a port and, in Socket Mode, holds the Slack socket."""
 
     def __init__(
-        self, *, port: int, health: Handler, events: Handler | None, socket: AsyncSocketModeHandler | None
+        self,
+        *,
+        port: int,
+        health: Handler,
+        events: Handler | None,
+        socket: AsyncSocketModeHandler | None,
+        pages: Mapping[str, Handler] | None = None,
     ) -> None:
         self._port = port
-        self._web_app = build_web_app(health=health, events=events)
+        self._web_app = build_web_app(health=health, events=events, pages=pages)
         self._socket = socket
         self._site: web.AppRunner | None = None
 

@@ -108,7 +108,7 @@ class Answerer:
         state, history = await self._threads.agent(ref)
         summary = state.summary if state else ""
         earlier = await self._people.earlier_turns(task) if not history and not summary else []
-        attachments = await read_attachments(task.files, self._slack)
+        attachments = await read_attachments(task.files, self._slack, ref.team_id)
         question = await self._people.user_turn(task, attachments.text)
         context = await self._fitter.fitted_context(summary, [*history, *earlier], question, resumed=resumed)
         if attachments.images:

@@ -73,10 +73,10 @@ def encoded_size(raw_bytes: int) -> int:
 
 
 async def read_attachments(
-    files: tuple[SharedFile, ...], slack: SlackGateway, *, with_images: bool = True
+    files: tuple[SharedFile, ...], slack: SlackGateway, team_id: str, *, with_images: bool = True
 ) -> Attachments:
-    """Download what can be read and say what could not, file by file. Without `with_images` (a message that is
-    context, not a question: no request goes with it) images are only named."""
+    """Download what can be read (with the bot token of `team_id`) and say what could not, file by file. Without
+    `with_images` (a message that is context, not a question: no request goes with it) images are only named."""
     found = Attachments()
     notes: list[str] = []
     for shared in files:
@@ -85,11 +85,11 @@ async def read_attachments(
                 notes.append(f"[File {shared.name} could not be read: it is a link to a file kept outside Slack.]")
                 found.unread.append(f"{shared.name} (kept outside Slack)")
             elif is_text(shared):
-                notes.append(await _text(shared, slack))
+                notes.append(await _text(shared, slack, team_id))
             elif shared.mimetype in IMAGE_TYPES and not with_images:
                 notes.append(f"[Image {shared.name} shared.]")
             elif shared.mimetype in IMAGE_TYPES:
-                notes.append(await _image(shared, slack, found))
+                notes.append(await _image(shared, slack, team_id, found))
             else:
                 notes.append(f"[File {shared.name} ({shared.mimetype}) skipped: I can read text files and images.]")
         except SlackError as exc:
@@ -105,13 +105,13 @@ def unread_note(found: Attachments) -> str:
     return f"\n\n_(Not read: {'; '.join(found.unread)}.)_" if found.unread else ""
 
 
-async def _image(shared: SharedFile, slack: SlackGateway, found: Attachments) -> str:
+async def _image(shared: SharedFile, slack: SlackGateway, team_id: str, found: Attachments) -> str:
     """Add the image to `found` if it fits the API's limits; the note for the turn either way."""
     room = MAX_IMAGES_BASE64 - found.image_chars
     why = _no_room(shared.size, room, len(found.images))  # Slack's stated size: skip before downloading
     data = b""
     if why is None:
-        data, _ = await slack.download(shared.url, min(MAX_IMAGE_BYTES, room // 4 * 3))
+        data, _ = await slack.download(team_id, shared.url, min(MAX_IMAGE_BYTES, room // 4 * 3))
         why = _no_room(len(data), room, len(found.images))  # what came, if Slack's size was wrong
     if why is not None:
         found.unread.append(f"{shared.name} ({why})")
@@ -136,8 +136,8 @@ def _mb(raw_bytes: int) -> str:
     return f"{raw_bytes / 2**20:g} MB"
 
 
-async def _text(shared: SharedFile, slack: SlackGateway) -> str:
-    data, _ = await slack.download(shared.url, MAX_TEXT_CHARS * 4)  # UTF-8 takes at most 4 bytes a character
+async def _text(shared: SharedFile, slack: SlackGateway, team_id: str) -> str:
+    data, _ = await slack.download(team_id, shared.url, MAX_TEXT_CHARS * 4)  # UTF-8 takes at most 4 bytes a character
     text = data.decode("utf-8", errors="replace")
     cut = ""
     if len(text) > MAX_TEXT_CHARS or len(data) > MAX_TEXT_CHARS * 4:

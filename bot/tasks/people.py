@@ -60,7 +60,7 @@ class People:
             log.warning("task %s: cannot read the earlier messages of its thread: %s", task.task_id, exc)
             return []
         messages = tail.messages
-        bot_user_id = await self._slack.bot_user_id()
+        bot_user_id = await self._slack.bot_user_id(ref.team_id)
         names: dict[str, str] = {}
         asked: set[str] = set()  # once each: a user without a name is not looked up again for every message
         for message in messages:

@@ -15,6 +15,7 @@ from bot.tasks.priority import IntakeFirst
 from bot.tasks.stopping import StopListener
 from store.connection import REDIS_FAILURES
 from store.errors import LeaseLost
+from store.leaving import Departures
 from store.models import Task
 from store.tasks import TaskQueue, ThreadLease, queue_lost
 
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 STALE_CHECK_SECONDS = 5.0
 # How often a worker removes consumers that have been idle, holding nothing, for an hour (one cheap script).
 PRUNE_CONSUMERS_SECONDS = 300.0
+# How often a worker deletes the data of workspaces whose uninstall grace period is over (one ZRANGEBYSCORE when none
+# is due; every worker does it, and a team deleted twice costs one more SCAN that finds nothing).
+DEPARTURES_SWEEP_SECONDS = 3600.0
 
 
 MAX_BACKOFF_SECONDS = 8.0
@@ -63,8 +67,11 @@ class TaskRunner:
         settings: RunnerSettings,
         intake_first: IntakeFirst,
         stop_listener: StopListener | None = None,
+        departures: Departures | None = None,
     ) -> None:
         self._queue = queue
+        self._departures = departures  # workspaces that uninstalled the app (None: not checked)
+        self._sweeping: asyncio.Task[None] | None = None
         self._stop_listener = stop_listener  # hears the stops of this worker's answers (None: nothing to stop)
         self._intake_first = intake_first
         self._executor = executor
@@ -155,6 +162,8 @@ class TaskRunner:
                 reader.cancel()  # a blocked read ends now; an entry it was being handed stays pending to this name
             await asyncio.gather(*readers, return_exceptions=True)
             keeper.cancel()
+            if self._sweeping is not None:  # an unfinished deletion is done again by the next sweep
+                self._sweeping.cancel()
             await self._drain()
             with contextlib.suppress(*REDIS_FAILURES):
                 await self._queue.mark_stopped(consumer)
@@ -253,6 +262,8 @@ class TaskRunner:
                         if await self._queue.release(lease):
                             return
                         continue
+                    if await self._left(lease):
+                        return
                     await self._executor.execute(lease, task)
                     failures = 0
                     if self._executor.released(lease):  # finishing the last task gave the thread back
@@ -284,6 +295,15 @@ class TaskRunner:
             self._active.pop(lease.key, None)
             self._slot_freed.set()
 
+    async def _left(self, lease: ThreadLease) -> bool:
+        """Whether the thread's workspace uninstalled the app; if so its work is cancelled, silently (Slack revoked
+        the tokens: nothing could be posted), and the thread given up."""
+        if self._departures is None or not await self._departures.has_left(lease.thread.team_id):
+            return False
+        cancelled = await self._departures.cancel_thread(lease.thread, lease.entry_id)
+        log.info("thread %s: its workspace uninstalled the app; cancelled %d task(s)", lease.thread.encode(), cancelled)
+        return True
+
     async def _keep_leases(self, stopping: asyncio.Event) -> None:
         """Renew this worker's leases and take over threads whose worker stopped renewing theirs.
 
@@ -294,6 +314,7 @@ class TaskRunner:
         look_every = min(STALE_CHECK_SECONDS, renew_every)
         last_renewal = time.monotonic()
         last_prune = last_renewal - PRUNE_CONSUMERS_SECONDS  # prune soon after start too: that is when names pile up
+        last_sweep = last_renewal - DEPARTURES_SWEEP_SECONDS  # and sweep: a worker may live less than an hour
         while True:
             await asyncio.sleep(look_every)
             try:
@@ -305,6 +326,9 @@ class TaskRunner:
                 if time.monotonic() - last_prune >= PRUNE_CONSUMERS_SECONDS:
                     last_prune = time.monotonic()
                     await self._prune_consumers()
+                if self._departures is not None and time.monotonic() - last_sweep >= DEPARTURES_SWEEP_SECONDS:
+                    last_sweep = time.monotonic()
+                    self._start_sweep(self._departures)
             except REDIS_FAILURES as exc:
                 if await self._heal(exc):
                     last_renewal = -math.inf  # renew at the next look: that stops the runs whose entry was lost
@@ -329,6 +353,19 @@ class TaskRunner:
         if taken:
             log.warning("took over %d thread(s) whose worker stopped renewing its lease", len(taken))
         self._start(taken)
+
+    def _start_sweep(self, departures: Departures) -> None:
+        """Delete the data of the workspaces whose uninstall grace is over, beside the keeper: a deletion SCANs the
+        keyspace, which must not hold up the renewal of the leases."""
+        if self._sweeping is None or self._sweeping.done():
+            self._sweeping = asyncio.create_task(self._sweep_departures(departures), name="departures-sweep")
+
+    async def _sweep_departures(self, departures: Departures) -> None:
+        try:
+            for team_id in await departures.sweep():
+                log.info("deleted the agents of %s: it uninstalled the app over the grace period ago", team_id)
+        except REDIS_FAILURES as exc:  # the next sweep, an hour on, tries again
+            log.warning("cannot delete the data of uninstalled workspaces yet (%s)", exc)
 
     async def _prune_consumers(self) -> None:
         removed: set[str] = set()

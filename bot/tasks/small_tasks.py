@@ -38,7 +38,7 @@ class NoteKeeper:
         A window it takes over the budget is folded now, as after an answer, so that the notes of a busy thread
         never pile up unsummarized until the next mention (whose fold would then have to take them all at once).
         """
-        files = (await read_attachments(task.files, self._slack, with_images=False)).text
+        files = (await read_attachments(task.files, self._slack, task.thread.team_id, with_images=False)).text
         turn = await self._people.user_turn(task, cut_to(files, NOTE_MAX_CHARS, "shared files") if files else "")
         state, history = await self._threads.agent(task.thread)
         steps = await self._journal.steps(task, attempt=attempt)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.runtime.settings import Settings
+from bot.runtime.settings import MANIFEST_BOT_SCOPES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,3 +99,9 @@ def test_requirements_pin_every_runtime_dependency() -> None:
     block = pyproject.split("dependencies = [", 1)[1].split("]", 1)[0]
     names = {re.split(r"[=<>;\[ ]", entry.strip().strip('",'))[0].lower() for entry in re.findall(r'"[^"]+"', block)}
     assert names <= pins
+
+
+def test_the_oauth_installs_ask_for_the_manifests_scopes() -> None:
+    """SLACK_SCOPES' default asks for exactly manifest.yml's bot scopes."""
+    manifest = yaml.safe_load((ROOT / "manifest.yml").read_text())
+    assert list(MANIFEST_BOT_SCOPES) == manifest["oauth_config"]["scopes"]["bot"]

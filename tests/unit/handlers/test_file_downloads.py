@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.core.errors import SlackError
 from handlers.event_listeners import parse_files
 from handlers.gateway import WebApiGateway, is_slack_file_url
+from tests.fakes import DEFAULT_TEAM_ID as TEAM
 from tests.fakes import FakeSlack
 from tests.fakes.other_host import OtherHost
 
@@ -79,12 +80,12 @@ async def test_a_redirect_is_followed_within_slack_and_not_beyond(
     """A redirect to another Slack file URL is followed with the token; one to another host is not followed."""
     target = slack.add_file("target.txt", b"the bytes", mimetype="text/plain")
     inside = slack.add_file("inside.txt", b"", mimetype="text/plain", redirect_to=target["url_private_download"])
-    assert await gateway.download(inside["url_private_download"], 100) == (b"the bytes", "text/plain")
+    assert await gateway.download(TEAM, inside["url_private_download"], 100) == (b"the bytes", "text/plain")
     outside = slack.add_file("outside.txt", b"", mimetype="text/plain", redirect_to=other_host.url + "x.txt")
     with pytest.raises(SlackError, match="not a Slack file URL"):
-        await gateway.download(outside["url_private_download"], 100)
+        await gateway.download(TEAM, outside["url_private_download"], 100)
     with pytest.raises(SlackError, match="not a Slack file URL"):
-        await gateway.download(other_host.url + "files-pri/T0TEAM-F1/a.txt", 100)
+        await gateway.download(TEAM, other_host.url + "files-pri/T0TEAM-F1/a.txt", 100)
     assert other_host.visits == []
     assert [d.file_id for d in slack.downloads] == [inside["id"], target["id"], outside["id"]]
 
@@ -95,7 +96,7 @@ async def test_a_long_chain_of_redirects_is_given_up(gateway: WebApiGateway, sla
     for n in range(4):
         url = slack.add_file(f"hop{n}.txt", b"", mimetype="text/plain", redirect_to=url)["url_private"]
     with pytest.raises(SlackError, match="too many redirects"):
-        await gateway.download(url, 100)
+        await gateway.download(TEAM, url, 100)
     assert len(slack.downloads) == 4  # the fifth request, which would have had the bytes, is not made
 
 
@@ -112,4 +113,4 @@ async def test_a_request_aiohttp_refuses_is_a_failed_download(slack: FakeSlack) 
     async with ClientSession(trace_configs=[trace]) as session:
         client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url, session=session)
         with pytest.raises(SlackError, match="file download failed: ValueError"):
-            await WebApiGateway(client).download(file["url_private_download"], 100)
+            await WebApiGateway(client).download(TEAM, file["url_private_download"], 100)

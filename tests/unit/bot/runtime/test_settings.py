@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.core.errors import ConfigError
-from bot.runtime.settings import DEFAULT_MODEL, load_settings
+from bot.runtime.settings import BOT_TOKEN_OR_OAUTH, DEFAULT_MODEL, MANIFEST_BOT_SCOPES, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 REQUIRED = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s3cret", "ANTHROPIC_API_KEY": "sk-ant-1"}
@@ -41,7 +41,7 @@ def test_every_missing_variable_is_named_at_once() -> None:
     """An empty environment names all three required variables in one error, and no secret value."""
     with pytest.raises(ConfigError) as caught:
         load_settings()
-    assert caught.value.missing == ["SLACK_BOT_TOKEN", "ANTHROPIC_API_KEY", "SLACK_SIGNING_SECRET"]
+    assert caught.value.missing == [BOT_TOKEN_OR_OAUTH, "ANTHROPIC_API_KEY", "SLACK_SIGNING_SECRET"]
 
 
 def test_socket_mode_needs_no_signing_secret(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -127,3 +127,71 @@ def test_an_answer_cap_below_one_call_is_refused(monkeypatch: pytest.MonkeyPatch
         load_settings()
     monkeypatch.setenv("MAX_ANSWER_TOKENS", "8000")
     assert load_settings().max_answer_tokens == 8000
+
+
+OAUTH = {"SLACK_CLIENT_ID": "111.222", "SLACK_CLIENT_SECRET": "client-s3cret"}
+
+
+def _set(monkeypatch: pytest.MonkeyPatch, values: dict[str, str]) -> None:
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_a_bot_token_means_one_workspace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SLACK_BOT_TOKEN alone keeps the single-workspace mode."""
+    _set(monkeypatch, REQUIRED)
+    settings = load_settings()
+    assert not settings.oauth_mode
+    assert settings.slack_client_secret is None
+
+
+def test_the_client_id_and_secret_mean_oauth_installs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client id and secret without a bot token turn on the OAuth mode, asking for the manifest's scopes."""
+    _set(monkeypatch, {**REQUIRED, **OAUTH})
+    monkeypatch.delenv("SLACK_BOT_TOKEN")
+    settings = load_settings()
+    assert settings.oauth_mode
+    assert settings.slack_bot_token is None
+    assert settings.bot_scopes == list(MANIFEST_BOT_SCOPES)
+    assert settings.slack_redirect_uri is None
+
+
+def test_slack_scopes_override_the_manifests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SLACK_SCOPES is a comma-separated list, blanks dropped."""
+    _set(monkeypatch, {**REQUIRED, **OAUTH, "SLACK_SCOPES": "chat:write, commands,"})
+    monkeypatch.delenv("SLACK_BOT_TOKEN")
+    assert load_settings().bot_scopes == ["chat:write", "commands"]
+
+
+def test_a_bot_token_and_the_oauth_pair_together_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both ways at once is a ConfigError that names the variables, and no secret value."""
+    _set(monkeypatch, {**REQUIRED, **OAUTH})
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "SLACK_BOT_TOKEN and SLACK_CLIENT_ID" in message
+    assert "client-s3cret" not in message and "xoxb-1" not in message
+
+
+def test_a_client_id_without_its_secret_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Half of the OAuth pair names the missing half."""
+    _set(monkeypatch, {"SLACK_CLIENT_ID": "111.222", "SLACK_SIGNING_SECRET": "s", "ANTHROPIC_API_KEY": "k"})
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.missing == ["SLACK_CLIENT_SECRET (with SLACK_CLIENT_ID)"]
+
+
+def test_the_oauth_conflict_is_named_beside_other_bad_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With another invalid variable too, the error still names the credentials' conflict."""
+    _set(monkeypatch, {**REQUIRED, **OAUTH, "PORT": "not-a-port"})
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert any("SLACK_CLIENT_ID" in item for item in caught.value.invalid)
+    assert any(item.startswith("PORT") for item in caught.value.invalid)
+
+
+def test_an_empty_bot_token_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SLACK_BOT_TOKEN set to nothing beside the OAuth pair is the OAuth mode, not a conflict."""
+    _set(monkeypatch, {**REQUIRED, **OAUTH, "SLACK_BOT_TOKEN": ""})
+    settings = load_settings()
+    assert settings.oauth_mode and settings.slack_bot_token is None
