@@ -22,21 +22,11 @@ from playground.page_input import DM_CHANNEL, ME
 from playground.playground import Playground
 from tests.integration.browser_page import click, headless_chromium, needs_chromium, texts, type_into
 from tests.integration.playground_process import eventually
+from tests.unit.playground.agent_workspace import FEEDBACK_BLOCK
 
 T = TypeVar("T")
 CHANNEL = "C0GENERAL"
 pytestmark = needs_chromium
-FEEDBACK_BLOCK = {
-    "type": "context_actions",
-    "elements": [
-        {
-            "type": "feedback_buttons",
-            "action_id": "answer_feedback",
-            "positive_button": {"text": {"type": "plain_text", "text": "👍"}, "value": "positive"},
-            "negative_button": {"text": {"type": "plain_text", "text": "👎"}, "value": "negative"},
-        }
-    ],
-}
 
 
 class ScriptedBot:

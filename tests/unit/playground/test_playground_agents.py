@@ -16,19 +16,9 @@ from playground.delivery import SlackDelivery
 from playground.page_input import DM_CHANNEL, ME
 from playground.playground import Playground
 from tests.fakes import wait_until
+from tests.unit.playground.agent_workspace import FEEDBACK_BLOCK
 
 CHANNEL = "C0GENERAL"
-FEEDBACK_BLOCK = {
-    "type": "context_actions",
-    "elements": [
-        {
-            "type": "feedback_buttons",
-            "action_id": "answer_feedback",
-            "positive_button": {"text": {"type": "plain_text", "text": "👍"}, "value": "positive"},
-            "negative_button": {"text": {"type": "plain_text", "text": "👎"}, "value": "negative"},
-        }
-    ],
-}
 
 
 class RecordingBot:
