@@ -113,4 +113,6 @@ async def test_the_bot_answers_over_tls_with_verification_off(
     )
     assert await bot.post_event(envelope) == 200
     thread_ts = str(envelope["event"]["ts"])
-    await wait_until(lambda: any("echo" in str(m.get("text")) for m in slack.bot_replies(CHANNEL, thread_ts)))
+    await wait_until(
+        lambda: any("echo" in str(m.get("text")) for m in slack.bot_replies(CHANNEL, thread_ts)), timeout=20
+    )
