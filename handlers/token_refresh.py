@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 MINUTES_BEFORE_EXPIRATION = 120
 # oauth.v2.access answers in well under a second; the lock outlives a slow one, and one that died frees it soon.
 LOCK_MS = 10_000
+# A year: wider than any token's lifetime (Slack's live twelve hours).
+FORCE_MINUTES = 365 * 24 * 60
 WAIT_POLL_SECONDS = 0.05
 
 
@@ -47,34 +49,45 @@ class TokenRefresher:
         self._minutes = minutes_before_expiration
         self._clock = clock
 
+    def refresh_at(self, bot: Bot) -> float | None:
+        """When the bot's token is due for a refresh: the margin before it expires (None: it does not rotate)."""
+        expires_at = bot.bot_token_expires_at
+        return None if expires_at is None else expires_at - self._minutes * 60
+
     def expiring(self, bot: Bot) -> bool:
         """Whether the bot's token expires within the margin (never, without token rotation)."""
-        expires_at = bot.bot_token_expires_at
-        return expires_at is not None and expires_at <= self._clock() + self._minutes * 60
+        refresh_at = self.refresh_at(bot)
+        return refresh_at is not None and refresh_at <= self._clock()
 
-    async def fresh(self, team_id: str, bot: Bot) -> Bot:
-        """`bot`, or the bot with its refreshed token (saved in the store) if its token is about to expire."""
-        if not self.expiring(bot):
+    async def fresh(self, team_id: str, bot: Bot, *, expired: bool = False) -> Bot:
+        """`bot`, or the bot with its refreshed token (saved in the store) if its token is about to expire, or
+        `expired` (Slack said so, whatever our clock says). `team_id` is whose install it is: a team's id, or an
+        enterprise id for an org-wide install."""
+        due = expired and bot.bot_refresh_token is not None
+        if not due and not self.expiring(bot):
             return bot
         holder = await self._locks.acquire(team_id, LOCK_MS)
         if holder is None:
             return await self._refreshed_elsewhere(team_id, bot)
         try:
-            latest = await self._store.async_find_bot(enterprise_id=None, team_id=team_id) or bot
-            if latest.bot_token != bot.bot_token or not self.expiring(latest):
+            latest = await self._latest(team_id) or bot
+            if latest.bot_token != bot.bot_token or not (due or self.expiring(latest)):
                 return latest  # another process refreshed it between our read and our lock
-            return await self._refresh(team_id, latest)
+            return await self._refresh(team_id, latest, force=due)
         finally:
             await self._locks.release(team_id, holder)
 
-    async def _refresh(self, team_id: str, bot: Bot) -> Bot:
+    async def _refresh(self, team_id: str, bot: Bot, *, force: bool = False) -> Bot:
+        # The rotator refreshes only a token within `minutes_before_expiration` of its expiry: a forced refresh
+        # widens that to any token.
+        minutes = FORCE_MINUTES if force else self._minutes
         try:
-            refreshed = await self._rotator.perform_bot_token_rotation(bot=bot, minutes_before_expiration=self._minutes)
+            refreshed = await self._rotator.perform_bot_token_rotation(bot=bot, minutes_before_expiration=minutes)
         except SlackTokenRotationError as exc:
             code = str(exc.api_error.response.get("error", "unknown error"))
             # Bolt's authorize refreshes on incoming events without our lock: it may have spent the refresh token
             # just now, and saved the new bot.
-            latest = await self._store.async_find_bot(enterprise_id=None, team_id=team_id)
+            latest = await self._latest(team_id)
             if latest is not None and latest.bot_token != bot.bot_token:
                 return latest
             raise SlackError(f"workspace {team_id}: bot token refresh failed: {code}", code) from None
@@ -84,13 +97,17 @@ class TokenRefresher:
         log.info("workspace %s: bot token refreshed", team_id)
         return refreshed
 
+    async def _latest(self, owner_id: str) -> Bot | None:
+        # The store keys a team's install and an org's alike by the owner's id, so an enterprise id finds the org's.
+        return await self._store.async_find_bot(enterprise_id=None, team_id=owner_id)
+
     async def _refreshed_elsewhere(self, team_id: str, bot: Bot) -> Bot:
         """The bot another process is refreshing: read again until its token changes or the lock is let go (a
         failed refresh: the old token is used while it lasts, and the next lookup tries again)."""
         deadline = time.monotonic() + LOCK_MS / 1000
         while time.monotonic() < deadline:
             await asyncio.sleep(WAIT_POLL_SECONDS)
-            latest = await self._store.async_find_bot(enterprise_id=None, team_id=team_id)
+            latest = await self._latest(team_id)
             if latest is not None and latest.bot_token != bot.bot_token:
                 return latest
             if not await self._locks.held(team_id):
