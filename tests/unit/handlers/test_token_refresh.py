@@ -151,3 +151,39 @@ async def test_a_refresh_token_spent_by_bolt_meanwhile_takes_the_bot_bolt_saved(
     refresher = TokenRefresher(rotator, SavingLate(redis), RefreshLocks(redis))
     fresh = await refresher.fresh(TEAM, installed)
     assert fresh.bot_token == by_bolt.bot_token
+
+
+async def test_a_cached_token_is_refreshed_once_it_is_due_though_its_minute_is_not_over(redis: Redis) -> None:
+    """A bot is kept a minute, but not past the moment its rotating token comes within the margin of expiring."""
+    async with FakeSlack(token_rotation=True, token_lifetime=7200 + 1) as slack:
+        store = RedisInstallationStore(redis)
+        installed = await install(slack, store)
+        gateway = process(slack, redis)
+        await gateway.post_reply(THREAD, "before")
+        await asyncio.sleep(1.5)  # the token is now within two hours of expiring
+        await gateway.post_reply(THREAD, "after")
+        saved = await store.async_find_bot(enterprise_id=None, team_id=TEAM)
+        assert saved is not None and len(refreshes(slack)) == 1
+        posts = [call.token for call in slack.calls_from(TEAM) if call.method == "chat.postMessage"]
+        assert posts == [installed.bot_token, saved.bot_token]
+
+
+async def test_a_token_slack_calls_expired_is_refreshed_though_our_clock_disagrees(redis: Redis) -> None:
+    """Slack answers token_expired for a token with hours left by our clock (a skewed clock, a token cut short):
+    the call is made again with a refreshed token, and the refresh token is spent once."""
+    async with FakeSlack(token_rotation=True, token_lifetime=43_200) as slack:
+        store = RedisInstallationStore(redis)
+        installed = await install(slack, store)
+        gateway = process(slack, redis)
+        await gateway.post_reply(THREAD, "before")
+        grant = slack.token_grant(installed.bot_token or "")
+        assert grant is not None
+        grant.expires_at = slack.clock()
+
+        await gateway.post_reply(THREAD, "after")
+
+        saved = await store.async_find_bot(enterprise_id=None, team_id=TEAM)
+        assert saved is not None and saved.bot_token != installed.bot_token
+        assert len(refreshes(slack)) == 1
+        posts = [call.token for call in slack.calls_from(TEAM) if call.method == "chat.postMessage"]
+        assert posts[0] == installed.bot_token and posts[-1] == saved.bot_token
