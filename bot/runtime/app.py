@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import signal
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from aiohttp import ClientSession
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import RedisError
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -32,7 +29,6 @@ from bot.agent.summarizer import Summarizer
 from bot.agent.tools import ToolBox
 from bot.core.errors import RedisUnavailable
 from bot.core.faults import CrashPoints
-from bot.runtime.embedded_redis import EmbeddedRedis
 from bot.runtime.health import healthz_handler, redis_health
 from bot.runtime.migration import (
     MIGRATION_CLIENT_NAME,
@@ -41,6 +37,7 @@ from bot.runtime.migration import (
     migrate_until_done,
     prepare_layout,
 )
+from bot.runtime.redis_setup import first_line, redis_for
 from bot.runtime.settings import Settings, split_names
 from bot.runtime.web import WebFront
 from bot.runtime.workspaces import build_workspaces
@@ -65,7 +62,7 @@ from handlers.oauth_pages import oauth_page_routes
 from handlers.session_listeners import register_session_listeners
 from handlers.signed_requests import slack_events_handler
 from handlers.uninstall_listeners import UninstallListeners, register_uninstall_listeners
-from store.connection import RedisClient, certificate_rejected, connect, connect_cluster, is_cluster, warm_up
+from store.connection import RedisClient, warm_up
 from store.errors import ShardChangeRefused, UnusableRedis
 from store.feedback import FeedbackStore
 from store.health import warn_if_evicting
@@ -73,7 +70,6 @@ from store.journal import TaskJournal
 from store.keys import DAY, KeySpace
 from store.leaving import Departures
 from store.models import TaskKind
-from store.presence import choose_consumer_name, client_name
 from store.stops import StopRequests
 from store.tasks import TaskQueue
 from store.threads import ThreadStore
@@ -242,76 +238,6 @@ def build_bot(
     return Bot(settings, redis, space, slack_client, bolt, runner, intake_first)
 
 
-@contextlib.asynccontextmanager
-async def redis_for(settings: Settings, *, tool: str | None = None) -> AsyncIterator[tuple[RedisClient, str]]:
-    """Redis (REDIS_URL, or an embedded server started for this process) and this process's consumer name.
-
-    REDIS_URL may name a standalone Redis or any node of a Redis Cluster: INFO says which, and a cluster gets
-    redis-py's cluster client. The name is DYNO unless a live process already uses it; the connections carry it
-    (CLIENT SETNAME) so that later processes can tell. A Redis that cannot be used stops the start with one line.
-    A command that is no bot process (`tool`: its name) names its connections so that it is not taken for one.
-    """
-    embedded: EmbeddedRedis | None = None
-    url = settings.redis_url
-    if url is None:
-        embedded = EmbeddedRedis(settings.data_dir)
-        url = await asyncio.to_thread(embedded.start)
-    try:
-        redis, consumer = await _open_redis(settings, url, tool)
-        try:
-            yield redis, consumer
-        finally:
-            await redis.aclose()
-    finally:
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
-
-
-async def _open_redis(settings: Settings, url: str, tool: str | None) -> tuple[RedisClient, str]:
-    tls_verify = settings.redis_tls_verify
-    try:
-        cluster = await is_cluster(url, tls_verify=tls_verify)
-        consumer, name = (tool, tool) if tool else await _worker_name(settings, url, cluster)
-        limit = settings.redis_max_connections
-        if cluster:
-            log.info("REDIS_URL names a node of a Redis Cluster: using the cluster client")
-            # The cluster client's limit is per node and is not waited for (a command over it fails at once), and
-            # each shard's reader holds a connection while it waits: room for them all on one node, and the rest.
-            per_node = limit + settings.queue_shards
-            return await connect_cluster(
-                url, max_connections=per_node, client_name=name, tls_verify=tls_verify
-            ), consumer
-        return connect(url, max_connections=limit, client_name=name, tls_verify=tls_verify), consumer
-    except RedisConnectionError as exc:
-        hint = ""
-        if certificate_rejected(exc):
-            hint = " A Redis with a self-signed certificate, like Heroku Redis, needs REDIS_TLS_VERIFY=false."
-        raise RedisUnavailable(f"cannot connect to Redis: {_first_line(exc)}{hint}") from None
-    except UnusableRedis as exc:
-        raise RedisUnavailable(str(exc)) from None
-    except (RedisError, RedisClusterException) as exc:
-        raise RedisUnavailable(f"cannot use the Redis at REDIS_URL: {_first_line(exc)}") from None
-
-
-async def _worker_name(settings: Settings, url: str, cluster: bool) -> tuple[str, str]:
-    """This process's consumer name and the client name its connections carry."""
-    tls_verify = settings.redis_tls_verify
-    probe: RedisClient = (
-        await connect_cluster(url, max_connections=2, tls_verify=tls_verify)
-        if cluster
-        else connect(url, max_connections=1, tls_verify=tls_verify)
-    )
-    try:
-        consumer = await choose_consumer_name(probe, settings.dyno)
-    finally:
-        await probe.aclose()
-    return consumer, client_name(consumer)
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-
-
 def stop_on_signals(stopping: asyncio.Event) -> None:
     """SIGTERM (Heroku's restart) and SIGINT (Ctrl-C) start a graceful stop."""
     loop = asyncio.get_running_loop()
@@ -368,7 +294,7 @@ async def _prepare(bot: Bot) -> None:
     except UnusableRedis as exc:
         raise RedisUnavailable(str(exc)) from None
     except RedisError as exc:
-        raise RedisUnavailable(f"Redis refused to set up the task queue: {_first_line(exc)}") from None
+        raise RedisUnavailable(f"Redis refused to set up the task queue: {first_line(exc)}") from None
 
 
 def build_web_front(bot: Bot) -> WebFront:
