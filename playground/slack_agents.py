@@ -15,7 +15,6 @@ from .payloads import (
     agent_session_title_changed_event,
     app_home_opened_event,
     block_actions_payload,
-    event_envelope,
 )
 from .slack_sessions import MAX_SESSION_TITLE, SESSION_STATUSES, AgentSession, SessionBook
 from .slack_store import SlackApiFailure
@@ -130,6 +129,7 @@ class SlackAgentsMixin(SlackStreamsMixin):
             user_name=self._users.get(user, {}).get("name", "someone"),
             channel_name="directmessage" if channel.startswith("D") else "general",
             api_app_id=self.app_id,
+            **self.install_fields(),
         )
         # Which button was clicked shows only in the value (and text): there is no positive/negative flag.
         action = {"type": "feedback_buttons", "action_id": element.get("action_id"), "block_id": block_id}
@@ -138,7 +138,7 @@ class SlackAgentsMixin(SlackStreamsMixin):
         return payload
 
     def _envelope(self, event: Args) -> Args:
-        return event_envelope(event, team_id=self.team_id, api_app_id=self.app_id, bot_user_id=self.bot_user_id)
+        return self.workspace_envelope(event)
 
     # ------------------------------------------------------------------ Web API methods
 
