@@ -21,7 +21,9 @@ def test_offline_the_bot_talks_to_the_stand_in_model(playground: Playground, mon
     env = bot_environment(
         slack=playground, redis_url="redis://127.0.0.1:1234/0", bot_port=4567, api_key=None, offline_url="http://x"
     )
-    assert env["SLACK_BOT_TOKEN"] == playground.bot_token and env["SLACK_SIGNING_SECRET"] == "s3cret"
+    assert "SLACK_BOT_TOKEN" not in env, "OAuth mode: each workspace's token comes from its install"
+    assert (env["SLACK_CLIENT_ID"], env["SLACK_CLIENT_SECRET"]) == (playground.client_id, playground.client_secret)
+    assert env["SLACK_SIGNING_SECRET"] == "s3cret"
     assert "SLACK_APP_TOKEN" not in env, "the playground delivers over HTTP, not Socket Mode"
     assert env["SLACK_API_URL"] == playground.api_url
     assert env["REDIS_URL"] == "redis://127.0.0.1:1234/0" and env["PORT"] == "4567"
