@@ -101,9 +101,10 @@ class BrowserInstall:
             # Slack's error page (bad client id, scopes or redirect URL): the browser never goes back to the app.
             raise InstallFailed(f"Slack refused the install: {_plain(authorize.text)}")
         back = await self._get(authorize.location, cookie=pending.cookie)
-        workspace = self._slack.workspaces[pending.team_id]
-        # Bolt answers a cancelled install with its failure page and HTTP 200, so the status alone does not tell.
-        installed = approve and back.status == 200 and workspace.installed and "error=" not in authorize.location
+        # Bolt answers a cancelled install (error=access_denied) with its failure page and HTTP 200, so the status
+        # alone does not tell; the emulator marks the workspace installed only once the bot exchanged the code.
+        cancelled = "error" in parse_qs(urlsplit(authorize.location).query)
+        installed = back.status == 200 and not cancelled and self._slack.workspaces[pending.team_id].installed
         return InstallOutcome(installed, back.status, _plain(back.text))
 
     async def _get(self, url: str, *, cookie: str | None = None) -> _Page:

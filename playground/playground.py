@@ -241,11 +241,12 @@ class Playground(FakeSlack):
         """Deliver an Events API envelope to the bot; a refusal becomes a notice on the page."""
         delivered = await self.require_delivery().event(envelope)
         if not delivered.ok:
-            self.notices.append(
-                f"{time.strftime('%H:%M:%S')} the bot did not acknowledge an event ({_why(delivered)}); "
-                "Slack sends it again"
-            )
-            self.changed()
+            self.notify(f"the bot did not acknowledge an event ({_why(delivered)}); Slack sends it again")
+
+    def notify(self, notice: str) -> None:
+        """Show the person a notice, with the time (the page keeps the latest few)."""
+        self.notices.append(f"{time.strftime('%H:%M:%S')} {notice}")
+        self.changed()
 
     def _show_answer(self, team: str, channel: str, command: str, delivered: Delivered, response_url: str) -> None:
         if not delivered.ok:

@@ -7,7 +7,6 @@ press_stop, click_feedback and open_messages_tab build it).
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -75,7 +74,7 @@ class AgentPage:
         if delivered.ok:
             self.votes[(channel, ts)] = "positive" if positive else "negative"
         else:
-            playground.notices.append(f"{time.strftime('%H:%M:%S')} the app did not acknowledge the feedback click")
+            playground.notify("the app did not acknowledge the feedback click")
         playground.changed()
         return web.json_response({"ok": True})
 

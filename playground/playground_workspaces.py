@@ -63,9 +63,9 @@ class WorkspacePage:
         try:
             body = await json_object(request)
             installs = self._require_installs()
-            team = self._reinstall_target(body) if body.get("team") else self._new_workspace()
             if self.pending is not None:
                 raise PageInputError("an install is waiting for Allow or Cancel on Slack's screen")
+            team = self._reinstall_target(body) if body.get("team") else self._new_workspace()
             pending = await installs.open_install_page(team)
         except PageInputError as exc:
             return bad(str(exc))

@@ -155,9 +155,10 @@ class FirstInstall:
     (Allow clicked), so that `make dev` needs no clicks before the first mention; the installation is kept in
     Redis, so a restarted bot has it already."""
 
-    def __init__(self, installs: BrowserInstall, team_id: str) -> None:
+    def __init__(self, installs: BrowserInstall, team_id: str, notify: Callable[[str], None]) -> None:
         self._installs = installs
         self._team_id = team_id
+        self._notify = notify
         self.done = False
 
     async def __call__(self) -> None:
@@ -166,16 +167,14 @@ class FirstInstall:
         try:
             outcome = await self._installs.install(self._team_id)
         except InstallFailed as exc:
-            log.error("installing the app in %s failed: %s", self._team_id, exc)
-            return
-        self.done = outcome.installed
+            problem = str(exc)
+        else:
+            self.done = outcome.installed
+            problem = f"the bot did not complete it (HTTP {outcome.status}): {outcome.detail}"
         if not self.done:
-            log.error(
-                "the bot did not complete the install in %s (HTTP %s): %s",
-                self._team_id,
-                outcome.status,
-                outcome.detail,
-            )
+            # Without an installation the bot ignores the workspace's events; a restart tries again.
+            log.error("installing the app in %s failed: %s", self._team_id, problem)
+            self._notify(f"installing the app failed ({problem}); press Restart bot to try again")
 
 
 def anthropic_key() -> str | None:
@@ -240,7 +239,8 @@ async def run_playground(port: int, api_key: str | None) -> None:
                 api_key=api_key,
                 offline_url=offline.base_url if offline else None,
             )
-            bot = BotChild(env, workdir, playground.changed, ready=FirstInstall(installs, playground.team_id))
+            first_install = FirstInstall(installs, playground.team_id, playground.notify)
+            bot = BotChild(env, workdir, playground.changed, ready=first_install)
             playground.delivery, playground.controls = delivery, bot
             playground.workspace_page.installs = installs
             print(f"Playground: http://localhost:{port}/  (model: {playground.model}; Ctrl-C stops)", flush=True)
