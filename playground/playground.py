@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from .channel_view import channel_view
 from .delivery import Delivered, SlackDelivery
 from .page_input import CHANNELS, DM_CHANNEL, ME, PageInputError, bad, channel_of, json_object, text_of
 from .payloads import event_envelope, message_event, new_ts, slash_command_fields
@@ -354,29 +355,7 @@ class Playground(FakeSlack):
         }
 
     def _channel_view(self, channel: str) -> list[Args]:
-        top: list[Args] = []
-        replies: dict[str, list[Args]] = collections.defaultdict(list)
-        for message in self.messages(channel):
-            view = _message_view(message) | self.agent_page.message_fields(channel, message)
-            parent = message.get("thread_ts")
-            if parent and parent != message["ts"]:
-                replies[parent].append(view)
-            else:
-                top.append(view)
-        for view in top:
-            view["replies"] = replies.get(view["ts"], [])
-        return top
-
-
-def _message_view(message: Args) -> Args:
-    return {
-        "ts": message["ts"],
-        "user": message.get("user"),
-        "bot": bool(message.get("bot_id")),
-        "text": str(message.get("text") or ""),
-        "edited": "edited" in message,
-        "reactions": [reaction.get("name") for reaction in message.get("reactions", [])],
-    }
+        return channel_view(self.messages(channel), lambda message: self.agent_page.message_fields(channel, message))
 
 
 def _buttons(blocks: list[Args]) -> list[Args]:
