@@ -618,9 +618,10 @@ class FakeSlack(ActiveWorkspaceMixin, SlackGridMixin, SlackAgentsMixin, SocketMo
             raise SlackApiFailure("user_not_in_channel")
         if not any(args.get(k) for k in ("text", "blocks", "attachments")):
             raise SlackApiFailure("no_text")
-        # Ephemeral messages are never stored in history; only their message_ts comes back.
+        # Ephemeral messages are never stored in history; only their message_ts comes back. The record keeps the
+        # workspace too: two may have the same channel ids.
         message_ts = new_ts()
-        self.ephemerals.append({**copy.deepcopy(args), "message_ts": message_ts})
+        self.ephemerals.append({**copy.deepcopy(args), "message_ts": message_ts, "team": self.team_id})
         return {"message_ts": message_ts}
 
     def _chat_get_permalink(self, args: Args) -> Args:

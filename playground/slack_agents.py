@@ -41,9 +41,9 @@ class SlackAgentsMixin(SlackStreamsMixin):
     def _init_agents(self) -> None:
         self.agent_features = True
         self.agent_sessions = SessionBook()
-        # What setSuggestedPrompts (without thread_ts) pinned to each DM's Messages tab: prompts and heading.
-        self.suggested_prompts: dict[str, list[Args]] = {}
-        self.suggested_prompts_title: dict[str, str | None] = {}
+        # What setSuggestedPrompts (without thread_ts) pinned to each DM's Messages tab, per workspace (two may
+        # have the same DM ids): prompts and heading.
+        self._prompts_by_team: dict[str, tuple[dict[str, list[Args]], dict[str, str | None]]] = {}
         self._init_streams()
 
     def _agent_handlers(self) -> dict[str, Callable[[Args], Args]]:
@@ -55,6 +55,16 @@ class SlackAgentsMixin(SlackStreamsMixin):
         }
 
     # ------------------------------------------------------------------ inspection
+
+    @property
+    def suggested_prompts(self) -> dict[str, list[Args]]:
+        """The prompts pinned to each DM's Messages tab in the workspace in play, by DM channel."""
+        return self._prompts_by_team.setdefault(self.team_id, ({}, {}))[0]
+
+    @property
+    def suggested_prompts_title(self) -> dict[str, str | None]:
+        """The heading above those prompts, by DM channel."""
+        return self._prompts_by_team.setdefault(self.team_id, ({}, {}))[1]
 
     def session(self, channel: str, thread_ts: str) -> AgentSession:
         """The thread's agent session: status, title, history of statuses (LookupError if it has none)."""
