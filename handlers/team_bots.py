@@ -36,9 +36,9 @@ class TeamBot:
     client: AsyncWebClient
     user_id: str | None
     bot_id: str | None
-    found_at: float
+    found_at: float  # monotonic
     owner_id: str = ""
-    refresh_at: float | None = None
+    refresh_at: float | None = None  # wall-clock time, as token expiries are
 
     @property
     def token(self) -> str | None:
@@ -56,15 +56,19 @@ class TeamBots:
         *,
         refresher: TokenRefresher | None = None,
         lifetime: float = BOT_LIFETIME_SECONDS,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
         self._store = store
         self._refresher = refresher
         self._lifetime = lifetime
         self._clock = clock
+        self._wall_clock = wall_clock
         self._bots: dict[str, TeamBot] = {}
-        self._org_of: dict[str, str] = {}  # teams this process saw served by an org-wide install, and their org
+        # Teams this process recorded as served by an org-wide install: their org, and when (recorded again after a
+        # lifetime, as another process may have dropped the link since: an uninstall, the grace period's sweep).
+        self._org_of: dict[str, tuple[str, float]] = {}
         self._expired: dict[str, str] = {}  # tokens Slack called expired before our clock did, by team
 
     @property
@@ -86,9 +90,9 @@ class TeamBots:
     def _fresh(self, bot: TeamBot) -> bool:
         if self._store is None:
             return True
-        now = self._clock()
         # A rotating token due for a refresh is looked up (and refreshed) now, not when its minute in the cache ends.
-        return now - bot.found_at < self._lifetime and (bot.refresh_at is None or now < bot.refresh_at)
+        due = bot.refresh_at is not None and bot.refresh_at <= self._wall_clock()
+        return self._clock() - bot.found_at < self._lifetime and not due
 
     async def identified_bot(self, team_id: str) -> TeamBot:
         """The team's bot with its user id known: auth.test asked once for a bot that does not say (the single
@@ -105,10 +109,13 @@ class TeamBots:
     async def join_org(self, team_id: str, enterprise_id: str) -> None:
         """Note that the org-wide install of `enterprise_id` serves `team_id` (recorded once per process), so that
         the team's tasks find the org's bot."""
-        if self._store is None or self._org_of.get(team_id) == enterprise_id:
+        if self._store is None:
+            return
+        recorded = self._org_of.get(team_id)
+        if recorded is not None and recorded[0] == enterprise_id and self._clock() - recorded[1] < self._lifetime:
             return
         await self._store.join_org(team_id, enterprise_id)
-        self._org_of[team_id] = enterprise_id
+        self._org_of[team_id] = (enterprise_id, self._clock())
 
     def _key(self, team_id: str) -> str:
         return team_id if self._store is not None else ""  # one workspace: one bot, whatever team a thread names
@@ -130,20 +137,21 @@ class TeamBots:
         for team_id, cached in list(self._bots.items()):
             if team_id == owner_id or cached.owner_id == owner_id:
                 del self._bots[team_id]
-        self._org_of = {team: org for team, org in self._org_of.items() if org != owner_id}
+        self._org_of = {team: org for team, org in self._org_of.items() if org[0] != owner_id}
 
     async def _find(self, team_id: str) -> TeamBot:
         if self._store is None:
             return TeamBot(self._client, None, None, self._clock(), owner_id=team_id)
         found = await self._store.find_team_bot(team_id)
         if found is None or not found[1].bot_token:
+            self._org_of.pop(team_id, None)  # a link to an org this process recorded may be gone: record it again
             raise SlackError(f"no bot installed in workspace {team_id}", NOT_INSTALLED)
         owner_id, stored = found
         refresh_at = None
         if self._refresher is not None:
             expired = self._expired.pop(team_id, None) == stored.bot_token
             stored = await self._refresher.fresh(owner_id, stored, expired=expired)
-            refresh_at = self._refresher.refresh_at(stored)
+            refresh_at = self._refresher.refresh_at(stored, owner_id)
         client = _client_with_token(self._client, stored.bot_token or "")
         return TeamBot(client, stored.bot_user_id or None, stored.bot_id, self._clock(), owner_id, refresh_at)
 

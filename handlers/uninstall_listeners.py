@@ -21,7 +21,7 @@ from slack_bolt.listener.async_builtins import AsyncTokenRevocationListeners
 from handlers.installation_store import RedisInstallationStore
 from handlers.team_bots import TeamBots
 from handlers.workspace_auth import owner_id
-from store.leaving import CancelledWork, Departures
+from store.leaving import Departures
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,7 @@ class UninstallListeners:
         if self._revocations is not None:
             for team_id in teams:
                 await self._departures.mark_left(team_id)
-        cancelled = CancelledWork(0, 0)
-        for team_id in teams:
-            found = await self._departures.cancel_team_work(team_id)
-            cancelled = CancelledWork(cancelled.threads + found.threads, cancelled.tasks + found.tasks)
+        cancelled = await self._departures.cancel_team_work(*teams)
         if self._revocations is not None:
             await self._revocations.handle_app_uninstalled_events(context)
         self._bots.forget_workspace(owner)  # this process's copy; the others' calls are refused and ask again

@@ -29,10 +29,11 @@ _NO_TOKEN_EVENTS = frozenset({"app_uninstalled", "tokens_revoked"})
 
 
 def owner_id(context: AsyncBoltContext) -> str | None:
-    """Whose install serves the request: its team's, or its org's when the app is installed org-wide."""
+    """Whose install serves the request: its team's, or its org's when the app is installed org-wide (or the
+    request is the org's own, naming no team)."""
     if context.is_enterprise_install and context.enterprise_id:
         return context.enterprise_id
-    return context.team_id
+    return context.team_id or context.enterprise_id
 
 
 def payload_team_id(body: dict[str, Any]) -> str | None:
@@ -108,7 +109,9 @@ def skip_uninstalled(bots: TeamBots) -> Callable[..., Awaitable[BoltResponse | N
             log.info("ignoring a request from workspace %s, where the app is not installed", owner_id(context))
             return BoltResponse(status=200, body="")
         team_id = payload_team_id(body)
-        if context.is_enterprise_install and context.enterprise_id and team_id and team_id != context.enterprise_id:
+        # Not from a shared channel: its event may come from another org's team, which the install does not serve.
+        org_team = context.is_enterprise_install and not body.get("is_ext_shared_channel")
+        if org_team and context.enterprise_id and team_id and team_id != context.enterprise_id:
             await bots.join_org(team_id, context.enterprise_id)
         await next()
         return None

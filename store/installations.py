@@ -92,11 +92,11 @@ end
 return 1
 """
 
-# KEYS[1] = the workspace's hash, ARGV[1] = the field to keep besides the org's teams ("bot", or "" for none).
-# Deletes every installation (the latest and every user's), and the bot unless kept.
+# KEYS[1] = the workspace's hash, ARGV[1] = the field to keep besides the links between an org and its teams ("bot",
+# or "" for none). Deletes every installation (the latest and every user's), and the bot unless kept.
 _DELETE_INSTALLATIONS = """
 for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
-    if field ~= ARGV[1] and string.sub(field, 1, 5) ~= 'team:' then
+    if field ~= ARGV[1] and field ~= 'org' and string.sub(field, 1, 5) ~= 'team:' then
         redis.call('HDEL', KEYS[1], field)
     end
 end
@@ -223,9 +223,16 @@ class InstallationRecords:
         await self._redis.hset(keys.installations(enterprise_id), TEAM_FIELD + team_id, "1")
 
     async def org_teams(self, enterprise_id: str) -> list[str]:
-        """The teams seen using the org-wide install of `enterprise_id`."""
+        """The teams the org-wide install of `enterprise_id` serves: seen using it, still linked to it, and without
+        an install of their own (which serves them instead, and stays whatever the org does)."""
         fields = await self._redis.hkeys(keys.installations(enterprise_id))
-        return sorted(name[len(TEAM_FIELD) :] for name in map(decode.text, fields) if name.startswith(TEAM_FIELD))
+        listed = sorted(name[len(TEAM_FIELD) :] for name in map(decode.text, fields) if name.startswith(TEAM_FIELD))
+        served = []
+        for team_id in listed:
+            bot, org = await self._redis.hmget(keys.installations(team_id), [BOT_FIELD, ORG_FIELD])
+            if bot is None and org is not None and decode.text(org) == enterprise_id:
+                served.append(team_id)
+        return served
 
     async def find_installation(self, workspace: Workspace, user_id: str | None = None) -> FoundInstallation:
         """The workspace's latest installation (by `user_id`'s, if given), with its latest bot, in one read."""
@@ -247,6 +254,7 @@ class InstallationRecords:
             await self._delete_installations(keys=[key], args=[BOT_FIELD])
 
     async def delete_all(self, workspace: Workspace) -> None:
-        """Forget the workspace's installs and bot (the app was uninstalled). An org keeps the list of its teams, so
-        that a reinstall within the grace period brings their agents back; the grace period's sweep deletes it."""
+        """Forget the workspace's installs and bot (the app was uninstalled). The links between an org-wide install
+        and its teams stay, so that a reinstall within the grace period brings their agents back; the grace period's
+        sweep deletes them (store/leaving.py)."""
         await self._delete_installations(keys=[keys.installations(workspace.owner_id)], args=[""])

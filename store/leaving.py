@@ -109,14 +109,15 @@ class Departures:
         await self._redis.zrem(keys.LEAVING, team_id)
         await self._redis.delete(keys.team_left(team_id))
 
-    async def cancel_team_work(self, team_id: str) -> CancelledWork:
-        """Cancel every queued and running task of the team, thread by thread, posting nothing.
+    async def cancel_team_work(self, *team_ids: str) -> CancelledWork:
+        """Cancel every queued and running task of the teams (an org's uninstall names several), thread by thread,
+        posting nothing.
 
-        The team's threads with work are the ones its shards' queue streams name (each has one entry while it
-        has work), read a page at a time."""
+        Their threads with work are the ones their shards' queue streams name (each has one entry while it has
+        work), read a page at a time, once for all the teams."""
         threads = tasks = 0
         for shard in range(self._keys.shards):
-            for entry_id, ref in await self._team_entries(team_id, shard):
+            for entry_id, ref in await self._team_entries(frozenset(team_ids), shard):
                 tasks += await self.cancel_thread(ref, entry_id)
                 threads += 1
         return CancelledWork(threads, tasks)
@@ -139,16 +140,15 @@ class Departures:
                 return int(result)
         raise RuntimeError(f"the inbox of thread {ref.encode()} kept changing; its work not cancelled")
 
-    async def _team_entries(self, team_id: str, shard: int) -> list[tuple[str, ThreadRef]]:
-        """The shard's queue entries that name a thread of the team, with their threads."""
-        prefix = f"{team_id}:"
+    async def _team_entries(self, team_ids: frozenset[str], shard: int) -> list[tuple[str, ThreadRef]]:
+        """The shard's queue entries that name a thread of one of the teams, with their threads."""
         found: list[tuple[str, ThreadRef]] = []
         start = "-"
         while True:
             page = await self._redis.xrange(self._keys.queue(shard), min=start, max="+", count=_PAGE) or []
             for raw_id, fields in page:
                 thread = decode.text((fields or {}).get("thread", ""))
-                if thread.startswith(prefix):
+                if thread.partition(":")[0] in team_ids:
                     try:
                         found.append((decode.text(raw_id), ThreadRef.decode(thread)))
                     except (CorruptRecord, ValueError):  # a malformed entry: the workers drop it

@@ -14,7 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.runtime.settings import Settings
 from handlers.installation_store import RedisInstallationStore, RedisOAuthStateStore
 from handlers.team_bots import TeamBots
-from handlers.token_refresh import TokenRefresher
+from handlers.token_refresh import REFRESH_TIMEOUT_SECONDS, TokenRefresher
 from handlers.workspace_auth import WorkspaceAuthorize, skip_uninstalled
 from store.connection import RedisClient
 from store.leaving import Departures
@@ -51,8 +51,16 @@ def build_workspaces(settings: Settings, redis: RedisClient, slack_client: Async
     client_secret = settings.slack_client_secret
     assert settings.slack_client_id is not None and client_secret is not None  # oauth_mode's meaning
     installations = RedisInstallationStore(redis)
+    # A client of its own for refreshes: no retries (a refresh token is single use: a retry after Slack took it would
+    # lose the new token) and a timeout well within the refresh lock's.
+    refresh_client = AsyncWebClient(
+        base_url=slack_client.base_url,
+        session=slack_client.session,
+        timeout=REFRESH_TIMEOUT_SECONDS,
+        retry_handlers=[],
+    )
     rotator = AsyncTokenRotator(
-        client_id=settings.slack_client_id, client_secret=client_secret.get_secret_value(), client=slack_client
+        client_id=settings.slack_client_id, client_secret=client_secret.get_secret_value(), client=refresh_client
     )
     refresher = TokenRefresher(rotator, installations, RefreshLocks(redis))
     return Workspaces(TeamBots(slack_client, installations, refresher=refresher), installations)

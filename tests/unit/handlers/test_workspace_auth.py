@@ -153,3 +153,35 @@ async def test_an_org_wide_uninstall_stops_the_work_of_every_team_of_the_org(sla
     await bot.bolt.installation_store.async_save(org_installation())
     assert not await redis.exists(keys.team_left(ORG)) and not await redis.exists(keys.team_left("T0EAST"))
     assert (await TeamBots(AsyncWebClient(), store).bot("T0EAST")).token == "xoxb-org"
+
+
+async def test_an_org_wide_uninstall_leaves_a_team_with_its_own_install_alone(slack: FakeSlack, redis: Redis) -> None:
+    """A team of the org that installed the app itself keeps working when the org's install goes, though it was once
+    seen using the org's."""
+    bot = oauth_bot(slack, redis)
+    store = RedisInstallationStore(redis)
+    await store.async_save(org_installation())
+    assert await dispatch(bot, mention("T0OWN", org_wide=True)) == 200
+    await store.async_save(team_installation("T0OWN"))
+
+    uninstall = event_envelope(app_uninstalled_event(), team_id="T0OWN", enterprise_id=ORG)
+    uninstall["authorizations"][0].update(team_id=None, is_enterprise_install=True)
+    assert await dispatch(bot, uninstall) == 200
+
+    assert await redis.exists(keys.team_left(ORG))
+    assert not await redis.exists(keys.team_left("T0OWN"))
+    assert await redis.hget(bot.space.task(ThreadRef("T0OWN", CHANNEL, TS), "Ev0"), "status") is None
+    assert (await TeamBots(AsyncWebClient(), store).bot("T0OWN")).token == "xoxb-T0OWN"
+
+
+async def test_a_shared_channels_event_does_not_link_the_other_team_to_the_org(slack: FakeSlack, redis: Redis) -> None:
+    """An event from a Slack Connect channel may name a team of another org: it is not recorded as the org's."""
+    bot = oauth_bot(slack, redis)
+    store = RedisInstallationStore(redis)
+    await store.async_save(org_installation())
+    envelope = mention("T0GUEST", org_wide=True)
+    envelope["is_ext_shared_channel"] = True
+
+    assert await dispatch(bot, envelope) == 200
+
+    assert await store.org_teams(ORG) == []
