@@ -17,6 +17,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from handlers.agent_command import HELP, AgentCommands, Answer
 from handlers.links import ThreadLink, parse_thread_link
 from handlers.views import CANCEL_CHANNEL_RESET, CONFIRM_CHANNEL_RESET
+from handlers.workspace_auth import payload_team_id
 from store.models import ThreadRef
 
 log = logging.getLogger(__name__)
@@ -122,8 +123,9 @@ def register_command_listeners(app: AsyncApp, commands: AgentCommands) -> None:
 
     async def handle_confirm(ack: AsyncAck, respond: AsyncRespond, body: dict[str, Any]) -> None:
         await ack()
-        team_id, channel_id = str(body["team"]["id"]), str(body["channel"]["id"])
-        if str(body["actions"][0].get("value")) != channel_id:
+        # An org-wide install's click has `team` null: payload_team_id reads the clicking user's team then.
+        team_id, channel_id = payload_team_id(body) or "", str(body["channel"]["id"])
+        if not team_id or str(body["actions"][0].get("value")) != channel_id:
             await respond(**ephemeral(Answer("That button belongs to another channel: nothing was reset.")))
             return
         request_id = f"btn-{body.get('trigger_id') or body['actions'][0].get('action_ts')}"

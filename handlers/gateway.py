@@ -67,7 +67,7 @@ class WebApiGateway(AgentFeatures):
         try:
             return await send(method, make_call(client))
         except SlackError as exc:
-            if exc.code not in REFUSED_TOKEN or not self._bots.forget(team_id, client):
+            if exc.code not in REFUSED_TOKEN or not self._bots.forget(team_id, client, exc.code):
                 raise
             log.info("workspace %s: Slack refused its bot token (%s); looking it up again", team_id, exc.code)
         return await send(method, make_call((await self._bots.bot(team_id)).client))

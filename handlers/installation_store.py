@@ -94,6 +94,9 @@ class RedisInstallationStore(AsyncInstallationStore):
         )
         if self._departures is not None:  # it came back within the grace period: its agents stay
             await self._departures.came_back(workspace.owner_id)
+            if workspace.team_id is None:  # an org: its teams' agents too
+                for team_id in await self._records.org_teams(workspace.owner_id):
+                    await self._departures.came_back(team_id)
 
     async def async_save_bot(self, bot: Bot) -> None:
         """Record the workspace's bot (a refreshed token, with its new refresh token and expiry)."""
@@ -111,6 +114,19 @@ class RedisInstallationStore(AsyncInstallationStore):
         """The latest bot of the workspace or org, or None."""
         record = await self._records.find_bot(Workspace.of(enterprise_id, team_id, is_enterprise_install))
         return bot_from(record) if record is not None else None
+
+    async def find_team_bot(self, team_id: str) -> tuple[str, Bot] | None:
+        """The bot serving `team_id` and whose it is (the team's id, or its org's for an org-wide install), or None."""
+        found = await self._records.find_team_bot(team_id)
+        return (found.owner_id, bot_from(found.bot)) if found is not None else None
+
+    async def join_org(self, team_id: str, enterprise_id: str) -> None:
+        """Record that the org-wide install of `enterprise_id` serves `team_id`."""
+        await self._records.join_org(team_id, enterprise_id)
+
+    async def org_teams(self, enterprise_id: str) -> list[str]:
+        """The teams the org-wide install of `enterprise_id` was seen serving."""
+        return await self._records.org_teams(enterprise_id)
 
     async def async_find_installation(
         self,

@@ -10,11 +10,11 @@ from typing import Any
 
 from aiohttp import ClientError
 from slack_sdk.errors import SlackApiError
-from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.core.errors import SlackError
+from handlers.installation_store import RedisInstallationStore
 from handlers.token_refresh import TokenRefresher
 
 # Slack's answers to a token that no longer works (revoked, the app uninstalled, the workspace gone, or rotated
@@ -28,12 +28,22 @@ NOT_INSTALLED = "not_installed"
 
 @dataclass(frozen=True)
 class TeamBot:
-    """A workspace's bot: a client carrying its token, and who it is (to tell its own messages; None: not asked)."""
+    """A workspace's bot: a client carrying its token, and who it is (to tell its own messages; None: not asked).
+
+    `owner_id` is whose install it is (the team's, or its org's for an org-wide install); `refresh_at` when its
+    rotating token is due for a refresh (None: it does not rotate)."""
 
     client: AsyncWebClient
     user_id: str | None
     bot_id: str | None
-    found_at: float
+    found_at: float  # monotonic
+    owner_id: str = ""
+    refresh_at: float | None = None  # wall-clock time, as token expiries are
+
+    @property
+    def token(self) -> str | None:
+        """The bot token its calls carry."""
+        return self.client.token
 
 
 class TeamBots:
@@ -42,28 +52,47 @@ class TeamBots:
     def __init__(
         self,
         client: AsyncWebClient,
-        store: AsyncInstallationStore | None = None,
+        store: RedisInstallationStore | None = None,
         *,
         refresher: TokenRefresher | None = None,
         lifetime: float = BOT_LIFETIME_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
         self._store = store
         self._refresher = refresher
         self._lifetime = lifetime
         self._clock = clock
+        self._wall_clock = wall_clock
         self._bots: dict[str, TeamBot] = {}
+        # Teams this process recorded as served by an org-wide install: their org, and when (recorded again after a
+        # lifetime, as another process may have dropped the link since: an uninstall, the grace period's sweep).
+        self._org_of: dict[str, tuple[str, float]] = {}
+        self._expired: dict[str, str] = {}  # tokens Slack called expired before our clock did, by team
+
+    @property
+    def multi_workspace(self) -> bool:
+        """Whether each workspace has its own bot from the store (OAuth mode)."""
+        return self._store is not None
 
     async def bot(self, team_id: str) -> TeamBot:
-        """The team's bot, to call with; SlackError (not_installed) for a team with no bot installed."""
+        """The team's bot, to call with; SlackError (not_installed) for a team with no bot installed. `team_id` may
+        be an enterprise id, for the org-wide install's own bot."""
         key = self._key(team_id)
         cached = self._bots.get(key)
-        if cached is not None and (self._store is None or self._clock() - cached.found_at < self._lifetime):
+        if cached is not None and self._fresh(cached):
             return cached
         found = await self._find(team_id)
         self._bots[key] = found
         return found
+
+    def _fresh(self, bot: TeamBot) -> bool:
+        if self._store is None:
+            return True
+        # A rotating token due for a refresh is looked up (and refreshed) now, not when its minute in the cache ends.
+        due = bot.refresh_at is not None and bot.refresh_at <= self._wall_clock()
+        return self._clock() - bot.found_at < self._lifetime and not due
 
     async def identified_bot(self, team_id: str) -> TeamBot:
         """The team's bot with its user id known: auth.test asked once for a bot that does not say (the single
@@ -77,28 +106,54 @@ class TeamBots:
             self._bots[self._key(team_id)] = identified
         return identified
 
+    async def join_org(self, team_id: str, enterprise_id: str) -> None:
+        """Note that the org-wide install of `enterprise_id` serves `team_id` (recorded once per process), so that
+        the team's tasks find the org's bot."""
+        if self._store is None:
+            return
+        recorded = self._org_of.get(team_id)
+        if recorded is not None and recorded[0] == enterprise_id and self._clock() - recorded[1] < self._lifetime:
+            return
+        await self._store.join_org(team_id, enterprise_id)
+        self._org_of[team_id] = (enterprise_id, self._clock())
+
     def _key(self, team_id: str) -> str:
         return team_id if self._store is not None else ""  # one workspace: one bot, whatever team a thread names
 
-    def forget(self, team_id: str, client: AsyncWebClient) -> bool:
-        """Drop the bot of `client` after Slack refused its token; True when asking again may find another token."""
+    def forget(self, team_id: str, client: AsyncWebClient, code: str = "") -> bool:
+        """Drop the bot of `client` after Slack refused its token (`code`: why); True when asking again may find
+        another token. A token Slack calls expired is refreshed on the next lookup even if our clock disagrees."""
         if self._store is None:
             return False  # the one token is all there is
+        if code == "token_expired" and client.token:
+            self._expired[team_id] = client.token
         cached = self._bots.get(team_id)
         if cached is not None and cached.client is client:  # not a newer one another call found meanwhile
             del self._bots[team_id]
         return True
 
+    def forget_workspace(self, owner_id: str) -> None:
+        """Drop every bot of an install that is gone (the team's own, or an org's and its teams')."""
+        for team_id, cached in list(self._bots.items()):
+            if team_id == owner_id or cached.owner_id == owner_id:
+                del self._bots[team_id]
+        self._org_of = {team: org for team, org in self._org_of.items() if org[0] != owner_id}
+
     async def _find(self, team_id: str) -> TeamBot:
         if self._store is None:
-            return TeamBot(self._client, None, None, self._clock())
-        stored = await self._store.async_find_bot(enterprise_id=None, team_id=team_id)
-        if stored is None or not stored.bot_token:
+            return TeamBot(self._client, None, None, self._clock(), owner_id=team_id)
+        found = await self._store.find_team_bot(team_id)
+        if found is None or not found[1].bot_token:
+            self._org_of.pop(team_id, None)  # a link to an org this process recorded may be gone: record it again
             raise SlackError(f"no bot installed in workspace {team_id}", NOT_INSTALLED)
+        owner_id, stored = found
+        refresh_at = None
         if self._refresher is not None:
-            stored = await self._refresher.fresh(team_id, stored)
-        client = _client_with_token(self._client, stored.bot_token)
-        return TeamBot(client, stored.bot_user_id or None, stored.bot_id, self._clock())
+            expired = self._expired.pop(team_id, None) == stored.bot_token
+            stored = await self._refresher.fresh(owner_id, stored, expired=expired)
+            refresh_at = self._refresher.refresh_at(stored, owner_id)
+        client = _client_with_token(self._client, stored.bot_token or "")
+        return TeamBot(client, stored.bot_user_id or None, stored.bot_id, self._clock(), owner_id, refresh_at)
 
 
 async def send(method: str, call: Awaitable[AsyncSlackResponse]) -> dict[str, Any]:

@@ -113,8 +113,13 @@ def event_envelope(
     event_time: int | None = None,
     bot_user_id: str = DEFAULT_BOT_USER_ID,
     enterprise_id: str | None = None,
+    is_enterprise_install: bool = False,
 ) -> dict[str, Any]:
-    """Wrap `event` in the Events API "event_callback" outer envelope."""
+    """Wrap `event` in the Events API "event_callback" outer envelope.
+
+    With `is_enterprise_install` (the app is installed org-wide on `enterprise_id`) the event still names the
+    workspace it happened in (team_id), but its authorization is the org's: team_id null, is_enterprise_install true.
+    """
     envelope: dict[str, Any] = {
         "token": VERIFICATION_TOKEN,
         "team_id": team_id,
@@ -129,10 +134,10 @@ def event_envelope(
         "authorizations": [
             {
                 "enterprise_id": enterprise_id,
-                "team_id": team_id,
+                "team_id": None if is_enterprise_install else team_id,
                 "user_id": bot_user_id,
                 "is_bot": True,
-                "is_enterprise_install": False,
+                "is_enterprise_install": is_enterprise_install,
             }
         ],
         "is_ext_shared_channel": False,
@@ -283,12 +288,21 @@ def slash_command_fields(
     api_app_id: str = DEFAULT_APP_ID,
     response_url: str | None = None,
     trigger_id: str | None = None,
+    enterprise_id: str | None = None,
+    enterprise_name: str | None = None,
+    is_enterprise_install: bool = False,
 ) -> dict[str, str]:
-    """Return slash command fields as a flat str->str dict (the Socket Mode payload shape)."""
+    """Return slash command fields as a flat str->str dict (the Socket Mode payload shape).
+
+    In a workspace of an Enterprise Grid org the fields name the org too (enterprise_id, enterprise_name);
+    `is_enterprise_install` says the app is installed org-wide, whose response_urls name the org, not the workspace.
+    """
+    fields = {"token": VERIFICATION_TOKEN, "team_id": team_id, "team_domain": team_domain}
+    if enterprise_id is not None:
+        fields.update(enterprise_id=enterprise_id, enterprise_name=enterprise_name or enterprise_id)
+    hooks_owner = enterprise_id if is_enterprise_install and enterprise_id else team_id
     return {
-        "token": VERIFICATION_TOKEN,
-        "team_id": team_id,
-        "team_domain": team_domain,
+        **fields,
         "channel_id": channel_id,
         "channel_name": channel_name,
         "user_id": user_id,
@@ -297,8 +311,8 @@ def slash_command_fields(
         "text": text,
         "api_app_id": api_app_id,
         # Booleans in slash command forms are the strings "true"/"false".
-        "is_enterprise_install": "false",
-        "response_url": response_url or hooks_url("commands", team_id),
+        "is_enterprise_install": "true" if is_enterprise_install else "false",
+        "response_url": response_url or hooks_url("commands", hooks_owner),
         "trigger_id": trigger_id or _trigger_id(),
     }
 
@@ -310,9 +324,10 @@ def slash_command_form(
     team_id: str = DEFAULT_TEAM_ID,
     channel_id: str,
     user_id: str,
-    **extra: str,
+    **extra: Any,
 ) -> str:
-    """Return the application/x-www-form-urlencoded body Slack POSTs for a slash command."""
+    """Return the application/x-www-form-urlencoded body Slack POSTs for a slash command (`extra`: the other
+    arguments of `slash_command_fields`)."""
     fields = slash_command_fields(command, text, team_id=team_id, channel_id=channel_id, user_id=user_id, **extra)
     return urlencode(fields)
 
@@ -347,12 +362,17 @@ def block_actions_payload(
     channel_name: str = "general",
     api_app_id: str = DEFAULT_APP_ID,
     trigger_id: str | None = None,
+    enterprise_id: str | None = None,
+    enterprise_name: str | None = None,
+    is_enterprise_install: bool = False,
 ) -> dict[str, Any]:
     """Return the "block_actions" payload Slack sends when a user clicks a button in a message.
 
     `message` is the clicked message as stored (it supplies message_ts and thread_ts); without it a bot message
     holding just this button is made up. Ephemeral messages are not stored by Slack, so their payload has no
-    "message", only the container's message_ts.
+    "message", only the container's message_ts. In a workspace of an Enterprise Grid org `team` and `enterprise`
+    name the org; for an org-wide install (`is_enterprise_install`) `team` is null and only `user.team_id` says
+    which workspace the click came from.
     """
     button = button_element(action_id, text, value, style=style)
     if message is not None:
@@ -373,9 +393,7 @@ def block_actions_payload(
         "token": VERIFICATION_TOKEN,
         "container": container,
         "trigger_id": trigger_id or _trigger_id(),
-        "team": {"id": team_id, "domain": team_domain},
-        "enterprise": None,
-        "is_enterprise_install": False,
+        **_interaction_team(team_id, team_domain, enterprise_id, enterprise_name, is_enterprise_install),
         "channel": {"id": channel_id, "name": channel_name},
     }
     if not is_ephemeral:
@@ -395,10 +413,25 @@ def block_actions_payload(
         payload["message"] = message
     # Message payloads carry the state of any input elements in the message, empty when it has none.
     payload["state"] = {"values": {}}
-    payload["response_url"] = response_url or hooks_url("actions", team_id)
+    hooks_owner = enterprise_id if is_enterprise_install and enterprise_id else team_id
+    payload["response_url"] = response_url or hooks_url("actions", hooks_owner)
     # Each action echoes the element's fields plus where it sits and when it was clicked.
     payload["actions"] = [{**button, "block_id": block_id, "action_ts": new_ts()}]
     return payload
+
+
+def _interaction_team(
+    team_id: str, team_domain: str, enterprise_id: str | None, enterprise_name: str | None, org_install: bool
+) -> dict[str, Any]:
+    """The team, enterprise and is_enterprise_install fields of an interaction payload."""
+    if enterprise_id is None:
+        return {"team": {"id": team_id, "domain": team_domain}, "enterprise": None, "is_enterprise_install": False}
+    enterprise = {"id": enterprise_id, "name": enterprise_name or enterprise_id}
+    if org_install:
+        # An org-wide install is no workspace's: Slack sends team null, the workspace only as user.team_id.
+        return {"team": None, "enterprise": enterprise, "is_enterprise_install": True}
+    team = {"id": team_id, "domain": team_domain, "enterprise_id": enterprise_id, "enterprise_name": enterprise["name"]}
+    return {"team": team, "enterprise": enterprise, "is_enterprise_install": False}
 
 
 def block_actions_form(payload: dict[str, Any]) -> str:

@@ -20,10 +20,12 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from .channel_view import channel_view
 from .delivery import Delivered, SlackDelivery
 from .page_input import CHANNELS, DM_CHANNEL, ME, PageInputError, bad, channel_of, json_object, text_of
 from .payloads import event_envelope, message_event, new_ts, slash_command_fields
 from .playground_agents import AgentPage
+from .playground_workspaces import WorkspacePage
 from .slack import FakeSlack
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ class Ephemeral:
     """A message only the person sees: a slash command's answer, a button's, or chat.postEphemeral's."""
 
     id: int
+    team: str
     channel: str
     text: str
     blocks: list[Args] = field(default_factory=list)
@@ -67,10 +70,12 @@ class Ephemeral:
 
 
 class Playground(FakeSlack):
-    """The emulator with the page's routes; `delivery` and `controls` are set once the bot process exists."""
+    """The emulator with the page's routes; `delivery`, `controls` and `workspace_page.installs` are set once the
+    bot process exists."""
 
     def __init__(self, *, model: str, signing_secret: str) -> None:
         super().__init__(bot_token="xoxb-playground", app_token="xapp-playground")
+        self.workspaces[self.team_id].team_name = "Workspace 1"
         self.model = model
         self.delivery: SlackDelivery | None = None
         self.controls: BotControls | None = None
@@ -84,6 +89,7 @@ class Playground(FakeSlack):
         self._changed = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
         self.agent_page = AgentPage(self)
+        self.workspace_page = WorkspacePage(self)
 
     # ------------------------------------------------------------------ routes
 
@@ -96,6 +102,7 @@ class Playground(FakeSlack):
         app.router.add_post("/playground/actions", self._click)
         app.router.add_post("/playground/restart", self._restart)
         self.agent_page.add_routes(app)
+        self.workspace_page.add_routes(app)
 
     async def before_stop(self) -> None:
         for task in self._background:
@@ -118,21 +125,26 @@ class Playground(FakeSlack):
             since = int(request.query.get("since", "-1"))
         except ValueError:
             return bad("since must be a number")
+        try:
+            team = self.workspace_page.team_of(request.query)
+        except PageInputError as exc:
+            return bad(str(exc))
         if since == self._version:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), LONG_POLL_SECONDS)
-        return web.json_response(self.snapshot())
+        return web.json_response(self.snapshot(team))
 
     async def _post_message(self, request: web.Request) -> web.Response:
         try:
             body = await json_object(request)
-            channel = channel_of(body)
-            text = text_of(body)
-            thread_ts = _optional_ts(body, "thread_ts", self, channel)
+            team, channel, text = self.workspace_page.team_of(body), channel_of(body), text_of(body)
+            with self.as_workspace(team):
+                thread_ts = _optional_ts(body, "thread_ts", self, channel)
+                envelopes = self.say(channel, text, thread_ts)
         except PageInputError as exc:
             return bad(str(exc))
-        envelopes = self.say(channel, text, thread_ts)
-        for envelope in envelopes:
+        # Slack sends an app nothing from a workspace it is not installed in.
+        for envelope in envelopes if self.workspace_page.is_installed(team) else []:
             self.in_background(self.deliver_event(envelope))
         self.changed()
         return web.json_response({"ok": True, "ts": envelopes[0]["event"]["ts"]})
@@ -140,30 +152,32 @@ class Playground(FakeSlack):
     async def _run_command(self, request: web.Request) -> web.Response:
         try:
             body = await json_object(request)
-            channel = channel_of(body)
+            team, channel = self.workspace_page.team_of(body), channel_of(body)
             match = _COMMAND.match(text_of(body).strip())
             if match is None:
                 raise PageInputError("a slash command starts with / (try /agent status)")
         except PageInputError as exc:
             return bad(str(exc))
         command, text = match.group(1), (match.group(2) or "").strip()
-        if command != "/agent":
-            self._add_ephemeral(channel, f"{command} is not a valid command. This app has /agent.")
+        if command != "/agent" or not self.workspace_page.is_installed(team):
+            # A workspace knows only the commands of the apps installed in it.
+            self._add_ephemeral(team, channel, f"{command} is not a valid command in this workspace.")
             return web.json_response({"ok": True})
-        url = self.response_url("commands")
-        fields = slash_command_fields(
-            command,
-            text,
-            team_id=self.team_id,
-            channel_id=channel,
-            channel_name=CHANNELS.get(channel, "directmessage"),
-            user_id=ME[0],
-            user_name=ME[1],
-            api_app_id=self.app_id,
-            response_url=url,
-        )
+        with self.as_workspace(team):
+            url = self.response_url("commands")
+            fields = slash_command_fields(
+                command,
+                text,
+                team_id=self.team_id,
+                channel_id=channel,
+                channel_name=CHANNELS.get(channel, "directmessage"),
+                user_id=ME[0],
+                user_name=ME[1],
+                api_app_id=self.app_id,
+                response_url=url,
+            )
         delivered = await self.require_delivery().form(fields)
-        self._show_answer(channel, command, delivered, url)
+        self._show_answer(team, channel, command, delivered, url)
         return web.json_response({"ok": True})
 
     async def _click(self, request: web.Request) -> web.Response:
@@ -177,11 +191,14 @@ class Playground(FakeSlack):
                 raise PageInputError("that message has no such button")
         except PageInputError as exc:
             return bad(str(exc))
-        payload, url = self.click_ephemeral_button(action_id, str(value or ""), channel=item.channel, user=ME[0])
+        with self.as_workspace(item.team):
+            payload, url = self.click_ephemeral_button(action_id, str(value or ""), channel=item.channel, user=ME[0])
         self._feed_by_url[url] = item.id
         delivered = await self.require_delivery().interaction(payload)
         if not delivered.ok:
-            self._add_ephemeral(item.channel, f"The app did not respond ({_why(delivered)}). Please try again.")
+            self._add_ephemeral(
+                item.team, item.channel, f"The app did not respond ({_why(delivered)}). Please try again."
+            )
         return web.json_response({"ok": True})
 
     async def _restart(self, request: web.Request) -> web.Response:
@@ -193,8 +210,9 @@ class Playground(FakeSlack):
     # ------------------------------------------------------------------ what the person does
 
     def say(self, channel: str, text: str, thread_ts: str | None) -> list[Args]:
-        """Store the person's message; the events Slack sends for it (message, and app_mention if it mentions
-        the bot in a channel; in the DM every message is for the app and comes as message.im)."""
+        """Store the person's message in the workspace in play; the events Slack sends for it (message, and
+        app_mention if it mentions the bot in a channel; in the DM every message is for the app and comes as
+        message.im)."""
         slack_text = _MENTION.sub(f"<@{self.bot_user_id}>", html.escape(text, quote=False))
         if channel == DM_CHANNEL:
             return [self.post_user_message(channel, slack_text, user=ME[0], thread_ts=thread_ts, channel_type="im")]
@@ -224,24 +242,25 @@ class Playground(FakeSlack):
         """Deliver an Events API envelope to the bot; a refusal becomes a notice on the page."""
         delivered = await self.require_delivery().event(envelope)
         if not delivered.ok:
-            self.notices.append(
-                f"{time.strftime('%H:%M:%S')} the bot did not acknowledge an event ({_why(delivered)}); "
-                "Slack sends it again"
-            )
-            self.changed()
+            self.notify(f"the bot did not acknowledge an event ({_why(delivered)}); Slack sends it again")
 
-    def _show_answer(self, channel: str, command: str, delivered: Delivered, response_url: str) -> None:
+    def notify(self, notice: str) -> None:
+        """Show the person a notice, with the time (the page keeps the latest few)."""
+        self.notices.append(f"{time.strftime('%H:%M:%S')} {notice}")
+        self.changed()
+
+    def _show_answer(self, team: str, channel: str, command: str, delivered: Delivered, response_url: str) -> None:
         if not delivered.ok:
             # What Slack itself shows when an app does not answer a command in time.
-            self._add_ephemeral(channel, f'{command} failed with the error "{_slack_error(delivered)}"')
+            self._add_ephemeral(team, channel, f'{command} failed with the error "{_slack_error(delivered)}"')
             return
         answer = delivered.json()
         if isinstance(answer, dict) and (answer.get("text") or answer.get("blocks")):
-            item = self._add_ephemeral(channel, str(answer.get("text") or ""), answer.get("blocks") or [])
+            item = self._add_ephemeral(team, channel, str(answer.get("text") or ""), answer.get("blocks") or [])
             self._feed_by_url[response_url] = item.id
 
-    def _add_ephemeral(self, channel: str, text: str, blocks: list[Args] | None = None) -> Ephemeral:
-        item = Ephemeral(self._next_id, channel, text, list(blocks or []))
+    def _add_ephemeral(self, team: str, channel: str, text: str, blocks: list[Args] | None = None) -> Ephemeral:
+        item = Ephemeral(self._next_id, team, channel, text, list(blocks or []))
         self._next_id += 1
         self.feed.append(item)
         self.changed()
@@ -282,22 +301,33 @@ class Playground(FakeSlack):
         elif origin is not None and body.get("replace_original"):
             origin.text, origin.blocks = str(body.get("text") or ""), list(body.get("blocks") or [])
         else:
+            # A response_url names its workspace: /commands/TEAM/... (see FakeSlack.response_url).
+            team = origin.team if origin is not None else url.removeprefix(self.url).split("/")[1]
             channel = origin.channel if origin is not None else next(iter(CHANNELS))
-            self._feed_by_url[url] = self._add_ephemeral(channel, str(body.get("text") or ""), body.get("blocks")).id
+            text, blocks = str(body.get("text") or ""), body.get("blocks")
+            self._feed_by_url[url] = self._add_ephemeral(team, channel, text, blocks).id
         self.changed()
 
     # ------------------------------------------------------------------ what the page shows
 
-    def snapshot(self) -> Args:
-        """Everything the page draws, with the version it is at."""
+    def snapshot(self, team_id: str | None = None) -> Args:
+        """Everything the page draws of a workspace (the first one by default), with the version it is at."""
+        team = team_id or self.workspace_page.joined[0]
+        with self.as_workspace(team):
+            return self._workspace_snapshot(team)
+
+    def _workspace_snapshot(self, team: str) -> Args:
         controls = self.controls
         posted = [
-            Ephemeral(0, str(e["channel"]), str(e.get("text") or ""), list(e.get("blocks") or []), e["message_ts"])
+            Ephemeral(
+                0, team, str(e["channel"]), str(e.get("text") or ""), list(e.get("blocks") or []), e["message_ts"]
+            )
             for e in self.ephemerals
-            if e.get("user") == ME[0]
+            if e.get("user") == ME[0] and e.get("team") == team
         ]
         return {
             "version": self._version,
+            **self.workspace_page.view(team),
             "me": {"id": ME[0], "name": ME[1]},
             "bot": {
                 "id": self.bot_user_id,
@@ -320,34 +350,12 @@ class Playground(FakeSlack):
                     "prompts": self.agent_page.prompts_view(DM_CHANNEL),
                 },
             ],
-            "ephemerals": [item.as_json() for item in [*self.feed, *posted]],
+            "ephemerals": [item.as_json() for item in [*self.feed, *posted] if item.team == team],
             "notices": list(self.notices),
         }
 
     def _channel_view(self, channel: str) -> list[Args]:
-        top: list[Args] = []
-        replies: dict[str, list[Args]] = collections.defaultdict(list)
-        for message in self.messages(channel):
-            view = _message_view(message) | self.agent_page.message_fields(channel, message)
-            parent = message.get("thread_ts")
-            if parent and parent != message["ts"]:
-                replies[parent].append(view)
-            else:
-                top.append(view)
-        for view in top:
-            view["replies"] = replies.get(view["ts"], [])
-        return top
-
-
-def _message_view(message: Args) -> Args:
-    return {
-        "ts": message["ts"],
-        "user": message.get("user"),
-        "bot": bool(message.get("bot_id")),
-        "text": str(message.get("text") or ""),
-        "edited": "edited" in message,
-        "reactions": [reaction.get("name") for reaction in message.get("reactions", [])],
-    }
+        return channel_view(self.messages(channel), lambda message: self.agent_page.message_fields(channel, message))
 
 
 def _buttons(blocks: list[Args]) -> list[Args]:

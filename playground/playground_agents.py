@@ -7,7 +7,6 @@ press_stop, click_feedback and open_messages_tab build it).
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -41,8 +40,13 @@ class AgentPage:
         playground = self._playground
         try:
             body = await json_object(request)
-            channel, thread_ts = channel_of(body), ts_of(body, "thread_ts")
-            envelope = playground.press_stop(channel, thread_ts, user=ME[0])
+            team, channel, thread_ts = (
+                playground.workspace_page.team_of(body),
+                channel_of(body),
+                ts_of(body, "thread_ts"),
+            )
+            with playground.as_workspace(team):
+                envelope = playground.press_stop(channel, thread_ts, user=ME[0])
         except PageInputError as exc:
             return bad(str(exc))
         except LookupError:
@@ -56,11 +60,12 @@ class AgentPage:
         playground = self._playground
         try:
             body = await json_object(request)
-            channel, ts = channel_of(body), ts_of(body, "ts")
+            team, channel, ts = playground.workspace_page.team_of(body), channel_of(body), ts_of(body, "ts")
             positive = body.get("positive")
             if not isinstance(positive, bool):
                 raise PageInputError("positive must be true or false")
-            payload = playground.click_feedback(channel, ts, positive, user=ME[0])
+            with playground.as_workspace(team):
+                payload = playground.click_feedback(channel, ts, positive, user=ME[0])
         except PageInputError as exc:
             return bad(str(exc))
         except LookupError:
@@ -69,14 +74,20 @@ class AgentPage:
         if delivered.ok:
             self.votes[(channel, ts)] = "positive" if positive else "negative"
         else:
-            playground.notices.append(f"{time.strftime('%H:%M:%S')} the app did not acknowledge the feedback click")
+            playground.notify("the app did not acknowledge the feedback click")
         playground.changed()
         return web.json_response({"ok": True})
 
     async def _open_messages_tab(self, request: web.Request) -> web.Response:
         # Slack sends app_home_opened every time the person opens the tab; the app sets its prompts then.
         playground = self._playground
-        playground.in_background(playground.deliver_event(playground.open_messages_tab(ME[0])))
+        try:
+            team = playground.workspace_page.team_of(await json_object(request))
+        except PageInputError as exc:
+            return bad(str(exc))
+        with playground.as_workspace(team):
+            envelope = playground.open_messages_tab(ME[0])
+        playground.in_background(playground.deliver_event(envelope))
         return web.json_response({"ok": True})
 
     # ------------------------------------------------------------------ what the page shows

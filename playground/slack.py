@@ -17,15 +17,16 @@ from .payloads import (
     DEFAULT_APP_ID,
     app_mention_event,
     block_actions_payload,
-    event_envelope,
     message_event,
     new_ts,
     observe_ts,
+    slash_command_fields,
 )
 from .server import LocalServer
 from .slack_agents import SlackAgentsMixin
 from .slack_files import SlackDownload, SlackFilesMixin
-from .slack_oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SlackOAuthMixin
+from .slack_grid import SlackGridMixin
+from .slack_oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from .slack_socket import SocketModeMixin
 from .slack_store import SlackApiFailure, maybe_json
 from .slack_workspaces import ROTATING_TOKEN_LIFETIME, ActiveWorkspaceMixin
@@ -52,7 +53,9 @@ class SlackCall:
     http_method: str = "POST"
     body_format: str = "query"  # "json", "form" or "query": how the client encoded the arguments
     token: str | None = None
-    team_id: str | None = None  # the workspace of the token, when the fake accepted it
+    # The workspace the accepted call acted in: its token's, or the one an org-wide token's call named (the org's
+    # id when it named none).
+    team_id: str | None = None
     received: float = field(default_factory=time.monotonic)  # when it arrived, for benchmarks that time the bot
 
 
@@ -80,10 +83,11 @@ def _apply_markdown_text(args: Args) -> Args:
     return {**args, "text": markdown, "blocks": [{"type": "markdown", "text": markdown}]}
 
 
-class FakeSlack(ActiveWorkspaceMixin, SlackOAuthMixin, SlackAgentsMixin, SocketModeMixin, SlackFilesMixin, LocalServer):
+class FakeSlack(ActiveWorkspaceMixin, SlackGridMixin, SlackAgentsMixin, SocketModeMixin, SlackFilesMixin, LocalServer):
     """Fake Slack: Web API at POST/GET /api/{method}, Socket Mode websocket at /socket-mode, files, the agent
     features (sessions, streaming, Stop, suggested prompts, feedback buttons), and the OAuth install into more
-    workspaces than the default one, which the constructor's ids and bot token describe."""
+    workspaces than the default one, which the constructor's ids and bot token describe, or org-wide into an
+    Enterprise Grid org (`org_deploy_enabled`)."""
 
     def __init__(
         self,
@@ -99,6 +103,7 @@ class FakeSlack(ActiveWorkspaceMixin, SlackOAuthMixin, SlackAgentsMixin, SocketM
         client_secret: str = DEFAULT_CLIENT_SECRET,
         token_rotation: bool = False,
         token_lifetime: float = ROTATING_TOKEN_LIFETIME,
+        org_deploy_enabled: bool = False,
     ) -> None:
         self.app_id = app_id
         self.bot_token, self.app_token = bot_token, app_token
@@ -109,6 +114,7 @@ class FakeSlack(ActiveWorkspaceMixin, SlackOAuthMixin, SlackAgentsMixin, SocketM
             token_rotation=token_rotation,
             token_lifetime=token_lifetime,
         )
+        self._init_grid(org_deploy_enabled=org_deploy_enabled)
         # The default workspace comes installed, its bot token never expiring, as before workspaces existed.
         self.add_workspace(team_id, team_name="Fake Team", bot_user_id=bot_user_id, bot_id=bot_id).installed = True
         self.issue_token(bot_token, "bot", team_id, bot_user_id, BOT_SCOPES)
@@ -277,13 +283,7 @@ class FakeSlack(ActiveWorkspaceMixin, SlackOAuthMixin, SlackAgentsMixin, SocketM
         stored.update(client_msg_id=event["client_msg_id"], blocks=event["blocks"])
         if shared:
             stored.update(files=copy.deepcopy(shared), upload=False, display_as_bot=False)
-        return event_envelope(
-            event,
-            team_id=self.team_id,
-            api_app_id=self.app_id,
-            bot_user_id=self.bot_user_id,
-            enterprise_id=self.active_workspace.enterprise_id,
-        )
+        return self.workspace_envelope(event)
 
     def response_url(
         self, kind: str = "commands", *, uses: int = RESPONSE_URL_USES, ttl: float = RESPONSE_URL_TTL
@@ -294,9 +294,28 @@ class FakeSlack(ActiveWorkspaceMixin, SlackOAuthMixin, SlackAgentsMixin, SocketM
         """
         if kind not in ("commands", "actions"):
             raise ValueError(f"kind must be 'commands' or 'actions', not {kind!r}")
-        path = f"{kind}/{self.team_id}/{uuid.uuid4().int % 10**13}/{uuid.uuid4().hex[:24]}"
+        install = self.install_fields()
+        # An org-wide install's response_urls name the org, not the workspace.
+        owner = install["enterprise_id"] if install["is_enterprise_install"] else self.team_id
+        path = f"{kind}/{owner}/{uuid.uuid4().int % 10**13}/{uuid.uuid4().hex[:24]}"
         self._response_grants[path] = _ResponseGrant(uses, time.monotonic() + ttl)
         return self.url + path
+
+    def slash_command(self, command: str, text: str, *, channel: str, user: str = "U0HUMAN") -> dict[str, str]:
+        """The fields Slack sends when `user` runs `command` in `channel` of the active workspace, with its org and
+        install, and a response_url minted on this fake."""
+        return slash_command_fields(
+            command,
+            text,
+            team_id=self.team_id,
+            channel_id=channel,
+            user_id=user,
+            user_name=self._users.get(user, {}).get("name", "someone"),
+            channel_name="directmessage" if channel.startswith("D") else "general",
+            api_app_id=self.app_id,
+            response_url=self.response_url("commands"),
+            **self.install_fields(),
+        )
 
     def click_ephemeral_button(self, action_id: str, value: str, *, channel: str, user: str) -> tuple[Args, str]:
         """The block_actions payload of `user` clicking a button of an ephemeral message (one Slack keeps no copy
@@ -310,6 +329,7 @@ class FakeSlack(ActiveWorkspaceMixin, SlackOAuthMixin, SlackAgentsMixin, SocketM
             user_id=user,
             response_url=url,
             is_ephemeral=True,
+            **self.install_fields(),
         )
         return payload, url
 
@@ -358,6 +378,7 @@ class FakeSlack(ActiveWorkspaceMixin, SlackOAuthMixin, SlackAgentsMixin, SocketM
             user_name=self._users.get(user, {}).get("name", "someone"),
             channel_name="directmessage" if channel.startswith("D") else "general",
             api_app_id=self.app_id,
+            **self.install_fields(),
         )
 
     def messages(self, channel: str) -> list[Args]:
@@ -377,7 +398,8 @@ class FakeSlack(ActiveWorkspaceMixin, SlackOAuthMixin, SlackAgentsMixin, SocketM
         return [c.args for c in self.calls if c.method == method]
 
     def calls_from(self, team_id: str) -> list[SlackCall]:
-        """Every recorded call the fake accepted with a token of workspace `team_id`, in order."""
+        """Every recorded call the fake accepted that acted in workspace `team_id` (with its token, or an org-wide
+        token naming it), or with org `team_id`'s org-wide token naming no workspace, in order."""
         return [c for c in self.calls if c.team_id == team_id]
 
     def fail_next(
@@ -483,16 +505,17 @@ class FakeSlack(ActiveWorkspaceMixin, SlackOAuthMixin, SlackAgentsMixin, SocketM
         self, method: str, token: str | None, args: Args, call: SlackCall, headers: dict[str, str]
     ) -> Args:
         grant = self.authenticate(method, token)
-        call.team_id = grant.team_id
         headers["x-oauth-scopes"] = grant.scopes
         handler = self._handlers.get(method)
         if handler is None:
             raise SlackApiFailure("unknown_method")
-        self._caller = grant
+        team = self.call_team(grant, args)
+        call.team_id = team or grant.team_id
+        self._caller, self._call_team = grant, team
         try:
             return handler(args)
         finally:
-            self._caller = None
+            self._caller = self._call_team = None
 
     # ------------------------------------------------------------------ Web API methods
 
@@ -500,6 +523,8 @@ class FakeSlack(ActiveWorkspaceMixin, SlackOAuthMixin, SlackAgentsMixin, SocketM
         caller = self._caller
         if caller is None:
             raise SlackApiFailure("not_authed")
+        if caller.is_enterprise_install:
+            return self.org_auth_test(caller)
         workspace = self.workspaces[caller.team_id]
         subdomain = "fake" if workspace.team_id == self.team_id else f"{workspace.team_id.lower()}.fake"
         answer: Args = {
@@ -593,9 +618,10 @@ class FakeSlack(ActiveWorkspaceMixin, SlackOAuthMixin, SlackAgentsMixin, SocketM
             raise SlackApiFailure("user_not_in_channel")
         if not any(args.get(k) for k in ("text", "blocks", "attachments")):
             raise SlackApiFailure("no_text")
-        # Ephemeral messages are never stored in history; only their message_ts comes back.
+        # Ephemeral messages are never stored in history; only their message_ts comes back. The record keeps the
+        # workspace too: two may have the same channel ids.
         message_ts = new_ts()
-        self.ephemerals.append({**copy.deepcopy(args), "message_ts": message_ts})
+        self.ephemerals.append({**copy.deepcopy(args), "message_ts": message_ts, "team": self.team_id})
         return {"message_ts": message_ts}
 
     def _chat_get_permalink(self, args: Args) -> Args:

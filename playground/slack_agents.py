@@ -15,7 +15,6 @@ from .payloads import (
     agent_session_title_changed_event,
     app_home_opened_event,
     block_actions_payload,
-    event_envelope,
 )
 from .slack_sessions import MAX_SESSION_TITLE, SESSION_STATUSES, AgentSession, SessionBook
 from .slack_store import SlackApiFailure
@@ -42,9 +41,9 @@ class SlackAgentsMixin(SlackStreamsMixin):
     def _init_agents(self) -> None:
         self.agent_features = True
         self.agent_sessions = SessionBook()
-        # What setSuggestedPrompts (without thread_ts) pinned to each DM's Messages tab: prompts and heading.
-        self.suggested_prompts: dict[str, list[Args]] = {}
-        self.suggested_prompts_title: dict[str, str | None] = {}
+        # What setSuggestedPrompts (without thread_ts) pinned to each DM's Messages tab, per workspace (two may
+        # have the same DM ids): prompts and heading.
+        self._prompts_by_team: dict[str, tuple[dict[str, list[Args]], dict[str, str | None]]] = {}
         self._init_streams()
 
     def _agent_handlers(self) -> dict[str, Callable[[Args], Args]]:
@@ -56,6 +55,16 @@ class SlackAgentsMixin(SlackStreamsMixin):
         }
 
     # ------------------------------------------------------------------ inspection
+
+    @property
+    def suggested_prompts(self) -> dict[str, list[Args]]:
+        """The prompts pinned to each DM's Messages tab in the workspace in play, by DM channel."""
+        return self._prompts_by_team.setdefault(self.team_id, ({}, {}))[0]
+
+    @property
+    def suggested_prompts_title(self) -> dict[str, str | None]:
+        """The heading above those prompts, by DM channel."""
+        return self._prompts_by_team.setdefault(self.team_id, ({}, {}))[1]
 
     def session(self, channel: str, thread_ts: str) -> AgentSession:
         """The thread's agent session: status, title, history of statuses (LookupError if it has none)."""
@@ -130,6 +139,7 @@ class SlackAgentsMixin(SlackStreamsMixin):
             user_name=self._users.get(user, {}).get("name", "someone"),
             channel_name="directmessage" if channel.startswith("D") else "general",
             api_app_id=self.app_id,
+            **self.install_fields(),
         )
         # Which button was clicked shows only in the value (and text): there is no positive/negative flag.
         action = {"type": "feedback_buttons", "action_id": element.get("action_id"), "block_id": block_id}
@@ -138,7 +148,7 @@ class SlackAgentsMixin(SlackStreamsMixin):
         return payload
 
     def _envelope(self, event: Args) -> Args:
-        return event_envelope(event, team_id=self.team_id, api_app_id=self.app_id, bot_user_id=self.bot_user_id)
+        return self.workspace_envelope(event)
 
     # ------------------------------------------------------------------ Web API methods
 

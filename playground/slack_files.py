@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -103,6 +103,10 @@ class SlackFilesMixin(InActiveWorkspace):
     _port: int
     clock: Callable[[], float]
     _tokens: dict[str, TokenGrant]
+
+    if TYPE_CHECKING:
+
+        def grant_reaches(self, grant: TokenGrant, team_id: str) -> bool: ...
 
     def _init_files(self) -> None:
         self.downloads: list[SlackDownload] = []
@@ -251,7 +255,7 @@ class SlackFilesMixin(InActiveWorkspace):
         authorized = (
             grant is not None
             and grant.kind == "bot"
-            and grant.team_id == match["team"]
+            and self.grant_reaches(grant, match["team"])
             and grant.works_at(self.clock())
         )
         self.downloads.append(SlackDownload(file_id, authorized, download, token))

@@ -1,39 +1,31 @@
-"""Several workspaces on one FakeSlack: the OAuth v2 install (authorize, oauth.v2.access), token rotation,
-per-token auth, and uninstalling with the events Slack sends for it."""
+"""Several workspaces on one FakeSlack: the OAuth v2 install (authorize, oauth.v2.access), refreshing rotated
+tokens, and uninstalling with the events Slack sends for it. Enterprise Grid orgs group workspaces; their org-wide
+install is slack_grid.py's, the tokens themselves slack_tokens.py's."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import secrets
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from .payloads import app_uninstalled_event, event_envelope, tokens_revoked_event
+from .payloads import app_uninstalled_event, event_envelope
 from .slack_store import SlackApiFailure
-from .slack_workspaces import (
-    CODE_TTL,
-    AuthCode,
-    OAuthRedirect,
-    RefreshGrant,
-    TokenGrant,
-    TokenKind,
-    Workspace,
-    new_code,
-    new_refresh_token,
-    new_token,
-)
+from .slack_tokens import SlackTokensMixin, revoked_tokens_event
+from .slack_workspaces import CODE_TTL, AuthCode, Enterprise, OAuthRedirect, TokenGrant, Workspace, new_code
 
 Args = dict[str, Any]
 DEFAULT_CLIENT_ID = "1111111111.2222222222"
 DEFAULT_CLIENT_SECRET = "fake-client-secret"
 
 
-def _scope_string(scopes: str | Sequence[str]) -> str:
+def scope_string(scopes: str | Sequence[str]) -> str:
+    """Scopes as Slack echoes them: comma-separated."""
     return scopes if isinstance(scopes, str) else ",".join(scopes)
 
 
@@ -51,27 +43,55 @@ def client_credentials(args: Args, authorization: str) -> tuple[str, str]:
     return "", ""
 
 
-class SlackOAuthMixin:
+@dataclass(frozen=True)
+class BrowserUser:
+    """Who is signed in to Slack in the browser that opens /oauth/v2/authorize, and what they answer there."""
+
+    team_id: str
+    user_id: str
+    approve: bool
+    org_wide: bool  # an org admin choosing to install on the whole org rather than this workspace
+
+
+class SlackOAuthMixin(SlackTokensMixin):
     """Adds workspaces, the OAuth install, token rotation and uninstalls to FakeSlack."""
 
     app_id: str
 
     def _init_oauth(self, *, client_id: str, client_secret: str, token_rotation: bool, token_lifetime: float) -> None:
         self.client_id, self.client_secret = client_id, client_secret
-        # The app's "token rotation" setting: on, installs return expiring tokens and a refresh token.
-        self.token_rotation, self.token_lifetime = token_rotation, token_lifetime
-        # Codes and token expiry read this clock; a test may replace it to jump ahead.
-        self.clock: Callable[[], float] = time.monotonic
+        self._init_tokens(token_rotation=token_rotation, token_lifetime=token_lifetime)
         self.workspaces: dict[str, Workspace] = {}
-        self._tokens: dict[str, TokenGrant] = {}
-        self._refresh_grants: dict[str, RefreshGrant] = {}
+        self.enterprises: dict[str, Enterprise] = {}
         self._codes: dict[str, AuthCode] = {}
         # The app's configured Redirect URLs; a redirect_uri must be one of them or under one. Empty: any.
         self.redirect_urls: list[str] = []
         # Who is signed in to Slack in the browser that opens /oauth/v2/authorize, and whether they click Allow.
-        self.browser_user: tuple[str, str, bool] | None = None
+        self.browser_user: BrowserUser | None = None
 
     # ------------------------------------------------------------------ workspaces and tokens for tests
+
+    def add_enterprise(
+        self,
+        enterprise_id: str,
+        name: str | None = None,
+        *,
+        admins: Iterable[str] = (),
+        bot_user_id: str | None = None,
+        bot_id: str | None = None,
+    ) -> Enterprise:
+        """Register an Enterprise Grid org; `admins` (org admins or owners) may install the app org-wide.
+        Its workspaces are those added with its `enterprise_id`."""
+        if enterprise_id in self.enterprises:
+            raise ValueError(f"enterprise {enterprise_id} already exists")
+        suffix = secrets.token_hex(4).upper()
+        # Grid user ids start with W and hold across the org, the app's bot user's too.
+        org = Enterprise(
+            enterprise_id, name or enterprise_id, bot_user_id or f"W0BOT{suffix}", bot_id or f"B0BOT{suffix}"
+        )
+        org.admins.update(admins)
+        self.enterprises[enterprise_id] = org
+        return org
 
     def add_workspace(
         self,
@@ -83,9 +103,13 @@ class SlackOAuthMixin:
         bot_user_id: str | None = None,
         bot_id: str | None = None,
     ) -> Workspace:
-        """Register a workspace the app can be installed into (not installed until an OAuth exchange)."""
+        """Register a workspace the app can be installed into (not installed until an OAuth exchange); with
+        `enterprise_id` it belongs to that org, which is registered if it was not yet."""
         if team_id in self.workspaces:
             raise ValueError(f"workspace {team_id} already exists")
+        if enterprise_id is not None:
+            org = self.enterprises.get(enterprise_id) or self.add_enterprise(enterprise_id, enterprise_name)
+            enterprise_name = enterprise_name or org.name
         suffix = secrets.token_hex(4).upper()
         workspace = Workspace(
             team_id,
@@ -98,43 +122,14 @@ class SlackOAuthMixin:
         self.workspaces[team_id] = workspace
         return workspace
 
-    def issue_token(self, token: str, kind: TokenKind, team_id: str, user_id: str, scopes: str) -> TokenGrant:
-        """Make `token` valid for `team_id` (the constructor's tokens come from here; tests may add more)."""
-        grant = TokenGrant(token, kind, team_id, user_id, scopes)
-        self._tokens[token] = grant
-        return grant
-
-    def token_grant(self, token: str) -> TokenGrant | None:
-        """What the fake knows of `token`, revoked or expired included; None if it never issued it."""
-        return self._tokens.get(token)
-
-    def expire_access_tokens(self, team_id: str) -> None:
-        """Make the workspace's expiring (rotated) tokens expire now, as twelve hours passing would."""
-        now = self.clock()
-        for grant in self._tokens.values():
-            if grant.team_id == team_id and grant.expires_at is not None:
-                grant.expires_at = min(grant.expires_at, now)
-
-    def authenticate(self, method: str, token: str | None) -> TokenGrant:
-        """The grant behind the token of a Web API call, or Slack's error for a missing or unusable one."""
-        if not token:
-            raise SlackApiFailure("not_authed")
-        grant = self._tokens.get(token)
-        if grant is None:
-            raise SlackApiFailure("invalid_auth")
-        grant.check(self.clock())
-        # App-level (xapp) tokens only work for apps.connections.*, and bot tokens never do.
-        if (grant.kind == "app") != method.startswith("apps.connections."):
-            raise SlackApiFailure("not_allowed_token_type")
-        return grant
-
     # ------------------------------------------------------------------ the install
 
-    def sign_in(self, team_id: str, user_id: str, *, approve: bool = True) -> None:
-        """Sign a user of `team_id` in to the browser: GET /oauth/v2/authorize then answers as they would."""
+    def sign_in(self, team_id: str, user_id: str, *, approve: bool = True, org_wide: bool = False) -> None:
+        """Sign a user of `team_id` in to the browser: GET /oauth/v2/authorize then answers as they would
+        (`org_wide`: an org admin picks the whole org of `team_id` on the install screen)."""
         if team_id not in self.workspaces:
             raise LookupError(f"no workspace {team_id}; add_workspace first")
-        self.browser_user = (team_id, user_id, approve)
+        self.browser_user = BrowserUser(team_id, user_id, approve, org_wide)
 
     def authorize(
         self,
@@ -155,22 +150,21 @@ class SlackOAuthMixin:
         """
         if team_id not in self.workspaces:
             raise LookupError(f"no workspace {team_id}; add_workspace first")
-        target = self._redirect_target(redirect_uri)
+        grant = AuthCode(team_id, user_id, scope_string(scopes), scope_string(user_scopes), redirect_uri, 0.0)
+        return self._answer_install_screen(grant, state, approve=approve)
+
+    def _answer_install_screen(self, code: AuthCode, state: str, *, approve: bool) -> OAuthRedirect:
+        """The redirect of an install screen answered: a code for `code`'s install, or access_denied."""
+        target = self._redirect_target(code.redirect_uri)
         separator = "&" if "?" in target else "?"
         if not approve:
             query = urlencode({"error": "access_denied", "state": state})
             return OAuthRedirect(f"{target}{separator}{query}", state, error="access_denied")
-        code = new_code(team_id)
-        self._codes[code] = AuthCode(
-            team_id,
-            user_id,
-            _scope_string(scopes),
-            _scope_string(user_scopes),
-            redirect_uri,
-            self.clock() + CODE_TTL,
-        )
-        query = urlencode({"code": code, "state": state})
-        return OAuthRedirect(f"{target}{separator}{query}", state, code=code)
+        value = new_code(code.team_id)
+        code.expires_at = self.clock() + CODE_TTL
+        self._codes[value] = code
+        query = urlencode({"code": value, "state": state})
+        return OAuthRedirect(f"{target}{separator}{query}", state, code=value)
 
     def _redirect_target(self, redirect_uri: str | None) -> str:
         """Where the authorize step sends the browser back, or bad_redirect_uri."""
@@ -195,20 +189,24 @@ class SlackOAuthMixin:
             error = "not_signed_in"  # a real browser would be shown Slack's sign-in page
         if error or browser is None:
             return web.Response(status=400, text=f"<html><body>{error}</body></html>", content_type="text/html")
-        team_id, user_id, approve = browser
         try:
-            redirect = self.authorize(
-                team_id,
-                user_id,
-                query.get("scope", ""),
-                query.get("redirect_uri"),
-                query.get("state", ""),
-                user_scopes=query.get("user_scope", ""),
-                approve=approve,
-            )
-        except SlackApiFailure as exc:
-            return web.Response(status=400, text=f"<html><body>{exc.error}</body></html>", content_type="text/html")
+            redirect = self._authorize_signed_in(browser, query)
+        except (SlackApiFailure, PermissionError) as exc:
+            reason = exc.error if isinstance(exc, SlackApiFailure) else str(exc)
+            return web.Response(status=400, text=f"<html><body>{reason}</body></html>", content_type="text/html")
         raise web.HTTPFound(redirect.url)
+
+    def _authorize_signed_in(self, browser: BrowserUser, query: Mapping[str, str]) -> OAuthRedirect:
+        """The signed-in user's answer to the install screen the authorize page shows."""
+        return self.authorize(
+            browser.team_id,
+            browser.user_id,
+            query.get("scope", ""),
+            query.get("redirect_uri"),
+            query.get("state", ""),
+            user_scopes=query.get("user_scope", ""),
+            approve=browser.approve,
+        )
 
     def oauth_v2_access(self, args: Args, authorization: str) -> Args:
         """oauth.v2.access: exchange a code for tokens, or (grant_type=refresh_token) rotate a token."""
@@ -219,12 +217,13 @@ class SlackOAuthMixin:
             raise SlackApiFailure("bad_client_secret")
         grant_type = str(args.get("grant_type") or "authorization_code")
         if grant_type == "authorization_code":
-            return self._exchange_code(args)
+            return self._install(self._take_code(args))
         if grant_type == "refresh_token":
             return self._refresh(str(args.get("refresh_token") or ""))
         raise SlackApiFailure("invalid_grant_type")
 
-    def _exchange_code(self, args: Args) -> Args:
+    def _take_code(self, args: Args) -> AuthCode:
+        """The code being exchanged, spent now, or Slack's error for one that cannot be."""
         code = self._codes.get(str(args.get("code") or ""))
         if code is None or self.clock() >= code.expires_at:
             raise SlackApiFailure("invalid_code")
@@ -234,28 +233,27 @@ class SlackOAuthMixin:
         if code.redirect_uri and args.get("redirect_uri") != code.redirect_uri:
             raise SlackApiFailure("bad_redirect_uri")
         code.used = True
+        return code
+
+    def _install(self, code: AuthCode) -> Args:
+        """Install the app into the code's workspace: oauth.v2.access's answer."""
         workspace = self.workspaces[code.team_id]
         workspace.installed = True
-        bot = self._bot_grant_for_install(workspace, code.scopes)
+        bot = self._bot_grant_for_install(workspace.team_id, workspace.bot_user_id, code.scopes)
+        return self._install_answer(code, bot, workspace.bot_user_id)
+
+    def _install_answer(self, code: AuthCode, bot: TokenGrant, bot_user_id: str) -> Args:
+        """oauth.v2.access's answer to an exchanged code: the install, the bot token, the installing user's."""
         answer: Args = {
-            **self._installation_fields(workspace),
+            **self._installation_fields(code.team_id, org_wide=code.is_enterprise_install),
             "authed_user": {"id": code.user_id},
             **self._token_fields(bot),
-            "bot_user_id": workspace.bot_user_id,
+            "bot_user_id": bot_user_id,
         }
         if code.user_scopes:
-            user = self._issue(workspace.team_id, "user", code.user_id, code.user_scopes)
+            user = self._issue(code.team_id, "user", code.user_id, code.user_scopes, org_wide=bot.is_enterprise_install)
             answer["authed_user"].update(self._token_fields(user))
         return answer
-
-    def _bot_grant_for_install(self, workspace: Workspace, scopes: str) -> TokenGrant:
-        """Without rotation a reinstall keeps the workspace's live bot token (with the new scopes); else a new one."""
-        if not self.token_rotation:
-            for grant in self._tokens.values():
-                if grant.team_id == workspace.team_id and grant.kind == "bot" and not grant.revoked:
-                    grant.scopes = scopes
-                    return grant
-        return self._issue(workspace.team_id, "bot", workspace.bot_user_id, scopes)
 
     def _refresh(self, refresh_token: str) -> Args:
         refresh = self._refresh_grants.get(refresh_token)
@@ -263,31 +261,22 @@ class SlackOAuthMixin:
             raise SlackApiFailure("invalid_refresh_token")
         # The old access token keeps working until its own expiry; the refresh token is spent now.
         refresh.spent = True
-        workspace = self.workspaces[refresh.team_id]
-        grant = self._issue(refresh.team_id, refresh.kind, refresh.user_id, refresh.scopes)
-        answer = {**self._installation_fields(workspace), **self._token_fields(grant)}
+        org_wide = refresh.is_enterprise_install
+        grant = self._issue(refresh.team_id, refresh.kind, refresh.user_id, refresh.scopes, org_wide=org_wide)
+        answer = {**self._installation_fields(refresh.team_id, org_wide=org_wide), **self._token_fields(grant)}
         if refresh.kind == "bot":
-            answer["bot_user_id"] = workspace.bot_user_id
+            answer["bot_user_id"] = refresh.user_id
         else:
             answer["user_id"] = refresh.user_id
         return answer
 
-    def _issue(self, team_id: str, kind: TokenKind, user_id: str, scopes: str) -> TokenGrant:
-        token = new_token("xoxb" if kind == "bot" else "xoxp", team_id, rotating=self.token_rotation)
-        grant = self.issue_token(token, kind, team_id, user_id, scopes)
-        if self.token_rotation:
-            grant.expires_at = self.clock() + self.token_lifetime
-            grant.refresh_token = new_refresh_token()
-            self._refresh_grants[grant.refresh_token] = RefreshGrant(kind, team_id, user_id, scopes)
-        return grant
-
-    def _token_fields(self, grant: TokenGrant) -> Args:
-        fields: Args = {"scope": grant.scopes, "token_type": grant.kind, "access_token": grant.token}
-        if grant.expires_at is not None and grant.refresh_token is not None:
-            fields.update(refresh_token=grant.refresh_token, expires_in=round(grant.expires_at - self.clock()))
-        return fields
-
-    def _installation_fields(self, workspace: Workspace) -> Args:
+    def _installation_fields(self, owner_id: str, *, org_wide: bool = False) -> Args:
+        """app_id, team, enterprise and is_enterprise_install of oauth.v2.access for a workspace's install, or
+        for an org-wide one (team null: it is no workspace's)."""
+        if org_wide:
+            org = self.enterprises[owner_id]
+            return {"app_id": self.app_id, "team": None, "enterprise": org.enterprise(), "is_enterprise_install": True}
+        workspace = self.workspaces[owner_id]
         return {
             "app_id": self.app_id,
             "team": workspace.team(),
@@ -304,20 +293,14 @@ class SlackOAuthMixin:
         if not workspace.installed:
             raise LookupError(f"the app is not installed in {team_id}")
         workspace.installed = False
-        revoked = [g for g in self._tokens.values() if g.team_id == team_id and g.kind != "app" and not g.revoked]
-        for grant in revoked:
-            grant.revoked = True
-        for refresh in self._refresh_grants.values():
-            if refresh.team_id == team_id:
-                refresh.spent = True
-        user_ids = sorted({g.user_id for g in revoked if g.kind == "user"})
-        bot_user_ids = sorted({g.user_id for g in revoked if g.kind == "bot"})
+        revoked = revoked_tokens_event(self._revoke_install(team_id))
         return [
             self._workspace_envelope(workspace, app_uninstalled_event()),
-            self._workspace_envelope(workspace, tokens_revoked_event(bot_user_ids=bot_user_ids, user_ids=user_ids)),
+            self._workspace_envelope(workspace, revoked),
         ]
 
     def _workspace_envelope(self, workspace: Workspace, event: Args) -> Args:
+        """An event of the workspace's own (team-level) install."""
         return event_envelope(
             event,
             team_id=workspace.team_id,

@@ -2,7 +2,8 @@
 
 The bot runs as a real `python -m bot` child process, configured as it would be in production but pointed at
 the emulator, so that the page can kill it mid-answer and start it again, and a person can watch the
-unfinished task resume.
+unfinished task resume. It runs in OAuth mode, as an app installed in many workspaces does: the first workspace
+is installed through the bot's own install pages once it is up, and the page can install it in more.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -26,7 +27,9 @@ from bot.runtime.embedded_redis import EmbeddedRedis, die_with_parent, free_port
 
 from .anthropic_api import FakeAnthropic
 from .delivery import SlackDelivery
+from .install_flow import BrowserInstall, InstallFailed
 from .offline_model import offline_responder
+from .page_input import ME
 from .playground import Playground
 
 log = logging.getLogger("playground")
@@ -37,12 +40,20 @@ _NOT_PASSED_ON = ("SLACK_", "REDIS_URL", "PORT", "DYNO", "DATA_DIR", "BOT_CRASH_
 
 
 class BotChild:
-    """The bot as a child process: started, watched, killed and started again."""
+    """The bot as a child process: started, watched, killed and started again; `ready` runs each time it first
+    answers /healthz, before it is shown running."""
 
-    def __init__(self, env: dict[str, str], workdir: Path, on_change: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        workdir: Path,
+        on_change: Callable[[], None],
+        ready: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._env = env
         self._workdir = workdir
         self._on_change = on_change
+        self._ready = ready
         self._process: asyncio.subprocess.Process | None = None
         self._state = "stopped"
         self._restarts = 0
@@ -77,6 +88,8 @@ class BotChild:
         )
         self._watcher = asyncio.create_task(self._watch(self._process))
         if await self._wait_healthy(self._process):
+            if self._ready is not None:
+                await self._ready()
             self._set_state("running")
 
     async def restart(self) -> None:
@@ -137,6 +150,33 @@ class BotChild:
         self._on_change()
 
 
+class FirstInstall:
+    """Installs the app in the page's first workspace the first time the bot is up, through its own install pages
+    (Allow clicked), so that `make dev` needs no clicks before the first mention; the installation is kept in
+    Redis, so a restarted bot has it already."""
+
+    def __init__(self, installs: BrowserInstall, team_id: str, notify: Callable[[str], None]) -> None:
+        self._installs = installs
+        self._team_id = team_id
+        self._notify = notify
+        self.done = False
+
+    async def __call__(self) -> None:
+        if self.done:
+            return
+        try:
+            outcome = await self._installs.install(self._team_id)
+        except InstallFailed as exc:
+            problem = str(exc)
+        else:
+            self.done = outcome.installed
+            problem = f"the bot did not complete it (HTTP {outcome.status}): {outcome.detail}"
+        if not self.done:
+            # Without an installation the bot ignores the workspace's events; a restart tries again.
+            log.error("installing the app in %s failed: %s", self._team_id, problem)
+            self._notify(f"installing the app failed ({problem}); press Restart bot to try again")
+
+
 def anthropic_key() -> str | None:
     """ANTHROPIC_API_KEY from the environment or a .env file in the current folder, if any."""
     from_file = dotenv_values(".env") if Path(".env").is_file() else {}
@@ -146,10 +186,12 @@ def anthropic_key() -> str | None:
 def bot_environment(
     *, slack: Playground, redis_url: str, bot_port: int, api_key: str | None, offline_url: str | None
 ) -> dict[str, str]:
-    """The bot's settings: the developer's own, but Slack and Redis are the playground's."""
+    """The bot's settings: the developer's own, but Slack and Redis are the playground's. Slack's are an app's in
+    OAuth mode (client id and secret, no bot token): each workspace's token comes from its install."""
     env = {name: value for name, value in os.environ.items() if not name.startswith(_NOT_PASSED_ON)}
     env.update(
-        SLACK_BOT_TOKEN=slack.bot_token,
+        SLACK_CLIENT_ID=slack.client_id,
+        SLACK_CLIENT_SECRET=slack.client_secret,
         SLACK_SIGNING_SECRET=slack.signing_secret,
         SLACK_API_URL=slack.api_url,
         REDIS_URL=redis_url,
@@ -177,6 +219,7 @@ async def run_playground(port: int, api_key: str | None) -> None:
         offline = FakeAnthropic() if api_key is None else None
         playground = Playground(model="claude" if api_key else "offline", signing_secret=secrets.token_hex(16))
         delivery: SlackDelivery | None = None
+        installs: BrowserInstall | None = None
         bot: BotChild | None = None
         try:
             if offline is not None:
@@ -184,7 +227,11 @@ async def run_playground(port: int, api_key: str | None) -> None:
                 await offline.start()
             await playground.start(port)
             bot_port = free_port()
-            delivery = SlackDelivery(f"http://127.0.0.1:{bot_port}/slack/events", playground.signing_secret)
+            bot_url = f"http://127.0.0.1:{bot_port}"
+            delivery = SlackDelivery(f"{bot_url}/slack/events", playground.signing_secret)
+            # The app's Redirect URL, as its settings on api.slack.com would list it.
+            playground.redirect_urls = [f"{bot_url}/slack/oauth_redirect"]
+            installs = BrowserInstall(playground, bot_url, ME[0])
             env = bot_environment(
                 slack=playground,
                 redis_url=redis_url,
@@ -192,8 +239,10 @@ async def run_playground(port: int, api_key: str | None) -> None:
                 api_key=api_key,
                 offline_url=offline.base_url if offline else None,
             )
-            bot = BotChild(env, workdir, playground.changed)
+            first_install = FirstInstall(installs, playground.team_id, playground.notify)
+            bot = BotChild(env, workdir, playground.changed, ready=first_install)
             playground.delivery, playground.controls = delivery, bot
+            playground.workspace_page.installs = installs
             print(f"Playground: http://localhost:{port}/  (model: {playground.model}; Ctrl-C stops)", flush=True)
             await bot.start()
             await stop.wait()
@@ -202,6 +251,8 @@ async def run_playground(port: int, api_key: str | None) -> None:
                 await bot.stop()
             if delivery is not None:
                 await delivery.close()
+            if installs is not None:
+                await installs.close()
             await playground.stop()
             if offline is not None:
                 await offline.stop()

@@ -24,6 +24,11 @@ from store.errors import CorruptRecord
 BOT_FIELD = "bot"
 LATEST_FIELD = "latest"
 USER_FIELD = "user:"  # + the installing user's id
+# An org-wide install covers teams it is never told of: each team seen using it points at its org ("org" in the
+# team's hash), and the org lists them ("team:" + id in the org's hash), so that a task that knows only its team
+# finds the org's bot, and the org's uninstall reaches its teams' work.
+ORG_FIELD = "org"
+TEAM_FIELD = "team:"
 
 # Every record is stored as the envelope {"at": installed_at, "user": user id or "", "record": the caller's object},
 # a bot's with "expires": its token's expiry when tokens rotate, so the scripts order records blind to their content.
@@ -87,10 +92,11 @@ end
 return 1
 """
 
-# KEYS[1] = the workspace's hash. Deletes every installation (the latest and every user's), keeping the bot.
+# KEYS[1] = the workspace's hash, ARGV[1] = the field to keep besides the links between an org and its teams ("bot",
+# or "" for none). Deletes every installation (the latest and every user's), and the bot unless kept.
 _DELETE_INSTALLATIONS = """
 for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
-    if field ~= 'bot' then
+    if field ~= ARGV[1] and field ~= 'org' and string.sub(field, 1, 5) ~= 'team:' then
         redis.call('HDEL', KEYS[1], field)
     end
 end
@@ -118,6 +124,14 @@ class Workspace:
         if not owner:
             raise ValueError("a workspace needs a team id or an enterprise id")
         return owner
+
+
+@dataclass(frozen=True)
+class FoundBot:
+    """A team's bot and whose it is: the team's own install's, or its org's (owner_id the enterprise id)."""
+
+    owner_id: str
+    bot: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -192,6 +206,34 @@ class InstallationRecords:
         """The workspace's latest bot, or None."""
         return _record(await self._redis.hget(keys.installations(workspace.owner_id), BOT_FIELD))
 
+    async def find_team_bot(self, team_id: str) -> FoundBot | None:
+        """The bot that serves `team_id`: its own install's, else that of the org-wide install it was seen using."""
+        bot, org = await self._redis.hmget(keys.installations(team_id), [BOT_FIELD, ORG_FIELD])
+        if bot is not None:
+            return FoundBot(team_id, _record(bot) or {})
+        if org is None:
+            return None
+        enterprise_id = decode.text(org)
+        org_bot = _record(await self._redis.hget(keys.installations(enterprise_id), BOT_FIELD))
+        return FoundBot(enterprise_id, org_bot) if org_bot is not None else None
+
+    async def join_org(self, team_id: str, enterprise_id: str) -> None:
+        """Record that `team_id` is served by the org-wide install of `enterprise_id` (safe to repeat)."""
+        await self._redis.hset(keys.installations(team_id), ORG_FIELD, enterprise_id)
+        await self._redis.hset(keys.installations(enterprise_id), TEAM_FIELD + team_id, "1")
+
+    async def org_teams(self, enterprise_id: str) -> list[str]:
+        """The teams the org-wide install of `enterprise_id` serves: seen using it, still linked to it, and without
+        an install of their own (which serves them instead, and stays whatever the org does)."""
+        fields = await self._redis.hkeys(keys.installations(enterprise_id))
+        listed = sorted(name[len(TEAM_FIELD) :] for name in map(decode.text, fields) if name.startswith(TEAM_FIELD))
+        served = []
+        for team_id in listed:
+            bot, org = await self._redis.hmget(keys.installations(team_id), [BOT_FIELD, ORG_FIELD])
+            if bot is None and org is not None and decode.text(org) == enterprise_id:
+                served.append(team_id)
+        return served
+
     async def find_installation(self, workspace: Workspace, user_id: str | None = None) -> FoundInstallation:
         """The workspace's latest installation (by `user_id`'s, if given), with its latest bot, in one read."""
         field = USER_FIELD + user_id if user_id else LATEST_FIELD
@@ -209,8 +251,10 @@ class InstallationRecords:
         if user_id:
             await self._delete_user(keys=[key], args=[user_id])
         else:
-            await self._delete_installations(keys=[key], args=[])
+            await self._delete_installations(keys=[key], args=[BOT_FIELD])
 
     async def delete_all(self, workspace: Workspace) -> None:
-        """Forget everything recorded of the workspace's installs (the app was uninstalled)."""
-        await self._redis.delete(keys.installations(workspace.owner_id))
+        """Forget the workspace's installs and bot (the app was uninstalled). The links between an org-wide install
+        and its teams stay, so that a reinstall within the grace period brings their agents back; the grace period's
+        sweep deletes them (store/leaving.py)."""
+        await self._delete_installations(keys=[keys.installations(workspace.owner_id)], args=[""])

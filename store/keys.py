@@ -62,10 +62,13 @@ TS = thread ts, "" for a DM's top level):
                                           token, and the refresh token and expiry when tokens rotate), each JSON
                                           {"at": installed_at, "user", "record"} (a rotating bot's also "expires",
                                           by which it is ordered). T is the enterprise id (E...) for
-                                          an org-wide install, found for every team of the org. No TTL: an
-                                          installation lasts until the app is uninstalled or its tokens revoked,
-                                          and losing it would lock the workspace out. No hash tag: one key, changed
-                                          by single-key scripts.
+                                          an org-wide install, found for every team of the org. The links between
+                                          an org-wide install and the teams it serves: "org" = E in a team's hash,
+                                          "team:T" in the org's. No TTL: an installation lasts until the app is
+                                          uninstalled or its tokens revoked, and losing it would lock the workspace
+                                          out; the links outlive an uninstall (a reinstall within the grace period
+                                          brings the teams' agents back) and the grace period's sweep deletes them.
+                                          No hash tag: one key, changed by single-key scripts.
   agent:T:left                    string  the time the app was uninstalled from team T (store/leaving.py): a task of
                                           the team that starts while it is set is refused. TTL the uninstall grace
                                           period plus a day (its data is deleted by then); an install deletes it.

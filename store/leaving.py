@@ -61,6 +61,15 @@ redis.call('DEL', KEYS[1], KEYS[2])
 return cancelled
 """
 
+# KEYS[1] = a team's or org's installations hash. Deletes it if it holds no install (no bot, no latest, no user's):
+# only the links between an org-wide install and its teams, kept through the grace period for a reinstall.
+_DROP_LINKS = """
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if field == 'bot' or field == 'latest' or string.sub(field, 1, 5) == 'user:' then return 0 end
+end
+return redis.call('DEL', KEYS[1])
+"""
+
 _PAGE = 1000
 # Slack's team and enterprise ids: a stricter pattern than a key needs, so that an id can never widen a SCAN MATCH.
 _TEAM_ID = re.compile(r"[A-Z0-9]+")
@@ -82,6 +91,7 @@ class Departures:
         self._keys = space
         self._grace_seconds = grace_seconds
         self._cancel = redis.register_script(_CANCEL)
+        self._drop_links = redis.register_script(_DROP_LINKS)
 
     async def mark_left(self, team_id: str, at: float | None = None) -> None:
         """Record that the app left the team: its tasks are refused from now on, its data deleted after the grace."""
@@ -99,14 +109,15 @@ class Departures:
         await self._redis.zrem(keys.LEAVING, team_id)
         await self._redis.delete(keys.team_left(team_id))
 
-    async def cancel_team_work(self, team_id: str) -> CancelledWork:
-        """Cancel every queued and running task of the team, thread by thread, posting nothing.
+    async def cancel_team_work(self, *team_ids: str) -> CancelledWork:
+        """Cancel every queued and running task of the teams (an org's uninstall names several), thread by thread,
+        posting nothing.
 
-        The team's threads with work are the ones its shards' queue streams name (each has one entry while it
-        has work), read a page at a time."""
+        Their threads with work are the ones their shards' queue streams name (each has one entry while it has
+        work), read a page at a time, once for all the teams."""
         threads = tasks = 0
         for shard in range(self._keys.shards):
-            for entry_id, ref in await self._team_entries(team_id, shard):
+            for entry_id, ref in await self._team_entries(frozenset(team_ids), shard):
                 tasks += await self.cancel_thread(ref, entry_id)
                 threads += 1
         return CancelledWork(threads, tasks)
@@ -129,16 +140,15 @@ class Departures:
                 return int(result)
         raise RuntimeError(f"the inbox of thread {ref.encode()} kept changing; its work not cancelled")
 
-    async def _team_entries(self, team_id: str, shard: int) -> list[tuple[str, ThreadRef]]:
-        """The shard's queue entries that name a thread of the team, with their threads."""
-        prefix = f"{team_id}:"
+    async def _team_entries(self, team_ids: frozenset[str], shard: int) -> list[tuple[str, ThreadRef]]:
+        """The shard's queue entries that name a thread of one of the teams, with their threads."""
         found: list[tuple[str, ThreadRef]] = []
         start = "-"
         while True:
             page = await self._redis.xrange(self._keys.queue(shard), min=start, max="+", count=_PAGE) or []
             for raw_id, fields in page:
                 thread = decode.text((fields or {}).get("thread", ""))
-                if thread.startswith(prefix):
+                if thread.partition(":")[0] in team_ids:
                     try:
                         found.append((decode.text(raw_id), ThreadRef.decode(thread)))
                     except (CorruptRecord, ValueError):  # a malformed entry: the workers drop it
@@ -154,7 +164,8 @@ class Departures:
 
     async def delete_team_data(self, team_id: str) -> int:
         """Delete every key of the team but its installations (Bolt's store owns those, and a reinstall may have
-        written them since), then drop it from the schedule; returns how many keys went.
+        written them since; only the org links left in them go), then drop it from the schedule; returns how many
+        keys went.
 
         It SCANs the keyspace (every primary of a cluster) for the team's keys, which is why the sweep runs it
         once per team, not on every uninstall. A team that came back (not scheduled any more) is left alone."""
@@ -173,6 +184,8 @@ class Departures:
                 deleted += await self._unlink_unless_back(team_id, batch)
                 batch = []
         deleted += await self._unlink_unless_back(team_id, batch)
+        if await self._redis.zscore(keys.LEAVING, team_id) is not None:  # not back meanwhile
+            deleted += int(await self._drop_links(keys=[kept], args=[]))
         await self._redis.zrem(keys.LEAVING, team_id)
         return deleted
 

@@ -3,28 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import signal
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from aiohttp import ClientSession
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import RedisError
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
-from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
-from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.agent.client import ClaudeClient, default_retry_policy, sdk_client
@@ -35,7 +29,6 @@ from bot.agent.summarizer import Summarizer
 from bot.agent.tools import ToolBox
 from bot.core.errors import RedisUnavailable
 from bot.core.faults import CrashPoints
-from bot.runtime.embedded_redis import EmbeddedRedis
 from bot.runtime.health import healthz_handler, redis_health
 from bot.runtime.migration import (
     MIGRATION_CLIENT_NAME,
@@ -44,8 +37,10 @@ from bot.runtime.migration import (
     migrate_until_done,
     prepare_layout,
 )
+from bot.runtime.redis_setup import first_line, redis_for
 from bot.runtime.settings import Settings, split_names
 from bot.runtime.web import WebFront
+from bot.runtime.workspaces import build_workspaces
 from bot.tasks.answer import Answerer
 from bot.tasks.channel_reset import ChannelResetter
 from bot.tasks.executor import ExecutorSettings, TaskExecutor, TaskHandler
@@ -63,14 +58,11 @@ from handlers.command_listeners import register_command_listeners
 from handlers.event_listeners import register_event_listeners
 from handlers.feedback import register_feedback_listener
 from handlers.gateway import WebApiGateway
-from handlers.installation_store import RedisInstallationStore, RedisOAuthStateStore
 from handlers.oauth_pages import oauth_page_routes
 from handlers.session_listeners import register_session_listeners
 from handlers.signed_requests import slack_events_handler
-from handlers.team_bots import TeamBots
-from handlers.token_refresh import TokenRefresher
 from handlers.uninstall_listeners import UninstallListeners, register_uninstall_listeners
-from store.connection import RedisClient, certificate_rejected, connect, connect_cluster, is_cluster, warm_up
+from store.connection import RedisClient, warm_up
 from store.errors import ShardChangeRefused, UnusableRedis
 from store.feedback import FeedbackStore
 from store.health import warn_if_evicting
@@ -78,8 +70,6 @@ from store.journal import TaskJournal
 from store.keys import DAY, KeySpace
 from store.leaving import Departures
 from store.models import TaskKind
-from store.presence import choose_consumer_name, client_name
-from store.refresh_locks import RefreshLocks
 from store.stops import StopRequests
 from store.tasks import TaskQueue
 from store.threads import ThreadStore
@@ -204,7 +194,8 @@ def build_bot(
 ) -> Bot:
     """Wire the store, the executor, the runner and the Bolt app together."""
     slack_client = build_slack_client(settings, slack_session)
-    gateway = WebApiGateway(build_team_bots(settings, redis, slack_client), streaming=settings.slack_streaming)
+    workspaces = build_workspaces(settings, redis, slack_client)
+    gateway = WebApiGateway(workspaces.bots, streaming=settings.slack_streaming)
     crash = CrashPoints(settings.bot_crash_at)
     space = KeySpace(settings.queue_shards)
     queue = TaskQueue(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
@@ -228,11 +219,11 @@ def build_bot(
         # The client carries the token (none in OAuth mode) and SLACK_API_URL; Bolt takes both from it, and its
         # OAuth flow calls oauth.v2.access and auth.test through it, so those go to SLACK_API_URL too.
         client=slack_client,
-        oauth_settings=build_oauth_settings(settings, redis, departures) if settings.oauth_mode else None,
         signing_secret=signing_secret.get_secret_value() if signing_secret else "",
         # Ack only after the listener has recorded the task: see handlers/event_listeners.py.
         process_before_response=True,
         request_verification_enabled=not settings.socket_mode,
+        **workspaces.bolt_options(settings, redis, departures),
     )
     intake = Intake(queue, crash, stops=stops, slack=gateway, max_input_chars=settings.max_input_chars)
     register_event_listeners(bolt, intake, allowed_bot_ids=frozenset(split_names(settings.allowed_bot_ids)))
@@ -243,123 +234,8 @@ def build_bot(
     titles = SessionTitles(redis, ttl=settings.agent_ttl_days * DAY)
     register_agent_view_listeners(bolt, titles, MessagesTabPrompts(settings.messages_tab_prompts))
     # In both modes: an uninstalled workspace's work stops at once (OAuth mode also forgets its installation).
-    register_uninstall_listeners(bolt, UninstallListeners(departures, bolt.installation_store))
+    register_uninstall_listeners(bolt, UninstallListeners(departures, workspaces.bots, workspaces.installations))
     return Bot(settings, redis, space, slack_client, bolt, runner, intake_first)
-
-
-def build_team_bots(settings: Settings, redis: RedisClient, slack_client: AsyncWebClient) -> TeamBots:
-    """Each workspace's bot for the gateway: in OAuth mode the client has no token, and each thread's calls take its
-    workspace's bot token from the store, refreshed there when it is about to expire (the app's token rotation)."""
-    if not settings.oauth_mode:
-        return TeamBots(slack_client)
-    client_secret = settings.slack_client_secret
-    assert settings.slack_client_id is not None and client_secret is not None  # oauth_mode's meaning
-    installations = RedisInstallationStore(redis)
-    rotator = AsyncTokenRotator(
-        client_id=settings.slack_client_id, client_secret=client_secret.get_secret_value(), client=slack_client
-    )
-    return TeamBots(slack_client, installations, refresher=TokenRefresher(rotator, installations, RefreshLocks(redis)))
-
-
-# Bolt's paths, fixed; the app's Redirect URL (manifest: oauth_config.redirect_urls) must end in the second.
-INSTALL_PATH = "/slack/install"
-REDIRECT_PATH = "/slack/oauth_redirect"
-
-
-def build_oauth_settings(
-    settings: Settings, redis: RedisClient, departures: Departures | None = None
-) -> AsyncOAuthSettings:
-    """Bolt's OAuth install: the states and installations kept in Redis, every process sharing them (an install
-    clears the workspace's uninstall mark in `departures`)."""
-    client_secret = settings.slack_client_secret
-    assert settings.slack_client_id is not None and client_secret is not None  # oauth_mode's meaning
-    return AsyncOAuthSettings(
-        client_id=settings.slack_client_id,
-        client_secret=client_secret.get_secret_value(),
-        scopes=settings.bot_scopes,
-        redirect_uri=settings.slack_redirect_uri,
-        install_path=INSTALL_PATH,
-        redirect_uri_path=REDIRECT_PATH,
-        authorization_url=authorization_url(settings.slack_api_url),
-        installation_store=RedisInstallationStore(redis, departures=departures),
-        state_store=RedisOAuthStateStore(redis),
-    )
-
-
-def authorization_url(slack_api_url: str) -> str:
-    """Slack's authorize page on the host of SLACK_API_URL (slack.com's, or a fake's in tests)."""
-    parts = urlsplit(slack_api_url)
-    return f"{parts.scheme}://{parts.netloc}/oauth/v2/authorize"
-
-
-@contextlib.asynccontextmanager
-async def redis_for(settings: Settings, *, tool: str | None = None) -> AsyncIterator[tuple[RedisClient, str]]:
-    """Redis (REDIS_URL, or an embedded server started for this process) and this process's consumer name.
-
-    REDIS_URL may name a standalone Redis or any node of a Redis Cluster: INFO says which, and a cluster gets
-    redis-py's cluster client. The name is DYNO unless a live process already uses it; the connections carry it
-    (CLIENT SETNAME) so that later processes can tell. A Redis that cannot be used stops the start with one line.
-    A command that is no bot process (`tool`: its name) names its connections so that it is not taken for one.
-    """
-    embedded: EmbeddedRedis | None = None
-    url = settings.redis_url
-    if url is None:
-        embedded = EmbeddedRedis(settings.data_dir)
-        url = await asyncio.to_thread(embedded.start)
-    try:
-        redis, consumer = await _open_redis(settings, url, tool)
-        try:
-            yield redis, consumer
-        finally:
-            await redis.aclose()
-    finally:
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
-
-
-async def _open_redis(settings: Settings, url: str, tool: str | None) -> tuple[RedisClient, str]:
-    tls_verify = settings.redis_tls_verify
-    try:
-        cluster = await is_cluster(url, tls_verify=tls_verify)
-        consumer, name = (tool, tool) if tool else await _worker_name(settings, url, cluster)
-        limit = settings.redis_max_connections
-        if cluster:
-            log.info("REDIS_URL names a node of a Redis Cluster: using the cluster client")
-            # The cluster client's limit is per node and is not waited for (a command over it fails at once), and
-            # each shard's reader holds a connection while it waits: room for them all on one node, and the rest.
-            per_node = limit + settings.queue_shards
-            return await connect_cluster(
-                url, max_connections=per_node, client_name=name, tls_verify=tls_verify
-            ), consumer
-        return connect(url, max_connections=limit, client_name=name, tls_verify=tls_verify), consumer
-    except RedisConnectionError as exc:
-        hint = ""
-        if certificate_rejected(exc):
-            hint = " A Redis with a self-signed certificate, like Heroku Redis, needs REDIS_TLS_VERIFY=false."
-        raise RedisUnavailable(f"cannot connect to Redis: {_first_line(exc)}{hint}") from None
-    except UnusableRedis as exc:
-        raise RedisUnavailable(str(exc)) from None
-    except (RedisError, RedisClusterException) as exc:
-        raise RedisUnavailable(f"cannot use the Redis at REDIS_URL: {_first_line(exc)}") from None
-
-
-async def _worker_name(settings: Settings, url: str, cluster: bool) -> tuple[str, str]:
-    """This process's consumer name and the client name its connections carry."""
-    tls_verify = settings.redis_tls_verify
-    probe: RedisClient = (
-        await connect_cluster(url, max_connections=2, tls_verify=tls_verify)
-        if cluster
-        else connect(url, max_connections=1, tls_verify=tls_verify)
-    )
-    try:
-        consumer = await choose_consumer_name(probe, settings.dyno)
-    finally:
-        await probe.aclose()
-    return consumer, client_name(consumer)
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 def stop_on_signals(stopping: asyncio.Event) -> None:
@@ -418,7 +294,7 @@ async def _prepare(bot: Bot) -> None:
     except UnusableRedis as exc:
         raise RedisUnavailable(str(exc)) from None
     except RedisError as exc:
-        raise RedisUnavailable(f"Redis refused to set up the task queue: {_first_line(exc)}") from None
+        raise RedisUnavailable(f"Redis refused to set up the task queue: {first_line(exc)}") from None
 
 
 def build_web_front(bot: Bot) -> WebFront:

@@ -14,6 +14,7 @@ from playground.anthropic_api import (
     estimate_tokens,
     user_texts,
 )
+from playground.grid_payloads import org_event_envelope, team_access_granted_event, team_access_revoked_event
 from playground.long_answers import continuing
 from playground.payloads import (
     DEFAULT_APP_ID,
@@ -82,12 +83,15 @@ __all__ = [
     "hooks_url",
     "message_event",
     "new_ts",
+    "org_event_envelope",
     "rich_text_blocks",
     "sign",
     "signed_event_request",
     "signed_form_request",
     "slash_command_fields",
     "slash_command_form",
+    "team_access_granted_event",
+    "team_access_revoked_event",
     "url_verification",
     "user_texts",
     "wait_until",

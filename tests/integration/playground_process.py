@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from tests.integration.harness import REPO_ROOT, free_port
 
@@ -46,10 +47,12 @@ class Playground:
                 [sys.executable, "-m", "bot", "dev"], cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT
             )
 
-    def state(self) -> dict[str, Any]:
-        """What the page would draw now ({} while the playground is not up)."""
+    def state(self, team: str | None = None) -> dict[str, Any]:
+        """What the page would draw now of workspace `team` (the first one by default); {} while the playground is
+        not up."""
+        query = "?" + urlencode({"team": team}) if team else ""
         try:
-            with urllib.request.urlopen(self.url + "playground/state", timeout=2) as response:
+            with urllib.request.urlopen(self.url + "playground/state" + query, timeout=2) as response:
                 state: dict[str, Any] = json.load(response)
                 return state
         except OSError:
@@ -67,9 +70,9 @@ class Playground:
         except urllib.error.HTTPError as error:
             return error.code, json.load(error)
 
-    def messages(self, channel: str = "C0GENERAL") -> list[dict[str, Any]]:
-        """The channel's top-level messages, each with its replies."""
-        for entry in self.state().get("channels", []):
+    def messages(self, channel: str = "C0GENERAL", team: str | None = None) -> list[dict[str, Any]]:
+        """The channel's top-level messages, each with its replies (in workspace `team`, the first by default)."""
+        for entry in self.state(team).get("channels", []):
             if entry["id"] == channel:
                 found: list[dict[str, Any]] = entry["messages"]
                 return found

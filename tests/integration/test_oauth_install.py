@@ -33,13 +33,14 @@ OAuthBotFactory = Callable[..., Awaitable[BotProcess]]
 @pytest.fixture
 async def make_oauth_bot(bot_env: dict[str, str], slack: FakeSlack, tmp_path: Path) -> AsyncIterator[OAuthBotFactory]:
     """Start bots in OAuth mode (client id and secret, no bot token), their Redirect URL registered with the
-    emulator; `redirect_uri=True` also sets SLACK_REDIRECT_URI to it. Each is killed at the end."""
+    emulator; `redirect_uri=True` also sets SLACK_REDIRECT_URI to it, `overrides` set more variables. Each is killed
+    at the end."""
     started: list[BotProcess] = []
 
-    async def start(*, redirect_uri: bool = False) -> BotProcess:
+    async def start(*, redirect_uri: bool = False, **overrides: str) -> BotProcess:
         env = {name: value for name, value in bot_env.items() if name != "SLACK_BOT_TOKEN"}
         env |= {"SLACK_CLIENT_ID": DEFAULT_CLIENT_ID, "SLACK_CLIENT_SECRET": DEFAULT_CLIENT_SECRET}
-        env["PORT"] = str(free_port())
+        env |= {"PORT": str(free_port()), **overrides}
         bot = BotProcess(env, tmp_path)
         slack.redirect_urls = [bot.url + REDIRECT_PATH]
         if redirect_uri:

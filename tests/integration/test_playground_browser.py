@@ -102,3 +102,37 @@ def test_stop_pressed_mid_answer_stops_the_answer(playground: Playground, browse
         time.sleep(0.2)
     assert "Paragraph 12 of 12" not in stopped
     assert len(texts(browser, "#thread-messages .message[data-bot='true']")) == 1
+
+
+@pytest.mark.timeout(120)
+def test_a_workspace_added_with_allow_gets_answers_and_the_page_switches_between_workspaces(
+    playground: Playground, browser: WebDriver
+) -> None:
+    """Adding a workspace shows Slack's authorize screen; Allow installs the app and shows the new workspace, whose
+    #general starts empty and gets the bot's answer; switching back shows the first workspace's own messages."""
+    browser.get(playground.url)
+    eventually(lambda: "running" in texts(browser, "#bot-state")[0], what="the bot shown running")
+    type_into(browser, "composer", "@claude this is the first workspace")
+    eventually(lambda: texts(browser, "#messages .replies-link") == ["1 reply"], what="the answer in the first")
+
+    click(browser, "#add-workspace")
+    eventually(
+        lambda: texts(browser, "#authorize:not([hidden]) #authorize-team") == ["Workspace 2"], what="Slack's screen"
+    )
+    assert "app_mentions:read" in texts(browser, "#authorize-scopes")[0]
+    click(browser, "#authorize-allow")
+    eventually(lambda: texts(browser, "#workspaces .workspace.active") == ["W2\nWorkspace 2"], what="the switch")
+    assert texts(browser, "#authorize:not([hidden])") == [], "Slack's screen is still shown"
+    assert texts(browser, "#messages .message") == [], "the new workspace's #general is its own"
+
+    type_into(browser, "composer", "@claude this is the second workspace")
+    eventually(lambda: texts(browser, "#messages .replies-link") == ["1 reply"], what="the answer in the second")
+    click(browser, "#messages .replies-link")
+    eventually(lambda: "this is the second workspace" in (bot_reply_text(browser) or ""), 30, what="its answer")
+
+    click(browser, "#workspaces .workspace[data-team='T0TEAM']")
+    eventually(
+        lambda: any("this is the first workspace" in text for text in texts(browser, "#messages .message .body")),
+        what="the first workspace's messages again",
+    )
+    assert not any("second workspace" in text for text in texts(browser, "#messages .message .body"))

@@ -35,15 +35,29 @@ def test_manifest_has_the_scopes_events_and_command_the_bot_needs() -> None:
         "agent_session_title_changed",
         "app_home_opened",
         "app_mention",
+        "app_uninstalled",
         "message.channels",
         "message.groups",
         "message.im",
+        "tokens_revoked",
     }
     [command] = manifest["features"]["slash_commands"]
     assert command["command"] == "/agent" and command["usage_hint"]
     urls = [events["request_url"], manifest["settings"]["interactivity"]["request_url"], command["url"]]
     assert all(url.endswith("/slack/events") for url in urls)
     assert manifest["features"]["bot_user"]["display_name"]
+
+
+def test_every_event_the_bot_listens_for_is_subscribed_in_the_manifest() -> None:
+    """Slack sends an event only to an app subscribed to it: each `.event("...")` listener's type is in bot_events
+    (`message` as its message.* channel types)."""
+    listened = set()
+    for path in sorted((ROOT / "handlers").glob("*.py")):
+        listened |= set(re.findall(r'\.event\("([a-z_]+)"\)', path.read_text()))
+    manifest = yaml.safe_load((ROOT / "manifest.yml").read_text())
+    subscribed = set(manifest["settings"]["event_subscriptions"]["bot_events"])
+    assert "app_uninstalled" in listened and "message" in listened  # the search finds the listeners
+    assert {"message" if event.startswith("message.") else event for event in subscribed} == listened
 
 
 def test_manifest_declares_an_agent_with_its_messages_tab() -> None:

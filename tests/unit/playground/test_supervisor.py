@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
+from playground.install_flow import BrowserInstall
+from playground.page_input import ME
 from playground.playground import Playground
-from playground.supervisor import anthropic_key, bot_environment
+from playground.supervisor import FirstInstall, anthropic_key, bot_environment
 
 
 @pytest.fixture
@@ -21,7 +25,9 @@ def test_offline_the_bot_talks_to_the_stand_in_model(playground: Playground, mon
     env = bot_environment(
         slack=playground, redis_url="redis://127.0.0.1:1234/0", bot_port=4567, api_key=None, offline_url="http://x"
     )
-    assert env["SLACK_BOT_TOKEN"] == playground.bot_token and env["SLACK_SIGNING_SECRET"] == "s3cret"
+    assert "SLACK_BOT_TOKEN" not in env, "OAuth mode: each workspace's token comes from its install"
+    assert (env["SLACK_CLIENT_ID"], env["SLACK_CLIENT_SECRET"]) == (playground.client_id, playground.client_secret)
+    assert env["SLACK_SIGNING_SECRET"] == "s3cret"
     assert "SLACK_APP_TOKEN" not in env, "the playground delivers over HTTP, not Socket Mode"
     assert env["SLACK_API_URL"] == playground.api_url
     assert env["REDIS_URL"] == "redis://127.0.0.1:1234/0" and env["PORT"] == "4567"
@@ -45,3 +51,20 @@ def test_the_key_may_come_from_a_dot_env_file(monkeypatch: pytest.MonkeyPatch, t
     with open(".env", "w") as env_file:
         env_file.write("ANTHROPIC_API_KEY=sk-ant-from-file\n")
     assert anthropic_key() == "sk-ant-from-file"
+
+
+async def test_a_first_install_the_bot_cannot_answer_is_shown_and_tried_again(playground: Playground) -> None:
+    """When the bot's install page cannot be reached, the page is told, and the next start of the bot tries again."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        nobody = f"http://127.0.0.1:{closed.getsockname()[1]}"  # bound, never listening: connections are refused
+        installs = BrowserInstall(playground, nobody, ME[0])
+        notices: list[str] = []
+        first_install = FirstInstall(installs, playground.team_id, notices.append)
+        try:
+            await first_install()
+            await first_install()
+        finally:
+            await installs.close()
+    assert not first_install.done and len(notices) == 2
+    assert "installing the app failed" in notices[0] and "Restart bot" in notices[0]

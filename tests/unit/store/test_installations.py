@@ -195,3 +195,39 @@ async def test_on_a_cluster_installs_are_saved_found_and_deleted(redis_cluster: 
         assert await records.find_installation(TEAM) == FoundInstallation(None, None)
     finally:
         await client.aclose()
+
+
+async def test_a_team_finds_its_own_bot_or_that_of_the_org_it_joined(redis: Redis) -> None:
+    """A team's tasks know only the team: its own install's bot wins; without one, the org's it was seen using;
+    a team that joined no org finds nothing."""
+    records = InstallationRecords(redis)
+    await install(records, ORG, "xoxb-org", "U1", 100.0)
+    assert await records.find_team_bot("T3") is None  # not yet seen using the org's install
+
+    await records.join_org("T3", "E1")
+    await records.join_org("T4", "E1")
+
+    found = await records.find_team_bot("T3")
+    assert found is not None and (found.owner_id, found.bot) == ("E1", bot("xoxb-org", 100.0))
+    assert await records.org_teams("E1") == ["T3", "T4"]
+    await install(records, Workspace("E1", "T3"), "xoxb-own", "U1", 200.0)
+    found = await records.find_team_bot("T3")
+    assert found is not None and (found.owner_id, found.bot["bot_token"]) == ("T3", "xoxb-own")
+    assert await records.find_team_bot("T9") is None
+
+
+async def test_an_orgs_uninstall_keeps_the_list_of_its_teams_and_nothing_else(redis: Redis) -> None:
+    """delete_all forgets the org's installs and bot but keeps which teams it served, for a reinstall within the
+    grace period (the sweep deletes it after); a team's delete_all leaves nothing."""
+    records = InstallationRecords(redis)
+    await install(records, ORG, "xoxb-org", "U1", 100.0)
+    await records.join_org("T3", "E1")
+
+    await records.delete_all(ORG)
+
+    assert await records.find_installation(ORG) == FoundInstallation(None, None)
+    assert await records.org_teams("E1") == ["T3"]
+    assert await records.find_team_bot("T3") is None
+    await install(records, TEAM, "xoxb-1", "U1", 100.0)
+    await records.delete_all(TEAM)
+    assert not await redis.exists(keys.installations("T1"))

@@ -137,6 +137,19 @@ async def test_the_sweep_deletes_a_due_teams_data_but_not_its_installations_nor_
     assert await departures.due_teams(now=1001.0 + GRACE) == []
 
 
+async def test_the_sweep_deletes_the_org_links_an_uninstall_left(departures: Departures, redis: Redis) -> None:
+    """An org-wide install's uninstall keeps its list of teams and their links to it through the grace period; once
+    it is over they go, with nothing else in their hashes to keep."""
+    await redis.hset(keys.installations("E1"), "team:T1", "1")
+    await redis.hset(keys.installations("T1"), "org", "E1")
+    for owner in ("E1", "T1"):
+        await departures.mark_left(owner, at=1000.0)
+
+    assert sorted(await departures.sweep(now=1001.0 + GRACE)) == ["E1", "T1"]
+
+    assert await redis.keys("agent:E1:*") == [] and await redis.keys("agent:T1:*") == []
+
+
 async def test_a_team_that_came_back_is_not_deleted(queue: TaskQueue, departures: Departures, redis: Redis) -> None:
     """A team that installed the app again is off the schedule: the sweep leaves its data."""
     await queue.submit(make_task("Ev1"))

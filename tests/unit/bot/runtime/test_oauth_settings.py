@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from bot.runtime.app import INSTALL_PATH, REDIRECT_PATH, authorization_url, build_oauth_settings
 from bot.runtime.settings import MANIFEST_BOT_SCOPES, Settings
+from bot.runtime.workspaces import INSTALL_PATH, REDIRECT_PATH, authorization_url, build_oauth_settings
 from handlers.installation_store import RedisInstallationStore, RedisOAuthStateStore
 
 
