@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
+import traceback
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
@@ -26,6 +28,23 @@ RedisClient: TypeAlias = Redis | RedisCluster
 # What a Redis that is unreachable or failing raises: redis-py's cluster client raises RedisClusterException, which
 # is not a RedisError, when it cannot rebuild its slot map (every node down, the cluster not yet agreed again).
 REDIS_FAILURES: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
+
+
+def lost_mid_write(exc: BaseException) -> bool:
+    """Whether `exc` is redis-py's asyncio client meeting a connection closed under a write (a node failing over, a
+    peer reset): it leaks the transport's AttributeError or TypeError instead of a ConnectionError (redis-py
+    #3546, #4287). The caller treats it as the lost connection it is."""
+    if not isinstance(exc, AttributeError | TypeError):
+        return False
+    frames = traceback.extract_tb(exc.__traceback__)
+    return any(frame.filename.endswith(_WRITE_PATHS) for frame in frames[-3:])
+
+
+_WRITE_PATHS = (
+    os.path.join("redis", "asyncio", "connection.py"),
+    os.path.join("asyncio", "streams.py"),
+    os.path.join("asyncio", "selector_events.py"),
+)
 
 
 def _tls_options(url: str, tls_verify: bool) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from bot.core.errors import SlackError
 from bot.tasks.executor import TaskExecutor
 from bot.tasks.priority import IntakeFirst
 from bot.tasks.stopping import StopListener
-from store.connection import REDIS_FAILURES
+from store.connection import REDIS_FAILURES, lost_mid_write
 from store.errors import LeaseLost
 from store.leaving import Departures
 from store.models import Task
@@ -228,8 +228,11 @@ class TaskRunner:
                 await asyncio.sleep(backoff(self._settings.retry_delay, failures))
                 continue
             # Whatever else goes wrong, the reader goes on: without it, its shards' work would wait for a restart.
-            except Exception:
-                log.exception("a queue reader failed; it goes on after a pause")
+            except Exception as exc:
+                if lost_mid_write(exc):
+                    log.warning("a queue reader lost its Redis connection mid-write; it goes on after a pause")
+                else:
+                    log.exception("a queue reader failed; it goes on after a pause")
                 await asyncio.sleep(self._settings.retry_delay)
                 continue
             finally:
@@ -285,8 +288,8 @@ class TaskRunner:
                     continue
                 # A failing task must not take the worker down with it: log it and try again after a pause.
                 # Its attempt counter makes sure it is failed for good after a few tries.
-                except Exception as exc:
-                    log.exception("thread %s: task step failed; retrying", lease.thread.encode())
+                except Exception as exc:  # noqa: BLE001 - logged with its traceback by _log_step_failure
+                    _log_step_failure(lease, exc)
                     if task is not None:  # what the thread is told if the task is failed for good
                         with contextlib.suppress(*REDIS_FAILURES):
                             await self._queue.note_failure(task, failure_reason(exc))
@@ -336,8 +339,11 @@ class TaskRunner:
                     log.warning("cannot renew or check leases (%s)", exc)
             # Whatever else goes wrong, the keeper goes on: without it this worker's leases would lapse and its
             # threads pass to others while it still works on them.
-            except Exception:
-                log.exception("the lease keeper failed; it goes on after a pause")
+            except Exception as exc:
+                if lost_mid_write(exc):
+                    log.warning("the lease keeper lost its Redis connection mid-write; it goes on after a pause")
+                else:
+                    log.exception("the lease keeper failed; it goes on after a pause")
                 await asyncio.sleep(self._settings.retry_delay)
 
     async def _take_over_stale(self) -> None:
@@ -397,3 +403,10 @@ class TaskRunner:
             for work in list(self._active.values()):
                 work.cancel()
             await asyncio.gather(*self._active.values(), return_exceptions=True)
+
+
+def _log_step_failure(lease: ThreadLease, exc: Exception) -> None:
+    if lost_mid_write(exc):
+        log.warning("thread %s: lost a Redis connection mid-write; retrying", lease.thread.encode())
+    else:
+        log.error("thread %s: task step failed; retrying", lease.thread.encode(), exc_info=exc)

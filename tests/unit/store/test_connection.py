@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import ssl
+from typing import Any
+
+import pytest
 
 from bot.tasks.runner import RunnerSettings
-from store.connection import connect
+from store.connection import connect, lost_mid_write
 
 
 async def test_rediss_urls_verify_the_server_certificate_unless_told_not_to() -> None:
@@ -32,3 +36,20 @@ def test_a_blocked_queue_read_ends_in_redis_before_the_client_gives_up_on_it() -
     block_seconds = RunnerSettings(consumer="web.1").block_ms / 1000
     standalone = connect("redis://127.0.0.1:6379")
     assert standalone.connection_pool.connection_kwargs["socket_timeout"] > block_seconds
+
+
+def test_a_write_on_a_connection_closed_under_it_is_told_from_a_bug_of_ours() -> None:
+    """redis-py leaks AttributeError/TypeError from a transport closed under a write (redis-py #3546, #4287): raised
+    in its connection's write, that is a lost connection; the same error types raised in our code are not."""
+    namespace: dict[str, Any] = {}
+    # The write as redis-py's asyncio connection makes it, its writer gone under it.
+    source = "def send(writer):\n    writer.writelines([b'PING'])\n"
+    exec(compile(source, os.path.join("site-packages", "redis", "asyncio", "connection.py"), "exec"), namespace)
+    with pytest.raises(AttributeError) as leaked:
+        namespace["send"](None)
+    assert lost_mid_write(leaked.value)
+
+    with pytest.raises(AttributeError) as ours:
+        None.writelines([])  # type: ignore[attr-defined]
+    assert not lost_mid_write(ours.value)
+    assert not lost_mid_write(ConnectionError("refused"))
