@@ -97,6 +97,10 @@ def configure_logging(
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
     root.addHandler(handler)
+    if log_format == "json":
+        # Python's warnings (a library's DeprecationWarning) go to stderr as lines of text of their own; through the
+        # logging system (logger py.warnings) they are JSON lines like the rest.
+        logging.captureWarnings(True)
     root.setLevel(library_level)
     for name in OUR_LOGGERS:
         logging.getLogger(name).setLevel(level)

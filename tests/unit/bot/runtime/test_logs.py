@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -23,6 +24,7 @@ def restore_logging() -> Iterator[None]:
     handlers, level = list(root.handlers), root.level
     ours = {name: logging.getLogger(name).level for name in ("bot", "handlers", "store")}
     yield
+    logging.captureWarnings(False)
     root.handlers[:] = handlers
     root.setLevel(level)
     for name, saved in ours.items():
@@ -113,3 +115,15 @@ def test_our_loggers_and_the_libraries_get_their_own_levels() -> None:
     logging.getLogger("handlers.signed_requests").debug("refused a request")
     logging.getLogger("anthropic._base_client").debug("Request options: a whole prompt")
     assert [line["logger"] for line in json_lines(stream)] == ["handlers.signed_requests"]
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_a_python_warning_is_a_json_line_too() -> None:
+    """In JSON, a warning a library raises is a record like the others, not a stray line of text on stderr."""
+    stream = io.StringIO()
+    configure_logging("INFO", "INFO", log_format="json", dyno="web.1", stream=stream)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("an old parameter", DeprecationWarning, stacklevel=1)
+    [line] = json_lines(stream)
+    assert line["logger"] == "py.warnings" and line["level"] == "WARNING" and "an old parameter" in str(line["message"])
