@@ -1,6 +1,6 @@
 """The process's log: readable text lines (the default) or one JSON object per line (LOG_FORMAT=json).
 
-Both go to stderr, where Heroku's router and most log shippers take them. JSON lines carry, besides the time, level,
+Both go to stderr, where Heroku's Logplex and most log shippers take them. JSON lines carry, besides the time, level,
 logger and message, this process's DYNO on every record and, on every record made while a task or an incoming event
 is handled, its workspace, channel, thread and task id (bot/core/log_context.py), so that an operator can search for
 everything that happened to one thread or one task across processes.
