@@ -51,7 +51,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 _CLEARED_PREFIXES = ("SLACK_", "ANTHROPIC_", "REDIS_")
-_CLEARED_NAMES = {"PORT", "DYNO", "SYSTEM_PROMPT", "LOG_LEVEL", "LOG_LEVEL_LIBRARIES", "DATA_DIR"}
+_CLEARED_NAMES = {"PORT", "DYNO", "SYSTEM_PROMPT", "LOG_LEVEL", "LOG_LEVEL_LIBRARIES", "LOG_FORMAT", "DATA_DIR"}
 
 
 @pytest.fixture(autouse=True)

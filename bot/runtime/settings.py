@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
@@ -145,6 +145,12 @@ class Settings(BaseSettings):
         pattern=LEVELS,
         description="Level of the libraries' loggers (Slack, Anthropic, HTTP, Redis); DEBUG logs whole requests.",
     )
+    # --- operator controls (issue 19): logs ---
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text: readable lines; json: one JSON object per line, with the task's ids and DYNO.",
+    )
+    # --- end of logs ---
 
     @model_validator(mode="after")
     def _http_mode_needs_signing_secret(self) -> Settings:

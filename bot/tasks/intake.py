@@ -13,6 +13,7 @@ from bot.agent.context import NOTE_MAX_CHARS
 from bot.agent.messages import strip_mention
 from bot.core.errors import SlackError
 from bot.core.faults import CrashPoints
+from bot.core.log_context import logs_as_event
 from bot.core.ports import SlackGateway
 from store.models import SharedFile, Task, TaskKind, ThreadRef
 from store.stops import StopOutcome, StopRequests, StopResult
@@ -69,6 +70,7 @@ class Intake:
         self._crash = crash or CrashPoints()
         self._max_input_chars = max_input_chars
 
+    @logs_as_event
     async def mention(self, message: IncomingMessage, bot_user_id: str) -> SubmitResult | StopOutcome:
         """A message addressed to the bot: answer it, or run the command word it consists of (`stop`: at once)."""
         text = strip_mention(message.text, bot_user_id)
@@ -97,6 +99,7 @@ class Intake:
             log.warning("could not say in thread %s what the stop did: %s", thread.encode(), exc)
         return outcome
 
+    @logs_as_event
     async def thread_message(self, message: IncomingMessage) -> SubmitResult:
         """A message not addressed to the bot: remembered if its thread has an agent, else ignored."""
         return await self._submit(message, TaskKind.NOTE, message.text)

@@ -9,6 +9,7 @@ import math
 import time
 from dataclasses import dataclass
 
+from bot.core import log_context
 from bot.core.errors import SlackError
 from bot.tasks.executor import TaskExecutor
 from bot.tasks.priority import IntakeFirst
@@ -249,7 +250,9 @@ class TaskRunner:
         for lease in leases:
             if lease.key not in self._active:
                 name = f"thread-{lease.shard}-{lease.entry_id}"
-                self._active[lease.key] = asyncio.create_task(self._work(lease), name=name)
+                # Its own context: the thread's records carry its ids, and each task's its id (bind_task in _work).
+                context = log_context.thread_context(lease.thread)
+                self._active[lease.key] = asyncio.create_task(self._work(lease), name=name, context=context)
 
     async def _work(self, lease: ThreadLease) -> None:
         """Work one thread's inbox until it is empty, oldest task first."""
@@ -261,6 +264,7 @@ class TaskRunner:
                 try:
                     await self._intake_first.turn()
                     task = await self._queue.head(lease.thread)
+                    log_context.bind_task(task.task_id if task is not None else None)
                     if task is None:
                         if await self._queue.release(lease):
                             return
