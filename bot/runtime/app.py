@@ -13,6 +13,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from aiohttp import ClientSession
+from aiohttp.typedefs import Handler
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
@@ -37,6 +38,7 @@ from bot.core.errors import RedisUnavailable
 from bot.core.faults import CrashPoints
 from bot.runtime.embedded_redis import EmbeddedRedis
 from bot.runtime.health import healthz_handler, redis_health
+from bot.runtime.metrics_page import MetricsAuth, metrics_handler, queue_sampler
 from bot.runtime.migration import (
     MIGRATION_CLIENT_NAME,
     change_queue_shards,
@@ -382,31 +384,34 @@ async def serve(settings: Settings, mode: Mode = "web") -> None:
         work = bot.runner.run(stopping) if runs_tasks else stopping.wait()
         # The runner starts first: a restarted dyno's unfinished tasks resume while intake gets ready.
         runner_task: asyncio.Task[Any] = asyncio.create_task(work, name="task-runner")
-        intake = build_web_front(bot) if mode == "web" else None
+        front = build_web_front(bot) if mode == "web" else build_worker_front(bot)
         warming = asyncio.create_task(_warm_up_later(redis), name="redis-warm-up")
         if isinstance(redis, Redis) and runs_tasks:  # (the old layout never ran on a cluster)
             background.add(asyncio.create_task(keep_migrating(redis, bot.space, stopping), name="migration"))
         try:
-            if intake is not None:
-                await intake.start()
-            log.info(
-                "bot %s running: %s%s",
-                settings.dyno,
-                intake.describe() if intake else "worker only",
-                ", with workers" if runs_tasks and intake else "",
-            )
+            if front is not None:
+                await front.start()
+            log.info("bot %s running: %s", settings.dyno, _running_as(mode, front, runs_tasks))
             await _until_stopped(stopping, runner_task)
         finally:
             stopping.set()
             warming.cancel()
             for task in background:
                 task.cancel()
-            if intake is not None:
-                await intake.stop_listening()
+            if front is not None:
+                await front.stop_listening()
             await _finish(runner_task)
-            if intake is not None:
-                await intake.close()
+            if front is not None:
+                await front.close()
     log.info("bot %s stopped", settings.dyno)
+
+
+def _running_as(mode: Mode, front: WebFront | None, runs_tasks: bool) -> str:
+    """How this process runs, for its start line."""
+    if mode == "worker":
+        return "worker only" + (f", {front.describe()}" if front is not None else "")
+    assert front is not None  # a web process always has its front
+    return front.describe() + (", with workers" if runs_tasks else "")
 
 
 async def _prepare(bot: Bot) -> None:
@@ -438,7 +443,35 @@ def build_web_front(bot: Bot) -> WebFront:
     socket = AsyncSocketModeHandler(bot.bolt, app_token.get_secret_value()) if app_token is not None else None
     flow = bot.bolt.oauth_flow
     pages = oauth_page_routes(flow) if flow is not None else None
-    return WebFront(port=settings.port, health=health, events=events, socket=socket, pages=pages)
+    return WebFront(
+        port=settings.port, health=health, events=events, socket=socket, pages=pages, metrics=build_metrics(bot)
+    )
+
+
+def build_worker_front(bot: Bot) -> WebFront | None:
+    """A worker-only process's HTTP server, /metrics and /healthz alone: on PORT if set, else METRICS_PORT; None
+    (no server) when neither is."""
+    settings = bot.settings
+    port = settings.worker_metrics_port
+    if port is None:
+        return None
+
+    def details() -> dict[str, object]:
+        return {"mode": "worker", "dyno": settings.dyno, "active_threads": bot.runner.active_threads}
+
+    health = healthz_handler(functools.partial(redis_health, bot.redis), details)
+    return WebFront(port=port, health=health, events=None, socket=None, metrics=build_metrics(bot))
+
+
+def build_metrics(bot: Bot) -> Handler:
+    """GET /metrics of this process, behind METRICS_TOKEN / METRICS_BASIC_AUTH if set."""
+    settings = bot.settings
+    token, basic = settings.metrics_token, settings.metrics_basic_auth
+    auth = MetricsAuth(
+        token=token.get_secret_value() if token else None, basic=basic.get_secret_value() if basic else None
+    )
+    sample = queue_sampler(bot.redis, bot.space, lambda: bot.runner.active_threads)
+    return metrics_handler(auth, settings.dyno, sample)
 
 
 async def _until_stopped(stopping: asyncio.Event, runner_task: asyncio.Task[Any]) -> None:
