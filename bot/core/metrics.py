@@ -14,12 +14,12 @@ series Prometheus keeps.
                     reason: "none" for accepted and duplicate; for refused the refusing check's word (channel,
                     user, rate_user, rate_thread, bot_turns, budget_user, budget_channel, budget_workspace)
     TASKS           kind: the task kind (answer, note, greet, status, reset, channel_reset...);
-                    outcome: done, failed, stopped, cancelled
+                    outcome: done, failed, stopped (a task a reset cancels is not counted: it never finishes)
     MODEL_CALLS     model; outcome: ok, error
     MODEL_TOKENS    model; kind: input (uncached), output, cache_read, cache_write
     RETRIES         service: anthropic, slack; reason: the error's name (anthropic) or rate_limited, server_error,
                     connection_error (slack)
-    REDIS_ERRORS    where: intake, runner, lease_keeper, answer, metrics
+    REDIS_ERRORS    where: intake, runner (a thread's work), queue_reader, lease_keeper, metrics (a scrape)
 """
 
 from __future__ import annotations

@@ -20,11 +20,6 @@ from redis.exceptions import RedisClusterException, RedisError
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
 from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -53,6 +48,7 @@ from bot.tasks.channel_reset import ChannelResetter
 from bot.tasks.executor import ExecutorSettings, TaskExecutor, TaskHandler
 from bot.tasks.fitting import ContextFitter, ContextSettings
 from bot.tasks.intake import Intake
+from bot.tasks.metered_journal import MeteredJournal
 from bot.tasks.people import People
 from bot.tasks.priority import IntakeFirst
 from bot.tasks.reset import ResetAnnouncer
@@ -69,6 +65,7 @@ from handlers.installation_store import RedisInstallationStore, RedisOAuthStateS
 from handlers.oauth_pages import oauth_page_routes
 from handlers.session_listeners import register_session_listeners
 from handlers.signed_requests import slack_events_handler
+from handlers.slack_retries import counted_retry_handlers
 from handlers.team_bots import TeamBots
 from handlers.token_refresh import TokenRefresher
 from handlers.uninstall_listeners import UninstallListeners, register_uninstall_listeners
@@ -76,7 +73,6 @@ from store.connection import RedisClient, certificate_rejected, connect, connect
 from store.errors import ShardChangeRefused, UnusableRedis
 from store.feedback import FeedbackStore
 from store.health import warn_if_evicting
-from store.journal import TaskJournal
 from store.keys import DAY, KeySpace
 from store.leaving import Departures
 from store.models import TaskKind
@@ -118,11 +114,7 @@ def build_slack_client(settings: Settings, session: ClientSession | None = None)
         token=settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None,
         base_url=settings.slack_api_url,
         session=session,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
-            AsyncServerErrorRetryHandler(max_retry_count=2),
-        ],
+        retry_handlers=counted_retry_handlers(),
     )
 
 
@@ -164,7 +156,7 @@ def build_executor(
         summarizer, system_prompt=settings.system_prompt, budget=budget, estimator=estimator, crash=crash
     )
     space = queue.space
-    journal = TaskJournal(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
+    journal = MeteredJournal(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
     threads = ThreadStore(redis, space)
     people = People(threads, gateway)
     fitter = ContextFitter(
