@@ -11,8 +11,8 @@ scraped through one address, as Heroku's router does with web dynos.
 Label values come from short fixed lists, never from people, threads or workspaces: each distinct label set is a
 series Prometheus keeps.
     MENTIONS        outcome: accepted, duplicate (Slack delivered the same event again), refused;
-                    reason: "none" for accepted and duplicate; for refused the refusing check's word (channel,
-                    user, rate_user, rate_thread, bot_turns, budget_user, budget_channel, budget_workspace)
+                    reason: "none" for accepted and duplicate; for refused, one short word per refusing check, from
+                    a fixed list its module keeps (e.g. not_allowed, rate_limit, bot_turns, budget)
     TASKS           kind: the task kind (answer, note, greet, status, reset, channel_reset...);
                     outcome: done, failed, stopped (a task a reset cancels is not counted: it never finishes)
     MODEL_CALLS     model; outcome: ok, error

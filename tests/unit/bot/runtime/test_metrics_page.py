@@ -12,11 +12,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from bot.core import metrics
+from bot.runtime.app import build_bot, build_worker_front
 from bot.runtime.metrics_page import MetricsAuth, metrics_handler, queue_sampler
 from bot.runtime.web import build_web_app
 from store.keys import KeySpace
 from store.models import Task, TaskKind, ThreadRef
 from store.tasks import TaskQueue
+from tests.fakes import FakeSlack
+from tests.unit.handlers.scenario import settings_for
 from tests.unit.metric_values import sample
 
 Client = TestClient[web.Request, web.Application]
@@ -138,3 +141,10 @@ async def test_a_scrape_with_redis_down_serves_the_last_figures(make_client: Mak
         assert sample("slack_agent_redis_errors_total", where="metrics") == before + 1
     finally:
         await dead.aclose()
+
+
+async def test_a_worker_serves_metrics_only_where_told(slack: FakeSlack, redis: Redis) -> None:
+    """A worker-only process gets a /metrics server on METRICS_PORT (PORT unset), and none with neither set."""
+    assert build_worker_front(build_bot(settings_for(slack), redis)) is None
+    front = build_worker_front(build_bot(settings_for(slack, metrics_port=9464), redis))
+    assert front is not None and front.describe() == "serving /metrics and /healthz on port 9464"
