@@ -5,8 +5,8 @@
 
 Each process keeps its own counts in memory and serves them itself, as Prometheus expects of several processes
 (no multiprocess mode: a restart starts the counters again at 0, which rate() and increase() allow for). Every
-sample is exposed with a `dyno` label (DYNO), so that the processes of one deployment stay apart even when they are
-scraped through one address, as Heroku's router does with web dynos.
+sample is exposed with a `dyno` label (the process's consumer name, DYNO as a rule), so that the processes of one
+deployment stay apart even when they are scraped through one address, as Heroku's router does with web dynos.
 
 Label values come from short fixed lists, never from people, threads or workspaces: each distinct label set is a
 series Prometheus keeps.

@@ -463,7 +463,8 @@ def build_metrics(bot: Bot) -> Handler:
         token=token.get_secret_value() if token else None, basic=basic.get_secret_value() if basic else None
     )
     sample = queue_sampler(bot.redis, bot.space, lambda: bot.runner.active_threads)
-    return metrics_handler(auth, settings.dyno, sample)
+    # The consumer name, not DYNO: two processes of one host without DYNO set would share the host name.
+    return metrics_handler(auth, bot.runner.consumer, sample)
 
 
 async def _until_stopped(stopping: asyncio.Event, runner_task: asyncio.Task[Any]) -> None:

@@ -90,6 +90,11 @@ class TaskRunner:
         self._rebuilds = 0
 
     @property
+    def consumer(self) -> str:
+        """This process's name in the consumer groups: DYNO, or a distinct one if another live process has it."""
+        return self._settings.consumer
+
+    @property
     def active_threads(self) -> int:
         """How many threads this process is working on now."""
         return len(self._active)
