@@ -48,7 +48,7 @@ TASKS = Counter(f"{PREFIX}_tasks", "Tasks finished, by kind and outcome.", ["kin
 # Slack wants an answer within 3 seconds and retries the event after that: the buckets are dense below it.
 ACK_SECONDS = Histogram(
     f"{PREFIX}_ack_seconds",
-    "From a Slack request's arrival to the bot's answer to it (HTTP mode).",
+    "From a Slack request's (or Socket Mode envelope's) arrival to the bot's acknowledgement of it.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0),
     registry=REGISTRY,
 )

@@ -17,7 +17,6 @@ from aiohttp.typedefs import Handler
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
-from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
@@ -42,7 +41,7 @@ from bot.runtime.migration import (
     prepare_layout,
 )
 from bot.runtime.settings import Settings, split_names
-from bot.runtime.web import WebFront
+from bot.runtime.web import TimedSocketModeHandler, WebFront
 from bot.tasks.answer import Answerer
 from bot.tasks.channel_reset import ChannelResetter
 from bot.tasks.executor import ExecutorSettings, TaskExecutor, TaskHandler
@@ -432,7 +431,7 @@ def build_web_front(bot: Bot) -> WebFront:
     if not settings.socket_mode and secret is not None:
         events = slack_events_handler(bot.bolt, secret.get_secret_value(), bot.intake_first)
     app_token = settings.slack_app_token
-    socket = AsyncSocketModeHandler(bot.bolt, app_token.get_secret_value()) if app_token is not None else None
+    socket = TimedSocketModeHandler(bot.bolt, app_token.get_secret_value()) if app_token is not None else None
     flow = bot.bolt.oauth_flow
     pages = oauth_page_routes(flow) if flow is not None else None
     return WebFront(

@@ -115,3 +115,17 @@ async def test_each_process_serves_its_own_metrics(
     assert value(in_web, "slack_agent_tasks_total", kind="answer", outcome="done") == 0
     assert "serving /metrics and /healthz on port" in worker.output()
     assert await worker.stop() == 0
+
+
+async def test_socket_mode_acks_are_timed(make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic) -> None:
+    """In Socket Mode each envelope's acknowledgement is timed like an HTTP request's, and /metrics is served on
+    PORT all the same."""
+    bot = make_bot(SLACK_APP_TOKEN=slack.app_token, METRICS_TOKEN=TOKEN)
+    bot.env.pop("SLACK_SIGNING_SECRET")  # Socket Mode needs none
+    await bot.start()
+    await wait_until(lambda: slack.socket_connected, timeout=10)
+    await slack.wait_for_ack(await slack.send_socket_event(mention(slack, "hi over the socket")))
+    await wait_until(lambda: any("echo:" in text for text in bot_texts(slack)), timeout=10)
+    found = await samples(bot)
+    assert value(found, "slack_agent_ack_seconds_count") == 1
+    assert value(found, "slack_agent_mentions_total", outcome="accepted", reason="none") == 1
