@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from store.models import ThreadRef
 from store.queue_stats import queue_stats
 from store.tasks import TaskQueue
-from tests.unit.store.conftest import ELSEWHERE, OTHER, SPACE, THREAD, claim_all, make_task
+from tests.integration.redis_cluster import LocalCluster
+from tests.unit.store.conftest import ELSEWHERE, OTHER, SPACE, THREAD, claim_all, make_groups, make_task
 
 
 async def test_an_empty_queue_has_nothing_waiting(queue: TaskQueue, redis: Redis) -> None:
@@ -45,3 +46,17 @@ async def test_waiting_threads_are_counted_after_a_reset_deleted_an_entry(queue:
     await queue.reset(make_task("Ev3", thread=THREAD))
     stats = await queue_stats(redis, SPACE)
     assert stats.waiting == 2
+
+
+async def test_on_a_cluster_every_shards_node_is_read(redis_cluster: LocalCluster) -> None:
+    """On a three-master Redis Cluster each shard's stream is read on its own node, and the figures add up."""
+    client = RedisCluster.from_url(redis_cluster.url, decode_responses=True)
+    try:
+        queue = TaskQueue(client, SPACE)
+        await make_groups(queue)
+        for index, thread in enumerate((THREAD, OTHER, ELSEWHERE)):
+            await queue.submit(make_task(f"Ev{index}", thread=thread))
+        stats = await queue_stats(client, SPACE)
+        assert (stats.waiting, stats.running) == (3, 0)
+    finally:
+        await client.aclose()
