@@ -50,7 +50,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(_session_redis.data_dir, ignore_errors=True)
 
 
-_CLEARED_PREFIXES = ("SLACK_", "ANTHROPIC_", "REDIS_")
+_CLEARED_PREFIXES = ("SLACK_", "ANTHROPIC_", "REDIS_", "METRICS_")
 _CLEARED_NAMES = {"PORT", "DYNO", "SYSTEM_PROMPT", "LOG_LEVEL", "LOG_LEVEL_LIBRARIES", "LOG_FORMAT", "DATA_DIR"}
 
 

@@ -152,6 +152,41 @@ class Settings(BaseSettings):
     )
     # --- end of logs ---
 
+    # --- metrics (issue 19) ---
+    metrics_token: SecretStr | None = Field(
+        default=None, description="Bearer token a scrape of /metrics must send; unset: /metrics needs none."
+    )
+    metrics_basic_auth: SecretStr | None = Field(
+        default=None, description='"user:password" a scrape of /metrics may send as basic auth instead.'
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port of a worker-only process's /metrics and /healthz when PORT is not set; unset: none.",
+    )
+    # --- end of metrics ---
+
+    @field_validator("metrics_token", "metrics_basic_auth", mode="before")
+    @classmethod
+    def _blank_secret_is_unset(cls, value: object) -> object:
+        # `heroku config:set METRICS_TOKEN=` leaves it empty: that must not become a token anyone can send.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("metrics_basic_auth")
+    @classmethod
+    def _user_and_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            user, colon, password = value.get_secret_value().partition(":")
+            if not (user and colon and password):
+                raise ValueError('must be "user:password", both non-empty')
+        return value
+
+    @property
+    def worker_metrics_port(self) -> int | None:
+        """Where a worker-only process serves /metrics: PORT if it is set in the environment, else METRICS_PORT."""
+        return self.port if "port" in self.model_fields_set else self.metrics_port
+
     @model_validator(mode="after")
     def _http_mode_needs_signing_secret(self) -> Settings:
         if self.slack_app_token is None and self.slack_signing_secret is None:

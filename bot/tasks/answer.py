@@ -13,6 +13,7 @@ from typing import Any
 from bot.agent.context import Context
 from bot.agent.loop import AgentLoop, LoopResult
 from bot.agent.steps import parse_steps, total_usage
+from bot.core import metrics
 from bot.core.errors import ModelError, ModelRefused
 from bot.core.faults import CrashPoints
 from bot.core.ports import SlackGateway
@@ -114,7 +115,7 @@ class Answerer:
         if attachments.images:
             context = with_images(context, attachments.images)
         try:
-            result = await self._run_loop(lease, task, reply, context, steps)
+            result = await self._run_loop(lease, task, reply, context, steps, timed=not resumed)
         except ModelError as exc:
             await self._model_failed(lease, task, reply, exc, turns=[*earlier, question])
             return
@@ -126,6 +127,8 @@ class Answerer:
         self._crash.reached("answer.journaled")
         text = reply_text(result.text, task, attachments)
         await reply.deliver(text, resumed=resumed)
+        if not resumed:  # a resumed answer's times measure the crash, not the bot: they would swamp the histograms
+            metrics.ANSWER_SECONDS.observe(metrics.since(task.created_at))
         self._crash.reached("reply.posted")
         new_turns = [*earlier, question, Turn("assistant", text, ts=reply_ts)]
         fold, fold_usage = await self._fitter.fold(lease, task, steps, summary, [*history, *new_turns])
@@ -164,13 +167,21 @@ class Answerer:
         await self._journal.finish(lease, task, TaskStatus.STOPPED, turns=[*turns, answer], usage=usage)
 
     async def _run_loop(
-        self, lease: ThreadLease, task: Task, reply: ReplyMessage, context: Context, steps: list[dict[str, Any]]
+        self,
+        lease: ThreadLease,
+        task: Task,
+        reply: ReplyMessage,
+        context: Context,
+        steps: list[dict[str, Any]],
+        *,
+        timed: bool = False,
     ) -> LoopResult:
         """The tool loop from the journal so far, each new step journaled, the answer shown as it streams in.
 
         The loop runs as a task of its own, registered in RunningAnswers: a stop cancels it (the model's stream is
         closed, no further call is made). A stop this process did not hear of is met at the loop's next journaled
-        step. Either way TaskStopped is raised, with the text shown so far."""
+        step. Either way TaskStopped is raised, with the text shown so far. `timed`: the first words shown are timed
+        for the metrics (a first attempt's)."""
         shown = ""
 
         async def record(step: dict[str, Any]) -> None:
@@ -178,9 +189,14 @@ class Answerer:
 
         live = reply.live()
 
+        first_text = timed
+
         async def on_text(text: str) -> None:
-            nonlocal shown
+            nonlocal shown, first_text
             shown = text
+            if first_text and text.strip():
+                first_text = False
+                metrics.FIRST_TEXT_SECONDS.observe(metrics.since(task.created_at))
             await live.show(text)
 
         key = task.thread.encode()

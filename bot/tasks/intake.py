@@ -11,10 +11,12 @@ from dataclasses import dataclass
 
 from bot.agent.context import NOTE_MAX_CHARS
 from bot.agent.messages import strip_mention
+from bot.core import metrics
 from bot.core.errors import SlackError
 from bot.core.faults import CrashPoints
 from bot.core.log_context import logs_as_event
 from bot.core.ports import SlackGateway
+from store.connection import REDIS_FAILURES
 from store.models import SharedFile, Task, TaskKind, ThreadRef
 from store.stops import StopOutcome, StopRequests, StopResult
 from store.tasks import ResetResult, SubmitResult, TaskQueue
@@ -81,7 +83,10 @@ class Intake:
             return await self._stop_here(message)
         else:
             kind = COMMAND_WORDS.get(word, TaskKind.ANSWER)
-        return await self._submit(message, kind, text)
+        result = await self._submit(message, kind, text)
+        # Slack's retries of an event count apart: `accepted` counts each mention once.
+        metrics.MENTIONS.labels(outcome=result.value, reason="none").inc()
+        return result
 
     async def stop(self, thread: ThreadRef, user_id: str) -> StopOutcome:
         """Stop the thread's running answer now, wherever it runs (store/stops.py)."""
@@ -127,10 +132,14 @@ class Intake:
             original_chars=len(text) if cut else 0,
             files=message.files,
         )
-        if kind is TaskKind.RESET:
-            result = (await self._queue.reset(task)).outcome
-        else:
-            result = await self._queue.submit(task)
+        try:
+            if kind is TaskKind.RESET:
+                result = (await self._queue.reset(task)).outcome
+            else:
+                result = await self._queue.submit(task)
+        except REDIS_FAILURES:
+            metrics.REDIS_ERRORS.labels(where="intake").inc()
+            raise  # Slack is answered 500 and delivers the event again
         if result is SubmitResult.DUPLICATE:
             log.info("event %s was delivered again; already recorded", message.event_id)
         self._crash.reached("intake.recorded")

@@ -9,7 +9,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from bot.core import log_context
+from bot.core import log_context, metrics
 from bot.core.errors import SlackError
 from bot.tasks.executor import TaskExecutor
 from bot.tasks.priority import IntakeFirst
@@ -88,6 +88,11 @@ class TaskRunner:
         self._readers_waiting = 0  # readers waiting for a free slot
         self._rebuilding = asyncio.Lock()  # one rebuild of a lost queue at a time, however many meet the loss
         self._rebuilds = 0
+
+    @property
+    def consumer(self) -> str:
+        """This process's name in the consumer groups: DYNO, or a distinct one if another live process has it."""
+        return self._settings.consumer
 
     @property
     def active_threads(self) -> int:
@@ -178,6 +183,7 @@ class TaskRunner:
             try:
                 own = await self._queue.claim_own_pending(consumer, shard)
             except REDIS_FAILURES as exc:
+                metrics.REDIS_ERRORS.labels(where="runner").inc()
                 failures += 1
                 log.warning("cannot take back this worker's threads yet (%s); retrying", exc)
                 await asyncio.sleep(backoff(self._settings.retry_delay, failures))
@@ -222,6 +228,7 @@ class TaskRunner:
             try:
                 leases = await self._queue.claim_new(self._settings.consumer, reading, wanted, block_ms)
             except REDIS_FAILURES as exc:
+                metrics.REDIS_ERRORS.labels(where="queue_reader").inc()
                 if await self._heal(exc):
                     continue
                 failures += 1
@@ -280,6 +287,7 @@ class TaskRunner:
                     log.warning("thread %s: %s; leaving it", lease.thread.encode(), exc)
                     return
                 except REDIS_FAILURES as exc:
+                    metrics.REDIS_ERRORS.labels(where="runner").inc()
                     # Redis is down or failing over: wait for it, longer each time, then pick up where we were. If
                     # it lost the queue instead, go on at once once the queue is back: the next write says whether
                     # this run still holds the thread (an entry lost with the stream is not held any more).
@@ -337,6 +345,7 @@ class TaskRunner:
                     last_sweep = time.monotonic()
                     self._start_sweep(self._departures)
             except REDIS_FAILURES as exc:
+                metrics.REDIS_ERRORS.labels(where="lease_keeper").inc()
                 if await self._heal(exc):
                     last_renewal = -math.inf  # renew at the next look: that stops the runs whose entry was lost
                 else:
@@ -361,6 +370,7 @@ class TaskRunner:
                 break
             taken += await self._queue.claim_stale(self._settings.consumer, shard, lease_ms, count=free)
         if taken:
+            metrics.LEASE_TAKEOVERS.inc(len(taken))
             log.warning("took over %d thread(s) whose worker stopped renewing its lease", len(taken))
         self._start(taken)
 
