@@ -256,8 +256,7 @@ async def serve(settings: Settings, mode: Mode = "web") -> None:
         if isinstance(redis, Redis) and runs_tasks:  # (the old layout never ran on a cluster)
             background.add(asyncio.create_task(keep_migrating(redis, bot.space, stopping), name="migration"))
         try:
-            if front is not None:
-                await front.start()
+            front = await _start_front(front, mode)
             log.info("bot %s running: %s", settings.dyno, _running_as(mode, front, runs_tasks))
             await _until_stopped(stopping, runner_task)
         finally:
@@ -271,6 +270,21 @@ async def serve(settings: Settings, mode: Mode = "web") -> None:
             if front is not None:
                 await front.close()
     log.info("bot %s stopped", settings.dyno)
+
+
+async def _start_front(front: WebFront | None, mode: Mode) -> WebFront | None:
+    """Start the front; a worker whose port is taken (a web process of the same host on PORT) runs without one."""
+    if front is None:
+        return None
+    try:
+        await front.start()
+    except OSError as exc:
+        if mode == "web":
+            raise
+        log.warning("this worker serves no /metrics: %s (set METRICS_PORT to a free port)", exc.strerror or exc)
+        await front.close()
+        return None
+    return front
 
 
 def _running_as(mode: Mode, front: WebFront | None, runs_tasks: bool) -> str:
@@ -337,6 +351,8 @@ def build_metrics(bot: Bot) -> Handler:
     auth = MetricsAuth(
         token=token.get_secret_value() if token else None, basic=basic.get_secret_value() if basic else None
     )
+    if token is None and basic is None:
+        log.info("GET /metrics is open to whoever reaches this port (METRICS_TOKEN or METRICS_BASIC_AUTH protect it)")
     sample = queue_sampler(bot.redis, bot.space, lambda: bot.runner.active_threads)
     # The consumer name, not DYNO: two processes of one host without DYNO set would share the host name.
     return metrics_handler(auth, bot.runner.consumer, sample)
