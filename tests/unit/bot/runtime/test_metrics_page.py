@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -12,9 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from bot.core import metrics
-from bot.runtime.app import build_bot, build_worker_front
+from bot.runtime.app import _start_front, build_bot, build_worker_front
 from bot.runtime.metrics_page import MetricsAuth, metrics_handler, queue_sampler
-from bot.runtime.web import build_web_app
+from bot.runtime.web import WebFront, build_web_app
 from store.keys import KeySpace
 from store.models import Task, TaskKind, ThreadRef
 from store.tasks import TaskQueue
@@ -181,3 +182,17 @@ async def test_a_worker_serves_metrics_only_where_told(slack: FakeSlack, redis: 
     assert build_worker_front(build_bot(settings_for(slack), redis)) is None
     front = build_worker_front(build_bot(settings_for(slack, metrics_port=9464), redis))
     assert front is not None and front.describe() == "serving /metrics and /healthz on port 9464"
+
+
+async def test_a_worker_whose_port_is_taken_runs_without_metrics_and_a_web_process_stops() -> None:
+    """A worker sharing a host (and PORT) with a web process goes on without /metrics; a web process cannot."""
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        worker = WebFront(port=port, health=no_health, events=None, socket=None)
+        assert await _start_front(worker, "worker") is None
+        web_front = WebFront(port=port, health=no_health, events=None, socket=None)
+        with pytest.raises(OSError):
+            await _start_front(web_front, "web")
+        await web_front.close()
