@@ -47,7 +47,7 @@ from bot.tasks.people import People
 from bot.tasks.priority import IntakeFirst
 from bot.tasks.reset import ResetAnnouncer
 from bot.tasks.runner import RunnerSettings, TaskRunner
-from bot.tasks.small_tasks import Greeter, NoteKeeper, StatusReporter
+from bot.tasks.small_tasks import Greeter, NoteKeeper, NoticePoster, StatusReporter
 from bot.tasks.stopping import RunningAnswers, StopListener
 from handlers.agent_command import AgentCommands
 from handlers.agent_view_listeners import MessagesTabPrompts, register_agent_view_listeners
@@ -173,6 +173,7 @@ def build_executor(
         TaskKind.STATUS: StatusReporter(journal, threads, gateway),
         TaskKind.RESET: ResetAnnouncer(journal, gateway),
         TaskKind.CHANNEL_RESET: ChannelResetter(journal, queue, threads),
+        TaskKind.NOTICE: NoticePoster(journal, gateway),
     }
     return TaskExecutor(
         journal=journal,
