@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from store.connection import RedisClient
 
+COUNTED_BEFORE = -1  # take(): the event is in the log already (Slack delivered it again)
+
 # KEYS: the log. ARGV: event id, now (ms), window (ms), limit.
-# Returns 0 when the event counts (now, or already did), else the ms until a slot frees: when the entry whose
-# leaving brings the count under the limit is a window old (a limit lowered at run time may leave more than it).
+# Returns 0 when the event counts now, -1 when it counted before, else the ms until a slot frees: when the entry
+# whose leaving brings the count under the limit is a window old (a limit lowered at run time may leave more than it).
 _TAKE = """
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return -1 end
 local now, window, limit = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local count = redis.call('ZCARD', KEYS[1])
@@ -49,7 +51,7 @@ class RateLimiter:
         self._tell_once = redis.register_script(_TELL_ONCE)
 
     async def take(self, key: str, event_id: str, *, limit: int, window_ms: int, now_ms: int) -> int:
-        """Count the event in the log `key`: 0 if it counts (or counted before), else the ms until it could."""
+        """Count the event in the log `key`: 0 if it counts now, COUNTED_BEFORE if it did, else the ms to wait."""
         if limit <= 0 or window_ms <= 0:
             raise ValueError(f"a limit needs a positive count and window, not {limit} in {window_ms} ms")
         return int(await self._take(keys=[key], args=[event_id, now_ms, window_ms, limit]))
