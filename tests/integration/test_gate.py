@@ -94,13 +94,16 @@ async def test_the_rate_limit_trips_at_its_number_and_lifts_after_its_window(
     assert await mentions_counted(bot) == {("accepted", "none"): 3, ("refused", "rate_limit"): 1}
 
 
+@pytest.mark.both_redis
 async def test_two_allowed_bots_stop_after_the_per_thread_limit(
     make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic
 ) -> None:
     """Another allowed bot that mentions this one after each of its replies is answered MAX_BOT_TURNS_PER_THREAD
     times, then told once that the thread answers no bots for now, then ignored, so the loop ends; a person in the
     thread is still answered."""
-    bot = make_bot(ALLOWED_BOT_IDS=OTHER_BOT_ID, MAX_BOT_TURNS_PER_THREAD="3")
+    # The rate limits are on too, out of reach, so that all three logs are counted at once (on a cluster as well).
+    limits = {"RATE_LIMIT_PER_USER": "10", "RATE_LIMIT_PER_THREAD": "10"}
+    bot = make_bot(ALLOWED_BOT_IDS=OTHER_BOT_ID, MAX_BOT_TURNS_PER_THREAD="3", **limits)
     await bot.start()
     start = mention(slack, "you two, talk it over")
     thread = start["event"]["ts"]
