@@ -59,7 +59,7 @@ class IncomingMessage:
 
 
 class Intake:
-    """Records mentions and thread messages as tasks, one Redis round trip each."""
+    """Records mentions and thread messages as tasks, one Redis round trip each (one more with rate limits on)."""
 
     def __init__(
         self,

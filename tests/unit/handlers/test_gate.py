@@ -8,6 +8,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bot.runtime.app import Bot, build_bot
+from store.connection import connect
 from store.models import ThreadRef
 from tests.fakes import FakeSlack, app_mention_event, event_envelope, message_event
 from tests.unit.handlers.scenario import dispatch, settings_for
@@ -200,3 +201,15 @@ async def test_without_limits_the_gate_touches_no_redis_key(slack: FakeSlack, re
     bot = build_bot(settings_for(slack, max_bot_turns_per_thread=0), redis)
     assert await dispatch(bot, mention(slack)) == 200
     assert not [key for key in await redis.keys("*") if ":rate:" in key or ":told:" in key]
+
+
+async def test_a_redis_that_cannot_count_means_no_ack(slack: FakeSlack) -> None:
+    """When Redis cannot count a mention against the limits, Slack gets 500 (and delivers the event again) and the
+    failure is counted as an intake Redis error."""
+    errors = sample("slack_agent_redis_errors_total", where="intake")
+    dead = connect("redis://127.0.0.1:9/0")
+    try:
+        assert await dispatch(build_bot(settings_for(slack, rate_limit_per_user=5), dead), mention(slack)) == 500
+    finally:
+        await dead.aclose()
+    assert sample("slack_agent_redis_errors_total", where="intake") - errors == 1
