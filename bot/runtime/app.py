@@ -41,13 +41,14 @@ from bot.tasks.answer import Answerer
 from bot.tasks.channel_reset import ChannelResetter
 from bot.tasks.executor import ExecutorSettings, TaskExecutor, TaskHandler
 from bot.tasks.fitting import ContextFitter, ContextSettings
+from bot.tasks.gate import AllowLists, FixedLimits, Gate, RateLimits
 from bot.tasks.intake import Intake
 from bot.tasks.metered_journal import MeteredJournal
 from bot.tasks.people import People
 from bot.tasks.priority import IntakeFirst
 from bot.tasks.reset import ResetAnnouncer
 from bot.tasks.runner import RunnerSettings, TaskRunner
-from bot.tasks.small_tasks import Greeter, NoteKeeper, StatusReporter
+from bot.tasks.small_tasks import Greeter, NoteKeeper, NoticePoster, StatusReporter
 from bot.tasks.stopping import RunningAnswers, StopListener
 from handlers.agent_command import AgentCommands
 from handlers.agent_view_listeners import MessagesTabPrompts, register_agent_view_listeners
@@ -67,6 +68,7 @@ from store.health import warn_if_evicting
 from store.keys import DAY, KeySpace
 from store.leaving import Departures
 from store.models import TaskKind
+from store.rate_limits import RateLimiter
 from store.stops import StopRequests
 from store.tasks import TaskQueue
 from store.threads import ThreadStore
@@ -173,6 +175,7 @@ def build_executor(
         TaskKind.STATUS: StatusReporter(journal, threads, gateway),
         TaskKind.RESET: ResetAnnouncer(journal, gateway),
         TaskKind.CHANNEL_RESET: ChannelResetter(journal, queue, threads),
+        TaskKind.NOTICE: NoticePoster(journal, gateway),
     }
     return TaskExecutor(
         journal=journal,
@@ -218,7 +221,14 @@ def build_bot(
         request_verification_enabled=not settings.socket_mode,
         **workspaces.bolt_options(settings, redis, departures),
     )
-    intake = Intake(queue, crash, stops=stops, slack=gateway, max_input_chars=settings.max_input_chars)
+    intake = Intake(
+        queue,
+        crash,
+        stops=stops,
+        slack=gateway,
+        max_input_chars=settings.max_input_chars,
+        gate=build_gate(settings, redis),
+    )
     register_event_listeners(bolt, intake, allowed_bot_ids=frozenset(split_names(settings.allowed_bot_ids)))
     feedback = FeedbackStore(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
     register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway, feedback))
@@ -229,6 +239,16 @@ def build_bot(
     # In both modes: an uninstalled workspace's work stops at once (OAuth mode also forgets its installation).
     register_uninstall_listeners(bolt, UninstallListeners(departures, workspaces.bots, workspaces.installations))
     return Bot(settings, redis, space, slack_client, bolt, runner, intake_first)
+
+
+def build_gate(settings: Settings, redis: RedisClient) -> Gate:
+    """The gate at intake: allow-lists and rate limits from the settings (issue 19, gate)."""
+    limits = RateLimits(
+        user_per_minute=settings.rate_limit_per_user,
+        thread_per_minute=settings.rate_limit_per_thread,
+        bot_turns_per_thread=settings.max_bot_turns_per_thread,
+    )
+    return Gate(RateLimiter(redis), AllowLists.of(*settings.gate_allow_lists), FixedLimits(limits))
 
 
 def stop_on_signals(stopping: asyncio.Event) -> None:
