@@ -17,7 +17,7 @@ from store.connection import REDIS_FAILURES
 from store.errors import LeaseLost
 from store.leaving import Departures
 from store.models import Task
-from store.tasks import TaskQueue, ThreadLease, queue_lost
+from store.tasks import TaskQueue, ThreadLease, queue_lost, read_unblocked
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,9 @@ class TaskRunner:
         """If `exc` says Redis lost the task queue, make it again and return True; False for any other error, or
         if the queue could not be made (the caller then waits and retries as for any Redis error).
 
-        Redis loses the queue when the stream is deleted, evicted, or gone in a restart without persistence. Every
+        Redis loses the queue when the stream is deleted, evicted, or gone in a restart without persistence (a
+        stream that a Redis Cluster reshard moves is not: commands meet ASK, TRYAGAIN or MOVED, which the cluster
+        client follows, not NOGROUP; a read blocked on it is UNBLOCKED, which _read_shards reads again). Every
         part of the worker can be the first to meet that (reading the queue, a running task's write, renewing the
         leases), and a worker with every slot busy does not read the queue, so each of them heals it. The first
         makes the queue; callers that meet the loss meanwhile wait for it and go on, so it is made once, not once
@@ -221,6 +223,11 @@ class TaskRunner:
             try:
                 leases = await self._queue.claim_new(self._settings.consumer, reading, wanted, block_ms)
             except REDIS_FAILURES as exc:
+                if read_unblocked(exc):
+                    # Its stream left the node: moved by a reshard (read it on its new node now) or deleted (the
+                    # next read answers NOGROUP, and that heals it). Not a loss yet: nothing to make, nothing to wait.
+                    log.info("the stream of shard(s) %s left its node (resharded or deleted); reading again", reading)
+                    continue
                 if await self._heal(exc):
                     continue
                 failures += 1
