@@ -54,12 +54,14 @@ def queue_lost(exc: Exception) -> bool:
 
 
 def read_unblocked(exc: Exception) -> bool:
-    """Whether a blocked XREADGROUP was ended because its stream left the node, which is no loss by itself.
+    """Whether Redis ended a blocked XREADGROUP because its stream left the node, which is no loss by itself.
 
     Redis answers "UNBLOCKED the stream key no longer exists" to a read blocked on a stream that is deleted, and
     also to one blocked on a stream that MIGRATE moves to another node while a Redis Cluster reshards: the stream,
     its group and its pending entries live on there. Reading again tells the two apart: the cluster client follows
     the slot to the stream's new node (ASK, then MOVED), while a stream really gone answers NOGROUP (queue_lost).
+    A master that a failover turns into a replica ends every read blocked on it the same way ("UNBLOCKED force
+    unblock from blocking operation, instance state changed"): the new master has the streams.
     """
     return isinstance(exc, ResponseError) and str(exc).startswith("UNBLOCKED")
 

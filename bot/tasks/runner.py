@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import random
 import time
 from dataclasses import dataclass
 
@@ -31,6 +32,9 @@ DEPARTURES_SWEEP_SECONDS = 3600.0
 
 
 MAX_BACKOFF_SECONDS = 8.0
+# At most this long a queue reader waits to read again after Redis ended its read (UNBLOCKED): a moved stream waits
+# no longer than that on its new node.
+UNBLOCKED_PAUSE_SECONDS = 0.25
 
 
 def failure_reason(exc: Exception) -> str:
@@ -112,7 +116,8 @@ class TaskRunner:
 
         Redis loses the queue when the stream is deleted, evicted, or gone in a restart without persistence (a
         stream that a Redis Cluster reshard moves is not: commands meet ASK, TRYAGAIN or MOVED, which the cluster
-        client follows, not NOGROUP; a read blocked on it is UNBLOCKED, which _read_shards reads again). Every
+        client follows, not NOGROUP; a read blocked on it, or on a master that fails over, is UNBLOCKED, which
+        _read_shards reads again). Every
         part of the worker can be the first to meet that (reading the queue, a running task's write, renewing the
         leases), and a worker with every slot busy does not read the queue, so each of them heals it. The first
         makes the queue; callers that meet the loss meanwhile wait for it and go on, so it is made once, not once
@@ -224,9 +229,12 @@ class TaskRunner:
                 leases = await self._queue.claim_new(self._settings.consumer, reading, wanted, block_ms)
             except REDIS_FAILURES as exc:
                 if read_unblocked(exc):
-                    # Its stream left the node: moved by a reshard (read it on its new node now) or deleted (the
-                    # next read answers NOGROUP, and that heals it). Not a loss yet: nothing to make, nothing to wait.
-                    log.info("the stream of shard(s) %s left its node (resharded or deleted); reading again", reading)
+                    # The stream left the node (a reshard moved it, or it was deleted: the next read answers NOGROUP
+                    # then, which heals it) or the node became a replica (a failover): no loss. Read again after a
+                    # moment, each reader its own: readers all unblocked at once by a failover that rush the cluster
+                    # client while it learns the new node meet its internal race (a connection closed under them).
+                    log.info("a read of shard(s) %s was ended by Redis (%s); reading again", reading, exc)
+                    await asyncio.sleep(random.uniform(0, UNBLOCKED_PAUSE_SECONDS))
                     continue
                 if await self._heal(exc):
                     continue
