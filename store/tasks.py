@@ -66,6 +66,12 @@ def read_unblocked(exc: Exception) -> bool:
     return isinstance(exc, ResponseError) and str(exc).startswith("UNBLOCKED")
 
 
+def stream_left_node(exc: Exception) -> bool:
+    """Whether a read was UNBLOCKED because its stream left the node (moved or deleted), not because the node
+    itself changed role: the stream can be read again at once, while a failover takes the cluster a moment."""
+    return read_unblocked(exc) and "no longer exists" in str(exc)
+
+
 def _fields_json(task: Task) -> str:
     """The task's fields as one JSON argument: cheaper to send than thirty-odd separate ones on the ack path."""
     return json.dumps(task.to_fields(), separators=(",", ":"))

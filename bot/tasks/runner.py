@@ -18,7 +18,7 @@ from store.connection import REDIS_FAILURES
 from store.errors import LeaseLost
 from store.leaving import Departures
 from store.models import Task
-from store.tasks import TaskQueue, ThreadLease, queue_lost, read_unblocked
+from store.tasks import TaskQueue, ThreadLease, queue_lost, read_unblocked, stream_left_node
 
 log = logging.getLogger(__name__)
 
@@ -228,13 +228,8 @@ class TaskRunner:
             try:
                 leases = await self._queue.claim_new(self._settings.consumer, reading, wanted, block_ms)
             except REDIS_FAILURES as exc:
-                if read_unblocked(exc):
-                    # The stream left the node (a reshard moved it, or it was deleted: the next read answers NOGROUP
-                    # then, which heals it) or the node became a replica (a failover): no loss. Read again after a
-                    # moment, each reader its own: readers all unblocked at once by a failover that rush the cluster
-                    # client while it learns the new node meet its internal race (a connection closed under them).
-                    log.info("a read of shard(s) %s was ended by Redis (%s); reading again", reading, exc)
-                    await asyncio.sleep(random.uniform(0, UNBLOCKED_PAUSE_SECONDS))
+                if read_unblocked(exc):  # no loss: see _wait_to_read_again
+                    await self._wait_to_read_again(reading, exc)
                     continue
                 if await self._heal(exc):
                     continue
@@ -256,6 +251,20 @@ class TaskRunner:
                 # shards) and give it time to take it, so that every shard gets its turn.
                 self._slot_freed.set()
                 await asyncio.sleep(0.01)
+
+    async def _wait_to_read_again(self, shards: list[int], exc: Exception) -> None:
+        """Wait to read the shards again after Redis ended a read blocked on them (UNBLOCKED), which is no loss.
+
+        Either the stream left the node (a reshard moved it, or it was deleted: the next read answers NOGROUP then,
+        which heals it), and it is read again on its new node within a moment, each reader its own (readers rushing
+        the cluster client together meet its internal race: a connection closed under a command); or the node
+        became a replica (a failover), and it is read again, as after any failure, once the cluster has settled.
+        """
+        log.info("a read of shard(s) %s was ended by Redis (%s); reading again", shards, exc)
+        if stream_left_node(exc):
+            await asyncio.sleep(random.uniform(0, UNBLOCKED_PAUSE_SECONDS))
+        else:
+            await asyncio.sleep(self._settings.retry_delay)
 
     def _start(self, leases: list[ThreadLease]) -> None:
         for lease in leases:

@@ -16,13 +16,15 @@ from bot.tasks.runner import RunnerSettings, TaskRunner
 from store.journal import TaskJournal
 from store.keys import KeySpace
 from store.models import Task, TaskKind, TaskStatus, ThreadRef
-from store.tasks import TaskQueue, ThreadLease, queue_lost, read_unblocked
+from store.tasks import TaskQueue, ThreadLease, queue_lost, read_unblocked, stream_left_node
 from tests.fakes import wait_until
 
 SPACE = KeySpace(4)
 THREAD = ThreadRef("T1", "C1", "1700000000.000100")
 # What Redis 7 answers a blocked XREADGROUP whose stream key is deleted, or MIGRATEd to another cluster node.
 UNBLOCKED = "UNBLOCKED the stream key no longer exists"
+# What it answers every read blocked on a master that a failover turns into a replica.
+FAILED_OVER = "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)"
 HEALED = "the task queue is gone from Redis"
 
 
@@ -71,8 +73,12 @@ class MovedUnderTheFirstRead(TaskQueue):
 
 
 def test_unblocked_is_not_a_lost_queue_and_nogroup_is() -> None:
-    """UNBLOCKED (a stream that left the node) asks for another read, NOGROUP (a stream or group gone) for a heal."""
-    assert read_unblocked(ResponseError(UNBLOCKED)) and not queue_lost(ResponseError(UNBLOCKED))
+    """UNBLOCKED (a stream that left the node, or a node that became a replica) asks for another read, NOGROUP (a
+    stream or group gone) for a heal."""
+    moved = ResponseError(UNBLOCKED)
+    assert read_unblocked(moved) and stream_left_node(moved) and not queue_lost(moved)
+    failover = ResponseError(FAILED_OVER)
+    assert read_unblocked(failover) and not stream_left_node(failover) and not queue_lost(failover)
     nogroup = ResponseError("NOGROUP No such key 'agent:{0-0}:queue' or consumer group 'workers'")
     assert queue_lost(nogroup) and not read_unblocked(nogroup)
 
