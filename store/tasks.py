@@ -54,7 +54,7 @@ def queue_lost(exc: Exception) -> bool:
 
 
 def read_unblocked(exc: Exception) -> bool:
-    """Whether Redis ended a blocked XREADGROUP because its stream left the node, which is no loss by itself.
+    """Whether Redis ended a blocked XREADGROUP (its stream left the node, or the node became a replica): no loss.
 
     Redis answers "UNBLOCKED the stream key no longer exists" to a read blocked on a stream that is deleted, and
     also to one blocked on a stream that MIGRATE moves to another node while a Redis Cluster reshards: the stream,

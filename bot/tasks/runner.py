@@ -117,12 +117,12 @@ class TaskRunner:
         Redis loses the queue when the stream is deleted, evicted, or gone in a restart without persistence (a
         stream that a Redis Cluster reshard moves is not: commands meet ASK, TRYAGAIN or MOVED, which the cluster
         client follows, not NOGROUP; a read blocked on it, or on a master that fails over, is UNBLOCKED, which
-        _read_shards reads again). Every
-        part of the worker can be the first to meet that (reading the queue, a running task's write, renewing the
-        leases), and a worker with every slot busy does not read the queue, so each of them heals it. The first
-        makes the queue; callers that meet the loss meanwhile wait for it and go on, so it is made once, not once
-        per thread. Work submitted since has its inbox and queue entry, which intake writes as usual; threads whose
-        flag survived the loss get a new entry, and the runs that held their old entry are refused their next write.
+        _read_shards reads again). Every part of the worker can be the first to meet that (reading the queue, a
+        running task's write, renewing the leases), and a worker with every slot busy does not read the queue, so
+        each of them heals it. The first makes the queue; callers that meet the loss meanwhile wait for it and go
+        on, so it is made once, not once per thread. Work submitted since has its inbox and queue entry, which
+        intake writes as usual; threads whose flag survived the loss get a new entry, and the runs that held their
+        old entry are refused their next write.
         """
         if not queue_lost(exc):
             return False
