@@ -47,10 +47,29 @@ class ResetResult:
 def queue_lost(exc: Exception) -> bool:
     """Whether a Redis error says the task stream or its consumer group is gone (then make it again: ensure_group).
 
-    Every command that reads the group answers NOGROUP then, the fenced scripts and HEARTBEAT included; a blocked
-    XREADGROUP whose stream is deleted answers UNBLOCKED. A script's error carries the command's message inside.
+    Every command that reads the group answers NOGROUP then, the fenced scripts and HEARTBEAT included. A script's
+    error carries the command's message inside. UNBLOCKED is not a loss by itself: see read_unblocked.
     """
-    return isinstance(exc, ResponseError) and any(code in str(exc) for code in ("NOGROUP", "UNBLOCKED"))
+    return isinstance(exc, ResponseError) and "NOGROUP" in str(exc)
+
+
+def read_unblocked(exc: Exception) -> bool:
+    """Whether Redis ended a blocked XREADGROUP (its stream left the node, or the node became a replica): no loss.
+
+    Redis answers "UNBLOCKED the stream key no longer exists" to a read blocked on a stream that is deleted, and
+    also to one blocked on a stream that MIGRATE moves to another node while a Redis Cluster reshards: the stream,
+    its group and its pending entries live on there. Reading again tells the two apart: the cluster client follows
+    the slot to the stream's new node (ASK, then MOVED), while a stream really gone answers NOGROUP (queue_lost).
+    A master that a failover turns into a replica ends every read blocked on it the same way ("UNBLOCKED force
+    unblock from blocking operation, instance state changed"): the new master has the streams.
+    """
+    return isinstance(exc, ResponseError) and str(exc).startswith("UNBLOCKED")
+
+
+def stream_left_node(exc: Exception) -> bool:
+    """Whether a read was UNBLOCKED because its stream left the node (moved or deleted), not because the node
+    itself changed role: the stream can be read again at once, while a failover takes the cluster a moment."""
+    return read_unblocked(exc) and "no longer exists" in str(exc)
 
 
 def _fields_json(task: Task) -> str:

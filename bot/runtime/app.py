@@ -56,6 +56,7 @@ from handlers.command_listeners import register_command_listeners
 from handlers.event_listeners import register_event_listeners
 from handlers.feedback import register_feedback_listener
 from handlers.gateway import WebApiGateway
+from handlers.listener_errors import register_error_handler
 from handlers.oauth_pages import oauth_page_routes
 from handlers.session_listeners import register_session_listeners
 from handlers.signed_requests import slack_events_handler
@@ -229,6 +230,7 @@ def build_bot(
         max_input_chars=settings.max_input_chars,
         gate=build_gate(settings, redis),
     )
+    register_error_handler(bolt)
     register_event_listeners(bolt, intake, allowed_bot_ids=frozenset(split_names(settings.allowed_bot_ids)))
     feedback = FeedbackStore(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
     register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway, feedback))

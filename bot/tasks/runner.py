@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import random
 import time
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ from store.connection import REDIS_FAILURES, lost_mid_write
 from store.errors import LeaseLost
 from store.leaving import Departures
 from store.models import Task
-from store.tasks import TaskQueue, ThreadLease, queue_lost
+from store.tasks import TaskQueue, ThreadLease, queue_lost, read_unblocked, stream_left_node
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,9 @@ DEPARTURES_SWEEP_SECONDS = 3600.0
 
 
 MAX_BACKOFF_SECONDS = 8.0
+# At most this long a queue reader waits to read again after Redis ended its read (UNBLOCKED): a moved stream waits
+# no longer than that on its new node.
+UNBLOCKED_PAUSE_SECONDS = 0.25
 
 
 def failure_reason(exc: Exception) -> str:
@@ -116,12 +120,15 @@ class TaskRunner:
         """If `exc` says Redis lost the task queue, make it again and return True; False for any other error, or
         if the queue could not be made (the caller then waits and retries as for any Redis error).
 
-        Redis loses the queue when the stream is deleted, evicted, or gone in a restart without persistence. Every
-        part of the worker can be the first to meet that (reading the queue, a running task's write, renewing the
-        leases), and a worker with every slot busy does not read the queue, so each of them heals it. The first
-        makes the queue; callers that meet the loss meanwhile wait for it and go on, so it is made once, not once
-        per thread. Work submitted since has its inbox and queue entry, which intake writes as usual; threads whose
-        flag survived the loss get a new entry, and the runs that held their old entry are refused their next write.
+        Redis loses the queue when the stream is deleted, evicted, or gone in a restart without persistence (a
+        stream that a Redis Cluster reshard moves is not: commands meet ASK, TRYAGAIN or MOVED, which the cluster
+        client follows, not NOGROUP; a read blocked on it, or on a master that fails over, is UNBLOCKED, which
+        _read_shards reads again). Every part of the worker can be the first to meet that (reading the queue, a
+        running task's write, renewing the leases), and a worker with every slot busy does not read the queue, so
+        each of them heals it. The first makes the queue; callers that meet the loss meanwhile wait for it and go
+        on, so it is made once, not once per thread. Work submitted since has its inbox and queue entry, which
+        intake writes as usual; threads whose flag survived the loss get a new entry, and the runs that held their
+        old entry are refused their next write.
         """
         if not queue_lost(exc):
             return False
@@ -228,6 +235,9 @@ class TaskRunner:
             try:
                 leases = await self._queue.claim_new(self._settings.consumer, reading, wanted, block_ms)
             except REDIS_FAILURES as exc:
+                if read_unblocked(exc):  # no loss: see _wait_to_read_again
+                    await self._wait_to_read_again(reading, exc)
+                    continue
                 metrics.REDIS_ERRORS.labels(where="queue_reader").inc()
                 if await self._heal(exc):
                     continue
@@ -252,6 +262,20 @@ class TaskRunner:
                 # shards) and give it time to take it, so that every shard gets its turn.
                 self._slot_freed.set()
                 await asyncio.sleep(0.01)
+
+    async def _wait_to_read_again(self, shards: list[int], exc: Exception) -> None:
+        """Wait to read the shards again after Redis ended a read blocked on them (UNBLOCKED), which is no loss.
+
+        Either the stream left the node (a reshard moved it, or it was deleted: the next read answers NOGROUP then,
+        which heals it), and it is read again on its new node within a moment, each reader its own (readers rushing
+        the cluster client together meet its internal race: a connection closed under a command); or the node
+        became a replica (a failover), and it is read again, as after any failure, once the cluster has settled.
+        """
+        log.info("a read of shard(s) %s was ended by Redis (%s); reading again", shards, exc)
+        if stream_left_node(exc):
+            await asyncio.sleep(random.uniform(0, UNBLOCKED_PAUSE_SECONDS))
+        else:
+            await asyncio.sleep(self._settings.retry_delay)
 
     def _start(self, leases: list[ThreadLease]) -> None:
         for lease in leases:

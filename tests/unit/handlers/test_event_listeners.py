@@ -49,14 +49,18 @@ async def test_retried_event_is_recorded_once(bot: Bot, slack: FakeSlack, redis:
     assert await redis.llen(bot.space.inbox(thread)) == 1
 
 
-async def test_unreachable_redis_means_no_ack(slack: FakeSlack) -> None:
-    """When Redis cannot take the task the request fails (500), so Slack delivers it again."""
+async def test_unreachable_redis_means_no_ack(slack: FakeSlack, caplog: pytest.LogCaptureFixture) -> None:
+    """When Redis cannot take the task the request fails (500), so Slack delivers it again; the log says so in one
+    line, without a traceback."""
     dead = connect("redis://127.0.0.1:9/0")
     try:
         bot = build_bot(settings_for(slack), dead)
         assert await dispatch(bot, mention(slack)) == 500
     finally:
         await dead.aclose()
+    problems = [r for r in caplog.records if r.levelno >= logging.WARNING and "`token` will be unused" not in r.msg]
+    assert [(r.name, r.exc_info is None) for r in problems] == [("handlers.listener_errors", True)]
+    assert "Redis did not take a request" in problems[0].getMessage()
 
 
 async def test_command_words_become_their_own_tasks(bot: Bot, slack: FakeSlack, redis: Redis) -> None:
