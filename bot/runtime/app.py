@@ -24,6 +24,7 @@ from bot.agent.summarizer import Summarizer
 from bot.agent.tools import ToolBox
 from bot.core.errors import RedisUnavailable
 from bot.core.faults import CrashPoints
+from bot.runtime.controls import build_budget_guard, build_controls  # issue 19: admins and budgets
 from bot.runtime.health import healthz_handler, redis_health
 from bot.runtime.metrics_page import MetricsAuth, metrics_handler, queue_sampler
 from bot.runtime.migration import (
@@ -165,6 +166,7 @@ def build_executor(
         people=people,
         titles=SessionTitles(redis, ttl=settings.agent_ttl_days * DAY),
         running=running,
+        budgets=build_budget_guard(settings, redis),
     )
     handlers: dict[TaskKind, TaskHandler] = {
         TaskKind.ANSWER: answerer,
@@ -221,7 +223,8 @@ def build_bot(
     intake = Intake(queue, crash, stops=stops, slack=gateway, max_input_chars=settings.max_input_chars)
     register_event_listeners(bolt, intake, allowed_bot_ids=frozenset(split_names(settings.allowed_bot_ids)))
     feedback = FeedbackStore(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
-    register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway, feedback))
+    controls = build_controls(settings, redis, gateway)
+    register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway, feedback, controls))
     register_feedback_listener(bolt, feedback)
     register_session_listeners(bolt, intake, gateway)
     titles = SessionTitles(redis, ttl=settings.agent_ttl_days * DAY)

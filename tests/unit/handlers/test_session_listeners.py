@@ -111,6 +111,7 @@ async def command_answer(bot: Bot, slack: FakeSlack, text: str) -> str:
 
 async def test_agent_stop_needs_a_link_and_says_what_it_did(bot: Bot, slack: FakeSlack, redis: Redis) -> None:
     """`/agent stop` asks which thread; with a link it stops that thread's answer, or says nothing runs there."""
+    slack.add_message(CHANNEL, "a long story", user="U0BOB", ts=THREAD_TS)  # U0BOB started the thread
     assert (await command_answer(bot, slack, "stop")).startswith("Which thread?")
     link = f"<https://fake-team.slack.com/archives/{CHANNEL}/p{THREAD_TS.replace('.', '')}>"
     assert (await command_answer(bot, slack, f"stop {link}")).startswith("Nothing is running in")
