@@ -103,6 +103,9 @@ async def test_a_stop_taken_by_the_web_process_stops_the_answer_running_on_the_w
     it as stopped, and the thread's next mention is answered."""
     web_a, worker_b = web_and_worker
     slack.agent_features = way == "streamed-button"  # the answer streams natively, Stop is Slack's own button
+    # `/agent stop` is for admins and the thread's people (test_admins.py): the stopper, who did not write in it, is
+    # a workspace admin.
+    slack.add_user(STOPPER, "bob", is_admin=True)
     claude.enqueue(Reply([{"type": "text", "text": SLOW_ANSWER}], chunk_delay=0.2))
     root = mention(slack, "tell me a long story")
     thread_ts = str(root["event"]["ts"])
