@@ -220,10 +220,12 @@ def build_bot(
         request_verification_enabled=not settings.socket_mode,
         **workspaces.bolt_options(settings, redis, departures),
     )
-    intake = Intake(queue, crash, stops=stops, slack=gateway, max_input_chars=settings.max_input_chars)
+    controls = build_controls(settings, redis, gateway)
+    intake = Intake(
+        queue, crash, stops=stops, slack=gateway, max_input_chars=settings.max_input_chars, admins=controls.admins
+    )
     register_event_listeners(bolt, intake, allowed_bot_ids=frozenset(split_names(settings.allowed_bot_ids)))
     feedback = FeedbackStore(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
-    controls = build_controls(settings, redis, gateway)
     register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway, feedback, controls))
     register_feedback_listener(bolt, feedback)
     register_session_listeners(bolt, intake, gateway)

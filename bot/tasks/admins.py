@@ -84,8 +84,8 @@ class Admins:
         if self.workspace_admins:
             people.append("the workspace's admins and owners")
         if thread:
-            people.append("the person who started the thread and the people who wrote in it")
+            people.append("the people who started or wrote in the thread")
         if not people:
             return f"Nobody may {what}: no admins are set (ADMIN_USER_IDS)."
-        listed = people[0] if len(people) == 1 else ", ".join(people[:-1]) + " and " + people[-1]
+        listed = " and ".join(people) if len(people) <= 2 else ", ".join(people[:-1]) + ", and " + people[-1]
         return f"Only {listed} may {what}."

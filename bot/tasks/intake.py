@@ -16,6 +16,7 @@ from bot.core.errors import SlackError
 from bot.core.faults import CrashPoints
 from bot.core.log_context import logs_as_event
 from bot.core.ports import SlackGateway
+from bot.tasks.admins import Admins
 from store.connection import REDIS_FAILURES
 from store.models import SharedFile, Task, TaskKind, ThreadRef
 from store.stops import StopOutcome, StopRequests, StopResult
@@ -65,18 +66,23 @@ class Intake:
         stops: StopRequests,
         slack: SlackGateway,
         max_input_chars: int = 40_000,
+        admins: Admins | None = None,
     ) -> None:
         self._queue = queue
+        self._admins = admins  # who may reset or stop a thread (None: anyone)
         self._stops = stops
         self._slack = slack  # for the one thing intake says itself: what a `stop` did
         self._crash = crash or CrashPoints()
         self._max_input_chars = max_input_chars
 
     @logs_as_event
-    async def mention(self, message: IncomingMessage, bot_user_id: str) -> SubmitResult | StopOutcome:
-        """A message addressed to the bot: answer it, or run the command word it consists of (`stop`: at once)."""
+    async def mention(self, message: IncomingMessage, bot_user_id: str) -> SubmitResult | StopOutcome | None:
+        """A message addressed to the bot: answer it, or run the command word it consists of (`stop`: at once);
+        None: a `reset` or `stop` from someone who may not, told so."""
         text = strip_mention(message.text, bot_user_id)
         word = text.lower().strip(" .!")
+        if word in (STOP_WORD, "reset") and await self._refused_here(message, word):
+            return None
         if not text and not message.files:
             kind = TaskKind.GREET
         elif word == STOP_WORD:
@@ -103,6 +109,25 @@ class Intake:
         except SlackError as exc:  # the stop is done whatever the note does: it is a courtesy
             log.warning("could not say in thread %s what the stop did: %s", thread.encode(), exc)
         return outcome
+
+    # --- issue 19: admins and budgets ---
+    async def _refused_here(self, message: IncomingMessage, word: str) -> bool:
+        """`@bot reset` or `@bot stop` in a thread from someone who neither administers the bot nor started or wrote
+        in the thread before (bot/tasks/admins.py): the thread is told who may, and nothing is done."""
+        if self._admins is None or message.thread_ts is None:
+            return False  # a top-level mention starts a thread of its own: its author started it
+        thread = message.thread()
+        if await self._admins.may_act_on_thread(thread, message.user_id, before_ts=message.ts):
+            return False
+        metrics.MENTIONS.labels(outcome="refused", reason="permission").inc()
+        what = "reset this thread's agent" if word == "reset" else "stop this thread's answer"
+        try:  # at merge: a TaskKind.NOTICE task instead, deduplicated by the event id like every task
+            await self._slack.post_reply(thread, self._admins.who_may(what, thread=True))
+        except SlackError as exc:  # refused either way: the note is a courtesy, as the stop notes are
+            log.warning("could not say in thread %s who may %s: %s", thread.encode(), word, exc)
+        return True
+
+    # --- end of admins and budgets ---
 
     @logs_as_event
     async def thread_message(self, message: IncomingMessage) -> SubmitResult:

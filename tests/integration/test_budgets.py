@@ -16,6 +16,7 @@ from tests.fakes import FakeAnthropic, FakeSlack, block_actions_form, slash_comm
 from tests.integration.conftest import BotFactory
 from tests.integration.harness import BotProcess
 from tests.integration.stored import queue_empty, window_text
+from tests.integration.test_metrics import samples, value
 
 pytestmark = pytest.mark.integration
 CHANNEL = "C0GENERAL"
@@ -108,6 +109,8 @@ async def test_a_used_up_budget_stops_the_next_mention_until_an_admin_raises_it(
     assert "It resets at midnight UTC, in " in refusal and "`/agent limits`" in refusal
     await wait_until(lambda: queue_empty(redis), timeout=10)
     assert len(claude.requests) == calls  # no model call for the refused mention
+    refused = value(await samples(bot), "slack_agent_mentions_total", outcome="refused", reason="budget")
+    assert refused == 1
 
     status = json.dumps(await command(bot, slack, "status", "U0ALICE"))
     assert "You $0.0" in status and "of $0.0100" in status

@@ -13,8 +13,14 @@ from handlers.views import CONFIRM_CHANNEL_RESET
 from store import keys
 from store.models import CHANNEL_WIDE, ThreadRef
 from store.spend import Payer, SpendStore
-from tests.fakes import FakeSlack, block_actions_form, slash_command_form
-from tests.unit.handlers.scenario import dispatch_command, settings_for
+from tests.fakes import (
+    FakeSlack,
+    app_mention_event,
+    block_actions_form,
+    event_envelope,
+    slash_command_form,
+)
+from tests.unit.handlers.scenario import dispatch, dispatch_command, settings_for
 from tests.unit.handlers.test_command_listeners import (
     CHANNEL,
     THREAD_TS,
@@ -24,6 +30,7 @@ from tests.unit.handlers.test_command_listeners import (
     shown,
     thread_keys,
 )
+from tests.unit.metric_values import sample
 from tests.unit.store.conftest import SPACE
 
 
@@ -87,7 +94,10 @@ async def test_a_thread_is_reset_by_its_starter_or_a_participant_not_by_a_strang
     slack.add_message(CHANNEL, "me too", user="U0BEN", thread_ts=THREAD_TS)
     ref = await seed_agent(redis, slack.team_id)
     refused = await run(bot, slack, f"reset {link()}", "U0CAL")
-    assert refused["text"].startswith("Only the workspace's admins and owners and the person who started the thread")
+    assert refused["text"] == (
+        "Only the workspace's admins and owners and the people who started or wrote in the thread may reset that "
+        "thread's agent."
+    )
     assert await thread_keys(redis, ref) == 2
     for user in ("U0BEN", "U0ANN"):
         assert "Reset the agent of" in (await run(bot, slack, f"reset {link()}", user))["text"]
@@ -120,3 +130,28 @@ async def test_status_shows_todays_spend_against_each_budget(slack: FakeSlack, r
     text = shown(await run(bot, slack, "status", "U0BOB"))
     assert "*Spent today* (UTC, resets in" in text
     assert "You $1.25 of $1.00 · This channel $0.2500 (no limit) · The workspace $1.25 of $50.00" in text
+
+
+async def test_the_reset_and_stop_words_in_a_thread_are_for_admins_and_the_threads_people(
+    bot: Bot, slack: FakeSlack, redis: Redis
+) -> None:
+    """`@bot reset` from someone who had not written in the thread is refused in the thread (counted), and the agent
+    is kept; from the person who started it, it resets; `@bot stop` from a stranger is refused the same way."""
+    slack.add_message(CHANNEL, "question", user="U0ANN", ts=THREAD_TS)
+    ref = await seed_agent(redis, slack.team_id)
+    before = sample("slack_agent_mentions_total", outcome="refused", reason="permission")
+    for word in ("reset", "stop"):
+        event = app_mention_event(f"<@{slack.bot_user_id}> {word}", user="U0CAL", channel=CHANNEL, thread_ts=THREAD_TS)
+        assert await dispatch(bot, event_envelope(event, team_id=slack.team_id)) == 200
+    said = [call["markdown_text"] for call in slack.calls_to("chat.postMessage")]
+    assert said == [
+        "Only the workspace's admins and owners and the people who started or wrote in the thread may reset this "
+        "thread's agent.",
+        "Only the workspace's admins and owners and the people who started or wrote in the thread may stop this "
+        "thread's answer.",
+    ]
+    assert await thread_keys(redis, ref) == 2
+    assert sample("slack_agent_mentions_total", outcome="refused", reason="permission") == before + 2
+    event = app_mention_event(f"<@{slack.bot_user_id}> reset", user="U0ANN", channel=CHANNEL, thread_ts=THREAD_TS)
+    assert await dispatch(bot, event_envelope(event, team_id=slack.team_id)) == 200
+    assert await thread_keys(redis, ref) == 0

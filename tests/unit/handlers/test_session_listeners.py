@@ -90,6 +90,7 @@ async def test_a_malformed_stop_event_is_acknowledged_and_ignored(
 async def test_the_stop_word_acts_at_once_and_says_so_in_the_thread(bot: Bot, slack: FakeSlack, redis: Redis) -> None:
     """`@bot stop` is no task waiting behind the answer: it marks the answer now and says "Stopping…" in the thread;
     with nothing running it says so."""
+    slack.add_user("U0BOB", "bob", is_admin=True)  # may stop any thread (test_admins.py: who else may)
     ref, task = await running_answer(redis, slack)
     event = app_mention_event(f"<@{slack.bot_user_id}> Stop!", user="U0BOB", channel=CHANNEL, thread_ts=THREAD_TS)
     assert await dispatch(bot, event_envelope(event, team_id=slack.team_id)) == 200
