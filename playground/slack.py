@@ -293,6 +293,28 @@ class FakeSlack(ActiveWorkspaceMixin, SlackGridMixin, SlackAgentsMixin, SocketMo
             stored.update(files=copy.deepcopy(shared), upload=False, display_as_bot=False)
         return self.workspace_envelope(event)
 
+    def post_other_app_mention(
+        self,
+        channel: str,
+        text: str,
+        *,
+        bot_id: str,
+        user: str,
+        app_id: str = "A0OTHERAPP",
+        thread_ts: str | None = None,
+    ) -> Args:
+        """Store a message another app posted with its bot token (chat.postMessage) that mentions this bot, and return
+        the app_mention envelope Slack delivers for it: the other bot's user, bot_id, app_id and bot_profile, and no
+        client_msg_id (only people's clients send one)."""
+        ts = self.add_message(channel, text, user=user, thread_ts=thread_ts, bot_id=bot_id)
+        event = app_mention_event(text, user=user, channel=channel, ts=ts, thread_ts=thread_ts, team=self.team_id)
+        del event["client_msg_id"]
+        profile = {"id": bot_id, "app_id": app_id, "name": "other bot", "team_id": self.team_id, "deleted": False}
+        event.update(bot_id=bot_id, app_id=app_id, bot_profile=profile)
+        stored = self.store.find(channel, ts)
+        stored.update(app_id=app_id, bot_profile=copy.deepcopy(profile), blocks=event["blocks"])
+        return self.workspace_envelope(event)
+
     def response_url(
         self, kind: str = "commands", *, uses: int = RESPONSE_URL_USES, ttl: float = RESPONSE_URL_TTL
     ) -> str:

@@ -73,6 +73,15 @@ TS = thread ts, "" for a DM's top level):
                                           the team that starts while it is set is refused. TTL the uninstall grace
                                           period plus a day (its data is deleted by then); an install deletes it.
                                           No hash tag: read and written alone.
+  agent:T:rate:user:U             zset    the gate's rate limits (store/rate_limits.py): the mentions counted
+  agent:T:rate:thread:C:TS        zset    against person U, against thread TS, and the allowed bots' mentions
+  agent:T:rate:bots:C:TS          zset    counted against thread TS: Slack event id -> when (ms). Entries older
+                                          than the window are dropped as the key is used. TTL the window (a minute;
+                                          an hour for bots), refreshed by each entry. No hash tag: each is one key,
+                                          read and written alone by a single-key script.
+  agent:T:told:KIND:...           string  the event id of the refusal that told someone "no" (KIND not_allowed:C:U,
+                                          rate:U, or bots:C:TS), so that each is told once: a day for the allow-lists,
+                                          the wait it announced for the limits (its TTL). No hash tag: one key, alone.
   agent:T:limits                  hash    limits an admin set with `/agent limits` (store/limits.py): name -> value,
                                           overriding the settings (user_daily_usd, channel_daily_usd,
                                           workspace_daily_usd, user_per_minute, thread_per_minute,
@@ -330,6 +339,40 @@ def token_refresh_lock(owner_id: str) -> str:
 def team_left(team_id: str) -> str:
     """When the app was uninstalled from the team, while its data waits out the grace period (one key, alone)."""
     return f"{PREFIX}:{team_id}:left"
+
+
+# --- operator controls (issue 19): gate ---
+def rate_by_user(team_id: str, user_id: str) -> str:
+    """The mentions counted against a person's rate limit (one key, alone: it needs no shard)."""
+    return f"{PREFIX}:{team_id}:rate:user:{user_id}"
+
+
+def rate_by_thread(ref: ThreadRef) -> str:
+    """The mentions counted against a thread's rate limit (one key, alone)."""
+    return f"{PREFIX}:{ref.team_id}:rate:thread:{ref.channel_id}:{ref.thread_ts}"
+
+
+def bot_turns(ref: ThreadRef) -> str:
+    """The allowed bots' mentions counted against a thread's limit on bot turns (one key, alone)."""
+    return f"{PREFIX}:{ref.team_id}:rate:bots:{ref.channel_id}:{ref.thread_ts}"
+
+
+def told_not_allowed(team_id: str, channel_id: str, user_id: str) -> str:
+    """Set once a person was told the bot is not enabled for them in a channel (one key, alone)."""
+    return f"{PREFIX}:{team_id}:told:not_allowed:{channel_id}:{user_id}"
+
+
+def told_rate_limited(team_id: str, user_id: str) -> str:
+    """Set once a person was told to wait for a rate limit (one key, alone)."""
+    return f"{PREFIX}:{team_id}:told:rate:{user_id}"
+
+
+def told_bot_turns(ref: ThreadRef) -> str:
+    """Set once a thread was told that it answers no more bots for now (one key, alone)."""
+    return f"{PREFIX}:{ref.team_id}:told:bots:{ref.channel_id}:{ref.thread_ts}"
+
+
+# --- end of gate ---
 
 
 # --- operator controls (issue 19): admins and budgets ---

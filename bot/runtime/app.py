@@ -42,13 +42,14 @@ from bot.tasks.answer import Answerer
 from bot.tasks.channel_reset import ChannelResetter
 from bot.tasks.executor import ExecutorSettings, TaskExecutor, TaskHandler
 from bot.tasks.fitting import ContextFitter, ContextSettings
+from bot.tasks.gate import AllowLists, FixedLimits, Gate, RateLimits
 from bot.tasks.intake import Intake
 from bot.tasks.metered_journal import MeteredJournal
 from bot.tasks.people import People
 from bot.tasks.priority import IntakeFirst
 from bot.tasks.reset import ResetAnnouncer
 from bot.tasks.runner import RunnerSettings, TaskRunner
-from bot.tasks.small_tasks import Greeter, NoteKeeper, StatusReporter
+from bot.tasks.small_tasks import Greeter, NoteKeeper, NoticePoster, StatusReporter
 from bot.tasks.stopping import RunningAnswers, StopListener
 from handlers.agent_command import AgentCommands
 from handlers.agent_view_listeners import MessagesTabPrompts, register_agent_view_listeners
@@ -68,6 +69,7 @@ from store.health import warn_if_evicting
 from store.keys import DAY, KeySpace
 from store.leaving import Departures
 from store.models import TaskKind
+from store.rate_limits import RateLimiter
 from store.stops import StopRequests
 from store.tasks import TaskQueue
 from store.threads import ThreadStore
@@ -175,6 +177,7 @@ def build_executor(
         TaskKind.STATUS: StatusReporter(journal, threads, gateway),
         TaskKind.RESET: ResetAnnouncer(journal, gateway),
         TaskKind.CHANNEL_RESET: ChannelResetter(journal, queue, threads),
+        TaskKind.NOTICE: NoticePoster(journal, gateway),
     }
     return TaskExecutor(
         journal=journal,
@@ -222,7 +225,13 @@ def build_bot(
     )
     controls = build_controls(settings, redis, gateway)
     intake = Intake(
-        queue, crash, stops=stops, slack=gateway, max_input_chars=settings.max_input_chars, admins=controls.admins
+        queue,
+        crash,
+        stops=stops,
+        slack=gateway,
+        max_input_chars=settings.max_input_chars,
+        gate=build_gate(settings, redis),
+        admins=controls.admins,
     )
     register_event_listeners(bolt, intake, allowed_bot_ids=frozenset(split_names(settings.allowed_bot_ids)))
     feedback = FeedbackStore(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
@@ -234,6 +243,16 @@ def build_bot(
     # In both modes: an uninstalled workspace's work stops at once (OAuth mode also forgets its installation).
     register_uninstall_listeners(bolt, UninstallListeners(departures, workspaces.bots, workspaces.installations))
     return Bot(settings, redis, space, slack_client, bolt, runner, intake_first)
+
+
+def build_gate(settings: Settings, redis: RedisClient) -> Gate:
+    """The gate at intake: allow-lists and rate limits from the settings (issue 19, gate)."""
+    limits = RateLimits(
+        user_per_minute=settings.rate_limit_per_user,
+        thread_per_minute=settings.rate_limit_per_thread,
+        bot_turns_per_thread=settings.max_bot_turns_per_thread,
+    )
+    return Gate(RateLimiter(redis), AllowLists.of(*settings.gate_allow_lists), FixedLimits(limits))
 
 
 def stop_on_signals(stopping: asyncio.Event) -> None:
@@ -261,8 +280,7 @@ async def serve(settings: Settings, mode: Mode = "web") -> None:
         if isinstance(redis, Redis) and runs_tasks:  # (the old layout never ran on a cluster)
             background.add(asyncio.create_task(keep_migrating(redis, bot.space, stopping), name="migration"))
         try:
-            if front is not None:
-                await front.start()
+            front = await _start_front(front, mode)
             log.info("bot %s running: %s", settings.dyno, _running_as(mode, front, runs_tasks))
             await _until_stopped(stopping, runner_task)
         finally:
@@ -276,6 +294,21 @@ async def serve(settings: Settings, mode: Mode = "web") -> None:
             if front is not None:
                 await front.close()
     log.info("bot %s stopped", settings.dyno)
+
+
+async def _start_front(front: WebFront | None, mode: Mode) -> WebFront | None:
+    """Start the front; a worker whose port is taken (a web process of the same host on PORT) runs without one."""
+    if front is None:
+        return None
+    try:
+        await front.start()
+    except OSError as exc:
+        if mode == "web":
+            raise
+        log.warning("this worker serves no /metrics: %s (set METRICS_PORT to a free port)", exc.strerror or exc)
+        await front.close()
+        return None
+    return front
 
 
 def _running_as(mode: Mode, front: WebFront | None, runs_tasks: bool) -> str:
@@ -342,6 +375,8 @@ def build_metrics(bot: Bot) -> Handler:
     auth = MetricsAuth(
         token=token.get_secret_value() if token else None, basic=basic.get_secret_value() if basic else None
     )
+    if token is None and basic is None:
+        log.info("GET /metrics is open to whoever reaches this port (METRICS_TOKEN or METRICS_BASIC_AUTH protect it)")
     sample = queue_sampler(bot.redis, bot.space, lambda: bot.runner.active_threads)
     # The consumer name, not DYNO: two processes of one host without DYNO set would share the host name.
     return metrics_handler(auth, bot.runner.consumer, sample)

@@ -74,7 +74,11 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             line["stack"] = self.formatStack(record.stack_info)
         # ensure_ascii off: a line stays readable with the emoji and names some messages hold; the stream is UTF-8.
-        return json.dumps(line, ensure_ascii=False, default=str)
+        # The Unicode line breaks JSON leaves as they are are escaped, so that no reader splits the record.
+        return json.dumps(line, ensure_ascii=False, default=str).translate(_LINE_BREAKS)
+
+
+_LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
 
 
 def configure_logging(

@@ -12,6 +12,8 @@ import base64
 import binascii
 import hmac
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -28,7 +30,9 @@ log = logging.getLogger(__name__)
 
 # A scrape waits this long for the queue's figures from Redis; past it the last ones read are served.
 REFRESH_TIMEOUT_SECONDS = 2.0
-REFRESH_FAILURES: tuple[type[Exception], ...] = (*REDIS_FAILURES, TimeoutError)
+# The figures are read at most this often, however many scrapes come (Prometheus scrapes every 15 s or more): a
+# flood of scrapes costs Redis nothing more, and leaves the connections to intake and the lease keeper.
+REFRESH_INTERVAL_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -45,10 +49,11 @@ class MetricsAuth:
         scheme, _, credentials = authorization.strip().partition(" ")
         credentials = credentials.strip()
         if self.token is not None and scheme.lower() == "bearer":
-            return hmac.compare_digest(credentials.encode(), self.token.encode())
+            # aiohttp hands undecodable header bytes on as surrogates: encoded back as they came, never an error.
+            return hmac.compare_digest(credentials.encode("utf-8", "surrogateescape"), self.token.encode())
         if self.basic is not None and scheme.lower() == "basic":
             try:
-                sent = base64.b64decode(credentials, validate=True)
+                sent = base64.b64decode(credentials.encode("utf-8", "surrogateescape"), validate=True)
             except (binascii.Error, ValueError):
                 return False
             return hmac.compare_digest(sent, self.basic.encode())
@@ -62,17 +67,35 @@ class MetricsAuth:
 Sampler = Callable[[], Awaitable[None]]
 
 
-def queue_sampler(redis: RedisClient, space: KeySpace, active_threads: Callable[[], int]) -> Sampler:
-    """What a scrape reads first: the queue's figures from Redis and this process's active threads, into the gauges."""
+def queue_sampler(
+    redis: RedisClient,
+    space: KeySpace,
+    active_threads: Callable[[], int],
+    *,
+    interval: float = REFRESH_INTERVAL_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+) -> Sampler:
+    """What a scrape reads first: this process's active threads, and the queue's figures from Redis into the gauges
+    (at most once per `interval`; scrapes meanwhile, or while a read runs, serve the figures last read)."""
+    last_read = -math.inf
+    reading = asyncio.Lock()
 
     async def sample() -> None:
+        nonlocal last_read
         metrics.ACTIVE_THREADS.set(active_threads())
-        try:
-            stats = await asyncio.wait_for(queue_stats(redis, space), REFRESH_TIMEOUT_SECONDS)
-        except REFRESH_FAILURES as exc:
-            metrics.REDIS_ERRORS.labels(where="metrics").inc()
-            log.info("serving the last queue figures: Redis did not give new ones (%s)", type(exc).__name__)
+        if clock() - last_read < interval or reading.locked():
             return
+        async with reading:
+            last_read = clock()
+            try:
+                stats = await asyncio.wait_for(queue_stats(redis, space), REFRESH_TIMEOUT_SECONDS)
+            except TimeoutError:  # a slow Redis is not a failing one: no error counted
+                log.info("serving the last queue figures: Redis took over %.0f s", REFRESH_TIMEOUT_SECONDS)
+                return
+            except REDIS_FAILURES as exc:
+                metrics.REDIS_ERRORS.labels(where="metrics").inc()
+                log.info("serving the last queue figures: Redis did not give new ones (%s)", type(exc).__name__)
+                return
         metrics.QUEUE_WAITING.set(stats.waiting)
         metrics.QUEUE_RUNNING.set(stats.running)
         metrics.QUEUE_OLDEST_SECONDS.set(stats.oldest_wait_seconds)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from pathlib import Path
 from typing import Any, Literal
@@ -151,6 +152,39 @@ class Settings(BaseSettings):
         description="text: readable lines; json: one JSON object per line, with the task's ids and DYNO.",
     )
     # --- end of logs ---
+
+    # --- operator controls (issue 19): gate ---
+    allowed_channel_ids: str = Field(
+        default="",
+        description="Channel ids the bot works in, comma-separated, `dm` for direct messages; empty: everywhere.",
+    )
+    allowed_user_ids: str = Field(default="", description="User ids the bot answers, comma-separated; empty: everyone.")
+    rate_limit_per_user: int = Field(default=0, ge=0, le=10_000, description="Mentions a minute per person; 0: none.")
+    rate_limit_per_thread: int = Field(default=0, ge=0, le=10_000, description="Mentions a minute per thread; 0: none.")
+    max_bot_turns_per_thread: int = Field(
+        default=20, ge=0, le=10_000, description="Mentions from allowed bots a thread answers an hour; 0: no limit."
+    )
+
+    @field_validator("allowed_channel_ids", "allowed_user_ids")
+    @classmethod
+    def _slack_ids(cls, value: str, info: ValidationInfo) -> str:
+        # A name ("#general", "@alice") would silently allow nobody: ids are what Slack's events carry.
+        extra = {"dm"} if info.field_name == "allowed_channel_ids" else set()
+        wrong = [
+            name for name in split_names(value) if name not in extra and not re.fullmatch(r"[A-Z][A-Z0-9]{2,}", name)
+        ]
+        if wrong:
+            raise ValueError(
+                f"not Slack ids: {', '.join(wrong)[:200]} (copy an id from its profile or channel details)"
+            )
+        return value
+
+    @property
+    def gate_allow_lists(self) -> tuple[list[str], list[str]]:
+        """ALLOWED_CHANNEL_IDS and ALLOWED_USER_IDS, parsed."""
+        return split_names(self.allowed_channel_ids), split_names(self.allowed_user_ids)
+
+    # --- end of gate ---
 
     # --- metrics (issue 19) ---
     metrics_token: SecretStr | None = Field(

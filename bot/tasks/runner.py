@@ -268,6 +268,7 @@ class TaskRunner:
         try:
             while True:
                 task = None
+                log_context.bind_task(None)  # until the next task is read: no record names the one just done
                 try:
                     await self._intake_first.turn()
                     task = await self._queue.head(lease.thread)

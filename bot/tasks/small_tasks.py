@@ -1,4 +1,4 @@
-"""The small tasks beside answers: remember a note, greet, and report the agent's status."""
+"""The small tasks beside answers: remember a note, greet, report the agent's status, and post a notice."""
 
 from __future__ import annotations
 
@@ -73,4 +73,22 @@ class StatusReporter:
         """Post the agent's state in the thread."""
         guarded = GuardedSlack(self._slack, self._journal, lease, task.thread)
         await guarded.post_reply(describe_state(await self._threads.state(task.thread)))
+        await self._journal.finish(lease, task, TaskStatus.DONE, counts_as_task=False)
+
+
+class NoticePoster:
+    """Posts a notice intake decided on (TaskKind.NOTICE: a refusal, its text the task's), with no model call.
+
+    Queued like any task, so that it is deduplicated by the event's id and survives a crash; it leaves no turn and
+    makes no agent: a refused message is not part of the conversation.
+    """
+
+    def __init__(self, journal: TaskJournal, slack: SlackGateway) -> None:
+        self._journal = journal
+        self._slack = slack
+
+    async def __call__(self, lease: ThreadLease, task: Task, *, attempt: int) -> None:
+        """Post the notice in the thread."""
+        guarded = GuardedSlack(self._slack, self._journal, lease, task.thread)
+        await guarded.post_reply(task.text)
         await self._journal.finish(lease, task, TaskStatus.DONE, counts_as_task=False)

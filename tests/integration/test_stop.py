@@ -33,6 +33,13 @@ async def claude() -> AsyncIterator[FakeAnthropic]:
         yield fake
 
 
+@pytest.fixture(autouse=True)
+def stopper_is_an_admin(slack: FakeSlack) -> None:
+    """A stop is for admins and the thread's people (tests/unit/handlers/test_admins.py): the stopper, who writes
+    nothing in these threads, is a workspace admin."""
+    slack.add_user(STOPPER, "bob", is_admin=True)
+
+
 @pytest.fixture
 async def web_and_worker(make_bot: BotFactory) -> tuple[BotProcess, BotProcess]:
     """Web process A (takes Slack's requests, runs no tasks) and worker process B (runs them)."""
@@ -103,9 +110,6 @@ async def test_a_stop_taken_by_the_web_process_stops_the_answer_running_on_the_w
     it as stopped, and the thread's next mention is answered."""
     web_a, worker_b = web_and_worker
     slack.agent_features = way == "streamed-button"  # the answer streams natively, Stop is Slack's own button
-    # `/agent stop` is for admins and the thread's people (test_admins.py): the stopper, who did not write in it, is
-    # a workspace admin.
-    slack.add_user(STOPPER, "bob", is_admin=True)
     claude.enqueue(Reply([{"type": "text", "text": SLOW_ANSWER}], chunk_delay=0.2))
     root = mention(slack, "tell me a long story")
     thread_ts = str(root["event"]["ts"])

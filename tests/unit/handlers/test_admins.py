@@ -135,22 +135,27 @@ async def test_status_shows_todays_spend_against_each_budget(slack: FakeSlack, r
 async def test_the_reset_and_stop_words_in_a_thread_are_for_admins_and_the_threads_people(
     bot: Bot, slack: FakeSlack, redis: Redis
 ) -> None:
-    """`@bot reset` from someone who had not written in the thread is refused in the thread (counted), and the agent
-    is kept; from the person who started it, it resets; `@bot stop` from a stranger is refused the same way."""
+    """`@bot reset` and `@bot stop` from someone who had not written in the thread are refused with a notice saying
+    who may (counted), and the agent is kept; from the person who started it, a reset resets."""
     slack.add_message(CHANNEL, "question", user="U0ANN", ts=THREAD_TS)
     ref = await seed_agent(redis, slack.team_id)
     before = sample("slack_agent_mentions_total", outcome="refused", reason="permission")
     for word in ("reset", "stop"):
         event = app_mention_event(f"<@{slack.bot_user_id}> {word}", user="U0CAL", channel=CHANNEL, thread_ts=THREAD_TS)
         assert await dispatch(bot, event_envelope(event, team_id=slack.team_id)) == 200
-    said = [call["markdown_text"] for call in slack.calls_to("chat.postMessage")]
-    assert said == [
+    notices = [
+        text
+        for task_id in await redis.lrange(SPACE.inbox(ref), 0, -1)
+        for kind, text in [await redis.hmget(SPACE.task(ref, task_id), "kind", "text")]
+        if kind == "notice"
+    ]
+    assert notices == [
         "Only the workspace's admins and owners and the people who started or wrote in the thread may reset this "
         "thread's agent.",
         "Only the workspace's admins and owners and the people who started or wrote in the thread may stop this "
         "thread's answer.",
     ]
-    assert await thread_keys(redis, ref) == 2
+    assert await thread_keys(redis, ref) == 2 and not slack.calls_to("chat.postMessage")
     assert sample("slack_agent_mentions_total", outcome="refused", reason="permission") == before + 2
     event = app_mention_event(f"<@{slack.bot_user_id}> reset", user="U0ANN", channel=CHANNEL, thread_ts=THREAD_TS)
     assert await dispatch(bot, event_envelope(event, team_id=slack.team_id)) == 200

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from bot.core.log_context import task_context
-from bot.runtime.logs import configure_logging
+from bot.runtime.logs import JsonFormatter, configure_logging
 from store.models import ThreadRef
 
 THREAD = ThreadRef("T0TEAM", "C0GENERAL", "1700000000.000100")
@@ -127,3 +127,12 @@ def test_a_python_warning_is_a_json_line_too() -> None:
         warnings.warn("an old parameter", DeprecationWarning, stacklevel=1)
     [line] = json_lines(stream)
     assert line["logger"] == "py.warnings" and line["level"] == "WARNING" and "an old parameter" in str(line["message"])
+
+
+def test_a_unicode_line_break_in_a_record_stays_on_its_one_line() -> None:
+    """U+2028, U+2029 and U+0085 (which JSON leaves as they are, and line readers split on) are escaped."""
+    line = JsonFormatter().format(
+        logging.LogRecord("bot.x", logging.INFO, __file__, 1, "a\u2028b\u2029c\x85d", None, None)
+    )
+    assert len(line.splitlines()) == 1
+    assert json.loads(line)["message"] == "a\u2028b\u2029c\x85d"

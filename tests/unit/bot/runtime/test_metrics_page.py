@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -12,9 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from bot.core import metrics
-from bot.runtime.app import build_bot, build_worker_front
+from bot.runtime.app import _start_front, build_bot, build_worker_front
 from bot.runtime.metrics_page import MetricsAuth, metrics_handler, queue_sampler
-from bot.runtime.web import build_web_app
+from bot.runtime.web import WebFront, build_web_app
 from store.keys import KeySpace
 from store.models import Task, TaskKind, ThreadRef
 from store.tasks import TaskQueue
@@ -147,8 +148,51 @@ async def test_a_scrape_with_redis_down_serves_the_last_figures(make_client: Mak
         await dead.aclose()
 
 
+async def test_scrapes_read_redis_at_most_once_per_interval(make_client: MakeClient, redis: Redis) -> None:
+    """A flood of scrapes reads the queue from Redis once per interval; the others serve the figures last read."""
+    space = KeySpace(2)
+    queue = TaskQueue(redis, space)
+    for shard in range(space.shards):
+        await queue.ensure_group(shard)
+    now = [100.0]
+    client = await make_client(sampler=queue_sampler(redis, space, lambda: 0, interval=5.0, clock=lambda: now[0]))
+    first = families(await (await client.get("/metrics")).text())
+    thread = ThreadRef("T1", "C1", "1700000000.000100")
+    await queue.submit(Task("Ev1", TaskKind.ANSWER, thread, "hi", "U1", thread.thread_ts, 0.0))
+
+    for _ in range(20):
+        within = families(await (await client.get("/metrics")).text())
+        assert within["slack_agent_queue_waiting_threads"][0][2] == first["slack_agent_queue_waiting_threads"][0][2]
+    now[0] += 5.0
+    after = families(await (await client.get("/metrics")).text())
+    assert after["slack_agent_queue_waiting_threads"][0][2] == first["slack_agent_queue_waiting_threads"][0][2] + 1
+
+
+async def test_an_undecodable_authorization_header_is_refused_not_an_error(make_client: MakeClient) -> None:
+    """Header bytes that are no UTF-8 get a 401 like any wrong credentials, not a 500."""
+    client = await make_client(MetricsAuth(token="s3cret", basic="prom:pw"))
+    for value in (b"Bearer \xff\xfe", b"Basic \xff\xfe"):
+        response = await client.get("/metrics", headers={"Authorization": value.decode("latin-1")})
+        assert response.status == 401
+    assert MetricsAuth(token="s3cret").allows("Bearer \udcff\udcfe") is False
+
+
 async def test_a_worker_serves_metrics_only_where_told(slack: FakeSlack, redis: Redis) -> None:
     """A worker-only process gets a /metrics server on METRICS_PORT (PORT unset), and none with neither set."""
     assert build_worker_front(build_bot(settings_for(slack), redis)) is None
     front = build_worker_front(build_bot(settings_for(slack, metrics_port=9464), redis))
     assert front is not None and front.describe() == "serving /metrics and /healthz on port 9464"
+
+
+async def test_a_worker_whose_port_is_taken_runs_without_metrics_and_a_web_process_stops() -> None:
+    """A worker sharing a host (and PORT) with a web process goes on without /metrics; a web process cannot."""
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        worker = WebFront(port=port, health=no_health, events=None, socket=None)
+        assert await _start_front(worker, "worker") is None
+        web_front = WebFront(port=port, health=no_health, events=None, socket=None)
+        with pytest.raises(OSError):
+            await _start_front(web_front, "web")
+        await web_front.close()
