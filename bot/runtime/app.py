@@ -24,7 +24,12 @@ from bot.agent.summarizer import Summarizer
 from bot.agent.tools import ToolBox
 from bot.core.errors import RedisUnavailable
 from bot.core.faults import CrashPoints
-from bot.runtime.controls import build_budget_guard, build_controls  # issue 19: admins and budgets
+from bot.runtime.controls import (  # issue 19: admins and budgets
+    StoredRateLimits,
+    build_budget_guard,
+    build_controls,
+    limit_defaults,
+)
 from bot.runtime.health import healthz_handler, redis_health
 from bot.runtime.metrics_page import MetricsAuth, metrics_handler, queue_sampler
 from bot.runtime.migration import (
@@ -42,7 +47,7 @@ from bot.tasks.answer import Answerer
 from bot.tasks.channel_reset import ChannelResetter
 from bot.tasks.executor import ExecutorSettings, TaskExecutor, TaskHandler
 from bot.tasks.fitting import ContextFitter, ContextSettings
-from bot.tasks.gate import AllowLists, FixedLimits, Gate, RateLimits
+from bot.tasks.gate import AllowLists, Gate
 from bot.tasks.intake import Intake
 from bot.tasks.metered_journal import MeteredJournal
 from bot.tasks.people import People
@@ -68,6 +73,7 @@ from store.feedback import FeedbackStore
 from store.health import warn_if_evicting
 from store.keys import DAY, KeySpace
 from store.leaving import Departures
+from store.limits import LimitStore
 from store.models import TaskKind
 from store.rate_limits import RateLimiter
 from store.stops import StopRequests
@@ -246,13 +252,10 @@ def build_bot(
 
 
 def build_gate(settings: Settings, redis: RedisClient) -> Gate:
-    """The gate at intake: allow-lists and rate limits from the settings (issue 19, gate)."""
-    limits = RateLimits(
-        user_per_minute=settings.rate_limit_per_user,
-        thread_per_minute=settings.rate_limit_per_thread,
-        bot_turns_per_thread=settings.max_bot_turns_per_thread,
-    )
-    return Gate(RateLimiter(redis), AllowLists.of(*settings.gate_allow_lists), FixedLimits(limits))
+    """The gate at intake: allow-lists from the settings, rate limits from the settings as `/agent limits`
+    overrides them (issue 19, gate)."""
+    limits = StoredRateLimits(LimitStore(redis, limit_defaults(settings)))
+    return Gate(RateLimiter(redis), AllowLists.of(*settings.gate_allow_lists), limits)
 
 
 def stop_on_signals(stopping: asyncio.Event) -> None:

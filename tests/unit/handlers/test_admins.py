@@ -160,3 +160,22 @@ async def test_the_reset_and_stop_words_in_a_thread_are_for_admins_and_the_threa
     event = app_mention_event(f"<@{slack.bot_user_id}> reset", user="U0ANN", channel=CHANNEL, thread_ts=THREAD_TS)
     assert await dispatch(bot, event_envelope(event, team_id=slack.team_id)) == 200
     assert await thread_keys(redis, ref) == 0
+
+
+async def test_a_rate_limit_an_admin_sets_with_agent_limits_is_the_gates(slack: FakeSlack, redis: Redis) -> None:
+    """`/agent limits user_per_minute 1` turns the gate's per-person limit on without a restart: the person's second
+    mention in the minute is refused with the gate's notice."""
+    bot = build_bot(settings_for(slack, admin_user_ids="U0ROOT"), redis)
+    assert (await run(bot, slack, "limits user_per_minute 1", "U0ROOT"))["text"].startswith(
+        "`user_per_minute` is now 1."
+    )
+    envelopes = [slack.post_user_message(CHANNEL, f"<@{slack.bot_user_id}> q{n}", mention=True) for n in (1, 2)]
+    for envelope in envelopes:
+        assert await dispatch(bot, envelope) == 200
+    kinds = []
+    for envelope in envelopes:
+        ref = ThreadRef(slack.team_id, CHANNEL, envelope["event"]["ts"])
+        for task_id in await redis.lrange(SPACE.inbox(ref), 0, -1):
+            kinds.append(await redis.hmget(SPACE.task(ref, task_id), "kind", "text"))
+    assert kinds[0] == ["answer", "q1"]
+    assert kinds[1][0] == "notice" and "limit of 1 mentions a minute" in kinds[1][1]
