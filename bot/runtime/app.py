@@ -164,6 +164,7 @@ def build_executor(
         journal=journal,
         crash=crash,
     )
+    budgets = build_budget_guard(settings, redis)
     answerer = Answerer(
         journal=journal,
         threads=threads,
@@ -174,11 +175,13 @@ def build_executor(
         people=people,
         titles=SessionTitles(redis, ttl=settings.agent_ttl_days * DAY),
         running=running,
-        budgets=build_budget_guard(settings, redis),
+        budgets=budgets,
     )
     handlers: dict[TaskKind, TaskHandler] = {
         TaskKind.ANSWER: answerer,
-        TaskKind.NOTE: NoteKeeper(journal=journal, threads=threads, slack=gateway, people=people, fitter=fitter),
+        TaskKind.NOTE: NoteKeeper(
+            journal=journal, threads=threads, slack=gateway, people=people, fitter=fitter, budgets=budgets
+        ),
         TaskKind.GREET: Greeter(journal, gateway),
         TaskKind.STATUS: StatusReporter(journal, threads, gateway),
         TaskKind.RESET: ResetAnnouncer(journal, gateway),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
@@ -12,10 +13,12 @@ from redis.asyncio import Redis
 
 from store import keys
 from store.models import ThreadRef
+from store.spend import Payer, SpendStore
+from store.threads import ThreadStore
 from tests.fakes import FakeAnthropic, FakeSlack, block_actions_form, slash_command_form, wait_until
 from tests.integration.conftest import BotFactory
 from tests.integration.harness import BotProcess
-from tests.integration.stored import queue_empty, window_text
+from tests.integration.stored import SPACE, queue_empty, window_text
 from tests.integration.test_metrics import samples, value
 
 pytestmark = pytest.mark.integration
@@ -148,3 +151,24 @@ async def test_an_answer_that_reaches_the_budget_midway_ends_with_what_it_wrote_
     assert len(claude.requests) == 1 and "never written" not in reply
     ref = ThreadRef(slack.team_id, CHANNEL, thread_ts)
     assert "I stopped here" in await window_text(redis, ref)
+
+
+async def test_the_spend_counted_against_the_budgets_is_what_the_thread_records(
+    make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
+) -> None:
+    """An answer and then notes long enough to fold the window (a summary call, for the notes' author): the day's
+    spend of the workspace and the channel equals the usage the bot records for the channel, to the micro-dollar,
+    and the summaries of the notes count for the person who wrote them."""
+    bot = make_bot(CONTEXT_TOKEN_BUDGET="8000", SUMMARY_MAX_TOKENS="1000", DAILY_BUDGET_USD_PER_WORKSPACE="100")
+    await bot.start()
+    thread_ts = await answered(bot, slack, claude, "U0ALICE", "noted")
+    ref = ThreadRef(slack.team_id, CHANNEL, thread_ts)
+    for n in range(12):
+        note = f"note {n}: " + "the build log goes on with lines nobody needs to read again. " * 70
+        await bot.post_event(slack.post_user_message(CHANNEL, note, user="U0NOTER", thread_ts=thread_ts))
+    await wait_until(lambda: queue_empty(redis), timeout=30)
+    assert await redis.hget(SPACE.state(ref), "summary")  # the notes folded the window at least once
+    recorded = await ThreadStore(redis, SPACE).channel_usage(slack.team_id, CHANNEL)
+    spend = await SpendStore(redis).spent(Payer(slack.team_id, CHANNEL, "U0NOTER"), time.time())
+    assert spend.workspace == spend.channel == recorded.cost_microusd > 0
+    assert 0 < spend.user < spend.channel  # the notes' summaries: Alice's answer is hers
