@@ -190,8 +190,12 @@ class FakeSlack(ActiveWorkspaceMixin, SlackGridMixin, SlackAgentsMixin, SocketMo
         real_name: str | None = None,
         display_name: str | None = None,
         is_bot: bool = False,
+        is_admin: bool = False,
+        is_owner: bool = False,
+        is_primary_owner: bool = False,
     ) -> None:
-        """Register a user for users.info."""
+        """Register a user for users.info; as in Slack's user object, the workspace roles are three flags (is_admin,
+        is_owner, is_primary_owner) and guests' two more (never set here)."""
         real, display = real_name or name, display_name or ""
         self._users[user_id] = {
             "id": user_id,
@@ -201,7 +205,11 @@ class FakeSlack(ActiveWorkspaceMixin, SlackGridMixin, SlackAgentsMixin, SocketMo
             "real_name": real,
             "tz": "Europe/London",
             "is_bot": is_bot,
-            "is_admin": False,
+            "is_admin": is_admin,
+            "is_owner": is_owner,
+            "is_primary_owner": is_primary_owner,
+            "is_restricted": False,
+            "is_ultra_restricted": False,
             "is_app_user": False,
             "profile": {
                 "real_name": real,

@@ -167,6 +167,11 @@ class ClaudeClient:
         self._retry = retry or default_retry_policy()
 
     @property
+    def model(self) -> str:
+        """The model a call asks for unless it names another."""
+        return self._model
+
+    @property
     def max_tokens(self) -> int:
         """max_tokens of a call that does not ask for another."""
         return self._max_tokens

@@ -24,6 +24,12 @@ from bot.agent.summarizer import Summarizer
 from bot.agent.tools import ToolBox
 from bot.core.errors import RedisUnavailable
 from bot.core.faults import CrashPoints
+from bot.runtime.controls import (  # issue 19: admins and budgets
+    StoredRateLimits,
+    build_budget_guard,
+    build_controls,
+    limit_defaults,
+)
 from bot.runtime.health import healthz_handler, redis_health
 from bot.runtime.metrics_page import MetricsAuth, metrics_handler, queue_sampler
 from bot.runtime.migration import (
@@ -41,7 +47,7 @@ from bot.tasks.answer import Answerer
 from bot.tasks.channel_reset import ChannelResetter
 from bot.tasks.executor import ExecutorSettings, TaskExecutor, TaskHandler
 from bot.tasks.fitting import ContextFitter, ContextSettings
-from bot.tasks.gate import AllowLists, FixedLimits, Gate, RateLimits
+from bot.tasks.gate import AllowLists, Gate
 from bot.tasks.intake import Intake
 from bot.tasks.metered_journal import MeteredJournal
 from bot.tasks.people import People
@@ -68,6 +74,7 @@ from store.feedback import FeedbackStore
 from store.health import warn_if_evicting
 from store.keys import DAY, KeySpace
 from store.leaving import Departures
+from store.limits import LimitStore
 from store.models import TaskKind
 from store.rate_limits import RateLimiter
 from store.stops import StopRequests
@@ -158,6 +165,7 @@ def build_executor(
         journal=journal,
         crash=crash,
     )
+    budgets = build_budget_guard(settings, redis)
     answerer = Answerer(
         journal=journal,
         threads=threads,
@@ -168,10 +176,13 @@ def build_executor(
         people=people,
         titles=SessionTitles(redis, ttl=settings.agent_ttl_days * DAY),
         running=running,
+        budgets=budgets,
     )
     handlers: dict[TaskKind, TaskHandler] = {
         TaskKind.ANSWER: answerer,
-        TaskKind.NOTE: NoteKeeper(journal=journal, threads=threads, slack=gateway, people=people, fitter=fitter),
+        TaskKind.NOTE: NoteKeeper(
+            journal=journal, threads=threads, slack=gateway, people=people, fitter=fitter, budgets=budgets
+        ),
         TaskKind.GREET: Greeter(journal, gateway),
         TaskKind.STATUS: StatusReporter(journal, threads, gateway),
         TaskKind.RESET: ResetAnnouncer(journal, gateway),
@@ -222,6 +233,7 @@ def build_bot(
         request_verification_enabled=not settings.socket_mode,
         **workspaces.bolt_options(settings, redis, departures),
     )
+    controls = build_controls(settings, redis, gateway)
     intake = Intake(
         queue,
         crash,
@@ -229,11 +241,12 @@ def build_bot(
         slack=gateway,
         max_input_chars=settings.max_input_chars,
         gate=build_gate(settings, redis),
+        admins=controls.admins,
     )
     register_error_handler(bolt)
     register_event_listeners(bolt, intake, allowed_bot_ids=frozenset(split_names(settings.allowed_bot_ids)))
     feedback = FeedbackStore(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
-    register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway, feedback))
+    register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway, feedback, controls))
     register_feedback_listener(bolt, feedback)
     register_session_listeners(bolt, intake, gateway)
     titles = SessionTitles(redis, ttl=settings.agent_ttl_days * DAY)
@@ -244,13 +257,10 @@ def build_bot(
 
 
 def build_gate(settings: Settings, redis: RedisClient) -> Gate:
-    """The gate at intake: allow-lists and rate limits from the settings (issue 19, gate)."""
-    limits = RateLimits(
-        user_per_minute=settings.rate_limit_per_user,
-        thread_per_minute=settings.rate_limit_per_thread,
-        bot_turns_per_thread=settings.max_bot_turns_per_thread,
-    )
-    return Gate(RateLimiter(redis), AllowLists.of(*settings.gate_allow_lists), FixedLimits(limits))
+    """The gate at intake: allow-lists from the settings, rate limits from the settings as `/agent limits`
+    overrides them (issue 19, gate)."""
+    limits = StoredRateLimits(LimitStore(redis, limit_defaults(settings)))
+    return Gate(RateLimiter(redis), AllowLists.of(*settings.gate_allow_lists), limits)
 
 
 def stop_on_signals(stopping: asyncio.Event) -> None:

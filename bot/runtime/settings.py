@@ -201,6 +201,31 @@ class Settings(BaseSettings):
     )
     # --- end of metrics ---
 
+    # --- operator controls (issue 19): admins and budgets ---
+    admin_user_ids: str = Field(
+        default="", description="Comma-separated user ids (U...) of the bot's admins: channel resets, /agent limits."
+    )
+    workspace_admins_are_admins: bool = Field(
+        default=True,
+        description="Workspace admins and owners (users.info) are the bot's admins too; false: ADMIN_USER_IDS only.",
+    )
+    daily_budget_usd_per_user: float = Field(
+        default=0.0, ge=0, le=1_000_000, description="US$ of Claude one person may spend a UTC day; 0: no limit."
+    )
+    daily_budget_usd_per_channel: float = Field(
+        default=0.0, ge=0, le=1_000_000, description="US$ of Claude one channel may spend a UTC day; 0: no limit."
+    )
+    daily_budget_usd_per_workspace: float = Field(
+        default=0.0, ge=0, le=1_000_000, description="US$ of Claude a workspace may spend a UTC day; 0: no limit."
+    )
+
+    @property
+    def admin_ids(self) -> frozenset[str]:
+        """ADMIN_USER_IDS, parsed."""
+        return frozenset(split_names(self.admin_user_ids))
+
+    # --- end of admins and budgets ---
+
     @field_validator("metrics_token", "metrics_basic_auth", mode="before")
     @classmethod
     def _blank_secret_is_unset(cls, value: object) -> object:

@@ -18,6 +18,7 @@ from bot.core.errors import SlackError
 from bot.core.faults import CrashPoints
 from bot.core.log_context import logs_as_event
 from bot.core.ports import SlackGateway
+from bot.tasks.admins import Admins
 from bot.tasks.gate import NOT_ALLOWED, Admission, Gate, Refusal
 from store.connection import REDIS_FAILURES
 from store.models import SharedFile, Task, TaskKind, ThreadRef
@@ -27,6 +28,7 @@ from store.tasks import ResetResult, SubmitResult, TaskQueue
 log = logging.getLogger(__name__)
 
 COMMAND_WORDS = {"status": TaskKind.STATUS, "reset": TaskKind.RESET}
+PERMISSION = "permission"  # the refused mentions' reason for a reset or stop from someone who may not
 STOP_WORD = "stop"
 STOP_NOTES = {
     StopResult.STOPPING: "Stopping…",
@@ -70,9 +72,11 @@ class Intake:
         slack: SlackGateway,
         max_input_chars: int = 40_000,
         gate: Gate | None = None,
+        admins: Admins | None = None,
     ) -> None:
         self._queue = queue
         self._gate = gate  # None: everyone, without limits
+        self._admins = admins  # who may reset or stop a thread (None: anyone)
         self._stops = stops
         self._slack = slack  # for the one thing intake says itself: what a `stop` did
         self._crash = crash or CrashPoints()
@@ -81,12 +85,14 @@ class Intake:
     @logs_as_event
     async def mention(self, message: IncomingMessage, bot_user_id: str) -> SubmitResult | StopOutcome | Refusal:
         """A message addressed to the bot: answer it, or run the command word it consists of (`stop`: at once),
-        unless the gate refuses it."""
+        unless the gate refuses it, or it is a `reset` or `stop` from someone who may not."""
         text = strip_mention(message.text, bot_user_id)
         word = text.lower().strip(" .!")
         admission = await self._admit(message, counted=word != STOP_WORD)
         if admission.refusal is not None:
             return await self._refuse(message, admission.refusal)
+        if word in (STOP_WORD, "reset") and (refusal := await self._thread_refusal(message, word)):
+            return await self._refuse(message, refusal)
         if not text and not message.files:
             kind = TaskKind.GREET
         elif word == STOP_WORD:
@@ -146,6 +152,19 @@ class Intake:
         except SlackError as exc:  # the stop is done whatever the note does: it is a courtesy
             log.warning("could not say in thread %s what the stop did: %s", thread.encode(), exc)
         return outcome
+
+    # --- issue 19: admins and budgets ---
+    async def _thread_refusal(self, message: IncomingMessage, word: str) -> Refusal | None:
+        """`@bot reset` or `@bot stop` in a thread from someone who neither administers the bot nor started or wrote
+        in the thread before (bot/tasks/admins.py): refused, with a notice saying who may."""
+        if self._admins is None or message.thread_ts is None:
+            return None  # a top-level mention starts a thread of its own: its author started it
+        if await self._admins.may_act_on_thread(message.thread(), message.user_id, before_ts=message.ts):
+            return None
+        what = "reset this thread's agent" if word == "reset" else "stop this thread's answer"
+        return Refusal(PERMISSION, self._admins.who_may(what, thread=True))
+
+    # --- end of admins and budgets ---
 
     @logs_as_event
     async def thread_message(self, message: IncomingMessage) -> SubmitResult | Refusal:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.agent.context import NOTE_MAX_CHARS, cut_to
 from bot.core.ports import SlackGateway
 from bot.tasks.attachments import read_attachments
+from bot.tasks.budgets import BudgetGuard
 from bot.tasks.fitting import ContextFitter
 from bot.tasks.people import People
 from bot.tasks.reply import GuardedSlack
@@ -24,13 +25,21 @@ class NoteKeeper:
     """Remembers a message not addressed to the bot (TaskKind.NOTE): a turn of context for the next answer."""
 
     def __init__(
-        self, *, journal: TaskJournal, threads: ThreadStore, slack: SlackGateway, people: People, fitter: ContextFitter
+        self,
+        *,
+        journal: TaskJournal,
+        threads: ThreadStore,
+        slack: SlackGateway,
+        people: People,
+        fitter: ContextFitter,
+        budgets: BudgetGuard | None = None,
     ) -> None:
         self._journal = journal
         self._threads = threads
         self._slack = slack
         self._people = people
         self._fitter = fitter
+        self._budgets = budgets  # a fold's summary counts against the note's author, as an answer's against its asker
 
     async def __call__(self, lease: ThreadLease, task: Task, *, attempt: int) -> None:
         """Add the note to the window (not counted as a task).
@@ -43,6 +52,8 @@ class NoteKeeper:
         state, history = await self._threads.agent(task.thread)
         steps = await self._journal.steps(task, attempt=attempt)
         fold, usage = await self._fitter.fold(lease, task, steps, state.summary if state else "", [*history, turn])
+        if self._budgets is not None and usage.cost_microusd:
+            await self._budgets.add(task, usage)
         await self._journal.finish(
             lease, task, TaskStatus.DONE, turns=[turn], usage=usage, counts_as_task=False, fold=fold
         )

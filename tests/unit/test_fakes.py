@@ -340,6 +340,18 @@ async def test_ephemeral_permalink_and_users(slack: FakeSlack, web: AsyncWebClie
         await web.users_info(user="U404")
 
 
+async def test_users_info_carries_the_workspace_roles(slack: FakeSlack, web: AsyncWebClient) -> None:
+    """users.info's user has Slack's three role flags (is_admin, is_owner, is_primary_owner), each as seeded, and
+    the guest flags, false."""
+    slack.add_user("U1", "ada")
+    slack.add_user("U2", "olga", is_owner=True)
+    flags = ("is_admin", "is_owner", "is_primary_owner", "is_restricted", "is_ultra_restricted")
+    member = (await web.users_info(user="U1"))["user"]
+    owner = (await web.users_info(user="U2"))["user"]
+    assert [member[flag] for flag in flags] == [False] * 5
+    assert [owner[flag] for flag in flags] == [False, True, False, False, False]
+
+
 async def test_injected_failures(slack: FakeSlack) -> None:
     """fail_next produces ok:false errors or HTTP 429 with Retry-After that the SDK's rate-limit handler retries."""
     plain = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)

@@ -172,6 +172,7 @@ async def test_a_stop_is_never_rate_limited(slack: FakeSlack, redis: Redis) -> N
     bot = build_bot(settings_for(slack, rate_limit_per_user=1), redis)
     first = mention(slack, "go")
     ts = first["event"]["ts"]
+    slack.add_message(CHANNEL, "go", user="U0ALICE", ts=ts)  # she started the thread: hers to stop (test_admins.py)
     assert await dispatch(bot, first) == 200
     assert await dispatch(bot, mention(slack, "stop", thread_ts=ts)) == 200
     assert await queued(bot, redis, slack, first) == [("answer", "go")]
