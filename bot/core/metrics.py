@@ -13,7 +13,7 @@ series Prometheus keeps.
     MENTIONS        outcome: accepted, duplicate (Slack delivered the same event again), refused;
                     reason: "none" for accepted and duplicate; for refused, one short word per refusing check, from
                     a fixed list: not_allowed, rate_limit, bot_turns (bot/tasks/gate.py), permission and budget
-                    (bot/tasks/admins.py, bot/tasks/budgets.py)
+                    (bot/tasks/intake.py, bot/tasks/answer.py)
     TASKS           kind: the task kind (answer, note, greet, status, reset, channel_reset...);
                     outcome: done, failed, stopped (a task a reset cancels is not counted: it never finishes)
     MODEL_CALLS     model; outcome: ok, error
