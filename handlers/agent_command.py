@@ -182,6 +182,14 @@ class AgentCommands:
             value = parse_limit(name, words[1])
         except ValueError as exc:
             return Answer(f"Nothing changed: {exc}.")
+        setting = store.defaults.value(name)
+        raises = setting > 0 and (value == 0 or value > setting)
+        if raises and user_id not in admins.admin_ids:
+            # The settings are the operator's: a workspace's own admins may tighten a limit, not lift it.
+            return Answer(
+                f"Nothing changed: only the app's operators (ADMIN_USER_IDS) may raise `{name}` above its setting, "
+                f"{limit_value(name, setting)}."
+            )
         await store.set(team_id, name, value)
         return Answer(f"`{name}` is now {limit_value(name, value)}.\n" + limits_text(await store.view(team_id)))
 

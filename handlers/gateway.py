@@ -237,6 +237,10 @@ class WebApiGateway(AgentFeatures):
             log.info("no role for %s: %s", user_id, exc)
             return None
         user = data.get("user") or {}
+        if user.get("team_id") != team_id:
+            # Someone of another workspace (a Slack Connect channel's guest org, another workspace of a Grid org):
+            # their flags speak of their own workspace, not this one.
+            return False
         return any(user.get(flag) is True for flag in ("is_admin", "is_owner", "is_primary_owner"))
 
 

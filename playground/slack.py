@@ -193,13 +193,15 @@ class FakeSlack(ActiveWorkspaceMixin, SlackGridMixin, SlackAgentsMixin, SocketMo
         is_admin: bool = False,
         is_owner: bool = False,
         is_primary_owner: bool = False,
+        team_id: str | None = None,
     ) -> None:
         """Register a user for users.info; as in Slack's user object, the workspace roles are three flags (is_admin,
-        is_owner, is_primary_owner) and guests' two more (never set here)."""
+        is_owner, is_primary_owner) and guests' two more (never set here). `team_id`: their own workspace, when it
+        is another (a Slack Connect channel's member from another organisation), else the current one."""
         real, display = real_name or name, display_name or ""
         self._users[user_id] = {
             "id": user_id,
-            "team_id": self.team_id,
+            "team_id": team_id or self.team_id,
             "name": name,
             "deleted": False,
             "real_name": real,

@@ -100,6 +100,11 @@ class LimitStore:
         self._redis = redis
         self._defaults = defaults
 
+    @property
+    def defaults(self) -> Limits:
+        """The settings' values."""
+        return self._defaults
+
     async def effective(self, team_id: str) -> Limits:
         """The limits in force for the workspace (the gate reads its rate limits here too)."""
         return (await self.view(team_id)).limits

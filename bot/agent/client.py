@@ -77,12 +77,14 @@ def usage_of(model: str, usage: anthropic.types.Usage) -> Usage:
     """Our Usage (with its estimated cost) from the API's usage block."""
     cache_write = usage.cache_creation_input_tokens or 0
     cache_read = usage.cache_read_input_tokens or 0
+    server_tools = usage.server_tool_use
     cost = cost_usd(
         model,
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
         cache_write=cache_write,
         cache_read=cache_read,
+        web_searches=(server_tools.web_search_requests or 0) if server_tools is not None else 0,
     )
     return Usage(
         input_tokens=usage.input_tokens,

@@ -7,6 +7,7 @@ is never run again, and a completed model call is never paid for twice.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -15,6 +16,7 @@ from typing import Any, Protocol
 
 from bot.agent.client import ClaudeClient, OnRetry, OnText
 from bot.agent.continuation import preview
+from bot.agent.pricing import cost_usd
 from bot.agent.progress import OnProgress, Progress
 from bot.agent.steps import (
     LoopStep,
@@ -203,6 +205,7 @@ class AgentLoop:
             await on_progress(Progress.model_call())
         messages = replay(base, steps)
         settle: Settle | None = None
+        estimate: int | None = None
         if guard is not None:
             estimate = estimated_input_tokens(system, messages, self._tools.definitions)
             settle = await guard.before_call(self._claude.model, estimate, max_tokens or self._claude.max_tokens)
@@ -221,6 +224,12 @@ class AgentLoop:
         except ModelError:
             if settle is not None:
                 await settle(None)  # failed for good: nothing was billed
+            raise
+        except asyncio.CancelledError:
+            # Stopped mid-call (Stop, a reset, a lost lease, shutdown): the input was billed, and what was streamed
+            # of the output is not at hand; the hold is settled to the input, not left at max_tokens of output.
+            if settle is not None and estimate is not None:
+                await asyncio.shield(settle(input_only(self._claude.model, estimate)))
             raise
         if settle is not None:
             await settle(step.usage)
@@ -243,3 +252,9 @@ def _going_on(on_text: OnText, before: str, *, after_cut: bool) -> OnText:
         await on_text(preview(before, text) if after_cut else before + text)
 
     return show
+
+
+def input_only(model: str, input_tokens: int) -> Usage:
+    """The usage of a call stopped before its answer was at hand: its input, billed at the input price."""
+    cost = cost_usd(model, input_tokens=input_tokens, output_tokens=0, cache_write=0, cache_read=0)
+    return Usage(input_tokens=input_tokens, model_calls=1, cost_microusd=round(cost * 1_000_000))

@@ -122,6 +122,30 @@ async def test_limits_are_shown_to_anyone_and_changed_by_admins_only(slack: Fake
     assert back.startswith("`user_daily_usd` is back to its setting.") and "$2.00 (setting)" in back
 
 
+async def test_a_workspace_admin_may_tighten_a_limit_but_not_lift_the_operators_setting(
+    slack: FakeSlack, redis: Redis
+) -> None:
+    """The settings are the operator's ceilings: a workspace admin may lower a budget, not raise it past its setting
+    or turn it off; an operator (ADMIN_USER_IDS) may."""
+    slack.add_user("U0ADA", "ada", is_admin=True)
+    bot = build_bot(settings_for(slack, admin_user_ids="U0ROOT", daily_budget_usd_per_user=2), redis)
+    for lifted in ("limits user_daily_usd 100", "limits user_daily_usd off"):
+        refused = (await run(bot, slack, lifted, "U0ADA"))["text"]
+        assert refused.startswith("Nothing changed: only the app's operators (ADMIN_USER_IDS) may raise")
+    assert not await redis.exists(keys.limits(slack.team_id))
+    assert (await run(bot, slack, "limits user_daily_usd 1", "U0ADA"))["text"].startswith("`user_daily_usd` is now")
+    assert (await run(bot, slack, "limits user_daily_usd 100", "U0ROOT"))["text"].startswith("`user_daily_usd` is now")
+    assert await redis.hget(keys.limits(slack.team_id), "user_daily_usd") == "100.0"
+
+
+async def test_an_admin_of_another_workspace_is_no_admin_here(slack: FakeSlack, redis: Redis) -> None:
+    """A Slack Connect member whose users.info says admin (of their own organisation) may not reset a channel here."""
+    slack.add_user("U0GUEST", "gus", is_admin=True, is_owner=True, team_id="T0OTHERORG")
+    bot = build_bot(settings_for(slack, admin_user_ids="U0ROOT"), redis)
+    refused = (await run(bot, slack, "reset", "U0GUEST"))["text"]
+    assert refused == "Only <@U0ROOT> and the workspace's admins and owners may reset every agent of a channel."
+
+
 async def test_status_shows_todays_spend_against_each_budget(slack: FakeSlack, redis: Redis) -> None:
     """`/agent status` shows what the asker, the channel and the workspace spent today, and their budgets."""
     bot = build_bot(settings_for(slack, daily_budget_usd_per_user=1, daily_budget_usd_per_workspace=50), redis)

@@ -10,7 +10,7 @@ from tenacity import AsyncRetrying, stop_after_attempt, wait_none
 
 from bot.agent.client import ClaudeClient, default_retry_policy
 from bot.core.errors import ModelError
-from tests.fakes import FakeAnthropic
+from tests.fakes import FakeAnthropic, Reply
 from tests.unit.metric_values import sample
 
 MESSAGES = [{"role": "user", "content": "hello"}]
@@ -78,3 +78,18 @@ async def test_retries_and_failures_are_counted(client: ClaudeClient, claude: Fa
     after = counted()
     assert after["overloaded"] - before["overloaded"] == 1
     assert (after["ok"] - before["ok"], after["error"] - before["error"]) == (1, 1)
+
+
+async def test_web_searches_are_billed_on_top_of_tokens(client: ClaudeClient, claude: FakeAnthropic) -> None:
+    """A call that searched the web twice costs two searches' fee ($0.01 each) more than its tokens, as the API's
+    usage block says (server_tool_use.web_search_requests)."""
+    usage = {"input_tokens": 1000, "output_tokens": 200}
+    claude.reply_text("plain", usage=usage)
+    plain = await client.step("sys", MESSAGES)
+    searched = [
+        {"type": "server_tool_use", "id": f"srvtoolu_{n}", "name": "web_search", "input": {"query": "q"}}
+        for n in range(2)
+    ]
+    claude.enqueue(Reply(content=[*searched, {"type": "text", "text": "found"}], usage=usage))
+    found = await client.step("sys", MESSAGES)
+    assert found.usage.cost_microusd - plain.usage.cost_microusd == 20_000

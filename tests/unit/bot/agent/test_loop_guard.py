@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from bot.agent.loop import AgentLoop, Settle, estimated_input_tokens
+from bot.agent.pricing import cost_usd
 from bot.core.errors import ModelUnavailable, OverBudget
 from bot.core.faults import CrashPoints
 from store.models import Usage
@@ -90,3 +92,24 @@ def test_the_input_estimate_counts_images_flat_not_by_their_base64() -> None:
     with_image = estimated_input_tokens([text("sys")], [{"role": "user", "content": [image, text("hi")]}], [])
     without = estimated_input_tokens([text("sys")], [{"role": "user", "content": [text("hi")]}], [])
     assert 1_000 < with_image - without < 2_000
+
+
+class StoppedClaude(NamedClaude):
+    """A model call that is stopped while it streams (a Stop, a reset, a lost lease)."""
+
+    async def step(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        raise asyncio.CancelledError
+
+
+async def test_a_call_stopped_mid_stream_settles_its_hold_to_its_input() -> None:
+    """Cancelled mid-call, the hold is settled to the estimated input at the input price (billed), not left at
+    max_tokens of output, and the cancellation goes on."""
+    guard = Ledger()
+    with pytest.raises(asyncio.CancelledError):
+        await run(StoppedClaude(step([text("never")], "end_turn")), guard)
+    [(model, estimate, _max_tokens)] = guard.asked
+    [settled] = guard.settled
+    assert settled is not None and settled.input_tokens == estimate and settled.output_tokens == 0
+    assert settled.cost_microusd == round(
+        cost_usd(model, input_tokens=estimate, output_tokens=0, cache_write=0, cache_read=0) * 1_000_000
+    )
