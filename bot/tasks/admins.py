@@ -9,6 +9,7 @@ thread's agent may also be reset or stopped by the person who started the thread
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Protocol
 
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 
 # The newest messages of a thread read to find whether a person wrote in it (one conversations.replies page).
 PARTICIPANT_MESSAGES = 200
+# How long the read of who wrote in a thread may take: it runs before the ack of an `@bot stop` or `reset`.
+PARTICIPANT_READ_SECONDS = 1.5
 
 
 class WorkspaceRoles(Protocol):
@@ -72,9 +75,13 @@ class Admins:
         if thread.channel_id.startswith("D"):
             return True  # a DM is between the person and the bot
         try:
-            tail = await self._slack.recent_messages(thread, limit=PARTICIPANT_MESSAGES, before_ts=before_ts)
-        except SlackError as exc:
-            log.warning("cannot read thread %s to see who wrote in it: %s", thread.encode(), exc)
+            # Bounded: a mention's check runs before Slack's acknowledgement, which Slack waits 3 s for.
+            tail = await asyncio.wait_for(
+                self._slack.recent_messages(thread, limit=PARTICIPANT_MESSAGES, before_ts=before_ts),
+                PARTICIPANT_READ_SECONDS,
+            )
+        except (SlackError, TimeoutError) as exc:
+            log.warning("cannot read thread %s to see who wrote in it: %s", thread.encode(), exc or "timed out")
             return False
         return any(message.user_id == user_id for message in tail.messages)
 
