@@ -52,10 +52,13 @@ def main(argv: list[str]) -> int:
             return 2
         # after the settings: a settings error need not wait for the SDKs
         from bot.runtime.app import migrate, migrate_shards, serve
+        from bot.runtime.logs import configure_logging
     finally:
         gc.freeze()  # what is loaded now lives as long as the process: keep it out of every later collection
         gc.enable()
-    configure_logging(settings.log_level, settings.library_log_level)
+    configure_logging(
+        settings.log_level, settings.library_log_level, log_format=settings.log_format, dyno=settings.dyno
+    )
     try:
         if shards is not None:
             return 0 if asyncio.run(migrate_shards(settings, shards)) else 1
@@ -69,22 +72,6 @@ def main(argv: list[str]) -> int:
         logging.getLogger("bot").error("%s", exc)
         return 1
     return 0
-
-
-# The packages whose log lines are ours: none of them logs what people wrote, at any level.
-OUR_LOGGERS = ("bot", "handlers", "store")
-
-
-def configure_logging(level: str, library_level: str) -> None:
-    """Our loggers at `level`; every other logger at `library_level`.
-
-    At DEBUG the SDKs log whole requests and responses: prompts, base64 images, message bodies (anthropic,
-    slack_sdk, slack_bolt, httpx, httpcore, redis). Setting the root logger's level covers each of them, and any
-    logger a library adds later, without a list to keep up to date.
-    """
-    logging.basicConfig(level=library_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for name in OUR_LOGGERS:
-        logging.getLogger(name).setLevel(level)
 
 
 if __name__ == "__main__":

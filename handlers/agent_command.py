@@ -8,11 +8,15 @@ from typing import Any
 
 from bot.core.errors import SlackError
 from bot.core.ports import SlackGateway
+from bot.tasks.admins import Admins
 from bot.tasks.intake import Intake
+from handlers.limit_views import limit_value, limits_text, spend_block
 from handlers.links import thread_label
 from handlers.views import channel_overview, channel_reset_question, thread_detail
 from store.feedback import FeedbackStore
+from store.limits import LimitStore, limit_name, parse_limit
 from store.models import CHANNEL_WIDE, Task, TaskKind, ThreadRef
+from store.spend import Payer, SpendStore
 from store.stops import StopResult
 from store.tasks import SubmitResult, TaskQueue
 from store.threads import ThreadStore
@@ -35,25 +39,42 @@ HELP = Answer(
     "• `/agent reset <link to a thread>`: that agent forgets everything (its work in progress is stopped)\n"
     "• `/agent reset`: every agent of this channel forgets everything (asks first)\n"
     "• `/agent stop <link to a thread>`: stop the answer that thread's agent is writing\n"
+    "• `/agent limits`: the daily budgets and rate limits; `/agent limits <name> <value>` changes one (admins)\n"
     "• `/agent help`: this text\n"
     "Copy a thread's link with *Copy link* on any of its messages. Inside a thread, mention me with `status`, "
     "`reset` or `stop` instead."
 )
 
 
+@dataclass(frozen=True)
+class Controls:
+    """The operator's controls `/agent` applies: who may do what, the limits, and what was spent."""
+
+    admins: Admins
+    limits: LimitStore
+    spend: SpendStore
+
+
 class AgentCommands:
     """What `/agent` can do, whichever way Slack delivered it."""
 
     def __init__(
-        self, threads: ThreadStore, queue: TaskQueue, intake: Intake, slack: SlackGateway, feedback: FeedbackStore
+        self,
+        threads: ThreadStore,
+        queue: TaskQueue,
+        intake: Intake,
+        slack: SlackGateway,
+        feedback: FeedbackStore,
+        controls: Controls,
     ) -> None:
         self._threads = threads
         self._queue = queue
         self._intake = intake
         self._slack = slack
         self._feedback = feedback
+        self._controls = controls
 
-    async def channel_status(self, team_id: str, channel_id: str, team_domain: str) -> Answer:
+    async def channel_status(self, team_id: str, channel_id: str, team_domain: str, user_id: str = "") -> Answer:
         """The channel's agents: how many in each state, the most recent ones, the queue, the workers, feedback."""
         counts = await self._threads.channel_counts(team_id, channel_id)
         recent = await self._threads.channel_agents(team_id, channel_id, RECENT_AGENTS)
@@ -73,6 +94,7 @@ class AgentCommands:
             channel_feedback=votes,
             team_feedback=team_votes,
         )
+        blocks.insert(1, await self._spend_block(Payer(team_id, channel_id, user_id)))
         if not counts.agents:
             return Answer("No agents in this channel yet: mention me in a thread to start one.", blocks)
         return Answer(f"{counts.agents} agent(s) in this channel, {counts.working} working.", blocks)
@@ -92,6 +114,8 @@ class AgentCommands:
         """Reset one thread's agent now; its work in progress is cancelled and the thread is told who reset it."""
         if not await self._threads.has_agent(ref) and not await self._threads.current_task(ref):
             return Answer(await self._no_agent_reason(ref, link_is_reply))
+        if not await self._controls.admins.may_act_on_thread(ref, user_id):
+            return Answer(self._controls.admins.who_may("reset that thread's agent", thread=True))
         result = await self._intake.reset(
             Task(request_id, TaskKind.RESET, ref, "reset", user_id, ref.thread_ts, time.time())
         )
@@ -103,6 +127,8 @@ class AgentCommands:
 
     async def stop_thread(self, ref: ThreadRef, team_domain: str, user_id: str) -> Answer:
         """Stop the answer the thread's agent is writing, wherever it runs; its partial answer stays, marked."""
+        if not await self._controls.admins.may_act_on_thread(ref, user_id):
+            return Answer(self._controls.admins.who_may("stop that thread's answer", thread=True))
         outcome = await self._intake.stop(ref, user_id)
         label = thread_label(team_domain, ref)
         if outcome.result is StopResult.STOPPING:
@@ -110,6 +136,12 @@ class AgentCommands:
         if outcome.result is StopResult.ALREADY_STOPPING:
             return Answer(f"The answer in {label} is stopping already (<@{outcome.by}> asked).")
         return Answer(f"Nothing is running in {label}: there is no answer to stop.")
+
+    async def ask_channel_reset(self, team_id: str, channel_id: str, user_id: str) -> Answer:
+        """An admin is asked to confirm the reset of every agent of the channel; anyone else is told who may."""
+        if not await self._controls.admins.is_admin(team_id, user_id):
+            return Answer(self._controls.admins.who_may("reset every agent of a channel"))
+        return self.confirm_channel_reset(channel_id)
 
     def confirm_channel_reset(self, channel_id: str) -> Answer:
         """Ask before resetting every agent of the channel."""
@@ -122,6 +154,8 @@ class AgentCommands:
         The reset runs as a task (bot/tasks/channel_reset.py): a channel's agents can be many, and a crash half
         way must not leave some of them reset and the rest not; each thread is told as its agent is reset.
         """
+        if not await self._controls.admins.is_admin(team_id, user_id):  # the button's clicker, checked again
+            return Answer(self._controls.admins.who_may("reset every agent of a channel"))
         agents = len(await self._threads.channel_threads(team_id, channel_id))
         ref = ThreadRef(team_id, channel_id, CHANNEL_WIDE)
         task = Task(request_id, TaskKind.CHANNEL_RESET, ref, "reset", user_id, CHANNEL_WIDE, time.time())
@@ -130,6 +164,40 @@ class AgentCommands:
         return Answer(
             f"Resetting {agents} agent(s) of <#{channel_id}>: each thread is told when its agent has forgotten."
         )
+
+    async def limits(self, team_id: str, user_id: str, words: list[str]) -> Answer:
+        """`/agent limits`: show the workspace's limits; `/agent limits NAME VALUE` changes one (admins only)."""
+        store, admins = self._controls.limits, self._controls.admins
+        if not words:
+            return Answer(limits_text(await store.view(team_id)))
+        if len(words) != 2:
+            return Answer("Say which limit and its new value, e.g. `/agent limits user_daily_usd 5`.")
+        if not await admins.is_admin(team_id, user_id):
+            return Answer(admins.who_may("change the limits"))
+        try:
+            name = limit_name(words[0])
+            if words[1].lower() == "default":
+                await store.clear(team_id, name)
+                return Answer(f"`{name}` is back to its setting.\n" + limits_text(await store.view(team_id)))
+            value = parse_limit(name, words[1])
+        except ValueError as exc:
+            return Answer(f"Nothing changed: {exc}.")
+        setting = store.defaults.value(name)
+        raises = setting > 0 and (value == 0 or value > setting)
+        if raises and user_id not in admins.admin_ids:
+            # The settings are the operator's: a workspace's own admins may tighten a limit, not lift it.
+            return Answer(
+                f"Nothing changed: only the app's operators (ADMIN_USER_IDS) may raise `{name}` above its setting, "
+                f"{limit_value(name, setting)}."
+            )
+        await store.set(team_id, name, value)
+        return Answer(f"`{name}` is now {limit_value(name, value)}.\n" + limits_text(await store.view(team_id)))
+
+    async def _spend_block(self, payer: Payer) -> dict[str, Any]:
+        """Today's spend against the budgets, for `/agent status`."""
+        now = time.time()
+        view = await self._controls.limits.view(payer.team_id)
+        return spend_block(await self._controls.spend.spent(payer, now), view, now)
 
     async def _no_agent_reason(self, ref: ThreadRef, link_is_reply: bool) -> str:
         """Why a linked thread has no agent: it is not a thread at all, or nobody mentioned me there."""

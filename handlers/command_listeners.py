@@ -76,10 +76,10 @@ def _result(job: asyncio.Future[Answer]) -> Answer:
     return job.result()
 
 
-def _quick_answer(
-    commands: AgentCommands, action: str, words: list[str], link: ThreadLink | None, channel_id: str
-) -> Answer | None:
-    """The answer to a command that needs no work: help, a link missing or unreadable, a question first."""
+def _quick_answer(action: str, words: list[str], link: ThreadLink | None, channel_id: str) -> Answer | None:
+    """The answer to a command that needs no work: help, a link missing or unreadable."""
+    if action == "limits":
+        return None
     if action not in ("status", "reset", "stop"):
         return HELP
     if link is None and action == "stop" and not words[1:]:
@@ -88,8 +88,6 @@ def _quick_answer(
         return Answer("I could not read that as a link to a thread. " + _COPY_LINK)
     if link is not None and link.channel_id != channel_id:
         return Answer("That thread is in another channel: run the command there.")
-    if link is None and action == "reset":
-        return commands.confirm_channel_reset(channel_id)
     return None
 
 
@@ -103,14 +101,18 @@ def register_command_listeners(app: AsyncApp, commands: AgentCommands) -> None:
         team_id, channel_id, user_id = str(command["team_id"]), str(command["channel_id"]), str(command["user_id"])
         domain = str(command.get("team_domain", ""))
         request_id = f"cmd-{command.get('trigger_id') or command.get('user_id')}"
-        link = parse_thread_link(" ".join(words[1:])) if words[1:] else None
-        quick = _quick_answer(commands, action, words, link, channel_id)
+        link = parse_thread_link(" ".join(words[1:])) if words[1:] and action != "limits" else None
+        quick = _quick_answer(action, words, link, channel_id)
         if quick is not None:
             await ack(**ephemeral(quick))
             return
         work: Coroutine[Any, Any, Answer]
-        if link is None:
-            work = commands.channel_status(team_id, channel_id, domain)
+        if action == "limits":
+            work = commands.limits(team_id, user_id, words[1:])
+        elif link is None and action == "reset":
+            work = commands.ask_channel_reset(team_id, channel_id, user_id)  # admins only: asks Slack who they are
+        elif link is None:
+            work = commands.channel_status(team_id, channel_id, domain, user_id)
         elif action == "status":
             ref = ThreadRef(team_id, channel_id, link.thread_ts)
             work = commands.thread_status(ref, domain, link_is_reply=link.is_reply)

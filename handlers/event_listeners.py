@@ -57,6 +57,7 @@ def _spoken_message(
         thread_ts=_optional_text(event.get("thread_ts")) or None,
         is_direct_message=event.get("channel_type") == "im",
         files=parse_files(event.get("files")),
+        from_bot=allowed_bot,
     )
     message.thread()  # ids that cannot name a thread (a ':' in a channel id) raise ValueError here, not in intake
     return message

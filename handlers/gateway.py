@@ -228,6 +228,21 @@ class WebApiGateway(AgentFeatures):
         name = profile.get("display_name") or profile.get("real_name") or user.get("real_name") or user.get("name")
         return str(name) if name else None
 
+    async def is_workspace_admin(self, team_id: str, user_id: str) -> bool | None:
+        """Whether users.info says the person is an admin, owner or primary owner of the workspace; None if Slack
+        will not say (the caller then treats the person as no admin, and asks again next time)."""
+        try:
+            data = await self._call(team_id, "users.info", lambda client: client.users_info(user=user_id))
+        except SlackError as exc:
+            log.info("no role for %s: %s", user_id, exc)
+            return None
+        user = data.get("user") or {}
+        if user.get("team_id") != team_id:
+            # Someone of another workspace (a Slack Connect channel's guest org, another workspace of a Grid org):
+            # their flags speak of their own workspace, not this one.
+            return False
+        return any(user.get(flag) is True for flag in ("is_admin", "is_owner", "is_primary_owner"))
+
 
 def is_slack_file_url(url: str, api_url: str) -> bool:
     """Whether the bot token may go with a request for `url`: https on files.slack.com, or the origin (scheme, host

@@ -170,6 +170,14 @@ def _prefill_problem(body: Body) -> str | None:
     return None
 
 
+def _server_tool_use(content: list[Body]) -> Body:
+    """The usage block's count of web searches the answer made (billed per search), as the API reports it."""
+    searches = sum(
+        1 for block in content if block.get("type") == "server_tool_use" and block.get("name") == "web_search"
+    )
+    return {"server_tool_use": {"web_search_requests": searches}} if searches else {}
+
+
 def echo_responder(request: Body) -> Reply:
     """Default model: reply "echo: <last text of the last user message>"."""
     user_messages = [m for m in request.get("messages", []) if m.get("role") == "user"]
@@ -501,6 +509,7 @@ class FakeAnthropic(LocalServer):
             # Split into uncached, cache-written and cache-read tokens as the API's prompt caching would.
             **self.prompt_cache.usage(body),
             "output_tokens": body["max_tokens"] if output.cut else max(1, output_chars // CHARS_PER_TOKEN),
+            **_server_tool_use(output.content),
             **(reply.usage or {}),
         }
         self.usages.append({**usage, "summary": "running summary" in json.dumps(body.get("system", ""))})

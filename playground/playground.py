@@ -80,7 +80,8 @@ class Playground(FakeSlack):
         self.delivery: SlackDelivery | None = None
         self.controls: BotControls | None = None
         self.signing_secret = signing_secret
-        self.add_user(ME[0], ME[1], real_name=ME[2])
+        # The person trying the bot made the workspace: its primary owner, so the bot's admin (a channel reset, limits).
+        self.add_user(ME[0], ME[1], real_name=ME[2], is_primary_owner=True)
         self.feed: list[Ephemeral] = []
         self.notices: collections.deque[str] = collections.deque(maxlen=4)
         self._feed_by_url: dict[str, int] = {}

@@ -190,18 +190,28 @@ class FakeSlack(ActiveWorkspaceMixin, SlackGridMixin, SlackAgentsMixin, SocketMo
         real_name: str | None = None,
         display_name: str | None = None,
         is_bot: bool = False,
+        is_admin: bool = False,
+        is_owner: bool = False,
+        is_primary_owner: bool = False,
+        team_id: str | None = None,
     ) -> None:
-        """Register a user for users.info."""
+        """Register a user for users.info; as in Slack's user object, the workspace roles are three flags (is_admin,
+        is_owner, is_primary_owner) and guests' two more (never set here). `team_id`: their own workspace, when it
+        is another (a Slack Connect channel's member from another organisation), else the current one."""
         real, display = real_name or name, display_name or ""
         self._users[user_id] = {
             "id": user_id,
-            "team_id": self.team_id,
+            "team_id": team_id or self.team_id,
             "name": name,
             "deleted": False,
             "real_name": real,
             "tz": "Europe/London",
             "is_bot": is_bot,
-            "is_admin": False,
+            "is_admin": is_admin,
+            "is_owner": is_owner,
+            "is_primary_owner": is_primary_owner,
+            "is_restricted": False,
+            "is_ultra_restricted": False,
             "is_app_user": False,
             "profile": {
                 "real_name": real,
@@ -283,6 +293,28 @@ class FakeSlack(ActiveWorkspaceMixin, SlackGridMixin, SlackAgentsMixin, SocketMo
         stored.update(client_msg_id=event["client_msg_id"], blocks=event["blocks"])
         if shared:
             stored.update(files=copy.deepcopy(shared), upload=False, display_as_bot=False)
+        return self.workspace_envelope(event)
+
+    def post_other_app_mention(
+        self,
+        channel: str,
+        text: str,
+        *,
+        bot_id: str,
+        user: str,
+        app_id: str = "A0OTHERAPP",
+        thread_ts: str | None = None,
+    ) -> Args:
+        """Store a message another app posted with its bot token (chat.postMessage) that mentions this bot, and return
+        the app_mention envelope Slack delivers for it: the other bot's user, bot_id, app_id and bot_profile, and no
+        client_msg_id (only people's clients send one)."""
+        ts = self.add_message(channel, text, user=user, thread_ts=thread_ts, bot_id=bot_id)
+        event = app_mention_event(text, user=user, channel=channel, ts=ts, thread_ts=thread_ts, team=self.team_id)
+        del event["client_msg_id"]
+        profile = {"id": bot_id, "app_id": app_id, "name": "other bot", "team_id": self.team_id, "deleted": False}
+        event.update(bot_id=bot_id, app_id=app_id, bot_profile=profile)
+        stored = self.store.find(channel, ts)
+        stored.update(app_id=app_id, bot_profile=copy.deepcopy(profile), blocks=event["blocks"])
         return self.workspace_envelope(event)
 
     def response_url(

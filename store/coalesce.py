@@ -8,6 +8,7 @@ burst shares one connection and one round trip, and each caller still gets its o
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +39,9 @@ class CoalescedScript:
         self._waiting.append(call)
         if len(self._waiting) == 1:
             # Runs after the callers already scheduled in this turn of the loop have added their calls.
-            flush = asyncio.get_running_loop().create_task(self._flush())
+            # A context of its own: the flush runs the calls of several events, and must not carry the first one's
+            # ids in its log records (bot/core/log_context.py keeps them in context variables).
+            flush = asyncio.get_running_loop().create_task(self._flush(), context=contextvars.Context())
             self._flushes.add(flush)
             flush.add_done_callback(self._flushes.discard)
         return await call.result

@@ -73,6 +73,27 @@ TS = thread ts, "" for a DM's top level):
                                           the team that starts while it is set is refused. TTL the uninstall grace
                                           period plus a day (its data is deleted by then); an install deletes it.
                                           No hash tag: read and written alone.
+  agent:T:rate:user:U             zset    the gate's rate limits (store/rate_limits.py): the mentions counted
+  agent:T:rate:thread:C:TS        zset    against person U, against thread TS, and the allowed bots' mentions
+  agent:T:rate:bots:C:TS          zset    counted against thread TS: Slack event id -> when (ms). Entries older
+                                          than the window are dropped as the key is used. TTL the window (a minute;
+                                          an hour for bots), refreshed by each entry. No hash tag: each is one key,
+                                          read and written alone by a single-key script.
+  agent:T:told:KIND:...           string  the event id of the refusal that told someone "no" (KIND not_allowed:C:U,
+                                          rate:U, or bots:C:TS), so that each is told once: a day for the allow-lists,
+                                          the wait it announced for the limits (its TTL). No hash tag: one key, alone.
+  agent:T:limits                  hash    limits an admin set with `/agent limits` (store/limits.py): name -> value,
+                                          overriding the settings (user_daily_usd, channel_daily_usd,
+                                          workspace_daily_usd, user_per_minute, thread_per_minute,
+                                          bot_turns_per_thread). No TTL: an admin's choice lasts until changed.
+                                          No hash tag: read and written alone.
+  agent:T:spend:DAY               hash    what the workspace spent on day DAY (UTC, YYYY-MM-DD) in micro-dollars
+                                          (store/spend.py): "user:U", "channel:C" and "team" counters, each call's
+                                          estimate reserved before it and settled to its real cost after. One key,
+                                          so one script checks and reserves all three at once. TTL SPEND_TTL past
+                                          the day's end (`/agent status` shows the day; nothing reads it later).
+  agent:T:admin:U                 string  "1" or "0": whether users.info says U is a workspace admin or owner
+                                          (bot/tasks/admins.py). TTL ADMIN_ROLE_TTL. No hash tag: read alone.
 
 Shared by all teams:
 
@@ -135,6 +156,11 @@ WORKERS_TTL = 60
 HEALTH = f"{PREFIX}:health"
 HEALTH_TTL = 60
 LEAVING = f"{PREFIX}:leaving"
+# Spend counters are kept a day past their own day's end: long enough for the day's last settlements (a call that
+# started before midnight) to land, short enough that old days do not pile up.
+SPEND_TTL = DAY
+# A workspace admin made or unmade is seen within ten minutes; people's roles are read once per that time at most.
+ADMIN_ROLE_TTL = 600
 # A live worker's stop listener takes a notice within a second; one still there after a minute has no listener.
 STOP_NOTICE_TTL = 60
 # A live worker reads the queue at least every few seconds, so a consumer idle for an hour has no process behind it.
@@ -313,3 +339,56 @@ def token_refresh_lock(owner_id: str) -> str:
 def team_left(team_id: str) -> str:
     """When the app was uninstalled from the team, while its data waits out the grace period (one key, alone)."""
     return f"{PREFIX}:{team_id}:left"
+
+
+# --- operator controls (issue 19): gate ---
+def rate_by_user(team_id: str, user_id: str) -> str:
+    """The mentions counted against a person's rate limit (one key, alone: it needs no shard)."""
+    return f"{PREFIX}:{team_id}:rate:user:{user_id}"
+
+
+def rate_by_thread(ref: ThreadRef) -> str:
+    """The mentions counted against a thread's rate limit (one key, alone)."""
+    return f"{PREFIX}:{ref.team_id}:rate:thread:{ref.channel_id}:{ref.thread_ts}"
+
+
+def bot_turns(ref: ThreadRef) -> str:
+    """The allowed bots' mentions counted against a thread's limit on bot turns (one key, alone)."""
+    return f"{PREFIX}:{ref.team_id}:rate:bots:{ref.channel_id}:{ref.thread_ts}"
+
+
+def told_not_allowed(team_id: str, channel_id: str, user_id: str) -> str:
+    """Set once a person was told the bot is not enabled for them in a channel (one key, alone)."""
+    return f"{PREFIX}:{team_id}:told:not_allowed:{channel_id}:{user_id}"
+
+
+def told_rate_limited(team_id: str, user_id: str) -> str:
+    """Set once a person was told to wait for a rate limit (one key, alone)."""
+    return f"{PREFIX}:{team_id}:told:rate:{user_id}"
+
+
+def told_bot_turns(ref: ThreadRef) -> str:
+    """Set once a thread was told that it answers no more bots for now (one key, alone)."""
+    return f"{PREFIX}:{ref.team_id}:told:bots:{ref.channel_id}:{ref.thread_ts}"
+
+
+# --- end of gate ---
+
+
+# --- operator controls (issue 19): admins and budgets ---
+def limits(team_id: str) -> str:
+    """The limits an admin set for the workspace, overriding the settings (one key, alone: it needs no shard)."""
+    return f"{PREFIX}:{team_id}:limits"
+
+
+def spend(team_id: str, day: str) -> str:
+    """The workspace's spend counters of one UTC day, YYYY-MM-DD (one key, alone: it needs no shard)."""
+    return f"{PREFIX}:{team_id}:spend:{day}"
+
+
+def admin_role(team_id: str, user_id: str) -> str:
+    """Whether Slack says the user is a workspace admin or owner, cached (one key, alone: it needs no shard)."""
+    return f"{PREFIX}:{team_id}:admin:{user_id}"
+
+
+# --- end of admins and budgets ---

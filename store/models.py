@@ -86,6 +86,7 @@ class TaskKind(StrEnum):
     RESET = "reset"  # "@bot reset" in a thread
     GREET = "greet"  # a mention with nothing else in it: say what the bot can do
     CHANNEL_RESET = "channel_reset"  # reset every agent of a channel, one thread at a time (on CHANNEL_WIDE)
+    NOTICE = "notice"  # tell the thread something intake decided (a refusal: the task's text), no model call
 
 
 class TaskStatus(StrEnum):

@@ -50,8 +50,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(_session_redis.data_dir, ignore_errors=True)
 
 
-_CLEARED_PREFIXES = ("SLACK_", "ANTHROPIC_", "REDIS_")
-_CLEARED_NAMES = {"PORT", "DYNO", "SYSTEM_PROMPT", "LOG_LEVEL", "LOG_LEVEL_LIBRARIES", "DATA_DIR"}
+_CLEARED_PREFIXES = ("SLACK_", "ANTHROPIC_", "REDIS_", "METRICS_", "ALLOWED_", "RATE_LIMIT_", "DAILY_BUDGET_")
+_CLEARED_NAMES = {
+    "PORT",
+    "DYNO",
+    "SYSTEM_PROMPT",
+    "LOG_LEVEL",
+    "LOG_LEVEL_LIBRARIES",
+    "LOG_FORMAT",
+    "DATA_DIR",
+    "MAX_BOT_TURNS_PER_THREAD",
+    "ADMIN_USER_IDS",
+    "WORKSPACE_ADMINS_ARE_ADMINS",
+}
 
 
 @pytest.fixture(autouse=True)

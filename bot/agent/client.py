@@ -15,6 +15,7 @@ from tenacity.wait import wait_base, wait_random_exponential
 from bot.agent.pricing import cost_usd
 from bot.agent.progress import OnProgress, Progress
 from bot.agent.steps import ModelStep
+from bot.core import metrics
 from bot.core.errors import ModelAuthError, ModelError, ModelRefused, ModelRequestError, ModelUnavailable
 from store.models import Usage
 
@@ -26,15 +27,34 @@ OnText = Callable[[str], Awaitable[None]]
 OnRetry = Callable[[str], Awaitable[None]]
 
 
-def _also(log_it: Any, on_retry: OnRetry) -> Callable[[RetryCallState], Awaitable[None]]:
-    """A before_sleep hook that logs as the policy does, then tells `on_retry`."""
+def _also(log_it: Any, on_retry: OnRetry | None) -> Callable[[RetryCallState], Awaitable[None]]:
+    """A before_sleep hook that logs as the policy does, counts the retry, then tells `on_retry` (if given)."""
 
     async def hook(state: RetryCallState) -> None:
-        log_it(state)
+        if log_it is not None:
+            log_it(state)
         error = state.outcome.exception() if state.outcome is not None else None
-        await on_retry(type(error).__name__)
+        metrics.RETRIES.labels(service="anthropic", reason=type(error).__name__).inc()
+        if on_retry is not None:
+            await on_retry(type(error).__name__)
 
     return hook
+
+
+def count_call(model: str, usage: Usage | None) -> None:
+    """Count one model call in the metrics: its tokens and estimated cost, or (usage None) its failure."""
+    if usage is None:
+        metrics.MODEL_CALLS.labels(model=model, outcome="error").inc()
+        return
+    metrics.MODEL_CALLS.labels(model=model, outcome="ok").inc()
+    for kind, tokens in (
+        ("input", usage.input_tokens),
+        ("output", usage.output_tokens),
+        ("cache_read", usage.cache_read_tokens),
+        ("cache_write", usage.cache_write_tokens),
+    ):
+        metrics.MODEL_TOKENS.labels(model=model, kind=kind).inc(tokens)
+    metrics.MODEL_COST_USD.labels(model=model).inc(usage.cost_microusd / 1_000_000)
 
 
 # Worth another try: rate limits (429), server errors and overload (5xx, 529), and a dropped connection.
@@ -57,12 +77,14 @@ def usage_of(model: str, usage: anthropic.types.Usage) -> Usage:
     """Our Usage (with its estimated cost) from the API's usage block."""
     cache_write = usage.cache_creation_input_tokens or 0
     cache_read = usage.cache_read_input_tokens or 0
+    server_tools = usage.server_tool_use
     cost = cost_usd(
         model,
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
         cache_write=cache_write,
         cache_read=cache_read,
+        web_searches=(server_tools.web_search_requests or 0) if server_tools is not None else 0,
     )
     return Usage(
         input_tokens=usage.input_tokens,
@@ -147,6 +169,11 @@ class ClaudeClient:
         self._retry = retry or default_retry_policy()
 
     @property
+    def model(self) -> str:
+        """The model a call asks for unless it names another."""
+        return self._model
+
+    @property
     def max_tokens(self) -> int:
         """max_tokens of a call that does not ask for another."""
         return self._max_tokens
@@ -180,8 +207,7 @@ class ClaudeClient:
         try:
             # A copy per call: a tenacity Retrying object keeps the state of one retry loop at a time.
             retrying = self._retry.copy()
-            if on_retry is not None:
-                retrying = retrying.copy(before_sleep=_also(retrying.before_sleep, on_retry))
+            retrying = retrying.copy(before_sleep=_also(retrying.before_sleep, on_retry))
             async for attempt in retrying:
                 with attempt:
                     if on_text is None and on_progress is None and request["max_tokens"] <= MAX_UNSTREAMED_TOKENS:
@@ -189,14 +215,17 @@ class ClaudeClient:
                     else:
                         message = await self._streamed(request, on_text, on_progress)
         except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
+            count_call(model, None)
             raise model_error(exc) from exc
+        usage = usage_of(model, message.usage)
+        count_call(model, usage)  # a refusal is billed too
         if message.stop_reason == "refusal":
             raise ModelRefused("Claude declined to answer this request")
         return ModelStep(
             # JSON mode and no None fields: exactly what the API accepts back in the next request.
             content=[block.model_dump(mode="json", exclude_none=True) for block in message.content],
             stop_reason=message.stop_reason,
-            usage=usage_of(model, message.usage),
+            usage=usage,
         )
 
     async def _streamed(

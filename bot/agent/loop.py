@@ -7,12 +7,16 @@ is never run again, and a completed model call is never paid for twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+import json
+import math
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from bot.agent.client import ClaudeClient, OnRetry, OnText
 from bot.agent.continuation import preview
+from bot.agent.pricing import cost_usd
 from bot.agent.progress import OnProgress, Progress
 from bot.agent.steps import (
     LoopStep,
@@ -34,8 +38,45 @@ from bot.agent.steps import (
     total_usage,
 )
 from bot.agent.tools import ToolBox
+from bot.core.errors import ModelError, ModelRefused
 from bot.core.faults import CrashPoints
 from store.models import ThreadRef, Usage
+
+# Told the real usage of the call it was asked about, or None when the call failed unbilled.
+Settle = Callable[[Usage | None], Awaitable[None]]
+
+
+class CallGuard(Protocol):
+    """Asked before each model call of a run whether it may be made (bot/tasks/budgets.py: the daily budgets)."""
+
+    async def before_call(self, model: str, input_tokens: int, max_tokens: int) -> Settle:
+        """Raise OverBudget if the call's worst case (these input tokens, then max_tokens out) does not fit; else
+        hold it, and return what settles the hold once the call's real usage is known."""
+        ...
+
+
+# An image or a PDF page costs about this many tokens whatever the length of its base64 data.
+MEDIA_TOKENS = 1_600
+
+
+def estimated_input_tokens(system: Sequence[dict[str, Any]], messages: Sequence[dict[str, Any]], tools: Any) -> int:
+    """A rough, generous count of a request's input tokens: four characters of its JSON a token, a flat
+    MEDIA_TOKENS for each image or document (their base64 data says little of what they cost)."""
+    media = 0
+
+    def strip(value: Any) -> Any:
+        nonlocal media
+        if isinstance(value, dict):
+            if value.get("type") in ("image", "document") and isinstance(value.get("source"), dict):
+                media += 1
+                return None
+            return {key: strip(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [strip(item) for item in value]
+        return value
+
+    text = json.dumps(strip([system, messages, tools]), ensure_ascii=False)
+    return math.ceil(len(text) / 4) + media * MEDIA_TOKENS
 
 
 @dataclass(frozen=True)
@@ -95,6 +136,7 @@ class AgentLoop:
         on_text: OnText | None = None,
         on_retry: OnRetry | None = None,
         on_progress: OnProgress | None = None,
+        guard: CallGuard | None = None,
     ) -> LoopResult:
         """Continue from `records` (the journal so far) to an answer; `record` journals each new step.
 
@@ -102,7 +144,8 @@ class AgentLoop:
         model_call progress event (the first call, the call after tools) and goes on from the answer so far in a
         call that continues it. `on_progress` hears of model calls and tool calls as they start and finish; steps
         replayed from the journal emit nothing. Cancelling the task running this closes the model's stream at
-        once and makes no further call.
+        once and makes no further call. `guard` is asked before each model call; its OverBudget ends the run there,
+        after the steps already made (each journaled).
         """
         steps = loop_steps(parse_steps(records))
         first_call: int | None = None
@@ -111,7 +154,7 @@ class AgentLoop:
                 steps.append(await self._run_tool(pending[0], record, thread, on_progress))
                 self._crash.reached("tool.done")
             elif self._model_call_due(steps):
-                reply = await self._call_model(system, base, steps, on_text, on_retry, on_progress)
+                reply = await self._call_model(system, base, steps, on_text, on_retry, on_progress, guard)
                 await record(reply.to_record())
                 steps.append(reply)
                 if first_call is None and len(steps) == 1:
@@ -147,6 +190,7 @@ class AgentLoop:
         on_text: OnText | None,
         on_retry: OnRetry | None,
         on_progress: OnProgress | None,
+        guard: CallGuard | None = None,
     ) -> ModelStep:
         """One model call: a new piece of text, or the continuation of the answer so far."""
         previous = steps[-1] if steps else None
@@ -159,15 +203,37 @@ class AgentLoop:
                 max_tokens = min(self._claude.max_tokens, self._max_answer_tokens - answer_output_tokens(steps))
         elif on_progress is not None:
             await on_progress(Progress.model_call())
-        return await self._claude.step(
-            system,
-            replay(base, steps),
-            self._tools.definitions,
-            max_tokens=max_tokens,
-            on_text=on_text,
-            on_retry=on_retry,
-            on_progress=on_progress,
-        )
+        messages = replay(base, steps)
+        settle: Settle | None = None
+        estimate: int | None = None
+        if guard is not None:
+            estimate = estimated_input_tokens(system, messages, self._tools.definitions)
+            settle = await guard.before_call(self._claude.model, estimate, max_tokens or self._claude.max_tokens)
+        try:
+            step = await self._claude.step(
+                system,
+                messages,
+                self._tools.definitions,
+                max_tokens=max_tokens,
+                on_text=on_text,
+                on_retry=on_retry,
+                on_progress=on_progress,
+            )
+        except ModelRefused:
+            raise  # billed, though its usage is not at hand: the hold stays as the cost
+        except ModelError:
+            if settle is not None:
+                await settle(None)  # failed for good: nothing was billed
+            raise
+        except asyncio.CancelledError:
+            # Stopped mid-call (Stop, a reset, a lost lease, shutdown): the input was billed, and what was streamed
+            # of the output is not at hand; the hold is settled to the input, not left at max_tokens of output.
+            if settle is not None and estimate is not None:
+                await asyncio.shield(settle(input_only(self._claude.model, estimate)))
+            raise
+        if settle is not None:
+            await settle(step.usage)
+        return step
 
     def _result(self, steps: Sequence[LoopStep], first_call: int | None) -> LoopResult:
         stop_reason = last_stop_reason(steps)
@@ -186,3 +252,9 @@ def _going_on(on_text: OnText, before: str, *, after_cut: bool) -> OnText:
         await on_text(preview(before, text) if after_cut else before + text)
 
     return show
+
+
+def input_only(model: str, input_tokens: int) -> Usage:
+    """The usage of a call stopped before its answer was at hand: its input, billed at the input price."""
+    cost = cost_usd(model, input_tokens=input_tokens, output_tokens=0, cache_write=0, cache_read=0)
+    return Usage(input_tokens=input_tokens, model_calls=1, cost_microusd=round(cost * 1_000_000))

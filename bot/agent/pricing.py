@@ -14,6 +14,8 @@ log = logging.getLogger(__name__)
 
 CACHE_WRITE_FACTOR = 1.25
 CACHE_READ_FACTOR = 0.10
+# The web search server tool is billed per search, on top of tokens: $10 per 1,000.
+WEB_SEARCH_USD = 0.01
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,10 @@ def price_of(model: str) -> Price:
     return FALLBACK
 
 
-def cost_usd(model: str, *, input_tokens: int, output_tokens: int, cache_write: int, cache_read: int) -> float:
+def cost_usd(
+    model: str, *, input_tokens: int, output_tokens: int, cache_write: int, cache_read: int, web_searches: int = 0
+) -> float:
     """Estimated cost of one call; `input_tokens` are the uncached ones, as the API's usage reports them."""
     price = price_of(model)
     uncached = input_tokens + cache_write * CACHE_WRITE_FACTOR + cache_read * CACHE_READ_FACTOR
-    return (uncached * price.input + output_tokens * price.output) / 1_000_000
+    return (uncached * price.input + output_tokens * price.output) / 1_000_000 + web_searches * WEB_SEARCH_USD

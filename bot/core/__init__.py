@@ -1,1 +1,1 @@
-"""What every layer of the bot shares: the error tree, the Slack port and the crash points."""
+"""What every layer of the bot shares: the error tree, the Slack port, the crash points and the log context."""

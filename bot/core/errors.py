@@ -5,11 +5,12 @@
     ├── RedisUnavailable     the embedded Redis could not start, or Redis does not answer
     ├── SlackError           a Slack Web API call failed after the Slack client's own retries
     │   └── StreamClosed     a streamed answer takes no more: Slack ended the stream, or a person pressed Stop
-    └── ModelError           Claude could not answer after the retries of bot/agent/client.py
-        ├── ModelUnavailable overloaded, rate limited or unreachable until the retry deadline
-        ├── ModelAuthError   the API key was rejected (401/403): an admin must act; never retried
-        ├── ModelRequestError the request itself was refused (400, 404, 413...); never retried
-        └── ModelRefused     Claude declined (stop_reason "refusal"); retrying will not help
+    ├── ModelError           Claude could not answer after the retries of bot/agent/client.py
+    │   ├── ModelUnavailable overloaded, rate limited or unreachable until the retry deadline
+    │   ├── ModelAuthError   the API key was rejected (401/403): an admin must act; never retried
+    │   ├── ModelRequestError the request itself was refused (400, 404, 413...); never retried
+    │   └── ModelRefused     Claude declined (stop_reason "refusal"); retrying will not help
+    └── OverBudget           a model call would pass a daily budget (bot/tasks/budgets.py); none is made
 
 Errors that only the store raises live in `store.errors` (store imports nothing of bot/).
 """
@@ -81,3 +82,11 @@ class SlackError(BotError):
 
 class StreamClosed(SlackError):
     """Slack takes no more of a streamed answer: the stream timed out, or a person pressed Stop."""
+
+
+class OverBudget(BotError):
+    """A model call's worst case would pass a daily budget; `message` tells the thread which, and when it resets."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

@@ -10,15 +10,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from aiohttp import ClientSession
+from aiohttp.typedefs import Handler
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.agent.client import ClaudeClient, default_retry_policy, sdk_client
@@ -29,7 +24,14 @@ from bot.agent.summarizer import Summarizer
 from bot.agent.tools import ToolBox
 from bot.core.errors import RedisUnavailable
 from bot.core.faults import CrashPoints
+from bot.runtime.controls import (  # issue 19: admins and budgets
+    StoredRateLimits,
+    build_budget_guard,
+    build_controls,
+    limit_defaults,
+)
 from bot.runtime.health import healthz_handler, redis_health
+from bot.runtime.metrics_page import MetricsAuth, metrics_handler, queue_sampler
 from bot.runtime.migration import (
     MIGRATION_CLIENT_NAME,
     change_queue_shards,
@@ -39,18 +41,20 @@ from bot.runtime.migration import (
 )
 from bot.runtime.redis_setup import first_line, redis_for
 from bot.runtime.settings import Settings, split_names
-from bot.runtime.web import WebFront
+from bot.runtime.web import TimedSocketModeHandler, WebFront
 from bot.runtime.workspaces import build_workspaces
 from bot.tasks.answer import Answerer
 from bot.tasks.channel_reset import ChannelResetter
 from bot.tasks.executor import ExecutorSettings, TaskExecutor, TaskHandler
 from bot.tasks.fitting import ContextFitter, ContextSettings
+from bot.tasks.gate import AllowLists, Gate
 from bot.tasks.intake import Intake
+from bot.tasks.metered_journal import MeteredJournal
 from bot.tasks.people import People
 from bot.tasks.priority import IntakeFirst
 from bot.tasks.reset import ResetAnnouncer
 from bot.tasks.runner import RunnerSettings, TaskRunner
-from bot.tasks.small_tasks import Greeter, NoteKeeper, StatusReporter
+from bot.tasks.small_tasks import Greeter, NoteKeeper, NoticePoster, StatusReporter
 from bot.tasks.stopping import RunningAnswers, StopListener
 from handlers.agent_command import AgentCommands
 from handlers.agent_view_listeners import MessagesTabPrompts, register_agent_view_listeners
@@ -62,15 +66,17 @@ from handlers.listener_errors import register_error_handler
 from handlers.oauth_pages import oauth_page_routes
 from handlers.session_listeners import register_session_listeners
 from handlers.signed_requests import slack_events_handler
+from handlers.slack_retries import counted_retry_handlers
 from handlers.uninstall_listeners import UninstallListeners, register_uninstall_listeners
 from store.connection import RedisClient, warm_up
 from store.errors import ShardChangeRefused, UnusableRedis
 from store.feedback import FeedbackStore
 from store.health import warn_if_evicting
-from store.journal import TaskJournal
 from store.keys import DAY, KeySpace
 from store.leaving import Departures
+from store.limits import LimitStore
 from store.models import TaskKind
+from store.rate_limits import RateLimiter
 from store.stops import StopRequests
 from store.tasks import TaskQueue
 from store.threads import ThreadStore
@@ -107,11 +113,7 @@ def build_slack_client(settings: Settings, session: ClientSession | None = None)
         token=settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None,
         base_url=settings.slack_api_url,
         session=session,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
-            AsyncServerErrorRetryHandler(max_retry_count=2),
-        ],
+        retry_handlers=counted_retry_handlers(),
     )
 
 
@@ -153,7 +155,7 @@ def build_executor(
         summarizer, system_prompt=settings.system_prompt, budget=budget, estimator=estimator, crash=crash
     )
     space = queue.space
-    journal = TaskJournal(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
+    journal = MeteredJournal(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
     threads = ThreadStore(redis, space)
     people = People(threads, gateway)
     fitter = ContextFitter(
@@ -163,6 +165,7 @@ def build_executor(
         journal=journal,
         crash=crash,
     )
+    budgets = build_budget_guard(settings, redis)
     answerer = Answerer(
         journal=journal,
         threads=threads,
@@ -173,14 +176,18 @@ def build_executor(
         people=people,
         titles=SessionTitles(redis, ttl=settings.agent_ttl_days * DAY),
         running=running,
+        budgets=budgets,
     )
     handlers: dict[TaskKind, TaskHandler] = {
         TaskKind.ANSWER: answerer,
-        TaskKind.NOTE: NoteKeeper(journal=journal, threads=threads, slack=gateway, people=people, fitter=fitter),
+        TaskKind.NOTE: NoteKeeper(
+            journal=journal, threads=threads, slack=gateway, people=people, fitter=fitter, budgets=budgets
+        ),
         TaskKind.GREET: Greeter(journal, gateway),
         TaskKind.STATUS: StatusReporter(journal, threads, gateway),
         TaskKind.RESET: ResetAnnouncer(journal, gateway),
         TaskKind.CHANNEL_RESET: ChannelResetter(journal, queue, threads),
+        TaskKind.NOTICE: NoticePoster(journal, gateway),
     }
     return TaskExecutor(
         journal=journal,
@@ -226,11 +233,20 @@ def build_bot(
         request_verification_enabled=not settings.socket_mode,
         **workspaces.bolt_options(settings, redis, departures),
     )
-    intake = Intake(queue, crash, stops=stops, slack=gateway, max_input_chars=settings.max_input_chars)
+    controls = build_controls(settings, redis, gateway)
+    intake = Intake(
+        queue,
+        crash,
+        stops=stops,
+        slack=gateway,
+        max_input_chars=settings.max_input_chars,
+        gate=build_gate(settings, redis),
+        admins=controls.admins,
+    )
     register_error_handler(bolt)
     register_event_listeners(bolt, intake, allowed_bot_ids=frozenset(split_names(settings.allowed_bot_ids)))
     feedback = FeedbackStore(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
-    register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway, feedback))
+    register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway, feedback, controls))
     register_feedback_listener(bolt, feedback)
     register_session_listeners(bolt, intake, gateway)
     titles = SessionTitles(redis, ttl=settings.agent_ttl_days * DAY)
@@ -238,6 +254,13 @@ def build_bot(
     # In both modes: an uninstalled workspace's work stops at once (OAuth mode also forgets its installation).
     register_uninstall_listeners(bolt, UninstallListeners(departures, workspaces.bots, workspaces.installations))
     return Bot(settings, redis, space, slack_client, bolt, runner, intake_first)
+
+
+def build_gate(settings: Settings, redis: RedisClient) -> Gate:
+    """The gate at intake: allow-lists from the settings, rate limits from the settings as `/agent limits`
+    overrides them (issue 19, gate)."""
+    limits = StoredRateLimits(LimitStore(redis, limit_defaults(settings)))
+    return Gate(RateLimiter(redis), AllowLists.of(*settings.gate_allow_lists), limits)
 
 
 def stop_on_signals(stopping: asyncio.Event) -> None:
@@ -260,31 +283,48 @@ async def serve(settings: Settings, mode: Mode = "web") -> None:
         work = bot.runner.run(stopping) if runs_tasks else stopping.wait()
         # The runner starts first: a restarted dyno's unfinished tasks resume while intake gets ready.
         runner_task: asyncio.Task[Any] = asyncio.create_task(work, name="task-runner")
-        intake = build_web_front(bot) if mode == "web" else None
+        front = build_web_front(bot) if mode == "web" else build_worker_front(bot)
         warming = asyncio.create_task(_warm_up_later(redis), name="redis-warm-up")
         if isinstance(redis, Redis) and runs_tasks:  # (the old layout never ran on a cluster)
             background.add(asyncio.create_task(keep_migrating(redis, bot.space, stopping), name="migration"))
         try:
-            if intake is not None:
-                await intake.start()
-            log.info(
-                "bot %s running: %s%s",
-                settings.dyno,
-                intake.describe() if intake else "worker only",
-                ", with workers" if runs_tasks and intake else "",
-            )
+            front = await _start_front(front, mode)
+            log.info("bot %s running: %s", settings.dyno, _running_as(mode, front, runs_tasks))
             await _until_stopped(stopping, runner_task)
         finally:
             stopping.set()
             warming.cancel()
             for task in background:
                 task.cancel()
-            if intake is not None:
-                await intake.stop_listening()
+            if front is not None:
+                await front.stop_listening()
             await _finish(runner_task)
-            if intake is not None:
-                await intake.close()
+            if front is not None:
+                await front.close()
     log.info("bot %s stopped", settings.dyno)
+
+
+async def _start_front(front: WebFront | None, mode: Mode) -> WebFront | None:
+    """Start the front; a worker whose port is taken (a web process of the same host on PORT) runs without one."""
+    if front is None:
+        return None
+    try:
+        await front.start()
+    except OSError as exc:
+        if mode == "web":
+            raise
+        log.warning("this worker serves no /metrics: %s (set METRICS_PORT to a free port)", exc.strerror or exc)
+        await front.close()
+        return None
+    return front
+
+
+def _running_as(mode: Mode, front: WebFront | None, runs_tasks: bool) -> str:
+    """How this process runs, for its start line."""
+    if mode == "worker":
+        return "worker only" + (f", {front.describe()}" if front is not None else "")
+    assert front is not None  # a web process always has its front
+    return front.describe() + (", with workers" if runs_tasks else "")
 
 
 async def _prepare(bot: Bot) -> None:
@@ -313,10 +353,41 @@ def build_web_front(bot: Bot) -> WebFront:
     if not settings.socket_mode and secret is not None:
         events = slack_events_handler(bot.bolt, secret.get_secret_value(), bot.intake_first)
     app_token = settings.slack_app_token
-    socket = AsyncSocketModeHandler(bot.bolt, app_token.get_secret_value()) if app_token is not None else None
+    socket = TimedSocketModeHandler(bot.bolt, app_token.get_secret_value()) if app_token is not None else None
     flow = bot.bolt.oauth_flow
     pages = oauth_page_routes(flow) if flow is not None else None
-    return WebFront(port=settings.port, health=health, events=events, socket=socket, pages=pages)
+    return WebFront(
+        port=settings.port, health=health, events=events, socket=socket, pages=pages, metrics=build_metrics(bot)
+    )
+
+
+def build_worker_front(bot: Bot) -> WebFront | None:
+    """A worker-only process's HTTP server, /metrics and /healthz alone: on PORT if set, else METRICS_PORT; None
+    (no server) when neither is."""
+    settings = bot.settings
+    port = settings.worker_metrics_port
+    if port is None:
+        return None
+
+    def details() -> dict[str, object]:
+        return {"mode": "worker", "dyno": settings.dyno, "active_threads": bot.runner.active_threads}
+
+    health = healthz_handler(functools.partial(redis_health, bot.redis), details)
+    return WebFront(port=port, health=health, events=None, socket=None, metrics=build_metrics(bot))
+
+
+def build_metrics(bot: Bot) -> Handler:
+    """GET /metrics of this process, behind METRICS_TOKEN / METRICS_BASIC_AUTH if set."""
+    settings = bot.settings
+    token, basic = settings.metrics_token, settings.metrics_basic_auth
+    auth = MetricsAuth(
+        token=token.get_secret_value() if token else None, basic=basic.get_secret_value() if basic else None
+    )
+    if token is None and basic is None:
+        log.info("GET /metrics is open to whoever reaches this port (METRICS_TOKEN or METRICS_BASIC_AUTH protect it)")
+    sample = queue_sampler(bot.redis, bot.space, lambda: bot.runner.active_threads)
+    # The consumer name, not DYNO: two processes of one host without DYNO set would share the host name.
+    return metrics_handler(auth, bot.runner.consumer, sample)
 
 
 async def _until_stopped(stopping: asyncio.Event, runner_task: asyncio.Task[Any]) -> None:

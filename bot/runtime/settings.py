@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
@@ -145,6 +146,105 @@ class Settings(BaseSettings):
         pattern=LEVELS,
         description="Level of the libraries' loggers (Slack, Anthropic, HTTP, Redis); DEBUG logs whole requests.",
     )
+    # --- operator controls (issue 19): logs ---
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text: readable lines; json: one JSON object per line, with the task's ids and DYNO.",
+    )
+    # --- end of logs ---
+
+    # --- operator controls (issue 19): gate ---
+    allowed_channel_ids: str = Field(
+        default="",
+        description="Channel ids the bot works in, comma-separated, `dm` for direct messages; empty: everywhere.",
+    )
+    allowed_user_ids: str = Field(default="", description="User ids the bot answers, comma-separated; empty: everyone.")
+    rate_limit_per_user: int = Field(default=0, ge=0, le=10_000, description="Mentions a minute per person; 0: none.")
+    rate_limit_per_thread: int = Field(default=0, ge=0, le=10_000, description="Mentions a minute per thread; 0: none.")
+    max_bot_turns_per_thread: int = Field(
+        default=20, ge=0, le=10_000, description="Mentions from allowed bots a thread answers an hour; 0: no limit."
+    )
+
+    @field_validator("allowed_channel_ids", "allowed_user_ids")
+    @classmethod
+    def _slack_ids(cls, value: str, info: ValidationInfo) -> str:
+        # A name ("#general", "@alice") would silently allow nobody: ids are what Slack's events carry.
+        extra = {"dm"} if info.field_name == "allowed_channel_ids" else set()
+        wrong = [
+            name for name in split_names(value) if name not in extra and not re.fullmatch(r"[A-Z][A-Z0-9]{2,}", name)
+        ]
+        if wrong:
+            raise ValueError(
+                f"not Slack ids: {', '.join(wrong)[:200]} (copy an id from its profile or channel details)"
+            )
+        return value
+
+    @property
+    def gate_allow_lists(self) -> tuple[list[str], list[str]]:
+        """ALLOWED_CHANNEL_IDS and ALLOWED_USER_IDS, parsed."""
+        return split_names(self.allowed_channel_ids), split_names(self.allowed_user_ids)
+
+    # --- end of gate ---
+
+    # --- metrics (issue 19) ---
+    metrics_token: SecretStr | None = Field(
+        default=None, description="Bearer token a scrape of /metrics must send; unset: /metrics needs none."
+    )
+    metrics_basic_auth: SecretStr | None = Field(
+        default=None, description='"user:password" a scrape of /metrics may send as basic auth instead.'
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port of a worker-only process's /metrics and /healthz when PORT is not set; unset: none.",
+    )
+    # --- end of metrics ---
+
+    # --- operator controls (issue 19): admins and budgets ---
+    admin_user_ids: str = Field(
+        default="", description="Comma-separated user ids (U...) of the bot's admins: channel resets, /agent limits."
+    )
+    workspace_admins_are_admins: bool = Field(
+        default=True,
+        description="Workspace admins and owners (users.info) are the bot's admins too; false: ADMIN_USER_IDS only.",
+    )
+    daily_budget_usd_per_user: float = Field(
+        default=0.0, ge=0, le=1_000_000, description="US$ of Claude one person may spend a UTC day; 0: no limit."
+    )
+    daily_budget_usd_per_channel: float = Field(
+        default=0.0, ge=0, le=1_000_000, description="US$ of Claude one channel may spend a UTC day; 0: no limit."
+    )
+    daily_budget_usd_per_workspace: float = Field(
+        default=0.0, ge=0, le=1_000_000, description="US$ of Claude a workspace may spend a UTC day; 0: no limit."
+    )
+
+    @property
+    def admin_ids(self) -> frozenset[str]:
+        """ADMIN_USER_IDS, parsed."""
+        return frozenset(split_names(self.admin_user_ids))
+
+    # --- end of admins and budgets ---
+
+    @field_validator("metrics_token", "metrics_basic_auth", mode="before")
+    @classmethod
+    def _blank_secret_is_unset(cls, value: object) -> object:
+        # `heroku config:set METRICS_TOKEN=` leaves it empty: that must not become a token anyone can send.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("metrics_basic_auth")
+    @classmethod
+    def _user_and_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            user, colon, password = value.get_secret_value().partition(":")
+            if not (user and colon and password):
+                raise ValueError('must be "user:password", both non-empty')
+        return value
+
+    @property
+    def worker_metrics_port(self) -> int | None:
+        """Where a worker-only process serves /metrics: PORT if it is set in the environment, else METRICS_PORT."""
+        return self.port if "port" in self.model_fields_set else self.metrics_port
 
     @model_validator(mode="after")
     def _http_mode_needs_signing_secret(self) -> Settings:

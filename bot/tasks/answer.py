@@ -12,11 +12,13 @@ from typing import Any
 
 from bot.agent.context import Context
 from bot.agent.loop import AgentLoop, LoopResult
-from bot.agent.steps import parse_steps, total_usage
-from bot.core.errors import ModelError, ModelRefused
+from bot.agent.steps import ModelStep, answer_so_far, loop_steps, parse_steps, total_usage
+from bot.core import metrics
+from bot.core.errors import ModelError, ModelRefused, OverBudget
 from bot.core.faults import CrashPoints
 from bot.core.ports import SlackGateway
 from bot.tasks.attachments import Attachments, read_attachments, unread_note
+from bot.tasks.budgets import BudgetGuard
 from bot.tasks.fitting import ContextFitter, with_images
 from bot.tasks.people import People, cut_note
 from bot.tasks.reply import ReplyMessage
@@ -62,6 +64,7 @@ class Answerer:
         people: People,
         titles: SessionTitles | None = None,
         running: RunningAnswers,
+        budgets: BudgetGuard | None = None,
     ) -> None:
         self._journal = journal
         self._threads = threads
@@ -72,6 +75,7 @@ class Answerer:
         self._people = people
         self._titles = titles
         self._running = running
+        self._budgets = budgets
 
     async def __call__(self, lease: ThreadLease, task: Task, *, attempt: int) -> None:
         """Answer the mention, showing work in progress on it meanwhile."""
@@ -105,6 +109,9 @@ class Answerer:
         answered = self._loop.holds_answer(steps)
         reply_ts = await reply.open(resumed=resumed, answered=answered)
         await self._title_session(task)
+        if self._budgets is not None and not answered and (refusal := await self._budgets.refusal(task)):
+            await self._over_budget(lease, task, reply, refusal, turns=[await self._people.user_turn(task)])
+            return
         state, history = await self._threads.agent(ref)
         summary = state.summary if state else ""
         earlier = await self._people.earlier_turns(task) if not history and not summary else []
@@ -114,22 +121,29 @@ class Answerer:
         if attachments.images:
             context = with_images(context, attachments.images)
         try:
-            result = await self._run_loop(lease, task, reply, context, steps)
+            result = await self._run_loop(lease, task, reply, context, steps, timed=not resumed)
         except ModelError as exc:
             await self._model_failed(lease, task, reply, exc, turns=[*earlier, question])
             return
         except TaskStopped as stop:
             await self._stopped(lease, task, reply, stop, turns=[*earlier, question], reply_ts=reply_ts)
             return
+        except OverBudget as over:
+            await self._over_budget(lease, task, reply, over.message, turns=[*earlier, question], reply_ts=reply_ts)
+            return
         if result.first_call_input_tokens is not None and not attachments.images:  # images are not text to learn from
             self._fitter.observe(context.estimated_tokens, result.first_call_input_tokens)
         self._crash.reached("answer.journaled")
         text = reply_text(result.text, task, attachments)
         await reply.deliver(text, resumed=resumed)
+        if not resumed:  # a resumed answer's times measure the crash, not the bot: they would swamp the histograms
+            metrics.ANSWER_SECONDS.observe(metrics.since(task.created_at))
         self._crash.reached("reply.posted")
         new_turns = [*earlier, question, Turn("assistant", text, ts=reply_ts)]
         fold, fold_usage = await self._fitter.fold(lease, task, steps, summary, [*history, *new_turns])
         usage = result.usage + fold_usage
+        if self._budgets is not None and fold_usage.cost_microusd:
+            await self._budgets.add(task, fold_usage)  # (the answer's own calls were held and settled one by one)
         await self._journal.finish(lease, task, TaskStatus.DONE, turns=new_turns, usage=usage, fold=fold)
 
     async def _model_failed(
@@ -144,6 +158,30 @@ class Answerer:
         log.warning("task %s: model call failed: %s", task.task_id, exc)
         await reply.show(f":warning: {exc.user_message}")
         await self._journal.finish(lease, task, TaskStatus.FAILED, turns=turns, error=str(exc))
+
+    async def _over_budget(
+        self,
+        lease: ThreadLease,
+        task: Task,
+        reply: ReplyMessage,
+        message: str,
+        *,
+        turns: list[Turn],
+        reply_ts: str | None = None,
+    ) -> None:
+        """A budget is used up: the answer ends with what its calls had written and the budget's message (alone, when
+        it made none: the mention is refused, and counted so); the history keeps the question and that."""
+        steps = parse_steps(await self._journal.steps(task, attempt=2))
+        if not any(isinstance(step, ModelStep) for step in steps):
+            metrics.MENTIONS.labels(outcome="refused", reason="budget").inc()
+            await reply.show(message)
+            await self._journal.finish(lease, task, TaskStatus.DONE, turns=turns)
+            return
+        written = answer_so_far(loop_steps(steps)).strip()
+        text = f"{written}\n\n_{message}_" if written else message
+        await reply.deliver(text, resumed=False)
+        answer = [Turn("assistant", text, ts=reply_ts)] if reply_ts else []
+        await self._journal.finish(lease, task, TaskStatus.DONE, turns=[*turns, *answer], usage=total_usage(steps))
 
     async def _stopped(
         self,
@@ -164,13 +202,21 @@ class Answerer:
         await self._journal.finish(lease, task, TaskStatus.STOPPED, turns=[*turns, answer], usage=usage)
 
     async def _run_loop(
-        self, lease: ThreadLease, task: Task, reply: ReplyMessage, context: Context, steps: list[dict[str, Any]]
+        self,
+        lease: ThreadLease,
+        task: Task,
+        reply: ReplyMessage,
+        context: Context,
+        steps: list[dict[str, Any]],
+        *,
+        timed: bool = False,
     ) -> LoopResult:
         """The tool loop from the journal so far, each new step journaled, the answer shown as it streams in.
 
         The loop runs as a task of its own, registered in RunningAnswers: a stop cancels it (the model's stream is
         closed, no further call is made). A stop this process did not hear of is met at the loop's next journaled
-        step. Either way TaskStopped is raised, with the text shown so far."""
+        step. Either way TaskStopped is raised, with the text shown so far. `timed`: the first words shown are timed
+        for the metrics (a first attempt's)."""
         shown = ""
 
         async def record(step: dict[str, Any]) -> None:
@@ -178,9 +224,14 @@ class Answerer:
 
         live = reply.live()
 
+        first_text = timed
+
         async def on_text(text: str) -> None:
-            nonlocal shown
+            nonlocal shown, first_text
             shown = text
+            if first_text and text.strip():
+                first_text = False
+                metrics.FIRST_TEXT_SECONDS.observe(metrics.since(task.created_at))
             await live.show(text)
 
         key = task.thread.encode()
@@ -194,6 +245,7 @@ class Answerer:
                 on_text=on_text,
                 on_retry=live.retrying,
                 on_progress=live.progress,
+                guard=self._budgets.for_task(task) if self._budgets is not None else None,
             ),
             name=f"answer-{task.task_id}",
         )

@@ -1,6 +1,8 @@
 """Intake: turn a parsed Slack message into a recorded task. Called before Slack gets its acknowledgement.
 
 A stop is the exception: it acts at once, not as a task, which would wait behind the very answer it is to stop.
+A mention the gate refuses (bot/tasks/gate.py: allow-lists, rate limits) becomes no task of its own: at most a
+NOTICE task that tells the thread so, once.
 """
 
 from __future__ import annotations
@@ -11,9 +13,14 @@ from dataclasses import dataclass
 
 from bot.agent.context import NOTE_MAX_CHARS
 from bot.agent.messages import strip_mention
+from bot.core import metrics
 from bot.core.errors import SlackError
 from bot.core.faults import CrashPoints
+from bot.core.log_context import logs_as_event
 from bot.core.ports import SlackGateway
+from bot.tasks.admins import Admins
+from bot.tasks.gate import NOT_ALLOWED, Admission, Gate, Refusal
+from store.connection import REDIS_FAILURES
 from store.models import SharedFile, Task, TaskKind, ThreadRef
 from store.stops import StopOutcome, StopRequests, StopResult
 from store.tasks import ResetResult, SubmitResult, TaskQueue
@@ -21,6 +28,7 @@ from store.tasks import ResetResult, SubmitResult, TaskQueue
 log = logging.getLogger(__name__)
 
 COMMAND_WORDS = {"status": TaskKind.STATUS, "reset": TaskKind.RESET}
+PERMISSION = "permission"  # the refused mentions' reason for a reset or stop from someone who may not
 STOP_WORD = "stop"
 STOP_NOTES = {
     StopResult.STOPPING: "Stopping…",
@@ -42,6 +50,7 @@ class IncomingMessage:
     thread_ts: str | None
     is_direct_message: bool
     files: tuple[SharedFile, ...] = ()
+    from_bot: bool = False  # written by a bot of ALLOWED_BOT_IDS (the user id is its bot user's, or its bot id)
 
     def thread(self) -> ThreadRef:
         """The conversation the message belongs to: its thread, or the thread it starts (a top-level message).
@@ -52,7 +61,7 @@ class IncomingMessage:
 
 
 class Intake:
-    """Records mentions and thread messages as tasks, one Redis round trip each."""
+    """Records mentions and thread messages as tasks, one Redis round trip each (one more with rate limits on)."""
 
     def __init__(
         self,
@@ -62,24 +71,71 @@ class Intake:
         stops: StopRequests,
         slack: SlackGateway,
         max_input_chars: int = 40_000,
+        gate: Gate | None = None,
+        admins: Admins | None = None,
     ) -> None:
         self._queue = queue
+        self._gate = gate  # None: everyone, without limits
+        self._admins = admins  # who may reset or stop a thread (None: anyone)
         self._stops = stops
         self._slack = slack  # for the one thing intake says itself: what a `stop` did
         self._crash = crash or CrashPoints()
         self._max_input_chars = max_input_chars
 
-    async def mention(self, message: IncomingMessage, bot_user_id: str) -> SubmitResult | StopOutcome:
-        """A message addressed to the bot: answer it, or run the command word it consists of (`stop`: at once)."""
+    @logs_as_event
+    async def mention(self, message: IncomingMessage, bot_user_id: str) -> SubmitResult | StopOutcome | Refusal:
+        """A message addressed to the bot: answer it, or run the command word it consists of (`stop`: at once),
+        unless the gate refuses it, or it is a `reset` or `stop` from someone who may not."""
         text = strip_mention(message.text, bot_user_id)
         word = text.lower().strip(" .!")
+        admission = await self._admit(message, counted=word != STOP_WORD)
+        if admission.refusal is not None:
+            return await self._refuse(message, admission.refusal)
+        if word in (STOP_WORD, "reset") and (refusal := await self._thread_refusal(message, word)):
+            return await self._refuse(message, refusal)
         if not text and not message.files:
             kind = TaskKind.GREET
         elif word == STOP_WORD:
             return await self._stop_here(message)
         else:
             kind = COMMAND_WORDS.get(word, TaskKind.ANSWER)
-        return await self._submit(message, kind, text)
+        result = await self._submit(message, kind, text)
+        if result is SubmitResult.DUPLICATE and admission.counted_in:
+            await self._give_back(admission, message.event_id)
+        # Slack's retries of an event count apart: `accepted` counts each mention once.
+        metrics.MENTIONS.labels(outcome=result.value, reason="none").inc()
+        return result
+
+    async def _admit(self, message: IncomingMessage, *, counted: bool) -> Admission:
+        if self._gate is None:
+            return Admission()
+        try:
+            return await self._gate.admit(message, counted=counted)
+        except REDIS_FAILURES:
+            metrics.REDIS_ERRORS.labels(where="intake").inc()
+            raise  # Slack is answered 500 and delivers the event again, which the limits count once
+
+    async def _give_back(self, admission: Admission, event_id: str) -> None:
+        # The event was recorded before (its first delivery aged out of a window, or was refused with a notice).
+        if self._gate is None:
+            return
+        try:
+            await self._gate.give_back(admission, event_id)
+        except REDIS_FAILURES as exc:  # a slot held for a minute at worst: not worth Slack's redelivery
+            log.warning("could not uncount event %s from the rate limits: %s", event_id, type(exc).__name__)
+
+    async def _refuse(self, message: IncomingMessage, refusal: Refusal) -> Refusal:
+        """Tell the thread why the gate refused the mention (a NOTICE task), unless it was told already."""
+        log.info("event %s refused (%s)", message.event_id, refusal.reason)
+        if refusal.notice is None:
+            metrics.MENTIONS.labels(outcome="refused", reason=refusal.reason).inc()
+            return refusal
+        result = await self._submit(message, TaskKind.NOTICE, refusal.notice)
+        if result is SubmitResult.DUPLICATE:
+            metrics.MENTIONS.labels(outcome="duplicate", reason="none").inc()
+        else:
+            metrics.MENTIONS.labels(outcome="refused", reason=refusal.reason).inc()
+        return refusal
 
     async def stop(self, thread: ThreadRef, user_id: str) -> StopOutcome:
         """Stop the thread's running answer now, wherever it runs (store/stops.py)."""
@@ -97,8 +153,25 @@ class Intake:
             log.warning("could not say in thread %s what the stop did: %s", thread.encode(), exc)
         return outcome
 
-    async def thread_message(self, message: IncomingMessage) -> SubmitResult:
-        """A message not addressed to the bot: remembered if its thread has an agent, else ignored."""
+    # --- issue 19: admins and budgets ---
+    async def _thread_refusal(self, message: IncomingMessage, word: str) -> Refusal | None:
+        """`@bot reset` or `@bot stop` in a thread from someone who neither administers the bot nor started or wrote
+        in the thread before (bot/tasks/admins.py): refused, with a notice saying who may."""
+        if self._admins is None or message.thread_ts is None:
+            return None  # a top-level mention starts a thread of its own: its author started it
+        if await self._admins.may_act_on_thread(message.thread(), message.user_id, before_ts=message.ts):
+            return None
+        what = "reset this thread's agent" if word == "reset" else "stop this thread's answer"
+        return Refusal(PERMISSION, self._admins.who_may(what, thread=True))
+
+    # --- end of admins and budgets ---
+
+    @logs_as_event
+    async def thread_message(self, message: IncomingMessage) -> SubmitResult | Refusal:
+        """A message not addressed to the bot: remembered if its thread has an agent, else ignored. Outside the
+        allowed channels it is ignored without a word (someone else's conversation), whoever wrote it."""
+        if self._gate is not None and not self._gate.channel_allowed(message):
+            return Refusal(NOT_ALLOWED, None)
         return await self._submit(message, TaskKind.NOTE, message.text)
 
     async def reset(self, task: Task) -> ResetResult:
@@ -124,10 +197,14 @@ class Intake:
             original_chars=len(text) if cut else 0,
             files=message.files,
         )
-        if kind is TaskKind.RESET:
-            result = (await self._queue.reset(task)).outcome
-        else:
-            result = await self._queue.submit(task)
+        try:
+            if kind is TaskKind.RESET:
+                result = (await self._queue.reset(task)).outcome
+            else:
+                result = await self._queue.submit(task)
+        except REDIS_FAILURES:
+            metrics.REDIS_ERRORS.labels(where="intake").inc()
+            raise  # Slack is answered 500 and delivers the event again
         if result is SubmitResult.DUPLICATE:
             log.info("event %s was delivered again; already recorded", message.event_id)
         self._crash.reached("intake.recorded")

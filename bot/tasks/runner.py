@@ -10,6 +10,7 @@ import random
 import time
 from dataclasses import dataclass
 
+from bot.core import log_context, metrics
 from bot.core.errors import SlackError
 from bot.tasks.executor import TaskExecutor
 from bot.tasks.priority import IntakeFirst
@@ -91,6 +92,11 @@ class TaskRunner:
         self._readers_waiting = 0  # readers waiting for a free slot
         self._rebuilding = asyncio.Lock()  # one rebuild of a lost queue at a time, however many meet the loss
         self._rebuilds = 0
+
+    @property
+    def consumer(self) -> str:
+        """This process's name in the consumer groups: DYNO, or a distinct one if another live process has it."""
+        return self._settings.consumer
 
     @property
     def active_threads(self) -> int:
@@ -184,6 +190,7 @@ class TaskRunner:
             try:
                 own = await self._queue.claim_own_pending(consumer, shard)
             except REDIS_FAILURES as exc:
+                metrics.REDIS_ERRORS.labels(where="runner").inc()
                 failures += 1
                 log.warning("cannot take back this worker's threads yet (%s); retrying", exc)
                 await asyncio.sleep(backoff(self._settings.retry_delay, failures))
@@ -231,6 +238,7 @@ class TaskRunner:
                 if read_unblocked(exc):  # no loss: see _wait_to_read_again
                     await self._wait_to_read_again(reading, exc)
                     continue
+                metrics.REDIS_ERRORS.labels(where="queue_reader").inc()
                 if await self._heal(exc):
                     continue
                 failures += 1
@@ -273,7 +281,9 @@ class TaskRunner:
         for lease in leases:
             if lease.key not in self._active:
                 name = f"thread-{lease.shard}-{lease.entry_id}"
-                self._active[lease.key] = asyncio.create_task(self._work(lease), name=name)
+                # Its own context: the thread's records carry its ids, and each task's its id (bind_task in _work).
+                context = log_context.thread_context(lease.thread)
+                self._active[lease.key] = asyncio.create_task(self._work(lease), name=name, context=context)
 
     async def _work(self, lease: ThreadLease) -> None:
         """Work one thread's inbox until it is empty, oldest task first."""
@@ -282,9 +292,11 @@ class TaskRunner:
         try:
             while True:
                 task = None
+                log_context.bind_task(None)  # until the next task is read: no record names the one just done
                 try:
                     await self._intake_first.turn()
                     task = await self._queue.head(lease.thread)
+                    log_context.bind_task(task.task_id if task is not None else None)
                     if task is None:
                         if await self._queue.release(lease):
                             return
@@ -300,6 +312,7 @@ class TaskRunner:
                     log.warning("thread %s: %s; leaving it", lease.thread.encode(), exc)
                     return
                 except REDIS_FAILURES as exc:
+                    metrics.REDIS_ERRORS.labels(where="runner").inc()
                     # Redis is down or failing over: wait for it, longer each time, then pick up where we were. If
                     # it lost the queue instead, go on at once once the queue is back: the next write says whether
                     # this run still holds the thread (an entry lost with the stream is not held any more).
@@ -357,6 +370,7 @@ class TaskRunner:
                     last_sweep = time.monotonic()
                     self._start_sweep(self._departures)
             except REDIS_FAILURES as exc:
+                metrics.REDIS_ERRORS.labels(where="lease_keeper").inc()
                 if await self._heal(exc):
                     last_renewal = -math.inf  # renew at the next look: that stops the runs whose entry was lost
                 else:
@@ -381,6 +395,7 @@ class TaskRunner:
                 break
             taken += await self._queue.claim_stale(self._settings.consumer, shard, lease_ms, count=free)
         if taken:
+            metrics.LEASE_TAKEOVERS.inc(len(taken))
             log.warning("took over %d thread(s) whose worker stopped renewing its lease", len(taken))
         self._start(taken)
 

@@ -1,10 +1,11 @@
-"""The small tasks beside answers: remember a note, greet, and report the agent's status."""
+"""The small tasks beside answers: remember a note, greet, report the agent's status, and post a notice."""
 
 from __future__ import annotations
 
 from bot.agent.context import NOTE_MAX_CHARS, cut_to
 from bot.core.ports import SlackGateway
 from bot.tasks.attachments import read_attachments
+from bot.tasks.budgets import BudgetGuard
 from bot.tasks.fitting import ContextFitter
 from bot.tasks.people import People
 from bot.tasks.reply import GuardedSlack
@@ -24,13 +25,21 @@ class NoteKeeper:
     """Remembers a message not addressed to the bot (TaskKind.NOTE): a turn of context for the next answer."""
 
     def __init__(
-        self, *, journal: TaskJournal, threads: ThreadStore, slack: SlackGateway, people: People, fitter: ContextFitter
+        self,
+        *,
+        journal: TaskJournal,
+        threads: ThreadStore,
+        slack: SlackGateway,
+        people: People,
+        fitter: ContextFitter,
+        budgets: BudgetGuard | None = None,
     ) -> None:
         self._journal = journal
         self._threads = threads
         self._slack = slack
         self._people = people
         self._fitter = fitter
+        self._budgets = budgets  # a fold's summary counts against the note's author, as an answer's against its asker
 
     async def __call__(self, lease: ThreadLease, task: Task, *, attempt: int) -> None:
         """Add the note to the window (not counted as a task).
@@ -43,6 +52,8 @@ class NoteKeeper:
         state, history = await self._threads.agent(task.thread)
         steps = await self._journal.steps(task, attempt=attempt)
         fold, usage = await self._fitter.fold(lease, task, steps, state.summary if state else "", [*history, turn])
+        if self._budgets is not None and usage.cost_microusd:
+            await self._budgets.add(task, usage)
         await self._journal.finish(
             lease, task, TaskStatus.DONE, turns=[turn], usage=usage, counts_as_task=False, fold=fold
         )
@@ -73,4 +84,22 @@ class StatusReporter:
         """Post the agent's state in the thread."""
         guarded = GuardedSlack(self._slack, self._journal, lease, task.thread)
         await guarded.post_reply(describe_state(await self._threads.state(task.thread)))
+        await self._journal.finish(lease, task, TaskStatus.DONE, counts_as_task=False)
+
+
+class NoticePoster:
+    """Posts a notice intake decided on (TaskKind.NOTICE: a refusal, its text the task's), with no model call.
+
+    Queued like any task, so that it is deduplicated by the event's id and survives a crash; it leaves no turn and
+    makes no agent: a refused message is not part of the conversation.
+    """
+
+    def __init__(self, journal: TaskJournal, slack: SlackGateway) -> None:
+        self._journal = journal
+        self._slack = slack
+
+    async def __call__(self, lease: ThreadLease, task: Task, *, attempt: int) -> None:
+        """Post the notice in the thread."""
+        guarded = GuardedSlack(self._slack, self._journal, lease, task.thread)
+        await guarded.post_reply(task.text)
         await self._journal.finish(lease, task, TaskStatus.DONE, counts_as_task=False)

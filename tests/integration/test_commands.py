@@ -117,6 +117,7 @@ async def test_a_reset_during_a_running_answer_stops_it_and_leaves_the_thread_cl
 async def test_channel_reset_asks_and_cancel_changes_nothing_confirm_resets_this_channel_only(
     bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic, redis: Redis
 ) -> None:
+    slack.add_user("U0ALICE", "alice", is_admin=True)  # a channel-wide reset is for admins (test_admins.py)
     first = await answered_thread(bot, slack, claude)
     second = await answered_thread(bot, slack, claude)
     elsewhere = await answered_thread(bot, slack, claude, channel=OTHER_CHANNEL)

@@ -33,6 +33,13 @@ async def claude() -> AsyncIterator[FakeAnthropic]:
         yield fake
 
 
+@pytest.fixture(autouse=True)
+def stopper_is_an_admin(slack: FakeSlack) -> None:
+    """A stop is for admins and the thread's people (tests/unit/handlers/test_admins.py): the stopper, who writes
+    nothing in these threads, is a workspace admin."""
+    slack.add_user(STOPPER, "bob", is_admin=True)
+
+
 @pytest.fixture
 async def web_and_worker(make_bot: BotFactory) -> tuple[BotProcess, BotProcess]:
     """Web process A (takes Slack's requests, runs no tasks) and worker process B (runs them)."""

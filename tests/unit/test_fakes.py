@@ -271,6 +271,21 @@ async def test_replies_honour_the_time_window_and_the_limit(slack: FakeSlack, we
             await web.conversations_replies(channel="C1", ts=parent, **{name: "yesterday"})
 
 
+async def test_another_apps_mention_is_stored_and_delivered_as_a_bots(slack: FakeSlack, web: AsyncWebClient) -> None:
+    """A mention another app posted is in the thread as that bot's message, and its app_mention event carries the
+    bot's ids and no client_msg_id, as Slack sends them."""
+    parent = slack.post_user_message("C1", "hi", user="U1")["event"]["ts"]
+    envelope = slack.post_other_app_mention(
+        "C1", "<@U0BOT> over to you", bot_id="B0OTHER", user="U0OTHERBOT", thread_ts=parent
+    )
+    event = envelope["event"]
+    assert event["type"] == "app_mention" and event["bot_id"] == "B0OTHER" and event["user"] == "U0OTHERBOT"
+    assert event["bot_profile"]["id"] == "B0OTHER" and "client_msg_id" not in event
+    replies = await web.conversations_replies(channel="C1", ts=parent)
+    stored = replies["messages"][-1]
+    assert (stored["ts"], stored["bot_id"], stored["text"]) == (event["ts"], "B0OTHER", "<@U0BOT> over to you")
+
+
 async def test_post_user_message_seeds_the_store_and_builds_the_event(slack: FakeSlack, web: AsyncWebClient) -> None:
     """post_user_message stores the human message and returns an envelope whose event matches the stored copy."""
     envelope = slack.post_user_message("C1", "<@U0BOT> help", user="U1", mention=True)
@@ -323,6 +338,18 @@ async def test_ephemeral_permalink_and_users(slack: FakeSlack, web: AsyncWebClie
     assert (user["real_name"], user["profile"]["display_name"], user["is_bot"]) == ("Ada Lovelace", "ada", False)
     with pytest.raises(SlackApiError, match="user_not_found"):
         await web.users_info(user="U404")
+
+
+async def test_users_info_carries_the_workspace_roles(slack: FakeSlack, web: AsyncWebClient) -> None:
+    """users.info's user has Slack's three role flags (is_admin, is_owner, is_primary_owner), each as seeded, and
+    the guest flags, false."""
+    slack.add_user("U1", "ada")
+    slack.add_user("U2", "olga", is_owner=True)
+    flags = ("is_admin", "is_owner", "is_primary_owner", "is_restricted", "is_ultra_restricted")
+    member = (await web.users_info(user="U1"))["user"]
+    owner = (await web.users_info(user="U2"))["user"]
+    assert [member[flag] for flag in flags] == [False] * 5
+    assert [owner[flag] for flag in flags] == [False, True, False, False, False]
 
 
 async def test_injected_failures(slack: FakeSlack) -> None:

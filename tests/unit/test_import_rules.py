@@ -5,7 +5,7 @@ The layers, top to bottom (README, "How the code is laid out"):
   handlers  handlers/                       everything in Slack's formats
   tasks     bot/tasks/                      intake, runner, executor and its handlers, the reply message
   agent     bot/agent/                      Claude client, tools, tool loop, journal steps, context, summary
-  core      bot/core/                       the error tree, the Slack port, crash points
+  core      bot/core/                       the error tree, the Slack port, crash points, log context
   store     store/                          Redis only
 """
 

@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from bot.runtime.app import Bot
+from bot.runtime.app import Bot, build_bot
 from bot.tasks.channel_reset import ChannelResetter
 from handlers.links import ThreadLink, parse_thread_link
 from handlers.views import CANCEL_CHANNEL_RESET, CONFIRM_CHANNEL_RESET
@@ -25,7 +25,7 @@ from tests.fakes import (
     signed_form_request,
     slash_command_form,
 )
-from tests.unit.handlers.scenario import SECRET, dispatch_command
+from tests.unit.handlers.scenario import SECRET, dispatch_command, settings_for
 from tests.unit.store.conftest import SPACE, lease_on, make_groups
 
 CHANNEL = "C0GENERAL"
@@ -33,6 +33,13 @@ OTHER_CHANNEL = "C0RANDOM"
 THREAD_TS = "1700000000.000100"
 SECOND_TS = "1700000500.000100"
 USAGE = Usage(input_tokens=7, output_tokens=3, model_calls=1, cache_read_tokens=93, cost_microusd=1234)
+
+
+@pytest.fixture
+def bot(slack: FakeSlack, redis: Redis) -> Bot:
+    """The app with U0ALICE, who runs these commands, among ADMIN_USER_IDS (tests/unit/handlers/test_admins.py
+    has the rest of the people)."""
+    return build_bot(settings_for(slack, admin_user_ids="U0ALICE"), redis)
 
 
 def link(ts: str = THREAD_TS, channel: str = CHANNEL, *, reply_ts: str | None = None) -> str:

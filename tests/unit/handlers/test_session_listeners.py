@@ -90,6 +90,7 @@ async def test_a_malformed_stop_event_is_acknowledged_and_ignored(
 async def test_the_stop_word_acts_at_once_and_says_so_in_the_thread(bot: Bot, slack: FakeSlack, redis: Redis) -> None:
     """`@bot stop` is no task waiting behind the answer: it marks the answer now and says "Stopping…" in the thread;
     with nothing running it says so."""
+    slack.add_user("U0BOB", "bob", is_admin=True)  # may stop any thread (test_admins.py: who else may)
     ref, task = await running_answer(redis, slack)
     event = app_mention_event(f"<@{slack.bot_user_id}> Stop!", user="U0BOB", channel=CHANNEL, thread_ts=THREAD_TS)
     assert await dispatch(bot, event_envelope(event, team_id=slack.team_id)) == 200
@@ -111,6 +112,7 @@ async def command_answer(bot: Bot, slack: FakeSlack, text: str) -> str:
 
 async def test_agent_stop_needs_a_link_and_says_what_it_did(bot: Bot, slack: FakeSlack, redis: Redis) -> None:
     """`/agent stop` asks which thread; with a link it stops that thread's answer, or says nothing runs there."""
+    slack.add_message(CHANNEL, "a long story", user="U0BOB", ts=THREAD_TS)  # U0BOB started the thread
     assert (await command_answer(bot, slack, "stop")).startswith("Which thread?")
     link = f"<https://fake-team.slack.com/archives/{CHANNEL}/p{THREAD_TS.replace('.', '')}>"
     assert (await command_answer(bot, slack, f"stop {link}")).startswith("Nothing is running in")

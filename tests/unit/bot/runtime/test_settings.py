@@ -109,6 +109,18 @@ def test_libraries_log_at_info_or_above_unless_asked(
     assert load_settings().library_log_level == expected
 
 
+def test_log_format_is_text_unless_json_is_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LOG_FORMAT defaults to readable text, takes `json`, and refuses anything else by its name."""
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    assert load_settings().log_format == "text"
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    assert load_settings().log_format == "json"
+    monkeypatch.setenv("LOG_FORMAT", "logfmt")
+    with pytest.raises(ConfigError, match="LOG_FORMAT"):
+        load_settings()
+
+
 def test_an_answer_may_run_to_two_full_calls_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     """MAX_OUTPUT_TOKENS defaults to 16,000 (current models write 64k) and MAX_ANSWER_TOKENS to 32,000."""
     for name, value in REQUIRED.items():
