@@ -23,52 +23,40 @@ def _count(reason: str) -> None:
     metrics.RETRIES.labels(service="slack", reason=reason).inc()
 
 
-class CountedConnectionErrorRetries(AsyncConnectionErrorRetryHandler):
+class _Counted(AsyncRetryHandler):
+    """Counts each retry under `reason`, then waits as the slack_sdk handler it is mixed into does."""
+
+    reason = ""
+
+    async def prepare_for_next_attempt_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        """Count the retry, then wait as slack_sdk does."""
+        _count(self.reason)
+        await super().prepare_for_next_attempt_async(state=state, request=request, response=response, error=error)
+
+
+class CountedConnectionErrorRetries(_Counted, AsyncConnectionErrorRetryHandler):
     """Retries a call whose connection failed, counting each retry."""
 
-    async def prepare_for_next_attempt_async(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> None:
-        """Count the retry, then wait as slack_sdk does."""
-        _count("connection_error")
-        await super().prepare_for_next_attempt_async(state=state, request=request, response=response, error=error)
+    reason = "connection_error"
 
 
-class CountedRateLimitRetries(AsyncRateLimitErrorRetryHandler):
+class CountedRateLimitRetries(_Counted, AsyncRateLimitErrorRetryHandler):
     """Retries a rate limited call (429) after its Retry-After, counting each retry."""
 
-    async def prepare_for_next_attempt_async(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> None:
-        """Count the retry, then wait as slack_sdk does."""
-        _count("rate_limited")
-        await super().prepare_for_next_attempt_async(state=state, request=request, response=response, error=error)
+    reason = "rate_limited"
 
 
-class CountedServerErrorRetries(AsyncServerErrorRetryHandler):
+class CountedServerErrorRetries(_Counted, AsyncServerErrorRetryHandler):
     """Retries a call Slack answered with a server error (500, 503), counting each retry."""
 
-    async def prepare_for_next_attempt_async(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> None:
-        """Count the retry, then wait as slack_sdk does."""
-        _count("server_error")
-        await super().prepare_for_next_attempt_async(state=state, request=request, response=response, error=error)
+    reason = "server_error"
 
 
 def counted_retry_handlers() -> list[AsyncRetryHandler]:

@@ -14,40 +14,18 @@ from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.errors import SlackError
-from bot.runtime.app import Bot, build_bot
 from handlers.installation_store import RedisInstallationStore
 from handlers.team_bots import NOT_INSTALLED, TeamBots
 from playground.payloads import app_mention_event, app_uninstalled_event, event_envelope
 from store import keys
 from store.models import ThreadRef
 from tests.fakes import FakeSlack
-from tests.unit.handlers.scenario import dispatch, settings_for
+from tests.unit.handlers.scenario import dispatch
+from tests.unit.handlers.test_uninstall_listeners import installation, oauth_bot
 
 ORG = "E0ORG"
 CHANNEL = "C0ORG"
 TS = "1700000000.000100"
-
-
-def oauth_bot(slack: FakeSlack, redis: Redis) -> Bot:
-    """The app in OAuth mode, on the test Redis; its runner is not started."""
-    return build_bot(
-        settings_for(slack, slack_bot_token=None, slack_client_id="111.222", slack_client_secret="client-s3cret"),
-        redis,
-    )
-
-
-def team_installation(team_id: str) -> Installation:
-    """A workspace's own install, as Bolt's flow saves it."""
-    return Installation(
-        app_id="A1",
-        team_id=team_id,
-        bot_token=f"xoxb-{team_id}",
-        bot_id="B1",
-        bot_user_id="UBOT",
-        bot_scopes="app_mentions:read,chat:write",
-        user_id="U1",
-        installed_at=time.time(),
-    )
 
 
 def org_installation() -> Installation:
@@ -105,8 +83,8 @@ async def test_a_request_is_authorized_with_its_workspaces_bot(slack: FakeSlack,
         await next()
 
     store = RedisInstallationStore(redis)
-    await store.async_save(team_installation("T0ONE"))
-    await store.async_save(team_installation("T0TWO"))
+    await store.async_save(installation("T0ONE"))
+    await store.async_save(installation("T0TWO"))
 
     for team in ("T0ONE", "T0TWO"):
         assert await dispatch(bot, mention(team)) == 200
@@ -162,7 +140,7 @@ async def test_an_org_wide_uninstall_leaves_a_team_with_its_own_install_alone(sl
     store = RedisInstallationStore(redis)
     await store.async_save(org_installation())
     assert await dispatch(bot, mention("T0OWN", org_wide=True)) == 200
-    await store.async_save(team_installation("T0OWN"))
+    await store.async_save(installation("T0OWN"))
 
     uninstall = event_envelope(app_uninstalled_event(), team_id="T0OWN", enterprise_id=ORG)
     uninstall["authorizations"][0].update(team_id=None, is_enterprise_install=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import anthropic
@@ -22,14 +23,23 @@ async def claude() -> AsyncIterator[FakeAnthropic]:
         yield fake
 
 
-@pytest.fixture
-async def client(claude: FakeAnthropic) -> AsyncIterator[ClaudeClient]:
+@contextlib.asynccontextmanager
+async def quick_client(claude: FakeAnthropic, model: str) -> AsyncIterator[ClaudeClient]:
+    """A client of the fake API that retries three times without waiting."""
     sdk = anthropic.AsyncAnthropic(api_key="test", base_url=claude.base_url, max_retries=0)
     quick = AsyncRetrying(
         stop=stop_after_attempt(3), wait=wait_none(), reraise=True, retry=default_retry_policy().retry
     )
-    yield ClaudeClient(sdk, model="claude-test", max_tokens=100, retry=quick)
-    await sdk.close()
+    try:
+        yield ClaudeClient(sdk, model=model, max_tokens=100, retry=quick)
+    finally:
+        await sdk.close()
+
+
+@pytest.fixture
+async def client(claude: FakeAnthropic) -> AsyncIterator[ClaudeClient]:
+    async with quick_client(claude, "claude-test") as made:
+        yield made
 
 
 async def test_concurrent_calls_each_make_exactly_one_request(client: ClaudeClient, claude: FakeAnthropic) -> None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import anthropic
 import pytest
-from tenacity import AsyncRetrying, stop_after_attempt, wait_none
 
-from bot.agent.client import ClaudeClient, default_retry_policy
+from bot.agent.client import ClaudeClient
 from bot.core.errors import ModelError
 from tests.fakes import FakeAnthropic, Reply
+from tests.unit.bot.agent.test_client import quick_client
 from tests.unit.metric_values import sample
 
 MESSAGES = [{"role": "user", "content": "hello"}]
@@ -25,12 +24,8 @@ async def claude() -> AsyncIterator[FakeAnthropic]:
 
 @pytest.fixture
 async def client(claude: FakeAnthropic) -> AsyncIterator[ClaudeClient]:
-    sdk = anthropic.AsyncAnthropic(api_key="test", base_url=claude.base_url, max_retries=0)
-    quick = AsyncRetrying(
-        stop=stop_after_attempt(3), wait=wait_none(), reraise=True, retry=default_retry_policy().retry
-    )
-    yield ClaudeClient(sdk, model=MODEL, max_tokens=100, retry=quick)
-    await sdk.close()
+    async with quick_client(claude, MODEL) as made:
+        yield made
 
 
 def counted() -> dict[str, float]:
