@@ -8,7 +8,7 @@ import logging
 
 from slack_bolt.async_app import AsyncApp
 
-from store.connection import REDIS_FAILURES, lost_mid_write
+from store.connection import REDIS_FAILURES, first_line, lost_mid_write
 
 log = logging.getLogger(__name__)
 
@@ -16,8 +16,9 @@ log = logging.getLogger(__name__)
 async def on_listener_error(error: Exception) -> None:
     """Bolt's error handler for listeners and middleware; the 500 stays as Bolt set it."""
     if isinstance(error, REDIS_FAILURES) or lost_mid_write(error):
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-        log.warning("Redis did not take a request from Slack (%s): answered 500, Slack sends it again", reason)
+        log.warning(
+            "Redis did not take a request from Slack (%s): answered 500, Slack sends it again", first_line(error)
+        )
         return
     log.error("a Slack request failed: answered 500, Slack sends it again", exc_info=error)
 

@@ -132,17 +132,18 @@ async def connect_cluster(
         await cluster.aclose()
         if certificate_rejected(exc):
             raise  # the caller says what to do about the certificate
-        raise UnusableRedis(f"a node of the Redis Cluster at REDIS_URL does not answer: {_first_line(exc)}") from None
+        raise UnusableRedis(f"a node of the Redis Cluster at REDIS_URL does not answer: {first_line(exc)}") from None
     except (RedisError, RedisClusterException) as exc:
         await cluster.aclose()
-        raise UnusableRedis(f"the Redis Cluster at REDIS_URL cannot be used: {_first_line(exc)}") from None
+        raise UnusableRedis(f"the Redis Cluster at REDIS_URL cannot be used: {first_line(exc)}") from None
     if state != "ok":
         await cluster.aclose()
         raise UnusableRedis(f"the Redis Cluster at REDIS_URL is not serving every slot (cluster_state:{state})")
     return cluster
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """An error's first line, bounded: what a log line or a start error says of it."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 

@@ -39,7 +39,7 @@ from bot.runtime.migration import (
     migrate_until_done,
     prepare_layout,
 )
-from bot.runtime.redis_setup import first_line, redis_for
+from bot.runtime.redis_setup import redis_for
 from bot.runtime.settings import Settings, split_names
 from bot.runtime.web import TimedSocketModeHandler, WebFront
 from bot.runtime.workspaces import build_workspaces
@@ -68,7 +68,7 @@ from handlers.session_listeners import register_session_listeners
 from handlers.signed_requests import slack_events_handler
 from handlers.slack_retries import counted_retry_handlers
 from handlers.uninstall_listeners import UninstallListeners, register_uninstall_listeners
-from store.connection import RedisClient, warm_up
+from store.connection import RedisClient, first_line, warm_up
 from store.errors import ShardChangeRefused, UnusableRedis
 from store.feedback import FeedbackStore
 from store.health import warn_if_evicting

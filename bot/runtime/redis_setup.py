@@ -14,7 +14,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from bot.core.errors import RedisUnavailable
 from bot.runtime.embedded_redis import EmbeddedRedis
 from bot.runtime.settings import Settings
-from store.connection import RedisClient, certificate_rejected, connect, connect_cluster, is_cluster
+from store.connection import RedisClient, certificate_rejected, connect, connect_cluster, first_line, is_cluster
 from store.errors import UnusableRedis
 from store.presence import choose_consumer_name, client_name
 
@@ -85,7 +85,3 @@ async def _worker_name(settings: Settings, url: str, cluster: bool) -> tuple[str
     finally:
         await probe.aclose()
     return consumer, client_name(consumer)
-
-
-def first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]

@@ -246,11 +246,8 @@ class TaskRunner:
                 await asyncio.sleep(backoff(self._settings.retry_delay, failures))
                 continue
             # Whatever else goes wrong, the reader goes on: without it, its shards' work would wait for a restart.
-            except Exception as exc:
-                if lost_mid_write(exc):
-                    log.warning("a queue reader lost its Redis connection mid-write; it goes on after a pause")
-                else:
-                    log.exception("a queue reader failed; it goes on after a pause")
+            except Exception as exc:  # noqa: BLE001 - logged with its traceback by _log_unexpected
+                _log_unexpected(exc, "a queue reader", "it goes on after a pause")
                 await asyncio.sleep(self._settings.retry_delay)
                 continue
             finally:
@@ -325,8 +322,8 @@ class TaskRunner:
                     continue
                 # A failing task must not take the worker down with it: log it and try again after a pause.
                 # Its attempt counter makes sure it is failed for good after a few tries.
-                except Exception as exc:  # noqa: BLE001 - logged with its traceback by _log_step_failure
-                    _log_step_failure(lease, exc)
+                except Exception as exc:  # noqa: BLE001 - logged with its traceback by _log_unexpected
+                    _log_unexpected(exc, f"thread {lease.thread.encode()}: a task step", "retrying")
                     if task is not None:  # what the thread is told if the task is failed for good
                         with contextlib.suppress(*REDIS_FAILURES):
                             await self._queue.note_failure(task, failure_reason(exc))
@@ -377,11 +374,8 @@ class TaskRunner:
                     log.warning("cannot renew or check leases (%s)", exc)
             # Whatever else goes wrong, the keeper goes on: without it this worker's leases would lapse and its
             # threads pass to others while it still works on them.
-            except Exception as exc:
-                if lost_mid_write(exc):
-                    log.warning("the lease keeper lost its Redis connection mid-write; it goes on after a pause")
-                else:
-                    log.exception("the lease keeper failed; it goes on after a pause")
+            except Exception as exc:  # noqa: BLE001 - logged with its traceback by _log_unexpected
+                _log_unexpected(exc, "the lease keeper", "it goes on after a pause")
                 await asyncio.sleep(self._settings.retry_delay)
 
     async def _take_over_stale(self) -> None:
@@ -444,8 +438,9 @@ class TaskRunner:
             await asyncio.gather(*self._active.values(), return_exceptions=True)
 
 
-def _log_step_failure(lease: ThreadLease, exc: Exception) -> None:
+def _log_unexpected(exc: Exception, who: str, then: str) -> None:
+    """An unexpected error of a part that goes on: a traceback, but one line for a connection closed under a write."""
     if lost_mid_write(exc):
-        log.warning("thread %s: lost a Redis connection mid-write; retrying", lease.thread.encode())
+        log.warning("%s lost its Redis connection mid-write; %s", who, then)
     else:
-        log.error("thread %s: task step failed; retrying", lease.thread.encode(), exc_info=exc)
+        log.error("%s failed; %s", who, then, exc_info=exc)
