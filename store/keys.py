@@ -94,6 +94,11 @@ TS = thread ts, "" for a DM's top level):
                                           the day's end (`/agent status` shows the day; nothing reads it later).
   agent:T:admin:U                 string  "1" or "0": whether users.info says U is a workspace admin or owner
                                           (bot/tasks/admins.py). TTL ADMIN_ROLE_TTL. No hash tag: read alone.
+  agent:T:config:C                string  channel C's configuration (store/channel_config.py): JSON {version,
+                                          instructions, model, tools, updated_by, updated_at}, set with
+                                          `/agent config`. No TTL:
+                                          an admin's choice lasts until changed (the uninstall sweep deletes it).
+                                          No hash tag: read and written alone, by a single-key script.
 
 Shared by all teams:
 
@@ -392,3 +397,8 @@ def admin_role(team_id: str, user_id: str) -> str:
 
 
 # --- end of admins and budgets ---
+
+
+def channel_config(team_id: str, channel_id: str) -> str:
+    """A channel's configuration from `/agent config` (one key, alone: it needs no shard)."""
+    return f"{PREFIX}:{team_id}:config:{channel_id}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
 import anthropic
@@ -189,12 +189,14 @@ class ClaudeClient:
         on_text: OnText | None = None,
         on_retry: OnRetry | None = None,
         on_progress: OnProgress | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> ModelStep:
         """One model call, retried on transient errors; raises ModelError when it cannot be had.
 
         With `on_text` or `on_progress` the answer is streamed: `on_text` gets its text so far after each piece (a
         retry starts it again from the beginning), and `on_progress` hears of server tools (web_search...) as they
-        start and finish. `on_retry` hears of each wait before another try.
+        start and finish. `on_retry` hears of each wait before another try. `extra` holds further request fields
+        (`mcp_servers`...); with `betas` among them the call goes to the API's beta endpoint.
         """
         model = model or self._model
         request: dict[str, Any] = {
@@ -203,6 +205,7 @@ class ClaudeClient:
             "system": system if isinstance(system, str) else cast(list[TextBlockParam], list(system)),
             "messages": cast(list[MessageParam], list(messages)),
             "tools": cast(list[ToolUnionParam], list(tools)) if tools else anthropic.omit,
+            **(extra or {}),
         }
         try:
             # A copy per call: a tenacity Retrying object keeps the state of one retry loop at a time.
@@ -256,11 +259,13 @@ class ClaudeClient:
         system: str | Sequence[dict[str, Any]],
         messages: Sequence[dict[str, Any]],
         tools: Sequence[dict[str, Any]] = (),
+        *,
+        model: str | None = None,
     ) -> int:
         """Exact input tokens of a request, from the count_tokens endpoint (free, rate limited separately)."""
         try:
             result = await self._client.messages.count_tokens(
-                model=self._model,
+                model=model or self._model,
                 system=system if isinstance(system, str) else cast(list[TextBlockParam], list(system)),
                 messages=cast(list[MessageParam], list(messages)),
                 tools=cast(list[ToolUnionParam], list(tools)) if tools else anthropic.omit,

@@ -18,6 +18,7 @@ from bot.agent.client import ClaudeClient, OnRetry, OnText
 from bot.agent.continuation import preview
 from bot.agent.pricing import cost_usd
 from bot.agent.progress import OnProgress, Progress
+from bot.agent.setup import AgentSetup
 from bot.agent.steps import (
     LoopStep,
     ModelStep,
@@ -37,10 +38,10 @@ from bot.agent.steps import (
     replay,
     total_usage,
 )
-from bot.agent.tools import ToolBox
+from bot.agent.tools import ToolBox, ToolCall
 from bot.core.errors import ModelError, ModelRefused
 from bot.core.faults import CrashPoints
-from store.models import ThreadRef, Usage
+from store.models import Task, Usage
 
 # Told the real usage of the call it was asked about, or None when the call failed unbilled.
 Settle = Callable[[Usage | None], Awaitable[None]]
@@ -113,14 +114,21 @@ class AgentLoop:
         # Without a cap of its own, an answer is not continued past one call's worth of output.
         self._max_answer_tokens = max_answer_tokens if max_answer_tokens is not None else claude.max_tokens
 
-    @property
-    def tool_definitions(self) -> list[dict[str, Any]]:
-        """The tools sent with every call (they count toward the context)."""
-        return self._tools.definitions
+    def tool_definitions(self, setup: AgentSetup) -> list[dict[str, Any]]:
+        """The tools sent with every call of a task with this setup (they count toward the context)."""
+        return self._tools.definitions(setup)
 
-    async def count_tokens(self, system: list[dict[str, Any]], messages: list[dict[str, Any]]) -> int:
+    def model(self, setup: AgentSetup) -> str:
+        """The model a task with this setup asks for."""
+        return setup.model or self._claude.model
+
+    async def count_tokens(
+        self, system: list[dict[str, Any]], messages: list[dict[str, Any]], setup: AgentSetup
+    ) -> int:
         """Exact input tokens of a first request with these system blocks and messages (tools included)."""
-        return await self._claude.count_tokens(system, messages, self._tools.definitions)
+        return await self._claude.count_tokens(
+            system, messages, self._tools.definitions(setup), model=self.model(setup)
+        )
 
     def holds_answer(self, records: Sequence[Mapping[str, Any]]) -> bool:
         """Whether a journal holds a finished answer, with this loop's cap on continuing a cut one."""
@@ -132,11 +140,12 @@ class AgentLoop:
         base: list[dict[str, Any]],
         records: Sequence[Mapping[str, Any]],
         record: Record,
-        thread: ThreadRef,
+        task: Task,
         on_text: OnText | None = None,
         on_retry: OnRetry | None = None,
         on_progress: OnProgress | None = None,
         guard: CallGuard | None = None,
+        setup: AgentSetup | None = None,
     ) -> LoopResult:
         """Continue from `records` (the journal so far) to an answer; `record` journals each new step.
 
@@ -145,16 +154,19 @@ class AgentLoop:
         call that continues it. `on_progress` hears of model calls and tool calls as they start and finish; steps
         replayed from the journal emit nothing. Cancelling the task running this closes the model's stream at
         once and makes no further call. `guard` is asked before each model call; its OverBudget ends the run there,
-        after the steps already made (each journaled).
+        after the steps already made (each journaled). `setup` is the task's channel setup: its model and tools.
         """
+        setup = setup or AgentSetup()
         steps = loop_steps(parse_steps(records))
         first_call: int | None = None
         while True:
             if pending := pending_tool_calls(steps):
-                steps.append(await self._run_tool(pending[0], record, thread, on_progress))
+                call = pending[0]
+                tool_call = ToolCall(call["id"], call["name"], call.get("input") or {}, task, setup)
+                steps.append(await self._run_tool(tool_call, record, on_progress))
                 self._crash.reached("tool.done")
             elif self._model_call_due(steps):
-                reply = await self._call_model(system, base, steps, on_text, on_retry, on_progress, guard)
+                reply = await self._call_model(system, base, steps, setup, on_text, on_retry, on_progress, guard)
                 await record(reply.to_record())
                 steps.append(reply)
                 if first_call is None and len(steps) == 1:
@@ -169,14 +181,12 @@ class AgentLoop:
             return True
         return needs_model_call(steps) and counted_model_calls(steps) < self._max_model_calls
 
-    async def _run_tool(
-        self, call: dict[str, Any], record: Record, thread: ThreadRef, on_progress: OnProgress | None
-    ) -> ToolStep:
+    async def _run_tool(self, call: ToolCall, record: Record, on_progress: OnProgress | None) -> ToolStep:
         """Run one client tool call and journal its result, telling `on_progress` around it."""
         if on_progress is not None:
-            await on_progress(Progress.tool_started(call["id"], call["name"]))
-        result = await self._tools.run(call["name"], call.get("input") or {}, thread)
-        step = ToolStep(call["id"], call["name"], result.text, result.is_error)
+            await on_progress(Progress.tool_started(call.tool_use_id, call.name))
+        result = await self._tools.run(call)
+        step = ToolStep(call.tool_use_id, call.name, result.text, result.is_error)
         await record(step.to_record())
         if on_progress is not None:
             await on_progress(Progress.tool_finished(step.tool_use_id, step.name, error=step.is_error))
@@ -187,6 +197,7 @@ class AgentLoop:
         system: list[dict[str, Any]],
         base: list[dict[str, Any]],
         steps: Sequence[LoopStep],
+        setup: AgentSetup,
         on_text: OnText | None,
         on_retry: OnRetry | None,
         on_progress: OnProgress | None,
@@ -204,16 +215,20 @@ class AgentLoop:
         elif on_progress is not None:
             await on_progress(Progress.model_call())
         messages = replay(base, steps)
+        tools = self._tools.definitions(setup)
+        model = self.model(setup)
         settle: Settle | None = None
         estimate: int | None = None
         if guard is not None:
-            estimate = estimated_input_tokens(system, messages, self._tools.definitions)
-            settle = await guard.before_call(self._claude.model, estimate, max_tokens or self._claude.max_tokens)
+            estimate = estimated_input_tokens(system, messages, tools)
+            settle = await guard.before_call(model, estimate, max_tokens or self._claude.max_tokens)
         try:
             step = await self._claude.step(
                 system,
                 messages,
-                self._tools.definitions,
+                tools,
+                model=model,
+                extra=self._tools.request_options(setup),
                 max_tokens=max_tokens,
                 on_text=on_text,
                 on_retry=on_retry,
@@ -229,7 +244,7 @@ class AgentLoop:
             # Stopped mid-call (Stop, a reset, a lost lease, shutdown): the input was billed, and what was streamed
             # of the output is not at hand; the hold is settled to the input, not left at max_tokens of output.
             if settle is not None and estimate is not None:
-                await asyncio.shield(settle(input_only(self._claude.model, estimate)))
+                await asyncio.shield(settle(input_only(model, estimate)))
             raise
         if settle is not None:
             await settle(step.usage)

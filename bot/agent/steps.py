@@ -10,6 +10,7 @@ journal written by an older release parses here, and one written here resumes af
   tool           one tool call's result, for the tool_use block of the model step before it
   summary_part   one passage of a fold summarized, with the summary so far (every passage but the last)
   summary        the fold's result: the new summary and how many turns leave the window
+  setup          the channel setup the task runs with (bot/agent/setup.py), journaled before its first model call
 
 A fold's steps carry a fingerprint of the turns they cover (bot/agent/compaction.py): a resumed task rebuilds its
 window from Redis and Slack, which may now hold other turns, and a step is used only for the turns it was made for.
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from bot.agent.continuation import continue_prompt, joined
+from bot.agent.setup import AgentSetup
 from store.errors import CorruptRecord
 from store.models import USAGE_FIELDS, Usage
 
@@ -158,7 +160,7 @@ class SummaryStep:
         return record
 
 
-Step = ModelStep | ToolStep | SummaryPartStep | SummaryStep
+Step = ModelStep | ToolStep | SummaryPartStep | SummaryStep | AgentSetup
 LoopStep = ModelStep | ToolStep  # the tool loop's own steps; the summary steps belong to the fold after it
 
 
@@ -232,6 +234,7 @@ PARSERS: dict[str, Callable[[Mapping[str, Any]], Step]] = {
     ToolStep.kind: _tool,
     SummaryPartStep.kind: _summary_part,
     SummaryStep.kind: _summary,
+    AgentSetup.kind: AgentSetup.from_record,
 }
 
 

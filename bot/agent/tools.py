@@ -1,16 +1,18 @@
-"""Tools the agent can call: `read_thread` runs here; Anthropic's server tools run on Anthropic's side."""
+"""Tools the agent can call: client tools run here (`read_thread` always), Anthropic's server tools on its side."""
 
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from bot.agent.messages import since_last_reset
+from bot.agent.setup import AgentSetup
 from bot.core.errors import SlackError
 from bot.core.ports import SlackGateway
-from store.models import ThreadRef
+from store.models import Task, ThreadRef
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +53,87 @@ class ToolResult:
     is_error: bool = False
 
 
+@dataclass(frozen=True)
+class ToolCall:
+    """One client tool call of a task: the model's tool_use block, and the task and setup it was made in."""
+
+    tool_use_id: str
+    name: str
+    input: dict[str, Any]
+    task: Task
+    setup: AgentSetup
+
+
+class ClientTool(Protocol):
+    """A tool that runs here: its definition for the API, and how to run one call of it."""
+
+    @property
+    def definition(self) -> dict[str, Any]:
+        """The tool as the API's `tools` list takes it."""
+        ...
+
+    async def run(self, call: ToolCall) -> ToolResult:
+        """Run one call; problems become an error result the model can read, not an exception."""
+        ...
+
+
+@dataclass(frozen=True)
+class Offer:
+    """The tools a deployment offers: those a channel may choose (by name), and those it has unless it chooses."""
+
+    client: Mapping[str, ClientTool] = field(default_factory=dict)
+    server: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    defaults: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> list[str]:
+        """Every tool a channel may allow, in the order they are sent."""
+        return [*self.client, *self.server]
+
+
 class ToolBox:
-    """The tool definitions sent with every model call, and the runner of the client-side ones."""
+    """The tool definitions sent with a task's model calls, and the runner of the client-side ones.
 
-    def __init__(self, slack: SlackGateway, server_tools: list[str]) -> None:
-        self._slack = slack
-        self.definitions: list[dict[str, Any]] = [READ_THREAD, *(SERVER_TOOLS[name] for name in server_tools)]
+    `read_thread` is always there (it reads the task's own thread); the others are those the task's setup allows
+    among what the deployment offers.
+    """
 
-    async def run(self, name: str, tool_input: dict[str, Any], thread: ThreadRef) -> ToolResult:
+    def __init__(self, slack: SlackGateway, offer: Offer | None = None) -> None:
+        self._read_thread = ReadThread(slack)
+        self.offer = offer or Offer()
+
+    def definitions(self, setup: AgentSetup) -> list[dict[str, Any]]:
+        """The `tools` of a request made with this setup (they count toward the context)."""
+        allowed = [tool.definition for name, tool in self.offer.client.items() if setup.allows(name)]
+        server = [definition for name, definition in self.offer.server.items() if setup.allows(name)]
+        return [READ_THREAD, *allowed, *server]
+
+    def request_options(self, setup: AgentSetup) -> dict[str, Any]:
+        """What else a request made with this setup carries besides its tools (none yet)."""
+        return {}
+
+    async def run(self, call: ToolCall) -> ToolResult:
         """Run one client tool call; problems become an error result the model can read, not an exception."""
-        if name != READ_THREAD["name"]:
-            return ToolResult(f"unknown tool {name!r}", is_error=True)
+        if call.name == READ_THREAD["name"]:
+            return await self._read_thread.run(call)
+        tool = self.offer.client.get(call.name)
+        if tool is None or not call.setup.allows(call.name):
+            return ToolResult(f"unknown tool {call.name!r}", is_error=True)
+        return await tool.run(call)
+
+
+class ReadThread:
+    """`read_thread`: the task's own thread, newest messages first, paged by ts."""
+
+    definition = READ_THREAD
+
+    def __init__(self, slack: SlackGateway) -> None:
+        self._slack = slack
+
+    async def run(self, call: ToolCall) -> ToolResult:
+        """Read a page of the thread."""
         try:
-            return ToolResult(await self._read_thread(thread, tool_input))
+            return ToolResult(await self._read_thread(call.task.thread, call.input))
         except SlackError as exc:
             log.info("read_thread failed: %s", exc)
             return ToolResult(f"could not read the thread: {exc}", is_error=True)

@@ -21,7 +21,7 @@ from bot.agent.compaction import Compactor
 from bot.agent.context import Budget, TokenEstimator
 from bot.agent.loop import AgentLoop
 from bot.agent.summarizer import Summarizer
-from bot.agent.tools import ToolBox
+from bot.agent.tools import SERVER_TOOLS, Offer, ToolBox
 from bot.core.errors import RedisUnavailable
 from bot.core.faults import CrashPoints
 from bot.runtime.controls import (  # issue 19: admins and budgets
@@ -45,6 +45,7 @@ from bot.runtime.web import TimedSocketModeHandler, WebFront
 from bot.runtime.workspaces import build_workspaces
 from bot.tasks.answer import Answerer
 from bot.tasks.channel_reset import ChannelResetter
+from bot.tasks.channel_setup import ChannelSetups
 from bot.tasks.executor import ExecutorSettings, TaskExecutor, TaskHandler
 from bot.tasks.fitting import ContextFitter, ContextSettings
 from bot.tasks.gate import AllowLists, Gate
@@ -68,6 +69,7 @@ from handlers.session_listeners import register_session_listeners
 from handlers.signed_requests import slack_events_handler
 from handlers.slack_retries import counted_retry_handlers
 from handlers.uninstall_listeners import UninstallListeners, register_uninstall_listeners
+from store.channel_config import ChannelConfigStore
 from store.connection import RedisClient, first_line, warm_up
 from store.errors import ShardChangeRefused, UnusableRedis
 from store.feedback import FeedbackStore
@@ -133,7 +135,8 @@ def build_executor(
         max_tokens=settings.max_output_tokens,
         retry=default_retry_policy(settings.llm_retry_deadline_s),
     )
-    tools = ToolBox(gateway, settings.server_tools)
+    tools = ToolBox(gateway, Offer(server=SERVER_TOOLS, defaults=tuple(settings.server_tools)))
+    setups = ChannelSetups(ChannelConfigStore(redis), tools.offer.names, tools.offer.defaults)
     loop = AgentLoop(
         claude,
         tools,
@@ -177,6 +180,7 @@ def build_executor(
         titles=SessionTitles(redis, ttl=settings.agent_ttl_days * DAY),
         running=running,
         budgets=budgets,
+        setups=setups,
     )
     handlers: dict[TaskKind, TaskHandler] = {
         TaskKind.ANSWER: answerer,

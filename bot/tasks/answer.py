@@ -12,6 +12,7 @@ from typing import Any
 
 from bot.agent.context import Context
 from bot.agent.loop import AgentLoop, LoopResult
+from bot.agent.setup import AgentSetup, journaled_setup
 from bot.agent.steps import ModelStep, answer_so_far, loop_steps, parse_steps, total_usage
 from bot.core import metrics
 from bot.core.errors import ModelError, ModelRefused, OverBudget
@@ -19,6 +20,7 @@ from bot.core.faults import CrashPoints
 from bot.core.ports import SlackGateway
 from bot.tasks.attachments import Attachments, read_attachments, unread_note
 from bot.tasks.budgets import BudgetGuard
+from bot.tasks.channel_setup import ChannelSetups
 from bot.tasks.fitting import ContextFitter, with_images
 from bot.tasks.people import People, cut_note
 from bot.tasks.reply import ReplyMessage
@@ -65,6 +67,7 @@ class Answerer:
         titles: SessionTitles | None = None,
         running: RunningAnswers,
         budgets: BudgetGuard | None = None,
+        setups: ChannelSetups | None = None,
     ) -> None:
         self._journal = journal
         self._threads = threads
@@ -76,6 +79,7 @@ class Answerer:
         self._titles = titles
         self._running = running
         self._budgets = budgets
+        self._setups = setups
 
     async def __call__(self, lease: ThreadLease, task: Task, *, attempt: int) -> None:
         """Answer the mention, showing work in progress on it meanwhile."""
@@ -112,16 +116,19 @@ class Answerer:
         if self._budgets is not None and not answered and (refusal := await self._budgets.refusal(task)):
             await self._over_budget(lease, task, reply, refusal, turns=[await self._people.user_turn(task)])
             return
+        setup = await self._setup(lease, task, steps)
         state, history = await self._threads.agent(ref)
         summary = state.summary if state else ""
         earlier = await self._people.earlier_turns(task) if not history and not summary else []
         attachments = await read_attachments(task.files, self._slack, ref.team_id)
         question = await self._people.user_turn(task, attachments.text)
-        context = await self._fitter.fitted_context(summary, [*history, *earlier], question, resumed=resumed)
+        context = await self._fitter.fitted_context(
+            summary, [*history, *earlier], question, resumed=resumed, setup=setup
+        )
         if attachments.images:
             context = with_images(context, attachments.images)
         try:
-            result = await self._run_loop(lease, task, reply, context, steps, timed=not resumed)
+            result = await self._run_loop(lease, task, reply, context, steps, setup, timed=not resumed)
         except ModelError as exc:
             await self._model_failed(lease, task, reply, exc, turns=[*earlier, question])
             return
@@ -140,11 +147,23 @@ class Answerer:
             metrics.ANSWER_SECONDS.observe(metrics.since(task.created_at))
         self._crash.reached("reply.posted")
         new_turns = [*earlier, question, Turn("assistant", text, ts=reply_ts)]
-        fold, fold_usage = await self._fitter.fold(lease, task, steps, summary, [*history, *new_turns])
+        fold, fold_usage = await self._fitter.fold(lease, task, steps, summary, [*history, *new_turns], setup)
         usage = result.usage + fold_usage
         if self._budgets is not None and fold_usage.cost_microusd:
             await self._budgets.add(task, fold_usage)  # (the answer's own calls were held and settled one by one)
         await self._journal.finish(lease, task, TaskStatus.DONE, turns=new_turns, usage=usage, fold=fold)
+
+    async def _setup(self, lease: ThreadLease, task: Task, steps: list[dict[str, Any]]) -> AgentSetup:
+        """The channel setup the task runs with: the one it journaled, else its channel's now, journaled (and added
+        to `steps`) before any model call, so that a resumed task keeps it whatever the channel changed meanwhile."""
+        if (journaled := journaled_setup(steps)) is not None:
+            return journaled
+        if self._setups is None:
+            return AgentSetup()
+        setup = await self._setups.for_task(task)
+        await self._journal.record_step(lease, task, setup.to_record())
+        steps.append(setup.to_record())
+        return setup
 
     async def _model_failed(
         self, lease: ThreadLease, task: Task, reply: ReplyMessage, exc: ModelError, *, turns: list[Turn]
@@ -208,6 +227,7 @@ class Answerer:
         reply: ReplyMessage,
         context: Context,
         steps: list[dict[str, Any]],
+        setup: AgentSetup,
         *,
         timed: bool = False,
     ) -> LoopResult:
@@ -241,11 +261,12 @@ class Answerer:
                 context.messages,
                 steps,
                 record,
-                task.thread,
+                task,
                 on_text=on_text,
                 on_retry=live.retrying,
                 on_progress=live.progress,
                 guard=self._budgets.for_task(task) if self._budgets is not None else None,
+                setup=setup,
             ),
             name=f"answer-{task.task_id}",
         )

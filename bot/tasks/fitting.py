@@ -15,6 +15,7 @@ from bot.agent.compaction import Compactor
 from bot.agent.context import Budget, Context, TokenEstimator, assemble
 from bot.agent.loop import AgentLoop
 from bot.agent.messages import speaker_label
+from bot.agent.setup import AgentSetup
 from bot.core.errors import ModelError
 from bot.core.faults import CrashPoints
 from bot.tasks.attachments import IMAGE_TOKENS
@@ -63,55 +64,75 @@ class ContextFitter:
         self._journal = journal
         self._crash = crash
 
-    async def fitted_context(self, summary: str, window: list[Turn], question: Turn, *, resumed: bool) -> Context:
-        """The context; near the budget's edge an exact count from the API recalibrates the estimate first."""
-        context = self._context(summary, window, question, resumed=resumed)
+    async def fitted_context(
+        self, summary: str, window: list[Turn], question: Turn, *, resumed: bool, setup: AgentSetup
+    ) -> Context:
+        """The context of a task with this setup; near the budget's edge an exact count from the API recalibrates
+        the estimate first."""
+        context = self._context(summary, window, question, resumed=resumed, setup=setup)
         budget = self._settings.budget.total
         if abs(context.estimated_tokens - budget) > budget * NEAR_EDGE:
             return context
         try:
-            exact = await self._loop.count_tokens(context.system, context.messages)
+            exact = await self._loop.count_tokens(context.system, context.messages, setup)
         except ModelError as exc:
             log.info("token count unavailable (%s); going by the estimate", exc)
             return context
         self._settings.estimator.observe(context.estimated_tokens, exact)
-        return self._context(summary, window, question, resumed=resumed)
+        return self._context(summary, window, question, resumed=resumed, setup=setup)
 
     def observe(self, estimated: int, actual: int) -> None:
         """Calibrate the estimate with the input tokens the API counted for a context estimated at `estimated`."""
         self._settings.estimator.observe(estimated, actual)
 
     async def fold(
-        self, lease: ThreadLease, task: Task, steps: list[dict[str, Any]], summary: str, window: list[Turn]
+        self,
+        lease: ThreadLease,
+        task: Task,
+        steps: list[dict[str, Any]],
+        summary: str,
+        window: list[Turn],
+        setup: AgentSetup | None = None,
     ) -> tuple[Fold | None, Usage]:
-        """Fold the window's oldest turns into the summary if it is over the budget (journaled, step by step)."""
+        """Fold the window's oldest turns into the summary if it is over the budget (journaled, step by step); the
+        room is that of a task with `setup` (its instructions and tools), the defaults' when not given."""
+        setup = setup or AgentSetup()
 
         async def record(step: dict[str, Any]) -> None:
             await self._journal.record_step(lease, task, step)
 
         fold, usage = await self._compactor.fold_if_needed(
-            steps, summary, window, record, fixed_tokens=self._fixed_tokens()
+            steps, summary, window, record, fixed_tokens=self._tool_tokens(setup) + self._instruction_tokens(setup)
         )
         if fold is not None:
             self._crash.reached("summary.journaled")
         return fold, usage
 
-    def _fixed_tokens(self) -> int:
-        """Tokens every request carries besides system, summary and turns: the tool definitions."""
+    def _tool_tokens(self, setup: AgentSetup) -> int:
+        """Tokens every request of a task with `setup` carries besides system, summary and turns: its tools."""
         estimator = self._settings.estimator
-        return sum(estimator.text(json.dumps(tool)) for tool in self._loop.tool_definitions)
+        return sum(estimator.text(json.dumps(tool)) for tool in self._loop.tool_definitions(setup))
 
-    def _context(self, summary: str, window: list[Turn], question: Turn, *, resumed: bool) -> Context:
+    def _instruction_tokens(self, setup: AgentSetup) -> int:
+        """What the channel's instructions add to the system prompt."""
+        if not setup.instructions:
+            return 0
+        estimator, base = self._settings.estimator, self._settings.system_prompt
+        return estimator.text(setup.system_prompt(base)) - estimator.text(base)
+
+    def _context(
+        self, summary: str, window: list[Turn], question: Turn, *, resumed: bool, setup: AgentSetup
+    ) -> Context:
         settings = self._settings
         pinned = f"[Agent state, not from the user: answering the latest message from {speaker_label(question)}."
         pinned += " This task was interrupted and has resumed.]" if resumed else "]"
         return assemble(
-            system_prompt=settings.system_prompt,
+            system_prompt=setup.system_prompt(settings.system_prompt),
             summary=summary,
             window=window,
             new_turns=[question],
             pinned=pinned,
             budget=settings.budget,
             estimator=settings.estimator,
-            fixed_tokens=self._fixed_tokens(),
+            fixed_tokens=self._tool_tokens(setup),  # (the instructions are in the system prompt it counts)
         )

@@ -15,7 +15,8 @@ from aiohttp.typedefs import Handler
 from bot.agent.client import ClaudeClient
 from bot.agent.loop import AgentLoop, LoopResult
 from bot.agent.progress import Progress
-from bot.agent.tools import ToolBox, ToolResult
+from bot.agent.setup import AgentSetup
+from bot.agent.tools import ToolBox, ToolCall, ToolResult
 from bot.core.faults import CrashPoints
 from store.models import ThreadRef
 from tests.fakes import FakeAnthropic, Reply, wait_until
@@ -53,11 +54,14 @@ class SlowTools(ToolBox):
     """read_thread that takes until released, noting that it started."""
 
     def __init__(self) -> None:
-        self.definitions = [{"name": "read_thread", "input_schema": {"type": "object"}}]
+        self.listed: list[dict[str, Any]] = [{"name": "read_thread", "input_schema": {"type": "object"}}]
         self.started = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def run(self, name: str, tool_input: dict[str, Any], thread: ThreadRef) -> ToolResult:
+    def definitions(self, setup: AgentSetup) -> list[dict[str, Any]]:
+        return self.listed
+
+    async def run(self, call: ToolCall) -> ToolResult:
         self.started.set()
         await self.release.wait()
         return ToolResult("alice: hi")

@@ -18,8 +18,9 @@ from tenacity import AsyncRetrying, stop_after_attempt, wait_none
 from bot.agent.client import ClaudeClient, default_retry_policy
 from bot.agent.continuation import CONTINUE_PROMPT, CUT_CALL_NOTE, joined, preview
 from bot.agent.loop import AgentLoop, LoopResult
+from bot.agent.setup import AgentSetup
 from bot.agent.steps import holds_answer
-from bot.agent.tools import ToolBox, ToolResult
+from bot.agent.tools import ToolBox, ToolCall, ToolResult
 from bot.core.faults import CrashPoints
 from store.models import ThreadRef
 from tests.fakes import FakeAnthropic, Reply
@@ -44,11 +45,14 @@ class NoTools(ToolBox):
     """A ToolBox with read_thread only, answering from memory."""
 
     def __init__(self) -> None:
-        self.definitions = [{"name": "read_thread", "input_schema": {"type": "object"}}]
+        self.listed: list[dict[str, Any]] = [{"name": "read_thread", "input_schema": {"type": "object"}}]
         self.calls: list[str] = []
 
-    async def run(self, name: str, tool_input: dict[str, Any], thread: ThreadRef) -> ToolResult:
-        self.calls.append(name)
+    def definitions(self, setup: AgentSetup) -> list[dict[str, Any]]:
+        return self.listed
+
+    async def run(self, call: ToolCall) -> ToolResult:
+        self.calls.append(call.name)
         return ToolResult("alice: hello")
 
 

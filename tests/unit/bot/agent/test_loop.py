@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.agent.loop import AgentLoop
+from bot.agent.setup import AgentSetup
 from bot.agent.steps import ModelStep, loop_steps, needs_model_call, parse_steps, pending_tool_calls, replay
-from bot.agent.tools import ToolBox, ToolResult
+from bot.agent.tools import ToolBox, ToolCall, ToolResult
 from bot.core.faults import CrashPoints
 from store.models import ThreadRef, Usage
 
@@ -27,6 +28,7 @@ class ScriptedClaude:
     """Returns prepared steps in order and records the messages it was sent."""
 
     max_tokens = 100
+    model = "claude-scripted"
 
     def __init__(self, *steps: ModelStep) -> None:
         self.steps = list(steps)
@@ -39,10 +41,12 @@ class ScriptedClaude:
         messages: Sequence[dict[str, Any]],
         tools: Sequence[dict[str, Any]] = (),
         *,
+        model: str | None = None,
         max_tokens: int | None = None,
         on_text: Any = None,
         on_retry: Any = None,
         on_progress: Any = None,
+        extra: Any = None,
     ) -> ModelStep:
         self.sent.append([dict(m) for m in messages])
         self.max_tokens_sent.append(max_tokens)
@@ -53,11 +57,14 @@ class CountingTools(ToolBox):
     """A ToolBox whose tool answers from memory and counts its calls."""
 
     def __init__(self) -> None:
-        self.definitions = []
+        self.listed: list[dict[str, Any]] = []
         self.calls: list[str] = []
 
-    async def run(self, name: str, tool_input: dict[str, Any], thread: ThreadRef) -> ToolResult:
-        self.calls.append(name)
+    def definitions(self, setup: AgentSetup) -> list[dict[str, Any]]:
+        return self.listed
+
+    async def run(self, call: ToolCall) -> ToolResult:
+        self.calls.append(call.name)
         return ToolResult(f"result {len(self.calls)}")
 
 

@@ -12,7 +12,8 @@ from tenacity import AsyncRetrying, stop_after_attempt, wait_none
 from bot.agent.client import ClaudeClient, default_retry_policy
 from bot.agent.loop import AgentLoop, LoopResult
 from bot.agent.progress import Progress, tool_title
-from bot.agent.tools import ToolBox, ToolResult
+from bot.agent.setup import AgentSetup
+from bot.agent.tools import ToolBox, ToolCall, ToolResult
 from bot.core.faults import CrashPoints
 from store.models import ThreadRef
 from tests.fakes import FakeAnthropic, Reply
@@ -26,12 +27,15 @@ class Tools(ToolBox):
     """read_thread answering from memory, failing when asked to; it notes what progress was told before it ran."""
 
     def __init__(self, seen: list[Progress], *, fail: bool = False) -> None:
-        self.definitions = [{"name": "read_thread", "input_schema": {"type": "object"}}]
+        self.listed: list[dict[str, Any]] = [{"name": "read_thread", "input_schema": {"type": "object"}}]
         self._seen = seen
         self._fail = fail
         self.seen_when_run: list[Progress] = []
 
-    async def run(self, name: str, tool_input: dict[str, Any], thread: ThreadRef) -> ToolResult:
+    def definitions(self, setup: AgentSetup) -> list[dict[str, Any]]:
+        return self.listed
+
+    async def run(self, call: ToolCall) -> ToolResult:
         self.seen_when_run = list(self._seen)
         return ToolResult("could not read" if self._fail else "alice: hi", is_error=self._fail)
 

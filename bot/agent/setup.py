@@ -1,0 +1,72 @@
+"""How one task's agent works: its channel's instructions, its model and its tools, fixed for the task's life.
+
+A task reads its channel's configuration once, before its first model call, and journals it as its first step
+(kind "setup"): a resumed task uses the journaled one, so a configuration changed meanwhile applies from the next
+task on, never in the middle of one. The system prompt is built from it byte for byte the same way every time, so
+two tasks of a channel whose configuration did not change send the same prefix, and the prompt cache keeps working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from store.errors import CorruptRecord
+
+INSTRUCTIONS_HEADING = "Instructions from this channel's admins (they apply to every thread of the channel):"
+
+
+@dataclass(frozen=True)
+class AgentSetup:
+    """The channel-level choices a task runs with. `model` "" is the deployment's model; `tools` are the names of
+    the tools the task may use (client tools, server tools, and "mcp:NAME" for an MCP server)."""
+
+    kind: ClassVar[str] = "setup"
+    instructions: str = ""
+    model: str = ""
+    tools: tuple[str, ...] = ()
+    version: int = 0
+    scope: str = ""  # whose memory the task's agent shares ("" = none: a DM, or memory off)
+
+    def system_prompt(self, base: str) -> str:
+        """The deployment's system prompt, then the channel's instructions when it has any."""
+        if not self.instructions:
+            return base
+        return f"{base}\n\n{INSTRUCTIONS_HEADING}\n{self.instructions}"
+
+    def allows(self, tool: str) -> bool:
+        """Whether the task may use `tool`."""
+        return tool in self.tools
+
+    def to_record(self) -> dict[str, Any]:
+        """The journal record of this setup."""
+        return {
+            "kind": self.kind,
+            "instructions": self.instructions,
+            "model": self.model,
+            "tools": list(self.tools),
+            "version": self.version,
+            "scope": self.scope,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> AgentSetup:
+        """The setup a journal record holds; CorruptRecord when it is malformed."""
+        instructions, model, tools = record.get("instructions"), record.get("model"), record.get("tools")
+        version, scope = record.get("version"), record.get("scope", "")
+        if not isinstance(instructions, str) or not isinstance(model, str) or not isinstance(scope, str):
+            raise CorruptRecord("journal step 'setup': a text field is not str")
+        if not isinstance(tools, list) or not all(isinstance(name, str) for name in tools):
+            raise CorruptRecord("journal step 'setup': field 'tools' is not a list of names")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise CorruptRecord("journal step 'setup': field 'version' is not int")
+        return cls(instructions, model, tuple(tools), version, scope)
+
+
+def journaled_setup(records: Sequence[Mapping[str, Any]]) -> AgentSetup | None:
+    """The setup a task journaled, if it journaled one (a task begun by an older release did not)."""
+    for record in records:
+        if isinstance(record, Mapping) and record.get("kind") == AgentSetup.kind:
+            return AgentSetup.from_record(record)
+    return None
