@@ -1,0 +1,92 @@
+"""The setup a task runs with: its channel's configuration over the deployment's defaults, journaled and kept."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from redis.asyncio import Redis
+
+from bot.agent.setup import INSTRUCTIONS_HEADING, AgentSetup, journaled_setup
+from bot.agent.steps import loop_steps, parse_steps
+from bot.tasks.channel_setup import ChannelSetups
+from store import keys
+from store.channel_config import MAX_INSTRUCTIONS_CHARS, ChannelConfig, ChannelConfigStore, ConfigConflict
+from store.errors import CorruptRecord
+from store.models import Task, TaskKind, ThreadRef
+
+OFFERED = ("memory", "search_slack", "web_search", "code_execution", "mcp:wiki")
+DEFAULTS = ("memory", "search_slack", "web_search")
+
+
+def task_in(channel: str, team: str = "T1") -> Task:
+    return Task("t1", TaskKind.ANSWER, ThreadRef(team, channel, "1700000000.000100"), "hi", "U1", "1.0", time.time())
+
+
+@pytest.fixture
+def setups(redis: Redis) -> ChannelSetups:
+    return ChannelSetups(ChannelConfigStore(redis), OFFERED, DEFAULTS)
+
+
+async def test_a_channel_that_chose_nothing_gets_the_defaults_and_its_own_memory(setups: ChannelSetups) -> None:
+    setup = await setups.for_task(task_in("C1"))
+    assert setup == AgentSetup("", "", DEFAULTS, 0, "T1:C1")
+    assert setup.system_prompt("Base.") == "Base."
+
+
+async def test_a_dm_gets_the_defaults_without_memory_whatever_is_stored(redis: Redis, setups: ChannelSetups) -> None:
+    """Nothing a channel learned reaches a DM: a DM has no memory scope and no memory tool."""
+    configs = ChannelConfigStore(redis)
+    await configs.save("T1", "D1", instructions="pirate talk", model="", tools=OFFERED, by="U1", from_version=0)
+    setup = await setups.for_task(task_in("D1"))
+    assert setup.scope == "" and "memory" not in setup.tools
+    assert setup.instructions == "" and setup.tools == ("search_slack", "web_search")
+
+
+async def test_a_configured_channel_gets_its_choice_in_the_offers_order_and_only_what_is_offered(
+    redis: Redis, setups: ChannelSetups
+) -> None:
+    configs = ChannelConfigStore(redis)
+    chosen = ("mcp:wiki", "retired_tool", "web_search")
+    saved = await configs.save(
+        "T1", "C1", instructions="Answer in French.", model="claude-haiku-4-5", tools=chosen, by="U1", from_version=0
+    )
+    setup = await setups.for_task(task_in("C1"))
+    assert setup.tools == ("web_search", "mcp:wiki")  # the retired tool is dropped; no memory: not chosen
+    assert setup.scope == "" and setup.model == "claude-haiku-4-5" and setup.version == saved.version == 1
+    assert setup.system_prompt("Base.") == f"Base.\n\n{INSTRUCTIONS_HEADING}\nAnswer in French."
+    assert (await setups.for_task(task_in("C2"))).instructions == ""  # another channel: untouched
+
+
+async def test_a_change_from_a_stale_version_is_refused_and_changes_nothing(redis: Redis) -> None:
+    configs = ChannelConfigStore(redis)
+    await configs.save("T1", "C1", instructions="one", model="", tools=None, by="U1", from_version=0)
+    with pytest.raises(ConfigConflict):
+        await configs.save("T1", "C1", instructions="two", model="", tools=None, by="U2", from_version=0)
+    stored = await configs.get("T1", "C1")
+    assert (stored.instructions, stored.version, stored.updated_by) == ("one", 1, "U1")
+
+
+async def test_a_stored_record_that_does_not_parse_falls_back_to_the_defaults_and_says_why(redis: Redis) -> None:
+    await redis.set(keys.channel_config("T1", "C1"), json.dumps({"instructions": 5, "model": "a b", "tools": "x"}))
+    stored = await ChannelConfigStore(redis).get("T1", "C1")
+    assert stored.is_default and stored.problems == ("model not valid",)
+    await redis.set(keys.channel_config("T1", "C2"), "{not json")
+    assert (await ChannelConfigStore(redis).get("T1", "C2")).problems
+
+
+def test_a_setup_is_journaled_as_a_step_that_the_tool_loop_skips() -> None:
+    setup = AgentSetup("Be brief.", "claude-opus-4-5", ("web_search",), 3, "T1:C1")
+    record = setup.to_record()
+    assert journaled_setup([record]) == setup
+    assert parse_steps([record]) == [setup] and loop_steps(parse_steps([record])) == []
+    with pytest.raises(CorruptRecord):
+        AgentSetup.from_record({**record, "tools": "web_search"})
+
+
+def test_bad_values_from_a_form_get_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="characters"):
+        ChannelConfig(instructions="x" * (MAX_INSTRUCTIONS_CHARS + 1))
+    with pytest.raises(ValueError, match="model"):
+        ChannelConfig(model="claude sonnet")
