@@ -135,7 +135,9 @@ def build_executor(
         max_tokens=settings.max_output_tokens,
         retry=default_retry_policy(settings.llm_retry_deadline_s),
     )
-    tools = ToolBox(gateway, Offer(server=SERVER_TOOLS, defaults=tuple(settings.server_tools)))
+    # The operator's settings say which tools exist; a channel's admins choose among them (`/agent config`).
+    server_tools = {name: SERVER_TOOLS[name] for name in settings.server_tools}
+    tools = ToolBox(gateway, Offer(server=server_tools, defaults=tuple(settings.server_tools)))
     setups = ChannelSetups(ChannelConfigStore(redis), tools.offer.names, tools.offer.defaults)
     loop = AgentLoop(
         claude,

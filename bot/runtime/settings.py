@@ -132,7 +132,10 @@ class Settings(BaseSettings):
     max_model_calls: int = Field(default=10, ge=1, le=50, description="Model calls one answer may make (tool use).")
     anthropic_server_tools: str = Field(
         default="",
-        description="Comma-separated Anthropic server tools to enable: web_search, web_fetch, code_execution.",
+        description=(
+            "Comma-separated Anthropic server tools the agents may use: web_search, web_fetch, code_execution "
+            "(on in every channel unless its /agent config turns one off)."
+        ),
     )
     suggested_prompts: str = Field(
         default=DEFAULT_SUGGESTED_PROMPTS,
