@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.agent.compaction import Compactor
-from bot.agent.context import Budget, Context, TokenEstimator, assemble
+from bot.agent.context import Budget, CacheTtl, Context, TokenEstimator, assemble
 from bot.agent.loop import AgentLoop
 from bot.agent.messages import speaker_label
 from bot.core.errors import ModelError
@@ -35,6 +35,7 @@ class ContextSettings:
     system_prompt: str
     budget: Budget
     estimator: TokenEstimator
+    cache_ttl: CacheTtl = "1h"  # PROMPT_CACHE_TTL
 
 
 def with_images(context: Context, images: list[dict[str, Any]]) -> Context:
@@ -114,4 +115,5 @@ class ContextFitter:
             budget=settings.budget,
             estimator=settings.estimator,
             fixed_tokens=self._fixed_tokens(),
+            cache_ttl=settings.cache_ttl,
         )
