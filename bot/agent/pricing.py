@@ -1,8 +1,9 @@
 """Estimated cost of model calls: one table of list prices, in US dollars per million tokens.
 
 Prices are matched by model family (the model id's prefix), so a new dated version of a family is priced
-like its family. Cache writes cost 1.25 times the input price for the 5-minute cache and 2 times for the 1-hour
-cache; cache reads cost 0.1 times, whichever cache they read. Update this table when Anthropic's prices change; unknown models are priced as Sonnet, and said so in logs.
+like its family. Cache writes cost 1.25 times the input price for the 5-minute cache and 2 times for the
+1-hour cache; cache reads cost 0.1 times, whichever cache they read. Update this table when Anthropic's
+prices change; unknown models are priced as Sonnet, and said so in logs.
 """
 
 from __future__ import annotations

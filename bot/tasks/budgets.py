@@ -1,13 +1,13 @@
 """The daily budgets as an answer meets them: refused before it starts, or stopped before a call that would pass one.
 
 A mention whose person, channel or workspace has used up its budget today is answered with that, and no model call
-is made. Otherwise each model call of the answer first holds its estimated cost (the request's input tokens, at
-four characters a token, at the cache-write price of PROMPT_CACHE_TTL, plus max_tokens at the output price) against the three budgets
-(store/spend.py), and settles it to its real cost once made; a call whose hold would pass one is not made, and the
-answer ends after the steps it made. The estimate is not a bound: a call's web search or fetch results add input
-on Anthropic's side, and text of few characters a token (code, CJK) counts more tokens than estimated, so the call
-that crosses a budget can pass it by that much. The limits are read again before each call, so a budget an admin
-raises mid-answer counts at once.
+is made. Otherwise each model call of the answer first holds its estimated cost (the request's input tokens, at four
+characters a token, at the cache-write price of PROMPT_CACHE_TTL, plus max_tokens at the output price) against the
+three budgets (store/spend.py), and settles it to its real cost once made; a call whose hold would pass one is not
+made, and the answer ends after the steps it made. The estimate is not a bound: a call's web search or fetch results
+add input on Anthropic's side, and text of few characters a token (code, CJK) counts more tokens than estimated, so
+the call that crosses a budget can pass it by that much. The limits are read again before each call, so a budget an
+admin raises mid-answer counts at once.
 """
 
 from __future__ import annotations

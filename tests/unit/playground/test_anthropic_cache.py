@@ -28,7 +28,7 @@ async def claude(fake_api: FakeAnthropic) -> AsyncIterator[anthropic.AsyncAnthro
 
 
 def system(*marks: dict[str, str] | None) -> list[Any]:
-    """System blocks of 1,200 tokens each (past the 1,024 a prefix needs to be cached), with the given breakpoints (None: none)."""
+    """System blocks of 1,200 tokens each (past the 1,024 a prefix needs to be cached), with the given breakpoints."""
     return [
         {"type": "text", "text": f"{n} " + "s" * 4798, **({"cache_control": mark} if mark else {})}
         for n, mark in enumerate(marks)
