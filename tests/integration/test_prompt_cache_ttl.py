@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from store import decode
 from store.models import ThreadRef, Usage
 from tests.fakes import FakeAnthropic, FakeSlack, wait_until
 from tests.integration.conftest import BotFactory
@@ -52,7 +53,7 @@ async def recorded(redis: Redis, ref: ThreadRef, calls: int) -> bool:
 
 
 async def usage_of_thread(redis: Redis, ref: ThreadRef) -> Usage:
-    return Usage.from_fields(await redis.hgetall(SPACE.state(ref)))  # type: ignore[misc]  # decode_responses=True
+    return Usage.from_fields(decode.fields(await redis.hgetall(SPACE.state(ref))))
 
 
 @pytest.mark.parametrize(("ttl", "read_after_pause"), [("1h", True), ("5m", False)])
