@@ -162,8 +162,8 @@ def assemble(
     """The request for an answer: as much of the window as fits the budget, never splitting the new message.
 
     `fixed_tokens` counts what else every request carries (tool definitions). Turns that do not fit are left
-    out oldest first (they are still stored until a fold summarizes them); the pinned block says so. The three
-    cache breakpoints (of the API's four) all have `cache_ttl`.
+    out oldest first (they are still stored until a fold summarizes them); the pinned block says so. Its (at most three
+    of the API's four) cache breakpoints all have `cache_ttl`.
     """
     system = system_blocks(system_prompt, summary, cache_ttl)
     fixed = fixed_cost(system_prompt, summary, budget=budget, estimator=estimator, fixed_tokens=fixed_tokens)
