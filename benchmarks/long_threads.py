@@ -5,6 +5,10 @@ Both talk to the fake Anthropic server, whose usage figures follow the API's pro
 in one state record, all of it sent on every turn, no cache breakpoints. The bot keeps a window of recent turns
 under CONTEXT_TOKEN_BUDGET and folds older ones into a summary. Compared: input tokens per request, total input
 tokens, the share read from cache, the estimated cost at list prices, and the Redis bytes the conversation takes.
+
+Then the prompt cache's TTL: a shorter conversation with 10 minutes between turns (the fake's cache clock is moved
+on, nobody sleeps), run with PROMPT_CACHE_TTL=1h (the default) and with 5m, compared by the share of input read
+from cache and the estimated cost, 1-hour cache writes priced at twice the input price and 5-minute ones at 1.25x.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from tests.fakes import FakeAnthropic, FakeSlack, Reply, user_texts, wait_until
 CHANNEL = "C0LONG"
 SYSTEM_PROMPT = "You are a helpful assistant in a Slack thread. " * 30
 EPHEMERAL = {"type": "ephemeral"}
+GAP_SECONDS = 600.0  # between turns of the TTL comparison: past the 5-minute cache, well within the 1-hour one
 Usage = dict[str, Any]
 
 
@@ -61,17 +66,24 @@ def input_tokens(usage: Usage) -> int:
 
 
 def cost(usages: list[Usage]) -> float:
-    """Estimated US dollars at list prices: answers at the answer model's, summaries at the summary model's."""
+    """Estimated US dollars at list prices: answers at the answer model's, summaries at the summary model's; each
+    cache write at its TTL's price, as usage.cache_creation splits them."""
     return sum(
         cost_usd(
             DEFAULT_SUMMARY_MODEL if usage.get("summary") else DEFAULT_MODEL,
             input_tokens=usage["input_tokens"],
             output_tokens=usage["output_tokens"],
-            cache_write=usage["cache_creation_input_tokens"],
+            cache_write=usage["cache_creation_input_tokens"] - one_hour_writes(usage),
+            cache_write_1h=one_hour_writes(usage),
             cache_read=usage["cache_read_input_tokens"],
         )
         for usage in usages
     )
+
+
+def one_hour_writes(usage: Usage) -> int:
+    """The tokens of a call written to the 1-hour cache."""
+    return int((usage.get("cache_creation") or {}).get("ephemeral_1h_input_tokens", 0))
 
 
 def answered(slack: FakeSlack, thread_ts: str, turn: int) -> bool:
@@ -90,13 +102,18 @@ async def thread_bytes(redis: Redis, ref: ThreadRef) -> int:
     return total
 
 
-async def run_bot(bench: Bench, turns: int, checkpoints: tuple[int, ...]) -> dict[int, int]:
-    """Talk `turns` turns with the bot in one thread; the thread's Redis bytes at each checkpoint."""
+async def run_bot(
+    bench: Bench, turns: int, checkpoints: tuple[int, ...], *, cache_ttl: str = "1h", gap: float = 0.0
+) -> dict[int, int]:
+    """Talk `turns` turns with the bot in one thread, `gap` seconds apart on the prompt cache's clock; the thread's
+    Redis bytes at each checkpoint."""
     slack = bench.slack
-    bot = await bench.start({"SYSTEM_PROMPT": SYSTEM_PROMPT})
+    bot = await bench.start({"SYSTEM_PROMPT": SYSTEM_PROMPT, "PROMPT_CACHE_TTL": cache_ttl})
     sizes: dict[int, int] = {}
     thread_ts: str | None = None
     for n in range(1, turns + 1):
+        if n > 1:
+            bench.claude.prompt_cache.advance(gap)
         text = f"<@{slack.bot_user_id}> {question(n)}"
         envelope = slack.post_user_message(CHANNEL, text, user=BENCH_USER, thread_ts=thread_ts, mention=True)
         thread_ts = thread_ts or envelope["event"]["ts"]
@@ -202,6 +219,35 @@ def rows(
     ]
 
 
+def ttl_rows(one_hour: list[Usage], five_minutes: list[Usage], turns: int) -> list[Row]:
+    """The TTL comparison on turns 10 minutes apart: 1-hour TTL (the default) first, the 5-minute one beside it."""
+    one_hour_cost, five_minutes_cost = cost(one_hour), cost(five_minutes)
+    return [
+        Row(
+            f"share of input read from cache, {turns} turns 10 min apart",
+            f"1-hour TTL: {cached_share(one_hour):.0%}",
+            f"5-minute TTL: {cached_share(five_minutes):.0%}",
+        ),
+        Row(
+            f"estimated cost of {turns} turns 10 min apart",
+            f"1-hour TTL: ${one_hour_cost:.2f}",
+            f"5-minute TTL: ${five_minutes_cost:.2f}",
+            ratio(one_hour_cost, five_minutes_cost),
+        ),
+    ]
+
+
+async def run_ttls(lab: Lab, turns: int) -> dict[str, list[Usage]]:
+    """The bot's usages over `turns` turns 10 minutes apart, with each prompt cache TTL (a fresh fake each)."""
+    usages: dict[str, list[Usage]] = {}
+    for cache_ttl in ("1h", "5m"):
+        async with lab.session() as bench:
+            bench.claude.set_default(respond)
+            await run_bot(bench, turns, (), cache_ttl=cache_ttl, gap=GAP_SECONDS)
+            usages[cache_ttl] = list(bench.claude.usages)
+    return usages
+
+
 async def run(lab: Lab) -> PartResult:
     """The bot's conversation first, then the naive agent's on a fresh fake (its own prompt cache)."""
     turns = lab.settings.turns
@@ -221,17 +267,26 @@ async def run(lab: Lab) -> PartResult:
         bench.claude.set_default(respond)
         await run_naive(bench.claude, bench.redis, turns, checkpoints, cached=True)
         cached_usages = list(bench.claude.usages)
+    paused_turns = max(4, turns // 5)
+    by_ttl = await run_ttls(lab, paused_turns)
     result.rows = rows(bot_usages, naive_usages, cached_usages, bot_sizes[turns], naive_sizes[turns], turns)
+    result.rows += ttl_rows(by_ttl["1h"], by_ttl["5m"], paused_turns)
     result.series = {
         "bot_usages": bot_usages,
         "naive_usages": naive_usages,
         "naive_cached_usages": cached_usages,
         "bytes": {"bot": bot_sizes, "naive": naive_sizes},
         "bot_seconds": bot_seconds,
+        "paused_usages": by_ttl,
     }
     result.notes.append(
         f"~400-token messages, ~300-token answers, CONTEXT_TOKEN_BUDGET 24,000; the bot's {turns} turns took "
         f"{bot_seconds:.0f} s with an instant model. Ratios: bot / naive. Cost at list prices (bot/agent/pricing.py): "
         "answers at Sonnet's, the bot's summaries at Haiku's."
+    )
+    result.notes.append(
+        f"Prompt cache TTL: {paused_turns} more turns of the same sizes, 10 minutes apart, once with "
+        "PROMPT_CACHE_TTL=1h (the default, also that of the turns above) and once with 5m; 1-hour cache writes "
+        "cost 2x the input price, 5-minute ones 1.25x, reads 0.1x. Ratio: 1 hour / 5 minutes."
     )
     return result

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .prompt_cache import PromptCache
+from .prompt_cache import PromptCache, cache_control_problem
 from .server import LocalServer
 
 Body = dict[str, Any]
@@ -219,7 +219,7 @@ def validate_request(body: Body) -> str | None:
                 f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks: {extra}. "
                 "Each `tool_result` block must have a corresponding `tool_use` block in the previous message."
             )
-    return _prefill_problem(body) or image_problem(messages)
+    return _prefill_problem(body) or image_problem(messages) or cache_control_problem(body)
 
 
 def _image_blocks(messages: list[Body]) -> Iterator[tuple[str, Body]]:
@@ -505,9 +505,12 @@ class FakeAnthropic(LocalServer):
 
     def _message(self, body: Body, reply: Reply, output: _Output) -> Body:
         output_chars = sum(_output_chars(block) for block in output.content) + len(output.partial_json or "")
-        usage = {
+        cached = self.prompt_cache.usage(body)
+        if reply.usage and "cache_creation_input_tokens" in reply.usage:
+            del cached["cache_creation"]  # a scripted write count without its split by TTL, as older responses had
+        usage: Body = {
             # Split into uncached, cache-written and cache-read tokens as the API's prompt caching would.
-            **self.prompt_cache.usage(body),
+            **cached,
             "output_tokens": body["max_tokens"] if output.cut else max(1, output_chars // CHARS_PER_TOKEN),
             **_server_tool_use(output.content),
             **(reply.usage or {}),
@@ -572,14 +575,16 @@ class FakeAnthropic(LocalServer):
             error = {"type": "error", "error": {"type": reply.stream_error[0], "message": reply.stream_error[1]}}
             events = [*events[:-1], ("error", error)]
         else:
-            # message_delta usage counts are cumulative totals (the SDK overwrites, not adds).
+            # message_delta usage counts are cumulative totals (the SDK overwrites, not adds). They carry no
+            # cache_creation split (the SDK's MessageDeltaUsage has none): that comes in message_start only.
+            delta_usage = {name: value for name, value in usage.items() if name != "cache_creation"}
             events.append(
                 (
                     "message_delta",
                     {
                         "type": "message_delta",
                         "delta": {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]},
-                        "usage": usage,
+                        "usage": delta_usage,
                     },
                 )
             )

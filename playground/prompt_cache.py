@@ -5,16 +5,24 @@ marked with `cache_control`. A later request reads from cache the longest previo
 found by looking back from each of its breakpoints over at most 20 block boundaries; the part from there to its
 last breakpoint is written to the cache; the rest is plain input. Prefixes under the model's minimum
 (1,024 tokens for Sonnet and Opus) are not cached. Tokens here are characters / 4, like the fake's estimate.
+
+A cached prefix lives 5 minutes, or 1 hour when its breakpoint says `"ttl": "1h"`, and each read starts its time
+again. The usage splits the writes by TTL as the API's `cache_creation` does: the tokens up to the last 1-hour
+breakpoint written are 1-hour writes, the rest 5-minute ones (the API takes 1-hour breakpoints only before 5-minute
+ones). Time is the injected clock's plus what `advance` skipped, so tests and benchmarks wait an hour in no time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 LOOKBACK_BLOCKS = 20
 MIN_CACHEABLE_TOKENS = 1024
+TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
 
 
 def _blocks(request: dict[str, Any]) -> list[dict[str, Any]]:
@@ -35,20 +43,47 @@ def _tokens(block: dict[str, Any]) -> int:
     return len(json.dumps({k: v for k, v in block.items() if k != "cache_control"}, sort_keys=True)) // 4
 
 
+def ttl_of(block: dict[str, Any]) -> float:
+    """Seconds a prefix cached at this breakpoint lives unread: 5 minutes unless its cache_control says 1h."""
+    return TTL_SECONDS["1h"] if block["cache_control"].get("ttl") == "1h" else TTL_SECONDS["5m"]
+
+
 def request_tokens(request: dict[str, Any]) -> int:
     """All input tokens of a request (tools, system, messages), counted the way the cache model counts."""
     return sum(_tokens(block) for block in _blocks(request))
 
 
 class PromptCache:
-    """Remembers cached prefixes across requests and computes each request's usage split."""
+    """Remembers cached prefixes across requests, until they expire, and computes each request's usage split."""
 
-    def __init__(self, min_tokens: int = MIN_CACHEABLE_TOKENS) -> None:
-        self._cached: set[str] = set()
+    def __init__(self, min_tokens: int = MIN_CACHEABLE_TOKENS, clock: Callable[[], float] = time.monotonic) -> None:
+        self._cached: dict[str, tuple[float, float]] = {}  # prefix hash -> (expires at, TTL in seconds)
         self._min_tokens = min_tokens
+        self._clock = clock
+        self._skipped = 0.0
 
-    def usage(self, request: dict[str, Any]) -> dict[str, int]:
-        """input_tokens, cache_creation_input_tokens and cache_read_input_tokens of this request."""
+    def advance(self, seconds: float) -> None:
+        """Let `seconds` pass for the cache at once (a pause between turns, without sleeping)."""
+        self._skipped += seconds
+
+    def now(self) -> float:
+        """The cache's time: the clock's, plus what `advance` skipped."""
+        return self._clock() + self._skipped
+
+    def _live(self, key: str, now: float) -> bool:
+        entry = self._cached.get(key)
+        return entry is not None and entry[0] > now
+
+    def _keep(self, key: str, ttl: float, now: float) -> None:
+        """Cache (or refresh) a prefix for `ttl` from now; a longer TTL it already has is kept."""
+        old = self._cached.get(key)
+        ttl = max(ttl, old[1]) if old is not None and old[0] > now else ttl
+        self._cached[key] = (now + ttl, ttl)
+
+    def usage(self, request: dict[str, Any]) -> dict[str, Any]:
+        """input_tokens, cache_creation_input_tokens (and its cache_creation split by TTL) and
+        cache_read_input_tokens of this request."""
+        now = self.now()
         blocks = _blocks(request)
         hashes, running = [], hashlib.sha256()
         for block in blocks:
@@ -61,18 +96,62 @@ class PromptCache:
         read_upto = 0
         for point in breakpoints:
             for end in range(point, max(-1, point - LOOKBACK_BLOCKS), -1):
-                if hashes[end] in self._cached:
+                if self._live(hashes[end], now):
+                    self._keep(hashes[end], self._cached[hashes[end]][1], now)  # a read refreshes the entry
                     read_upto = max(read_upto, end + 1)
                     break
-        write_upto = read_upto
+        write_upto = one_hour_upto = read_upto
         for point in breakpoints:
             if sum(sizes[: point + 1]) >= self._min_tokens:
-                self._cached.add(hashes[point])
+                ttl = ttl_of(blocks[point])
+                self._keep(hashes[point], ttl, now)
                 write_upto = max(write_upto, point + 1)
+                if ttl == TTL_SECONDS["1h"]:
+                    one_hour_upto = max(one_hour_upto, point + 1)
         read = sum(sizes[:read_upto])
         written = sum(sizes[read_upto:write_upto])
+        written_1h = sum(sizes[read_upto:one_hour_upto])
         return {
             "input_tokens": max(1, sum(sizes) - read - written),
             "cache_creation_input_tokens": written,
             "cache_read_input_tokens": read,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": written - written_1h,
+                "ephemeral_1h_input_tokens": written_1h,
+            },
         }
+
+
+def cache_control_problem(request: dict[str, Any]) -> str | None:
+    """The API's invalid_request_error message for cache breakpoints it refuses, else None: a ttl other than 5m
+    or 1h, more than 4 breakpoints, or a 1-hour breakpoint after a 5-minute one (in the order tools, system,
+    messages)."""
+    marked = [(path, block["cache_control"]) for path, block in _paths(request) if "cache_control" in block]
+    for path, mark in marked:
+        if not isinstance(mark, dict) or mark.get("ttl", "5m") not in TTL_SECONDS:
+            return f"{path}.cache_control.ephemeral.ttl: Input should be '5m' or '1h'"
+    if len(marked) > 4:
+        return f"A maximum of 4 blocks with cache_control may be provided. Found {len(marked)}."
+    seen_5m = False
+    for path, mark in marked:
+        if mark.get("ttl", "5m") == "1h" and seen_5m:
+            return (
+                f"{path}.cache_control.ttl: a ttl='1h' cache_control block must not come after a ttl='5m' "
+                "cache_control block. Note that blocks are processed in the following order: `tools`, `system`, "
+                "`messages`."
+            )
+        seen_5m = seen_5m or mark.get("ttl", "5m") == "5m"
+    return None
+
+
+def _paths(request: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The request's blocks that may carry a breakpoint, in cache order, each with its path as the API names it."""
+    found = [(f"tools.{i}", tool) for i, tool in enumerate(request.get("tools") or []) if isinstance(tool, dict)]
+    system = request.get("system")
+    if isinstance(system, list):
+        found += [(f"system.{i}", block) for i, block in enumerate(system) if isinstance(block, dict)]
+    for i, message in enumerate(request.get("messages") or []):
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            found += [(f"messages.{i}.content.{j}", b) for j, b in enumerate(content) if isinstance(b, dict)]
+    return found

@@ -196,12 +196,17 @@ USAGE_FIELDS = (
     "cache_write_tokens",
     "model_calls",
     "cost_microusd",
+    "cache_write_1h_tokens",
 )
 
 
 @dataclass(frozen=True)
 class Usage:
-    """Tokens and estimated cost of model calls. input_tokens are the uncached ones, as the API reports them."""
+    """Tokens and estimated cost of model calls. input_tokens are the uncached ones, as the API reports them.
+
+    cache_write_tokens counts every token written to the prompt cache; cache_write_1h_tokens the part of them
+    written to the 1-hour cache (dearer than the 5-minute one). Records from before it read it as zero.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
@@ -209,6 +214,7 @@ class Usage:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     cost_microusd: int = 0
+    cache_write_1h_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(*(a + b for a, b in zip(self.as_tuple(), other.as_tuple(), strict=True)))
@@ -222,11 +228,17 @@ class Usage:
             self.cache_read_tokens,
             self.cache_write_tokens,
             self.cost_microusd,
+            self.cache_write_1h_tokens,
         )
 
     def counters(self) -> dict[str, int]:
-        """The counters by their Redis field names."""
-        return {name: getattr(self, name) for name in USAGE_FIELDS}
+        """The counters by their Redis field names; cache_write_1h_tokens only when some were written, so a record
+        without 1-hour writes is the very record the release before it wrote (and that release reads it)."""
+        return {
+            name: getattr(self, name)
+            for name in USAGE_FIELDS
+            if name != "cache_write_1h_tokens" or self.cache_write_1h_tokens
+        }
 
     @property
     def total_input_tokens(self) -> int:

@@ -74,15 +74,23 @@ def transient(exc: BaseException) -> bool:
 
 
 def usage_of(model: str, usage: anthropic.types.Usage) -> Usage:
-    """Our Usage (with its estimated cost) from the API's usage block."""
-    cache_write = usage.cache_creation_input_tokens or 0
+    """Our Usage (with its estimated cost) from the API's usage block.
+
+    The cache_creation breakdown tells 1-hour writes from 5-minute ones; without it (older API versions, proxies)
+    every write is taken for a 5-minute one, the only kind there was.
+    """
+    breakdown = usage.cache_creation
+    split = breakdown.ephemeral_5m_input_tokens + breakdown.ephemeral_1h_input_tokens if breakdown else 0
+    cache_write = usage.cache_creation_input_tokens if usage.cache_creation_input_tokens is not None else split
+    cache_write_1h = min(cache_write, breakdown.ephemeral_1h_input_tokens) if breakdown else 0
     cache_read = usage.cache_read_input_tokens or 0
     server_tools = usage.server_tool_use
     cost = cost_usd(
         model,
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
-        cache_write=cache_write,
+        cache_write=cache_write - cache_write_1h,
+        cache_write_1h=cache_write_1h,
         cache_read=cache_read,
         web_searches=(server_tools.web_search_requests or 0) if server_tools is not None else 0,
     )
@@ -93,6 +101,7 @@ def usage_of(model: str, usage: anthropic.types.Usage) -> Usage:
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
         cost_microusd=round(cost * 1_000_000),
+        cache_write_1h_tokens=cache_write_1h,
     )
 
 

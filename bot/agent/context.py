@@ -1,11 +1,20 @@
 """Context assembly under a token budget, laid out for prompt caching.
 
 A request is, in this order (the order the API caches in: tools, system, messages):
-  system    the stable system prompt, then the rolling summary of older turns      <- cache breakpoint
+  system    the stable system prompt                                               <- cache breakpoint
+            then the rolling summary of older turns                                <- cache breakpoint
   messages  the window of recent turns verbatim, then the new message              <- cache breakpoint
             and, after that breakpoint, a short pinned block of the agent's state (the only volatile part)
 So consecutive turns read the system prompt, the summary and the earlier window from the cache, and only the
-new exchange is written to it. The summary changes only when older turns are folded into it.
+new exchange is written to it. The summary changes only when older turns are folded into it; the breakpoint after
+the system prompt lets the tools and system prompt be read from the cache across that change.
+
+Every breakpoint has the TTL of PROMPT_CACHE_TTL, 1 hour by default, not only the stable prefix's: people in a
+Slack thread often answer more than 5 minutes apart, and a 5-minute conversation breakpoint would then write the
+whole window again at 1.25 times the input price on each such turn, where the 1-hour one reads it at 0.1 times
+and writes only the new exchange at 2 times. (The default system prompt and tools are also far below the smallest
+prefix the API caches, 1,024 tokens, so a 1-hour TTL on them alone would change nothing.) The API refuses a
+1-hour breakpoint after a 5-minute one, which one TTL for all of them can never send.
 """
 
 from __future__ import annotations
@@ -13,12 +22,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from bot.agent.messages import build_messages
 from store.models import Turn
 
-CACHE = {"type": "ephemeral"}
+CacheTtl = Literal["5m", "1h"]
 # A note (a thread message not addressed to the bot) is context for a later answer, not a question: it is kept to
 # this many characters (about 1,000 tokens), as is each earlier message read when the bot joins a thread late,
 # so that a busy thread's notes fold into the summary a few at a time instead of one pasted log filling the
@@ -112,12 +121,18 @@ class Context:
     omitted_turns: int
 
 
-def system_blocks(system_prompt: str, summary: str) -> list[dict[str, Any]]:
-    """The stable system prompt and the summary, with the cache breakpoint after the last of them."""
-    blocks: list[dict[str, Any]] = [{"type": "text", "text": system_prompt}]
+def cache_control(ttl: CacheTtl) -> dict[str, str]:
+    """A cache breakpoint of the given TTL; 5 minutes is the API's default, sent without a ttl as before."""
+    return {"type": "ephemeral", "ttl": "1h"} if ttl == "1h" else {"type": "ephemeral"}
+
+
+def system_blocks(system_prompt: str, summary: str, cache_ttl: CacheTtl = "1h") -> list[dict[str, Any]]:
+    """The stable system prompt and the summary, each followed by a cache breakpoint."""
+    mark = cache_control(cache_ttl)
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": system_prompt, "cache_control": mark}]
     if summary:
-        blocks.append({"type": "text", "text": f"Summary of the earlier conversation in this thread:\n{summary}"})
-    blocks[-1] = {**blocks[-1], "cache_control": CACHE}
+        text = f"Summary of the earlier conversation in this thread:\n{summary}"
+        blocks.append({"type": "text", "text": text, "cache_control": mark})
     return blocks
 
 
@@ -142,13 +157,15 @@ def assemble(
     budget: Budget,
     estimator: TokenEstimator,
     fixed_tokens: int = 0,
+    cache_ttl: CacheTtl = "1h",
 ) -> Context:
     """The request for an answer: as much of the window as fits the budget, never splitting the new message.
 
     `fixed_tokens` counts what else every request carries (tool definitions). Turns that do not fit are left
-    out oldest first (they are still stored until a fold summarizes them); the pinned block says so.
+    out oldest first (they are still stored until a fold summarizes them); the pinned block says so. Its (at most three
+    of the API's four) cache breakpoints all have `cache_ttl`.
     """
-    system = system_blocks(system_prompt, summary)
+    system = system_blocks(system_prompt, summary, cache_ttl)
     fixed = fixed_cost(system_prompt, summary, budget=budget, estimator=estimator, fixed_tokens=fixed_tokens)
     omitted = turns_to_evict(window, room=budget.total - fixed, estimator=estimator, keep=0)
     kept = window[omitted:]
@@ -157,7 +174,7 @@ def assemble(
     note = pinned + (f" {omitted} older turns are left out of view for length." if omitted else "")
     last["content"] = [
         *last["content"][:-1],
-        {**last["content"][-1], "cache_control": CACHE},
+        {**last["content"][-1], "cache_control": cache_control(cache_ttl)},
         {"type": "text", "text": note},
     ]
     estimated = REQUEST_OVERHEAD + fixed_tokens + estimator.system(system) + estimator.messages(messages)

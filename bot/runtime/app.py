@@ -164,7 +164,7 @@ def build_executor(
     threads = ThreadStore(redis, space)
     people = People(threads, gateway)
     fitter = ContextFitter(
-        ContextSettings(settings.system_prompt, budget, estimator),
+        ContextSettings(settings.system_prompt, budget, estimator, settings.prompt_cache_ttl),
         loop=loop,
         compactor=compactor,
         journal=journal,

@@ -60,7 +60,9 @@ class StoredRateLimits:
 
 def build_budget_guard(settings: Settings, redis: RedisClient) -> BudgetGuard:
     """The daily budgets every answer's model calls are held against."""
-    return BudgetGuard(LimitStore(redis, limit_defaults(settings)), SpendStore(redis))
+    return BudgetGuard(
+        LimitStore(redis, limit_defaults(settings)), SpendStore(redis), cache_ttl=settings.prompt_cache_ttl
+    )
 
 
 def build_controls(settings: Settings, redis: RedisClient, gateway: WebApiGateway) -> Controls:

@@ -116,6 +116,10 @@ class Settings(BaseSettings):
         default=24_000, ge=2_000, le=500_000, description="Most tokens of context (system, summary, turns) per request."
     )
     summary_max_tokens: int = Field(default=1_500, ge=100, le=8_000, description="Cap of the rolling summary.")
+    prompt_cache_ttl: Literal["1h", "5m"] = Field(
+        default="1h",
+        description="TTL of the prompt cache's breakpoints: 1h (written at 2x the input price) or 5m (at 1.25x).",
+    )
     summary_model: str = Field(default=DEFAULT_SUMMARY_MODEL, min_length=1, description="Model that summarizes.")
     agent_ttl_days: int = Field(default=30, ge=1, le=3650, description="Idle days before a thread's agent expires.")
     uninstall_grace_days: int = Field(

@@ -1,13 +1,13 @@
 """The daily budgets as an answer meets them: refused before it starts, or stopped before a call that would pass one.
 
 A mention whose person, channel or workspace has used up its budget today is answered with that, and no model call
-is made. Otherwise each model call of the answer first holds its estimated cost (the request's input tokens, at
-four characters a token, at the cache-write price, plus max_tokens at the output price) against the three budgets
-(store/spend.py), and settles it to its real cost once made; a call whose hold would pass one is not made, and the
-answer ends after the steps it made. The estimate is not a bound: a call's web search or fetch results add input
-on Anthropic's side, and text of few characters a token (code, CJK) counts more tokens than estimated, so the call
-that crosses a budget can pass it by that much. The limits are read again before each call, so a budget an admin
-raises mid-answer counts at once.
+is made. Otherwise each model call of the answer first holds its estimated cost (the request's input tokens, at four
+characters a token, at the cache-write price of PROMPT_CACHE_TTL, plus max_tokens at the output price) against the
+three budgets (store/spend.py), and settles it to its real cost once made; a call whose hold would pass one is not
+made, and the answer ends after the steps it made. The estimate is not a bound: a call's web search or fetch results
+add input on Anthropic's side, and text of few characters a token (code, CJK) counts more tokens than estimated, so
+the call that crosses a budget can pass it by that much. The limits are read again before each call, so a budget an
+admin raises mid-answer counts at once.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from bot.agent.context import CacheTtl
 from bot.agent.loop import Settle
 from bot.agent.pricing import cost_usd
 from bot.core.errors import OverBudget
@@ -65,15 +66,25 @@ def over_budget_message(scope: Scope, limit: int, spent: int, now: float, *, sta
 class TaskBudget:
     """One answer's CallGuard: holds each model call's worst case against the asker's budgets (bot/agent/loop.py)."""
 
-    def __init__(self, guard: BudgetGuard, payer: Payer) -> None:
+    def __init__(self, guard: BudgetGuard, payer: Payer, cache_ttl: CacheTtl = "1h") -> None:
         self._guard = guard
         self._payer = payer
+        self._cache_ttl = cache_ttl
         self._held = 0
 
     async def before_call(self, model: str, input_tokens: int, max_tokens: int) -> Settle:
         """Hold the call's worst case, or raise OverBudget naming the budget it would pass."""
-        # Every input token at the cache-write price (the dearest an input token is billed at), max_tokens of output.
-        worst = cost_usd(model, input_tokens=0, output_tokens=max_tokens, cache_write=input_tokens, cache_read=0)
+        # Every input token at the cache-write price (the dearest an input token is billed at: 2 times the input
+        # price for the 1-hour cache, 1.25 for the 5-minute one), max_tokens of output.
+        one_hour = self._cache_ttl == "1h"
+        worst = cost_usd(
+            model,
+            input_tokens=0,
+            output_tokens=max_tokens,
+            cache_write=0 if one_hour else input_tokens,
+            cache_write_1h=input_tokens if one_hour else 0,
+            cache_read=0,
+        )
         settle = await self._guard.hold(self._payer, round(worst * MICRO), started=self._held > 0)
         self._held += 1
         return settle
@@ -82,14 +93,22 @@ class TaskBudget:
 class BudgetGuard:
     """The workspace's daily budgets, read from the limits in force and counted in Redis."""
 
-    def __init__(self, limits: LimitStore, spend: SpendStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        limits: LimitStore,
+        spend: SpendStore,
+        clock: Callable[[], float] = time.time,
+        *,
+        cache_ttl: CacheTtl = "1h",
+    ) -> None:
         self._limits = limits
         self._spend = spend
         self._clock = clock
+        self._cache_ttl = cache_ttl
 
     def for_task(self, task: Task) -> TaskBudget:
         """The guard of one answer's model calls."""
-        return TaskBudget(self, payer_of(task))
+        return TaskBudget(self, payer_of(task), self._cache_ttl)
 
     async def refusal(self, task: Task) -> str | None:
         """Why the task may not start (a budget of its asker's is used up today), or None."""

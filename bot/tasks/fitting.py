@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.agent.compaction import Compactor
-from bot.agent.context import Budget, Context, TokenEstimator, assemble
+from bot.agent.context import Budget, CacheTtl, Context, TokenEstimator, assemble
 from bot.agent.loop import AgentLoop
 from bot.agent.messages import speaker_label
 from bot.agent.setup import AgentSetup
@@ -36,6 +36,7 @@ class ContextSettings:
     system_prompt: str
     budget: Budget
     estimator: TokenEstimator
+    cache_ttl: CacheTtl = "1h"  # PROMPT_CACHE_TTL
 
 
 def with_images(context: Context, images: list[dict[str, Any]]) -> Context:
@@ -135,4 +136,5 @@ class ContextFitter:
             budget=settings.budget,
             estimator=settings.estimator,
             fixed_tokens=self._tool_tokens(setup),  # (the instructions are in the system prompt it counts)
+            cache_ttl=settings.cache_ttl,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from playground.prompt_cache import PromptCache
+from playground.prompt_cache import PromptCache, request_tokens
 
 SYSTEM = [{"type": "text", "text": "s" * 8000, "cache_control": {"type": "ephemeral"}}]
 
@@ -43,4 +43,77 @@ def test_without_breakpoints_nothing_is_cached() -> None:
     cache = PromptCache()
     plain = {"system": "s" * 8000, "messages": [{"role": "user", "content": "q" * 4000}]}
     cache.usage(plain)
-    assert cache.usage(plain) == {"input_tokens": 3000, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    assert cache.usage(plain) == {
+        "input_tokens": 3000,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+    }
+
+
+ONE_HOUR = {"type": "ephemeral", "ttl": "1h"}
+
+
+def with_ttl(request: dict[str, Any], mark: dict[str, str]) -> dict[str, Any]:
+    """The request with every breakpoint given `mark`."""
+    system = [{**block, "cache_control": mark} for block in request["system"]]
+    messages = [
+        {**m, "content": [{**b, "cache_control": mark} if "cache_control" in b else b for b in m["content"]]}
+        for m in request["messages"]
+    ]
+    return {"system": system, "messages": messages}
+
+
+def test_a_5_minute_prefix_expires_unread_and_a_read_starts_its_time_again() -> None:
+    """Read 4 minutes after its write a 5-minute prefix is still there, and 4 minutes after that read too; 6 minutes
+    after the last use it is gone and written again."""
+    cache = PromptCache(clock=lambda: 0.0)
+    cache.usage(request("q" * 4000))
+    for _ in range(2):
+        cache.advance(240)
+        assert cache.usage(request("q" * 4000))["cache_read_input_tokens"] == 3000
+    cache.advance(360)
+    again = cache.usage(request("q" * 4000))
+    assert (again["cache_read_input_tokens"], again["cache_creation_input_tokens"]) == (0, 3000)
+
+
+def test_a_1_hour_prefix_outlives_a_10_minute_pause_and_its_writes_are_counted_apart() -> None:
+    """Written with ttl 1h, a prefix is read 10 and 59 minutes later, and its write is a 1-hour one; an hour unread
+    and it is gone."""
+    cache = PromptCache(clock=lambda: 0.0)
+    first = cache.usage(with_ttl(request("q" * 4000), ONE_HOUR))
+    assert first["cache_creation"] == {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 3000}
+    cache.advance(600)
+    assert cache.usage(with_ttl(request("q" * 4000), ONE_HOUR))["cache_read_input_tokens"] == 3000
+    cache.advance(3540)
+    assert cache.usage(with_ttl(request("q" * 4000), ONE_HOUR))["cache_read_input_tokens"] == 3000
+    cache.advance(3601)
+    assert cache.usage(with_ttl(request("q" * 4000), ONE_HOUR))["cache_read_input_tokens"] == 0
+
+
+def test_writes_up_to_the_last_1_hour_breakpoint_are_1_hour_writes_and_the_rest_5_minute_ones() -> None:
+    """A 1-hour breakpoint on the system prompt and a 5-minute one on the message split the write between them, and
+    10 minutes later only the 1-hour prefix is read."""
+    cache = PromptCache(clock=lambda: 0.0)
+    mixed = request("q" * 4000)
+    mixed["system"] = [{**SYSTEM[0], "cache_control": ONE_HOUR}]
+    usage = cache.usage(mixed)
+    assert usage["cache_creation"] == {"ephemeral_5m_input_tokens": 1000, "ephemeral_1h_input_tokens": 2000}
+    assert usage["cache_creation_input_tokens"] == 3000
+    cache.advance(600)
+    later = cache.usage(mixed)
+    assert (later["cache_read_input_tokens"], later["cache_creation"]["ephemeral_5m_input_tokens"]) == (2000, 1000)
+
+
+def test_a_changed_summary_still_reads_the_tools_and_system_prompt_from_the_cache() -> None:
+    """With the breakpoint after the system prompt, a request whose summary changed (a fold) reads the tools and
+    system prompt from the cache and writes only from the summary on."""
+    from bot.agent.context import system_blocks
+
+    tools = [{"name": "read_thread", "description": "d" * 6000, "input_schema": {"type": "object"}}]
+    messages = [{"role": "user", "content": [{"type": "text", "text": "q" * 400, "cache_control": ONE_HOUR}]}]
+    cache = PromptCache(clock=lambda: 0.0)
+    cache.usage({"tools": tools, "system": system_blocks("s" * 2000, "first summary"), "messages": messages})
+    folded = cache.usage({"tools": tools, "system": system_blocks("s" * 2000, "second summary"), "messages": messages})
+    prefix = request_tokens({"tools": tools, "system": [{"type": "text", "text": "s" * 2000}], "messages": []})
+    assert folded["cache_read_input_tokens"] == prefix > 1024

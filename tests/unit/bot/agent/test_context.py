@@ -16,8 +16,9 @@ def window(count: int, chars: int = 800) -> list[Turn]:
     ]
 
 
-def test_breakpoints_follow_the_summary_and_the_new_message_with_the_pinned_note_after() -> None:
-    """The summary closes the cached system prefix; the pinned state comes after the last breakpoint."""
+def test_breakpoints_follow_the_system_prompt_the_summary_and_the_new_message_with_the_pinned_note_after() -> None:
+    """The system prompt and the summary each close a cached prefix, with the 1-hour TTL by default; the pinned state
+    comes after the last breakpoint."""
     context = assemble(
         system_prompt="Be brief.",
         summary="Earlier: Dana owns the rollout.",
@@ -27,11 +28,29 @@ def test_breakpoints_follow_the_summary_and_the_new_message_with_the_pinned_note
         budget=BUDGET,
         estimator=TokenEstimator(),
     )
-    assert [("cache_control" in block) for block in context.system] == [False, True]
+    one_hour = {"type": "ephemeral", "ttl": "1h"}
+    assert [block.get("cache_control") for block in context.system] == [one_hour, one_hour]
     last = context.messages[-1]["content"]
-    assert "new question" in last[-2]["text"] and "cache_control" in last[-2]
+    assert "new question" in last[-2]["text"] and last[-2]["cache_control"] == one_hour
     assert last[-1] == {"type": "text", "text": "[state: answering <@U2>]"}
     assert sum("cache_control" in block for message in context.messages for block in message["content"]) == 1
+
+
+def test_the_5_minute_ttl_sends_breakpoints_as_before_without_a_ttl() -> None:
+    """PROMPT_CACHE_TTL=5m marks the same blocks with the API's default TTL, which needs no ttl field."""
+    context = assemble(
+        system_prompt="Be brief.",
+        summary="",
+        window=window(2, 100),
+        new_turns=[Turn("user", "new question", user_id="U2")],
+        pinned="[state]",
+        budget=BUDGET,
+        estimator=TokenEstimator(),
+        cache_ttl="5m",
+    )
+    marks = [block["cache_control"] for m in context.messages for block in m["content"] if "cache_control" in block]
+    assert [block.get("cache_control") for block in context.system] == [{"type": "ephemeral"}]
+    assert marks == [{"type": "ephemeral"}]
 
 
 def test_oldest_turns_are_left_out_to_fit_and_the_window_starts_with_a_person() -> None:

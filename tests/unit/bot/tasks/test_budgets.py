@@ -8,6 +8,7 @@ import time
 import pytest
 from redis.asyncio import Redis
 
+from bot.agent.context import CacheTtl
 from bot.core.errors import OverBudget
 from bot.tasks.budgets import BudgetGuard, dollars, over_budget_message, until
 from store.limits import Limits, LimitStore
@@ -43,13 +44,28 @@ async def test_a_used_up_budget_refuses_the_answer_naming_it_and_when_it_resets(
 
 
 async def test_a_call_whose_worst_case_does_not_fit_is_refused_before_it_is_made(redis: Redis) -> None:
-    """Sonnet at 1,000 tokens in and 16,000 out costs at most $0.243: it fits a $0.25 channel budget once, and the
+    """Sonnet at 1,000 tokens in and 16,000 out costs at most $0.246: it fits a $0.25 channel budget once, and the
     second call of the answer is refused as 'stopped here'."""
     task_budget = guard(redis, Limits(channel_daily_usd=0.25)).for_task(TASK)
     await task_budget.before_call("claude-sonnet-5-5", 1_000, 16_000)
     with pytest.raises(OverBudget) as refused:
         await task_budget.before_call("claude-sonnet-5-5", 1_000, 16_000)
     assert refused.value.message.startswith(":money_with_wings: I stopped here: my next step could pass this channel's")
+
+
+@pytest.mark.parametrize(("cache_ttl", "fits"), [("5m", True), ("1h", False)])
+async def test_the_hold_prices_input_at_the_cache_write_rate_of_the_ttl(
+    redis: Redis, cache_ttl: CacheTtl, fits: bool
+) -> None:
+    """100,000 Sonnet input tokens are held at $0.375 with the 5-minute cache (1.25 times $3 a million) and at $0.60
+    with the 1-hour one (2 times): a $0.50 budget takes the first and refuses the second."""
+    limits = LimitStore(redis, Limits(workspace_daily_usd=0.5))
+    budgets = BudgetGuard(limits, SpendStore(redis), clock=lambda: TEN_PAST_SIX, cache_ttl=cache_ttl)
+    if fits:
+        await budgets.for_task(TASK).before_call("claude-sonnet-5-5", 100_000, 1)
+    else:
+        with pytest.raises(OverBudget):
+            await budgets.for_task(TASK).before_call("claude-sonnet-5-5", 100_000, 1)
 
 
 async def test_an_admins_override_counts_at_the_next_call(redis: Redis) -> None:
