@@ -3,8 +3,9 @@
 The API caches the prefix of a request (tools, then system, then messages, block by block) up to each block
 marked with `cache_control`. A later request reads from cache the longest previously cached prefix it shares,
 found by looking back from each of its breakpoints over at most 20 block boundaries; the part from there to its
-last breakpoint is written to the cache; the rest is plain input. Prefixes under the model's minimum
-(1,024 tokens for Sonnet and Opus) are not cached. Tokens here are characters / 4, like the fake's estimate.
+last breakpoint is written to the cache; the rest is plain input. Prefixes under the model's minimum are not
+cached (the docs' table: 4,096 tokens for Opus 4.5 to 4.7 and Haiku 4.5, 2,048 for Sonnet 4.6 and the Haiku 3
+models, 512 for the Opus 5 family, 1,024 for the others). Tokens here are characters / 4, like the fake's estimate.
 
 A cached prefix lives 5 minutes, or 1 hour when its breakpoint says `"ttl": "1h"`, and each read starts its time
 again. The usage splits the writes by TTL as the API's `cache_creation` does: the tokens up to the last 1-hour
@@ -22,6 +23,22 @@ from typing import Any
 
 LOOKBACK_BLOCKS = 20
 MIN_CACHEABLE_TOKENS = 1024
+# Model id prefixes whose minimum cacheable prefix is not MIN_CACHEABLE_TOKENS, most specific first.
+MODEL_MINIMUMS = (
+    (("claude-opus-4-5", "claude-opus-4-6", "claude-opus-4-7", "claude-haiku-4-5"), 4096),
+    (("claude-sonnet-4-6", "claude-3-haiku", "claude-3-5-haiku", "claude-haiku-3"), 2048),
+    (("claude-opus-5",), 512),
+)
+
+
+def min_cacheable_tokens(model: str) -> int:
+    """The shortest prefix the API caches for `model`."""
+    for prefixes, minimum in MODEL_MINIMUMS:
+        if model.startswith(prefixes):
+            return minimum
+    return MIN_CACHEABLE_TOKENS
+
+
 TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
 
 
@@ -56,9 +73,9 @@ def request_tokens(request: dict[str, Any]) -> int:
 class PromptCache:
     """Remembers cached prefixes across requests, until they expire, and computes each request's usage split."""
 
-    def __init__(self, min_tokens: int = MIN_CACHEABLE_TOKENS, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, min_tokens: int | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._cached: dict[str, tuple[float, float]] = {}  # prefix hash -> (expires at, TTL in seconds)
-        self._min_tokens = min_tokens
+        self._min_tokens = min_tokens  # None: the minimum of each request's model
         self._clock = clock
         self._skipped = 0.0
 
@@ -92,6 +109,7 @@ class PromptCache:
             )
             hashes.append(running.copy().hexdigest())
         sizes = [_tokens(block) for block in blocks]
+        minimum = self._min_tokens or min_cacheable_tokens(str(request.get("model", "")))
         breakpoints = [i for i, block in enumerate(blocks) if "cache_control" in block]
         read_upto = 0
         for point in breakpoints:
@@ -102,7 +120,7 @@ class PromptCache:
                     break
         write_upto = one_hour_upto = read_upto
         for point in breakpoints:
-            if sum(sizes[: point + 1]) >= self._min_tokens:
+            if sum(sizes[: point + 1]) >= minimum:
                 ttl = ttl_of(blocks[point])
                 self._keep(hashes[point], ttl, now)
                 write_upto = max(write_upto, point + 1)

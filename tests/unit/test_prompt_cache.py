@@ -117,3 +117,12 @@ def test_a_changed_summary_still_reads_the_tools_and_system_prompt_from_the_cach
     folded = cache.usage({"tools": tools, "system": system_blocks("s" * 2000, "second summary"), "messages": messages})
     prefix = request_tokens({"tools": tools, "system": [{"type": "text", "text": "s" * 2000}], "messages": []})
     assert folded["cache_read_input_tokens"] == prefix > 1024
+
+
+def test_the_shortest_cached_prefix_is_the_models_own() -> None:
+    """A 2,000-token prefix is cached for a model whose minimum is 1,024 but not for Haiku 4.5 (4,096): the fake
+    does not cache what the API would not."""
+    system = [{"type": "text", "text": "x" * 8_000, "cache_control": {"type": "ephemeral"}}]
+    for model, written in (("claude-sonnet-4-5", 2_000), ("claude-haiku-4-5-20251001", 0), ("claude-opus-5", 2_000)):
+        usage = PromptCache(clock=lambda: 0.0).usage({"model": model, "system": system, "messages": []})
+        assert usage["cache_creation_input_tokens"] == written, model
