@@ -61,14 +61,12 @@ class ModelStep:
         return None
 
     def replayable_content(self) -> list[dict[str, Any]]:
-        """The content as it goes back to the API: without a cut tool call (it cannot be answered) and without
-        empty text blocks (the API refuses them; a stop right after a text block opened leaves one)."""
+        """The content as it goes back to the API: without a cut tool call (it cannot be answered), without empty
+        text blocks (the API refuses them; a stop right after a text block opened leaves one) and without a thinking
+        block max_tokens cut before its signature came (the API accepts only signed ones). Every other block goes
+        back exactly as it came: thinking blocks with their signature, redacted_thinking blocks with their data."""
         cut = self.cut_block()
-        return [
-            block
-            for block in self.content
-            if block is not cut and not (block.get("type") == "text" and not block.get("text"))
-        ]
+        return [block for block in self.content if block is not cut and not _unreplayable(block)]
 
     def tool_calls(self) -> list[dict[str, Any]]:
         """The tool_use blocks the model asked for, whole (a call max_tokens cut off is not one)."""
@@ -253,6 +251,12 @@ def parse_steps(records: Sequence[Mapping[str, Any]]) -> list[Step]:
 def loop_steps(steps: Sequence[Step]) -> list[LoopStep]:
     """The tool loop's steps (model and tool calls), without the fold's."""
     return [step for step in steps if isinstance(step, ModelStep | ToolStep)]
+
+
+def _unreplayable(block: dict[str, Any]) -> bool:
+    """An empty text block, or a thinking block without its signature (cut off while the model was thinking)."""
+    kind = block.get("type")
+    return (kind == "text" and not block.get("text")) or (kind == "thinking" and not block.get("signature"))
 
 
 def _plain_text(block: dict[str, Any]) -> bool:

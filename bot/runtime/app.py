@@ -132,6 +132,7 @@ def build_executor(
         model=settings.anthropic_model,
         max_tokens=settings.max_output_tokens,
         retry=default_retry_policy(settings.llm_retry_deadline_s),
+        thinking=settings.answer_thinking,
     )
     tools = ToolBox(gateway, settings.server_tools)
     loop = AgentLoop(
