@@ -20,6 +20,8 @@ EFFORTS: tuple[Effort, ...] = ("low", "medium", "high", "xhigh", "max")
 _MODEL_VERSION = re.compile(r"^claude-[a-z]+-(\d+)(?:-(\d{1,2}))?(?:-\d{8})?$")
 # Adaptive thinking starts with Claude Opus 4.6 and Sonnet 4.6; older models take only manual budget_tokens.
 ADAPTIVE_FROM = (4, 6)
+# The effort levels that came after the first three, and the first model version that takes each.
+EFFORT_FROM: dict[str, tuple[int, int]] = {"max": (4, 6), "xhigh": (4, 7)}
 
 
 def model_version(model: str) -> tuple[int, int] | None:
@@ -34,6 +36,13 @@ def refuses_adaptive(model: str) -> bool:
         return True
     version = model_version(model)
     return version is not None and version < ADAPTIVE_FROM
+
+
+def refuses_effort(model: str, effort: Effort) -> bool:
+    """True for a level a model id is known to predate (xhigh before 4.7, max before 4.6); unknown ids pass."""
+    version = model_version(model)
+    needed = EFFORT_FROM.get(effort)
+    return version is not None and needed is not None and version < needed
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.agent.thinking import Effort, Thinking, refuses_adaptive
+from bot.agent.thinking import Effort, Thinking, refuses_adaptive, refuses_effort
 from bot.agent.tools import SERVER_TOOLS
 from bot.core.errors import ConfigError
 from bot.core.faults import CRASH_POINTS
@@ -196,6 +196,9 @@ class Settings(BaseSettings):
     def _effort_needs_thinking(cls, value: Effort | None, info: ValidationInfo) -> Effort | None:
         if value is not None and info.data.get("thinking") != "adaptive":
             raise ValueError("applies only with THINKING=adaptive")
+        model = info.data.get("anthropic_model")
+        if value is not None and isinstance(model, str) and refuses_effort(model, value):
+            raise ValueError(f"ANTHROPIC_MODEL {model} has no effort level {value}")
         return value
 
     @property

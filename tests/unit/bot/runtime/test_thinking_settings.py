@@ -44,13 +44,17 @@ def test_a_blank_effort_is_the_models_default(monkeypatch: pytest.MonkeyPatch) -
         ({"THINKING_EFFORT": "high"}, "THINKING_EFFORT"),  # an effort without thinking would be silently ignored
         ({"THINKING": "adaptive", "ANTHROPIC_MODEL": "claude-sonnet-4-5-20250929"}, "THINKING"),
         ({"THINKING": "adaptive", "ANTHROPIC_MODEL": "claude-3-7-sonnet-20250219"}, "THINKING"),
+        (
+            {"THINKING": "adaptive", "THINKING_EFFORT": "xhigh", "ANTHROPIC_MODEL": "claude-sonnet-4-6"},
+            "THINKING_EFFORT",
+        ),
     ],
 )
 def test_invalid_thinking_settings_fail_at_start(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], named: str
 ) -> None:
-    """An unknown mode or effort, an effort without thinking, or adaptive thinking on a model that predates it is a
-    startup error naming the variable, not a 400 on every mention."""
+    """An unknown mode or effort, an effort without thinking, adaptive thinking or an effort level on a model that
+    predates it: each is a startup error naming the variable, not a 400 on every mention."""
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError) as caught:
