@@ -167,10 +167,10 @@ class ThinkingLedger:
         answered = {block.get("tool_use_id") for block in last if block.get("type") == "tool_result"}
         for call_id in answered:
             if any(block not in turn for block in self._with_call.get(str(call_id), [])):
-                return (
-                    f"messages.{len(messages) - 2}.content: the `thinking` or `redacted_thinking` blocks that came "
-                    "with the `tool_use` blocks being answered are missing or modified. When thinking is enabled, "
-                    "pass them back unmodified in the assistant message that precedes the tool results."
+                return (  # the API's wording for the latest assistant message
+                    f"messages.{len(messages) - 2}.content: `thinking` or `redacted_thinking` blocks in the latest "
+                    "assistant message cannot be modified. These blocks must remain as they were in the original "
+                    "response."
                 )
         return None
 

@@ -33,6 +33,8 @@ T = TypeVar("T")
 
 # Blocks that call a tool: the client's tool_use, and server_tool_use / mcp_tool_use that Anthropic runs itself.
 CALL_BLOCKS = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
+# The model's thinking, signed (thinking) or encrypted (redacted_thinking): sent back as it came, never shown.
+THINKING_BLOCKS = frozenset({"thinking", "redacted_thinking"})
 
 
 @dataclass(frozen=True)
@@ -271,6 +273,14 @@ def _extended(content: list[dict[str, Any]], more: list[dict[str, Any]]) -> list
     return [*content, *more]
 
 
+def _mergeable(messages: list[dict[str, Any]], content: list[dict[str, Any]]) -> bool:
+    """Whether a continuation (`content`) may join the piece before it, the turn asking for the rest dropped: not when
+    either holds thinking. The API wants an assistant turn with thinking sent back as it wrote it, after what it was
+    written after; each piece then stays a turn of its own, with the request for the rest between them."""
+    before = messages[-2]["content"] if len(messages) > 1 and messages[-2]["role"] == "assistant" else []
+    return not any(block.get("type") in THINKING_BLOCKS for block in [*before, *content] if isinstance(block, dict))
+
+
 def _add_tool_result(messages: list[dict[str, Any]], step: ToolStep) -> None:
     """A tool result into the conversation: the results of one round share one user message."""
     block: dict[str, Any] = {"type": "tool_result", "tool_use_id": step.tool_use_id, "content": step.result}
@@ -285,7 +295,8 @@ def _add_tool_result(messages: list[dict[str, Any]], step: ToolStep) -> None:
 
 def replay(base: Sequence[dict[str, Any]], steps: Sequence[LoopStep]) -> list[dict[str, Any]]:
     """The conversation with the journaled steps applied: tool results of one round share one user message, and an
-    answer continued after max_tokens is one assistant turn followed by the turn asking for the rest."""
+    answer continued after max_tokens is one assistant turn followed by the turn asking for the rest (unless a piece
+    holds thinking: see _mergeable)."""
     messages = [dict(message) for message in base]
     asked_to_continue = False
     for step in steps:
@@ -293,7 +304,7 @@ def replay(base: Sequence[dict[str, Any]], steps: Sequence[LoopStep]) -> list[di
             _add_tool_result(messages, step)
             continue
         content = step.replayable_content()
-        if asked_to_continue:  # the piece before and this one are one answer: one assistant turn
+        if asked_to_continue and _mergeable(messages, content):  # one answer: one assistant turn
             messages.pop()
             if messages[-1]["role"] == "assistant":
                 content = _extended(messages.pop()["content"], content)

@@ -152,3 +152,20 @@ def test_replay_keeps_signed_thinking_and_drops_the_unsigned() -> None:
     messages = replay(BASE, steps)
     assert messages[1] == {"role": "assistant", "content": [signed, redacted, call]}
     assert [message["role"] for message in messages] == ["user", "assistant", "user", "user"]
+
+
+async def test_a_continued_answer_that_thinks_keeps_each_piece_as_written(
+    sdk: anthropic.AsyncAnthropic, claude: FakeAnthropic
+) -> None:
+    """Pieces of an answer cut at max_tokens that hold thinking are not joined into one assistant turn: each goes back
+    exactly as the API wrote it, with the request for the rest between them, and the tool loop after them works."""
+    claude.reply_text("x" * 400, thinking="Plan.")
+    claude.reply_tool_use("read_thread", {}, tool_id="toolu_1", thinking="Check the thread.")
+    claude.reply_text("Done.")
+    records: list[dict[str, Any]] = []
+    loop = AgentLoop(thinking_client(sdk, 50), OneTool(), max_model_calls=5, crash=CrashPoints(), max_answer_tokens=500)
+    await run(loop, records)
+    messages = claude.requests[2]["messages"]
+    assert [message["role"] for message in messages] == ["user", "assistant", "user", "assistant", "user"]
+    assert messages[1]["content"] == records[0]["content"] and messages[3]["content"] == records[1]["content"]
+    assert messages[4]["content"][0]["type"] == "tool_result"
