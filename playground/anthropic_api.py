@@ -16,7 +16,7 @@ from aiohttp import web
 
 from .prompt_cache import PromptCache
 from .server import LocalServer
-from .thinking_api import ThinkingLedger, thinking_config_problem
+from .thinking_api import ThinkingLedger, thinking_config_problem, without_thinking_if_off
 
 Body = dict[str, Any]
 Responder = Callable[[Body], "Reply | Awaitable[Reply]"]
@@ -503,8 +503,9 @@ class FakeAnthropic(LocalServer):
                 headers["retry-after"] = str(reply.retry_after)
             error = _error_body(reply.error_type or "api_error", reply.error_message or "", request_id)
             return web.json_response(error, status=reply.status, headers=headers)
-        output = cut_to_max_tokens(self.thinking.prepared(body, reply.content), body.get("max_tokens"))
-        message = self._message(body, reply, output)
+        output = cut_to_max_tokens(without_thinking_if_off(body, reply.content), body.get("max_tokens"))
+        message = self._message(body, reply, output)  # thinking counted in full, whatever display leaves of it
+        message["content"] = self.thinking.signed(body, message["content"])
         self.thinking.wrote(message["content"])
         if body.get("stream"):
             return await self._stream(request, message, reply, headers, output.partial_json)
@@ -582,7 +583,7 @@ class FakeAnthropic(LocalServer):
             elif block["type"] == "thinking":
                 # Thinking streams as thinking_delta events; its signature comes last, in one signature_delta.
                 opening = {**block, "thinking": "", "signature": ""}
-                pieces = _chunks(block["thinking"], reply.chunk_size)
+                pieces = _chunks(block["thinking"], reply.chunk_size) if block["thinking"] else []
                 deltas = [{"type": "thinking_delta", "thinking": c} for c in pieces]
                 if block["signature"]:
                     deltas.append({"type": "signature_delta", "signature": block["signature"]})

@@ -9,7 +9,8 @@ Model rules (Anthropic's docs, "Adaptive thinking", "Building with extended thin
 from Claude Opus 4.6 and Sonnet 4.6 on; manual thinking (`enabled` with `budget_tokens` of at least 1,024 and below
 max_tokens) no longer on Claude Opus 4.7 and later; with thinking on, no temperature but 1, no top_k, top_p only from
 0.95 to 1. Effort levels: low, medium, high, xhigh, max; none on models before 4.5 nor on Sonnet or Haiku 4.5; max from
-4.6 on, xhigh from 4.7 on.
+4.6 on, xhigh from 4.7 on. `display`: summarized (thinking text returned; the default before 4.7) or omitted (empty
+text, the signature kept; the default from 4.7 on). Omitted or not, thinking is billed in full as output.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ THINKING_TYPES = ("adaptive", "enabled", "disabled")
 MIN_BUDGET_TOKENS = 1_024
 _VERSION = re.compile(r"^claude-(opus|sonnet|haiku|[a-z]+)-(\d+)(?:-(\d{1,2}))?(?:-\d{8})?$")
 THINKING_BLOCKS = frozenset({"thinking", "redacted_thinking"})
+DISPLAYS = ("summarized", "omitted")
+# From Claude Opus 4.7 on, thinking comes back omitted (empty text, signature kept) unless display asks for summaries.
+OMITTED_FROM = (4, 7)
 
 
 def _model(model: Any) -> tuple[str, tuple[int, int]] | None:
@@ -52,6 +56,8 @@ def _config_problem(body: Body, known: tuple[str, tuple[int, int]] | None) -> st
         return None
     if not isinstance(config, dict) or config.get("type") not in THINKING_TYPES:
         return "thinking.type: Input should be 'adaptive', 'enabled' or 'disabled'"
+    if config.get("display") not in (None, *DISPLAYS):
+        return f"thinking.{config['type']}.display: Input should be 'summarized' or 'omitted'"
     version = known[1] if known else None
     if config["type"] == "adaptive" and version is not None and version < (4, 6):
         return f"adaptive thinking is not supported on this model ({body.get('model')}); use type 'enabled'"
@@ -97,6 +103,21 @@ def _effort_problem(body: Body, known: tuple[str, tuple[int, int]] | None) -> st
     return None
 
 
+def without_thinking_if_off(body: Body, content: list[Body]) -> list[Body]:
+    """A scripted reply's content as written for this request: its thinking left out when the request has none."""
+    return content if thinking_on(body) else [block for block in content if block.get("type") not in THINKING_BLOCKS]
+
+
+def display(body: Body) -> str:
+    """How thinking comes back: the request's `display`, else the model's default (omitted from Claude 4.7 on)."""
+    config = body.get("thinking")
+    chosen = config.get("display") if isinstance(config, dict) else None
+    if chosen is not None:
+        return str(chosen)
+    known = _model(body.get("model"))
+    return "omitted" if known is not None and known[1] >= OMITTED_FROM else "summarized"
+
+
 def thinking_config_problem(body: Body) -> str | None:
     """The API's invalid_request_error message for thinking, sampling or effort fields it refuses, else None."""
     known = _model(body.get("model"))
@@ -114,17 +135,19 @@ class ThinkingLedger:
     def _mac(self, payload: str) -> str:
         return base64.b64encode(hmac.new(self._key, payload.encode(), hashlib.sha256).digest()).decode()
 
-    def prepared(self, body: Body, content: list[Body]) -> list[Body]:
-        """A scripted reply's content as the model writes it for this request: without thinking when it is off;
-        with it on, each thinking block signed and each redacted_thinking block given signed opaque data."""
-        if not thinking_on(body):
-            return [block for block in content if block.get("type") not in THINKING_BLOCKS]
+    def signed(self, body: Body, content: list[Body]) -> list[Body]:
+        """A message's content as the API returns it: each whole thinking block signed (its text left out when the
+        request's display is omitted), each redacted_thinking block given signed opaque data. A thinking block
+        max_tokens cut off already has its empty signature, and keeps it."""
+        summarized = display(body) == "summarized"
         written: list[Body] = []
         for block in content:
-            if block.get("type") == "thinking":
-                text = str(block.get("thinking", ""))
-                written.append({"type": "thinking", "thinking": text, "signature": self._mac("thinking:" + text)})
-            elif block.get("type") == "redacted_thinking":
+            if block.get("type") == "thinking" and "signature" not in block:
+                shown = str(block.get("thinking", "")) if summarized else ""
+                nonce = secrets.token_urlsafe(12)
+                signature = f"{nonce}.{self._mac(f'thinking:{nonce}:{shown}')}"
+                written.append({"type": "thinking", "thinking": shown, "signature": signature})
+            elif block.get("type") == "redacted_thinking" and "data" not in block:
                 nonce = secrets.token_urlsafe(24)
                 written.append({"type": "redacted_thinking", "data": f"{nonce}.{self._mac('redacted:' + nonce)}"})
             else:
@@ -151,10 +174,10 @@ class ThinkingLedger:
 
     def _genuine(self, block: Body) -> bool:
         if block["type"] == "thinking":
-            expected = self._mac("thinking:" + str(block.get("thinking", "")))
-            return hmac.compare_digest(str(block.get("signature", "")), expected)
+            nonce, _, mac = str(block.get("signature", "")).partition(".")
+            return bool(nonce) and hmac.compare_digest(mac, self._mac(f"thinking:{nonce}:{block.get('thinking', '')}"))
         nonce, _, mac = str(block.get("data", "")).partition(".")
-        return hmac.compare_digest(mac, self._mac("redacted:" + nonce))
+        return bool(nonce) and hmac.compare_digest(mac, self._mac("redacted:" + nonce))
 
     def _dropped(self, body: Body) -> str | None:
         """With tool results last, the assistant turn before them must hold the thinking its calls were made with."""

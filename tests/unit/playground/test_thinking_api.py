@@ -10,7 +10,8 @@ import pytest
 
 from tests.fakes import FakeAnthropic, Reply
 
-MODEL = "claude-sonnet-5-5"
+MODEL = "claude-sonnet-4-6"  # returns thinking summarized unless asked otherwise
+NEWER = "claude-sonnet-5-5"  # returns it omitted unless asked otherwise
 ADAPTIVE: dict[str, Any] = {"type": "adaptive"}
 QUESTION: list[Any] = [{"role": "user", "content": "what is in the thread?"}]
 
@@ -41,6 +42,7 @@ async def claude(fake_api: FakeAnthropic) -> AsyncIterator[anthropic.AsyncAnthro
         ({"thinking": ADAPTIVE, "output_config": {"effort": "xhigh"}}, "claude-sonnet-4-6", "'xhigh'"),
         ({"output_config": {"effort": "low"}}, "claude-haiku-4-5", "effort"),
         ({"thinking": {"type": "sometimes"}}, MODEL, "thinking.type"),
+        ({"thinking": {"type": "adaptive", "display": "full"}}, MODEL, "display"),
     ],
 )
 async def test_thinking_and_effort_the_api_refuses_are_refused(
@@ -161,3 +163,21 @@ async def test_max_tokens_cutting_thinking_leaves_it_unsigned(
         assert [block.type for block in message.content] == ["thinking"]
         block = message.content[0]
         assert block.type == "thinking" and len(block.thinking) == 200 and block.signature == ""
+
+
+@pytest.mark.parametrize(
+    ("model", "display", "shown"), [(NEWER, None, ""), (NEWER, "summarized", "Plan."), (MODEL, "omitted", "")]
+)
+async def test_thinking_display_follows_the_request_else_the_model(
+    fake_api: FakeAnthropic, claude: anthropic.AsyncAnthropic, model: str, display: str | None, shown: str
+) -> None:
+    """Thinking comes back omitted (empty text, signed all the same, billed in full) from 4.7 on unless display asks
+    for summaries, and summarized before unless display omits it; an omitted block is accepted back too."""
+    config: dict[str, Any] = {"type": "adaptive", **({"display": display} if display else {})}
+    fake_api.reply_tool_use("read_thread", {}, tool_id="toolu_1", thinking="Plan.")
+    first = await claude.messages.create(model=model, max_tokens=1_000, messages=QUESTION, thinking=config)  # type: ignore[arg-type]
+    block = first.content[0]
+    assert block.type == "thinking" and block.thinking == shown and block.signature
+    content = [block.model_dump(mode="json", exclude_none=True) for block in first.content]
+    fake_api.reply_text("done")
+    await claude.messages.create(model=model, max_tokens=1_000, messages=answered(content), thinking=config)  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from bot.core.faults import CrashPoints
 from store.models import ThreadRef, Usage
 from tests.fakes import FakeAnthropic
 
-MODEL = "claude-sonnet-5-5"
+MODEL = "claude-sonnet-4-6"  # the fake returns its thinking text (summarized), which must still never be shown
 THREAD = ThreadRef("T1", "C1", "1.000001")
 SYSTEM = [{"type": "text", "text": "sys"}]
 BASE = [{"role": "user", "content": "alice: what is in the thread?"}]
