@@ -12,9 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Effort = Literal["low", "medium", "high", "xhigh", "max"]
 # The levels the Messages API documents for output_config.effort; which of them a model accepts varies by model.
-EFFORTS: tuple[Effort, ...] = ("low", "medium", "high", "xhigh", "max")
+Effort = Literal["low", "medium", "high", "xhigh", "max"]
 
 # "claude-sonnet-4-6", "claude-opus-4-5-20251101", "claude-haiku-5-5": family, major, optional minor, optional date.
 _MODEL_VERSION = re.compile(r"^claude-[a-z]+-(\d+)(?:-(\d{1,2}))?(?:-\d{8})?$")
