@@ -16,6 +16,7 @@ from aiohttp import web
 
 from .prompt_cache import PromptCache, cache_control_problem
 from .server import LocalServer
+from .thinking_api import ThinkingLedger, thinking_config_problem, without_thinking_if_off
 
 Body = dict[str, Any]
 Responder = Callable[[Body], "Reply | Awaitable[Reply]"]
@@ -262,6 +263,10 @@ class _Output:
 def _output_chars(block: Body) -> int:
     if block.get("type") == "text":
         return len(str(block.get("text", "")))
+    if block.get("type") == "thinking":  # thinking is output: it counts toward max_tokens and is billed
+        return len(str(block.get("thinking", "")))
+    if block.get("type") == "redacted_thinking":
+        return len(str(block.get("data", "")))
     if block.get("type") == "tool_use":
         return len(json.dumps(block.get("input", {})))
     return 0
@@ -285,9 +290,18 @@ def cut_to_max_tokens(content: list[Body], max_tokens: Any) -> _Output:
         elif block.get("type") == "tool_use":
             partial = json.dumps(block.get("input", {}))[:budget]
             return _Output([*kept, {**block, "input": {}}], cut=True, partial_json=partial)
+        elif block.get("type") == "thinking":  # cut while thinking: the signature comes only at a block's end
+            return _Output([*kept, {**block, "thinking": block["thinking"][:budget], "signature": ""}], cut=True)
+        elif block.get("type") == "redacted_thinking":
+            return _Output(kept, cut=True)
         else:
             return _Output([*kept, {**block, "text": block["text"][:budget]}] if budget else kept, cut=True)
     return _Output(kept, cut=False)
+
+
+def _thinking(text: str | None) -> list[Body]:
+    """A scripted thinking block (the fake signs it when it writes it), or none."""
+    return [{"type": "thinking", "thinking": text}] if text is not None else []
 
 
 def _error_body(error_type: str, message: str, request_id: str) -> Body:
@@ -329,6 +343,7 @@ class FakeAnthropic(LocalServer):
         self._default: Responder = echo_responder
         self._gates: list[asyncio.Event] = []
         self.prompt_cache = PromptCache()
+        self.thinking = ThinkingLedger()  # signs the thinking written, checks the thinking sent back
         self.usages: list[Body] = []  # the usage block of every message answered, in order
 
     # ------------------------------------------------------------------ lifecycle
@@ -364,9 +379,11 @@ class FakeAnthropic(LocalServer):
         delay: float = 0.0,
         usage: dict[str, int] | None = None,
         gate: asyncio.Event | None = None,
+        thinking: str | None = None,
     ) -> Reply:
-        """Queue a plain text answer."""
-        reply = Reply([{"type": "text", "text": text}], stop_reason, usage=usage, delay=delay, gate=gate)
+        """Queue a plain text answer (after a thinking block, written only when the request asks for thinking)."""
+        content = [*_thinking(thinking), {"type": "text", "text": text}]
+        reply = Reply(content, stop_reason, usage=usage, delay=delay, gate=gate)
         self.enqueue(reply)
         return reply
 
@@ -379,9 +396,13 @@ class FakeAnthropic(LocalServer):
         text_before: str | None = None,
         delay: float = 0.0,
         usage: dict[str, int] | None = None,
+        thinking: str | None = None,
     ) -> Reply:
-        """Queue a tool call (optionally preceded by text); stop_reason is "tool_use"."""
-        content: list[Body] = [{"type": "text", "text": text_before}] if text_before else []
+        """Queue a tool call (optionally preceded by thinking, written only when the request asks for it, and by
+        text); stop_reason is "tool_use"."""
+        content: list[Body] = _thinking(thinking)
+        if text_before:
+            content.append({"type": "text", "text": text_before})
         content.append({"type": "tool_use", "id": tool_id or _new_id("toolu_"), "name": name, "input": input})
         reply = Reply(content, "tool_use", usage=usage, delay=delay)
         self.enqueue(reply)
@@ -459,7 +480,9 @@ class FakeAnthropic(LocalServer):
         self.requests.append(body)
         # Header names are case-insensitive on the wire; store them lower-cased for easy lookups.
         self.request_headers.append({k.lower(): v for k, v in request.headers.items()})
-        problem = validate_request(body) if self.validate else None
+        problem = (validate_request(body) or thinking_config_problem(body)) if self.validate else None
+        if problem is None and self.validate:
+            problem = self.thinking.problem(body)
         if problem is None:  # checked even unvalidated: a fake that answers any size hides unbounded requests
             problem = output_limit_error(body) or context_window_error(body, self.context_window)
         if problem is not None:
@@ -480,8 +503,10 @@ class FakeAnthropic(LocalServer):
                 headers["retry-after"] = str(reply.retry_after)
             error = _error_body(reply.error_type or "api_error", reply.error_message or "", request_id)
             return web.json_response(error, status=reply.status, headers=headers)
-        output = cut_to_max_tokens(reply.content, body.get("max_tokens"))
-        message = self._message(body, reply, output)
+        output = cut_to_max_tokens(without_thinking_if_off(body, reply.content), body.get("max_tokens"))
+        message = self._message(body, reply, output)  # thinking counted in full, whatever display leaves of it
+        message["content"] = self.thinking.signed(body, message["content"])
+        self.thinking.wrote(message["content"])
         if body.get("stream"):
             return await self._stream(request, message, reply, headers, output.partial_json)
         return web.json_response(message, headers=headers)
@@ -558,6 +583,15 @@ class FakeAnthropic(LocalServer):
                 deltas = [
                     {"type": "input_json_delta", "partial_json": c} for c in ["", *_chunks(written, reply.chunk_size)]
                 ]
+            elif block["type"] == "thinking":
+                # Thinking streams as thinking_delta events; its signature comes last, in one signature_delta.
+                opening = {**block, "thinking": "", "signature": ""}
+                pieces = _chunks(block["thinking"], reply.chunk_size) if block["thinking"] else []
+                deltas = [{"type": "thinking_delta", "thinking": c} for c in pieces]
+                if block["signature"]:
+                    deltas.append({"type": "signature_delta", "signature": block["signature"]})
+            elif block["type"] == "redacted_thinking":
+                opening, deltas = block, []  # whole in its content_block_start, no deltas
             else:
                 opening = {**block, "text": ""}
                 deltas = [{"type": "text_delta", "text": c} for c in _chunks(block.get("text", ""), reply.chunk_size)]

@@ -15,6 +15,7 @@ from tenacity.wait import wait_base, wait_random_exponential
 from bot.agent.pricing import cost_usd
 from bot.agent.progress import OnProgress, Progress
 from bot.agent.steps import ModelStep
+from bot.agent.thinking import Thinking, refuses_adaptive, refuses_effort
 from bot.core import metrics
 from bot.core.errors import ModelAuthError, ModelError, ModelRefused, ModelRequestError, ModelUnavailable
 from store.models import Usage
@@ -167,15 +168,23 @@ def model_error(exc: anthropic.APIError) -> ModelError:
 
 
 class ClaudeClient:
-    """Asks Claude for one answer."""
+    """Asks Claude for one answer; with `thinking`, every call of this client thinks (the answer client only: a
+    summary never needs it)."""
 
     def __init__(
-        self, client: anthropic.AsyncAnthropic, *, model: str, max_tokens: int, retry: AsyncRetrying | None = None
+        self,
+        client: anthropic.AsyncAnthropic,
+        *,
+        model: str,
+        max_tokens: int,
+        retry: AsyncRetrying | None = None,
+        thinking: Thinking | None = None,
     ) -> None:
         self._client = client
         self._model = model
         self._max_tokens = max_tokens
         self._retry = retry or default_retry_policy()
+        self._thinking = thinking
 
     @property
     def model(self) -> str:
@@ -214,6 +223,7 @@ class ClaudeClient:
             "system": system if isinstance(system, str) else cast(list[TextBlockParam], list(system)),
             "messages": cast(list[MessageParam], list(messages)),
             "tools": cast(list[ToolUnionParam], list(tools)) if tools else anthropic.omit,
+            **self._thinking_fields(model),
             **(extra or {}),
         }
         try:
@@ -234,7 +244,8 @@ class ClaudeClient:
         if message.stop_reason == "refusal":
             raise ModelRefused("Claude declined to answer this request")
         return ModelStep(
-            # JSON mode and no None fields: exactly what the API accepts back in the next request.
+            # JSON mode and no None fields: exactly what the API accepts back in the next request (a thinking block
+            # keeps its signature, a redacted_thinking block its data: the API checks both when they come back).
             content=[block.model_dump(mode="json", exclude_none=True) for block in message.content],
             stop_reason=message.stop_reason,
             usage=usage,
@@ -248,7 +259,7 @@ class ClaudeClient:
         Leaving the `async with` for any reason, a cancellation included, closes the HTTP response: the API sees
         the connection close and stops generating (and billing) at once.
         """
-        written = ""
+        written = ""  # text deltas only: thinking_delta and signature_delta events are never shown
         server_tools = ServerToolWatch(on_progress)
         try:
             async with self._client.messages.stream(**request) as stream:
@@ -278,10 +289,22 @@ class ClaudeClient:
                 system=system if isinstance(system, str) else cast(list[TextBlockParam], list(system)),
                 messages=cast(list[MessageParam], list(messages)),
                 tools=cast(list[ToolUnionParam], list(tools)) if tools else anthropic.omit,
+                **self._thinking_fields(model or self._model),
             )
         except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
             raise ModelError(f"token count failed ({type(exc).__name__})") from exc
         return result.input_tokens
+
+    def _thinking_fields(self, model: str) -> dict[str, Any]:
+        """The thinking and effort fields of this client's requests to `model`; none when it does not think, or
+        when `model` (a channel's choice) is known to predate adaptive thinking; without an effort level `model`
+        is known not to take."""
+        thinking = self._thinking
+        if thinking is None or refuses_adaptive(model):
+            return {}
+        if thinking.effort is not None and refuses_effort(model, thinking.effort):
+            thinking = Thinking(None)
+        return thinking.request_fields()
 
 
 class ServerToolWatch:

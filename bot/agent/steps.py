@@ -35,6 +35,8 @@ T = TypeVar("T")
 
 # Blocks that call a tool: the client's tool_use, and server_tool_use / mcp_tool_use that Anthropic runs itself.
 CALL_BLOCKS = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
+# The model's thinking, signed (thinking) or encrypted (redacted_thinking): sent back as it came, never shown.
+THINKING_BLOCKS = frozenset({"thinking", "redacted_thinking"})
 
 
 @dataclass(frozen=True)
@@ -63,14 +65,12 @@ class ModelStep:
         return None
 
     def replayable_content(self) -> list[dict[str, Any]]:
-        """The content as it goes back to the API: without a cut tool call (it cannot be answered) and without
-        empty text blocks (the API refuses them; a stop right after a text block opened leaves one)."""
+        """The content as it goes back to the API: without a cut tool call (it cannot be answered), without empty
+        text blocks (the API refuses them; a stop right after a text block opened leaves one) and without a thinking
+        block max_tokens cut before its signature came (the API accepts only signed ones). Every other block goes
+        back exactly as it came: thinking blocks with their signature, redacted_thinking blocks with their data."""
         cut = self.cut_block()
-        return [
-            block
-            for block in self.content
-            if block is not cut and not (block.get("type") == "text" and not block.get("text"))
-        ]
+        return [block for block in self.content if block is not cut and not _unreplayable(block)]
 
     def tool_calls(self) -> list[dict[str, Any]]:
         """The tool_use blocks the model asked for, whole (a call max_tokens cut off is not one)."""
@@ -258,6 +258,12 @@ def loop_steps(steps: Sequence[Step]) -> list[LoopStep]:
     return [step for step in steps if isinstance(step, ModelStep | ToolStep)]
 
 
+def _unreplayable(block: dict[str, Any]) -> bool:
+    """An empty text block, or a thinking block without its signature (cut off while the model was thinking)."""
+    kind = block.get("type")
+    return (kind == "text" and not block.get("text")) or (kind == "thinking" and not block.get("signature"))
+
+
 def _plain_text(block: dict[str, Any]) -> bool:
     return block.get("type") == "text" and set(block) == {"type", "text"}
 
@@ -268,6 +274,14 @@ def _extended(content: list[dict[str, Any]], more: list[dict[str, Any]]) -> list
         seam = {"type": "text", "text": joined(content[-1]["text"], more[0]["text"])}
         return [*content[:-1], seam, *more[1:]]
     return [*content, *more]
+
+
+def _mergeable(messages: list[dict[str, Any]], content: list[dict[str, Any]]) -> bool:
+    """Whether a continuation (`content`) may join the piece before it, the turn asking for the rest dropped: not when
+    either holds thinking. The API wants an assistant turn with thinking sent back as it wrote it, after what it was
+    written after; each piece then stays a turn of its own, with the request for the rest between them."""
+    before = messages[-2]["content"] if len(messages) > 1 and messages[-2]["role"] == "assistant" else []
+    return not any(block.get("type") in THINKING_BLOCKS for block in [*before, *content] if isinstance(block, dict))
 
 
 def _add_tool_result(messages: list[dict[str, Any]], step: ToolStep) -> None:
@@ -284,7 +298,8 @@ def _add_tool_result(messages: list[dict[str, Any]], step: ToolStep) -> None:
 
 def replay(base: Sequence[dict[str, Any]], steps: Sequence[LoopStep]) -> list[dict[str, Any]]:
     """The conversation with the journaled steps applied: tool results of one round share one user message, and an
-    answer continued after max_tokens is one assistant turn followed by the turn asking for the rest."""
+    answer continued after max_tokens is one assistant turn followed by the turn asking for the rest (unless a piece
+    holds thinking: see _mergeable)."""
     messages = [dict(message) for message in base]
     asked_to_continue = False
     for step in steps:
@@ -292,7 +307,7 @@ def replay(base: Sequence[dict[str, Any]], steps: Sequence[LoopStep]) -> list[di
             _add_tool_result(messages, step)
             continue
         content = step.replayable_content()
-        if asked_to_continue:  # the piece before and this one are one answer: one assistant turn
+        if asked_to_continue and _mergeable(messages, content):  # one answer: one assistant turn
             messages.pop()
             if messages[-1]["role"] == "assistant":
                 content = _extended(messages.pop()["content"], content)

@@ -134,6 +134,7 @@ def build_executor(
         model=settings.anthropic_model,
         max_tokens=settings.max_output_tokens,
         retry=default_retry_policy(settings.llm_retry_deadline_s),
+        thinking=settings.answer_thinking,
     )
     # The operator's settings say which tools exist; a channel's admins choose among them (`/agent config`).
     server_tools = {name: SERVER_TOOLS[name] for name in settings.server_tools}

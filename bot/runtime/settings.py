@@ -12,6 +12,7 @@ from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.agent.thinking import Effort, Thinking, refuses_adaptive, refuses_effort
 from bot.agent.tools import SERVER_TOOLS
 from bot.core.errors import ConfigError
 from bot.core.faults import CRASH_POINTS
@@ -171,6 +172,48 @@ class Settings(BaseSettings):
     max_bot_turns_per_thread: int = Field(
         default=20, ge=0, le=10_000, description="Mentions from allowed bots a thread answers an hour; 0: no limit."
     )
+
+    # --- extended thinking (issue 20) ---
+    thinking: Literal["off", "adaptive"] = Field(
+        default="off",
+        description="adaptive: the answer model thinks before it answers (and between tool calls); off: it does not.",
+    )
+    thinking_effort: Effort | None = Field(
+        default=None,
+        description="Effort of a thinking answer (output_config.effort): low, medium, high, xhigh or max; unset: the "
+        "model's default.",
+    )
+
+    @field_validator("thinking_effort", mode="before")
+    @classmethod
+    def _blank_effort_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("thinking")
+    @classmethod
+    def _model_thinks_adaptively(cls, value: str, info: ValidationInfo) -> str:
+        # Refused at start, not on every mention: the API answers 400 to adaptive thinking on an older model.
+        model = info.data.get("anthropic_model")
+        if value == "adaptive" and isinstance(model, str) and refuses_adaptive(model):
+            raise ValueError(f"ANTHROPIC_MODEL {model} has no adaptive thinking (Claude Opus/Sonnet 4.6 and later do)")
+        return value
+
+    @field_validator("thinking_effort")
+    @classmethod
+    def _effort_needs_thinking(cls, value: Effort | None, info: ValidationInfo) -> Effort | None:
+        if value is not None and info.data.get("thinking") != "adaptive":
+            raise ValueError("applies only with THINKING=adaptive")
+        model = info.data.get("anthropic_model")
+        if value is not None and isinstance(model, str) and refuses_effort(model, value):
+            raise ValueError(f"ANTHROPIC_MODEL {model} has no effort level {value}")
+        return value
+
+    @property
+    def answer_thinking(self) -> Thinking | None:
+        """How the answer model thinks, or None when it does not."""
+        return Thinking(self.thinking_effort) if self.thinking == "adaptive" else None
+
+    # --- end of extended thinking ---
 
     @field_validator("allowed_channel_ids", "allowed_user_ids")
     @classmethod
