@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 import pytest
 from redis.exceptions import MaxConnectionsError
@@ -27,7 +28,7 @@ async def test_a_burst_larger_than_the_pool_waits_instead_of_failing(redis_clust
         await pipe.execute()
 
     try:
-        burst = [client.incr("{burst}:n") for _ in range(100)]
+        burst: list[Awaitable[object]] = [client.incr("{burst}:n") for _ in range(100)]
         burst += [increment(keys=["{burst}:n"]) for _ in range(100)]
         burst += [pipelined() for _ in range(50)]
         await asyncio.gather(*burst)
@@ -39,7 +40,9 @@ async def test_a_burst_larger_than_the_pool_waits_instead_of_failing(redis_clust
 async def test_a_wait_that_runs_out_says_so(redis_cluster: LocalCluster) -> None:
     """When every permit stays taken past the wait, the command fails with MaxConnectionsError naming the wait; the
     holder's own commands meanwhile go through without a second permit."""
-    client = WaitingRedisCluster.from_url(redis_cluster.url, decode_responses=True, in_flight=1, wait_seconds=0.2)
+    client = WaitingRedisCluster(
+        host="127.0.0.1", port=redis_cluster.masters()[0].port, decode_responses=True, in_flight=1, wait_seconds=0.2
+    )
     taken, done = asyncio.Event(), asyncio.Event()
 
     async def hold() -> None:
