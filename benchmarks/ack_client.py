@@ -1,11 +1,14 @@
 """Load generator: signed app_mention events sent to a Bolt app, all at once or at a steady rate.
 
-    python -m benchmarks.ack_client URL TEAM_ID BOT_USER_ID CHANNEL COUNT [--rate PER_SECOND] [--warm-up]
+    python -m benchmarks.ack_client URL EVENTS_FILE [--rate PER_SECOND] [--warm-up]
 
-Prints JSON: {"started": time.monotonic() when sending began, "latencies": [seconds, ...], "acked": [time.monotonic()
-when each acknowledgement arrived, ...], "ts": [each mention's ts, ...]}, in the order the mentions were made (the
-text of mention n ends in "ack n"). It runs in a process of its own so that neither the fakes' work nor its own skews
-the timing; time.monotonic() is one clock for every process on Linux. Each mention starts a new thread.
+EVENTS_FILE holds a JSON list of Events API envelopes, each a mention that starts a new thread, made by the harness
+with the fake Slack: as on real Slack, each mentioned message is stored there, so a retried task reads its thread
+back. With --warm-up the first is sent, untimed, before the others. Every envelope is signed before sending begins.
+Prints JSON: {"started": time.monotonic() when sending began, "latencies": [seconds, ...], "acked":
+[time.monotonic() when each acknowledgement arrived, ...], "ts": [each mention's ts, ...]}, in the order of the file
+(the warm-up left out). It runs in a process of its own so that neither the fakes' work nor its own skews the timing;
+time.monotonic() is one clock for every process on Linux.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ import argparse
 import asyncio
 import json
 import time
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 
-from tests.fakes import app_mention_event, event_envelope, signed_event_request
+from tests.fakes import signed_event_request
 from tests.integration.harness import SIGNING_SECRET
 
 Request = tuple[str, dict[str, str]]
@@ -67,17 +72,15 @@ async def paced(
     return list(await asyncio.gather(*sends))
 
 
-async def main(args: argparse.Namespace) -> dict[str, object]:
+async def main(args: argparse.Namespace, envelopes: list[dict[str, Any]]) -> dict[str, object]:
     """Sign every mention first, warm up, then send them and time each acknowledgement."""
-    events = [
-        app_mention_event(f"<@{args.bot_user}> ack {n}", user="U0BENCH", channel=args.channel)
-        for n in range(-1, args.count)
-    ]
-    warm_up, *requests = [signed_event_request(event_envelope(e, team_id=args.team), SIGNING_SECRET) for e in events]
-    connections = args.count if args.rate <= 0 else min(args.count, RATE_CONNECTIONS)
+    signed = [signed_event_request(envelope, SIGNING_SECRET) for envelope in envelopes]
+    warm_up, requests = (signed[0], signed[1:]) if args.warm_up else (None, signed)
+    count = len(requests)
+    connections = count if args.rate <= 0 else min(count, RATE_CONNECTIONS)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         await open_connections(session, args.url, connections)
-        if args.warm_up:
+        if warm_up is not None:
             # The app's first event of the day is slower (Bolt looks up its identity then): keep it out.
             await send(session, args.url, warm_up)
         started = time.monotonic()
@@ -89,7 +92,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         "started": started,
         "latencies": [latency for latency, _ in sent],
         "acked": [acked for _, acked in sent],
-        "ts": [event["ts"] for event in events[1:]],
+        "ts": [envelope["event"]["ts"] for envelope in envelopes[1 if args.warm_up else 0 :]],
     }
 
 
@@ -97,14 +100,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("url")
-    parser.add_argument("team")
-    parser.add_argument("bot_user")
-    parser.add_argument("channel")
-    parser.add_argument("count", type=int)
+    parser.add_argument("events", help="a JSON file of Events API envelopes (with --warm-up, that mention first)")
     parser.add_argument("--rate", type=float, default=0.0, help="mentions per second; 0 sends all at once")
-    parser.add_argument("--warm-up", action="store_true", help="send one untimed mention first")
+    parser.add_argument("--warm-up", action="store_true", help="send the file's first mention first, untimed")
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(main(parse()))))
+    arguments = parse()
+    print(json.dumps(asyncio.run(main(arguments, json.loads(Path(arguments.events).read_text())))))

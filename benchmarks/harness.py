@@ -22,7 +22,7 @@ from typing import Any, Self
 from redis.asyncio import Redis
 
 from benchmarks.settings import BenchSettings, ModelSpeed
-from tests.fakes import FakeAnthropic, FakeSlack, Reply, app_mention_event, event_envelope
+from tests.fakes import FakeAnthropic, FakeSlack, Reply
 from tests.integration.harness import REPO_ROOT, SIGNING_SECRET, BotProcess, free_port
 
 BENCH_USER = "U0BENCH"
@@ -192,9 +192,11 @@ class Bench:
                 return
 
     def mention(self, text: str, channel: str) -> dict[str, Any]:
-        """A signed-ready Events API envelope of a mention that starts a new thread."""
-        event = app_mention_event(f"<@{self.slack.bot_user_id}> {text}", user=BENCH_USER, channel=channel)
-        return event_envelope(event, team_id=self.slack.team_id)
+        """The Events API envelope of a mention that starts a new thread, its message stored in the fake Slack as
+        real Slack has every message it announces (a retried task reads its thread back)."""
+        return self.slack.post_user_message(
+            channel, f"<@{self.slack.bot_user_id}> {text}", user=BENCH_USER, mention=True
+        )
 
     async def send(
         self, target: BotProcess, channel: str, count: int, *, rate: float = 0.0, warm_up: bool = False
@@ -210,12 +212,15 @@ class Bench:
     async def send_mentions(
         self, target: BotProcess, channel: str, count: int, *, rate: float = 0.0, warm_up: bool = False
     ) -> Sent:
-        """`send`, with when each mention was acknowledged and its ts."""
-        command = [sys.executable, "-m", "benchmarks.ack_client", f"{target.url}/slack/events"]
-        command += [self.slack.team_id, self.slack.bot_user_id, channel, str(count), "--rate", str(rate)]
-        command += ["--warm-up"] if warm_up else []
+        """`send`, with when each mention was acknowledged and its ts (the text of mention n ends in "ack n")."""
+        envelopes = [self.mention(f"ack {n}", channel) for n in range(-1 if warm_up else 0, count)]  # -1: warm-up
+        events = self.workdir / f"mentions-{channel}-{time.monotonic_ns()}.json"
+        events.write_text(json.dumps(envelopes))
+        command = [sys.executable, "-m", "benchmarks.ack_client", f"{target.url}/slack/events", str(events)]
+        command += ["--rate", str(rate)] + (["--warm-up"] if warm_up else [])
         client = await asyncio.create_subprocess_exec(*command, cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE)
         output, _ = await client.communicate()
+        events.unlink()
         if client.returncode != 0:
             raise RuntimeError(f"ack client failed with exit code {client.returncode}")
         result = json.loads(output)

@@ -20,6 +20,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from store import decode
 from store.errors import UnusableRedis
+from store.waiting_cluster import WaitingRedisCluster
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +106,17 @@ async def connect_cluster(
 ) -> RedisCluster:
     """redis-py's cluster client for the cluster that `url` names a node of, with its slot map loaded.
 
-    UnusableRedis if the cluster cannot serve every slot: the bot's keys spread over all of them.
+    At most `max_connections` commands are in flight at once (a burst beyond waits, up to 10 s, as on a standalone
+    Redis), each node allowed as many connections. UnusableRedis if the cluster cannot serve every slot: the bot's
+    keys spread over all of them.
     """
     options: dict[str, Any] = {"client_name": client_name} if client_name else {}
     options.update(_tls_options(url, tls_verify))
-    cluster = RedisCluster.from_url(
+    cluster = WaitingRedisCluster.from_url(
         url,
+        in_flight=max_connections,
+        wait_seconds=10,
         decode_responses=True,
-        max_connections=max_connections,  # per node
         socket_connect_timeout=5,
         socket_keepalive=True,
         health_check_interval=30,

@@ -122,7 +122,8 @@ class TaskJournal:
         """Journal a completed model or tool call before the next one starts (call steps() first).
 
         A `stoppable` step (an answer's model and tool calls) of a task a person asked to stop raises TaskStopped and
-        is not journaled. The other steps (summaries, which keep the agent's memory) are written whatever happens."""
+        is not journaled. The other steps (summaries, which keep the agent's memory) are written whatever happens.
+        The same step already journaled at its number (a command sent twice) is no error; another step is."""
         cursor = (task.thread.encode(), task.task_id)
         number = self._step_counts.get(cursor)
         if number is None:  # steps() was not read in this process: count what is there

@@ -197,16 +197,24 @@ return 1
 """
 )
 
-# Journal one completed step as field step:N of the task, never over an earlier one (returns 0 then). A stoppable step
-# (the answer's model and tool calls) of a task a person asked to stop is refused: STOPPED. That is what stops a task
-# whose worker never heard of the stop (the notice was lost): at its next step.
-# KEYS: queued flag, queue, task. ARGV: entry, consumer, step number, step JSON, stoppable ("1" or "0").
+# Journal one completed step as field step:N of the task, never over an earlier one (returns 0 then). The same step
+# already there is success: redis-py's cluster client sends a command again after a connection error or timeout
+# even when its first send ran. A stoppable step (the answer's model and tool calls) of a task a person asked to stop
+# is refused: STOPPED. That is what stops a task whose worker never heard of the stop (the notice was lost): at its
+# next step. KEYS: queued flag, queue, task. ARGV: entry, consumer, step number, step JSON, stoppable ("1" or "0").
 RECORD_STEP = (
     _HOLDS
     + f"""
 if not holds(false) then return {FENCED} end
+local field = '{keys.STEP_FIELD}' .. ARGV[3]
+local present = redis.call('HGET', KEYS[3], field)
+if present then
+  if present == ARGV[4] then return 1 end
+  return 0
+end
 if ARGV[5] == '1' and redis.call('HEXISTS', KEYS[3], 'stop_by') == 1 then return {STOPPED} end
-return redis.call('HSETNX', KEYS[3], '{keys.STEP_FIELD}' .. ARGV[3], ARGV[4])
+redis.call('HSET', KEYS[3], field, ARGV[4])
+return 1
 """
 )
 

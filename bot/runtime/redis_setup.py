@@ -54,11 +54,11 @@ async def _open_redis(settings: Settings, url: str, tool: str | None) -> tuple[R
         limit = settings.redis_max_connections
         if cluster:
             log.info("REDIS_URL names a node of a Redis Cluster: using the cluster client")
-            # The cluster client's limit is per node and is not waited for (a command over it fails at once), and
-            # each shard's reader holds a connection while it waits: room for them all on one node, and the rest.
-            per_node = limit + settings.queue_shards
+            # Each shard's reader holds a connection while it waits (a read cannot span a cluster's slots): room for
+            # them all besides the limit, so that a burst of commands waits for the limit and never for the reads.
+            in_flight = limit + settings.queue_shards
             return await connect_cluster(
-                url, max_connections=per_node, client_name=name, tls_verify=tls_verify
+                url, max_connections=in_flight, client_name=name, tls_verify=tls_verify
             ), consumer
         return connect(url, max_connections=limit, client_name=name, tls_verify=tls_verify), consumer
     except RedisConnectionError as exc:

@@ -15,7 +15,7 @@ from bot.core.errors import SlackError
 from bot.tasks.executor import TaskExecutor
 from bot.tasks.priority import IntakeFirst
 from bot.tasks.stopping import StopListener
-from store.connection import REDIS_FAILURES, lost_mid_write
+from store.connection import REDIS_FAILURES, first_line, lost_mid_write
 from store.errors import LeaseLost
 from store.leaving import Departures
 from store.models import Task
@@ -316,7 +316,9 @@ class TaskRunner:
                     failures += 1
                     healed = await self._heal(exc)
                     if not healed:
-                        log.warning("thread %s: Redis unavailable (%s); retrying", lease.thread.encode(), exc)
+                        log.warning(
+                            "thread %s: Redis unavailable (%s); retrying", lease.thread.encode(), first_line(exc)
+                        )
                     if not healed or failures > 1:
                         await asyncio.sleep(backoff(self._settings.retry_delay, failures))
                     continue

@@ -6,7 +6,7 @@ import pytest
 from redis.asyncio import Redis
 
 from store import keys
-from store.errors import LeaseLost
+from store.errors import CorruptRecord, LeaseLost
 from store.journal import Fold, TaskJournal
 from store.models import Task, TaskKind, TaskStatus, ThreadRef, Turn, Usage
 from store.tasks import TaskQueue, ThreadLease
@@ -85,6 +85,23 @@ async def test_a_step_is_never_journaled_over_an_earlier_one(queue: TaskQueue, r
     await first.record_step(lease, task, {"kind": "model", "n": 1})
     await second.record_step(lease, task, {"kind": "model", "n": 2})  # has not read steps(): counts what is there
     assert await second.steps(task, attempt=2) == [{"kind": "model", "n": 1}, {"kind": "model", "n": 2}]
+
+
+async def test_a_step_written_twice_is_journaled_once(queue: TaskQueue, redis: Redis) -> None:
+    """The same step sent again at the same number (a client resending a command whose first send ran) is taken as
+    written, once; a different step at that number is still refused as a corrupt record."""
+    lease, task = await submit_and_lease(queue, make_task("Ev1"))
+    first, resent, other = TaskJournal(redis, SPACE), TaskJournal(redis, SPACE), TaskJournal(redis, SPACE)
+    await first.start(lease, task)
+    step = {"kind": "model", "n": 1}
+    for journal in (first, resent, other):
+        await journal.steps(task, attempt=1)  # each counts from step 0
+    await first.record_step(lease, task, step)
+    await resent.record_step(lease, task, step)
+    with pytest.raises(CorruptRecord, match="step 0 was journaled already"):
+        await other.record_step(lease, task, {"kind": "model", "n": 2})
+    assert await first.steps(task, attempt=2) == [step]
+    assert await step_fields(redis, THREAD, "Ev1") == ["step:0"]
 
 
 async def test_finishing_deletes_the_journal(queue: TaskQueue, journal: TaskJournal, redis: Redis) -> None:
