@@ -8,14 +8,12 @@ take an hour).
 
 from __future__ import annotations
 
-import asyncio
 import math
 from dataclasses import dataclass, fields, replace
 from typing import Literal
 
 from store import decode, keys
 from store.connection import RedisClient
-from store.spend import IN_FLIGHT
 
 LimitName = Literal[
     "user_daily_usd",
@@ -101,9 +99,6 @@ class LimitStore:
     def __init__(self, redis: RedisClient, defaults: Limits) -> None:
         self._redis = redis
         self._defaults = defaults
-        # Every model call of a workspace reads its one limits key (on one node of a cluster): a process sends at
-        # most IN_FLIGHT of those reads at a time, as store/spend.py does for the spend.
-        self._in_flight = asyncio.Semaphore(IN_FLIGHT)
 
     @property
     def defaults(self) -> Limits:
@@ -116,8 +111,7 @@ class LimitStore:
 
     async def view(self, team_id: str) -> LimitsView:
         """The limits in force and which of them are overrides; a stored value that no longer parses is ignored."""
-        async with self._in_flight:
-            stored = decode.fields(await self._redis.hgetall(keys.limits(team_id)))
+        stored = decode.fields(await self._redis.hgetall(keys.limits(team_id)))
         changes: dict[str, float | int] = {}
         for name in LIMIT_NAMES:
             if name in stored:

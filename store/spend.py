@@ -12,7 +12,6 @@ day after the day ends. A call reserved before midnight is settled in the day it
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
@@ -21,11 +20,6 @@ from store import decode, keys
 from store.connection import RedisClient
 
 MICRO = 1_000_000
-# Every model call of a workspace holds and settles on one key (its day's hash), so on Redis Cluster on one node:
-# a burst of answers would open a connection each there and exhaust the cluster client's per-node pool, which fails
-# at once instead of waiting. A process sends at most this many of them at a time; each takes well under a ms.
-IN_FLIGHT = 8
-
 # KEYS[1] = the day's spend hash; ARGV[1] = the estimate, ARGV[2] = the hash's expiry (unix seconds), then pairs
 # (field, limit in micro-dollars; 0 = no limit). Returns 0 once the estimate is reserved in every field, or the
 # 1-based number of the first pair whose spend plus the estimate would pass its limit (nothing is reserved then).
@@ -141,7 +135,6 @@ class SpendStore:
         self._redis = redis
         self._reserve = redis.register_script(_RESERVE)
         self._add_script = redis.register_script(_ADD)
-        self._in_flight = asyncio.Semaphore(IN_FLIGHT)
 
     async def reserve(self, payer: Payer, estimate: int, budgets: Budgets, now: float) -> Reservation | Scope:
         """Hold `estimate` against the payer's three budgets of today, or say which budget it would pass (nothing is
@@ -152,8 +145,7 @@ class SpendStore:
         for scope in order:
             args += [fields[scope], budgets.of(scope)]
         day = utc_day(now)
-        async with self._in_flight:
-            passed = int(await self._reserve(keys=[keys.spend(payer.team_id, day)], args=args))
+        passed = int(await self._reserve(keys=[keys.spend(payer.team_id, day)], args=args))
         if passed:
             return order[passed - 1]
         return Reservation(payer, day, max(0, estimate))
@@ -171,14 +163,12 @@ class SpendStore:
     async def _add(self, payer: Payer, day: str, amount: int) -> None:
         midnight = dt.datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=dt.UTC).timestamp() + keys.DAY
         args: list[str | int] = [amount, int(midnight) + keys.SPEND_TTL, *payer.fields().values()]
-        async with self._in_flight:
-            await self._add_script(keys=[keys.spend(payer.team_id, day)], args=args)
+        await self._add_script(keys=[keys.spend(payer.team_id, day)], args=args)
 
     async def spent(self, payer: Payer, now: float) -> Spent:
         """What the payer, their channel and their workspace have spent today (never below zero)."""
         day = utc_day(now)
         fields = payer.fields()
-        async with self._in_flight:
-            values = await self._redis.hmget(keys.spend(payer.team_id, day), [fields[scope] for scope in Scope])
+        values = await self._redis.hmget(keys.spend(payer.team_id, day), [fields[scope] for scope in Scope])
         user, channel, workspace = (max(0, int(decode.text(value))) if value is not None else 0 for value in values)
         return Spent(day, user, channel, workspace)
