@@ -22,8 +22,9 @@ MAX_MODEL_CHARS = 100
 MAX_TOOLS = 32
 MAX_TOOL_NAME_CHARS = 64
 
-# KEYS[1] the channel's config; ARGV[1] the version the change was made from, ARGV[2] the new record without its
-# version. Returns the new version, or -1 when the stored version is not ARGV[1] (someone changed it meanwhile).
+# KEYS[1] the channel's config; ARGV[1] the version the change was made from, ARGV[2] the new record (its version
+# ARGV[1] + 1), stored as it is: cjson would re-encode an empty list as {} and round the time. Returns 1, or 0 when
+# the stored version is not ARGV[1] (someone changed it meanwhile).
 _SAVE = """
 local stored = redis.call('GET', KEYS[1])
 local version = 0
@@ -31,11 +32,9 @@ if stored then
   local ok, record = pcall(cjson.decode, stored)
   if ok and type(record) == 'table' and tonumber(record['version']) then version = tonumber(record['version']) end
 end
-if version ~= tonumber(ARGV[1]) then return -1 end
-local record = cjson.decode(ARGV[2])
-record['version'] = version + 1
-redis.call('SET', KEYS[1], cjson.encode(record))
-return version + 1
+if version ~= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
 """
 
 
@@ -67,9 +66,8 @@ class ChannelConfig:
         return not self.instructions and not self.model and self.tools is None
 
     def to_json(self) -> str:
-        """The stored record (the version is the store's to set)."""
+        """The stored record."""
         record: dict[str, Any] = asdict(self)
-        record.pop("version")
         record.pop("problems")
         record["tools"] = list(self.tools) if self.tools is not None else None
         return json.dumps(record, separators=(",", ":"))
@@ -160,12 +158,11 @@ class ChannelConfigStore:
             instructions=instructions.strip(),
             model=model.strip(),
             tools=tools,
+            version=from_version + 1,
             updated_by=by,
             updated_at=time.time() if now is None else now,
         )
-        version = int(
-            await self._save(keys=[keys.channel_config(team_id, channel_id)], args=[from_version, config.to_json()])
-        )
-        if version < 0:
+        saved = await self._save(keys=[keys.channel_config(team_id, channel_id)], args=[from_version, config.to_json()])
+        if not saved:
             raise ConfigConflict("the channel's configuration was changed meanwhile")
-        return ChannelConfig(config.instructions, config.model, config.tools, version, by, config.updated_at)
+        return config

@@ -90,3 +90,13 @@ def test_bad_values_from_a_form_get_a_clear_error() -> None:
         ChannelConfig(instructions="x" * (MAX_INSTRUCTIONS_CHARS + 1))
     with pytest.raises(ValueError, match="model"):
         ChannelConfig(model="claude sonnet")
+
+
+async def test_a_channel_that_turns_every_tool_off_keeps_none(redis: Redis, setups: ChannelSetups) -> None:
+    """An empty choice is a choice: it must not read back as "the defaults" (Lua's cjson writes [] as {})."""
+    saved = await ChannelConfigStore(redis).save(
+        "T1", "C1", instructions="", model="", tools=(), by="U1", from_version=0, now=1764800000.123456
+    )
+    stored = await ChannelConfigStore(redis).get("T1", "C1")
+    assert stored == saved and stored.tools == () and stored.updated_at == 1764800000.123456
+    assert (await setups.for_task(task_in("C1"))).tools == ()
