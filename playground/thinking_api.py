@@ -170,6 +170,9 @@ class ThinkingLedger:
             for j, block in enumerate(content if isinstance(content, list) else []):
                 if isinstance(block, dict) and block.get("type") in THINKING_BLOCKS and not self._genuine(block):
                     return f"messages.{i}.content.{j}: Invalid `signature` in `{block['type']}` block"
+            last = content[-1] if isinstance(content, list) and content else None
+            if message.get("role") == "assistant" and isinstance(last, dict) and last.get("type") in THINKING_BLOCKS:
+                return f"messages.{i}: The final block in an assistant message cannot be `{last['type']}`."
         return self._dropped(body) if thinking_on(body) and isinstance(messages, list) else None
 
     def _genuine(self, block: Body) -> bool:

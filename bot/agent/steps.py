@@ -68,9 +68,16 @@ class ModelStep:
         """The content as it goes back to the API: without a cut tool call (it cannot be answered), without empty
         text blocks (the API refuses them; a stop right after a text block opened leaves one) and without a thinking
         block max_tokens cut before its signature came (the API accepts only signed ones). Every other block goes
-        back exactly as it came: thinking blocks with their signature, redacted_thinking blocks with their data."""
+        back exactly as it came: thinking blocks with their signature, redacted_thinking blocks with their data.
+
+        A call cut at max_tokens right after a whole thinking block (its text not begun, or its tool call cut) leaves
+        that thinking last: it is left out too, since the API refuses an assistant turn that ends in thinking (and
+        needs it only before tool results, which a cut turn is not followed by)."""
         cut = self.cut_block()
-        return [block for block in self.content if block is not cut and not _unreplayable(block)]
+        content = [block for block in self.content if block is not cut and not _unreplayable(block)]
+        while self.stop_reason == "max_tokens" and content and content[-1].get("type") in THINKING_BLOCKS:
+            content.pop()
+        return content
 
     def tool_calls(self) -> list[dict[str, Any]]:
         """The tool_use blocks the model asked for, whole (a call max_tokens cut off is not one)."""

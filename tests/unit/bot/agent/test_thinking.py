@@ -188,3 +188,20 @@ async def test_a_channel_model_older_than_adaptive_thinking_is_asked_without_it(
     old, newer = claude.requests[-2:]
     assert "thinking" not in old and "output_config" not in old
     assert newer["thinking"] == {"type": "adaptive"} and "output_config" not in newer
+
+
+async def test_an_answer_cut_right_after_its_thinking_is_continued(
+    sdk: anthropic.AsyncAnthropic, claude: FakeAnthropic
+) -> None:
+    """max_tokens reached just as the thinking ended leaves a turn of one signed thinking block; the API refuses an
+    assistant turn ending in thinking, so the continuation leaves it out, and the answer still comes."""
+    thought = "t" * 200  # 50 tokens: exactly max_tokens, so the text never begins
+    claude.reply_text("never reached", thinking=thought)
+    claude.reply_text("The thread is short.", thinking="Go on.")
+    records: list[dict[str, Any]] = []
+    loop = AgentLoop(thinking_client(sdk, 50), OneTool(), max_model_calls=5, crash=CrashPoints(), max_answer_tokens=200)
+    result = await run(loop, records)
+    assert records[0]["stop_reason"] == "max_tokens" and records[0]["content"][-1]["type"] == "thinking"
+    assert records[0]["content"][-1]["signature"]
+    assert result.text == "The thread is short."
+    assert all(message["role"] == "user" for message in claude.requests[1]["messages"])
