@@ -15,7 +15,7 @@ from tenacity.wait import wait_base, wait_random_exponential
 from bot.agent.pricing import cost_usd
 from bot.agent.progress import OnProgress, Progress
 from bot.agent.steps import ModelStep
-from bot.agent.thinking import Thinking, refuses_adaptive, refuses_effort
+from bot.agent.thinking import Thinking, parse_thinking, refuses_adaptive, refuses_effort, thinking_label
 from bot.core import metrics
 from bot.core.errors import ModelAuthError, ModelError, ModelRefused, ModelRequestError, ModelUnavailable
 from store.models import Usage
@@ -208,6 +208,7 @@ class ClaudeClient:
         on_retry: OnRetry | None = None,
         on_progress: OnProgress | None = None,
         extra: Mapping[str, Any] | None = None,
+        thinking: str | None = None,
     ) -> ModelStep:
         """One model call, retried on transient errors; raises ModelError when it cannot be had.
 
@@ -223,7 +224,7 @@ class ClaudeClient:
             "system": system if isinstance(system, str) else cast(list[TextBlockParam], list(system)),
             "messages": cast(list[MessageParam], list(messages)),
             "tools": cast(list[ToolUnionParam], list(tools)) if tools else anthropic.omit,
-            **self._thinking_fields(model),
+            **self._thinking_fields(model, thinking),
             **(extra or {}),
         }
         try:
@@ -281,6 +282,7 @@ class ClaudeClient:
         tools: Sequence[dict[str, Any]] = (),
         *,
         model: str | None = None,
+        thinking: str | None = None,
     ) -> int:
         """Exact input tokens of a request, from the count_tokens endpoint (free, rate limited separately)."""
         try:
@@ -289,17 +291,22 @@ class ClaudeClient:
                 system=system if isinstance(system, str) else cast(list[TextBlockParam], list(system)),
                 messages=cast(list[MessageParam], list(messages)),
                 tools=cast(list[ToolUnionParam], list(tools)) if tools else anthropic.omit,
-                **self._thinking_fields(model or self._model),
+                **self._thinking_fields(model or self._model, thinking),
             )
         except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
             raise ModelError(f"token count failed ({type(exc).__name__})") from exc
         return result.input_tokens
 
-    def _thinking_fields(self, model: str) -> dict[str, Any]:
-        """The thinking and effort fields of this client's requests to `model`; none when it does not think, or
-        when `model` (a channel's choice) is known to predate adaptive thinking; without an effort level `model`
-        is known not to take."""
-        thinking = self._thinking
+    @property
+    def thinking(self) -> str:
+        """This client's thinking, as a task's setup records it (bot/agent/thinking.py thinking_label)."""
+        return thinking_label(self._thinking)
+
+    def _thinking_fields(self, model: str, label: str | None = None) -> dict[str, Any]:
+        """The thinking and effort fields of a request to `model`: this client's, or those `label` names (a task's
+        journaled setup); none when it does not think, or when `model` (a channel's choice) is known to predate
+        adaptive thinking; without an effort level `model` is known not to take."""
+        thinking = self._thinking if label is None else parse_thinking(label)
         if thinking is None or refuses_adaptive(model):
             return {}
         if thinking.effort is not None and refuses_effort(model, thinking.effort):

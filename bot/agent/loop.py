@@ -127,8 +127,13 @@ class AgentLoop:
     ) -> int:
         """Exact input tokens of a first request with these system blocks and messages (tools included)."""
         return await self._claude.count_tokens(
-            system, messages, self._tools.definitions(setup), model=self.model(setup)
+            system, messages, self._tools.definitions(setup), model=self.model(setup), thinking=setup.thinking
         )
+
+    @property
+    def thinking(self) -> str:
+        """The thinking a task starting now is set up with (the answer client's)."""
+        return self._claude.thinking
 
     def holds_answer(self, records: Sequence[Mapping[str, Any]]) -> bool:
         """Whether a journal holds a finished answer, with this loop's cap on continuing a cut one."""
@@ -229,6 +234,7 @@ class AgentLoop:
                 tools,
                 model=model,
                 extra=self._tools.request_options(setup),
+                thinking=setup.thinking,
                 max_tokens=max_tokens,
                 on_text=on_text,
                 on_retry=on_retry,

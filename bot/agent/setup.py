@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from bot.agent.thinking import parse_thinking
 from store.errors import CorruptRecord
 
 INSTRUCTIONS_HEADING = "Instructions from this channel's admins (they apply to every thread of the channel):"
@@ -28,6 +29,10 @@ class AgentSetup:
     tools: tuple[str, ...] = ()
     version: int = 0
     scope: str = ""  # whose memory the task's agent shares ("" = none: a DM, or memory off)
+    # The thinking its calls are made with (bot/agent/thinking.py thinking_label), fixed for the task's life like the
+    # model: a tool loop is one assistant turn, which the API wants thought through one way. None: the deployment's
+    # (a setup journaled before this was recorded).
+    thinking: str | None = None
 
     def system_prompt(self, base: str) -> str:
         """The deployment's system prompt, then the channel's instructions when it has any."""
@@ -48,20 +53,26 @@ class AgentSetup:
             "tools": list(self.tools),
             "version": self.version,
             "scope": self.scope,
+            **({"thinking": self.thinking} if self.thinking is not None else {}),
         }
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> AgentSetup:
         """The setup a journal record holds; CorruptRecord when it is malformed."""
         instructions, model, tools = record.get("instructions"), record.get("model"), record.get("tools")
-        version, scope = record.get("version"), record.get("scope", "")
+        version, scope, thinking = record.get("version"), record.get("scope", ""), record.get("thinking")
         if not isinstance(instructions, str) or not isinstance(model, str) or not isinstance(scope, str):
             raise CorruptRecord("journal step 'setup': a text field is not str")
         if not isinstance(tools, list) or not all(isinstance(name, str) for name in tools):
             raise CorruptRecord("journal step 'setup': field 'tools' is not a list of names")
         if not isinstance(version, int) or isinstance(version, bool):
             raise CorruptRecord("journal step 'setup': field 'version' is not int")
-        return cls(instructions, model, tuple(tools), version, scope)
+        if thinking is not None:
+            try:
+                parse_thinking(thinking)
+            except (TypeError, ValueError):
+                raise CorruptRecord("journal step 'setup': field 'thinking' is not a known thinking") from None
+        return cls(instructions, model, tuple(tools), version, scope, thinking)
 
 
 def journaled_setup(records: Sequence[Mapping[str, Any]]) -> AgentSetup | None:

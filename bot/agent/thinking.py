@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args
 
 # The levels the Messages API documents for output_config.effort; which of them a model accepts varies by model.
 Effort = Literal["low", "medium", "high", "xhigh", "max"]
+EFFORTS: frozenset[str] = frozenset(get_args(Effort))
 
 # "claude-sonnet-4-6", "claude-opus-4-5-20251101", "claude-haiku-5-5": family, major, optional minor, optional date.
 _MODEL_VERSION = re.compile(r"^claude-[a-z]+-(\d+)(?:-(\d{1,2}))?(?:-\d{8})?$")
@@ -57,3 +58,24 @@ class Thinking:
         if self.effort is not None:
             fields["output_config"] = {"effort": self.effort}
         return fields
+
+
+# How a task's setup records the thinking its calls were made with (bot/agent/setup.py): "" is none.
+NO_THINKING = ""
+
+
+def thinking_label(thinking: Thinking | None) -> str:
+    """The journal's word for a thinking configuration: "", "adaptive" or "adaptive:EFFORT"."""
+    if thinking is None:
+        return NO_THINKING
+    return "adaptive" if thinking.effort is None else f"adaptive:{thinking.effort}"
+
+
+def parse_thinking(label: str) -> Thinking | None:
+    """The configuration a label names; ValueError for one this release does not know."""
+    if label == NO_THINKING:
+        return None
+    kind, _, effort = label.partition(":")
+    if kind != "adaptive" or (effort and effort not in EFFORTS):
+        raise ValueError(f"unknown thinking {label[:40]!r}")
+    return Thinking(cast(Effort, effort) if effort else None)

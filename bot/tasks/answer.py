@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import Any
 
 from bot.agent.context import Context
@@ -159,8 +160,8 @@ class Answerer:
         if (journaled := journaled_setup(steps)) is not None:
             return journaled
         if self._setups is None:
-            return AgentSetup()
-        setup = await self._setups.for_task(task)
+            return AgentSetup(thinking=self._loop.thinking)
+        setup = replace(await self._setups.for_task(task), thinking=self._loop.thinking)
         await self._journal.record_step(lease, task, setup.to_record())
         steps.append(setup.to_record())
         return setup

@@ -47,6 +47,7 @@ class ScriptedClaude:
         on_retry: Any = None,
         on_progress: Any = None,
         extra: Any = None,
+        thinking: str | None = None,
     ) -> ModelStep:
         self.sent.append([dict(m) for m in messages])
         self.max_tokens_sent.append(max_tokens)
