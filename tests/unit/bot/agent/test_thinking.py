@@ -205,3 +205,24 @@ async def test_an_answer_cut_right_after_its_thinking_is_continued(
     assert records[0]["content"][-1]["signature"]
     assert result.text == "The thread is short."
     assert all(message["role"] == "user" for message in claude.requests[1]["messages"])
+
+
+async def test_a_task_thinks_as_its_journaled_setup_says_whatever_the_client_now_does(
+    sdk: anthropic.AsyncAnthropic, claude: FakeAnthropic
+) -> None:
+    """A tool loop begun without thinking and resumed after THINKING was turned on goes on without it (one assistant
+    turn, thought through one way), and one begun with it goes on with it: the setup journaled the choice."""
+    claude.reply_text("plain")
+    claude.reply_text("thought", thinking="Plan.")
+    loop = AgentLoop(thinking_client(sdk), OneTool(), max_model_calls=5, crash=CrashPoints())
+    for setup in (AgentSetup(thinking=""), AgentSetup(thinking="adaptive:low")):
+
+        async def record(entry: dict[str, Any]) -> None:
+            pass
+
+        await loop.run(SYSTEM, BASE, [], record, THREAD, setup=setup)
+    without, within = claude.requests[-2:]
+    assert "thinking" not in without and "output_config" not in without
+    assert within["thinking"] == {"type": "adaptive"} and within["output_config"] == {"effort": "low"}
+    assert AgentSetup.from_record(AgentSetup(thinking="adaptive:low").to_record()).thinking == "adaptive:low"
+    assert AgentSetup.from_record(AgentSetup().to_record()).thinking is None  # journaled before: the deployment's
