@@ -34,7 +34,10 @@ from .waiting import wait_until
 
 Args = dict[str, Any]
 # Echoed in the x-oauth-scopes response header; slack_bolt copies it into its AuthorizeResult.
-BOT_SCOPES = "app_mentions:read,channels:history,chat:write,groups:history,im:history,reactions:write,users:read"
+BOT_SCOPES = (
+    "app_mentions:read,channels:history,chat:write,groups:history,im:history,reactions:write,search:read.public,"
+    "users:read"
+)
 _STRUCTURED = ("blocks", "attachments", "metadata")
 # Arguments that arrive as JSON strings in form or query encodings.
 _JSON_ARGS = (*_STRUCTURED, "chunks", "prompts")

@@ -21,6 +21,7 @@ from bot.agent.compaction import Compactor
 from bot.agent.context import Budget, TokenEstimator
 from bot.agent.loop import AgentLoop
 from bot.agent.summarizer import Summarizer
+from bot.agent.slack_search import SEARCH_SLACK, SearchSlack
 from bot.agent.tools import SERVER_TOOLS, Offer, ToolBox
 from bot.core.errors import RedisUnavailable
 from bot.core.faults import CrashPoints
@@ -135,7 +136,10 @@ def build_executor(
         max_tokens=settings.max_output_tokens,
         retry=default_retry_policy(settings.llm_retry_deadline_s),
     )
-    tools = ToolBox(gateway, Offer(server=SERVER_TOOLS, defaults=tuple(settings.server_tools)))
+    # search_slack is offered, off by default: a channel's admins turn it on (/agent config), as its answers, which
+    # quote what the asker may read, are read by the whole channel, guests and Slack Connect people included.
+    client_tools = {SEARCH_SLACK: SearchSlack(gateway)}
+    tools = ToolBox(gateway, Offer(client=client_tools, server=SERVER_TOOLS, defaults=tuple(settings.server_tools)))
     setups = ChannelSetups(ChannelConfigStore(redis), tools.offer.names, tools.offer.defaults)
     loop = AgentLoop(
         claude,
