@@ -20,8 +20,8 @@ from bot.agent.client import ClaudeClient, default_retry_policy, sdk_client
 from bot.agent.compaction import Compactor
 from bot.agent.context import Budget, TokenEstimator
 from bot.agent.loop import AgentLoop
-from bot.agent.summarizer import Summarizer
 from bot.agent.slack_search import SEARCH_SLACK, SearchSlack
+from bot.agent.summarizer import Summarizer
 from bot.agent.tools import SERVER_TOOLS, Offer, ToolBox
 from bot.core.errors import RedisUnavailable
 from bot.core.faults import CrashPoints
