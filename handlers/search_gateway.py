@@ -46,7 +46,8 @@ MAX_SEARCH_LIMIT = 20
 class SearchContext:
     """The search part of the gateway (mixed into handlers.gateway.WebApiGateway)."""
 
-    _search_refused: dict[str, tuple[float, str]]  # by team: (until, Slack's code), on time.monotonic()
+    _search_refused: dict[str, tuple[float, str]]  # by team: (until, Slack's code), on _search_clock
+    _search_clock: Callable[[], float] = staticmethod(time.monotonic)  # a test may replace it to jump ahead
 
     async def _call(
         self, team_id: str, method: str, make_call: Callable[[AsyncWebClient], Awaitable[AsyncSlackResponse]]
@@ -59,7 +60,7 @@ class SearchContext:
         """Search the workspace's public channels with the asker's action token; SearchUnavailable where Slack
         refused the workspace within REFUSAL_SECONDS, SearchTokenRefused for a token Slack no longer takes."""
         refused = self._search_refused.get(team_id)
-        if refused is not None and time.monotonic() < refused[0]:
+        if refused is not None and self._search_clock() < refused[0]:
             raise SearchUnavailable(f"Slack refused {SEARCH_METHOD} in this workspace ({refused[1]})", refused[1])
         # A form body, not the SDK method's query string: the action token stays out of URLs (and proxies' logs).
         form = {
@@ -85,7 +86,7 @@ class SearchContext:
             return SearchTokenRefused(str(exc), exc.code)
         if exc.code not in SEARCH_NOT_ALLOWED:
             return exc
-        if team_id not in self._search_refused:  # said once a period: a supported way to run
+        if team_id not in self._search_refused:  # said once: a supported way to run
             log.info(
                 "workspace %s: Slack refused %s (%s): searching Slack is off there for %d minutes (add the "
                 "search:read.public scope and reinstall, or ask Slack to enable the Real-time Search API)",
@@ -94,7 +95,7 @@ class SearchContext:
                 exc.code,
                 REFUSAL_SECONDS // 60,
             )
-        self._search_refused[team_id] = (time.monotonic() + REFUSAL_SECONDS, exc.code)
+        self._search_refused[team_id] = (self._search_clock() + REFUSAL_SECONDS, exc.code)
         return SearchUnavailable(str(exc), exc.code)
 
 
