@@ -64,6 +64,7 @@ class SearchContext:
             raise SearchUnavailable(f"Slack refused {SEARCH_METHOD} in this workspace ({refused[1]})", refused[1])
         # A form body, not the SDK method's query string: the action token stays out of URLs (and proxies' logs).
         form = {
+            "team_id": team_id,  # which workspace an org-wide install's token searches (a workspace token's is its own)
             "query": query,
             "action_token": action_token,
             "channel_types": "public_channel",  # answers are read by a whole channel: never the asker's private ones

@@ -45,6 +45,7 @@ async def test_the_request_carries_the_action_token_in_its_body_and_asks_for_pub
     [call] = [call for call in slack.calls if call.method == "assistant.search.context"]
     assert call.body_format == "form"
     assert call.args["action_token"] == token
+    assert call.args["team_id"] == TEAM  # an org-wide install's token names the workspace it searches
     assert (call.args["channel_types"], call.args["limit"]) == ("public_channel", "20")  # Slack's most a call
 
 
