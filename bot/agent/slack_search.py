@@ -56,9 +56,9 @@ DEFINITION: dict[str, Any] = {
 }
 
 NO_TOKEN = (
-    "Searching Slack needs the permission Slack gives with a person's message to the bot, and this request has none "
-    "(it came from a slash command, a button, or an earlier version of the bot). Answer without searching, and "
-    "say that mentioning the bot again lets it search."
+    "Searching Slack needs the permission Slack sends with a person's message to the bot, and this request came "
+    "without one (Slack may not send it in this workspace, or the request was recorded by an earlier version of the "
+    "bot). Answer without searching."
 )
 TOKEN_REFUSED = (
     "Slack no longer accepts this request's search permission (it lasts a short while after the message). "
@@ -121,7 +121,7 @@ def _why(exc: SearchUnavailable) -> str:
 
 
 def format_results(page: SearchPage) -> str:
-    """The hits as compact lines, newest information first as Slack ranked it, within MAX_RESULT_CHARS."""
+    """The hits as compact lines, in the order Slack ranked them, within MAX_RESULT_CHARS."""
     if not page.hits:
         return "No messages found in public channels for that query."
     header = (

@@ -108,5 +108,5 @@ async def test_an_answer_whose_event_had_no_action_token_says_so(
     await bot.post_event(envelope)
     await answered(redis, slack, envelope)
     [result] = tool_results(claude)
-    assert result.startswith("Searching Slack needs the permission Slack gives with a person's message")
+    assert result.startswith("Searching Slack needs the permission Slack sends with a person's message")
     assert slack.calls_to("assistant.search.context") == []

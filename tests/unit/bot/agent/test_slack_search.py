@@ -59,7 +59,8 @@ async def test_a_search_uses_the_tasks_action_token_and_workspace() -> None:
 
 
 async def test_a_task_without_an_action_token_says_so_without_asking_slack() -> None:
-    """A task from a slash command or an older release has no token: an error result saying why, and no search."""
+    """A task whose event had no token (a workspace where Slack sends none, an older release's task) gets an error
+    result saying why, and no search."""
     slack = SearchOnly()
     result = await SearchSlack(slack).run(call({"query": "launch"}, action_token=None))
     assert result.is_error and result.text == NO_TOKEN
