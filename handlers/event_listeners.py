@@ -7,6 +7,7 @@ returns: a listener that raises (Redis did not take the task) makes Bolt answer 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
@@ -18,6 +19,8 @@ log = logging.getLogger(__name__)
 
 # Message subtypes that are a person saying something; edits, joins, deletions and the like are not.
 _SPOKEN_SUBTYPES = {None, "file_share", "thread_broadcast"}
+# An action token as Slack writes one ("12345.98765.abcd2358fdea"); anything else (or longer) is not kept in Redis.
+_ACTION_TOKEN = re.compile(r"[A-Za-z0-9._-]{1,256}")
 
 
 def parse_message(
@@ -58,9 +61,15 @@ def _spoken_message(
         is_direct_message=event.get("channel_type") == "im",
         files=parse_files(event.get("files")),
         from_bot=allowed_bot,
+        action_token=_action_token(event.get("action_token")),
     )
     message.thread()  # ids that cannot name a thread (a ':' in a channel id) raise ValueError here, not in intake
     return message
+
+
+def _action_token(value: object) -> str | None:
+    """The event's action token (what lets the agent search Slack as the writer), if it looks like one."""
+    return value if isinstance(value, str) and _ACTION_TOKEN.fullmatch(value) else None
 
 
 def _text(value: object) -> str:

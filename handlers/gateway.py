@@ -19,6 +19,7 @@ from bot.core.ports import ThreadMessage, ThreadTail
 from handlers import thread_pages
 from handlers.agent_gateway import TASK_EVENT_TYPE, AgentFeatures, task_metadata
 from handlers.feedback import feedback_block
+from handlers.search_gateway import SearchContext
 from handlers.team_bots import REFUSED_TOKEN, TeamBot, TeamBots, send
 from handlers.thread_pages import Page
 from store.models import ThreadRef
@@ -48,7 +49,7 @@ def _message_body(text: str, *, feedback_id: str | None = None) -> dict[str, Any
     return {"text": text, "blocks": [{"type": "markdown", "text": text}, feedback_block(feedback_id)]}
 
 
-class WebApiGateway(AgentFeatures):
+class WebApiGateway(AgentFeatures, SearchContext):
     """SlackGateway on the Web API; `streaming` False keeps answers off Slack's native streaming."""
 
     def __init__(self, bots: TeamBots | AsyncWebClient, *, streaming: bool = True) -> None:
@@ -57,6 +58,7 @@ class WebApiGateway(AgentFeatures):
         self._streaming = streaming
         self._agent_features = {}
         self._warned = set()
+        self._search_refused = {}
 
     async def _call(
         self, team_id: str, method: str, make_call: Callable[[AsyncWebClient], Awaitable[AsyncSlackResponse]]

@@ -236,6 +236,7 @@ class Playground(FakeSlack):
             parent_user_id=parent.get("user") if parent else None,
         )
         event.update(client_msg_id=stored["client_msg_id"], blocks=stored["blocks"])
+        event["action_token"] = mention_envelope["event"]["action_token"]  # one message, one permission to search
         message = event_envelope(event, team_id=self.team_id, api_app_id=self.app_id, bot_user_id=self.bot_user_id)
         return [message, mention_envelope]
 

@@ -27,6 +27,7 @@ from .slack_agents import SlackAgentsMixin
 from .slack_files import SlackDownload, SlackFilesMixin
 from .slack_grid import SlackGridMixin
 from .slack_oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+from .slack_search import SearchRateLimited, SlackSearchMixin
 from .slack_socket import SocketModeMixin
 from .slack_store import SlackApiFailure, maybe_json
 from .slack_workspaces import ROTATING_TOKEN_LIFETIME, ActiveWorkspaceMixin
@@ -34,7 +35,10 @@ from .waiting import wait_until
 
 Args = dict[str, Any]
 # Echoed in the x-oauth-scopes response header; slack_bolt copies it into its AuthorizeResult.
-BOT_SCOPES = "app_mentions:read,channels:history,chat:write,groups:history,im:history,reactions:write,users:read"
+BOT_SCOPES = (
+    "app_mentions:read,channels:history,chat:write,groups:history,im:history,reactions:write,search:read.public,"
+    "users:read"
+)
 _STRUCTURED = ("blocks", "attachments", "metadata")
 # Arguments that arrive as JSON strings in form or query encodings.
 _JSON_ARGS = (*_STRUCTURED, "chunks", "prompts")
@@ -83,7 +87,15 @@ def _apply_markdown_text(args: Args) -> Args:
     return {**args, "text": markdown, "blocks": [{"type": "markdown", "text": markdown}]}
 
 
-class FakeSlack(ActiveWorkspaceMixin, SlackGridMixin, SlackAgentsMixin, SocketModeMixin, SlackFilesMixin, LocalServer):
+class FakeSlack(
+    ActiveWorkspaceMixin,
+    SlackGridMixin,
+    SlackAgentsMixin,
+    SlackSearchMixin,
+    SocketModeMixin,
+    SlackFilesMixin,
+    LocalServer,
+):
     """Fake Slack: Web API at POST/GET /api/{method}, Socket Mode websocket at /socket-mode, files, the agent
     features (sessions, streaming, Stop, suggested prompts, feedback buttons), and the OAuth install into more
     workspaces than the default one, which the constructor's ids and bot token describe, or org-wide into an
@@ -134,6 +146,7 @@ class FakeSlack(ActiveWorkspaceMixin, SlackGridMixin, SlackAgentsMixin, SocketMo
         self._init_socket_mode()
         self._init_files()
         self._init_agents()
+        self._init_search()
         self.add_user(bot_user_id, "claude", real_name="Claude", is_bot=True)
         self._handlers: dict[str, Callable[[Args], Args]] = {
             "auth.test": self._auth_test,
@@ -149,6 +162,7 @@ class FakeSlack(ActiveWorkspaceMixin, SlackGridMixin, SlackAgentsMixin, SocketMo
             "users.info": self._users_info,
             "apps.connections.open": lambda a: {"url": self._issue_socket_url()},
             **self._agent_handlers(),
+            **self._search_handlers(),
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -288,6 +302,8 @@ class FakeSlack(ActiveWorkspaceMixin, SlackGridMixin, SlackAgentsMixin, SocketMo
                 parent_user_id=parent.get("user") if parent else None,
                 files=shared,
             )
+        # A person's message lets the app search as them for a while (assistant.search.context).
+        event["action_token"] = self.issue_action_token(user)
         # Keep the stored copy identical to what the event carried.
         stored = self.store.find(channel, ts)
         stored.update(client_msg_id=event["client_msg_id"], blocks=event["blocks"])
@@ -501,6 +517,9 @@ class FakeSlack(ActiveWorkspaceMixin, SlackGridMixin, SlackAgentsMixin, SocketMo
                 body: Args = {"ok": True, **self.oauth_v2_access(args, auth)}
             else:
                 body = {"ok": True, **self._handle_with_token(method, token, args, call, headers)}
+        except SearchRateLimited as exc:
+            headers["Retry-After"] = str(exc.retry_after)
+            return web.json_response({"ok": False, "error": exc.error}, status=429, headers=headers)
         except SlackApiFailure as exc:
             body = {"ok": False, "error": exc.error}
         # Slack reports API errors with HTTP 200 and ok:false; only rate limits/outages use other statuses.

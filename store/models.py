@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Literal
 
@@ -147,6 +147,9 @@ class Task:
     files: tuple[SharedFile, ...] = ()
     reply_streamed: bool = False  # reply_ts is a message Slack streams (its stream may still be open)
     stop_by: str | None = None  # who asked to stop it (set by store/stops.py, never by intake)
+    # The short-lived token Slack's event gave for searching as the asker (assistant.search.context); a credential,
+    # so kept out of the repr that logs and errors might show. None: the event had none, or an older task.
+    action_token: str | None = field(default=None, repr=False)
 
     def to_fields(self) -> dict[str, str]:
         """The fields written to the task's Redis hash when it is recorded."""
@@ -162,6 +165,7 @@ class Task:
             "attempts": str(self.attempts),
             "original_chars": str(self.original_chars),
             "files": json.dumps([shared.to_json() for shared in self.files]),
+            **({"action_token": self.action_token} if self.action_token else {}),
         }
 
     @classmethod
@@ -184,6 +188,7 @@ class Task:
                 files=tuple(SharedFile.from_json(value) for value in json.loads(fields.get("files") or "[]")),
                 reply_streamed=fields.get("reply_streamed") == "1",
                 stop_by=fields.get("stop_by") or None,
+                action_token=fields.get("action_token") or None,
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise CorruptRecord(f"malformed task {fields.get('task_id')!r}") from exc

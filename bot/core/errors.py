@@ -4,7 +4,9 @@
     ├── ConfigError          a setting is missing or invalid; startup stops with exit code 2
     ├── RedisUnavailable     the embedded Redis could not start, or Redis does not answer
     ├── SlackError           a Slack Web API call failed after the Slack client's own retries
-    │   └── StreamClosed     a streamed answer takes no more: Slack ended the stream, or a person pressed Stop
+    │   ├── StreamClosed     a streamed answer takes no more: Slack ended the stream, or a person pressed Stop
+    │   ├── SearchUnavailable Slack does not allow searching in this workspace (feature off, scope, token type)
+    │   └── SearchTokenRefused the message's action token is no longer good (expired, or not this app's)
     ├── ModelError           Claude could not answer after the retries of bot/agent/client.py
     │   ├── ModelUnavailable overloaded, rate limited or unreachable until the retry deadline
     │   ├── ModelAuthError   the API key was rejected (401/403): an admin must act; never retried
@@ -82,6 +84,16 @@ class SlackError(BotError):
 
 class StreamClosed(SlackError):
     """Slack takes no more of a streamed answer: the stream timed out, or a person pressed Stop."""
+
+
+class SearchUnavailable(SlackError):
+    """Slack does not allow assistant.search.context in the workspace: the feature is off there, the app lacks the
+    scope, or the token is of a type it refuses. Retrying before an admin acts will not help."""
+
+
+class SearchTokenRefused(SlackError):
+    """Slack refused the action token a search was made with: it expired, or came from another workspace or app.
+    A new message to the bot brings a new one."""
 
 
 class OverBudget(BotError):

@@ -38,6 +38,26 @@ class TaskUpdate:
     status: str  # "pending", "in_progress", "complete" or "error"
 
 
+@dataclass(frozen=True)
+class SearchHit:
+    """One message Slack's search found (assistant.search.context), as the search tool shows it."""
+
+    channel_id: str
+    ts: str
+    author_user_id: str
+    text: str  # written by whoever posted it: untrusted
+    permalink: str
+    is_bot: bool = False
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """A page of search results and the cursor of the next one ("" when there is none)."""
+
+    hits: list[SearchHit]
+    next_cursor: str = ""
+
+
 class SlackGateway(Protocol):
     """Slack Web API calls made by the task runner; each raises bot.core.errors.SlackError when Slack says no."""
 
@@ -128,4 +148,12 @@ class SlackGateway(Protocol):
 
     async def display_name(self, team_id: str, user_id: str) -> str | None:
         """The user's display name, or None when it cannot be had cheaply."""
+        ...
+
+    async def search_context(
+        self, team_id: str, *, query: str, action_token: str, limit: int, cursor: str = ""
+    ) -> SearchPage:
+        """Search the workspace's public channels as the person whose message gave `action_token` may
+        (assistant.search.context); SearchUnavailable where Slack does not allow it in the workspace (remembered a
+        while), SearchTokenRefused when the token is no longer good."""
         ...

@@ -20,6 +20,7 @@ from bot.agent.client import ClaudeClient, default_retry_policy, sdk_client
 from bot.agent.compaction import Compactor
 from bot.agent.context import Budget, TokenEstimator
 from bot.agent.loop import AgentLoop
+from bot.agent.slack_search import SEARCH_SLACK, SearchSlack
 from bot.agent.summarizer import Summarizer
 from bot.agent.tools import SERVER_TOOLS, Offer, ToolBox
 from bot.core.errors import RedisUnavailable
@@ -138,8 +139,14 @@ def build_executor(
     )
     # The operator's settings say which tools exist; a channel's admins choose among them (`/agent config`).
     server_tools = {name: SERVER_TOOLS[name] for name in settings.server_tools}
-    tools = ToolBox(gateway, Offer(server=server_tools, defaults=tuple(settings.server_tools)))
-    setups = ChannelSetups(ChannelConfigStore(redis), tools.offer.names, tools.offer.defaults)
+    # search_slack is offered, off by default in channels: a channel's admins turn it on, as its answers, which quote
+    # what the asker may read, are read by the whole channel, guests and Slack Connect people included. In a DM only
+    # the asker reads the answer: it is on there.
+    client_tools = {SEARCH_SLACK: SearchSlack(gateway)}
+    tools = ToolBox(gateway, Offer(client=client_tools, server=server_tools, defaults=tuple(settings.server_tools)))
+    setups = ChannelSetups(
+        ChannelConfigStore(redis), tools.offer.names, tools.offer.defaults, dm_extras=(SEARCH_SLACK,)
+    )
     loop = AgentLoop(
         claude,
         tools,

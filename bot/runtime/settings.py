@@ -32,6 +32,7 @@ MANIFEST_BOT_SCOPES = (
     "commands",
     "files:read",
     "reactions:write",
+    "search:read.public",
     "users:read",
 )
 BOT_TOKEN_OR_OAUTH = "SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (OAuth install)"

@@ -1,8 +1,9 @@
 """The setup a task runs with: its channel's configuration (`/agent config`) over the deployment's defaults.
 
 What a channel may choose is bounded by what the deployment offers: a tool the channel allowed that the deployment
-no longer offers is dropped, and a DM has no channel configuration (its person talks to the defaults) and no
-memory, so nothing a channel's agents learned reaches a DM.
+no longer offers is dropped. A DM has no channel configuration (its person talks to the defaults, plus the tools
+whose results only the asker should read, such as search_slack) and no memory, so nothing a channel's agents
+learned reaches a DM.
 """
 
 from __future__ import annotations
@@ -32,10 +33,19 @@ def memory_scope(team_id: str, channel_id: str) -> str:
 class ChannelSetups:
     """Turns a channel's stored configuration into the setup of its next task."""
 
-    def __init__(self, configs: ChannelConfigStore, offered: Sequence[str], defaults: Sequence[str]) -> None:
+    def __init__(
+        self,
+        configs: ChannelConfigStore,
+        offered: Sequence[str],
+        defaults: Sequence[str],
+        *,
+        dm_extras: Sequence[str] = (),
+    ) -> None:
         self._configs = configs
         self._offered = tuple(offered)
         self._defaults = tuple(name for name in defaults if name in offered)
+        # Tools a DM has besides the defaults: those whose results only the asker should read.
+        self._dm_extras = tuple(name for name in dm_extras if name in offered)
 
     @property
     def offered(self) -> tuple[str, ...]:
@@ -66,6 +76,8 @@ class ChannelSetups:
     def setup_of(self, config: ChannelConfig, team_id: str, channel_id: str) -> AgentSetup:
         """The setup a configuration gives a task of this channel."""
         chosen = config.tools if config.tools is not None else self._defaults
+        if is_dm(channel_id):
+            chosen = (*chosen, *self._dm_extras)
         tools = tuple(name for name in self._offered if name in chosen)  # the offer's order: a stable prefix
         scope = memory_scope(team_id, channel_id) if MEMORY_TOOL in tools else ""
         if not scope:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.agent.context import NOTE_MAX_CHARS
 from bot.agent.messages import strip_mention
@@ -51,6 +51,7 @@ class IncomingMessage:
     is_direct_message: bool
     files: tuple[SharedFile, ...] = ()
     from_bot: bool = False  # written by a bot of ALLOWED_BOT_IDS (the user id is its bot user's, or its bot id)
+    action_token: str | None = field(default=None, repr=False)  # Slack's token for searching as the writer
 
     def thread(self) -> ThreadRef:
         """The conversation the message belongs to: its thread, or the thread it starts (a top-level message).
@@ -196,6 +197,8 @@ class Intake:
             created_at=time.time(),
             original_chars=len(text) if cut else 0,
             files=message.files,
+            # Only an answer may search Slack; other tasks keep no credential they will never use.
+            action_token=message.action_token if kind is TaskKind.ANSWER else None,
         )
         try:
             if kind is TaskKind.RESET:

@@ -27,6 +27,7 @@ def test_manifest_has_the_scopes_events_and_command_the_bot_needs() -> None:
         "commands",
         "files:read",
         "reactions:write",
+        "search:read.public",
         "users:read",
     }
     events = manifest["settings"]["event_subscriptions"]

@@ -129,3 +129,34 @@ async def test_only_allowed_bots_are_heard(slack: FakeSlack, redis: Redis) -> No
         thread = ThreadRef(slack.team_id, CHANNEL, str(event["ts"]))
         recorded.append(await redis.exists(bot.space.task(thread, str(envelope["event_id"]))))
     assert recorded == [1, 0, 0]
+
+
+async def test_a_mentions_action_token_is_kept_with_its_answer_task(bot: Bot, slack: FakeSlack, redis: Redis) -> None:
+    """The action token of a mention (what lets the answer search Slack as its writer) is stored with its task; one
+    that does not look like Slack's is not stored at all."""
+    kept = mention(slack, action_token="12345.98765.abcd2358fdea")
+    odd = mention(slack, "again", action_token="x" * 300)
+    for envelope in (kept, odd):
+        assert await dispatch(bot, envelope) == 200
+    stored = [
+        await redis.hget(
+            bot.space.task(ThreadRef(slack.team_id, CHANNEL, str(e["event"]["ts"])), str(e["event_id"])),  # type: ignore[index]
+            "action_token",
+        )
+        for e in (kept, odd)
+    ]
+    assert stored == ["12345.98765.abcd2358fdea", None]
+
+
+async def test_a_thread_messages_action_token_is_not_kept(bot: Bot, slack: FakeSlack, redis: Redis) -> None:
+    """A later message of a thread is remembered, not answered: its action token is not stored with it."""
+    started = mention(slack)
+    assert await dispatch(bot, started) == 200
+    thread_ts = str(started["event"]["ts"])  # type: ignore[index]
+    note = message_event("the budget is 42", user="U0BOB", channel=CHANNEL, thread_ts=thread_ts)
+    note["action_token"] = "1.2.note"
+    envelope = event_envelope(note, team_id=slack.team_id)
+    assert await dispatch(bot, envelope) == 200
+    task_key = bot.space.task(ThreadRef(slack.team_id, CHANNEL, thread_ts), str(envelope["event_id"]))
+    assert await redis.hget(task_key, "text") == "the budget is 42"
+    assert await redis.hget(task_key, "action_token") is None

@@ -168,6 +168,7 @@ async def test_a_continuation_is_no_new_model_call(model: FakeAnthropic, claude:
 
 def test_tool_titles_are_what_people_read() -> None:
     """Known tools have a human title; any other shows its name."""
+    assert tool_title("search_slack") == "Searching Slack"
     assert tool_title("web_search") == "Searching the web"
     assert tool_title("web_fetch") == "Reading a web page"
     assert tool_title("code_execution") == "Running code"

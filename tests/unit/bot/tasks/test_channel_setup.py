@@ -100,3 +100,10 @@ async def test_a_channel_that_turns_every_tool_off_keeps_none(redis: Redis, setu
     stored = await ChannelConfigStore(redis).get("T1", "C1")
     assert stored == saved and stored.tools == () and stored.updated_at == 1764800000.123456
     assert (await setups.for_task(task_in("C1"))).tools == ()
+
+
+async def test_a_dm_also_has_the_tools_only_its_asker_should_read(redis: Redis) -> None:
+    """search_slack is off by default in channels (the whole channel reads its results) and on in a DM."""
+    setups = ChannelSetups(ChannelConfigStore(redis), OFFERED, ("web_search",), dm_extras=("search_slack",))
+    assert (await setups.for_task(task_in("C1"))).tools == ("web_search",)
+    assert (await setups.for_task(task_in("D1"))).tools == ("search_slack", "web_search")
