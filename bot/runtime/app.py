@@ -60,6 +60,8 @@ from bot.tasks.stopping import RunningAnswers, StopListener
 from handlers.agent_command import AgentCommands
 from handlers.agent_view_listeners import MessagesTabPrompts, register_agent_view_listeners
 from handlers.command_listeners import register_command_listeners
+from handlers.config_desk import ConfigDesk
+from handlers.config_listeners import register_config_listeners
 from handlers.event_listeners import register_event_listeners
 from handlers.feedback import register_feedback_listener
 from handlers.gateway import WebApiGateway
@@ -119,6 +121,15 @@ def build_slack_client(settings: Settings, session: ClientSession | None = None)
     )
 
 
+def build_tools(settings: Settings, redis: RedisClient, gateway: WebApiGateway) -> tuple[ToolBox, ChannelSetups]:
+    """The tools the deployment offers, and how a channel's configuration picks among them (and its model)."""
+    tools = ToolBox(gateway, Offer(server=SERVER_TOOLS, defaults=tuple(settings.server_tools)))
+    setups = ChannelSetups(
+        ChannelConfigStore(redis), tools.offer.names, tools.offer.defaults, models=settings.models_for_channels
+    )
+    return tools, setups
+
+
 def build_executor(
     settings: Settings,
     redis: RedisClient,
@@ -126,17 +137,17 @@ def build_executor(
     gateway: WebApiGateway,
     crash: CrashPoints,
     running: RunningAnswers,
+    tooling: tuple[ToolBox, ChannelSetups],
 ) -> TaskExecutor:
     """The task executor and its table of handlers: Claude clients, tools, context budget and summarizer."""
     sdk = sdk_client(settings.anthropic_api_key.get_secret_value(), settings.anthropic_base_url)
+    tools, setups = tooling
     claude = ClaudeClient(
         sdk,
         model=settings.anthropic_model,
         max_tokens=settings.max_output_tokens,
         retry=default_retry_policy(settings.llm_retry_deadline_s),
     )
-    tools = ToolBox(gateway, Offer(server=SERVER_TOOLS, defaults=tuple(settings.server_tools)))
-    setups = ChannelSetups(ChannelConfigStore(redis), tools.offer.names, tools.offer.defaults)
     loop = AgentLoop(
         claude,
         tools,
@@ -221,7 +232,8 @@ def build_bot(
     intake_first = IntakeFirst()
     stops = StopRequests(redis, space)
     running = RunningAnswers()
-    executor = build_executor(settings, redis, queue, gateway, crash, running)
+    tooling = build_tools(settings, redis, gateway)
+    executor = build_executor(settings, redis, queue, gateway, crash, running, tooling)
     listener = StopListener(stops, runner_settings.consumer, running)
     departures = Departures(redis, space, grace_seconds=settings.uninstall_grace_days * DAY)
     runner = TaskRunner(queue, executor, runner_settings, intake_first, listener, departures)
@@ -250,7 +262,9 @@ def build_bot(
     register_error_handler(bolt)
     register_event_listeners(bolt, intake, allowed_bot_ids=frozenset(split_names(settings.allowed_bot_ids)))
     feedback = FeedbackStore(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
-    register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway, feedback, controls))
+    config = ConfigDesk(ChannelConfigStore(redis), tooling[1], controls.admins, gateway, settings.anthropic_model)
+    register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway, feedback, controls, config), config)
+    register_config_listeners(bolt, config)
     register_feedback_listener(bolt, feedback)
     register_session_listeners(bolt, intake, gateway)
     titles = SessionTitles(redis, ttl=settings.agent_ttl_days * DAY)
