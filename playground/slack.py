@@ -29,6 +29,7 @@ from .slack_grid import SlackGridMixin
 from .slack_oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from .slack_socket import SocketModeMixin
 from .slack_store import SlackApiFailure, maybe_json
+from .slack_views import SlackViewsMixin
 from .slack_workspaces import ROTATING_TOKEN_LIFETIME, ActiveWorkspaceMixin
 from .waiting import wait_until
 
@@ -37,7 +38,7 @@ Args = dict[str, Any]
 BOT_SCOPES = "app_mentions:read,channels:history,chat:write,groups:history,im:history,reactions:write,users:read"
 _STRUCTURED = ("blocks", "attachments", "metadata")
 # Arguments that arrive as JSON strings in form or query encodings.
-_JSON_ARGS = (*_STRUCTURED, "chunks", "prompts")
+_JSON_ARGS = (*_STRUCTURED, "chunks", "prompts", "view")
 # A response_url takes five posts within thirty minutes.
 RESPONSE_URL_USES = 5
 RESPONSE_URL_TTL = 30 * 60.0
@@ -83,7 +84,15 @@ def _apply_markdown_text(args: Args) -> Args:
     return {**args, "text": markdown, "blocks": [{"type": "markdown", "text": markdown}]}
 
 
-class FakeSlack(ActiveWorkspaceMixin, SlackGridMixin, SlackAgentsMixin, SocketModeMixin, SlackFilesMixin, LocalServer):
+class FakeSlack(
+    ActiveWorkspaceMixin,
+    SlackGridMixin,
+    SlackAgentsMixin,
+    SlackViewsMixin,
+    SocketModeMixin,
+    SlackFilesMixin,
+    LocalServer,
+):
     """Fake Slack: Web API at POST/GET /api/{method}, Socket Mode websocket at /socket-mode, files, the agent
     features (sessions, streaming, Stop, suggested prompts, feedback buttons), and the OAuth install into more
     workspaces than the default one, which the constructor's ids and bot token describe, or org-wide into an
@@ -134,6 +143,7 @@ class FakeSlack(ActiveWorkspaceMixin, SlackGridMixin, SlackAgentsMixin, SocketMo
         self._init_socket_mode()
         self._init_files()
         self._init_agents()
+        self._init_views()
         self.add_user(bot_user_id, "claude", real_name="Claude", is_bot=True)
         self._handlers: dict[str, Callable[[Args], Args]] = {
             "auth.test": self._auth_test,
@@ -149,6 +159,7 @@ class FakeSlack(ActiveWorkspaceMixin, SlackGridMixin, SlackAgentsMixin, SocketMo
             "users.info": self._users_info,
             "apps.connections.open": lambda a: {"url": self._issue_socket_url()},
             **self._agent_handlers(),
+            **self._view_handlers(),
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -346,6 +357,7 @@ class FakeSlack(ActiveWorkspaceMixin, SlackGridMixin, SlackAgentsMixin, SocketMo
             channel_name="directmessage" if channel.startswith("D") else "general",
             api_app_id=self.app_id,
             response_url=self.response_url("commands"),
+            trigger_id=self.issue_trigger_id(user),
             **self.install_fields(),
         )
 
