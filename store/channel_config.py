@@ -162,7 +162,8 @@ class ChannelConfigStore:
             model=model.strip(),
             tools=tools,
             updated_by=by,
-            updated_at=time.time() if now is None else now,
+            # To the millisecond: the script's cjson re-encodes numbers with 14 digits, which would round it anyway.
+            updated_at=round(time.time() if now is None else now, 3),
         )
         version = int(
             await self._save(keys=[keys.channel_config(team_id, channel_id)], args=[from_version, config.to_json()])
