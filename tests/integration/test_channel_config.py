@@ -206,3 +206,14 @@ async def test_the_prompt_is_byte_stable_and_a_change_applies_from_the_next_task
     assert json.dumps(resumed["system"]) == json.dumps(first["system"]), "the task kept its journaled setup"
     after = await answered(restarted, slack, claude)
     assert HAIKU in system_text(after) and PIRATE not in system_text(after)
+
+
+async def test_with_no_admins_configured_anyone_may_change_it(make_bot: BotFactory, slack: FakeSlack) -> None:
+    """No ADMIN_USER_IDS and workspace admins not counted: nobody is an admin, so anyone may change the settings."""
+    slack.add_user("U0BOB", "bob")
+    bot = make_bot(WORKSPACE_ADMINS_ARE_ADMINS="false")
+    await bot.start()
+    _, view_id = await run_config(bot, slack, "U0BOB")
+    assert view_id is not None and await submit(bot, slack, view_id, {INSTRUCTIONS: PIRATE}, "U0BOB") == "closed"
+    await wait_until(lambda: notes(slack), timeout=10)
+    assert notes(slack)[0].startswith("<@U0BOB> changed the instructions")
