@@ -63,7 +63,7 @@ class ConfigChoices:
 
 @dataclass(frozen=True)
 class ConfigForm:
-    """The values of a submitted modal (a field the modal did not show keeps the configuration's)."""
+    """The values of a submitted modal."""
 
     instructions: str
     model: str  # "" = the deployment's
@@ -73,12 +73,13 @@ class ConfigForm:
     def from_state(cls, values: dict[str, Any], current: ChannelConfig, choices: ConfigChoices) -> ConfigForm:
         """Read a view_submission's state.values."""
         instructions = str(_element(values, INSTRUCTIONS_BLOCK).get("value") or "")
-        model = current.model
+        # A field the modal did not show (nothing to choose) keeps the stored value, as far as it is still offered.
+        model = current.model if current.model in choices.models else ""
         if MODEL_BLOCK in values:
             selected = _element(values, MODEL_BLOCK).get("selected_option") or {}
             model = str(selected.get("value") or DEFAULT_MODEL)
             model = "" if model == DEFAULT_MODEL else model
-        tools = current.tools
+        tools = None if current.tools is None else tuple(name for name in current.tools if name in choices.tools)
         if TOOLS_BLOCK in values:
             selected = _element(values, TOOLS_BLOCK).get("selected_options") or []
             chosen = {str(option.get("value")) for option in selected}
