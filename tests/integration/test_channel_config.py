@@ -217,3 +217,14 @@ async def test_with_no_admins_configured_anyone_may_change_it(make_bot: BotFacto
     assert view_id is not None and await submit(bot, slack, view_id, {INSTRUCTIONS: PIRATE}, "U0BOB") == "closed"
     await wait_until(lambda: notes(slack), timeout=10)
     assert notes(slack)[0].startswith("<@U0BOB> changed the instructions")
+
+
+async def test_a_modal_slack_will_not_open_is_explained(configurable: BotProcess, slack: FakeSlack) -> None:
+    """views.open past the trigger's 3 s (a slow Slack) opens nothing: the person is told, and may run it again."""
+    slack.delay("views.open", 3.2)
+    text, view_id = await run_config(configurable, slack, "U0ALICE")
+    assert (
+        view_id is None and text == "Slack would not open the settings (expired_trigger_id). Run `/agent config` again."
+    )
+    slack.delay("views.open", 0)
+    assert (await run_config(configurable, slack, "U0ALICE"))[1] is not None
