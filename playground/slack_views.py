@@ -168,6 +168,11 @@ class SlackViewsMixin:
             "response_urls": [],
         }
 
+    def close_view(self, view_id: str) -> None:
+        """The person closes the modal (Cancel): the app hears nothing of it, as it did not ask (notify_on_close)."""
+        if self.views.pop(view_id, None) is not None:
+            self.closed_views.append(view_id)
+
     def view_response(self, view_id: str, status: int, body: str) -> str:
         """Apply the app's answer to a submission as Slack does; returns what happened: "closed", "errors",
         "updated", or "failed" (Slack then tells the person it had trouble connecting; the modal stays open)."""
@@ -177,8 +182,7 @@ class SlackViewsMixin:
         answer = json.loads(body) if body.strip() else {}
         action = answer.get("response_action") if isinstance(answer, dict) else None
         if action is None or action == "clear":
-            del self.views[view_id]
-            self.closed_views.append(view_id)
+            self.close_view(view_id)
             return "closed"
         if action == "errors":
             inputs = {block["block_id"] for block in opened.view["blocks"] if block["type"] == "input"}
