@@ -10,6 +10,7 @@ from bot.core.errors import SlackError
 from bot.core.ports import SlackGateway
 from bot.tasks.admins import Admins
 from bot.tasks.intake import Intake
+from handlers.config_desk import ConfigDesk
 from handlers.limit_views import limit_value, limits_text, spend_block
 from handlers.links import thread_label
 from handlers.views import channel_overview, channel_reset_question, thread_detail
@@ -40,6 +41,7 @@ HELP = Answer(
     "• `/agent reset`: every agent of this channel forgets everything (asks first)\n"
     "• `/agent stop <link to a thread>`: stop the answer that thread's agent is writing\n"
     "• `/agent limits`: the daily budgets and rate limits; `/agent limits <name> <value>` changes one (admins)\n"
+    "• `/agent config`: this channel's agent settings: instructions, model, tools (admins)\n"
     "• `/agent help`: this text\n"
     "Copy a thread's link with *Copy link* on any of its messages. Inside a thread, mention me with `status`, "
     "`reset` or `stop` instead."
@@ -66,7 +68,9 @@ class AgentCommands:
         slack: SlackGateway,
         feedback: FeedbackStore,
         controls: Controls,
+        config: ConfigDesk | None = None,
     ) -> None:
+        self._config = config  # the channel's settings, shown in its status
         self._threads = threads
         self._queue = queue
         self._intake = intake
@@ -95,6 +99,8 @@ class AgentCommands:
             team_feedback=team_votes,
         )
         blocks.insert(1, await self._spend_block(Payer(team_id, channel_id, user_id)))
+        if self._config is not None:
+            blocks.insert(2, await self._config.status(team_id, channel_id))
         if not counts.agents:
             return Answer("No agents in this channel yet: mention me in a thread to start one.", blocks)
         return Answer(f"{counts.agents} agent(s) in this channel, {counts.working} working.", blocks)

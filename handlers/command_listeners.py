@@ -13,8 +13,11 @@ from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
 
 from handlers.agent_command import HELP, AgentCommands, Answer
+from handlers.config_desk import ConfigDesk
+from handlers.config_listeners import open_config
 from handlers.links import ThreadLink, parse_thread_link
 from handlers.views import CANCEL_CHANNEL_RESET, CONFIRM_CHANNEL_RESET
 from handlers.workspace_auth import payload_team_id
@@ -80,6 +83,8 @@ def _quick_answer(action: str, words: list[str], link: ThreadLink | None, channe
     """The answer to a command that needs no work: help, a link missing or unreadable."""
     if action == "limits":
         return None
+    if action == "config":
+        return HELP  # no settings wired into this app
     if action not in ("status", "reset", "stop"):
         return HELP
     if link is None and action == "stop" and not words[1:]:
@@ -91,13 +96,18 @@ def _quick_answer(action: str, words: list[str], link: ThreadLink | None, channe
     return None
 
 
-def register_command_listeners(app: AsyncApp, commands: AgentCommands) -> None:
+def register_command_listeners(app: AsyncApp, commands: AgentCommands, config: ConfigDesk | None = None) -> None:
     """Attach the `/agent` listener and the channel-reset buttons."""
     answerer = Answerer()
 
-    async def handle_agent_command(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
+    async def handle_agent_command(
+        ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any], client: AsyncWebClient
+    ) -> None:
         words = str(command.get("text", "")).split()
         action = words[0].lower() if words else "help"
+        if action == "config" and config is not None:
+            await open_config(config, client, ack, command)  # a modal, opened at once: its trigger_id lasts 3 s
+            return
         team_id, channel_id, user_id = str(command["team_id"]), str(command["channel_id"]), str(command["user_id"])
         domain = str(command.get("team_domain", ""))
         request_id = f"cmd-{command.get('trigger_id') or command.get('user_id')}"

@@ -25,6 +25,7 @@ from .delivery import Delivered, SlackDelivery
 from .page_input import CHANNELS, DM_CHANNEL, ME, PageInputError, bad, channel_of, json_object, text_of
 from .payloads import event_envelope, message_event, new_ts, slash_command_fields
 from .playground_agents import AgentPage
+from .playground_views import ModalPage
 from .playground_workspaces import WorkspacePage
 from .slack import FakeSlack
 
@@ -90,6 +91,7 @@ class Playground(FakeSlack):
         self._changed = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
         self.agent_page = AgentPage(self)
+        self.modal_page = ModalPage(self)
         self.workspace_page = WorkspacePage(self)
 
     # ------------------------------------------------------------------ routes
@@ -103,6 +105,7 @@ class Playground(FakeSlack):
         app.router.add_post("/playground/actions", self._click)
         app.router.add_post("/playground/restart", self._restart)
         self.agent_page.add_routes(app)
+        self.modal_page.add_routes(app)
         self.workspace_page.add_routes(app)
 
     async def before_stop(self) -> None:
@@ -176,6 +179,7 @@ class Playground(FakeSlack):
                 user_name=ME[1],
                 api_app_id=self.app_id,
                 response_url=url,
+                trigger_id=self.issue_trigger_id(ME[0]),  # so that the bot can open a modal (/agent config)
             )
         delivered = await self.require_delivery().form(fields)
         self._show_answer(team, channel, command, delivered, url)
@@ -354,6 +358,7 @@ class Playground(FakeSlack):
             ],
             "ephemerals": [item.as_json() for item in [*self.feed, *posted] if item.team == team],
             "notices": list(self.notices),
+            "modal": self.modal_page.view(team),
         }
 
     def _channel_view(self, channel: str) -> list[Args]:

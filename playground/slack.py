@@ -30,6 +30,7 @@ from .slack_oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from .slack_search import SearchRateLimited, SlackSearchMixin
 from .slack_socket import SocketModeMixin
 from .slack_store import SlackApiFailure, maybe_json
+from .slack_views import SlackViewsMixin
 from .slack_workspaces import ROTATING_TOKEN_LIFETIME, ActiveWorkspaceMixin
 from .waiting import wait_until
 
@@ -41,7 +42,7 @@ BOT_SCOPES = (
 )
 _STRUCTURED = ("blocks", "attachments", "metadata")
 # Arguments that arrive as JSON strings in form or query encodings.
-_JSON_ARGS = (*_STRUCTURED, "chunks", "prompts")
+_JSON_ARGS = (*_STRUCTURED, "chunks", "prompts", "view")
 # A response_url takes five posts within thirty minutes.
 RESPONSE_URL_USES = 5
 RESPONSE_URL_TTL = 30 * 60.0
@@ -92,6 +93,7 @@ class FakeSlack(
     SlackGridMixin,
     SlackAgentsMixin,
     SlackSearchMixin,
+    SlackViewsMixin,
     SocketModeMixin,
     SlackFilesMixin,
     LocalServer,
@@ -147,6 +149,7 @@ class FakeSlack(
         self._init_files()
         self._init_agents()
         self._init_search()
+        self._init_views()
         self.add_user(bot_user_id, "claude", real_name="Claude", is_bot=True)
         self._handlers: dict[str, Callable[[Args], Args]] = {
             "auth.test": self._auth_test,
@@ -163,6 +166,7 @@ class FakeSlack(
             "apps.connections.open": lambda a: {"url": self._issue_socket_url()},
             **self._agent_handlers(),
             **self._search_handlers(),
+            **self._view_handlers(),
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -362,6 +366,7 @@ class FakeSlack(
             channel_name="directmessage" if channel.startswith("D") else "general",
             api_app_id=self.app_id,
             response_url=self.response_url("commands"),
+            trigger_id=self.issue_trigger_id(user),
             **self.install_fields(),
         )
 

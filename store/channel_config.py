@@ -16,8 +16,9 @@ from typing import Any
 from store import decode, keys
 from store.connection import RedisClient
 
-# Bounds of what a channel may hold: instructions go into every request of the channel's agents.
-MAX_INSTRUCTIONS_CHARS = 4_000
+# Bounds of what a channel may hold: instructions go into every request of the channel's agents. They are typed into
+# a Slack modal's plain_text_input, whose max_length Slack caps at 3,000.
+MAX_INSTRUCTIONS_CHARS = 3_000
 MAX_MODEL_CHARS = 100
 MAX_TOOLS = 32
 MAX_TOOL_NAME_CHARS = 64

@@ -61,6 +61,8 @@ from bot.tasks.stopping import RunningAnswers, StopListener
 from handlers.agent_command import AgentCommands
 from handlers.agent_view_listeners import MessagesTabPrompts, register_agent_view_listeners
 from handlers.command_listeners import register_command_listeners
+from handlers.config_desk import ConfigDesk
+from handlers.config_listeners import register_config_listeners
 from handlers.event_listeners import register_event_listeners
 from handlers.feedback import register_feedback_listener
 from handlers.gateway import WebApiGateway
@@ -120,23 +122,8 @@ def build_slack_client(settings: Settings, session: ClientSession | None = None)
     )
 
 
-def build_executor(
-    settings: Settings,
-    redis: RedisClient,
-    queue: TaskQueue,
-    gateway: WebApiGateway,
-    crash: CrashPoints,
-    running: RunningAnswers,
-) -> TaskExecutor:
-    """The task executor and its table of handlers: Claude clients, tools, context budget and summarizer."""
-    sdk = sdk_client(settings.anthropic_api_key.get_secret_value(), settings.anthropic_base_url)
-    claude = ClaudeClient(
-        sdk,
-        model=settings.anthropic_model,
-        max_tokens=settings.max_output_tokens,
-        retry=default_retry_policy(settings.llm_retry_deadline_s),
-        thinking=settings.answer_thinking,
-    )
+def build_tools(settings: Settings, redis: RedisClient, gateway: WebApiGateway) -> tuple[ToolBox, ChannelSetups]:
+    """The tools the deployment offers, and how a channel's configuration picks among them (and its model)."""
     # The operator's settings say which tools exist; a channel's admins choose among them (`/agent config`).
     server_tools = {name: SERVER_TOOLS[name] for name in settings.server_tools}
     # search_slack is offered, off by default in channels: a channel's admins turn it on, as its answers, which quote
@@ -145,7 +132,33 @@ def build_executor(
     client_tools = {SEARCH_SLACK: SearchSlack(gateway)}
     tools = ToolBox(gateway, Offer(client=client_tools, server=server_tools, defaults=tuple(settings.server_tools)))
     setups = ChannelSetups(
-        ChannelConfigStore(redis), tools.offer.names, tools.offer.defaults, dm_extras=(SEARCH_SLACK,)
+        ChannelConfigStore(redis),
+        tools.offer.names,
+        tools.offer.defaults,
+        dm_extras=(SEARCH_SLACK,),
+        models=settings.models_for_channels,
+    )
+    return tools, setups
+
+
+def build_executor(
+    settings: Settings,
+    redis: RedisClient,
+    queue: TaskQueue,
+    gateway: WebApiGateway,
+    crash: CrashPoints,
+    running: RunningAnswers,
+    tooling: tuple[ToolBox, ChannelSetups],
+) -> TaskExecutor:
+    """The task executor and its table of handlers: Claude clients, tools, context budget and summarizer."""
+    sdk = sdk_client(settings.anthropic_api_key.get_secret_value(), settings.anthropic_base_url)
+    tools, setups = tooling
+    claude = ClaudeClient(
+        sdk,
+        model=settings.anthropic_model,
+        max_tokens=settings.max_output_tokens,
+        retry=default_retry_policy(settings.llm_retry_deadline_s),
+        thinking=settings.answer_thinking,
     )
     loop = AgentLoop(
         claude,
@@ -231,7 +244,8 @@ def build_bot(
     intake_first = IntakeFirst()
     stops = StopRequests(redis, space)
     running = RunningAnswers()
-    executor = build_executor(settings, redis, queue, gateway, crash, running)
+    tooling = build_tools(settings, redis, gateway)
+    executor = build_executor(settings, redis, queue, gateway, crash, running, tooling)
     listener = StopListener(stops, runner_settings.consumer, running)
     departures = Departures(redis, space, grace_seconds=settings.uninstall_grace_days * DAY)
     runner = TaskRunner(queue, executor, runner_settings, intake_first, listener, departures)
@@ -260,7 +274,9 @@ def build_bot(
     register_error_handler(bolt)
     register_event_listeners(bolt, intake, allowed_bot_ids=frozenset(split_names(settings.allowed_bot_ids)))
     feedback = FeedbackStore(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
-    register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway, feedback, controls))
+    config = ConfigDesk(ChannelConfigStore(redis), tooling[1], controls.admins, gateway, settings.anthropic_model)
+    register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway, feedback, controls, config), config)
+    register_config_listeners(bolt, config)
     register_feedback_listener(bolt, feedback)
     register_session_listeners(bolt, intake, gateway)
     titles = SessionTitles(redis, ttl=settings.agent_ttl_days * DAY)

@@ -143,6 +143,10 @@ class Settings(BaseSettings):
             "(on in every channel unless its /agent config turns one off)."
         ),
     )
+    channel_models: str = Field(
+        default="",
+        description="Comma-separated Claude model ids a channel may pick in `/agent config` besides ANTHROPIC_MODEL.",
+    )
     suggested_prompts: str = Field(
         default=DEFAULT_SUGGESTED_PROMPTS,
         description='Prompts atop the Messages tab: a JSON list of {"title", "message"} objects or strings; [] none.',
@@ -355,6 +359,11 @@ class Settings(BaseSettings):
     def messages_tab_prompts(self) -> tuple[SuggestedPrompt, ...]:
         """SUGGESTED_PROMPTS, parsed: the prompts the Messages tab shows."""
         return parse_suggested_prompts(self.suggested_prompts)
+
+    @property
+    def models_for_channels(self) -> list[str]:
+        """CHANNEL_MODELS: the models a channel may pick (ANTHROPIC_MODEL, its default, is not listed again)."""
+        return [name for name in dict.fromkeys(split_names(self.channel_models)) if name != self.anthropic_model]
 
     @property
     def server_tools(self) -> list[str]:

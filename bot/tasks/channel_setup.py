@@ -1,9 +1,9 @@
 """The setup a task runs with: its channel's configuration (`/agent config`) over the deployment's defaults.
 
 What a channel may choose is bounded by what the deployment offers: a tool the channel allowed that the deployment
-no longer offers is dropped. A DM has no channel configuration (its person talks to the defaults, plus the tools
-whose results only the asker should read, such as search_slack) and no memory, so nothing a channel's agents
-learned reaches a DM.
+no longer offers is dropped, and a model no longer in CHANNEL_MODELS gives way to ANTHROPIC_MODEL. A DM has
+no channel configuration (its person talks to the defaults, plus the tools whose results only the asker should
+read, such as search_slack) and no memory, so nothing a channel's agents learned reaches a DM.
 """
 
 from __future__ import annotations
@@ -40,12 +40,19 @@ class ChannelSetups:
         defaults: Sequence[str],
         *,
         dm_extras: Sequence[str] = (),
+        models: Sequence[str] = (),
     ) -> None:
         self._configs = configs
         self._offered = tuple(offered)
         self._defaults = tuple(name for name in defaults if name in offered)
         # Tools a DM has besides the defaults: those whose results only the asker should read.
         self._dm_extras = tuple(name for name in dm_extras if name in offered)
+        self._models = tuple(models)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The models a channel may pick instead of the deployment's (CHANNEL_MODELS)."""
+        return self._models
 
     @property
     def offered(self) -> tuple[str, ...]:
@@ -82,4 +89,5 @@ class ChannelSetups:
         scope = memory_scope(team_id, channel_id) if MEMORY_TOOL in tools else ""
         if not scope:
             tools = tuple(name for name in tools if name != MEMORY_TOOL)
-        return AgentSetup(config.instructions, config.model, tools, config.version, scope)
+        model = config.model if config.model in self._models else ""  # "" = ANTHROPIC_MODEL
+        return AgentSetup(config.instructions, model, tools, config.version, scope)

@@ -45,6 +45,7 @@ from playground.slack import FakeSlack, SlackApiFailure, SlackCall, SlackDownloa
 from playground.slack_files import LOGIN_PAGE, filetype_for
 from playground.slack_sessions import AgentSession
 from playground.slack_streams import AgentStream, TaskCard
+from playground.slack_views import OpenView, view_problems
 from playground.waiting import wait_until
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "AgentStream",
     "FakeAnthropic",
     "FakeSlack",
+    "OpenView",
     "Reply",
     "SlackApiFailure",
     "SlackCall",
@@ -94,5 +96,6 @@ __all__ = [
     "team_access_revoked_event",
     "url_verification",
     "user_texts",
+    "view_problems",
     "wait_until",
 ]

@@ -26,7 +26,7 @@ def task_in(channel: str, team: str = "T1") -> Task:
 
 @pytest.fixture
 def setups(redis: Redis) -> ChannelSetups:
-    return ChannelSetups(ChannelConfigStore(redis), OFFERED, DEFAULTS)
+    return ChannelSetups(ChannelConfigStore(redis), OFFERED, DEFAULTS, models=("claude-haiku-4-5",))
 
 
 async def test_a_channel_that_chose_nothing_gets_the_defaults_and_its_own_memory(setups: ChannelSetups) -> None:
@@ -107,3 +107,27 @@ async def test_a_dm_also_has_the_tools_only_its_asker_should_read(redis: Redis) 
     setups = ChannelSetups(ChannelConfigStore(redis), OFFERED, ("web_search",), dm_extras=("search_slack",))
     assert (await setups.for_task(task_in("C1"))).tools == ("web_search",)
     assert (await setups.for_task(task_in("D1"))).tools == ("search_slack", "web_search")
+
+
+def configured(redis: Redis) -> ChannelSetups:
+    return ChannelSetups(
+        ChannelConfigStore(redis), ["web_search", "memory", "web_fetch"], ["web_fetch"], models=["claude-big"]
+    )
+
+
+async def test_a_model_the_deployment_no_longer_offers_gives_way_to_the_default(redis: Redis) -> None:
+    """A channel's model is used while CHANNEL_MODELS lists it; once it does not, the task gets ANTHROPIC_MODEL."""
+    offered = configured(redis).setup_of(ChannelConfig(model="claude-big"), "T1", "C1")
+    dropped = configured(redis).setup_of(ChannelConfig(model="claude-gone"), "T1", "C1")
+    assert (offered.model, dropped.model) == ("claude-big", "")
+
+
+async def test_tools_follow_the_offer_and_its_order_and_a_dm_gets_the_defaults(redis: Redis) -> None:
+    """Chosen tools in the offer's order, unknown ones dropped; None = the defaults; a DM reads no configuration."""
+    chosen = configured(redis).setup_of(ChannelConfig(tools=("web_fetch", "gone", "web_search")), "T1", "C1")
+    assert chosen.tools == ("web_search", "web_fetch")
+    assert configured(redis).setup_of(ChannelConfig(), "T1", "C1").tools == ("web_fetch",)
+    await ChannelConfigStore(redis).save(
+        "T1", "D1", instructions="never", model="", tools=None, by="U1", from_version=0
+    )
+    assert await configured(redis).config("T1", "D1") == ChannelConfig()
