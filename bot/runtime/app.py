@@ -20,8 +20,9 @@ from bot.agent.client import ClaudeClient, default_retry_policy, sdk_client
 from bot.agent.compaction import Compactor
 from bot.agent.context import Budget, TokenEstimator
 from bot.agent.loop import AgentLoop
+from bot.agent.memory_tool import MemoryTool
 from bot.agent.summarizer import Summarizer
-from bot.agent.tools import SERVER_TOOLS, Offer, ToolBox
+from bot.agent.tools import SERVER_TOOLS, ClientTool, Offer, ToolBox
 from bot.core.errors import RedisUnavailable
 from bot.core.faults import CrashPoints
 from bot.runtime.controls import (  # issue 19: admins and budgets
@@ -45,7 +46,7 @@ from bot.runtime.web import TimedSocketModeHandler, WebFront
 from bot.runtime.workspaces import build_workspaces
 from bot.tasks.answer import Answerer
 from bot.tasks.channel_reset import ChannelResetter
-from bot.tasks.channel_setup import ChannelSetups
+from bot.tasks.channel_setup import MEMORY_TOOL, ChannelSetups
 from bot.tasks.executor import ExecutorSettings, TaskExecutor, TaskHandler
 from bot.tasks.fitting import ContextFitter, ContextSettings
 from bot.tasks.gate import AllowLists, Gate
@@ -74,9 +75,10 @@ from store.connection import RedisClient, first_line, warm_up
 from store.errors import ShardChangeRefused, UnusableRedis
 from store.feedback import FeedbackStore
 from store.health import warn_if_evicting
-from store.keys import DAY, KeySpace
+from store.keys import DAY, TASK_TTL, KeySpace
 from store.leaving import Departures
 from store.limits import LimitStore
+from store.memory import MemoryLimits, MemoryStore
 from store.models import TaskKind
 from store.rate_limits import RateLimiter
 from store.stops import StopRequests
@@ -119,6 +121,15 @@ def build_slack_client(settings: Settings, session: ClientSession | None = None)
     )
 
 
+def build_memory_tool(settings: Settings, redis: RedisClient, crash: CrashPoints) -> dict[str, ClientTool]:
+    """The memory tool, offered and on by default unless MEMORY_ENABLED is false."""
+    if not settings.memory_enabled:
+        return {}
+    limits = MemoryLimits(max_bytes=settings.memory_max_bytes, max_files=settings.memory_max_files)
+    store = MemoryStore(redis, limits, ttl_seconds=settings.agent_ttl_days * DAY, applied_ttl_seconds=TASK_TTL)
+    return {MEMORY_TOOL: MemoryTool(store, crash)}
+
+
 def build_executor(
     settings: Settings,
     redis: RedisClient,
@@ -135,7 +146,15 @@ def build_executor(
         max_tokens=settings.max_output_tokens,
         retry=default_retry_policy(settings.llm_retry_deadline_s),
     )
-    tools = ToolBox(gateway, Offer(server=SERVER_TOOLS, defaults=tuple(settings.server_tools)))
+    memory = build_memory_tool(settings, redis, crash)
+    tools = ToolBox(
+        gateway,
+        Offer(
+            client=memory,
+            server=SERVER_TOOLS,
+            defaults=(*memory, *settings.server_tools),
+        ),
+    )
     setups = ChannelSetups(ChannelConfigStore(redis), tools.offer.names, tools.offer.defaults)
     loop = AgentLoop(
         claude,
