@@ -16,6 +16,7 @@ from aiohttp import web
 
 from .prompt_cache import PromptCache
 from .server import LocalServer
+from .tool_definitions import tools_problem
 
 Body = dict[str, Any]
 Responder = Callable[[Body], "Reply | Awaitable[Reply]"]
@@ -219,7 +220,7 @@ def validate_request(body: Body) -> str | None:
                 f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks: {extra}. "
                 "Each `tool_result` block must have a corresponding `tool_use` block in the previous message."
             )
-    return _prefill_problem(body) or image_problem(messages)
+    return _prefill_problem(body) or image_problem(messages) or tools_problem(body.get("tools"))
 
 
 def _image_blocks(messages: list[Body]) -> Iterator[tuple[str, Body]]:
