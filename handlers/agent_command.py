@@ -40,6 +40,7 @@ HELP = Answer(
     "• `/agent reset`: every agent of this channel forgets everything (asks first)\n"
     "• `/agent stop <link to a thread>`: stop the answer that thread's agent is writing\n"
     "• `/agent limits`: the daily budgets and rate limits; `/agent limits <name> <value>` changes one (admins)\n"
+    "• `/agent memory`: what this channel's agents remember; `/agent memory clear` or `remove <path>` (admins)\n"
     "• `/agent help`: this text\n"
     "Copy a thread's link with *Copy link* on any of its messages. Inside a thread, mention me with `status`, "
     "`reset` or `stop` instead."

@@ -16,6 +16,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from handlers.agent_command import HELP, AgentCommands, Answer
 from handlers.links import ThreadLink, parse_thread_link
+from handlers.memory_command import OFF, MemoryCommands
 from handlers.views import CANCEL_CHANNEL_RESET, CONFIRM_CHANNEL_RESET
 from handlers.workspace_auth import payload_team_id
 from store.models import ThreadRef
@@ -69,6 +70,10 @@ class Answerer:
         task.add_done_callback(self._later.discard)
 
 
+async def _answer(answer: Answer) -> Answer:
+    return answer
+
+
 def _result(job: asyncio.Future[Answer]) -> Answer:
     if job.exception() is not None:
         log.error("an /agent command failed", exc_info=job.exception())
@@ -78,7 +83,7 @@ def _result(job: asyncio.Future[Answer]) -> Answer:
 
 def _quick_answer(action: str, words: list[str], link: ThreadLink | None, channel_id: str) -> Answer | None:
     """The answer to a command that needs no work: help, a link missing or unreadable."""
-    if action == "limits":
+    if action in ("limits", "memory"):
         return None
     if action not in ("status", "reset", "stop"):
         return HELP
@@ -91,8 +96,8 @@ def _quick_answer(action: str, words: list[str], link: ThreadLink | None, channe
     return None
 
 
-def register_command_listeners(app: AsyncApp, commands: AgentCommands) -> None:
-    """Attach the `/agent` listener and the channel-reset buttons."""
+def register_command_listeners(app: AsyncApp, commands: AgentCommands, memory: MemoryCommands | None = None) -> None:
+    """Attach the `/agent` listener and the channel-reset buttons; `memory` answers `/agent memory` (None: off)."""
     answerer = Answerer()
 
     async def handle_agent_command(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
@@ -101,7 +106,7 @@ def register_command_listeners(app: AsyncApp, commands: AgentCommands) -> None:
         team_id, channel_id, user_id = str(command["team_id"]), str(command["channel_id"]), str(command["user_id"])
         domain = str(command.get("team_domain", ""))
         request_id = f"cmd-{command.get('trigger_id') or command.get('user_id')}"
-        link = parse_thread_link(" ".join(words[1:])) if words[1:] and action != "limits" else None
+        link = parse_thread_link(" ".join(words[1:])) if words[1:] and action not in ("limits", "memory") else None
         quick = _quick_answer(action, words, link, channel_id)
         if quick is not None:
             await ack(**ephemeral(quick))
@@ -109,6 +114,8 @@ def register_command_listeners(app: AsyncApp, commands: AgentCommands) -> None:
         work: Coroutine[Any, Any, Answer]
         if action == "limits":
             work = commands.limits(team_id, user_id, words[1:])
+        elif action == "memory":
+            work = memory.run(team_id, channel_id, user_id, words[1:]) if memory else _answer(OFF)
         elif link is None and action == "reset":
             work = commands.ask_channel_reset(team_id, channel_id, user_id)  # admins only: asks Slack who they are
         elif link is None:

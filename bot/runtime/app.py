@@ -65,6 +65,7 @@ from handlers.event_listeners import register_event_listeners
 from handlers.feedback import register_feedback_listener
 from handlers.gateway import WebApiGateway
 from handlers.listener_errors import register_error_handler
+from handlers.memory_command import MemoryCommands, register_memory_buttons
 from handlers.oauth_pages import oauth_page_routes
 from handlers.session_listeners import register_session_listeners
 from handlers.signed_requests import slack_events_handler
@@ -121,13 +122,18 @@ def build_slack_client(settings: Settings, session: ClientSession | None = None)
     )
 
 
+def build_memory_store(settings: Settings, redis: RedisClient) -> MemoryStore | None:
+    """The channels' memories, unless MEMORY_ENABLED is false."""
+    if not settings.memory_enabled:
+        return None
+    limits = MemoryLimits(max_bytes=settings.memory_max_bytes, max_files=settings.memory_max_files)
+    return MemoryStore(redis, limits, ttl_seconds=settings.agent_ttl_days * DAY, applied_ttl_seconds=TASK_TTL)
+
+
 def build_memory_tool(settings: Settings, redis: RedisClient, crash: CrashPoints) -> dict[str, ClientTool]:
     """The memory tool, offered and on by default unless MEMORY_ENABLED is false."""
-    if not settings.memory_enabled:
-        return {}
-    limits = MemoryLimits(max_bytes=settings.memory_max_bytes, max_files=settings.memory_max_files)
-    store = MemoryStore(redis, limits, ttl_seconds=settings.agent_ttl_days * DAY, applied_ttl_seconds=TASK_TTL)
-    return {MEMORY_TOOL: MemoryTool(store, crash)}
+    store = build_memory_store(settings, redis)
+    return {} if store is None else {MEMORY_TOOL: MemoryTool(store, crash)}
 
 
 def build_executor(
@@ -269,7 +275,9 @@ def build_bot(
     register_error_handler(bolt)
     register_event_listeners(bolt, intake, allowed_bot_ids=frozenset(split_names(settings.allowed_bot_ids)))
     feedback = FeedbackStore(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
-    register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway, feedback, controls))
+    memory = MemoryCommands(build_memory_store(settings, redis), controls.admins)
+    register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway, feedback, controls), memory)
+    register_memory_buttons(bolt, memory)
     register_feedback_listener(bolt, feedback)
     register_session_listeners(bolt, intake, gateway)
     titles = SessionTitles(redis, ttl=settings.agent_ttl_days * DAY)
