@@ -91,3 +91,17 @@ def test_the_keys_of_a_scope_share_one_slot_and_belong_to_its_team() -> None:
     files, applied = keys.memory_files(SCOPE), keys.memory_applied(SCOPE, "toolu_1")
     assert files.startswith("agent:T1:") and applied.startswith("agent:T1:")
     assert key_slot(files.encode()) == key_slot(applied.encode())
+
+
+async def test_the_uninstall_sweep_deletes_a_team_s_memories_and_no_one_else_s(redis: Redis) -> None:
+    """Once a workspace's grace period is over its channels' memories go with the rest of its data."""
+    from store.leaving import Departures
+
+    store = make_store(redis)
+    for scope in (SCOPE, "T2:C1"):
+        await store.commit(scope, await store.snapshot(scope), MemoryChange({"/memories/a": "x"}, "ok"), "toolu_1")
+    departures = Departures(redis, keys.KeySpace(), grace_seconds=0)
+    await departures.mark_left("T1", at=0)
+    await departures.delete_team_data("T1")
+    assert not await redis.exists(keys.memory_files(SCOPE), keys.memory_applied(SCOPE, "toolu_1"))
+    assert (await store.snapshot("T2:C1")).files == {"/memories/a": "x"}
