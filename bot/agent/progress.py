@@ -22,6 +22,7 @@ ProgressKind = Literal["model_call", "tool_started", "tool_finished"]
 # What people read while a tool runs; a tool without a title here shows its name.
 TOOL_TITLES = {
     "read_thread": "Reading the thread",
+    "memory": "Using the channel's memory",
     "web_search": "Searching the web",
     "web_fetch": "Reading a web page",
     "code_execution": "Running code",
