@@ -85,9 +85,11 @@ async def test_a_fact_remembered_in_one_thread_is_seen_in_another_of_the_channel
 
     dm = slack.post_user_message("D0DM", "who leads the team?", user="U0ALICE", channel_type="im")
     await bot.post_event(dm)
-    await wait_until(lambda: slack.bot_replies("D0DM", str(dm["event"]["ts"])), timeout=15)
-    assert all(tool.get("name") != "memory" for tool in claude.last_request.get("tools", []))
-    assert FACT not in json.dumps(claude.last_request)
+    dm_ts = str(dm["event"]["ts"])
+    await wait_until(lambda: any(text.startswith("echo:") for text in replies(slack, dm_ts, "D0DM")), timeout=15)
+    [dm_request] = claude.requests[6:]
+    assert all(tool.get("name") != "memory" for tool in dm_request.get("tools", []))
+    assert FACT not in json.dumps(dm_request) and "/memories" not in json.dumps(dm_request["system"])
 
 
 @pytest.mark.both_redis

@@ -156,3 +156,14 @@ async def test_a_long_file_view_is_cut_to_the_result_cap(redis: Redis) -> None:
     await run(tool, command="create", path="/memories/long.md", file_text="line\n" * 3_000)
     text, error = await run(tool, command="view", path="/memories/long.md")
     assert not error and len(text) <= MAX_RESULT_CHARS + 100 and "view_range" in text
+
+
+def test_the_system_prompt_says_whose_memory_it_is_only_where_there_is_one() -> None:
+    """A task with a memory scope gets the note on the shared memory (after the channel's instructions); one
+    without (a DM, memory off) does not, and the prompt is the same bytes for two tasks of one setup."""
+    from bot.agent.setup import MEMORY_NOTE
+
+    with_memory = AgentSetup(instructions="Be brief.", tools=("memory",), scope="T1:C1")
+    assert with_memory.system_prompt("Base.").endswith("Be brief.\n\n" + MEMORY_NOTE)
+    assert with_memory.system_prompt("Base.") == AgentSetup(**vars(with_memory)).system_prompt("Base.")
+    assert AgentSetup().system_prompt("Base.") == "Base."
