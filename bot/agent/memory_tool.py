@@ -20,7 +20,7 @@ from bot.agent.memory_commands import WRITE_COMMANDS, CommandError
 from bot.agent.memory_paths import BadPath
 from bot.agent.tools import MAX_RESULT_CHARS, ToolCall, ToolResult
 from bot.core.faults import CrashPoints
-from store.memory import MemoryBusy, MemoryFull, MemoryStore
+from store.memory import MAX_ATTEMPTS, MemoryBusy, MemoryChange, MemoryFull, MemoryStore
 
 NAME = "memory"
 DEFINITION: dict[str, Any] = {"type": "memory_20250818", "name": NAME}
@@ -45,12 +45,13 @@ class MemoryTool:
         propagate: the task is retried, and a write already applied is not applied again)."""
         scope = call.setup.scope
         if not scope or not _SCOPE.fullmatch(scope):
-            return ToolResult("There is no memory in this conversation (memory is kept for channels only).", True)
+            return ToolResult(
+                "There is no memory in this conversation (memory is kept for channels only).", is_error=True
+            )
         command = call.input.get("command")
         if command not in COMMANDS:
-            return ToolResult(
-                f"Unknown command {str(command)[:40]!r}: use view, create, str_replace, insert, delete or rename.", True
-            )
+            known = "view, create, str_replace, insert, delete or rename"
+            return ToolResult(f"Unknown command {str(command)[:40]!r}: use {known}.", is_error=True)
         if sum(len(value) for value in call.input.values() if isinstance(value, str)) > MAX_INPUT_CHARS:
             return ToolResult(f"The input is too long: at most {MAX_INPUT_CHARS:,} characters in all.", True)
         try:
@@ -69,9 +70,10 @@ class MemoryTool:
         earlier = await self._store.applied(scope, call.tool_use_id)
         if earlier is not None:  # applied before a crash; what is there now may already include later changes
             return earlier
-        for _ in range(8):
+        for _ in range(MAX_ATTEMPTS):
             before = await self._store.snapshot(scope)
-            change = memory_commands.change(before, call.input)
+            planned = memory_commands.change(before, call.input)
+            change = MemoryChange(planned.writes, _bounded(planned.result))  # the record holds what the model reads
             applied = await self._store.commit(scope, before, change, call.tool_use_id)
             if applied is None:
                 continue  # another agent of the channel changed the memory meanwhile: recompute on its result
