@@ -167,3 +167,20 @@ def test_the_system_prompt_says_whose_memory_it_is_only_where_there_is_one() -> 
     assert with_memory.system_prompt("Base.").endswith("Be brief.\n\n" + MEMORY_NOTE)
     assert with_memory.system_prompt("Base.") == AgentSetup(**vars(with_memory)).system_prompt("Base.")
     assert AgentSetup().system_prompt("Base.") == "Base."
+
+
+async def test_agents_writing_at_once_lose_nothing(tool: MemoryTool, store: MemoryStore) -> None:
+    """Inserts made at the same time by several agents of the channel all land: a change computed from a memory
+    that moved on is recomputed, not written over the other."""
+    import asyncio
+
+    await run(tool, command="create", path="/memories/log.md", file_text="")
+    results = await asyncio.gather(
+        *(
+            run(tool, command="insert", path="/memories/log.md", insert_line=0, insert_text=f"line {n}")
+            for n in range(5)
+        )
+    )
+    assert not any(error for _, error in results)
+    lines = (await store.snapshot("T1:C1")).files["/memories/log.md"].splitlines()
+    assert sorted(lines) == [f"line {n}" for n in range(5)]
