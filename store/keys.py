@@ -101,14 +101,14 @@ TS = thread ts, "" for a DM's top level):
                                           No hash tag: read and written alone, by a single-key script.
   agent:T:memory:{T:C}:files      hash    channel C's memory (store/memory.py), shared by its threads' agents:
                                           "f:PATH" = the text of file PATH (/memories/...), "version" = raised by
-                                          every change.
-                                          Capped by MEMORY_MAX_BYTES and MEMORY_MAX_FILES. TTL AGENT_TTL, refreshed by
-                                          every change: a channel nobody changed the memory of for that long has
-                                          long stopped using it. `/agent reset` does not touch it; the uninstall
-                                          sweep deletes it. Tagged by the channel: one slot for it and its records.
-  agent:T:memory:{T:C}:applied:ID string  the result of memory tool call ID (a tool_use_id), written by the script that
-                                          applied its change, so the call applied again (a task resumed after a
-                                          crash before the journal recorded it) changes nothing. TTL TASK_TTL: a
+                                          every change. Capped by MEMORY_MAX_BYTES and MEMORY_MAX_FILES. TTL
+                                          AGENT_TTL, refreshed by every change and every agent's view of it: a
+                                          memory no agent used for that long belongs to a channel that stopped
+                                          using the bot. `/agent reset` does not touch it; the uninstall sweep
+                                          deletes it. Tagged by the channel: one slot for it and its records.
+  agent:T:memory:{T:C}:applied:ID string the result of memory tool call ID (a tool_use_id), written by the script
+                                          that applied its change, so the call applied again (a task resumed after
+                                          a crash before the journal recorded it) changes nothing. TTL TASK_TTL: a
                                           task is not resumed after that.
 
 Shared by all teams:

@@ -104,9 +104,12 @@ class MemoryStore:
         self._applied_ttl_ms = applied_ttl_seconds * 1000
         self._apply = redis.register_script(_APPLY)
 
-    async def snapshot(self, scope: str) -> MemorySnapshot:
-        """The scope's files now."""
-        raw = decode.fields(await self._redis.hgetall(keys.memory_files(scope)))
+    async def snapshot(self, scope: str, *, touch: bool = False) -> MemorySnapshot:
+        """The scope's files now; `touch` (an agent reading it) also restarts its TTL: a memory in use stays."""
+        key = keys.memory_files(scope)
+        if touch:
+            await self._redis.pexpire(key, self._ttl_ms)  # a no-op on a memory that does not exist
+        raw = decode.fields(await self._redis.hgetall(key))
         files = {name.removeprefix(FILE_FIELD): text for name, text in raw.items() if name.startswith(FILE_FIELD)}
         version = raw.get(VERSION_FIELD, "0")
         return MemorySnapshot(dict(sorted(files.items())), int(version) if version.isdigit() else 0)

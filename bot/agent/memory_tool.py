@@ -56,7 +56,7 @@ class MemoryTool:
             return ToolResult(f"The input is too long: at most {MAX_INPUT_CHARS:,} characters in all.", True)
         try:
             if command == "view":
-                text = memory_commands.view(await self._store.snapshot(scope), call.input)
+                text = memory_commands.view(await self._store.snapshot(scope, touch=True), call.input)
             else:
                 text = await self._write(scope, call)
         except (CommandError, BadPath, MemoryFull) as exc:

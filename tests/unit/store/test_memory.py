@@ -105,3 +105,16 @@ async def test_the_uninstall_sweep_deletes_a_team_s_memories_and_no_one_else_s(r
     await departures.delete_team_data("T1")
     assert not await redis.exists(keys.memory_files(SCOPE), keys.memory_applied(SCOPE, "toolu_1"))
     assert (await store.snapshot("T2:C1")).files == {"/memories/a": "x"}
+
+
+async def test_an_agent_reading_the_memory_keeps_it_alive(redis: Redis) -> None:
+    """A touching read restarts the TTL; a plain read (an admin's listing) does not; neither creates the key."""
+    store = make_store(redis)
+    await store.snapshot(SCOPE, touch=True)
+    assert not await redis.exists(keys.memory_files(SCOPE))
+    await store.commit(SCOPE, await store.snapshot(SCOPE), MemoryChange({"/memories/a": "x"}, "ok"), None)
+    await redis.pexpire(keys.memory_files(SCOPE), 1000)
+    await store.snapshot(SCOPE)
+    assert await redis.pttl(keys.memory_files(SCOPE)) <= 1000
+    await store.snapshot(SCOPE, touch=True)
+    assert await redis.pttl(keys.memory_files(SCOPE)) > 1000
