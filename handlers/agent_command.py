@@ -42,6 +42,7 @@ HELP = Answer(
     "• `/agent stop <link to a thread>`: stop the answer that thread's agent is writing\n"
     "• `/agent limits`: the daily budgets and rate limits; `/agent limits <name> <value>` changes one (admins)\n"
     "• `/agent config`: this channel's agent settings: instructions, model, tools (admins)\n"
+    "• `/agent memory`: what this channel's agents remember; `/agent memory clear` or `remove <path>` (admins)\n"
     "• `/agent help`: this text\n"
     "Copy a thread's link with *Copy link* on any of its messages. Inside a thread, mention me with `status`, "
     "`reset` or `stop` instead."
@@ -129,7 +130,8 @@ class AgentCommands:
         if result.outcome is SubmitResult.DUPLICATE:
             return Answer(f"That reset of {label} was already done.")
         stopped = " Its work in progress was stopped." if result.cancelled_replies else ""
-        return Answer(f"Reset the agent of {label}: it has forgotten everything.{stopped}")
+        kept = " The channel's memory stays (`/agent memory`)."
+        return Answer(f"Reset the agent of {label}: it has forgotten everything said in the thread.{kept}{stopped}")
 
     async def stop_thread(self, ref: ThreadRef, team_domain: str, user_id: str) -> Answer:
         """Stop the answer the thread's agent is writing, wherever it runs; its partial answer stays, marked."""
@@ -151,7 +153,10 @@ class AgentCommands:
 
     def confirm_channel_reset(self, channel_id: str) -> Answer:
         """Ask before resetting every agent of the channel."""
-        question = f"Reset *every* agent of <#{channel_id}>? They forget everything, and work in progress stops."
+        question = (
+            f"Reset *every* agent of <#{channel_id}>? They forget everything said in their threads, and work in "
+            "progress stops. The channel's memory stays (`/agent memory clear` empties it)."
+        )
         return Answer(question, channel_reset_question(channel_id, question))
 
     async def reset_channel(self, team_id: str, channel_id: str, user_id: str, request_id: str) -> Answer:

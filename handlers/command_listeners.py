@@ -19,6 +19,7 @@ from handlers.agent_command import HELP, AgentCommands, Answer
 from handlers.config_desk import ConfigDesk
 from handlers.config_listeners import open_config
 from handlers.links import ThreadLink, parse_thread_link
+from handlers.memory_command import OFF, MemoryCommands
 from handlers.views import CANCEL_CHANNEL_RESET, CONFIRM_CHANNEL_RESET
 from handlers.workspace_auth import payload_team_id
 from store.models import ThreadRef
@@ -72,6 +73,10 @@ class Answerer:
         task.add_done_callback(self._later.discard)
 
 
+async def _answer(answer: Answer) -> Answer:
+    return answer
+
+
 def _result(job: asyncio.Future[Answer]) -> Answer:
     if job.exception() is not None:
         log.error("an /agent command failed", exc_info=job.exception())
@@ -81,7 +86,7 @@ def _result(job: asyncio.Future[Answer]) -> Answer:
 
 def _quick_answer(action: str, words: list[str], link: ThreadLink | None, channel_id: str) -> Answer | None:
     """The answer to a command that needs no work: help, a link missing or unreadable."""
-    if action == "limits":
+    if action in ("limits", "memory"):
         return None
     if action == "config":
         return HELP  # no settings wired into this app
@@ -96,8 +101,11 @@ def _quick_answer(action: str, words: list[str], link: ThreadLink | None, channe
     return None
 
 
-def register_command_listeners(app: AsyncApp, commands: AgentCommands, config: ConfigDesk | None = None) -> None:
-    """Attach the `/agent` listener and the channel-reset buttons."""
+def register_command_listeners(
+    app: AsyncApp, commands: AgentCommands, config: ConfigDesk | None = None, memory: MemoryCommands | None = None
+) -> None:
+    """Attach the `/agent` listener and the channel-reset buttons; `config` opens `/agent config`, `memory` answers
+    `/agent memory` (None: off)."""
     answerer = Answerer()
 
     async def handle_agent_command(
@@ -108,30 +116,11 @@ def register_command_listeners(app: AsyncApp, commands: AgentCommands, config: C
         if action == "config" and config is not None:
             await open_config(config, client, ack, command)  # a modal, opened at once: its trigger_id lasts 3 s
             return
-        team_id, channel_id, user_id = str(command["team_id"]), str(command["channel_id"]), str(command["user_id"])
-        domain = str(command.get("team_domain", ""))
-        request_id = f"cmd-{command.get('trigger_id') or command.get('user_id')}"
-        link = parse_thread_link(" ".join(words[1:])) if words[1:] and action != "limits" else None
-        quick = _quick_answer(action, words, link, channel_id)
+        quick = _quick_answer(action, words, _link(action, words), str(command["channel_id"]))
         if quick is not None:
             await ack(**ephemeral(quick))
             return
-        work: Coroutine[Any, Any, Answer]
-        if action == "limits":
-            work = commands.limits(team_id, user_id, words[1:])
-        elif link is None and action == "reset":
-            work = commands.ask_channel_reset(team_id, channel_id, user_id)  # admins only: asks Slack who they are
-        elif link is None:
-            work = commands.channel_status(team_id, channel_id, domain, user_id)
-        elif action == "status":
-            ref = ThreadRef(team_id, channel_id, link.thread_ts)
-            work = commands.thread_status(ref, domain, link_is_reply=link.is_reply)
-        elif action == "stop":
-            work = commands.stop_thread(ThreadRef(team_id, channel_id, link.thread_ts), domain, user_id)
-        else:
-            ref = ThreadRef(team_id, channel_id, link.thread_ts)
-            work = commands.reset_thread(ref, domain, user_id, request_id, link_is_reply=link.is_reply)
-        await answerer.answer(ack, respond, work)
+        await answerer.answer(ack, respond, _work(commands, memory, command, action, words))
 
     async def handle_confirm(ack: AsyncAck, respond: AsyncRespond, body: dict[str, Any]) -> None:
         await ack()
@@ -156,3 +145,36 @@ def register_command_listeners(app: AsyncApp, commands: AgentCommands, config: C
 
 _COPY_LINK = "Use *Copy link* on a message of the thread, then `/agent status <link>`."
 _COPY_STOP_LINK = "Use *Copy link* on a message of the thread, then `/agent stop <link>`."
+
+
+def _link(action: str, words: list[str]) -> ThreadLink | None:
+    """The thread link a command names (limits and memory take other words)."""
+    return parse_thread_link(" ".join(words[1:])) if words[1:] and action not in ("limits", "memory") else None
+
+
+def _work(
+    commands: AgentCommands,
+    memory: MemoryCommands | None,
+    command: dict[str, Any],
+    action: str,
+    words: list[str],
+) -> Coroutine[Any, Any, Answer]:
+    """What answers a `/agent` command that needs Redis or Slack (the quick answers are made before)."""
+    team_id, channel_id, user_id = str(command["team_id"]), str(command["channel_id"]), str(command["user_id"])
+    domain = str(command.get("team_domain", ""))
+    link = _link(action, words)
+    if action == "limits":
+        return commands.limits(team_id, user_id, words[1:])
+    if action == "memory":
+        return memory.run(team_id, channel_id, user_id, words[1:]) if memory else _answer(OFF)
+    if link is None and action == "reset":
+        return commands.ask_channel_reset(team_id, channel_id, user_id)  # admins only: asks Slack who they are
+    if link is None:
+        return commands.channel_status(team_id, channel_id, domain, user_id)
+    ref = ThreadRef(team_id, channel_id, link.thread_ts)
+    if action == "status":
+        return commands.thread_status(ref, domain, link_is_reply=link.is_reply)
+    if action == "stop":
+        return commands.stop_thread(ref, domain, user_id)
+    request_id = f"cmd-{command.get('trigger_id') or command.get('user_id')}"
+    return commands.reset_thread(ref, domain, user_id, request_id, link_is_reply=link.is_reply)

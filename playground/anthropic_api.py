@@ -17,6 +17,7 @@ from aiohttp import web
 from .prompt_cache import PromptCache, cache_control_problem
 from .server import LocalServer
 from .thinking_api import ThinkingLedger, thinking_config_problem, without_thinking_if_off
+from .tool_definitions import tools_problem
 
 Body = dict[str, Any]
 Responder = Callable[[Body], "Reply | Awaitable[Reply]"]
@@ -220,7 +221,12 @@ def validate_request(body: Body) -> str | None:
                 f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks: {extra}. "
                 "Each `tool_result` block must have a corresponding `tool_use` block in the previous message."
             )
-    return _prefill_problem(body) or image_problem(messages) or cache_control_problem(body)
+    return (
+        _prefill_problem(body)
+        or image_problem(messages)
+        or cache_control_problem(body)
+        or tools_problem(body.get("tools"))
+    )
 
 
 def _image_blocks(messages: list[Body]) -> Iterator[tuple[str, Body]]:

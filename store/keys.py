@@ -99,6 +99,17 @@ TS = thread ts, "" for a DM's top level):
                                           `/agent config`. No TTL:
                                           an admin's choice lasts until changed (the uninstall sweep deletes it).
                                           No hash tag: read and written alone, by a single-key script.
+  agent:T:memory:{T:C}:files      hash    channel C's memory (store/memory.py), shared by its threads' agents:
+                                          "f:PATH" = the text of file PATH (/memories/...), "version" = raised by
+                                          every change. Capped by MEMORY_MAX_BYTES and MEMORY_MAX_FILES. TTL
+                                          AGENT_TTL, refreshed by every change and every agent's view of it: a
+                                          memory no agent used for that long belongs to a channel that stopped
+                                          using the bot. `/agent reset` does not touch it; the uninstall sweep
+                                          deletes it. Tagged by the channel: one slot for it and its records.
+  agent:T:memory:{T:C}:applied:ID string the result of memory tool call ID (a tool_use_id), written by the script
+                                          that applied its change, so the call applied again (a task resumed after
+                                          a crash before the journal recorded it) changes nothing. TTL TASK_TTL: a
+                                          task is not resumed after that.
 
 Shared by all teams:
 
@@ -402,3 +413,15 @@ def admin_role(team_id: str, user_id: str) -> str:
 def channel_config(team_id: str, channel_id: str) -> str:
     """A channel's configuration from `/agent config` (one key, alone: it needs no shard)."""
     return f"{PREFIX}:{team_id}:config:{channel_id}"
+
+
+def memory_files(scope: str) -> str:
+    """A channel's memory files; scope is "T:C" (tagged by the scope: one slot with its applied records)."""
+    team_id, _, _ = scope.partition(":")
+    return f"{PREFIX}:{team_id}:memory:{{{scope}}}:files"
+
+
+def memory_applied(scope: str, tool_use_id: str) -> str:
+    """The recorded result of one memory tool call of the scope (in the slot of the scope's files)."""
+    team_id, _, _ = scope.partition(":")
+    return f"{PREFIX}:{team_id}:memory:{{{scope}}}:applied:{tool_use_id}"

@@ -23,6 +23,7 @@ ProgressKind = Literal["model_call", "tool_started", "tool_finished"]
 TOOL_TITLES = {
     "read_thread": "Reading the thread",
     "search_slack": "Searching Slack",
+    "memory": "Using the channel's memory",
     "web_search": "Searching the web",
     "web_fetch": "Reading a web page",
     "code_execution": "Running code",

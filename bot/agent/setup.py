@@ -16,6 +16,12 @@ from bot.agent.thinking import parse_thinking
 from store.errors import CorruptRecord
 
 INSTRUCTIONS_HEADING = "Instructions from this channel's admins (they apply to every thread of the channel):"
+# The API tells the model how to use its memory tool; it cannot know that this memory is a channel's, shared.
+MEMORY_NOTE = (
+    "Your memory directory (/memories) belongs to this Slack channel: every thread's agent in the channel reads and "
+    "writes it, and the channel's members can see it. Keep there what helps the channel's future conversations "
+    "(names, decisions, how the team works), not private details of one person."
+)
 
 
 @dataclass(frozen=True)
@@ -35,10 +41,10 @@ class AgentSetup:
     thinking: str | None = None
 
     def system_prompt(self, base: str) -> str:
-        """The deployment's system prompt, then the channel's instructions when it has any."""
-        if not self.instructions:
-            return base
-        return f"{base}\n\n{INSTRUCTIONS_HEADING}\n{self.instructions}"
+        """The deployment's system prompt, then the channel's instructions when it has any, then what the memory
+        is when the task has one (the same bytes for every task of the channel: the prompt cache keeps working)."""
+        prompt = f"{base}\n\n{INSTRUCTIONS_HEADING}\n{self.instructions}" if self.instructions else base
+        return f"{prompt}\n\n{MEMORY_NOTE}" if self.scope else prompt
 
     def allows(self, tool: str) -> bool:
         """Whether the task may use `tool`."""

@@ -16,6 +16,7 @@ CRASH_POINTS = frozenset(
     {
         "intake.recorded",  # the task is in Redis, Slack has not been acknowledged
         "tool.done",  # a tool call is journaled, the next model call has not started
+        "memory.written",  # a memory tool call's change is in Redis, the journal does not record the call yet
         "answer.cut",  # a piece of an answer cut at max_tokens is journaled, its continuation has not started
         "answer.journaled",  # the final model answer is journaled, Slack does not show it yet
         "reply.posted",  # Slack shows the answer, the task is not marked done

@@ -20,9 +20,10 @@ from bot.agent.client import ClaudeClient, default_retry_policy, sdk_client
 from bot.agent.compaction import Compactor
 from bot.agent.context import Budget, TokenEstimator
 from bot.agent.loop import AgentLoop
+from bot.agent.memory_tool import MemoryTool
 from bot.agent.slack_search import SEARCH_SLACK, SearchSlack
 from bot.agent.summarizer import Summarizer
-from bot.agent.tools import SERVER_TOOLS, Offer, ToolBox
+from bot.agent.tools import SERVER_TOOLS, ClientTool, Offer, ToolBox
 from bot.core.errors import RedisUnavailable
 from bot.core.faults import CrashPoints
 from bot.runtime.controls import (  # issue 19: admins and budgets
@@ -46,7 +47,7 @@ from bot.runtime.web import TimedSocketModeHandler, WebFront
 from bot.runtime.workspaces import build_workspaces
 from bot.tasks.answer import Answerer
 from bot.tasks.channel_reset import ChannelResetter
-from bot.tasks.channel_setup import ChannelSetups
+from bot.tasks.channel_setup import MEMORY_TOOL, ChannelSetups
 from bot.tasks.executor import ExecutorSettings, TaskExecutor, TaskHandler
 from bot.tasks.fitting import ContextFitter, ContextSettings
 from bot.tasks.gate import AllowLists, Gate
@@ -67,6 +68,7 @@ from handlers.event_listeners import register_event_listeners
 from handlers.feedback import register_feedback_listener
 from handlers.gateway import WebApiGateway
 from handlers.listener_errors import register_error_handler
+from handlers.memory_command import MemoryCommands, register_memory_buttons
 from handlers.oauth_pages import oauth_page_routes
 from handlers.session_listeners import register_session_listeners
 from handlers.signed_requests import slack_events_handler
@@ -77,9 +79,10 @@ from store.connection import RedisClient, first_line, warm_up
 from store.errors import ShardChangeRefused, UnusableRedis
 from store.feedback import FeedbackStore
 from store.health import warn_if_evicting
-from store.keys import DAY, KeySpace
+from store.keys import DAY, TASK_TTL, KeySpace
 from store.leaving import Departures
 from store.limits import LimitStore
+from store.memory import MemoryLimits, MemoryStore
 from store.models import TaskKind
 from store.rate_limits import RateLimiter
 from store.stops import StopRequests
@@ -122,15 +125,34 @@ def build_slack_client(settings: Settings, session: ClientSession | None = None)
     )
 
 
-def build_tools(settings: Settings, redis: RedisClient, gateway: WebApiGateway) -> tuple[ToolBox, ChannelSetups]:
+def build_memory_store(settings: Settings, redis: RedisClient) -> MemoryStore | None:
+    """The channels' memories, unless MEMORY_ENABLED is false."""
+    if not settings.memory_enabled:
+        return None
+    limits = MemoryLimits(max_bytes=settings.memory_max_bytes, max_files=settings.memory_max_files)
+    return MemoryStore(redis, limits, ttl_seconds=settings.agent_ttl_days * DAY, applied_ttl_seconds=TASK_TTL)
+
+
+def build_memory_tool(settings: Settings, redis: RedisClient, crash: CrashPoints) -> dict[str, ClientTool]:
+    """The memory tool, offered and on by default unless MEMORY_ENABLED is false."""
+    store = build_memory_store(settings, redis)
+    return {} if store is None else {MEMORY_TOOL: MemoryTool(store, crash)}
+
+
+def build_tools(
+    settings: Settings, redis: RedisClient, gateway: WebApiGateway, crash: CrashPoints
+) -> tuple[ToolBox, ChannelSetups]:
     """The tools the deployment offers, and how a channel's configuration picks among them (and its model)."""
     # The operator's settings say which tools exist; a channel's admins choose among them (`/agent config`).
     server_tools = {name: SERVER_TOOLS[name] for name in settings.server_tools}
     # search_slack is offered, off by default in channels: a channel's admins turn it on, as its answers, which quote
     # what the asker may read, are read by the whole channel, guests and Slack Connect people included. In a DM only
     # the asker reads the answer: it is on there.
-    client_tools = {SEARCH_SLACK: SearchSlack(gateway)}
-    tools = ToolBox(gateway, Offer(client=client_tools, server=server_tools, defaults=tuple(settings.server_tools)))
+    # The channel's memory is on by default (unless MEMORY_ENABLED is false), never in a DM (ChannelSetups).
+    memory = build_memory_tool(settings, redis, crash)
+    client_tools = {**memory, SEARCH_SLACK: SearchSlack(gateway)}
+    defaults = (*memory, *settings.server_tools)
+    tools = ToolBox(gateway, Offer(client=client_tools, server=server_tools, defaults=defaults))
     setups = ChannelSetups(
         ChannelConfigStore(redis),
         tools.offer.names,
@@ -244,7 +266,7 @@ def build_bot(
     intake_first = IntakeFirst()
     stops = StopRequests(redis, space)
     running = RunningAnswers()
-    tooling = build_tools(settings, redis, gateway)
+    tooling = build_tools(settings, redis, gateway, crash)
     executor = build_executor(settings, redis, queue, gateway, crash, running, tooling)
     listener = StopListener(stops, runner_settings.consumer, running)
     departures = Departures(redis, space, grace_seconds=settings.uninstall_grace_days * DAY)
@@ -275,8 +297,12 @@ def build_bot(
     register_event_listeners(bolt, intake, allowed_bot_ids=frozenset(split_names(settings.allowed_bot_ids)))
     feedback = FeedbackStore(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
     config = ConfigDesk(ChannelConfigStore(redis), tooling[1], controls.admins, gateway, settings.anthropic_model)
-    register_command_listeners(bolt, AgentCommands(threads, queue, intake, gateway, feedback, controls, config), config)
+    memory = MemoryCommands(build_memory_store(settings, redis), controls.admins)
+    register_command_listeners(
+        bolt, AgentCommands(threads, queue, intake, gateway, feedback, controls, config), config, memory
+    )
     register_config_listeners(bolt, config)
+    register_memory_buttons(bolt, memory)
     register_feedback_listener(bolt, feedback)
     register_session_listeners(bolt, intake, gateway)
     titles = SessionTitles(redis, ttl=settings.agent_ttl_days * DAY)

@@ -147,6 +147,16 @@ class Settings(BaseSettings):
         default="",
         description="Comma-separated Claude model ids a channel may pick in `/agent config` besides ANTHROPIC_MODEL.",
     )
+    # --- channel memory (issue 20) ---
+    memory_enabled: bool = Field(
+        default=True,
+        description="Channels' agents share a memory (Anthropic's memory tool), on unless a channel turns it off.",
+    )
+    memory_max_bytes: int = Field(
+        default=50_000, ge=1_000, le=1_000_000, description="Most bytes of text one channel's memory holds."
+    )
+    memory_max_files: int = Field(default=100, ge=1, le=1_000, description="Most files one channel's memory holds.")
+    # --- end of channel memory ---
     suggested_prompts: str = Field(
         default=DEFAULT_SUGGESTED_PROMPTS,
         description='Prompts atop the Messages tab: a JSON list of {"title", "message"} objects or strings; [] none.',

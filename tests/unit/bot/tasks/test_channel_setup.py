@@ -32,7 +32,7 @@ def setups(redis: Redis) -> ChannelSetups:
 async def test_a_channel_that_chose_nothing_gets_the_defaults_and_its_own_memory(setups: ChannelSetups) -> None:
     setup = await setups.for_task(task_in("C1"))
     assert setup == AgentSetup("", "", DEFAULTS, 0, "T1:C1")
-    assert setup.system_prompt("Base.") == "Base."
+    assert setup.system_prompt("Base.").startswith("Base.\n\nYour memory directory (/memories) belongs to this Slack")
 
 
 async def test_a_dm_gets_the_defaults_without_memory_whatever_is_stored(redis: Redis, setups: ChannelSetups) -> None:
