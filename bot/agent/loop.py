@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bot.agent import mcp
 from bot.agent.client import ClaudeClient, OnRetry, OnText
 from bot.agent.continuation import preview
 from bot.agent.pricing import cost_usd
@@ -127,7 +128,11 @@ class AgentLoop:
     ) -> int:
         """Exact input tokens of a first request with these system blocks and messages (tools included)."""
         return await self._claude.count_tokens(
-            system, messages, self._tools.definitions(setup), model=self.model(setup)
+            system,
+            messages,
+            self._tools.definitions(setup),
+            model=self.model(setup),
+            extra=self._tools.request_options(setup),
         )
 
     def holds_answer(self, records: Sequence[Mapping[str, Any]]) -> bool:
@@ -257,6 +262,10 @@ class AgentLoop:
             text += f"\n\n_(I stopped after {self._max_model_calls} model calls before finishing.)_"
         elif stop_reason == "max_tokens":
             text += "\n\n_(My answer was cut short: it reached the length limit.)_"
+        models = [step for step in steps if isinstance(step, ModelStep)]
+        dropped = [name for step in models for name in step.mcp_dropped]
+        for note in mcp.notes((step.content for step in models), dropped):
+            text += "\n\n" + note
         return LoopResult(text.strip() or "(I had nothing to add.)", total_usage(steps), stop_reason, first_call)
 
 

@@ -20,6 +20,7 @@ from bot.agent.client import ClaudeClient, default_retry_policy, sdk_client
 from bot.agent.compaction import Compactor
 from bot.agent.context import Budget, TokenEstimator
 from bot.agent.loop import AgentLoop
+from bot.agent.mcp import McpServers
 from bot.agent.summarizer import Summarizer
 from bot.agent.tools import SERVER_TOOLS, Offer, ToolBox
 from bot.core.errors import RedisUnavailable
@@ -135,7 +136,9 @@ def build_executor(
         max_tokens=settings.max_output_tokens,
         retry=default_retry_policy(settings.llm_retry_deadline_s),
     )
-    tools = ToolBox(gateway, Offer(server=SERVER_TOOLS, defaults=tuple(settings.server_tools)))
+    mcp = McpServers(settings.mcp_server_list)  # off by default: a channel enables each in its configuration
+    offer = Offer(server={**SERVER_TOOLS, **mcp.toolsets}, defaults=tuple(settings.server_tools))
+    tools = ToolBox(gateway, offer, mcp)
     setups = ChannelSetups(ChannelConfigStore(redis), tools.offer.names, tools.offer.defaults)
     loop = AgentLoop(
         claude,

@@ -12,6 +12,7 @@ from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.agent.mcp import McpServer, parse_mcp_servers
 from bot.agent.tools import SERVER_TOOLS
 from bot.core.errors import ConfigError
 from bot.core.faults import CRASH_POINTS
@@ -133,6 +134,10 @@ class Settings(BaseSettings):
     anthropic_server_tools: str = Field(
         default="",
         description="Comma-separated Anthropic server tools to enable: web_search, web_fetch, code_execution.",
+    )
+    mcp_servers: SecretStr = Field(
+        default=SecretStr(""),
+        description='Remote MCP servers: a JSON list of {"name", "url" (https), "token"?}; channels enable each.',
     )
     suggested_prompts: str = Field(
         default=DEFAULT_SUGGESTED_PROMPTS,
@@ -286,6 +291,17 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown server tool(s) {', '.join(unknown)}; known: {', '.join(SERVER_TOOLS)}")
         return value
+
+    @field_validator("mcp_servers")
+    @classmethod
+    def _valid_mcp_servers(cls, value: SecretStr) -> SecretStr:
+        parse_mcp_servers(value.get_secret_value())  # its ValueError says what is wrong, never with a token
+        return value
+
+    @property
+    def mcp_server_list(self) -> tuple[McpServer, ...]:
+        """MCP_SERVERS, parsed."""
+        return parse_mcp_servers(self.mcp_servers.get_secret_value())
 
     @field_validator("bot_crash_at")
     @classmethod
