@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import json
 import re
@@ -14,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .mcp_connector import McpConnector, beta_header, request_problem
 from .prompt_cache import PromptCache
 from .server import LocalServer
 
@@ -51,6 +53,10 @@ CHARS_PER_TOKEN = 4
 # Claude 4.6 and later models refuse a request that ends with an assistant message (a "prefill").
 _PREFILL_REFUSED_FROM = (4, 6)
 _MODEL_VERSION = re.compile(r"^claude-(?:opus|sonnet|haiku)-(\d+)(?:-(\d{1,2}))?(?:-\d{8})?$")
+
+
+# Blocks that call a tool, streamed like tool_use: the input arrives as input_json_delta events.
+CALL_BLOCKS = ("tool_use", "server_tool_use", "mcp_tool_use")
 
 
 def _new_id(prefix: str) -> str:
@@ -330,6 +336,7 @@ class FakeAnthropic(LocalServer):
         self._gates: list[asyncio.Event] = []
         self.prompt_cache = PromptCache()
         self.usages: list[Body] = []  # the usage block of every message answered, in order
+        self.mcp = McpConnector()  # the MCP connector: reaches the servers of a request's mcp_servers
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -384,6 +391,21 @@ class FakeAnthropic(LocalServer):
         content: list[Body] = [{"type": "text", "text": text_before}] if text_before else []
         content.append({"type": "tool_use", "id": tool_id or _new_id("toolu_"), "name": name, "input": input})
         reply = Reply(content, "tool_use", usage=usage, delay=delay)
+        self.enqueue(reply)
+        return reply
+
+    def reply_mcp_call(
+        self, server: str, tool: str, input: Body, *, then: str = "", text_before: str | None = None
+    ) -> Reply:
+        """Queue an answer that calls a tool of an MCP server of the request (the connector calls it and inserts its
+        mcp_tool_result), then writes `then`."""
+        content: list[Body] = [{"type": "text", "text": text_before}] if text_before else []
+        content.append(
+            {"type": "mcp_tool_use", "id": _new_id("mcptoolu_"), "name": tool, "server_name": server, "input": input}
+        )
+        if then:
+            content.append({"type": "text", "text": then})
+        reply = Reply(content)
         self.enqueue(reply)
         return reply
 
@@ -462,6 +484,12 @@ class FakeAnthropic(LocalServer):
         problem = validate_request(body) if self.validate else None
         if problem is None:  # checked even unvalidated: a fake that answers any size hides unbounded requests
             problem = output_limit_error(body) or context_window_error(body, self.context_window)
+        problem = problem or request_problem(body, beta_header(self.request_headers[-1]))
+        # Like the API, the connector lists every server's tools before the model starts: one that fails refuses all.
+        opened = await self.mcp.open(body) if problem is None and body.get("mcp_servers") else []
+        if isinstance(opened, str):
+            problem = opened
+        sessions = opened if isinstance(opened, list) else []
         if problem is not None:
             return web.json_response(
                 _error_body("invalid_request_error", problem, request_id), status=400, headers=headers
@@ -470,6 +498,8 @@ class FakeAnthropic(LocalServer):
         reply = item if isinstance(item, Reply) else item(body)
         if inspect.isawaitable(reply):
             reply = await reply
+        if any(block.get("type") == "mcp_tool_use" for block in reply.content):
+            reply = dataclasses.replace(reply, content=await self.mcp.run(sessions, reply.content))
         if reply.gate is not None:
             self._gates.append(reply.gate)
             await reply.gate.wait()
@@ -547,17 +577,19 @@ class FakeAnthropic(LocalServer):
         }
         events: list[tuple[str, Body]] = [("message_start", {"type": "message_start", "message": start})]
         for index, block in enumerate(message["content"]):
-            if block["type"] == "tool_use":
-                # tool_use starts with empty input; the JSON arrives as input_json_delta partial_json strings.
+            if block["type"] in CALL_BLOCKS:
+                # A call starts with empty input; the JSON arrives as input_json_delta partial_json strings.
                 opening = {**block, "input": {}}
                 cut_here = partial_json is not None and index == len(message["content"]) - 1
                 written = partial_json if cut_here and partial_json is not None else json.dumps(block["input"])
                 deltas = [
                     {"type": "input_json_delta", "partial_json": c} for c in ["", *_chunks(written, reply.chunk_size)]
                 ]
-            else:
+            elif block["type"] == "text":
                 opening = {**block, "text": ""}
                 deltas = [{"type": "text_delta", "text": c} for c in _chunks(block.get("text", ""), reply.chunk_size)]
+            else:  # a server tool's result (web_search_tool_result, mcp_tool_result...) arrives whole in its start
+                opening, deltas = block, []
             events.append(
                 ("content_block_start", {"type": "content_block_start", "index": index, "content_block": opening})
             )
