@@ -144,7 +144,7 @@ def refused_servers(error_body: object, request: Mapping[str, Any]) -> tuple[str
 
 
 def without_servers(request: Mapping[str, Any], dropped: Iterable[str]) -> dict[str, Any]:
-    """The request without these servers and their toolsets (and without the beta when no server is left)."""
+    """The request without these servers and their toolsets."""
     gone = set(dropped)
     servers = [server for server in request.get("mcp_servers") or () if server.get("name") not in gone]
     tools = request.get("tools")
@@ -159,11 +159,8 @@ def without_servers(request: Mapping[str, Any], dropped: Iterable[str]) -> dict[
         smaller["mcp_servers"] = servers
     else:
         smaller.pop("mcp_servers", None)
-        betas = [beta for beta in smaller.get("betas") or () if beta != MCP_BETA]
-        if betas:
-            smaller["betas"] = betas
-        else:
-            smaller.pop("betas", None)
+    # The beta stays, on the beta endpoint: the messages may hold mcp_tool_use blocks of the task's earlier calls,
+    # which the API takes only with it.
     return smaller
 
 

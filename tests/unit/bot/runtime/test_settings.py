@@ -207,3 +207,19 @@ def test_an_empty_bot_token_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> 
     _set(monkeypatch, {**REQUIRED, **OAUTH, "SLACK_BOT_TOKEN": ""})
     settings = load_settings()
     assert settings.oauth_mode and settings.slack_bot_token is None
+
+
+def test_mcp_servers_are_parsed_and_a_bad_one_is_named_without_its_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MCP_SERVERS is a JSON list whose tokens stay secret: not in the settings' repr, nor in the startup error."""
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    token = "mcp-startup-secret"
+    monkeypatch.setenv("MCP_SERVERS", f'[{{"name": "docs", "url": "https://mcp.example.com/", "token": "{token}"}}]')
+    settings = load_settings()
+    [docs] = settings.mcp_server_list
+    assert (docs.name, docs.token) == ("docs", token)
+    assert token not in repr(settings)
+    monkeypatch.setenv("MCP_SERVERS", f'[{{"name": "docs", "url": "http://mcp.example.com/", "token": "{token}"}}]')
+    with pytest.raises(ConfigError, match=r"MCP_SERVERS.*https") as refused:
+        load_settings()
+    assert token not in str(refused.value)
