@@ -166,7 +166,7 @@ def _prefill_problem(body: Body) -> str | None:
         return None
     content = last.get("content")
     blocks = content if isinstance(content, list) else []
-    if any(isinstance(block, dict) and block.get("type") == "server_tool_use" for block in blocks):
+    if any(isinstance(block, dict) and block.get("type") in ("server_tool_use", "mcp_tool_use") for block in blocks):
         return None  # a turn paused by a server tool (pause_turn) is continued by sending it back as it was
     if refuses_prefill(body.get("model")):
         return "This model does not support assistant message prefill. The conversation must end with a user message."
