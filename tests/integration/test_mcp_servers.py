@@ -42,13 +42,20 @@ async def docs(tmp_path: Path, claude: FakeAnthropic) -> AsyncIterator[FakeMcpSe
 
 
 @pytest.fixture
-async def mcp_bot(make_bot: BotFactory, docs: FakeMcpServer, redis: Redis, slack: FakeSlack) -> BotProcess:
-    """A bot whose deployment offers the server as "docs", enabled in CHANNEL only, logging everything at DEBUG."""
-    servers = [{"name": "docs", "url": docs.url, "token": TOKEN}]
+async def mcp_env(docs: FakeMcpServer, redis: Redis, slack: FakeSlack) -> dict[str, str]:
+    """Settings of a bot whose deployment offers the server as "docs", enabled in CHANNEL only, logging everything
+    at DEBUG."""
     await ChannelConfigStore(redis).save(
         slack.team_id, CHANNEL, instructions="", model="", tools=("mcp:docs",), by="U0ADMIN", from_version=0
     )
-    bot = make_bot(MCP_SERVERS=json.dumps(servers), LOG_LEVEL="DEBUG", LOG_LEVEL_LIBRARIES="DEBUG")
+    servers = [{"name": "docs", "url": docs.url, "token": TOKEN}]
+    return {"MCP_SERVERS": json.dumps(servers), "LOG_LEVEL": "DEBUG", "LOG_LEVEL_LIBRARIES": "DEBUG"}
+
+
+@pytest.fixture
+async def mcp_bot(make_bot: BotFactory, mcp_env: dict[str, str]) -> BotProcess:
+    """A running bot with the MCP settings."""
+    bot = make_bot(**mcp_env)
     await bot.start()
     return bot
 
@@ -57,15 +64,19 @@ def mention(slack: FakeSlack, text: str, channel: str = CHANNEL) -> dict[str, An
     return slack.post_user_message(channel, f"<@{slack.bot_user_id}> {text}", user="U0ALICE", mention=True)
 
 
-async def answer(slack: FakeSlack, envelope: dict[str, Any], channel: str = CHANNEL) -> str:
-    """The text of the finished answer (the session back to active)."""
+async def answer(slack: FakeSlack, envelope: dict[str, Any], channel: str = CHANNEL, *, ending: str = "") -> str:
+    """The text of the finished answer: the session back to active, and the text ending with `ending` if given (a
+    resumed answer streamed before the crash gets its final text after)."""
     ts = str(envelope["event"]["ts"])
-    await wait_until(
-        lambda: slack.has_session(channel, ts) and list(slack.session(channel, ts).history)[-1:] == ["active"],
-        timeout=15,
-    )
-    [reply] = slack.bot_replies(channel, ts)
-    return str(reply["text"])
+
+    def finished() -> bool:
+        if not (slack.has_session(channel, ts) and list(slack.session(channel, ts).history)[-1:] == ["active"]):
+            return False
+        replies = slack.bot_replies(channel, ts)
+        return len(replies) == 1 and str(replies[0]["text"]).endswith(ending)
+
+    await wait_until(finished, timeout=15)
+    return str(slack.bot_replies(channel, ts)[0]["text"])
 
 
 def blocks_of(request: dict[str, Any], kind: str) -> list[dict[str, Any]]:
@@ -176,3 +187,36 @@ async def test_a_server_that_is_down_is_left_out_with_a_note(
     assert refused["mcp_servers"] and "mcp_servers" not in retried
     assert not [tool for tool in retried.get("tools", []) if tool.get("type") == "mcp_toolset"]
     assert_token_nowhere(mcp_bot, slack)
+
+
+@pytest.mark.parametrize("mode", ["ok", "down"])
+async def test_killed_after_the_answer_is_journaled_the_call_is_not_made_again(
+    make_bot: BotFactory,
+    mcp_env: dict[str, str],
+    slack: FakeSlack,
+    claude: FakeAnthropic,
+    docs: FakeMcpServer,
+    mode: Any,
+) -> None:
+    """kill -9 once the answer that called the server (or was made without it, the server being down) is journaled:
+    the restarted bot posts it without asking the API or the server again, with the note the journal implies."""
+    docs.mode = mode
+    if mode == "ok":
+        claude.reply_mcp_call("docs", "search_docs", {"query": "q"}, then="Dana owns it.")
+    else:  # the model has no tools of a server left out
+        claude.reply_text("Dana owns it.")
+    crashing = make_bot(BOT_CRASH_AT="answer.journaled", **mcp_env)
+    await crashing.start()
+    envelope = mention(slack, "who owns it?")
+    await crashing.post_event(envelope)
+    assert await asyncio.wait_for(crashing.process.wait(), 15) == -9  # type: ignore[union-attr]
+    requests, calls = len(claude.requests), len(docs.calls())
+    restarted = make_bot(**mcp_env)
+    await restarted.start()
+    text = await answer(slack, envelope, ending="Dana owns it." if mode == "ok" else "without its tools.)_")
+    assert text.startswith("Dana owns it.")
+    assert (len(claude.requests), len(docs.calls())) == (requests, calls)
+    if mode == "ok":
+        assert calls == 1 and "MCP server" not in text
+    else:
+        assert requests == 2 and "The MCP server docs did not answer, so this answer was written without" in text
