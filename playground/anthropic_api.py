@@ -470,6 +470,10 @@ class FakeAnthropic(LocalServer):
         if isinstance(body, web.Response):
             return body
         self.count_requests.append(body)
+        problem = request_problem(body, request.headers.get("anthropic-beta", ""))
+        if problem is not None:
+            error = _error_body("invalid_request_error", problem, request_id)
+            return web.json_response(error, status=400, headers={"request-id": request_id})
         return web.json_response({"input_tokens": estimate_tokens(body)}, headers={"request-id": request_id})
 
     async def _handle_messages(self, request: web.Request) -> web.StreamResponse:

@@ -222,7 +222,7 @@ class ClaudeClient:
                     refused = refused_servers(exc.body, request)
                     if not refused:
                         raise
-                    log.warning("the Claude API could not use MCP server(s) %s; asking without them", refused)
+                    log.warning("the Claude API could not use MCP server(s) %s; asking without", ", ".join(refused))
                     dropped += refused
                     request = without_servers(request, refused)
         except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:

@@ -64,7 +64,10 @@ class RedactSecrets(logging.Filter):
         """Redact the message (with its arguments) and any formatted traceback; always True."""
         if not self._secrets:
             return True
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return True  # a malformed call: the handler reports it as logging does, with no message to redact
         if any(secret in message for secret in self._secrets):
             record.msg, record.args = self._redacted(message), None
         if record.exc_info and not record.exc_text:
