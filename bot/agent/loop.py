@@ -220,6 +220,10 @@ class AgentLoop:
         elif on_progress is not None:
             await on_progress(Progress.model_call())
         messages = replay(base, steps)
+        # A server that did not answer earlier in the task is not asked again (each try may wait for its timeout).
+        setup = mcp.without_tools(
+            setup, (name for step in steps if isinstance(step, ModelStep) for name in step.mcp_dropped)
+        )
         tools = self._tools.definitions(setup)
         model = self.model(setup)
         settle: Settle | None = None
@@ -233,7 +237,7 @@ class AgentLoop:
                 messages,
                 tools,
                 model=model,
-                extra=self._tools.request_options(setup),
+                extra=mcp.with_beta_for(messages, self._tools.request_options(setup)),
                 max_tokens=max_tokens,
                 on_text=on_text,
                 on_retry=on_retry,

@@ -119,11 +119,6 @@ class McpServers:
         """Each server's `mcp_toolset` by the tool name a channel enables ("mcp:NAME"): Anthropic runs them."""
         return {tool: server.toolset() for tool, server in self._servers.items()}
 
-    @property
-    def tokens(self) -> tuple[str, ...]:
-        """The servers' tokens, for the log's redaction."""
-        return tuple(server.token for server in self._servers.values() if server.token)
-
     def request_options(self, setup: AgentSetup) -> dict[str, Any]:
         """`mcp_servers` and the beta of a request made with this setup; nothing when it may use no server."""
         allowed = [server.definition() for tool, server in self._servers.items() if setup.allows(tool)]
@@ -167,7 +162,22 @@ def without_servers(request: Mapping[str, Any], dropped: Iterable[str]) -> dict[
 def without_tools(setup: AgentSetup, dropped: Iterable[str]) -> AgentSetup:
     """The setup without the servers named (the tool names "mcp:NAME" of those servers)."""
     gone = {TOOL_PREFIX + name for name in dropped}
+    if not gone & set(setup.tools):
+        return setup
     return replace(setup, tools=tuple(tool for tool in setup.tools if tool not in gone))
+
+
+def with_beta_for(messages: Sequence[Mapping[str, Any]], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The request options, with the connector's beta when the messages replay MCP blocks of the task's earlier
+    calls: without it the API does not know those blocks, even with no server left to call."""
+    if MCP_BETA in (options.get("betas") or ()) or not any(
+        isinstance(block, Mapping) and block.get("type") in ("mcp_tool_use", "mcp_tool_result")
+        for message in messages
+        if isinstance(message.get("content"), list)
+        for block in message["content"]
+    ):
+        return dict(options)
+    return {**options, "betas": [*(options.get("betas") or ()), MCP_BETA]}
 
 
 def notes(contents: Iterable[Sequence[Mapping[str, Any]]], dropped: Iterable[str]) -> list[str]:

@@ -175,16 +175,17 @@ async def test_a_server_that_is_down_is_left_out_with_a_note(
     mcp_bot: BotProcess, slack: FakeSlack, claude: FakeAnthropic, docs: FakeMcpServer
 ) -> None:
     """The API refuses a request whose server cannot list its tools (400 naming it): the call is made again without
-    that server, and the answer says the server did not answer."""
+    that server, the task's later calls leave it out too, and the answer says the server did not answer."""
     docs.mode = "down"
+    claude.reply_tool_use("read_thread", {"limit": 5})
     claude.reply_text("Here is what I know without the documents.")
     envelope = mention(slack, "what do the docs say?")
     await mcp_bot.post_event(envelope)
     text = await answer(slack, envelope)
     assert text.startswith("Here is what I know without the documents.")
-    assert "The MCP server docs did not answer, so this answer was written without its tools." in text
-    refused, retried = claude.requests
-    assert refused["mcp_servers"] and "mcp_servers" not in retried
+    assert text.count("The MCP server docs did not answer, so this answer was written without its tools.") == 1
+    refused, retried, after_the_tool = claude.requests
+    assert refused["mcp_servers"] and "mcp_servers" not in retried and "mcp_servers" not in after_the_tool
     assert not [tool for tool in retried.get("tools", []) if tool.get("type") == "mcp_toolset"]
     assert_token_nowhere(mcp_bot, slack)
 

@@ -14,6 +14,7 @@ from bot.agent.mcp import (
     notes,
     parse_mcp_servers,
     refused_servers,
+    with_beta_for,
     without_servers,
     without_tools,
 )
@@ -75,7 +76,6 @@ def test_a_request_carries_only_the_servers_its_setup_allows() -> None:
         "betas": [MCP_BETA],
     }
     assert servers.request_options(AgentSetup(tools=("web_search",))) == {}
-    assert servers.tokens == (TOKEN,)
 
 
 def refusal(message: str) -> dict[str, Any]:
@@ -155,3 +155,12 @@ def test_a_model_step_journals_the_servers_it_was_made_without() -> None:
     assert parse_step(record) == step
     plain = ModelStep([{"type": "text", "text": "hi"}], "end_turn", Usage())
     assert "mcp_dropped" not in plain.to_record() and parse_step(plain.to_record()) == plain
+
+
+def test_the_beta_stays_while_the_messages_hold_mcp_blocks() -> None:
+    """A request whose servers were all left out still asks for the beta if it replays earlier MCP blocks."""
+    plain = [{"role": "user", "content": "hi"}]
+    replayed = [*plain, {"role": "assistant", "content": [use("a", "docs", "search"), result("a", error=False)]}]
+    assert with_beta_for(plain, {}) == {}
+    assert with_beta_for(replayed, {}) == {"betas": [MCP_BETA]}
+    assert with_beta_for(replayed, {"betas": [MCP_BETA], "mcp_servers": []}) == {"betas": [MCP_BETA], "mcp_servers": []}
