@@ -45,7 +45,10 @@ DEFAULT_SYSTEM_PROMPT = (
 class Settings(BaseSettings):
     """Every setting of the bot; environment names are the field names in upper case."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # hide_input_in_errors: a ValidationError's text would otherwise quote a bad value whole, secrets included.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
 
     slack_bot_token: SecretStr | None = Field(
         default=None,

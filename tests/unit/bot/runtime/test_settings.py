@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from bot.core.errors import ConfigError
-from bot.runtime.settings import BOT_TOKEN_OR_OAUTH, DEFAULT_MODEL, MANIFEST_BOT_SCOPES, load_settings
+from bot.runtime.settings import BOT_TOKEN_OR_OAUTH, DEFAULT_MODEL, MANIFEST_BOT_SCOPES, Settings, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 REQUIRED = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s3cret", "ANTHROPIC_API_KEY": "sk-ant-1"}
@@ -223,3 +224,6 @@ def test_mcp_servers_are_parsed_and_a_bad_one_is_named_without_its_token(monkeyp
     with pytest.raises(ConfigError, match=r"MCP_SERVERS.*https") as refused:
         load_settings()
     assert token not in str(refused.value)
+    with pytest.raises(ValidationError) as raw:  # built directly, the pydantic error does not quote it either
+        Settings()
+    assert token not in str(raw.value)
