@@ -57,7 +57,11 @@ def main(argv: list[str]) -> int:
         gc.freeze()  # what is loaded now lives as long as the process: keep it out of every later collection
         gc.enable()
     configure_logging(
-        settings.log_level, settings.library_log_level, log_format=settings.log_format, dyno=settings.dyno
+        settings.log_level,
+        settings.library_log_level,
+        log_format=settings.log_format,
+        dyno=settings.dyno,
+        secrets=[server.token for server in settings.mcp_server_list],
     )
     try:
         if shards is not None:

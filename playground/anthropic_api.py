@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import json
 import re
@@ -14,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .mcp_connector import McpConnector, beta_header, request_problem
 from .prompt_cache import PromptCache, cache_control_problem
 from .server import LocalServer
 from .thinking_api import ThinkingLedger, thinking_config_problem, without_thinking_if_off
@@ -53,6 +55,10 @@ CHARS_PER_TOKEN = 4
 # Claude 4.6 and later models refuse a request that ends with an assistant message (a "prefill").
 _PREFILL_REFUSED_FROM = (4, 6)
 _MODEL_VERSION = re.compile(r"^claude-(?:opus|sonnet|haiku)-(\d+)(?:-(\d{1,2}))?(?:-\d{8})?$")
+
+
+# Blocks that call a tool, streamed like tool_use: the input arrives as input_json_delta events.
+CALL_BLOCKS = ("tool_use", "server_tool_use", "mcp_tool_use")
 
 
 def _new_id(prefix: str) -> str:
@@ -162,7 +168,7 @@ def _prefill_problem(body: Body) -> str | None:
         return None
     content = last.get("content")
     blocks = content if isinstance(content, list) else []
-    if any(isinstance(block, dict) and block.get("type") == "server_tool_use" for block in blocks):
+    if any(isinstance(block, dict) and block.get("type") in ("server_tool_use", "mcp_tool_use") for block in blocks):
         return None  # a turn paused by a server tool (pause_turn) is continued by sending it back as it was
     if refuses_prefill(body.get("model")):
         return "This model does not support assistant message prefill. The conversation must end with a user message."
@@ -351,6 +357,7 @@ class FakeAnthropic(LocalServer):
         self.prompt_cache = PromptCache()
         self.thinking = ThinkingLedger()  # signs the thinking written, checks the thinking sent back
         self.usages: list[Body] = []  # the usage block of every message answered, in order
+        self.mcp = McpConnector()  # the MCP connector: reaches the servers of a request's mcp_servers
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -411,6 +418,21 @@ class FakeAnthropic(LocalServer):
             content.append({"type": "text", "text": text_before})
         content.append({"type": "tool_use", "id": tool_id or _new_id("toolu_"), "name": name, "input": input})
         reply = Reply(content, "tool_use", usage=usage, delay=delay)
+        self.enqueue(reply)
+        return reply
+
+    def reply_mcp_call(
+        self, server: str, tool: str, input: Body, *, then: str = "", text_before: str | None = None
+    ) -> Reply:
+        """Queue an answer that calls a tool of an MCP server of the request (the connector calls it and inserts its
+        mcp_tool_result), then writes `then`."""
+        content: list[Body] = [{"type": "text", "text": text_before}] if text_before else []
+        content.append(
+            {"type": "mcp_tool_use", "id": _new_id("mcptoolu_"), "name": tool, "server_name": server, "input": input}
+        )
+        if then:
+            content.append({"type": "text", "text": then})
+        reply = Reply(content)
         self.enqueue(reply)
         return reply
 
@@ -475,6 +497,10 @@ class FakeAnthropic(LocalServer):
         if isinstance(body, web.Response):
             return body
         self.count_requests.append(body)
+        problem = request_problem(body, request.headers.get("anthropic-beta", ""))
+        if problem is not None:
+            error = _error_body("invalid_request_error", problem, request_id)
+            return web.json_response(error, status=400, headers={"request-id": request_id})
         return web.json_response({"input_tokens": estimate_tokens(body)}, headers={"request-id": request_id})
 
     async def _handle_messages(self, request: web.Request) -> web.StreamResponse:
@@ -486,11 +512,12 @@ class FakeAnthropic(LocalServer):
         self.requests.append(body)
         # Header names are case-insensitive on the wire; store them lower-cased for easy lookups.
         self.request_headers.append({k.lower(): v for k, v in request.headers.items()})
-        problem = (validate_request(body) or thinking_config_problem(body)) if self.validate else None
-        if problem is None and self.validate:
-            problem = self.thinking.problem(body)
-        if problem is None:  # checked even unvalidated: a fake that answers any size hides unbounded requests
-            problem = output_limit_error(body) or context_window_error(body, self.context_window)
+        problem = self._problem(body)
+        # Like the API, the connector lists every server's tools before the model starts: one that fails refuses all.
+        opened = await self.mcp.open(body) if problem is None and body.get("mcp_servers") else []
+        if isinstance(opened, str):
+            problem = opened
+        sessions = opened if isinstance(opened, list) else []
         if problem is not None:
             return web.json_response(
                 _error_body("invalid_request_error", problem, request_id), status=400, headers=headers
@@ -499,6 +526,8 @@ class FakeAnthropic(LocalServer):
         reply = item if isinstance(item, Reply) else item(body)
         if inspect.isawaitable(reply):
             reply = await reply
+        if any(block.get("type") == "mcp_tool_use" for block in reply.content):
+            reply = dataclasses.replace(reply, content=await self.mcp.run(sessions, reply.content))
         if reply.gate is not None:
             self._gates.append(reply.gate)
             await reply.gate.wait()
@@ -516,6 +545,15 @@ class FakeAnthropic(LocalServer):
         if body.get("stream"):
             return await self._stream(request, message, reply, headers, output.partial_json)
         return web.json_response(message, headers=headers)
+
+    def _problem(self, body: Body) -> str | None:
+        """The API's invalid_request_error message for the latest request, if it would refuse it."""
+        problem = (validate_request(body) or thinking_config_problem(body)) if self.validate else None
+        if problem is None and self.validate:
+            problem = self.thinking.problem(body)
+        if problem is None:  # checked even unvalidated: a fake that answers any size hides unbounded requests
+            problem = output_limit_error(body) or context_window_error(body, self.context_window)
+        return problem or request_problem(body, beta_header(self.request_headers[-1]))
 
     async def _admitted(self, request: web.Request, request_id: str) -> Body | web.Response:
         """The request's JSON, or the API's refusal: a missing or wrong key (401), a body over its size (413)."""
@@ -581,8 +619,8 @@ class FakeAnthropic(LocalServer):
         }
         events: list[tuple[str, Body]] = [("message_start", {"type": "message_start", "message": start})]
         for index, block in enumerate(message["content"]):
-            if block["type"] == "tool_use":
-                # tool_use starts with empty input; the JSON arrives as input_json_delta partial_json strings.
+            if block["type"] in CALL_BLOCKS:
+                # A call starts with empty input; the JSON arrives as input_json_delta partial_json strings.
                 opening = {**block, "input": {}}
                 cut_here = partial_json is not None and index == len(message["content"]) - 1
                 written = partial_json if cut_here and partial_json is not None else json.dumps(block["input"])
@@ -598,9 +636,11 @@ class FakeAnthropic(LocalServer):
                     deltas.append({"type": "signature_delta", "signature": block["signature"]})
             elif block["type"] == "redacted_thinking":
                 opening, deltas = block, []  # whole in its content_block_start, no deltas
-            else:
+            elif block["type"] == "text":
                 opening = {**block, "text": ""}
                 deltas = [{"type": "text_delta", "text": c} for c in _chunks(block.get("text", ""), reply.chunk_size)]
+            else:  # a server tool's result (web_search_tool_result, mcp_tool_result...) arrives whole in its start
+                opening, deltas = block, []
             events.append(
                 ("content_block_start", {"type": "content_block_start", "index": index, "content_block": opening})
             )

@@ -7,11 +7,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
 import anthropic
+from anthropic.resources.beta.messages import AsyncMessages as AsyncBetaMessages
+from anthropic.resources.messages import AsyncMessages
 from anthropic.types import MessageParam, TextBlockParam, ToolUnionParam
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_before_delay
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base, wait_random_exponential
 
+from bot.agent.mcp import refused_servers, without_servers
 from bot.agent.pricing import cost_usd
 from bot.agent.progress import OnProgress, Progress
 from bot.agent.steps import ModelStep
@@ -74,7 +77,7 @@ def transient(exc: BaseException) -> bool:
     return isinstance(error, dict) and error.get("type") in TRANSIENT_ERROR_TYPES
 
 
-def usage_of(model: str, usage: anthropic.types.Usage) -> Usage:
+def usage_of(model: str, usage: anthropic.types.Usage | anthropic.types.beta.BetaUsage) -> Usage:
     """Our Usage (with its estimated cost) from the API's usage block.
 
     The cache_creation breakdown tells 1-hour writes from 5-minute ones; without it (older API versions, proxies)
@@ -227,16 +230,21 @@ class ClaudeClient:
             **self._thinking_fields(model, thinking),
             **(extra or {}),
         }
+        dropped: tuple[str, ...] = ()
         try:
-            # A copy per call: a tenacity Retrying object keeps the state of one retry loop at a time.
-            retrying = self._retry.copy()
-            retrying = retrying.copy(before_sleep=_also(retrying.before_sleep, on_retry))
-            async for attempt in retrying:
-                with attempt:
-                    if on_text is None and on_progress is None and request["max_tokens"] <= MAX_UNSTREAMED_TOKENS:
-                        message = await self._client.messages.create(**request)
-                    else:
-                        message = await self._streamed(request, on_text, on_progress)
+            while True:
+                try:
+                    message = await self._with_retries(request, on_text, on_retry, on_progress)
+                    break
+                except anthropic.BadRequestError as exc:
+                    # An MCP server that did not answer the API's tools/list fails the whole request: ask again
+                    # without it (each time without those the refusal names: at most once per server).
+                    refused = refused_servers(exc.body, request)
+                    if not refused:
+                        raise
+                    log.warning("the Claude API could not use MCP server(s) %s; asking without", ", ".join(refused))
+                    dropped += refused
+                    request = without_servers(request, refused)
         except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
             count_call(model, None)
             raise model_error(exc) from exc
@@ -250,11 +258,38 @@ class ClaudeClient:
             content=[block.model_dump(mode="json", exclude_none=True) for block in message.content],
             stop_reason=message.stop_reason,
             usage=usage,
+            mcp_dropped=dropped,
         )
+
+    async def _with_retries(
+        self,
+        request: dict[str, Any],
+        on_text: OnText | None,
+        on_retry: OnRetry | None,
+        on_progress: OnProgress | None,
+    ) -> anthropic.types.Message | anthropic.types.beta.BetaMessage:
+        """One call, tried again on transient errors as the policy says."""
+        # A copy per call: a tenacity Retrying object keeps the state of one retry loop at a time.
+        retrying = self._retry.copy()
+        retrying = retrying.copy(before_sleep=_also(retrying.before_sleep, on_retry))
+        async for attempt in retrying:
+            with attempt:
+                if on_text is None and on_progress is None and request["max_tokens"] <= MAX_UNSTREAMED_TOKENS:
+                    # The overloads cannot tell a streamed call from a dict of arguments: this one is not streamed.
+                    message: anthropic.types.Message | anthropic.types.beta.BetaMessage = await self._messages(
+                        request
+                    ).create(**request)
+                    return message
+                return await self._streamed(request, on_text, on_progress)
+        raise AssertionError("unreachable: the policy reraises the last error")  # pragma: no cover
+
+    def _messages(self, request: Mapping[str, Any]) -> AsyncMessages | AsyncBetaMessages:
+        """The SDK's messages resource for a request: the beta one when it asks for betas (the MCP connector)."""
+        return self._client.beta.messages if "betas" in request else self._client.messages
 
     async def _streamed(
         self, request: dict[str, Any], on_text: OnText | None, on_progress: OnProgress | None
-    ) -> anthropic.types.Message:
+    ) -> anthropic.types.Message | anthropic.types.beta.BetaMessage:
         """The same call, streamed: a stream that breaks midway raises, and the retry policy starts it again.
 
         Leaving the `async with` for any reason, a cancellation included, closes the HTTP response: the API sees
@@ -263,7 +298,7 @@ class ClaudeClient:
         written = ""  # text deltas only: thinking_delta and signature_delta events are never shown
         server_tools = ServerToolWatch(on_progress)
         try:
-            async with self._client.messages.stream(**request) as stream:
+            async with self._messages(request).stream(**request) as stream:
                 async for event in stream:
                     if event.type == "text" and on_text is not None:
                         written += event.text
@@ -283,16 +318,20 @@ class ClaudeClient:
         *,
         model: str | None = None,
         thinking: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> int:
-        """Exact input tokens of a request, from the count_tokens endpoint (free, rate limited separately)."""
+        """Exact input tokens of a request, from the count_tokens endpoint (free, rate limited separately); `extra`
+        as in step (an `mcp_toolset` tool needs its server and the beta to be counted)."""
+        request: dict[str, Any] = {
+            "model": model or self._model,
+            "system": system if isinstance(system, str) else cast(list[TextBlockParam], list(system)),
+            "messages": cast(list[MessageParam], list(messages)),
+            "tools": cast(list[ToolUnionParam], list(tools)) if tools else anthropic.omit,
+            **self._thinking_fields(model or self._model, thinking),
+            **(extra or {}),
+        }
         try:
-            result = await self._client.messages.count_tokens(
-                model=model or self._model,
-                system=system if isinstance(system, str) else cast(list[TextBlockParam], list(system)),
-                messages=cast(list[MessageParam], list(messages)),
-                tools=cast(list[ToolUnionParam], list(tools)) if tools else anthropic.omit,
-                **self._thinking_fields(model or self._model, thinking),
-            )
+            result = await self._messages(request).count_tokens(**request)
         except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
             raise ModelError(f"token count failed ({type(exc).__name__})") from exc
         return result.input_tokens
@@ -329,12 +368,17 @@ class ServerToolWatch:
         if kind == "server_tool_use":
             self._running[block["id"]] = block["name"]
             await self._on_progress(Progress.tool_started(block["id"], block["name"]))
+        elif kind == "mcp_tool_use":  # a tool of a remote MCP server, called by the API's MCP connector
+            started = Progress.mcp_tool_started(block["id"], str(block.get("server_name")), block["name"])
+            self._running[block["id"]] = started.name
+            await self._on_progress(started)
         elif kind.endswith("_tool_result") and block.get("tool_use_id") in self._running:
             tool_id = block["tool_use_id"]
             # A failed call's content is an error object (web_search_tool_result_error, web_fetch_tool_error...);
             # a good one's is a list of results or a result object.
             content = block.get("content")
             error = isinstance(content, dict) and str(content.get("type", "")).endswith("_error")
+            error = error or block.get("is_error") is True  # an mcp_tool_result says so in a field of its own
             await self._on_progress(Progress.tool_finished(tool_id, self._running.pop(tool_id), error=error))
 
     async def abandoned(self) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bot.agent import mcp
 from bot.agent.client import ClaudeClient, OnRetry, OnText
 from bot.agent.continuation import preview
 from bot.agent.pricing import cost_usd
@@ -127,7 +128,12 @@ class AgentLoop:
     ) -> int:
         """Exact input tokens of a first request with these system blocks and messages (tools included)."""
         return await self._claude.count_tokens(
-            system, messages, self._tools.definitions(setup), model=self.model(setup), thinking=setup.thinking
+            system,
+            messages,
+            self._tools.definitions(setup),
+            model=self.model(setup),
+            extra=self._tools.request_options(setup),
+            thinking=setup.thinking,
         )
 
     @property
@@ -220,6 +226,10 @@ class AgentLoop:
         elif on_progress is not None:
             await on_progress(Progress.model_call())
         messages = replay(base, steps)
+        # A server that did not answer earlier in the task is not asked again (each try may wait for its timeout).
+        setup = mcp.without_tools(
+            setup, (name for step in steps if isinstance(step, ModelStep) for name in step.mcp_dropped)
+        )
         tools = self._tools.definitions(setup)
         model = self.model(setup)
         settle: Settle | None = None
@@ -233,7 +243,7 @@ class AgentLoop:
                 messages,
                 tools,
                 model=model,
-                extra=self._tools.request_options(setup),
+                extra=mcp.with_beta_for(messages, self._tools.request_options(setup)),
                 thinking=setup.thinking,
                 max_tokens=max_tokens,
                 on_text=on_text,
@@ -263,6 +273,10 @@ class AgentLoop:
             text += f"\n\n_(I stopped after {self._max_model_calls} model calls before finishing.)_"
         elif stop_reason == "max_tokens":
             text += "\n\n_(My answer was cut short: it reached the length limit.)_"
+        models = [step for step in steps if isinstance(step, ModelStep)]
+        dropped = [name for step in models for name in step.mcp_dropped]
+        for note in mcp.notes((step.content for step in models), dropped):
+            text += "\n\n" + note
         return LoopResult(text.strip() or "(I had nothing to add.)", total_usage(steps), stop_reason, first_call)
 
 

@@ -4,7 +4,7 @@
                  round of tools). A call that continues the same answer (after a max_tokens or pause_turn stop)
                  emits nothing: on_text goes on from the answer so far.
   tool_started   a tool call starts: a client tool as the loop runs it, a server tool (web_search...) as its
-                 server_tool_use block starts in the stream
+                 server_tool_use block starts in the stream, an MCP server's tool as its mcp_tool_use block does
   tool_finished  that call's result is in: journaled (client tools), or its *_tool_result block arrived (server
                  tools); `error` when the tool failed
 
@@ -57,6 +57,12 @@ class Progress:
     def tool_started(cls, tool_id: str, name: str) -> Progress:
         """A tool call starts."""
         return cls("tool_started", tool_id, name, tool_title(name))
+
+    @classmethod
+    def mcp_tool_started(cls, tool_id: str, server: str, tool: str) -> Progress:
+        """A tool of a remote MCP server starts (the API's connector calls it): shown as "Using SERVER.TOOL"."""
+        name = f"{server}.{tool}"
+        return cls("tool_started", tool_id, name, f"Using {name}")
 
     @classmethod
     def tool_finished(cls, tool_id: str, name: str, *, error: bool) -> Progress:

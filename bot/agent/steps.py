@@ -47,15 +47,19 @@ class ModelStep:
     content: list[dict[str, Any]]
     stop_reason: str | None
     usage: Usage
+    mcp_dropped: tuple[str, ...] = ()  # MCP servers the call was made without: they did not answer (bot/agent/mcp.py)
 
     def to_record(self) -> dict[str, Any]:
-        """The journal record of this step."""
-        return {
+        """The journal record of this step (mcp_dropped only when some server was dropped)."""
+        record: dict[str, Any] = {
             "kind": self.kind,
             "content": self.content,
             "stop_reason": self.stop_reason,
             "usage": self.usage.counters(),
         }
+        if self.mcp_dropped:
+            record["mcp_dropped"] = list(self.mcp_dropped)
+        return record
 
     def cut_block(self) -> dict[str, Any] | None:
         """The tool call that max_tokens cut off while its input was being written, if it did."""
@@ -194,7 +198,10 @@ def _model(record: Mapping[str, Any]) -> ModelStep:
     stop_reason = record.get("stop_reason")
     if stop_reason is not None and not isinstance(stop_reason, str):
         raise CorruptRecord("journal step 'model': field 'stop_reason' is not str")
-    return ModelStep(content, stop_reason, _usage(record))
+    dropped = record.get("mcp_dropped", [])
+    if not isinstance(dropped, list) or not all(isinstance(name, str) for name in dropped):
+        raise CorruptRecord("journal step 'model': field 'mcp_dropped' is not a list of names")
+    return ModelStep(content, stop_reason, _usage(record), tuple(dropped))
 
 
 def _tool(record: Mapping[str, Any]) -> ToolStep:

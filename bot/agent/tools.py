@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bot.agent.mcp import McpServers
 from bot.agent.messages import since_last_reset
 from bot.agent.setup import AgentSetup
 from bot.core.errors import SlackError
@@ -98,9 +99,12 @@ class ToolBox:
     among what the deployment offers.
     """
 
-    def __init__(self, slack: SlackGateway, offer: Offer | None = None) -> None:
+    _mcp: McpServers | None = None
+
+    def __init__(self, slack: SlackGateway, offer: Offer | None = None, mcp: McpServers | None = None) -> None:
         self._read_thread = ReadThread(slack)
         self.offer = offer or Offer()
+        self._mcp = mcp  # its toolsets are among the offer's server tools ("mcp:NAME")
 
     def definitions(self, setup: AgentSetup) -> list[dict[str, Any]]:
         """The `tools` of a request made with this setup (they count toward the context)."""
@@ -109,8 +113,8 @@ class ToolBox:
         return [READ_THREAD, *allowed, *server]
 
     def request_options(self, setup: AgentSetup) -> dict[str, Any]:
-        """What else a request made with this setup carries besides its tools (none yet)."""
-        return {}
+        """What else a request made with this setup carries besides its tools: the MCP servers it may use."""
+        return self._mcp.request_options(setup) if self._mcp is not None else {}
 
     async def run(self, call: ToolCall) -> ToolResult:
         """Run one client tool call; problems become an error result the model can read, not an exception."""

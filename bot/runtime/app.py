@@ -20,6 +20,7 @@ from bot.agent.client import ClaudeClient, default_retry_policy, sdk_client
 from bot.agent.compaction import Compactor
 from bot.agent.context import Budget, TokenEstimator
 from bot.agent.loop import AgentLoop
+from bot.agent.mcp import McpServers
 from bot.agent.memory_tool import MemoryTool
 from bot.agent.slack_search import SEARCH_SLACK, SearchSlack
 from bot.agent.summarizer import Summarizer
@@ -152,7 +153,10 @@ def build_tools(
     memory = build_memory_tool(settings, redis, crash)
     client_tools = {**memory, SEARCH_SLACK: SearchSlack(gateway)}
     defaults = (*memory, *settings.server_tools)
-    tools = ToolBox(gateway, Offer(client=client_tools, server=server_tools, defaults=defaults))
+    # MCP servers (MCP_SERVERS) are offered, off by default: a channel enables each in its configuration.
+    mcp = McpServers(settings.mcp_server_list)
+    offer = Offer(client=client_tools, server={**server_tools, **mcp.toolsets}, defaults=defaults)
+    tools = ToolBox(gateway, offer, mcp)
     setups = ChannelSetups(
         ChannelConfigStore(redis),
         tools.offer.names,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Literal, TextIO
 
@@ -46,6 +47,40 @@ class ContextFilter(logging.Filter):
         for attribute in CONTEXT_FIELDS:
             setattr(record, attribute, getattr(ids, attribute) if ids is not None else None)
         return True
+
+
+class RedactSecrets(logging.Filter):
+    """Replaces given secrets (MCP servers' tokens) in every record a handler writes; drops none.
+
+    On the handler for the reason ContextFilter is: at DEBUG the Anthropic SDK logs whole requests, and a request
+    to the MCP connector carries each server's token in its body.
+    """
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self._secrets = tuple(secret for secret in secrets if secret)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Redact the message (with its arguments) and any formatted traceback; always True."""
+        if not self._secrets:
+            return True
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return True  # a malformed call: the handler reports it as logging does, with no message to redact
+        if any(secret in message for secret in self._secrets):
+            record.msg, record.args = self._redacted(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text and any(secret in record.exc_text for secret in self._secrets):
+            record.exc_text = self._redacted(record.exc_text)
+            record.exc_info = None  # else a formatter may format the traceback again, unredacted
+        return True
+
+    def _redacted(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
 
 
 class JsonFormatter(logging.Formatter):
@@ -88,9 +123,10 @@ def configure_logging(
     log_format: LogFormat = "text",
     dyno: str = "",
     stream: TextIO | None = None,
+    secrets: Iterable[str] = (),
 ) -> logging.Handler:
     """Our loggers at `level`, every other logger at `library_level`, all written to `stream` (stderr) in
-    `log_format`; returns the handler it added to the root logger.
+    `log_format`, with `secrets` redacted; returns the handler it added to the root logger.
 
     At DEBUG the SDKs log whole requests and responses: prompts, base64 images, message bodies (anthropic,
     slack_sdk, slack_bolt, httpx, httpcore, redis). Setting the root logger's level covers each of them, and any
@@ -98,6 +134,7 @@ def configure_logging(
     """
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(ContextFilter(dyno))
+    handler.addFilter(RedactSecrets(secrets))  # `secrets` (the MCP servers' tokens) never reach the log
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
     root.addHandler(handler)

@@ -12,6 +12,7 @@ from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.agent.mcp import McpServer, parse_mcp_servers
 from bot.agent.thinking import Effort, Thinking, refuses_adaptive, refuses_effort
 from bot.agent.tools import SERVER_TOOLS
 from bot.core.errors import ConfigError
@@ -46,7 +47,10 @@ DEFAULT_SYSTEM_PROMPT = (
 class Settings(BaseSettings):
     """Every setting of the bot; environment names are the field names in upper case."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # hide_input_in_errors: a ValidationError's text would otherwise quote a bad value whole, secrets included.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
 
     slack_bot_token: SecretStr | None = Field(
         default=None,
@@ -157,6 +161,10 @@ class Settings(BaseSettings):
     )
     memory_max_files: int = Field(default=100, ge=1, le=1_000, description="Most files one channel's memory holds.")
     # --- end of channel memory ---
+    mcp_servers: SecretStr = Field(
+        default=SecretStr(""),
+        description='Remote MCP servers: a JSON list of {"name", "url" (https), "token"?}; channels enable each.',
+    )
     suggested_prompts: str = Field(
         default=DEFAULT_SUGGESTED_PROMPTS,
         description='Prompts atop the Messages tab: a JSON list of {"title", "message"} objects or strings; [] none.',
@@ -351,6 +359,17 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown server tool(s) {', '.join(unknown)}; known: {', '.join(SERVER_TOOLS)}")
         return value
+
+    @field_validator("mcp_servers")
+    @classmethod
+    def _valid_mcp_servers(cls, value: SecretStr) -> SecretStr:
+        parse_mcp_servers(value.get_secret_value())  # its ValueError says what is wrong, never with a token
+        return value
+
+    @property
+    def mcp_server_list(self) -> tuple[McpServer, ...]:
+        """MCP_SERVERS, parsed."""
+        return parse_mcp_servers(self.mcp_servers.get_secret_value())
 
     @field_validator("bot_crash_at")
     @classmethod

@@ -16,6 +16,7 @@ from playground.anthropic_api import (
 )
 from playground.grid_payloads import org_event_envelope, team_access_granted_event, team_access_revoked_event
 from playground.long_answers import continuing
+from playground.mcp_server import FakeMcpServer, self_signed_certificate
 from playground.payloads import (
     DEFAULT_APP_ID,
     DEFAULT_BOT_ID,
@@ -63,6 +64,7 @@ __all__ = [
     "AgentSession",
     "AgentStream",
     "FakeAnthropic",
+    "FakeMcpServer",
     "FakeSlack",
     "OpenView",
     "Reply",
@@ -87,6 +89,7 @@ __all__ = [
     "new_ts",
     "org_event_envelope",
     "rich_text_blocks",
+    "self_signed_certificate",
     "sign",
     "signed_event_request",
     "signed_form_request",

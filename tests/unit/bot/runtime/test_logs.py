@@ -136,3 +136,19 @@ def test_a_unicode_line_break_in_a_record_stays_on_its_one_line() -> None:
     )
     assert len(line.splitlines()) == 1
     assert json.loads(line)["message"] == "a\u2028b\u2029c\x85d"
+
+
+def test_secrets_are_redacted_from_every_record(restore_logging: None) -> None:
+    """A secret given to configure_logging (an MCP server's token) is replaced in any logger's message, arguments
+    and traceback, the libraries' at DEBUG included."""
+    stream = io.StringIO()
+    configure_logging("DEBUG", "DEBUG", stream=stream, secrets=["tok-123", ""])
+    logging.getLogger("anthropic._base_client").debug("Request options: %s", {"authorization_token": "tok-123"})
+    try:
+        raise ValueError("refused tok-123")
+    except ValueError:
+        logging.getLogger("bot.agent").exception("failed")
+    logging.getLogger("bot").info("nothing secret here")
+    written = stream.getvalue()
+    assert "tok-123" not in written
+    assert written.count("[redacted]") >= 2 and "nothing secret here" in written

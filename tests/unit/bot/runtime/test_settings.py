@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from bot.core.errors import ConfigError
-from bot.runtime.settings import BOT_TOKEN_OR_OAUTH, DEFAULT_MODEL, MANIFEST_BOT_SCOPES, load_settings
+from bot.runtime.settings import BOT_TOKEN_OR_OAUTH, DEFAULT_MODEL, MANIFEST_BOT_SCOPES, Settings, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 REQUIRED = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s3cret", "ANTHROPIC_API_KEY": "sk-ant-1"}
@@ -207,3 +208,22 @@ def test_an_empty_bot_token_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> 
     _set(monkeypatch, {**REQUIRED, **OAUTH, "SLACK_BOT_TOKEN": ""})
     settings = load_settings()
     assert settings.oauth_mode and settings.slack_bot_token is None
+
+
+def test_mcp_servers_are_parsed_and_a_bad_one_is_named_without_its_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MCP_SERVERS is a JSON list whose tokens stay secret: not in the settings' repr, nor in the startup error."""
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    token = "mcp-startup-secret"
+    monkeypatch.setenv("MCP_SERVERS", f'[{{"name": "docs", "url": "https://mcp.example.com/", "token": "{token}"}}]')
+    settings = load_settings()
+    [docs] = settings.mcp_server_list
+    assert (docs.name, docs.token) == ("docs", token)
+    assert token not in repr(settings)
+    monkeypatch.setenv("MCP_SERVERS", f'[{{"name": "docs", "url": "http://mcp.example.com/", "token": "{token}"}}]')
+    with pytest.raises(ConfigError, match=r"MCP_SERVERS.*https") as refused:
+        load_settings()
+    assert token not in str(refused.value)
+    with pytest.raises(ValidationError) as raw:  # built directly, the pydantic error does not quote it either
+        Settings()
+    assert token not in str(raw.value)
