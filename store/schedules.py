@@ -1,0 +1,433 @@
+"""Durable timers: schedules an agent sets in its own thread, kept in Redis, fired as tasks of its thread's queue.
+
+A timer is state, not a sleeping process. Each schedule lives in its thread's shard (store/keys.py) with an entry in
+the shard's due index (a ZSET by next run). A worker's timer loop (bot/tasks/timers.py) reads the due entries and
+fires them with one script per batch (store/schedules_lua.py FIRE), which queues a SCHEDULED task exactly as intake
+queues a mention (store/lua.py SUBMIT_TASK): deduplicated, in order with the thread's other work, resumable, fenced.
+
+The rules:
+- Exactly once: firing a timer and queueing its task is one atomic step; the task id names the schedule and the
+  run's due time, so firing the same run again (two workers, a retry after a lost reply) queues nothing more.
+- Downtime: a timer that came due while no process ran fires once when one starts; a recurring one then runs next
+  at the first period after now (never once per missed period), keeping its phase.
+- Bounds: at most `per_thread` and `per_channel` active schedules (paused ones count), a recurring one at most
+  every `min_interval` seconds, and none runs past `max_lifetime` after it was made (its lifetime cap).
+- Failures: a recurring schedule whose runs fail `max_failures` times in a row pauses itself (record_outcome).
+
+All times given to and returned by this module are Unix seconds (floats); Redis holds integer milliseconds. The
+caller passes `now` (bot/core/clock.py's, which tests and the playground can move forward).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from store import decode, keys, schedules_lua
+from store.connection import RedisClient
+from store.errors import CorruptRecord
+from store.lua import FENCED, unless_fenced
+from store.models import ThreadRef
+from store.tasks import ThreadLease
+
+ScheduleKind = Literal["once", "every"]
+TASK_PREFIX = "sched-"  # a scheduled run's task id: sched-ID-DUE_MS
+
+
+def to_ms(seconds: float) -> int:
+    """Unix seconds as the integer milliseconds Redis keeps."""
+    return round(seconds * 1000)
+
+
+def run_task_id(schedule_id: str, due: float) -> str:
+    """The task id of a schedule's run due at `due`: the same for every firing of that run."""
+    return f"{TASK_PREFIX}{schedule_id}-{to_ms(due)}"
+
+
+def schedule_of_task(task_id: str) -> str | None:
+    """The schedule a scheduled run's task id names, or None for another task's id."""
+    if not task_id.startswith(TASK_PREFIX):
+        return None
+    schedule_id, _, due = task_id.removeprefix(TASK_PREFIX).rpartition("-")
+    return schedule_id if schedule_id and due.isdigit() else None
+
+
+class ScheduleRefused(ValueError):
+    """A schedule was refused (a limit, a too short interval, a time in the past); str() says why, for people and
+    for the model alike."""
+
+
+@dataclass(frozen=True)
+class ScheduleLimits:
+    """The bounds on schedules (settings SCHEDULES_PER_THREAD and the like)."""
+
+    per_thread: int = 10
+    per_channel: int = 50
+    min_interval: float = 300.0  # seconds between runs of a recurring schedule, at least
+    max_lifetime: float = 30 * 86400.0  # seconds a schedule may run for after it is made
+    max_failures: int = 3  # failed runs in a row that pause a recurring schedule (0: never)
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """What to schedule: `at` is the first run (Unix seconds); `every` (seconds) makes it recurring. A recurring one
+    ends after `count` runs, at `until`, when the agent says its goal is met (`until_goal`: cancel() then), or at its
+    lifetime cap, whichever comes first."""
+
+    thread: ThreadRef
+    at: float
+    note: str
+    created_by: str
+    every: float | None = None
+    count: int | None = None
+    until: float | None = None
+    until_goal: bool = False
+
+    @property
+    def kind(self) -> ScheduleKind:
+        """once or every."""
+        return "once" if self.every is None else "every"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A schedule as stored."""
+
+    schedule_id: str
+    thread: ThreadRef
+    kind: ScheduleKind
+    next_at: float
+    note: str
+    created_by: str
+    created_at: float
+    ends_at: float
+    every: float | None = None
+    count: int | None = None
+    until: float | None = None
+    until_goal: bool = False
+    fired: int = 0
+    failures: int = 0
+    paused: bool = False
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, str]) -> Schedule:
+        """Parse a schedule hash."""
+        try:
+            kind = fields["kind"]
+            if kind not in ("once", "every"):
+                raise ValueError(kind)
+            return cls(
+                schedule_id=fields["id"],
+                thread=ThreadRef.decode(fields["thread"]),
+                kind="once" if kind == "once" else "every",
+                next_at=int(fields["next_at"]) / 1000,
+                note=fields["note"],
+                created_by=fields["created_by"],
+                created_at=int(fields["created_at"]) / 1000,
+                ends_at=int(fields["ends_at"]) / 1000,
+                every=int(fields["every_ms"]) / 1000 if kind == "every" else None,
+                count=int(fields["end_count"]) or None,
+                until=int(fields["until"]) / 1000 if int(fields["until"]) else None,
+                until_goal=fields.get("until_goal") == "1",
+                fired=int(fields.get("fired", "0")),
+                failures=int(fields.get("failures", "0")),
+                paused=fields.get("paused") == "1",
+            )
+        except (KeyError, ValueError) as exc:
+            raise CorruptRecord(f"malformed schedule {fields.get('id')!r}") from exc
+
+
+@dataclass(frozen=True)
+class DueTimer:
+    """A due index entry: a schedule's run due at `due_ms`."""
+
+    member: str
+    thread: ThreadRef
+    schedule_id: str
+    due_ms: int
+
+    @classmethod
+    def parse(cls, member: str, score: float) -> DueTimer | None:
+        """The entry, or None for a member that is not one (it is then ignored)."""
+        parts = member.split(":")
+        if len(parts) != 4 or not parts[3]:
+            return None
+        try:
+            ref = ThreadRef(*parts[:3])
+        except ValueError:
+            return None
+        return cls(member, ref, parts[3], int(score))
+
+
+def due_member(ref: ThreadRef, schedule_id: str) -> str:
+    """A schedule's member in its shard's due index: its thread and id."""
+    return f"{ref.encode()}:{schedule_id}"
+
+
+def channel_member(ref: ThreadRef, schedule_id: str) -> str:
+    """A schedule's member in its channel's index."""
+    return f"{ref.thread_ts}:{schedule_id}"
+
+
+class ScheduleStore:
+    """Creates, lists, cancels and fires schedules."""
+
+    def __init__(
+        self,
+        redis: RedisClient,
+        space: keys.KeySpace,
+        limits: ScheduleLimits | None = None,
+        *,
+        agent_ttl: int = keys.AGENT_TTL,
+        task_ttl: int = keys.TASK_TTL,
+    ) -> None:
+        self._redis = redis
+        self._keys = space
+        self.limits = limits or ScheduleLimits()
+        self._agent_ttl = agent_ttl
+        self._task_ttl = task_ttl
+        self._create = redis.register_script(schedules_lua.CREATE)
+        self._fire = redis.register_script(schedules_lua.FIRE)
+        self._record = redis.register_script(schedules_lua.RECORD_OUTCOME)
+        self._resume = redis.register_script(schedules_lua.RESUME)
+        self._cancel = redis.register_script(schedules_lua.CANCEL)
+
+    @property
+    def space(self) -> keys.KeySpace:
+        """The key names this store uses."""
+        return self._keys
+
+    def _check(self, spec: ScheduleSpec, now: float) -> float:
+        """Refuse what the limits do not allow; returns when the schedule ends (its last possible run)."""
+        limits = self.limits
+        if not spec.note.strip():
+            raise ScheduleRefused("A schedule needs a note saying what to do when it runs.")
+        if spec.at > now + limits.max_lifetime:
+            raise ScheduleRefused(f"A schedule may start at most {_days(limits.max_lifetime)} from now.")
+        lifetime_end = now + limits.max_lifetime
+        if spec.every is None:
+            return max(spec.at, now)
+        if spec.every < limits.min_interval:
+            raise ScheduleRefused(
+                f"A recurring schedule may run at most every {_duration(limits.min_interval)}, "
+                f"not every {_duration(spec.every)}."
+            )
+        if spec.count is not None and spec.count < 1:
+            raise ScheduleRefused("A recurring schedule's count of runs must be at least 1.")
+        if spec.until is not None and spec.until < max(spec.at, now):
+            raise ScheduleRefused("A recurring schedule's end is before its first run.")
+        return min(spec.until, lifetime_end) if spec.until is not None else lifetime_end
+
+    async def create(self, spec: ScheduleSpec, now: float, lease: ThreadLease | None = None) -> Schedule:
+        """Record a schedule and put it in its shard's due index; ScheduleRefused says why not.
+
+        With a lease (the running task's) it is written only while that run still holds its thread: a run whose
+        thread was reset meanwhile schedules nothing. The channel's count is summed over the shards before the
+        script runs: two threads of one channel creating at the same moment may pass the channel's limit by one.
+        """
+        ends_at = self._check(spec, now)
+        ref, space = spec.thread, self._keys
+        shard = space.shard_of(ref)
+        schedule_id = secrets.token_hex(5)
+        expires_ms = to_ms(ends_at) + self._agent_ttl * 1000
+        first = max(spec.at, now)
+        fields = {
+            "id": schedule_id,
+            "thread": ref.encode(),
+            "thread_ts": ref.thread_ts,
+            "kind": spec.kind,
+            "next_at": str(to_ms(first)),
+            "every_ms": str(to_ms(spec.every or 0)),
+            "note": spec.note,
+            "created_by": spec.created_by,
+            "created_at": str(to_ms(now)),
+            "ends_at": str(to_ms(ends_at)),
+            "end_count": str(spec.count or 0),
+            "until": str(to_ms(spec.until or 0)),
+            "until_goal": "1" if spec.until_goal else "0",
+            "fired": "0",
+            "failures": "0",
+            "paused": "0",
+        }
+        elsewhere = await self._channel_count(ref.team_id, ref.channel_id, now, skip=shard)
+        code, count = await self._create(
+            keys=[
+                space.queued(ref),
+                space.thread_queue(ref),
+                space.schedule(ref, schedule_id),
+                space.thread_schedules(ref),
+                space.channel_schedules(ref.team_id, ref.channel_id, shard),
+                space.timers(shard),
+            ],
+            args=[
+                lease.entry_id if lease else "",
+                lease.consumer if lease else "",
+                schedule_id,
+                json.dumps(fields, separators=(",", ":")),
+                due_member(ref, schedule_id),
+                to_ms(first),
+                expires_ms,
+                to_ms(now),
+                self.limits.per_thread,
+                self.limits.per_channel,
+                elsewhere,
+                channel_member(ref, schedule_id),
+            ],
+        )
+        if int(code) == FENCED:
+            unless_fenced(code, lease.entry_id if lease else "")
+        if int(code) == schedules_lua.THREAD_FULL:
+            raise ScheduleRefused(
+                f"This thread already has {count} active schedules, the most it may have "
+                f"({self.limits.per_thread}): cancel one first."
+            )
+        if int(code) == schedules_lua.CHANNEL_FULL:
+            raise ScheduleRefused(
+                f"This channel already has {count} active schedules, the most it may have "
+                f"({self.limits.per_channel}): cancel one first."
+            )
+        return Schedule.from_fields(fields)
+
+    async def _channel_count(self, team_id: str, channel_id: str, now: float, *, skip: int | None = None) -> int:
+        """How many of the channel's schedules have not expired, in every shard but `skip`."""
+        shards = [shard for shard in range(self._keys.shards) if shard != skip]
+        if not shards:
+            return 0
+        pipe = self._redis.pipeline(transaction=False)
+        for shard in shards:
+            pipe.zcount(self._keys.channel_schedules(team_id, channel_id, shard), f"({to_ms(now)}", "+inf")
+        return sum(int(found) for found in await pipe.execute())
+
+    async def get(self, ref: ThreadRef, schedule_id: str) -> Schedule | None:
+        """One schedule, or None if it ended, was cancelled or expired."""
+        fields = decode.fields(await self._redis.hgetall(self._keys.schedule(ref, schedule_id)))
+        return Schedule.from_fields(fields) if fields else None
+
+    async def _read(self, ref_ids: Sequence[tuple[ThreadRef, str]]) -> list[Schedule]:
+        if not ref_ids:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for ref, schedule_id in ref_ids:
+            pipe.hgetall(self._keys.schedule(ref, schedule_id))
+        found = [Schedule.from_fields(decode.fields(raw)) for raw in await pipe.execute() if raw]
+        return sorted(found, key=lambda schedule: (schedule.next_at, schedule.schedule_id))
+
+    async def list_thread(self, ref: ThreadRef) -> list[Schedule]:
+        """The thread's schedules, soonest first (paused ones too)."""
+        ids = await self._redis.zrange(self._keys.thread_schedules(ref), 0, -1)
+        return await self._read([(ref, decode.text(schedule_id)) for schedule_id in ids])
+
+    async def list_channel(self, team_id: str, channel_id: str) -> list[Schedule]:
+        """The channel's schedules, every shard's, soonest first."""
+        pipe = self._redis.pipeline(transaction=False)
+        for shard in range(self._keys.shards):
+            pipe.zrange(self._keys.channel_schedules(team_id, channel_id, shard), 0, -1)
+        ref_ids: list[tuple[ThreadRef, str]] = []
+        for members in await pipe.execute():
+            for member in members:
+                thread_ts, _, schedule_id = decode.text(member).rpartition(":")
+                ref_ids.append((ThreadRef(team_id, channel_id, thread_ts), schedule_id))
+        return await self._read(ref_ids)
+
+    async def cancel(self, ref: ThreadRef, schedule_id: str) -> bool:
+        """Cancel one schedule (also what "the goal is met" does); False if it had already ended or was cancelled."""
+        return await self._cancel_ids(ref, [schedule_id]) > 0
+
+    async def cancel_thread(self, ref: ThreadRef) -> int:
+        """Cancel every schedule of the thread (a reset, a Stop); returns how many there were."""
+        cancelled = 0
+        for _ in range(10):  # a running task may add one meanwhile (unless fenced out): read again until none
+            ids = [decode.text(found) for found in await self._redis.zrange(self._keys.thread_schedules(ref), 0, -1)]
+            if not ids:
+                break
+            cancelled += await self._cancel_ids(ref, ids)
+        return cancelled
+
+    async def _cancel_ids(self, ref: ThreadRef, ids: list[str]) -> int:
+        space = self._keys
+        shard = space.shard_of(ref)
+        script_keys, args = [space.timers(shard)], []
+        for schedule_id in ids:
+            script_keys += [
+                space.schedule(ref, schedule_id),
+                space.thread_schedules(ref),
+                space.channel_schedules(ref.team_id, ref.channel_id, shard),
+            ]
+            args += [schedule_id, due_member(ref, schedule_id), channel_member(ref, schedule_id)]
+        return int(await self._cancel(keys=script_keys, args=args))
+
+    async def resume(self, ref: ThreadRef, schedule_id: str, now: float) -> bool:
+        """Resume a paused schedule at its next run after now; False if it was not paused, or has nothing left."""
+        shard = self._keys.shard_of(ref)
+        result = await self._resume(
+            keys=[self._keys.schedule(ref, schedule_id), self._keys.timers(shard)],
+            args=[to_ms(now), due_member(ref, schedule_id)],
+        )
+        return int(result) == 1
+
+    async def record_outcome(self, ref: ThreadRef, schedule_id: str, task_id: str, *, ok: bool) -> bool:
+        """Record how a run (task `task_id`) ended, once per run; True if its failures just paused the schedule."""
+        shard = self._keys.shard_of(ref)
+        result = await self._record(
+            keys=[self._keys.schedule(ref, schedule_id), self._keys.timers(shard)],
+            args=[task_id, "1" if ok else "0", self.limits.max_failures, due_member(ref, schedule_id)],
+        )
+        return int(result) == 1
+
+    async def due(self, shard: int, now: float, limit: int) -> list[DueTimer]:
+        """Up to `limit` of the shard's timers due by `now`, earliest first (one ZRANGEBYSCORE)."""
+        found = await self._redis.zrangebyscore(
+            self._keys.timers(shard), "-inf", to_ms(now), start=0, num=limit, withscores=True
+        )
+        parsed = (DueTimer.parse(decode.text(member), score) for member, score in found)
+        return [timer for timer in parsed if timer is not None]
+
+    async def next_due(self, shard: int) -> float | None:
+        """When the shard's earliest timer is due (seconds), or None if it has none."""
+        found = await self._redis.zrange(self._keys.timers(shard), 0, 0, withscores=True)
+        return float(found[0][1]) / 1000 if found else None
+
+    async def fire(self, shard: int, timers: Sequence[DueTimer], now: float) -> tuple[int, int]:
+        """Fire the shard's due timers in one script: queue each one's task and move it on (or end it). Returns
+        (fired, skipped); a timer another worker fired first, or that was cancelled or paused, is skipped."""
+        if not timers:
+            return 0, 0
+        space = self._keys
+        script_keys, args = [space.timers(shard)], [to_ms(now), self._task_ttl, self._agent_ttl, repr(now)]
+        for timer in timers:
+            ref, task_id = timer.thread, f"{TASK_PREFIX}{timer.schedule_id}-{timer.due_ms}"
+            script_keys += [
+                space.schedule(ref, timer.schedule_id),
+                space.thread_schedules(ref),
+                space.channel_schedules(ref.team_id, ref.channel_id, shard),
+                space.task(ref, task_id),
+                space.inbox(ref),
+                space.queued(ref),
+                space.queue(shard),
+                space.state(ref),
+                space.thread_channel_threads(ref),
+            ]
+            args += [timer.member, timer.due_ms, task_id, channel_member(ref, timer.schedule_id)]
+        fired, skipped = await self._fire(keys=script_keys, args=args)
+        return int(fired), int(skipped)
+
+    async def load_scripts(self) -> None:
+        """Load the scripts (on every primary of a cluster)."""
+        for source in schedules_lua.ALL:
+            await self._redis.script_load(source)
+
+
+def _duration(seconds: float) -> str:
+    """A short duration in words: 90 -> "1.5 minutes"."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:g} hours" if seconds != 3600 else "hour"
+    if seconds >= 60:
+        return f"{seconds / 60:g} minutes" if seconds != 60 else "minute"
+    return f"{seconds:g} seconds"
+
+
+def _days(seconds: float) -> str:
+    return f"{seconds / 86400:g} days"
