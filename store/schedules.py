@@ -24,13 +24,13 @@ import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from store import decode, keys, schedules_lua
 from store.connection import RedisClient
 from store.errors import CorruptRecord
 from store.lua import FENCED, unless_fenced
-from store.models import ThreadRef
+from store.models import TaskStatus, ThreadRef
 from store.tasks import ThreadLease
 
 ScheduleKind = Literal["once", "every"]
@@ -382,8 +382,28 @@ class ScheduleStore:
         found = await self._redis.zrangebyscore(
             self._keys.timers(shard), "-inf", to_ms(now), start=0, num=limit, withscores=True
         )
-        parsed = (DueTimer.parse(decode.text(member), score) for member, score in found)
-        return [timer for timer in parsed if timer is not None]
+        return _due_timers(found)
+
+    async def run_status(self, ref: ThreadRef, task_id: str) -> TaskStatus | None:
+        """Where a scheduled run's task is (None: its record is gone, or unreadable)."""
+        status = await self._redis.hget(self._keys.task(ref, task_id), "status")
+        try:
+            return TaskStatus(decode.text(status)) if status is not None else None
+        except ValueError:
+            return None
+
+    async def due_by_shard(self, now: float, limit: int) -> dict[int, list[DueTimer]]:
+        """Up to `limit` due timers of each shard that has some: one ZRANGEBYSCORE per shard, in one pipeline (a
+        cluster client sends each node its own)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for shard in range(self._keys.shards):
+            pipe.zrangebyscore(self._keys.timers(shard), "-inf", to_ms(now), start=0, num=limit, withscores=True)
+        found: dict[int, list[DueTimer]] = {}
+        for shard, entries in enumerate(await pipe.execute()):
+            timers = _due_timers(entries)
+            if timers:
+                found[shard] = timers
+        return found
 
     async def next_due(self, shard: int) -> float | None:
         """When the shard's earliest timer is due (seconds), or None if it has none."""
@@ -396,7 +416,8 @@ class ScheduleStore:
         if not timers:
             return 0, 0
         space = self._keys
-        script_keys, args = [space.timers(shard)], [to_ms(now), self._task_ttl, self._agent_ttl, repr(now)]
+        script_keys = [space.timers(shard)]
+        args: list[str | int] = [to_ms(now), self._task_ttl, self._agent_ttl, repr(now)]
         for timer in timers:
             ref, task_id = timer.thread, f"{TASK_PREFIX}{timer.schedule_id}-{timer.due_ms}"
             script_keys += [
@@ -418,6 +439,12 @@ class ScheduleStore:
         """Load the scripts (on every primary of a cluster)."""
         for source in schedules_lua.ALL:
             await self._redis.script_load(source)
+
+
+def _due_timers(entries: Any) -> list[DueTimer]:
+    """The due index entries of a ZRANGEBYSCORE WITHSCORES reply ((member, score) pairs), parsed."""
+    parsed = (DueTimer.parse(decode.text(member), float(score)) for member, score in entries)
+    return [timer for timer in parsed if timer is not None]
 
 
 def _duration(seconds: float) -> str:
