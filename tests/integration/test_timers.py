@@ -165,3 +165,27 @@ async def test_reset_and_stop_cancel_the_threads_schedules(
     await wait_until(lambda: len(replies(slack, kept)) == 2, timeout=15)
     await asyncio.sleep(0.5)
     assert not any("ran:" in text for text in replies(slack, reset) + replies(slack, stopped))
+
+
+async def test_a_recurring_schedule_that_keeps_failing_pauses_itself_and_says_so(
+    make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis, tmp_path: Path
+) -> None:
+    """Every 10 minutes, its runs failing (Claude refuses the request): after two failures in a row (the setting) it
+    is paused, the thread is told once, and it fires no more."""
+    for _ in range(2):
+        claude.reply_error(400, "invalid_request_error", "this request cannot be served")
+    thread = start_thread(slack)
+    store = schedules(redis)
+    await store.create(ScheduleSpec(thread, time.time() + MINUTE, NOTE, "U0ALICE", every=10 * MINUTE), time.time())
+    bot = make_bot(**timer_env(tmp_path, SCHEDULE_MAX_FAILURES="2"))
+    await bot.start()
+    advance(tmp_path / "clock", MINUTE)
+    await wait_until(lambda: len(claude.requests) == 1, timeout=15)
+    advance(tmp_path / "clock", 10 * MINUTE)
+    await wait_until(lambda: any("paused a recurring follow-up" in text for text in replies(slack, thread)), timeout=15)
+    [paused] = await store.list_thread(thread)
+    assert paused.paused and paused.failures == 2
+    advance(tmp_path / "clock", 30 * MINUTE)
+    await asyncio.sleep(0.5)
+    assert len(claude.requests) == 2
+    assert sum("paused a recurring follow-up" in text for text in replies(slack, thread)) == 1
