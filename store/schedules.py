@@ -392,14 +392,17 @@ class ScheduleStore:
         except ValueError:
             return None
 
-    async def due_by_shard(self, now: float, limit: int) -> dict[int, list[DueTimer]]:
-        """Up to `limit` due timers of each shard that has some: one ZRANGEBYSCORE per shard, in one pipeline (a
-        cluster client sends each node its own)."""
+    async def due_by_shard(
+        self, until: float, limit: int, shards: Sequence[int] | None = None
+    ) -> dict[int, list[DueTimer]]:
+        """Up to `limit` timers due by `until`, earliest first, of each of the shards (all by default) that has some:
+        one ZRANGEBYSCORE per shard, in one pipeline (a cluster client sends each node its own)."""
+        looked = list(range(self._keys.shards)) if shards is None else list(shards)
         pipe = self._redis.pipeline(transaction=False)
-        for shard in range(self._keys.shards):
-            pipe.zrangebyscore(self._keys.timers(shard), "-inf", to_ms(now), start=0, num=limit, withscores=True)
+        for shard in looked:
+            pipe.zrangebyscore(self._keys.timers(shard), "-inf", to_ms(until), start=0, num=limit, withscores=True)
         found: dict[int, list[DueTimer]] = {}
-        for shard, entries in enumerate(await pipe.execute()):
+        for shard, entries in zip(looked, await pipe.execute(), strict=True):
             timers = _due_timers(entries)
             if timers:
                 found[shard] = timers
