@@ -346,6 +346,16 @@ class ScheduleStore:
             cancelled += await self._cancel_ids(ref, ids)
         return cancelled
 
+    async def cancel_channel(self, team_id: str, channel_id: str) -> int:
+        """Cancel every schedule of the channel (a channel reset), thread by thread; returns how many there were."""
+        by_thread: dict[ThreadRef, list[str]] = {}
+        for schedule in await self.list_channel(team_id, channel_id):
+            by_thread.setdefault(schedule.thread, []).append(schedule.schedule_id)
+        cancelled = 0
+        for ref, ids in by_thread.items():
+            cancelled += await self._cancel_ids(ref, ids)
+        return cancelled
+
     async def _cancel_ids(self, ref: ThreadRef, ids: list[str]) -> int:
         space = self._keys
         shard = space.shard_of(ref)

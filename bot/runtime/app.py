@@ -177,6 +177,7 @@ def build_executor(
         crash=crash,
     )
     budgets = build_budget_guard(settings, redis)
+    schedules = schedules or build_schedules(settings, redis, space)
     answerer = Answerer(
         journal=journal,
         threads=threads,
@@ -198,11 +199,11 @@ def build_executor(
         TaskKind.GREET: Greeter(journal, gateway),
         TaskKind.STATUS: StatusReporter(journal, threads, gateway),
         TaskKind.RESET: ResetAnnouncer(journal, gateway),
-        TaskKind.CHANNEL_RESET: ChannelResetter(journal, queue, threads),
+        TaskKind.CHANNEL_RESET: ChannelResetter(journal, queue, threads, schedules),
         TaskKind.NOTICE: NoticePoster(journal, gateway),
         TaskKind.SCHEDULED: ScheduledRunner(
             answerer=answerer,
-            schedules=schedules or build_schedules(settings, redis, space),
+            schedules=schedules,
             slack=gateway,
             max_attempts=settings.max_task_attempts,
         ),

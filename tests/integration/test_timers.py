@@ -16,6 +16,7 @@ from store.models import ThreadRef
 from store.schedules import ScheduleSpec, ScheduleStore
 from tests.fakes import FakeAnthropic, FakeSlack, Reply, user_texts, wait_until
 from tests.integration.conftest import BotFactory
+from tests.integration.test_commands import answer_at, answered_thread, click, command
 
 pytestmark = pytest.mark.integration
 CHANNEL = "C0GENERAL"
@@ -189,3 +190,28 @@ async def test_a_recurring_schedule_that_keeps_failing_pauses_itself_and_says_so
     await asyncio.sleep(0.5)
     assert len(claude.requests) == 2
     assert sum("paused a recurring follow-up" in text for text in replies(slack, thread)) == 1
+
+
+async def test_a_channel_reset_cancels_the_channels_schedules(
+    make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis, tmp_path: Path
+) -> None:
+    """`/agent reset` of a whole channel, confirmed by an admin: its threads' schedules are cancelled with their
+    agents; another channel's stay."""
+    slack.add_user("U0ALICE", "alice", is_admin=True)
+    bot = make_bot(**timer_env(tmp_path))
+    await bot.start()
+    thread_ts = await answered_thread(bot, slack, claude)
+    here, elsewhere = ThreadRef(slack.team_id, CHANNEL, thread_ts), ThreadRef(slack.team_id, "C0RANDOM", "1.000001")
+    store = schedules(redis)
+    for thread in (here, elsewhere):
+        await store.create(ScheduleSpec(thread, time.time() + 10 * MINUTE, NOTE, "U0ALICE"), time.time())
+    await command(bot, slack, "reset")
+    confirmed = await answer_at(slack, await click(bot, slack, "agent_reset_channel_confirm"))
+    assert confirmed["text"].startswith("Resetting 1 agent(s)")
+    await wait_until(lambda: _none(store, here), timeout=10)
+    assert len(await store.list_thread(elsewhere)) == 1
+
+
+async def _none(store: ScheduleStore, thread: ThreadRef) -> bool:
+    """Whether the thread has no schedules left."""
+    return not await store.list_thread(thread)

@@ -213,3 +213,15 @@ async def test_a_schedule_expires_with_its_lifetime(schedules: ScheduleStore, re
         SPACE.channel_schedules("T1", "C1", SHARD),
     ):
         assert await redis.pttl(key) > 0, key
+
+
+async def test_cancel_channel_cancels_every_thread_of_the_channel_in_every_shard(
+    schedules: ScheduleStore, redis: Redis
+) -> None:
+    """What a channel reset calls: the channel's schedules go, whatever their shard; another channel's stay."""
+    await schedules.create(once(NOW + 600), NOW)
+    await schedules.create(once(NOW + 600, thread=ELSEWHERE), NOW)
+    await schedules.create(once(NOW + 600, thread=ThreadRef("T1", "C2", "1.2")), NOW)
+    assert await schedules.cancel_channel("T1", "C1") == 2
+    assert await schedules.list_channel("T1", "C1") == []
+    assert len(await schedules.list_channel("T1", "C2")) == 1
