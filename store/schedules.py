@@ -194,6 +194,7 @@ class ScheduleStore:
         self._record = redis.register_script(schedules_lua.RECORD_OUTCOME)
         self._resume = redis.register_script(schedules_lua.RESUME)
         self._cancel = redis.register_script(schedules_lua.CANCEL)
+        self._renew = redis.register_script(schedules_lua.RENEW)
 
     @property
     def space(self) -> keys.KeySpace:
@@ -377,6 +378,31 @@ class ScheduleStore:
             args=[to_ms(now), due_member(ref, schedule_id)],
         )
         return int(result) == 1
+
+    async def renew(self, ref: ThreadRef, schedule_id: str, now: float) -> Schedule | None:
+        """Renew a recurring schedule's lifetime cap from now (up to its own end, if it has one); the schedule as it
+        is now, or None if it has ended (a one-off needs no renewal: it is returned unchanged)."""
+        schedule = await self.get(ref, schedule_id)
+        if schedule is None or schedule.kind == "once":
+            return schedule
+        lifetime_end = now + self.limits.max_lifetime
+        ends_at = min(schedule.until, lifetime_end) if schedule.until is not None else lifetime_end
+        shard = self._keys.shard_of(ref)
+        result = await self._renew(
+            keys=[
+                self._keys.schedule(ref, schedule_id),
+                self._keys.thread_schedules(ref),
+                self._keys.channel_schedules(ref.team_id, ref.channel_id, shard),
+            ],
+            args=[
+                to_ms(now),
+                to_ms(ends_at),
+                to_ms(ends_at) + self._agent_ttl * 1000,
+                schedule_id,
+                channel_member(ref, schedule_id),
+            ],
+        )
+        return await self.get(ref, schedule_id) if int(result) >= 0 else None
 
     async def record_outcome(self, ref: ThreadRef, schedule_id: str, task_id: str, *, ok: bool) -> bool:
         """Record how a run (task `task_id`) ended, once per run; True if its failures just paused the schedule."""

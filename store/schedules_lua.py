@@ -166,4 +166,24 @@ end
 return gone
 """
 
-ALL = (CREATE, FIRE, RECORD_OUTCOME, RESUME, CANCEL)
+# Renew a recurring schedule's lifetime: its end moves to ARGV[2] (the caller's min of its until and now + the
+# lifetime cap), and its keys live on accordingly. KEYS: schedule, thread schedules, channel schedules.
+# ARGV: now (ms), new end (ms), new expiry (ms), id, channel member. Returns 1 (renewed), 0 (not recurring), -1 (gone).
+RENEW = (
+    _KEEP_UNTIL
+    + """
+if redis.call('HGET', KEYS[1], 'kind') ~= 'every' then
+  return redis.call('EXISTS', KEYS[1]) == 1 and 0 or -1
+end
+local now, expires = tonumber(ARGV[1]), tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 'ends_at', ARGV[2])
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+keep_until(KEYS[2], expires, now)
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[5])
+keep_until(KEYS[3], expires, now)
+return 1
+"""
+)
+
+ALL = (CREATE, FIRE, RECORD_OUTCOME, RESUME, CANCEL, RENEW)

@@ -225,3 +225,17 @@ async def test_cancel_channel_cancels_every_thread_of_the_channel_in_every_shard
     assert await schedules.cancel_channel("T1", "C1") == 2
     assert await schedules.list_channel("T1", "C1") == []
     assert len(await schedules.list_channel("T1", "C2")) == 1
+
+
+async def test_renewing_moves_a_recurring_schedules_lifetime_cap_on(redis: Redis) -> None:
+    """A recurring schedule stops at its lifetime cap unless renewed; renewed, it runs on (to its own end at most)."""
+    store = ScheduleStore(redis, SPACE, ScheduleLimits(min_interval=300, max_lifetime=3600))
+    made = await store.create(every(600, at=NOW + 600), NOW)
+    assert made.ends_at == NOW + 3600
+    renewed = await store.renew(THREAD, made.schedule_id, NOW + 1800)
+    assert renewed is not None and renewed.ends_at == NOW + 5400
+    assert await redis.pexpiretime(SPACE.schedule(THREAD, made.schedule_id)) > (NOW + 5400) * 1000
+    bounded = await store.create(every(600, at=NOW + 600, until=NOW + 4000), NOW)
+    again = await store.renew(THREAD, bounded.schedule_id, NOW + 1800)
+    assert again is not None and again.ends_at == NOW + 4000
+    assert await store.renew(THREAD, "gone", NOW) is None
