@@ -187,3 +187,33 @@ return 1
 )
 
 ALL = (CREATE, FIRE, RECORD_OUTCOME, RESUME, CANCEL, RENEW)
+
+# Changing the number of shards (store/reshard_pass.py, store/schedules_move.py): a schedule moves by copy, then
+# delete, like a thread. The copy, on the new slot: its hash (RESTORE of its DUMP, with the TTL it had), its entries in
+# its thread's and channel's indexes, and in its new shard's due index unless paused. Copying again gives the same.
+# KEYS: schedule, thread schedules, channel schedules, due index (all of the new shard).
+# ARGV: DUMP payload, TTL ms (0: none), now (ms), id, channel member, due member, next run (ms), paused ("1").
+MOVE_SCHEDULE_IN = (
+    _KEEP_UNTIL
+    + """
+redis.call('RESTORE', KEYS[1], ARGV[2], ARGV[1], 'REPLACE')
+local now = tonumber(ARGV[3])
+local expires = now + (tonumber(ARGV[2]) > 0 and tonumber(ARGV[2]) or 30 * 86400000)
+redis.call('ZADD', KEYS[2], expires, ARGV[4])
+keep_until(KEYS[2], expires, now)
+redis.call('ZADD', KEYS[3], expires, ARGV[5])
+keep_until(KEYS[3], expires, now)
+if ARGV[8] ~= '1' then redis.call('ZADD', KEYS[4], ARGV[7], ARGV[6]) end
+return 1
+"""
+)
+
+# The delete, on the old slot. KEYS: schedule, thread schedules, channel schedules, due index (of the old shard).
+# ARGV: id, channel member, due member.
+DROP_OLD_SCHEDULE = """
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('ZREM', KEYS[4], ARGV[3])
+return 1
+"""
