@@ -16,6 +16,7 @@ from store.models import ThreadRef
 from store.schedules import ScheduleSpec, ScheduleStore
 from tests.fakes import FakeAnthropic, FakeSlack, Reply, user_texts, wait_until
 from tests.integration.conftest import BotFactory
+from tests.integration.stop_fakes import stop_pressed
 from tests.integration.test_commands import answer_at, answered_thread, click, command
 
 pytestmark = pytest.mark.integration
@@ -215,3 +216,24 @@ async def test_a_channel_reset_cancels_the_channels_schedules(
 async def _none(store: ScheduleStore, thread: ThreadRef) -> bool:
     """Whether the thread has no schedules left."""
     return not await store.list_thread(thread)
+
+
+async def test_stop_stops_a_running_scheduled_run_and_cancels_the_schedule(
+    make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis, tmp_path: Path
+) -> None:
+    """Stop pressed while a recurring check's run streams: the run ends as stopped, like an answer, and the schedule
+    is cancelled, so nothing runs at its next period."""
+    claude.enqueue(Reply([{"type": "text", "text": " ".join(f"word{n:03d}" for n in range(75))}], chunk_delay=0.2))
+    thread = start_thread(slack)
+    store = schedules(redis)
+    await store.create(ScheduleSpec(thread, time.time() + MINUTE, NOTE, "U0ALICE", every=10 * MINUTE), time.time())
+    bot = make_bot(**timer_env(tmp_path))
+    await bot.start()
+    advance(tmp_path / "clock", MINUTE)
+    await wait_until(lambda: any("word00" in text for text in replies(slack, thread)), timeout=20)
+    assert await bot.post_event(stop_pressed(slack, CHANNEL, thread.thread_ts, "U0ALICE")) == 200
+    await wait_until(lambda: any(t.endswith("_Stopped by <@U0ALICE>._") for t in replies(slack, thread)), timeout=15)
+    assert await store.list_thread(thread) == []
+    advance(tmp_path / "clock", 10 * MINUTE)
+    await asyncio.sleep(0.5)
+    assert len(claude.requests) == 1
