@@ -237,3 +237,27 @@ async def test_stop_stops_a_running_scheduled_run_and_cancels_the_schedule(
     advance(tmp_path / "clock", 10 * MINUTE)
     await asyncio.sleep(0.5)
     assert len(claude.requests) == 1
+
+
+async def test_a_scheduled_run_counts_against_its_creators_budget(
+    make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis, tmp_path: Path
+) -> None:
+    """Alice's answer used up her one-cent daily budget: her follow-up, when it comes due, is refused like her next
+    mention would be (the thread is told which budget), and Claude is not called; Bob's follow-up still runs."""
+    bot = make_bot(**timer_env(tmp_path, DAILY_BUDGET_USD_PER_USER="0.01", MAX_OUTPUT_TOKENS="64"))
+    await bot.start()
+    claude.reply_text("first answer", usage={"output_tokens": 1000})  # 1.5 cents at Sonnet's price
+    root = slack.post_user_message(CHANNEL, f"<@{slack.bot_user_id}> hello", user="U0ALICE", mention=True)
+    await bot.post_event(root)
+    alices = ThreadRef(slack.team_id, CHANNEL, str(root["event"]["ts"]))
+    await wait_until(lambda: replies(slack, alices) == ["first answer"], timeout=10)
+    bobs = start_thread(slack, "bob's thread")
+    store = schedules(redis)
+    await store.create(ScheduleSpec(alices, time.time() + MINUTE, NOTE, "U0ALICE"), time.time())
+    await store.create(ScheduleSpec(bobs, time.time() + MINUTE, "bob's note", "U0BOB"), time.time())
+    claude.set_default(answer_each_note)
+    advance(tmp_path / "clock", MINUTE)
+    await wait_until(lambda: replies(slack, bobs) == ["ran: bob's note"], timeout=15)
+    await wait_until(lambda: len(replies(slack, alices)) == 2, timeout=15)
+    assert "your daily budget of $0.0100 a person" in replies(slack, alices)[1]
+    assert len(claude.requests) == 2  # Alice's first answer and Bob's follow-up
