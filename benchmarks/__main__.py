@@ -1,7 +1,7 @@
 """python -m benchmarks [PART ...] [--out DIR]: run the benchmark, print its table, write results and plots.
 
-Parts, in order: ack, concurrency, recovery, stop, long, footprint, scaling, first_text. With no part named, every
-part runs and the results go to benchmarks/results/ (results.md, results.json, PNG plots) and into the README's
+Parts, in order: ack, concurrency, recovery, stop, long, footprint, scaling, first_text, timers. With no part named,
+every part runs and the results go to benchmarks/results/ (results.md, results.json, PNG plots) and into the README's
 Performance section. With parts named, the table is printed only, unless --out names a folder to write to.
 """
 
@@ -28,6 +28,7 @@ from benchmarks import (
     report,
     scaling,
     stopping,
+    timers,
 )
 from benchmarks.figures import PartResult
 from benchmarks.harness import Lab
@@ -46,6 +47,7 @@ PARTS: dict[str, Part] = {
     "footprint": footprint.run,
     "scaling": scaling.run,
     "first_text": first_text.run,
+    "timers": timers.run,
 }
 
 

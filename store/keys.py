@@ -94,6 +94,18 @@ TS = thread ts, "" for a DM's top level):
                                           the day's end (`/agent status` shows the day; nothing reads it later).
   agent:T:admin:U                 string  "1" or "0": whether users.info says U is a workspace admin or owner
                                           (bot/tasks/admins.py). TTL ADMIN_ROLE_TTL. No hash tag: read alone.
+  agent:T:{g}:schedule:ID         hash    one schedule (store/schedules.py): its thread, kind (once, every), next run
+                                          (ms), period, note, end (count, until, goal), created_by, fired count,
+                                          consecutive failures, paused flag, ends_at (ms: when it can run no more,
+                                          its until or its lifetime cap). In its thread's shard, so that firing it
+                                          and queueing its task is one script. TTL: expires at ends_at + AGENT_TTL
+                                          (a once timer due while every process was down still fires on start);
+                                          firing it for the last time, a cancel or a reset deletes it sooner.
+  agent:T:{g}:thread:C:TS:schedules zset  the thread's schedules: id -> when the schedule's hash expires (ms), so
+                                          that a count drops the expired ones first (ZREMRANGEBYSCORE). TTL: the
+                                          latest of its members' expiries, raised as schedules are added.
+  agent:T:{g}:channel:C:schedules zset    the channel's schedules of one shard: "TS:ID" -> when the hash expires
+                                          (ms); readers sum the shards. TTL as the thread's.
   agent:T:config:C                string  channel C's configuration (store/channel_config.py): JSON {version,
                                           instructions, model, tools, updated_by, updated_at}, set with
                                           `/agent config`. No TTL:
@@ -132,6 +144,11 @@ Shared by all teams:
                                           and serves every team. TTL STOP_NOTICE_TTL: a notice nobody took in that time
                                           has no listener behind it (its worker died), and needs none: the task's
                                           stop_by refuses it wherever it resumes.
+  agent:{g}:timers                zset    shard g's due index: "T:C:TS:ID" (a schedule's thread and id) -> its
+                                          next run (ms). Read by every worker's timer loop (one ZRANGEBYSCORE per
+                                          shard per poll); a member leaves when its schedule ends, is paused or is
+                                          cancelled, and one whose hash expired is dropped when it comes due. No TTL:
+                                          like a shard's queue it serves every team, and losing it loses timers.
   agent:workers                   zset    worker name -> when it last said it was alive (every couple of seconds),
                                           for /agent status. TTL WORKERS_TTL, refreshed by every live worker.
   agent:oauth:state:S             string  an OAuth state S the install page handed out (store/oauth_states.py), for
@@ -310,6 +327,22 @@ class KeySpace:
     def staged_channel_feedback(self, team_id: str, channel_id: str, shard: int, source: int) -> str:
         """Shard `source`'s channel feedback counters (of the old shard count), on their way into shard `shard`'s."""
         return f"{self.channel_feedback(team_id, channel_id, shard)}:{source}"
+
+    def schedule(self, ref: ThreadRef, schedule_id: str) -> str:
+        """One schedule's hash, in its thread's shard."""
+        return f"{self._team(ref.team_id, self.shard_of(ref))}:schedule:{schedule_id}"
+
+    def thread_schedules(self, ref: ThreadRef) -> str:
+        """The thread's schedules, by when each expires."""
+        return self._thread(ref, "schedules")
+
+    def channel_schedules(self, team_id: str, channel_id: str, shard: int) -> str:
+        """The channel's schedules of one shard ("TS:ID"), by when each expires."""
+        return f"{self._team(team_id, shard)}:channel:{channel_id}:schedules"
+
+    def timers(self, shard: int) -> str:
+        """Shard `shard`'s due index: the schedules of its threads by next run."""
+        return f"{PREFIX}:{{{self._tags[shard]}}}:timers"
 
     def staged_team_feedback(self, team_id: str, shard: int, source: int) -> str:
         """Shard `source`'s workspace feedback counters (of the old shard count), on their way into shard `shard`'s."""

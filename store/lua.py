@@ -70,34 +70,48 @@ end
 # thread on its shard's queue if the inbox was empty. An empty inbox means the thread has no entry: the scripts
 # that empty an inbox (FINISH, RELEASE) release the entry in the same step, and a reset replaces both. With work
 # waiting, the entry the flag names is checked (two reads) and made again if Redis lost it; the workers also
-# requeue every such thread when they make a lost stream again. An answer lists the thread in its channel's
-# index, so that a channel reset reaches it before it has finished.
+# requeue every such thread when they make a lost stream again. An answer (or a scheduled run) lists the thread in
+# its channel's index, so that a channel reset reaches it before it has finished. A Lua function, so that the
+# timers' script (store/schedules_lua.py) queues a task exactly as intake does. Returns 1 (queued), 0 (a task of
+# that id was recorded before) or -1 (a note for a thread without an agent: nothing recorded).
+# k: task, inbox, queued flag, queue, state, channel index. a: thread, task id, kind, task ttl, agent ttl, now,
+# fields (a table), thread ts.
+SUBMIT_TASK = """
+local function submit_task(k, a)
+  if redis.call('EXISTS', k[1]) == 1 then return 0 end
+  if a[3] == 'note' and redis.call('EXISTS', k[5]) == 0 and redis.call('EXISTS', k[2]) == 0 then
+    return -1
+  end
+  local fields = {}
+  for field, value in pairs(a[7]) do
+    fields[#fields + 1] = field
+    fields[#fields + 1] = value
+  end
+  redis.call('HSET', k[1], unpack(fields))
+  redis.call('EXPIRE', k[1], a[4])
+  local waiting = redis.call('RPUSH', k[2], a[2])
+  if (a[3] == 'answer' or a[3] == 'scheduled') and redis.call('ZADD', k[6], 'NX', a[6], a[8]) == 1 then
+    redis.call('EXPIRE', k[6], a[5])
+  end
+  if waiting > 1 then  -- work was waiting: the thread has an entry, unless Redis lost it (then it gets a new one)
+    local flag = redis.call('GET', k[3])
+    local entry = flag and string.match(flag, '^%S+')
+    if entry and #redis.pcall('XRANGE', k[4], entry, entry) > 0 then return 1 end
+  end
+  redis.call('SET', k[3], redis.call('XADD', k[4], '*', 'thread', a[1]))
+  return 1
+end
+"""
+
+# Intake's script: submit_task for one task.
 # KEYS: task, inbox, queued flag, queue, state, channel index.
 # ARGV: thread, task id, kind, task ttl, agent ttl, now, fields JSON, thread ts.
-SUBMIT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-if ARGV[3] == 'note' and redis.call('EXISTS', KEYS[5]) == 0 and redis.call('EXISTS', KEYS[2]) == 0 then
-  return -1
-end
-local fields = {}
-for field, value in pairs(cjson.decode(ARGV[7])) do
-  fields[#fields + 1] = field
-  fields[#fields + 1] = value
-end
-redis.call('HSET', KEYS[1], unpack(fields))
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-local waiting = redis.call('RPUSH', KEYS[2], ARGV[2])
-if ARGV[3] == 'answer' and redis.call('ZADD', KEYS[6], 'NX', ARGV[6], ARGV[8]) == 1 then
-  redis.call('EXPIRE', KEYS[6], ARGV[5])
-end
-if waiting > 1 then  -- work was waiting: the thread has an entry, unless Redis lost it (then it gets a new one)
-  local flag = redis.call('GET', KEYS[3])
-  local entry = flag and string.match(flag, '^%S+')
-  if entry and #redis.pcall('XRANGE', KEYS[4], entry, entry) > 0 then return 1 end
-end
-redis.call('SET', KEYS[3], redis.call('XADD', KEYS[4], '*', 'thread', ARGV[1]))
-return 1
+SUBMIT = (
+    SUBMIT_TASK
+    + """
+return submit_task(KEYS, {ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], cjson.decode(ARGV[7]), ARGV[8]})
 """
+)
 
 # Reset a thread's agent at once. Its queued and running tasks are cancelled (their journals deleted), its state
 # deleted, and its queue entry revoked: a worker still running a cancelled task no longer holds the thread, so
@@ -336,7 +350,7 @@ return finished
 STOP = f"""
 if redis.call('LINDEX', KEYS[1], 0) ~= ARGV[1] then return {{{INBOX_CHANGED}}} end
 local kind, status, stop_by = unpack(redis.call('HMGET', KEYS[4], 'kind', 'status', 'stop_by'))
-if kind ~= 'answer' or status ~= 'running' then return {{0}} end
+if (kind ~= 'answer' and kind ~= 'scheduled') or status ~= 'running' then return {{0}} end
 local entry, consumer = '', ''
 local flag = redis.call('GET', KEYS[2])
 if flag then entry, consumer = string.match(flag, '^(%S+) ?(%S*)') end

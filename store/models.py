@@ -87,6 +87,7 @@ class TaskKind(StrEnum):
     GREET = "greet"  # a mention with nothing else in it: say what the bot can do
     CHANNEL_RESET = "channel_reset"  # reset every agent of a channel, one thread at a time (on CHANNEL_WIDE)
     NOTICE = "notice"  # tell the thread something intake decided (a refusal: the task's text), no model call
+    SCHEDULED = "scheduled"  # a timer the agent set came due (store/schedules.py): its note, run as an answer
 
 
 class TaskStatus(StrEnum):

@@ -89,6 +89,10 @@ async def change_shards(
         if queue not in kept_streams:
             report.streams += int(await redis.delete(queue))
             await redis.delete(old.requeue_mark(shard))  # a requeue owed by a stream that is gone: nothing to requeue
+    kept_timers = {new.timers(shard) for shard in range(new.shards)}
+    for shard in range(old.shards):  # what is left of an old due index: entries of schedules that had expired
+        if old.timers(shard) not in kept_timers:
+            await redis.delete(old.timers(shard))
     await redis.register_script(lua.FINISH_LAYOUT)(keys=[keys.LAYOUT], args=[MOVING_TO, new.shards])
     log.info("queue shards %d -> %d: %s", old.shards, new.shards, report)
     return report

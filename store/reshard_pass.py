@@ -18,6 +18,7 @@ from store.errors import CorruptRecord
 from store.keys import KeySpace
 from store.models import ThreadRef
 from store.reshard_totals import Family, Totals, TotalsMove, name_of_totals
+from store.schedules_move import INDEX_PART, ScheduleMove
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class ReshardReport:
     dropped: int = 0  # task records that name no thread of their tag: nothing could ever read them
     unknown: int = 0  # keys with an old tag that are none of the above: left as they are (logged)
     streams: int = 0  # old shards' streams deleted
+    schedules: int = 0  # schedules moved, with their entries in the indexes and the due index (issue 21)
 
 
 @dataclass
@@ -49,6 +51,7 @@ class _Page:
     totals: dict[Totals, None] = field(default_factory=dict)  # old shards' counters hashes
     staged: dict[Totals, None] = field(default_factory=dict)  # staging keys a run left
     indexes: dict[tuple[str, str, int], None] = field(default_factory=dict)  # team, channel, old shard
+    schedules: dict[str, tuple[str, str]] = field(default_factory=dict)  # old key: team, schedule id
 
 
 class ShardPass:
@@ -74,6 +77,7 @@ class ShardPass:
         self._merge_index = redis.register_script(lua.MERGE_INDEX)
         self._totals = TotalsMove(redis, old, new)
         self._after_scan = _Page()  # the feedback counters found: added by finish
+        self._schedules = ScheduleMove(old, new)
 
     async def page(self, keys_found: list[str]) -> None:
         """Move what the keys belong to."""
@@ -115,12 +119,16 @@ class ShardPass:
             totals = Totals(totals_name.family, team, totals_name.channel, shard)
             if key != self._totals.target(totals):  # (the same key in both: where it belongs)
                 self._page_for(page, totals).totals[totals] = None
+        elif kind in ("thread", "channel") and rest[-1:] == [INDEX_PART]:
+            pass  # a thread's or channel's schedules: rebuilt as the schedules move (store/schedules_move.py)
         elif kind == "thread" and len(rest) == 3:
             self._sort_thread(page, key, tag, ThreadRef(team, rest[0], rest[1]), rest[2])
         elif kind == "task" and rest:
             page.tasks[key] = (team, ":".join(rest))
         elif kind == "channel" and rest[1:] == ["threads"]:
             page.indexes[team, rest[0], shard] = None
+        elif kind == "schedule" and len(rest) == 1:
+            page.schedules[key] = (team, rest[0])
         else:
             self._unknown(key, tag)
 
@@ -166,11 +174,15 @@ class ShardPass:
             reads.hget(key, "thread")
             reads.dump(key)
             reads.pttl(key)
+        for key in page.schedules:
+            self._schedules.read(reads, key)
         replies = iter(await reads.execute())
         copies, drops = redis.pipeline(transaction=False), redis.pipeline(transaction=False)
         threads = [ref for ref in page.threads if self._thread(ref, replies, copies, drops)]
         for key, (team, task_id) in page.tasks.items():
             self._task(key, team, task_id, replies, copies, drops)
+        for key, (team, schedule_id) in page.schedules.items():
+            self._report.schedules += self._schedules.move(key, team, schedule_id, replies, copies, drops)
         copied = await copies.execute()
         await drops.execute()
         self._report.threads += len(threads)

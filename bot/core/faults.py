@@ -22,6 +22,8 @@ CRASH_POINTS = frozenset(
         "reply.posted",  # Slack shows the answer, the task is not marked done
         "summary.part.journaled",  # one passage of a fold is summarized and journaled, the next is not asked for
         "summary.journaled",  # older turns are summarized and journaled, the task is not marked done
+        "timer.firing",  # due timers were read, the script that fires them has not run
+        "timer.fired",  # due timers were fired (their tasks queued), the loop has not gone on
     }
 )
 

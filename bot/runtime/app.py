@@ -25,6 +25,7 @@ from bot.agent.memory_tool import MemoryTool
 from bot.agent.slack_search import SEARCH_SLACK, SearchSlack
 from bot.agent.summarizer import Summarizer
 from bot.agent.tools import SERVER_TOOLS, ClientTool, Offer, ToolBox
+from bot.core.clock import clock_for
 from bot.core.errors import RedisUnavailable
 from bot.core.faults import CrashPoints
 from bot.runtime.controls import (  # issue 19: admins and budgets
@@ -58,8 +59,10 @@ from bot.tasks.people import People
 from bot.tasks.priority import IntakeFirst
 from bot.tasks.reset import ResetAnnouncer
 from bot.tasks.runner import RunnerSettings, TaskRunner
+from bot.tasks.scheduled import ScheduledRunner
 from bot.tasks.small_tasks import Greeter, NoteKeeper, NoticePoster, StatusReporter
 from bot.tasks.stopping import RunningAnswers, StopListener
+from bot.tasks.timers import TimerLoop, TimerSettings
 from handlers.agent_command import AgentCommands
 from handlers.agent_view_listeners import MessagesTabPrompts, register_agent_view_listeners
 from handlers.command_listeners import register_command_listeners
@@ -86,6 +89,7 @@ from store.limits import LimitStore
 from store.memory import MemoryLimits, MemoryStore
 from store.models import TaskKind
 from store.rate_limits import RateLimiter
+from store.schedules import ScheduleLimits, ScheduleStore
 from store.stops import StopRequests
 from store.tasks import TaskQueue
 from store.threads import ThreadStore
@@ -110,6 +114,7 @@ class Bot:
     bolt: AsyncApp
     runner: TaskRunner
     intake_first: IntakeFirst
+    timers: TimerLoop | None = None  # fires due schedules in a process that runs tasks
 
 
 def build_slack_client(settings: Settings, session: ClientSession | None = None) -> AsyncWebClient:
@@ -175,6 +180,7 @@ def build_executor(
     crash: CrashPoints,
     running: RunningAnswers,
     tooling: tuple[ToolBox, ChannelSetups],
+    schedules: ScheduleStore | None = None,
 ) -> TaskExecutor:
     """The task executor and its table of handlers: Claude clients, tools, context budget and summarizer."""
     sdk = sdk_client(settings.anthropic_api_key.get_secret_value(), settings.anthropic_base_url)
@@ -218,6 +224,7 @@ def build_executor(
         crash=crash,
     )
     budgets = build_budget_guard(settings, redis)
+    schedules = schedules or build_schedules(settings, redis, space)
     answerer = Answerer(
         journal=journal,
         threads=threads,
@@ -239,8 +246,14 @@ def build_executor(
         TaskKind.GREET: Greeter(journal, gateway),
         TaskKind.STATUS: StatusReporter(journal, threads, gateway),
         TaskKind.RESET: ResetAnnouncer(journal, gateway),
-        TaskKind.CHANNEL_RESET: ChannelResetter(journal, queue, threads),
+        TaskKind.CHANNEL_RESET: ChannelResetter(journal, queue, threads, schedules),
         TaskKind.NOTICE: NoticePoster(journal, gateway),
+        TaskKind.SCHEDULED: ScheduledRunner(
+            answerer=answerer,
+            schedules=schedules,
+            slack=gateway,
+            max_attempts=settings.max_task_attempts,
+        ),
     }
     return TaskExecutor(
         journal=journal,
@@ -271,7 +284,8 @@ def build_bot(
     stops = StopRequests(redis, space)
     running = RunningAnswers()
     tooling = build_tools(settings, redis, gateway, crash)
-    executor = build_executor(settings, redis, queue, gateway, crash, running, tooling)
+    schedules = build_schedules(settings, redis, space)
+    executor = build_executor(settings, redis, queue, gateway, crash, running, tooling, schedules)
     listener = StopListener(stops, runner_settings.consumer, running)
     departures = Departures(redis, space, grace_seconds=settings.uninstall_grace_days * DAY)
     runner = TaskRunner(queue, executor, runner_settings, intake_first, listener, departures)
@@ -296,6 +310,7 @@ def build_bot(
         max_input_chars=settings.max_input_chars,
         gate=build_gate(settings, redis),
         admins=controls.admins,
+        schedules=schedules,
     )
     register_error_handler(bolt)
     register_event_listeners(bolt, intake, allowed_bot_ids=frozenset(split_names(settings.allowed_bot_ids)))
@@ -313,7 +328,21 @@ def build_bot(
     register_agent_view_listeners(bolt, titles, MessagesTabPrompts(settings.messages_tab_prompts))
     # In both modes: an uninstalled workspace's work stops at once (OAuth mode also forgets its installation).
     register_uninstall_listeners(bolt, UninstallListeners(departures, workspaces.bots, workspaces.installations))
-    return Bot(settings, redis, space, slack_client, bolt, runner, intake_first)
+    clock = clock_for(settings.bot_test_clock_file)
+    timers = TimerLoop(schedules, clock, TimerSettings(settings.timer_poll_seconds), crash)
+    return Bot(settings, redis, space, slack_client, bolt, runner, intake_first, timers)
+
+
+def build_schedules(settings: Settings, redis: RedisClient, space: KeySpace) -> ScheduleStore:
+    """The schedules of durable timers, with the limits of the settings (issue 21)."""
+    limits = ScheduleLimits(
+        per_thread=settings.schedules_per_thread,
+        per_channel=settings.schedules_per_channel,
+        min_interval=settings.schedule_min_interval_seconds,
+        max_lifetime=settings.schedule_max_lifetime_days * DAY,
+        max_failures=settings.schedule_max_failures,
+    )
+    return ScheduleStore(redis, space, limits, agent_ttl=settings.agent_ttl_days * DAY)
 
 
 def build_gate(settings: Settings, redis: RedisClient) -> Gate:
@@ -345,6 +374,8 @@ async def serve(settings: Settings, mode: Mode = "web") -> None:
         runner_task: asyncio.Task[Any] = asyncio.create_task(work, name="task-runner")
         front = build_web_front(bot) if mode == "web" else build_worker_front(bot)
         warming = asyncio.create_task(_warm_up_later(redis), name="redis-warm-up")
+        if runs_tasks and bot.timers is not None:
+            background.add(asyncio.create_task(bot.timers.run(stopping), name="timers"))
         if isinstance(redis, Redis) and runs_tasks:  # (the old layout never ran on a cluster)
             background.add(asyncio.create_task(keep_migrating(redis, bot.space, stopping), name="migration"))
         try:

@@ -170,6 +170,30 @@ class Settings(BaseSettings):
         description='Prompts atop the Messages tab: a JSON list of {"title", "message"} objects or strings; [] none.',
     )
     bot_crash_at: str | None = Field(default=None, description="Testing only: SIGKILL the process at this step.")
+    bot_test_clock_file: str | None = Field(
+        default=None,
+        description="Testing only: a file whose number of seconds is added to the time the timers run by.",
+    )
+    # --- scheduled work (issue 21) ---
+    schedules_per_thread: int = Field(
+        default=10, ge=1, le=1000, description="Active schedules (paused ones too) one thread may have."
+    )
+    schedules_per_channel: int = Field(
+        default=50, ge=1, le=100_000, description="Active schedules one channel may have, all its threads together."
+    )
+    schedule_min_interval_seconds: float = Field(
+        default=300.0, ge=1, le=86_400 * 30, description="Shortest period of a recurring schedule."
+    )
+    schedule_max_lifetime_days: float = Field(
+        default=30.0, gt=0, le=3650, description="Days after it is made that a schedule runs no more."
+    )
+    schedule_max_failures: int = Field(
+        default=3, ge=0, le=100, description="Failed runs in a row that pause a recurring schedule; 0: never."
+    )
+    timer_poll_seconds: float = Field(
+        default=1.0, ge=0.05, le=60, description="How often a worker looks for due timers (one read per shard)."
+    )
+    # --- end of scheduled work ---
     data_dir: str = Field(default="data", description="Where the embedded Redis keeps its files.")
     log_level: str = Field(default="INFO", pattern=LEVELS, description="Level of the bot's own log lines.")
     log_level_libraries: str | None = Field(

@@ -14,6 +14,7 @@ import time
 
 from store.journal import TaskJournal
 from store.models import CHANNEL_WIDE, Task, TaskKind, TaskStatus, ThreadRef
+from store.schedules import ScheduleStore
 from store.tasks import SubmitResult, TaskQueue, ThreadLease
 from store.threads import ThreadStore
 
@@ -28,10 +29,13 @@ def thread_reset_id(channel_reset_id: str, thread_ts: str) -> str:
 class ChannelResetter:
     """Resets every agent of a channel (TaskKind.CHANNEL_RESET), then the channel's usage totals."""
 
-    def __init__(self, journal: TaskJournal, queue: TaskQueue, threads: ThreadStore) -> None:
+    def __init__(
+        self, journal: TaskJournal, queue: TaskQueue, threads: ThreadStore, schedules: ScheduleStore | None = None
+    ) -> None:
         self._journal = journal
         self._queue = queue
         self._threads = threads
+        self._schedules = schedules  # the channel's schedules are cancelled with its agents (None: none to cancel)
 
     async def __call__(self, lease: ThreadLease, task: Task, *, attempt: int) -> None:
         """Reset each listed thread that has an agent or work, then forget the channel's usage."""
@@ -56,5 +60,6 @@ class ChannelResetter:
             if (await self._queue.reset(one)).outcome is SubmitResult.ACCEPTED:
                 reset += 1
         await self._threads.clear_channel_usage(team_id, channel_id)
-        log.info("channel reset %s: reset %d agent(s)", task.task_id, reset)
+        cancelled = await self._schedules.cancel_channel(team_id, channel_id) if self._schedules else 0
+        log.info("channel reset %s: reset %d agent(s), cancelled %d schedule(s)", task.task_id, reset, cancelled)
         await self._journal.finish(lease, task, TaskStatus.DONE, counts_as_task=False)

@@ -26,6 +26,9 @@ from store.tasks import ThreadLease
 
 log = logging.getLogger(__name__)
 
+# Tasks that show work in progress on their message (its session's status, or 👀) while they run.
+SHOWS_WORK = (TaskKind.ANSWER, TaskKind.SCHEDULED)
+
 
 class TaskHandler(Protocol):
     """Runs one kind of task to its end under the thread's lease; `attempt` is 1 on the first run."""
@@ -93,7 +96,7 @@ class TaskExecutor:
                 await self._slack.update_message(task.thread, task.reply_ts, text)
         except SlackError as exc:  # best effort, as for a failure: the task ends either way
             log.warning("task %s: could not mark its message as stopped: %s", task.task_id, exc)
-        if task.kind is TaskKind.ANSWER:
+        if task.kind in SHOWS_WORK:
             await self._slack.set_working(task.thread, task.message_ts, False, user_id=task.user_id)
         turns = [Turn("user", task.text, user_id=task.user_id, ts=task.message_ts)]
         if task.reply_ts:
@@ -110,11 +113,11 @@ class TaskExecutor:
                     await self._slack.stop_stream(task.thread, task.reply_ts, task_id=task.task_id)
             if task.reply_ts:
                 await self._slack.update_message(task.thread, task.reply_ts, message)
-            elif task.kind is TaskKind.ANSWER:
+            elif task.kind in SHOWS_WORK:
                 await self._slack.post_reply(task.thread, message)
         except SlackError as exc:
             # Telling the thread is best effort: the task is failed either way, so it cannot block its thread.
             log.warning("task %s: could not post the failure message: %s", task.task_id, exc)
-        if task.kind is TaskKind.ANSWER:  # its session must not stay "processing" (never raises)
+        if task.kind in SHOWS_WORK:  # its session must not stay "processing" (never raises)
             await self._slack.set_working(task.thread, task.message_ts, False, user_id=task.user_id)
         await self._journal.finish(lease, task, TaskStatus.FAILED, error=reason)

@@ -22,6 +22,7 @@ from bot.tasks.admins import Admins
 from bot.tasks.gate import NOT_ALLOWED, Admission, Gate, Refusal
 from store.connection import REDIS_FAILURES
 from store.models import SharedFile, Task, TaskKind, ThreadRef
+from store.schedules import ScheduleStore
 from store.stops import StopOutcome, StopRequests, StopResult
 from store.tasks import ResetResult, SubmitResult, TaskQueue
 
@@ -74,8 +75,10 @@ class Intake:
         max_input_chars: int = 40_000,
         gate: Gate | None = None,
         admins: Admins | None = None,
+        schedules: ScheduleStore | None = None,
     ) -> None:
         self._queue = queue
+        self._schedules = schedules  # a reset and a Stop cancel the thread's schedules (None: none to cancel)
         self._gate = gate  # None: everyone, without limits
         self._admins = admins  # who may reset or stop a thread (None: anyone)
         self._stops = stops
@@ -142,7 +145,17 @@ class Intake:
         """Stop the thread's running answer now, wherever it runs (store/stops.py)."""
         outcome = await self._stops.request(thread, user_id)
         log.info("stop of thread %s asked by %s: %s", thread.encode(), user_id, outcome.result.value)
+        await self._cancel_schedules(thread, "stop")
         return outcome
+
+    async def _cancel_schedules(self, thread: ThreadRef, why: str) -> None:
+        """A reset or a Stop ends the thread's scheduled work too (after the reset revoked the thread's lease: a run
+        cancelled by it can no longer add a schedule, as ScheduleStore.create is fenced)."""
+        if self._schedules is None:
+            return
+        cancelled = await self._schedules.cancel_thread(thread)
+        if cancelled:
+            log.info("%s of thread %s cancelled %d schedule(s)", why, thread.encode(), cancelled)
 
     async def _stop_here(self, message: IncomingMessage) -> StopOutcome:
         """`@bot stop` in a thread: stop its answer, and say in the thread what that did."""
@@ -176,8 +189,11 @@ class Intake:
         return await self._submit(message, TaskKind.NOTE, message.text)
 
     async def reset(self, task: Task) -> ResetResult:
-        """Reset the task's thread now, cancelling its work; the task itself then tells the thread."""
-        return await self._queue.reset(task)
+        """Reset the task's thread now, cancelling its work and its schedules; the task itself then tells the
+        thread."""
+        result = await self._queue.reset(task)
+        await self._cancel_schedules(task.thread, "reset")
+        return result
 
     async def channel_reset(self, task: Task) -> SubmitResult:
         """Queue the reset of every agent of a channel (a CHANNEL_RESET task on the channel's CHANNEL_WIDE queue)."""
@@ -202,7 +218,7 @@ class Intake:
         )
         try:
             if kind is TaskKind.RESET:
-                result = (await self._queue.reset(task)).outcome
+                result = (await self.reset(task)).outcome
             else:
                 result = await self._queue.submit(task)
         except REDIS_FAILURES:

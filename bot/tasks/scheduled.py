@@ -1,0 +1,87 @@
+"""A scheduled run (TaskKind.SCHEDULED): a timer the agent set came due, and the agent acts on its note.
+
+For now the run is an answer whose question is the note, posted in the thread by the same path as any answer
+(bot/tasks/answer.py): journaled, resumable, stoppable, and charged to the schedule's creator's budget as their
+mention would be. How it ended is recorded on its schedule, once per run, so that a recurring schedule that fails
+several times in a row pauses itself and says so in the thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from bot.core.errors import SlackError
+from bot.core.ports import SlackGateway
+from bot.tasks.executor import TaskHandler
+from store.connection import REDIS_FAILURES
+from store.errors import LeaseLost
+from store.models import Task, TaskKind, TaskStatus
+from store.schedules import ScheduleStore, schedule_of_task
+from store.tasks import ThreadLease
+
+log = logging.getLogger(__name__)
+
+
+def scheduled_question(note: str) -> str:
+    """The question a scheduled run asks the agent: its own note, marked as such."""
+    return f"(A follow-up you scheduled in this thread is due now. Your note to yourself:) {note}"
+
+
+def paused_notice(note: str, failures: int) -> str:
+    """What the thread is told when a recurring schedule pauses itself."""
+    short = note if len(note) <= 200 else note[:199] + "…"
+    return (
+        f":pause_button: I paused a recurring follow-up after its last {failures} runs failed in a row: _{short}_. "
+        "It runs again once someone resumes it."
+    )
+
+
+class ScheduledRunner:
+    """Runs a due timer's note as an answer, then records how the run ended on its schedule."""
+
+    def __init__(
+        self,
+        *,
+        answerer: TaskHandler,
+        schedules: ScheduleStore,
+        slack: SlackGateway,
+        max_attempts: int,
+    ) -> None:
+        self._answerer = answerer
+        self._schedules = schedules
+        self._slack = slack
+        self._max_attempts = max_attempts
+
+    async def __call__(self, lease: ThreadLease, task: Task, *, attempt: int) -> None:
+        """Answer the note; a run that ends failed (or whose last attempt raises) counts as a failure."""
+        question = replace(task, kind=TaskKind.ANSWER, text=scheduled_question(task.text))
+        try:
+            await self._answerer(lease, question, attempt=attempt)
+        except LeaseLost:
+            raise  # not the run's fault: it goes on elsewhere
+        except REDIS_FAILURES:
+            raise  # nor this: it goes on once Redis is back
+        except Exception:
+            if attempt >= self._max_attempts:  # the executor fails it for good at its next start
+                await self._record(task, ok=False)
+            raise
+        status = await self._schedules.run_status(task.thread, task.task_id)
+        if status in (TaskStatus.DONE, TaskStatus.STOPPED, TaskStatus.FAILED):
+            await self._record(task, ok=status is not TaskStatus.FAILED)
+
+    async def _record(self, task: Task, *, ok: bool) -> None:
+        schedule_id = schedule_of_task(task.task_id)
+        if schedule_id is None:  # not a timer's task: nothing to record it on
+            return
+        if not await self._schedules.record_outcome(task.thread, schedule_id, task.task_id, ok=ok):
+            return
+        log.warning("schedule %s paused itself after failing %d times in a row", schedule_id, self._most_failures)
+        try:  # once: record_outcome pauses a schedule once; a crash right here loses the notice, never doubles it
+            await self._slack.post_reply(task.thread, paused_notice(task.text, self._most_failures))
+        except SlackError as exc:
+            log.warning("could not tell thread %s that a schedule paused: %s", task.thread.encode(), exc)
+
+    @property
+    def _most_failures(self) -> int:
+        return self._schedules.limits.max_failures
