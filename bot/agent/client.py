@@ -242,7 +242,14 @@ class ClaudeClient:
                     refused = refused_servers(exc.body, request)
                     if not refused:
                         raise
-                    log.warning("the Claude API could not use MCP server(s) %s; asking without", ", ".join(refused))
+                    # The status and the error's type, never its message (the API may echo a server's URL).
+                    kind = exc.body.get("error", {}).get("type") if isinstance(exc.body, dict) else None
+                    log.warning(
+                        "the Claude API refused a request with MCP server(s) %s (%s %s); asking without",
+                        ", ".join(refused),
+                        exc.status_code,
+                        kind,
+                    )
                     dropped += refused
                     request = without_servers(request, refused)
         except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:

@@ -125,16 +125,23 @@ class McpServers:
         return {"mcp_servers": allowed, "betas": [MCP_BETA]} if allowed else {}
 
 
+# A refusal of the request's own fields (a bug of ours, not a server's trouble) starts with the field's path.
+FIELD_PROBLEM = re.compile(r"^\s*(?:mcp_servers|tools|messages|system|model|max_tokens|thinking|output_config)\b")
+
+
 def refused_servers(error_body: object, request: Mapping[str, Any]) -> tuple[str, ...]:
-    """The servers of `request` that a 400 from the API blames, by the names its message quotes; every server of
-    the request when the message is about an MCP server but names none of them; () when it is about something else.
-    """
+    """The servers of `request` that a 400 from the API may blame: those its message quotes by name; every server
+    of the request when it names none (the API's wording for a server it could not use is not documented, so any
+    400 of a request with servers that is not about a field of ours counts: the call is made once more without
+    them, and a refusal that had nothing to do with them comes back the same); () for a request without servers or
+    a refusal of one of its fields, which dropping servers would only hide."""
     names = [str(server.get("name")) for server in request.get("mcp_servers") or () if isinstance(server, Mapping)]
     error = error_body.get("error") if isinstance(error_body, Mapping) else None
     message = error.get("message") if isinstance(error, Mapping) else None
-    if not names or not isinstance(message, str) or "mcp server" not in message.lower():
+    if not names or (isinstance(message, str) and FIELD_PROBLEM.match(message)):
         return ()
-    named = tuple(name for name in names if f"'{name}'" in message or f'"{name}"' in message)
+    text = message if isinstance(message, str) else ""
+    named = tuple(name for name in names if f"'{name}'" in text or f'"{name}"' in text)
     return named or tuple(names)
 
 

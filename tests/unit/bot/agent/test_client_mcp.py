@@ -110,10 +110,26 @@ async def test_a_server_the_api_cannot_use_is_dropped_and_the_call_asked_again(
     assert [tool.get("mcp_server_name") for tool in retried["tools"]] == [None, "docs"]
 
 
-async def test_other_refusals_are_not_retried(client: ClaudeClient, claude: FakeAnthropic, docs: FakeMcpServer) -> None:
-    """A 400 that is not about an MCP server fails the call as before, after one request."""
+async def test_other_refusals_are_retried_once_without_servers_then_fail(
+    client: ClaudeClient, claude: FakeAnthropic, docs: FakeMcpServer
+) -> None:
+    """A 400 that names no server may still be the API's refusal of one (its wording is not documented): the call
+    is made once more without the servers; a refusal that had nothing to do with them comes back and fails the
+    call, after two requests, never more."""
     tools, extra = request_parts(McpServer("docs", docs.url, TOKEN))
-    claude.enqueue(Reply(status=400, error_type="invalid_request_error", error_message="prompt is too long"))
+    for _ in range(2):
+        claude.enqueue(Reply(status=400, error_type="invalid_request_error", error_message="prompt is too long"))
+    with pytest.raises(ModelRequestError):
+        await client.step("sys", MESSAGES, tools, extra=extra)
+    assert len(claude.requests) == 2 and "mcp_servers" not in claude.requests[1]
+
+
+async def test_a_refusal_of_a_field_of_ours_is_not_retried(
+    client: ClaudeClient, claude: FakeAnthropic, docs: FakeMcpServer
+) -> None:
+    """A 400 about one of the request's fields is a bug of ours: dropping servers would only hide it."""
+    tools, extra = request_parts(McpServer("docs", docs.url, TOKEN))
+    claude.enqueue(Reply(status=400, error_type="invalid_request_error", error_message="messages.0: bad block"))
     with pytest.raises(ModelRequestError):
         await client.step("sys", MESSAGES, tools, extra=extra)
     assert len(claude.requests) == 1

@@ -95,10 +95,17 @@ REQUEST: dict[str, Any] = {
 
 
 def test_a_refusal_blames_the_servers_it_names_or_all_when_it_names_none() -> None:
-    """A 400 about an MCP server blames the quoted one; about MCP servers without a name, all; else none."""
+    """A 400 of a request with servers blames the server it quotes, else all of them (the API's wording for a server
+    it could not use is not documented: the call is made once more without them); a refusal of one of the request's
+    own fields blames none (dropping servers would hide a bug of ours), nor does anything a request without servers
+    gets."""
     assert refused_servers(refusal("Could not connect to MCP server 'wiki': timed out"), REQUEST) == ("wiki",)
     assert refused_servers(refusal("An MCP server failed to respond"), REQUEST) == ("docs", "wiki")
-    assert refused_servers(refusal("prompt is too long"), REQUEST) == ()
+    assert refused_servers(refusal("upstream https://wiki.example.com/mcp: 401"), REQUEST) == ("docs", "wiki")
+    assert (
+        refused_servers(refusal("tools: mcp_toolset references MCP server 'docs', which is not defined"), REQUEST) == ()
+    )
+    assert refused_servers(refusal("messages.3.content: unexpected block"), REQUEST) == ()
     assert refused_servers(refusal("MCP server 'docs' failed"), {"model": "m"}) == ()
 
 
