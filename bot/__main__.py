@@ -52,7 +52,7 @@ def main(argv: list[str]) -> int:
             return 2
         # after the settings: a settings error need not wait for the SDKs
         from bot.runtime.app import migrate, migrate_shards, serve
-        from bot.runtime.logs import configure_logging
+        from bot.runtime.logs import configure_logging, url_secrets
     finally:
         gc.freeze()  # what is loaded now lives as long as the process: keep it out of every later collection
         gc.enable()
@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
         settings.library_log_level,
         log_format=settings.log_format,
         dyno=settings.dyno,
-        secrets=[server.token for server in settings.mcp_server_list],
+        secrets=[secret for server in settings.mcp_server_list for secret in (server.token, *url_secrets(server.url))],
     )
     try:
         if shards is not None:

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Literal, TextIO
+from urllib.parse import urlsplit
 
 from bot.core.log_context import current
 
@@ -58,7 +59,10 @@ class RedactSecrets(logging.Filter):
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self._secrets = tuple(secret for secret in secrets if secret)
+        # Each as written, and as a JSON string or a repr writes it (a request dumped at DEBUG is either): a secret
+        # with a quote or a backslash in it is escaped there. Longest first, so a part never hides the whole.
+        forms = {form for secret in secrets if secret for form in _written_forms(secret)}
+        self._secrets = tuple(sorted(forms, key=len, reverse=True))
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Redact the message (with its arguments) and any formatted traceback; always True."""
@@ -81,6 +85,18 @@ class RedactSecrets(logging.Filter):
         for secret in self._secrets:
             text = text.replace(secret, "[redacted]")
         return text
+
+
+def _written_forms(secret: str) -> set[str]:
+    return {secret, json.dumps(secret)[1:-1], repr(secret)[1:-1]} - {""}
+
+
+def url_secrets(url: str) -> list[str]:
+    """What of an MCP server's URL is kept out of the log: the URL, and its path and query when they are long enough
+    to hold a credential (hosted MCP servers often put one there: https://host/s/<secret>/mcp)."""
+    parts = urlsplit(url)
+    rest = parts.path + (f"?{parts.query}" if parts.query else "")
+    return [url, rest] if len(rest) >= 16 else [url]
 
 
 class JsonFormatter(logging.Formatter):

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from bot.core.log_context import task_context
-from bot.runtime.logs import JsonFormatter, configure_logging
+from bot.runtime.logs import JsonFormatter, configure_logging, url_secrets
 from store.models import ThreadRef
 
 THREAD = ThreadRef("T0TEAM", "C0GENERAL", "1700000000.000100")
@@ -152,3 +152,18 @@ def test_secrets_are_redacted_from_every_record(restore_logging: None) -> None:
     written = stream.getvalue()
     assert "tok-123" not in written
     assert written.count("[redacted]") >= 2 and "nothing secret here" in written
+
+
+def test_a_secret_is_redacted_as_json_and_repr_write_it_and_a_urls_credential_too(restore_logging: None) -> None:
+    """A token with a quote or backslash is escaped in a JSON or repr dump of a request: that form is redacted too;
+    an MCP server's URL, and its path when long enough to hold a credential, never reach the log."""
+    token, url = 'to"k\\en-9', "https://mcp.example.com/s/4f9a8b7c6d5e4f3a/mcp"
+    stream = io.StringIO()
+    configure_logging("DEBUG", "DEBUG", stream=stream, secrets=[token, *url_secrets(url)])
+    logging.getLogger("anthropic._base_client").debug("json: %s", json.dumps({"authorization_token": token}))
+    logging.getLogger("anthropic._base_client").debug("repr: %r", {"authorization_token": token})
+    logging.getLogger("httpx").debug("error from %s", "mcp.example.com/s/4f9a8b7c6d5e4f3a/mcp")
+    written = stream.getvalue()
+    assert "4f9a8b7c6d5e4f3a" not in written and 'to\\"k' not in written and 'to"k' not in written
+    assert written.count("[redacted]") == 3
+    assert url_secrets("https://mcp.example.com/mcp") == ["https://mcp.example.com/mcp"]  # nothing secret in "/mcp"
