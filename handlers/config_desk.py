@@ -118,6 +118,8 @@ class ConfigDesk:
             )
         except ConfigConflict:
             return Submission(await self._conflict(target, form))
+        except ValueError as exc:  # a value the store's bounds refuse that the form's checks let through
+            return Submission(_errors({INSTRUCTIONS_BLOCK: str(exc)}))
         return Submission({}, change_note(user_id, current, saved, self.choices), target)
 
     async def _conflict(self, target: ConfigTarget, form: ConfigForm) -> dict[str, Any]:

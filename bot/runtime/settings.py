@@ -18,6 +18,7 @@ from bot.agent.tools import SERVER_TOOLS
 from bot.core.errors import ConfigError
 from bot.core.faults import CRASH_POINTS
 from handlers.suggested_prompts import DEFAULT_SUGGESTED_PROMPTS, SuggestedPrompt, parse_suggested_prompts
+from store.channel_config import MAX_MODEL_CHARS
 
 LEVELS = "^(DEBUG|INFO|WARNING|ERROR)$"
 DEFAULT_MODEL = "claude-sonnet-5-5"
@@ -42,6 +43,11 @@ DEFAULT_SYSTEM_PROMPT = (
     "thread; each of their messages starts with who wrote it. Answer the latest request, using what was said "
     "earlier in the thread. Be concise and write for Slack: short paragraphs, plain lists, no tables."
 )
+
+
+# CHANNEL_MODELS: a Slack menu's options, less the default's; each an id as a channel's configuration stores it.
+MAX_CHANNEL_MODELS = 99
+MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]*")
 
 
 class Settings(BaseSettings):
@@ -382,6 +388,17 @@ class Settings(BaseSettings):
         unknown = [name for name in split_names(value) if name not in SERVER_TOOLS]
         if unknown:
             raise ValueError(f"unknown server tool(s) {', '.join(unknown)}; known: {', '.join(SERVER_TOOLS)}")
+        return value
+
+    @field_validator("channel_models")
+    @classmethod
+    def _valid_channel_models(cls, value: str) -> str:
+        names = split_names(value)
+        # The modal's model menu takes at most 100 options, the default one of them.
+        if len(names) > MAX_CHANNEL_MODELS:
+            raise ValueError(f"at most {MAX_CHANNEL_MODELS} models (a Slack menu holds 100 options)")
+        if bad := [name for name in names if len(name) > MAX_MODEL_CHARS or not MODEL_ID.fullmatch(name)]:
+            raise ValueError(f"not a model id: {bad[0][:40]!r}")
         return value
 
     @field_validator("mcp_servers")

@@ -227,3 +227,16 @@ def test_mcp_servers_are_parsed_and_a_bad_one_is_named_without_its_token(monkeyp
     with pytest.raises(ValidationError) as raw:  # built directly, the pydantic error does not quote it either
         Settings()
     assert token not in str(raw.value)
+
+
+def test_channel_models_must_fit_slacks_menu_and_be_model_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CHANNEL_MODELS fills the /agent config menu (100 options at most, the default one of them) and is stored in
+    a channel's configuration: too many, or something that is not a model id, is refused at start."""
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CHANNEL_MODELS", "claude-opus-4-5, claude-haiku-4-5")
+    assert load_settings().models_for_channels == ["claude-opus-4-5", "claude-haiku-4-5"]
+    for bad in (",".join(f"claude-m-{n}" for n in range(100)), "claude opus", "x" * 101):
+        monkeypatch.setenv("CHANNEL_MODELS", bad)
+        with pytest.raises(ConfigError, match="CHANNEL_MODELS"):
+            load_settings()
