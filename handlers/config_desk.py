@@ -117,15 +117,17 @@ class ConfigDesk:
                 from_version=target.version,
             )
         except ConfigConflict:
-            return Submission(await self._conflict(target, form))
+            return Submission(await self._conflict(target, form, user_id))
         except ValueError as exc:  # a value the store's bounds refuse that the form's checks let through
             return Submission(_errors({INSTRUCTIONS_BLOCK: str(exc)}))
         return Submission({}, change_note(user_id, current, saved, self.choices), target)
 
-    async def _conflict(self, target: ConfigTarget, form: ConfigForm) -> dict[str, Any]:
+    async def _conflict(self, target: ConfigTarget, form: ConfigForm, user_id: str) -> dict[str, Any]:
         """The modal again, on the newer version, with what this person entered and a warning."""
         latest = await self._configs.get(target.team_id, target.channel_id)
         who = f"<@{latest.updated_by}>" if latest.updated_by else "Someone"
+        if latest.updated_by == user_id:  # a save of theirs that Slack did not hear back from in time
+            who = "You (in another save)"
         warning = (
             f"{who} changed these settings while you were editing them. Your entries are kept below: *Save* again "
             "to replace theirs with yours, or *Cancel* to keep theirs."

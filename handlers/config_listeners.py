@@ -15,14 +15,17 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from handlers.config_desk import ConfigDesk
-from handlers.config_views import CONFIG_CALLBACK
+from handlers.config_desk import ConfigDesk, Submission
+from handlers.config_views import CONFIG_CALLBACK, INSTRUCTIONS_BLOCK
 from store.connection import REDIS_FAILURES
 
 log = logging.getLogger(__name__)
 
 # What the modal may take to be ready: Slack's trigger_id expires 3 s after the command was run.
 OPEN_WITHIN = 2.0
+SAVE_WITHIN = 2.0
+SAVE_FAILURES: tuple[type[Exception], ...] = (TimeoutError, *REDIS_FAILURES)
+NOT_SAVED = "The settings could not be saved just now. Check `/agent status`, then try again."
 SLOW = "I could not get this channel's settings in time (my storage is slow). Try again in a minute."
 
 
@@ -54,12 +57,23 @@ async def open_config(desk: ConfigDesk, client: AsyncWebClient, ack: AsyncAck, c
     await ack()  # the modal is the answer
 
 
+async def submit_in_time(
+    desk: ConfigDesk, view: dict[str, Any], user_id: str, within: float = SAVE_WITHIN
+) -> Submission:
+    """The desk's answer to a submission, or, when Redis fails or it takes longer than Slack waits (3 s), an error on
+    the form: the person is told, not shown Slack's "trouble connecting" while the save may still land."""
+    try:
+        return await asyncio.wait_for(desk.submit(view, user_id), within)
+    except SAVE_FAILURES:
+        return Submission({"response_action": "errors", "errors": {INSTRUCTIONS_BLOCK: NOT_SAVED}})
+
+
 def register_config_listeners(app: AsyncApp, desk: ConfigDesk) -> None:
     """Attach the listener of the modal's submission."""
     notes: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
 
     async def handle_config_submission(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        submission = await desk.submit(view, str(body["user"]["id"]))
+        submission = await submit_in_time(desk, view, str(body["user"]["id"]))
         await ack(**submission.ack)
         if submission.note and submission.target is not None:
             # After the ack: Slack closes the modal at once, and a slow post does not hold it open.

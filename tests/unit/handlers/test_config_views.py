@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
+from handlers.config_desk import Submission
+from handlers.config_listeners import submit_in_time
 from handlers.config_views import (
     INSTRUCTIONS_BLOCK,
     MODEL_BLOCK,
@@ -123,3 +127,23 @@ def test_the_status_shows_the_configuration_or_the_defaults() -> None:
     assert "version 3" in text and "<@U9>" in text and "claude-big" in text and "none but reading the thread" in text
     assert ">line one\n>" in text and "z" * 300 not in text and "…" in text
     assert "the app's defaults" in config_status(ChannelConfig(), CHOICES)["text"]["text"]
+
+
+async def test_a_save_slower_than_slack_waits_is_an_error_on_the_form() -> None:
+    """Slack wants a modal's answer within 3 s: a save that takes longer, or that Redis fails, tells the person on
+    the form instead of leaving them Slack's "trouble connecting"."""
+
+    class SlowDesk:
+        def __init__(self, error: Exception | None = None) -> None:
+            self.error = error
+
+        async def submit(self, view: dict[str, Any], user_id: str) -> Submission:
+            if self.error is not None:
+                raise self.error
+            await asyncio.sleep(5)
+            return Submission({})
+
+    for desk in (SlowDesk(), SlowDesk(RedisConnectionError("down"))):
+        answer = await submit_in_time(desk, {}, "U1", within=0.05)  # type: ignore[arg-type]
+        assert answer.ack["response_action"] == "errors"
+        assert "could not be saved" in answer.ack["errors"]["config_instructions"]
