@@ -9,10 +9,10 @@ two tasks of a channel whose configuration did not change send the same prefix, 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from bot.agent.thinking import parse_thinking
+from bot.agent.thinking import model_version, parse_thinking
 from store.errors import CorruptRecord
 
 INSTRUCTIONS_HEADING = "Instructions from this channel's admins (they apply to every thread of the channel):"
@@ -87,3 +87,21 @@ def journaled_setup(records: Sequence[Mapping[str, Any]]) -> AgentSetup | None:
         if isinstance(record, Mapping) and record.get("kind") == AgentSetup.kind:
             return AgentSetup.from_record(record)
     return None
+
+
+MEMORY_TOOL = "memory"
+
+
+def supports_memory(model: str) -> bool:
+    """Whether the API takes the memory tool for `model`: Claude 4 models and later (an id it cannot date, such as a
+    proxy's alias, is left to the API)."""
+    version = model_version(model)
+    return not model.startswith("claude-3") and (version is None or version >= (4, 0))
+
+
+def for_model(setup: AgentSetup, model: str) -> AgentSetup:
+    """The setup as `model` can run it: without the memory tool (and the memory note) on a model that predates it,
+    whose requests the API would refuse."""
+    if supports_memory(model) or MEMORY_TOOL not in setup.tools:
+        return setup
+    return replace(setup, tools=tuple(tool for tool in setup.tools if tool != MEMORY_TOOL), scope="")

@@ -22,6 +22,7 @@ from bot.agent.context import Budget, TokenEstimator
 from bot.agent.loop import AgentLoop
 from bot.agent.mcp import McpServers
 from bot.agent.memory_tool import MemoryTool
+from bot.agent.setup import MEMORY_TOOL
 from bot.agent.slack_search import SEARCH_SLACK, SearchSlack
 from bot.agent.summarizer import Summarizer
 from bot.agent.tools import SERVER_TOOLS, ClientTool, Offer, ToolBox
@@ -49,7 +50,7 @@ from bot.runtime.web import TimedSocketModeHandler, WebFront
 from bot.runtime.workspaces import build_workspaces
 from bot.tasks.answer import Answerer
 from bot.tasks.channel_reset import ChannelResetter
-from bot.tasks.channel_setup import MEMORY_TOOL, ChannelSetups
+from bot.tasks.channel_setup import ChannelSetups
 from bot.tasks.executor import ExecutorSettings, TaskExecutor, TaskHandler
 from bot.tasks.fitting import ContextFitter, ContextSettings
 from bot.tasks.gate import AllowLists, Gate

@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.agent.context import Context
 from bot.agent.loop import AgentLoop, LoopResult
-from bot.agent.setup import AgentSetup, journaled_setup
+from bot.agent.setup import AgentSetup, for_model, journaled_setup
 from bot.agent.steps import ModelStep, answer_so_far, loop_steps, parse_steps, total_usage
 from bot.core import metrics
 from bot.core.errors import ModelError, ModelRefused, OverBudget
@@ -162,6 +162,7 @@ class Answerer:
         if self._setups is None:
             return AgentSetup(thinking=self._loop.thinking)
         setup = replace(await self._setups.for_task(task), thinking=self._loop.thinking)
+        setup = for_model(setup, self._loop.model(setup))
         await self._journal.record_step(lease, task, setup.to_record())
         steps.append(setup.to_record())
         return setup

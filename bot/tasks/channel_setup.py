@@ -11,13 +11,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from bot.agent.setup import AgentSetup
+from bot.agent.setup import MEMORY_TOOL, AgentSetup
 from store.channel_config import ChannelConfig, ChannelConfigStore
 from store.models import Task
 
 log = logging.getLogger(__name__)
-
-MEMORY_TOOL = "memory"
 
 
 def is_dm(channel_id: str) -> bool:

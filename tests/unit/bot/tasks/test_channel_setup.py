@@ -8,7 +8,7 @@ import time
 import pytest
 from redis.asyncio import Redis
 
-from bot.agent.setup import INSTRUCTIONS_HEADING, AgentSetup, journaled_setup
+from bot.agent.setup import INSTRUCTIONS_HEADING, AgentSetup, for_model, journaled_setup
 from bot.agent.steps import loop_steps, parse_steps
 from bot.tasks.channel_setup import ChannelSetups
 from store import keys
@@ -131,3 +131,11 @@ async def test_tools_follow_the_offer_and_its_order_and_a_dm_gets_the_defaults(r
         "T1", "D1", instructions="never", model="", tools=None, by="U1", from_version=0
     )
     assert await configured(redis).config("T1", "D1") == ChannelConfig()
+
+
+def test_a_model_that_predates_the_memory_tool_runs_without_it() -> None:
+    """The API takes the memory tool from Claude 4 on: a channel's older model gets neither the tool nor the note."""
+    setup = AgentSetup("", "", ("memory", "web_search"), 1, "T1:C1")
+    assert for_model(setup, "claude-sonnet-4-5") == setup and for_model(setup, "some-proxy-alias") == setup
+    older = for_model(setup, "claude-3-5-haiku-20241022")
+    assert older.tools == ("web_search",) and older.scope == "" and "memories" not in older.system_prompt("Base.")
