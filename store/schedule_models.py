@@ -105,9 +105,10 @@ class Schedule:
     def from_fields(cls, fields: dict[str, str]) -> Schedule:
         """Parse a schedule hash."""
         try:
-            [kind] = [known for known in KINDS if known == fields["kind"]] or [None]
-            if kind is None:
+            kinds = [known for known in KINDS if known == fields["kind"]]
+            if not kinds:
                 raise ValueError(fields["kind"])
+            kind = kinds[0]
             return cls(
                 schedule_id=fields["id"],
                 thread=ThreadRef.decode(fields["thread"]),
