@@ -122,7 +122,10 @@ class ScheduleTool:
         if not schedule_id.isalnum() or len(schedule_id) > 40:
             return ToolResult("Say which schedule to cancel: its schedule_id (action=list shows them).", True)
         reason = str(call.input.get("reason") or "").strip()[:MAX_REASON_CHARS]
-        if not await self._schedules.cancel(call.task.thread, schedule_id):
+        thread = call.task.thread
+        # A schedule's key names its shard, not its thread: make sure it is this thread's before cancelling.
+        found = await self._schedules.get(thread, schedule_id)
+        if found is None or found.thread != thread or not await self._schedules.cancel(thread, schedule_id):
             return ToolResult(
                 f"This thread has no active schedule {schedule_id} (it ended, or was cancelled): nothing to cancel.",
                 is_error=True,
