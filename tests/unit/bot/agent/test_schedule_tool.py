@@ -19,9 +19,11 @@ from bot.agent.setup import AgentSetup
 from bot.agent.tools import ToolCall
 from bot.core.ports import UserTimeZone
 from handlers.gateway import WebApiGateway
+from store.errors import LeaseLost
 from store.keys import KeySpace
 from store.models import Task, TaskKind, ThreadRef
 from store.schedules import ScheduleLimits, ScheduleStore
+from store.tasks import TaskQueue
 from tests.fakes import FakeSlack
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -198,3 +200,18 @@ async def test_users_info_gives_the_zone_with_its_offset_now_and_the_gateway_kee
     assert await gateway.time_zone("T1", "U2") == zone
     assert len(slack.calls_to("users.info")) == 1
     assert await gateway.time_zone("T1", "U0NOBODY") is None
+
+
+async def test_a_create_is_fenced_with_the_runs_lease(tool: ScheduleTool, redis: Redis) -> None:
+    """A run whose thread was reset meanwhile (its lease revoked) schedules nothing: LeaseLost, as its other writes."""
+    queue = TaskQueue(redis, KeySpace())
+    for shard in range(queue.shards):
+        await queue.ensure_group(shard)
+    await queue.submit(Task("Ev1", TaskKind.ANSWER, THREAD, "hi", "U1", "1700000001.000100", time.time()))
+    [lease] = await queue.claim_new("web.1", list(range(queue.shards)), count=10, block_ms=10)
+    await queue.reset(Task("Ev2", TaskKind.RESET, THREAD, "", "U1", "1700000002.000100", time.time()))
+    task = Task("Ev1", TaskKind.ANSWER, THREAD, "hi", "U1", "1700000001.000100", time.time())
+    given = {"action": "create", "in_minutes": 30, "note": "x"}
+    with pytest.raises(LeaseLost):
+        await tool.run(ToolCall("toolu_fenced", "schedule", given, task, AgentSetup(), lease))
+    assert (await run(tool, action="list"))[0] == "This thread has no schedules."
