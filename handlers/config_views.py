@@ -24,6 +24,7 @@ TOOL_LABELS = {
     "code_execution": "Run code (code_execution)",
     "memory": "Remember across threads: the channel's memory",
     "search_slack": "Search Slack (search_slack)",
+    "schedule": "Schedule its own follow-ups in the thread (schedule)",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -15,7 +16,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from yarl import URL
 
 from bot.core.errors import SlackError
-from bot.core.ports import ThreadMessage, ThreadTail
+from bot.core.ports import ThreadMessage, ThreadTail, UserTimeZone
 from handlers import thread_pages
 from handlers.agent_gateway import TASK_EVENT_TYPE, AgentFeatures, task_metadata
 from handlers.feedback import feedback_block
@@ -38,6 +39,10 @@ MAX_FILE_REDIRECTS = 3
 # A task's message is posted moments after the ts it is searched after: five pages (1,000 messages) hold any
 # thread's traffic of those moments, and bound what a search costs in a busy thread.
 MAX_FIND_PAGES = 5
+# People's time zones are kept this long (a zone rarely changes; a scheduling agent asks for it at each call) and for
+# at most this many people (the oldest kept is dropped first).
+TIME_ZONE_SECONDS = 3600.0
+TIME_ZONES_KEPT = 10_000
 
 
 def _message_body(text: str, *, feedback_id: str | None = None) -> dict[str, Any]:
@@ -59,6 +64,7 @@ class WebApiGateway(AgentFeatures, SearchContext):
         self._agent_features = {}
         self._warned = set()
         self._search_refused = {}
+        self._time_zones: dict[tuple[str, str], tuple[float, UserTimeZone]] = {}
 
     async def _call(
         self, team_id: str, method: str, make_call: Callable[[AsyncWebClient], Awaitable[AsyncSlackResponse]]
@@ -229,6 +235,29 @@ class WebApiGateway(AgentFeatures, SearchContext):
         profile = user.get("profile") or {}
         name = profile.get("display_name") or profile.get("real_name") or user.get("real_name") or user.get("name")
         return str(name) if name else None
+
+    async def time_zone(self, team_id: str, user_id: str) -> UserTimeZone | None:
+        """The person's time zone from users.info (`tz`, `tz_label`, `tz_offset`), kept TIME_ZONE_SECONDS; None if
+        Slack will not say (not kept: asked again next time)."""
+        key, now = (team_id, user_id), time.monotonic()
+        kept = self._time_zones.get(key)
+        if kept is not None and kept[0] > now:
+            return kept[1]
+        try:
+            data = await self._call(team_id, "users.info", lambda client: client.users_info(user=user_id))
+        except SlackError as exc:
+            log.info("no time zone for %s: %s", user_id, exc)
+            return None
+        user = data.get("user") or {}
+        name, offset = user.get("tz"), user.get("tz_offset")
+        if not isinstance(name, str) or not name or not isinstance(offset, int):
+            return None
+        zone = UserTimeZone(name, str(user.get("tz_label") or name), offset)
+        self._time_zones.pop(key, None)
+        if len(self._time_zones) >= TIME_ZONES_KEPT:
+            self._time_zones.pop(next(iter(self._time_zones)))
+        self._time_zones[key] = (now + TIME_ZONE_SECONDS, zone)
+        return zone
 
     async def is_workspace_admin(self, team_id: str, user_id: str) -> bool | None:
         """Whether users.info says the person is an admin, owner or primary owner of the workspace; None if Slack

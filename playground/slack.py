@@ -9,7 +9,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -212,10 +214,12 @@ class FakeSlack(
         is_owner: bool = False,
         is_primary_owner: bool = False,
         team_id: str | None = None,
+        tz: str = "Europe/London",
     ) -> None:
         """Register a user for users.info; as in Slack's user object, the workspace roles are three flags (is_admin,
         is_owner, is_primary_owner) and guests' two more (never set here). `team_id`: their own workspace, when it
-        is another (a Slack Connect channel's member from another organisation), else the current one."""
+        is another (a Slack Connect channel's member from another organisation), else the current one. `tz`: their
+        IANA time zone; users.info gives its label and its offset from UTC now, as Slack does."""
         real, display = real_name or name, display_name or ""
         self._users[user_id] = {
             "id": user_id,
@@ -223,7 +227,7 @@ class FakeSlack(
             "name": name,
             "deleted": False,
             "real_name": real,
-            "tz": "Europe/London",
+            "tz": tz,
             "is_bot": is_bot,
             "is_admin": is_admin,
             "is_owner": is_owner,
@@ -706,7 +710,15 @@ class FakeSlack(
         user = self._users.get(str(args.get("user", "")))
         if user is None:
             raise SlackApiFailure("user_not_found")
-        return {"user": copy.deepcopy(user)}
+        return {"user": {**copy.deepcopy(user), **_zone_now(str(user["tz"]))}}
+
+
+def _zone_now(name: str) -> Args:
+    """A user object's tz_label and tz_offset (seconds east of UTC) for zone `name` at this moment: Slack gives the
+    offset in force now (so it changes with daylight saving time). The label is the zone's abbreviation here."""
+    now = datetime.now(ZoneInfo(name))
+    offset = now.utcoffset()
+    return {"tz_label": now.tzname() or name, "tz_offset": int(offset.total_seconds()) if offset else 0}
 
 
 def _find_button(blocks: list[Args], action_id: str) -> tuple[Args, Args]:

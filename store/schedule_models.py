@@ -9,7 +9,8 @@ from typing import Literal
 from store.errors import CorruptRecord
 from store.models import ThreadRef
 
-ScheduleKind = Literal["once", "every"]
+ScheduleKind = Literal["once", "every", "cron"]
+KINDS: tuple[ScheduleKind, ...] = ("once", "every", "cron")
 TASK_PREFIX = "sched-"  # a scheduled run's task id: sched-ID-DUE_MS
 
 
@@ -49,9 +50,10 @@ class ScheduleLimits:
 
 @dataclass(frozen=True)
 class ScheduleSpec:
-    """What to schedule: `at` is the first run (Unix seconds); `every` (seconds) makes it recurring. A recurring one
+    """What to schedule: `at` is the first run (Unix seconds); `every` (seconds) makes it recurring, and so does
+    `cron` (a five-field expression read in zone `tz`; its first run is its first time after `at`). A recurring one
     ends after `count` runs, at `until`, when the agent says its goal is met (`until_goal`: cancel() then), or at its
-    lifetime cap, whichever comes first."""
+    lifetime cap, whichever comes first. `tz` is the creator's zone, kept to show times in."""
 
     thread: ThreadRef
     at: float
@@ -61,10 +63,14 @@ class ScheduleSpec:
     count: int | None = None
     until: float | None = None
     until_goal: bool = False
+    cron: str | None = None
+    tz: str = "UTC"
 
     @property
     def kind(self) -> ScheduleKind:
-        """once or every."""
+        """once, every or cron."""
+        if self.cron is not None:
+            return "cron"
         return "once" if self.every is None else "every"
 
 
@@ -87,18 +93,26 @@ class Schedule:
     fired: int = 0
     failures: int = 0
     paused: bool = False
+    cron: str | None = None
+    tz: str = "UTC"
+
+    @property
+    def recurring(self) -> bool:
+        """Whether it runs more than once (every or cron)."""
+        return self.kind != "once"
 
     @classmethod
     def from_fields(cls, fields: dict[str, str]) -> Schedule:
         """Parse a schedule hash."""
         try:
-            kind = fields["kind"]
-            if kind not in ("once", "every"):
-                raise ValueError(kind)
+            kinds = [known for known in KINDS if known == fields["kind"]]
+            if not kinds:
+                raise ValueError(fields["kind"])
+            kind = kinds[0]
             return cls(
                 schedule_id=fields["id"],
                 thread=ThreadRef.decode(fields["thread"]),
-                kind="once" if kind == "once" else "every",
+                kind=kind,
                 next_at=int(fields["next_at"]) / 1000,
                 note=fields["note"],
                 created_by=fields["created_by"],
@@ -111,6 +125,8 @@ class Schedule:
                 fired=int(fields.get("fired", "0")),
                 failures=int(fields.get("failures", "0")),
                 paused=fields.get("paused") == "1",
+                cron=fields["cron"] if kind == "cron" else None,
+                tz=fields.get("tz") or "UTC",
             )
         except (KeyError, ValueError) as exc:
             raise CorruptRecord(f"malformed schedule {fields.get('id')!r}") from exc

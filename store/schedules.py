@@ -25,7 +25,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from store import decode, keys, schedules_lua
+from store import decode, keys, schedules_cron, schedules_lua
 from store.connection import RedisClient
 from store.lua import FENCED, unless_fenced
 from store.models import TaskStatus, ThreadRef
@@ -84,6 +84,7 @@ class ScheduleStore:
         self._resume = redis.register_script(schedules_lua.RESUME)
         self._cancel = redis.register_script(schedules_lua.CANCEL)
         self._renew = redis.register_script(schedules_lua.RENEW)
+        self._refill = redis.register_script(schedules_lua.REFILL_CRON)
 
     @property
     def space(self) -> keys.KeySpace:
@@ -98,9 +99,16 @@ class ScheduleStore:
         if spec.at > now + limits.max_lifetime:
             raise ScheduleRefused(f"A schedule may start at most {_days(limits.max_lifetime)} from now.")
         lifetime_end = now + limits.max_lifetime
-        if spec.every is None:
+        if spec.kind == "once":
             return max(spec.at, now)
-        if spec.every < limits.min_interval:
+        if spec.cron is not None:
+            gap = schedules_cron.shortest_gap(spec.cron, spec.tz, max(spec.at, now))
+            if gap < limits.min_interval:
+                raise ScheduleRefused(
+                    f"A recurring schedule may run at most every {_duration(limits.min_interval)}; the cron "
+                    f"expression {spec.cron!r} runs as often as every {_duration(gap)}."
+                )
+        elif spec.every is not None and spec.every < limits.min_interval:
             raise ScheduleRefused(
                 f"A recurring schedule may run at most every {_duration(limits.min_interval)}, "
                 f"not every {_duration(spec.every)}."
@@ -111,19 +119,29 @@ class ScheduleStore:
             raise ScheduleRefused("A recurring schedule's end is before its first run.")
         return min(spec.until, lifetime_end) if spec.until is not None else lifetime_end
 
-    async def create(self, spec: ScheduleSpec, now: float, lease: ThreadLease | None = None) -> Schedule:
+    async def create(
+        self, spec: ScheduleSpec, now: float, lease: ThreadLease | None = None, *, schedule_id: str | None = None
+    ) -> Schedule:
         """Record a schedule and put it in its shard's due index; ScheduleRefused says why not.
 
         With a lease (the running task's) it is written only while that run still holds its thread: a run whose
         thread was reset meanwhile schedules nothing. The channel's count is summed over the shards before the
         script runs: two threads of one channel creating at the same moment may pass the channel's limit by one.
+        A `schedule_id` the caller derives from what asked for it (a tool call's id) makes creating again, after a
+        crash before the caller recorded the first, return the schedule already there instead of a second one.
         """
         ends_at = self._check(spec, now)
         ref, space = spec.thread, self._keys
         shard = space.shard_of(ref)
-        schedule_id = secrets.token_hex(5)
+        schedule_id = schedule_id or secrets.token_hex(5)
         expires_ms = to_ms(ends_at) + self._agent_ttl * 1000
         first = max(spec.at, now)
+        runs: list[float] = []
+        if spec.cron is not None:
+            runs = schedules_cron.next_runs(spec.cron, spec.tz, first)
+            first = runs[0]
+            if first > ends_at:
+                raise ScheduleRefused(f"The cron expression {spec.cron!r} first runs after the schedule's end.")
         fields = {
             "id": schedule_id,
             "thread": ref.encode(),
@@ -141,7 +159,10 @@ class ScheduleStore:
             "fired": "0",
             "failures": "0",
             "paused": "0",
+            "tz": spec.tz,
         }
+        if spec.cron is not None:
+            fields |= {"cron": spec.cron, "runs": schedules_cron.encode_runs(runs)}
         elsewhere = await self._channel_count(ref.team_id, ref.channel_id, now, skip=shard)
         code, count = await self._create(
             keys=[
@@ -169,6 +190,10 @@ class ScheduleStore:
         )
         if int(code) == FENCED:
             unless_fenced(code, lease.entry_id if lease else "")
+        if int(code) == schedules_lua.EXISTS:
+            existing = await self.get(ref, schedule_id)
+            if existing is not None:
+                return existing
         if int(code) == schedules_lua.THREAD_FULL:
             raise ScheduleRefused(
                 f"This thread already has {count} active schedules, the most it may have "
@@ -257,14 +282,15 @@ class ScheduleStore:
                 space.channel_schedules(ref.team_id, ref.channel_id, shard),
             ]
             args += [schedule_id, due_member(ref, schedule_id), channel_member(ref, schedule_id)]
-        return int(await self._cancel(keys=script_keys, args=args))
+        return int(await self._cancel(keys=script_keys, args=[*args, ref.encode()]))
 
     async def resume(self, ref: ThreadRef, schedule_id: str, now: float) -> bool:
         """Resume a paused schedule at its next run after now; False if it was not paused, or has nothing left."""
+        await self.refill_cron(ref, schedule_id, now)  # a cron schedule paused long enough may have no runs left
         shard = self._keys.shard_of(ref)
         result = await self._resume(
             keys=[self._keys.schedule(ref, schedule_id), self._keys.timers(shard)],
-            args=[to_ms(now), due_member(ref, schedule_id)],
+            args=[to_ms(now), due_member(ref, schedule_id), ref.encode()],
         )
         return int(result) == 1
 
@@ -272,7 +298,7 @@ class ScheduleStore:
         """Renew a recurring schedule's lifetime cap from now (up to its own end, if it has one); the schedule as it
         is now, or None if it has ended (a one-off needs no renewal: it is returned unchanged)."""
         schedule = await self.get(ref, schedule_id)
-        if schedule is None or schedule.kind == "once":
+        if schedule is None or not schedule.recurring:
             return schedule
         lifetime_end = now + self.limits.max_lifetime
         ends_at = min(schedule.until, lifetime_end) if schedule.until is not None else lifetime_end
@@ -292,6 +318,21 @@ class ScheduleStore:
             ],
         )
         return await self.get(ref, schedule_id) if int(result) >= 0 else None
+
+    async def refill_cron(self, ref: ThreadRef, schedule_id: str, now: float) -> bool:
+        """Top up a cron schedule's run times to the next RUNS_AHEAD after now (what its runs do, each time);
+        one that had run out of them goes back in the due index at the first. Idempotent; False if it is gone or
+        not a cron schedule."""
+        schedule = await self.get(ref, schedule_id)
+        if schedule is None or schedule.cron is None:
+            return False
+        runs = schedules_cron.next_runs(schedule.cron, schedule.tz, now)
+        shard = self._keys.shard_of(ref)
+        result = await self._refill(
+            keys=[self._keys.schedule(ref, schedule_id), self._keys.timers(shard)],
+            args=[schedules_cron.encode_runs(runs), due_member(ref, schedule_id), to_ms(now)],
+        )
+        return int(result) == 1
 
     async def record_outcome(self, ref: ThreadRef, schedule_id: str, task_id: str, *, ok: bool) -> bool:
         """Record how a run (task `task_id`) ended, once per run; True if its failures just paused the schedule."""

@@ -13,6 +13,7 @@ from store.lua import _HOLDS, FENCED, SUBMIT_TASK
 
 THREAD_FULL = -10
 CHANNEL_FULL = -11
+EXISTS = -12  # a schedule by that id is already there (a create run again): nothing changed
 
 # PEXPIREAT a key to `at` (ms) unless it already lives that long: an index lives as long as its longest member.
 _KEEP_UNTIL = """
@@ -28,12 +29,14 @@ end
 # KEYS: queued flag, queue, schedule, thread schedules, channel schedules (this shard), due index.
 # ARGV: entry ('' unfenced), consumer, id, fields JSON, due member, next run (ms), hash expiry (ms), now (ms),
 # per-thread limit, per-channel limit, the channel's count in the other shards, channel member ("TS:ID").
-# Returns {1, count} (created; count: the thread's schedules now), {THREAD_FULL or CHANNEL_FULL, count}, {FENCED, 0}.
+# Returns {1, count} (created; count: the thread's schedules now), {THREAD_FULL or CHANNEL_FULL, count}, {FENCED, 0},
+# {EXISTS, 0} (a schedule by that id is there already: a create run again after a crash).
 CREATE = (
     _HOLDS
     + _KEEP_UNTIL
     + f"""
 if ARGV[1] ~= '' and not holds(false) then return {{{FENCED}, 0}} end
+if redis.call('EXISTS', KEYS[3]) == 1 then return {{{EXISTS}, 0}} end
 local now, expires = tonumber(ARGV[8]), tonumber(ARGV[7])
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
@@ -61,7 +64,9 @@ return {{1, here + 1}}
 # caller read (another worker may have fired it meanwhile: then its score moved on, or it is gone), queue its task
 # with submit_task (deduplicated on the task id, which names the schedule and this run's due time), then end it
 # (once; its count reached; its next run past its end) or move it to its next run: the first period after now, so
-# a recurring timer missed while every process was down fires once, not once per missed period.
+# a recurring timer missed while every process was down fires once, not once per missed period. A cron schedule's
+# next run is the first of its precomputed run times ("runs") after now; one that has none left waits out of the
+# due index ("refill") until its run's handler tops the list up (REFILL_CRON), which that run always does.
 # KEYS: due index, then 9 per timer: schedule, thread schedules, channel schedules, task, inbox, queued flag, queue,
 # state, channel index. ARGV: now (ms), task ttl, agent ttl, now (s, the task's created_at), then 4 per timer:
 # due member, due (ms), task id, channel member. Returns {fired, skipped}.
@@ -90,14 +95,24 @@ for i = 0, (#KEYS - 1) / 9 - 1 do
     submit_task({k[4], k[5], k[6], k[7], k[8], k[9]},
       {s.thread, task_id, 'scheduled', ARGV[2], ARGV[3], ARGV[4], fields, s.thread_ts})
     local count = tonumber(s.fired) + 1
-    local next_run = nil
+    local next_run, refill = nil, false
     if s.kind == 'every' then
       local period = tonumber(s.every_ms)
       next_run = due + period * (math.floor((now - due) / period) + 1)
-      local limit = tonumber(s.end_count)
-      if (limit > 0 and count >= limit) or next_run > tonumber(s.ends_at) then next_run = nil end
+    elseif s.kind == 'cron' then
+      for at in string.gmatch(s.runs or '', '%d+') do
+        if tonumber(at) > now then next_run = tonumber(at) break end
+      end
+      if not next_run then refill, next_run = true, due end
     end
-    if next_run then
+    local limit = tonumber(s.end_count)
+    if next_run and ((limit > 0 and count >= limit) or next_run > tonumber(s.ends_at)) then
+      next_run, refill = nil, false
+    end
+    if refill then
+      redis.call('HSET', k[1], 'fired', string.format('%d', count), 'last_task', task_id, 'refill', '1')
+      redis.call('ZREM', KEYS[1], member)
+    elseif next_run then
       local at = string.format('%d', next_run)
       redis.call('HSET', k[1], 'next_at', at, 'fired', string.format('%d', count), 'last_task', task_id)
       redis.call('ZADD', KEYS[1], at, member)
@@ -134,19 +149,27 @@ end
 return 0
 """
 
-# Put a paused schedule back in the due index at its next run after now (its failures forgiven).
+# Put a paused schedule back in the due index at its next run after now (its failures forgiven). (A cron schedule
+# whose listed runs are all past gives -2: resume refills it first, store/schedules.py.)
 # KEYS: schedule, due index. ARGV: now (ms), due member. Returns 1 (resumed), 0 (it was not paused), -1 (gone),
 # -2 (its end is past: nothing left to run).
 RESUME = """
-local kind, next_at, period, ends_at, paused =
-  unpack(redis.call('HMGET', KEYS[1], 'kind', 'next_at', 'every_ms', 'ends_at', 'paused'))
-if not kind then return -1 end
+local kind, next_at, period, ends_at, paused, runs =
+  unpack(redis.call('HMGET', KEYS[1], 'kind', 'next_at', 'every_ms', 'ends_at', 'paused', 'runs'))
+if not kind or redis.call('HGET', KEYS[1], 'thread') ~= ARGV[3] then return -1 end  -- gone, or another thread's
 if paused ~= '1' then return 0 end
 local now, next_run = tonumber(ARGV[1]), tonumber(next_at)
 if kind == 'every' and next_run <= now then
   next_run = next_run + tonumber(period) * (math.floor((now - next_run) / tonumber(period)) + 1)
 end
-if kind == 'every' and next_run > tonumber(ends_at) then return -2 end
+if kind == 'cron' and next_run <= now then
+  next_run = nil
+  for at in string.gmatch(runs or '', '%d+') do
+    if tonumber(at) > now then next_run = tonumber(at) break end
+  end
+  if not next_run then return -2 end
+end
+if kind ~= 'once' and next_run > tonumber(ends_at) then return -2 end
 local at = string.format('%d', next_run)
 redis.call('HSET', KEYS[1], 'paused', '0', 'failures', '0', 'next_at', at)
 redis.call('ZADD', KEYS[2], at, ARGV[2])
@@ -154,14 +177,18 @@ return 1
 """
 
 # Delete schedules of one thread. KEYS: due index, then 3 per schedule: schedule, thread schedules, channel
-# schedules. ARGV: 3 per schedule: id, due member, channel member. Returns how many existed.
+# schedules. ARGV: the thread (encoded), then 3 per schedule: id, due member, channel member. Returns how many
+# existed. A schedule's key names its shard, not its thread: one of another thread of the shard is left alone.
 CANCEL = """
 local gone = 0
 for i = 0, (#KEYS - 1) / 3 - 1 do
-  gone = gone + redis.call('DEL', KEYS[2 + i * 3])
-  redis.call('ZREM', KEYS[3 + i * 3], ARGV[1 + i * 3])
-  redis.call('ZREM', KEYS[4 + i * 3], ARGV[3 + i * 3])
-  redis.call('ZREM', KEYS[1], ARGV[2 + i * 3])
+  local owner = redis.call('HGET', KEYS[2 + i * 3], 'thread')
+  if not owner or owner == ARGV[#ARGV] then
+    gone = gone + redis.call('DEL', KEYS[2 + i * 3])
+    redis.call('ZREM', KEYS[3 + i * 3], ARGV[1 + i * 3])
+    redis.call('ZREM', KEYS[4 + i * 3], ARGV[3 + i * 3])
+    redis.call('ZREM', KEYS[1], ARGV[2 + i * 3])
+  end
 end
 return gone
 """
@@ -172,7 +199,8 @@ return gone
 RENEW = (
     _KEEP_UNTIL
     + """
-if redis.call('HGET', KEYS[1], 'kind') ~= 'every' then
+local kind = redis.call('HGET', KEYS[1], 'kind')
+if kind ~= 'every' and kind ~= 'cron' then
   return redis.call('EXISTS', KEYS[1]) == 1 and 0 or -1
 end
 local now, expires = tonumber(ARGV[1]), tonumber(ARGV[3])
@@ -186,7 +214,30 @@ return 1
 """
 )
 
-ALL = (CREATE, FIRE, RECORD_OUTCOME, RESUME, CANCEL, RENEW)
+# Top up a cron schedule's run times (computed in Python, store/schedules_cron.py); one that ran out of them
+# ("refill", FIRE) goes back in the due index at the first of them after now, unless paused or past its end.
+# KEYS: schedule, due index. ARGV: run times (ms, comma separated), due member, now (ms).
+# Returns 1 (refilled), -1 (gone or not cron).
+REFILL_CRON = """
+local kind, paused, refill, ends_at =
+  unpack(redis.call('HMGET', KEYS[1], 'kind', 'paused', 'refill', 'ends_at'))
+if kind ~= 'cron' then return -1 end
+redis.call('HSET', KEYS[1], 'runs', ARGV[1])
+if refill == '1' and paused ~= '1' then
+  local now, next_run = tonumber(ARGV[3]), nil
+  for at in string.gmatch(ARGV[1], '%d+') do
+    if tonumber(at) > now then next_run = tonumber(at) break end
+  end
+  if next_run and next_run <= tonumber(ends_at) then
+    local at = string.format('%d', next_run)
+    redis.call('HSET', KEYS[1], 'next_at', at, 'refill', '0')
+    redis.call('ZADD', KEYS[2], at, ARGV[2])
+  end
+end
+return 1
+"""
+
+ALL = (CREATE, FIRE, RECORD_OUTCOME, RESUME, CANCEL, RENEW, REFILL_CRON)
 
 # Changing the number of shards (store/reshard_pass.py, store/schedules_move.py): a schedule moves by copy, then
 # delete, like a thread. The copy, on the new slot: its hash (RESTORE of its DUMP, with the TTL it had), its entries in

@@ -43,6 +43,7 @@ from bot.agent.tools import ToolBox, ToolCall
 from bot.core.errors import ModelError, ModelRefused
 from bot.core.faults import CrashPoints
 from store.models import Task, Usage
+from store.tasks import ThreadLease
 
 # Told the real usage of the call it was asked about, or None when the call failed unbilled.
 Settle = Callable[[Usage | None], Awaitable[None]]
@@ -157,6 +158,7 @@ class AgentLoop:
         on_progress: OnProgress | None = None,
         guard: CallGuard | None = None,
         setup: AgentSetup | None = None,
+        lease: ThreadLease | None = None,
     ) -> LoopResult:
         """Continue from `records` (the journal so far) to an answer; `record` journals each new step.
 
@@ -166,6 +168,7 @@ class AgentLoop:
         replayed from the journal emit nothing. Cancelling the task running this closes the model's stream at
         once and makes no further call. `guard` is asked before each model call; its OverBudget ends the run there,
         after the steps already made (each journaled). `setup` is the task's channel setup: its model and tools.
+        `lease` is the run's, handed to client tools that fence their writes with it.
         """
         setup = setup or AgentSetup()
         steps = loop_steps(parse_steps(records))
@@ -173,7 +176,7 @@ class AgentLoop:
         while True:
             if pending := pending_tool_calls(steps):
                 call = pending[0]
-                tool_call = ToolCall(call["id"], call["name"], call.get("input") or {}, task, setup)
+                tool_call = ToolCall(call["id"], call["name"], call.get("input") or {}, task, setup, lease)
                 steps.append(await self._run_tool(tool_call, record, on_progress))
                 self._crash.reached("tool.done")
             elif self._model_call_due(steps):

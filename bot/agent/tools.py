@@ -14,6 +14,7 @@ from bot.agent.setup import AgentSetup
 from bot.core.errors import SlackError
 from bot.core.ports import SlackGateway
 from store.models import Task, ThreadRef
+from store.tasks import ThreadLease
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +57,15 @@ class ToolResult:
 
 @dataclass(frozen=True)
 class ToolCall:
-    """One client tool call of a task: the model's tool_use block, and the task and setup it was made in."""
+    """One client tool call of a task: the model's tool_use block, and the task and setup it was made in. `lease`:
+    the run's hold on its thread, for a tool whose writes must stop once the run has lost it (None: unfenced)."""
 
     tool_use_id: str
     name: str
     input: dict[str, Any]
     task: Task
     setup: AgentSetup
+    lease: ThreadLease | None = None
 
 
 class ClientTool(Protocol):

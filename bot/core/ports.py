@@ -30,6 +30,16 @@ class ThreadTail:
 
 
 @dataclass(frozen=True)
+class UserTimeZone:
+    """A person's time zone as their Slack profile (users.info) has it: the IANA name ("Europe/London"), its label
+    ("Greenwich Mean Time") and its offset from UTC in seconds when Slack was asked."""
+
+    name: str
+    label: str
+    offset: int
+
+
+@dataclass(frozen=True)
 class TaskUpdate:
     """One step of the work shown in a streamed answer (a card in Slack); a later update of the same id replaces it."""
 
@@ -148,6 +158,10 @@ class SlackGateway(Protocol):
 
     async def display_name(self, team_id: str, user_id: str) -> str | None:
         """The user's display name, or None when it cannot be had cheaply."""
+        ...
+
+    async def time_zone(self, team_id: str, user_id: str) -> UserTimeZone | None:
+        """The person's time zone (users.info, kept a while), or None when Slack will not say."""
         ...
 
     async def search_context(

@@ -22,6 +22,8 @@ from bot.agent.context import Budget, TokenEstimator
 from bot.agent.loop import AgentLoop
 from bot.agent.mcp import McpServers
 from bot.agent.memory_tool import MemoryTool
+from bot.agent.schedule_tool import NAME as SCHEDULE_TOOL
+from bot.agent.schedule_tool import ScheduleTool
 from bot.agent.setup import MEMORY_TOOL
 from bot.agent.slack_search import SEARCH_SLACK, SearchSlack
 from bot.agent.summarizer import Summarizer
@@ -147,7 +149,11 @@ def build_memory_tool(settings: Settings, redis: RedisClient, crash: CrashPoints
 
 
 def build_tools(
-    settings: Settings, redis: RedisClient, gateway: WebApiGateway, crash: CrashPoints
+    settings: Settings,
+    redis: RedisClient,
+    gateway: WebApiGateway,
+    crash: CrashPoints,
+    schedules: ScheduleStore | None = None,
 ) -> tuple[ToolBox, ChannelSetups]:
     """The tools the deployment offers, and how a channel's configuration picks among them (and its model)."""
     # The operator's settings say which tools exist; a channel's admins choose among them (`/agent config`).
@@ -157,8 +163,11 @@ def build_tools(
     # the asker reads the answer: it is on there.
     # The channel's memory is on by default (unless MEMORY_ENABLED is false), never in a DM (ChannelSetups).
     memory = build_memory_tool(settings, redis, crash)
-    client_tools = {**memory, SEARCH_SLACK: SearchSlack(gateway)}
-    defaults = (*memory, *settings.server_tools)
+    # The agent's own follow-ups in its thread (issue 21) are on by default, in channels and DMs alike.
+    schedules = schedules or build_schedules(settings, redis, KeySpace(settings.queue_shards))
+    timing = {SCHEDULE_TOOL: ScheduleTool(schedules, gateway, clock_for(settings.bot_test_clock_file))}
+    client_tools = {**memory, **timing, SEARCH_SLACK: SearchSlack(gateway)}
+    defaults = (*memory, *timing, *settings.server_tools)
     # MCP servers (MCP_SERVERS) are offered, off by default: a channel enables each in its configuration.
     mcp = McpServers(settings.mcp_server_list)
     offer = Offer(client=client_tools, server={**server_tools, **mcp.toolsets}, defaults=defaults)
@@ -254,6 +263,7 @@ def build_executor(
             schedules=schedules,
             slack=gateway,
             max_attempts=settings.max_task_attempts,
+            clock=clock_for(settings.bot_test_clock_file),
         ),
     }
     return TaskExecutor(
@@ -284,8 +294,8 @@ def build_bot(
     intake_first = IntakeFirst()
     stops = StopRequests(redis, space)
     running = RunningAnswers()
-    tooling = build_tools(settings, redis, gateway, crash)
     schedules = build_schedules(settings, redis, space)
+    tooling = build_tools(settings, redis, gateway, crash, schedules)
     executor = build_executor(settings, redis, queue, gateway, crash, running, tooling, schedules)
     listener = StopListener(stops, runner_settings.consumer, running)
     departures = Departures(redis, space, grace_seconds=settings.uninstall_grace_days * DAY)

@@ -269,6 +269,7 @@ class Answerer:
                 on_progress=live.progress,
                 guard=self._budgets.for_task(task) if self._budgets is not None else None,
                 setup=setup,
+                lease=lease,
             ),
             name=f"answer-{task.task_id}",
         )

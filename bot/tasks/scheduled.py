@@ -1,9 +1,9 @@
 """A scheduled run (TaskKind.SCHEDULED): a timer the agent set came due, and the agent acts on its note.
 
-For now the run is an answer whose question is the note, posted in the thread by the same path as any answer
-(bot/tasks/answer.py): journaled, resumable, stoppable, and charged to the schedule's creator's budget as their
-mention would be. How it ended is recorded on its schedule, once per run, so that a recurring schedule that fails
-several times in a row pauses itself and says so in the thread.
+The run is an answer whose question is the note, with which schedule and run it is and how it ends, posted in
+the thread by the same path as any answer (bot/tasks/answer.py): journaled, resumable, stoppable, and charged to the
+schedule's creator's budget as their mention would be. How it ended is recorded on its schedule, once per run, so
+that a recurring schedule that fails several times in a row pauses itself and says so in the thread.
 """
 
 from __future__ import annotations
@@ -11,21 +11,37 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+from bot.core.clock import Clock, SystemClock
 from bot.core.errors import SlackError
 from bot.core.ports import SlackGateway
 from bot.tasks.executor import TaskHandler
 from store.connection import REDIS_FAILURES
 from store.errors import LeaseLost
 from store.models import Task, TaskKind, TaskStatus
-from store.schedules import ScheduleStore, schedule_of_task
+from store.schedules import Schedule, ScheduleStore, schedule_of_task
 from store.tasks import ThreadLease
 
 log = logging.getLogger(__name__)
 
 
-def scheduled_question(note: str) -> str:
-    """The question a scheduled run asks the agent: its own note, marked as such."""
-    return f"(A follow-up you scheduled in this thread is due now. Your note to yourself:) {note}"
+def scheduled_question(note: str, schedule_id: str | None = None, schedule: Schedule | None = None) -> str:
+    """The question a scheduled run asks the agent: its own note, marked as such, with which schedule and run it is
+    and how it ends (`schedule` None: it has no runs left, a one-off's case), so that the agent knows it is a
+    follow-up and, for one that runs until its goal is met, to cancel it once it is."""
+    about = [f"A follow-up you scheduled in this thread (schedule {schedule_id}) is due now"]
+    if schedule is None or not schedule.recurring:
+        about.append("it has no further runs")
+    else:
+        run = f"run {schedule.fired}" + (f" of {schedule.count}" if schedule.count is not None else "")
+        how = f"every {schedule.every / 60:g} minutes" if schedule.every is not None else f"by cron {schedule.cron!r}"
+        about.append(f"this is its {run}; it recurs {how}")
+        if schedule.until_goal:
+            about.append(
+                "it runs until its goal is met: if the goal is met now, call the schedule tool with action=cancel, "
+                f"schedule_id={schedule_id} and a reason saying so; otherwise it runs again"
+            )
+    about.append("your answer is posted in the thread")
+    return f"({'; '.join(about)}. Your note to yourself:) {note}"
 
 
 def paused_notice(note: str, failures: int) -> str:
@@ -47,15 +63,24 @@ class ScheduledRunner:
         schedules: ScheduleStore,
         slack: SlackGateway,
         max_attempts: int,
+        clock: Clock | None = None,
     ) -> None:
         self._answerer = answerer
+        self._clock = clock or SystemClock()
         self._schedules = schedules
         self._slack = slack
         self._max_attempts = max_attempts
 
     async def __call__(self, lease: ThreadLease, task: Task, *, attempt: int) -> None:
-        """Answer the note; a run that ends failed (or whose last attempt raises) counts as a failure."""
-        question = replace(task, kind=TaskKind.ANSWER, text=scheduled_question(task.text))
+        """Answer the note; a run that ends failed (or whose last attempt raises) counts as a failure. A cron
+        schedule's run times are topped up first (its list runs out only if its runs stop coming)."""
+        schedule_id = schedule_of_task(task.task_id)
+        schedule = None
+        if schedule_id is not None:
+            await self._schedules.refill_cron(task.thread, schedule_id, self._clock.now())
+            schedule = await self._schedules.get(task.thread, schedule_id)
+        text = scheduled_question(task.text, schedule_id, schedule)
+        question = replace(task, kind=TaskKind.ANSWER, text=text)
         try:
             await self._answerer(lease, question, attempt=attempt)
         except LeaseLost:

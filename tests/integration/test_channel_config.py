@@ -96,6 +96,7 @@ async def test_an_admin_saves_the_modal_the_channel_is_told_once_and_its_agents_
     shown = {block.get("block_id"): block for block in slack.views[view_id].view["blocks"]}
     assert [option["value"] for option in shown[TOOLS]["element"]["initial_options"]] == [
         "memory",
+        "schedule",
         "web_search",
         "web_fetch",
     ]
@@ -124,7 +125,7 @@ async def test_an_admin_saves_the_modal_the_channel_is_told_once_and_its_agents_
     assert [tool["name"] for tool in here["tools"]] == ["read_thread", "web_fetch"]
     there = await answered(configurable, slack, claude, OTHER_CHANNEL)
     assert PIRATE not in system_text(there) and there["model"] != CHANNEL_MODEL
-    assert [tool["name"] for tool in there["tools"]] == ["read_thread", "memory", "web_search", "web_fetch"]
+    assert [tool["name"] for tool in there["tools"]] == ["read_thread", "memory", "schedule", "web_search", "web_fetch"]
 
 
 async def test_only_admins_open_or_save_it_and_not_in_a_dm(

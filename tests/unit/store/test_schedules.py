@@ -239,3 +239,16 @@ async def test_renewing_moves_a_recurring_schedules_lifetime_cap_on(redis: Redis
     again = await store.renew(THREAD, bounded.schedule_id, NOW + 1800)
     assert again is not None and again.ends_at == NOW + 4000
     assert await store.renew(THREAD, "gone", NOW) is None
+
+
+async def test_a_schedule_of_another_thread_of_the_shard_is_neither_cancelled_nor_resumed(
+    schedules: ScheduleStore, redis: Redis
+) -> None:
+    """A schedule's key names its shard, not its thread: cancelling or resuming by id from another thread of the same
+    shard must leave it alone."""
+    mine = await schedules.create(once(NOW + MINUTE), NOW)
+    assert SPACE.shard_of(OTHER) == SHARD  # OTHER: another thread of the same shard
+    assert not await schedules.cancel(OTHER, mine.schedule_id)
+    assert not await schedules.resume(OTHER, mine.schedule_id, NOW)
+    assert await schedules.get(THREAD, mine.schedule_id) is not None
+    assert await schedules.cancel(THREAD, mine.schedule_id)
