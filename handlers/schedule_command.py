@@ -34,7 +34,10 @@ from store.schedules import ScheduleStore
 log = logging.getLogger(__name__)
 
 Block = dict[str, Any]
-USAGE = "`/agent schedules` lists this channel's follow-ups; `/agent schedules cancel <id>` cancels one."
+USAGE = (
+    "`/agent schedules` lists this channel's follow-ups; `/agent schedules cancel <id>` cancels one, "
+    "`/agent schedules resume <id>` resumes a paused one."
+)
 
 
 class ScheduleCommands:
