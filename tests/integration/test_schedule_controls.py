@@ -65,6 +65,7 @@ def shown(body: dict[str, Any]) -> str:
     return body["text"] + json.dumps(body.get("blocks", []), ensure_ascii=False)
 
 
+@pytest.mark.both_redis
 async def test_status_lists_a_threads_and_a_channels_schedules_with_their_next_run(
     make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis, tmp_path: Path
 ) -> None:
@@ -93,6 +94,7 @@ async def test_status_lists_a_threads_and_a_channels_schedules_with_their_next_r
     assert f"next <!date^{int(every.next_at + 600)}^" in status and "1 run(s) so far" in status
 
 
+@pytest.mark.both_redis
 async def test_schedules_cancel_by_button_and_by_id_and_a_stranger_is_refused(
     make_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis: Redis, tmp_path: Path
 ) -> None:
