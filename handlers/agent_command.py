@@ -43,6 +43,8 @@ HELP = Answer(
     "• `/agent limits`: the daily budgets and rate limits; `/agent limits <name> <value>` changes one (admins)\n"
     "• `/agent config`: this channel's agent settings: instructions, model, tools (admins)\n"
     "• `/agent memory`: what this channel's agents remember; `/agent memory clear` or `remove <path>` (admins)\n"
+    "• `/agent schedules`: this channel's scheduled follow-ups, each with a Cancel button; "
+    "`/agent schedules cancel <id>` cancels one\n"
     "• `/agent help`: this text\n"
     "Copy a thread's link with *Copy link* on any of its messages. Inside a thread, mention me with `status`, "
     "`reset` or `stop` instead."

@@ -20,6 +20,7 @@ from handlers.config_desk import ConfigDesk
 from handlers.config_listeners import open_config
 from handlers.links import ThreadLink, parse_thread_link
 from handlers.memory_command import OFF, MemoryCommands
+from handlers.schedule_command import ScheduleCommands, with_schedules
 from handlers.views import CANCEL_CHANNEL_RESET, CONFIRM_CHANNEL_RESET
 from handlers.workspace_auth import payload_team_id
 from store.models import ThreadRef
@@ -86,7 +87,7 @@ def _result(job: asyncio.Future[Answer]) -> Answer:
 
 def _quick_answer(action: str, words: list[str], link: ThreadLink | None, channel_id: str) -> Answer | None:
     """The answer to a command that needs no work: help, a link missing or unreadable."""
-    if action in ("limits", "memory"):
+    if action in _OTHER_WORDS:
         return None
     if action == "config":
         return HELP  # no settings wired into this app
@@ -102,10 +103,14 @@ def _quick_answer(action: str, words: list[str], link: ThreadLink | None, channe
 
 
 def register_command_listeners(
-    app: AsyncApp, commands: AgentCommands, config: ConfigDesk | None = None, memory: MemoryCommands | None = None
+    app: AsyncApp,
+    commands: AgentCommands,
+    config: ConfigDesk | None = None,
+    memory: MemoryCommands | None = None,
+    schedules: ScheduleCommands | None = None,
 ) -> None:
     """Attach the `/agent` listener and the channel-reset buttons; `config` opens `/agent config`, `memory` answers
-    `/agent memory` (None: off)."""
+    `/agent memory`, `schedules` answers `/agent schedules` and adds the schedules to `/agent status` (None: off)."""
     answerer = Answerer()
 
     async def handle_agent_command(
@@ -120,7 +125,7 @@ def register_command_listeners(
         if quick is not None:
             await ack(**ephemeral(quick))
             return
-        await answerer.answer(ack, respond, _work(commands, memory, command, action, words))
+        await answerer.answer(ack, respond, _work(commands, memory, schedules, command, action, words))
 
     async def handle_confirm(ack: AsyncAck, respond: AsyncRespond, body: dict[str, Any]) -> None:
         await ack()
@@ -143,18 +148,21 @@ def register_command_listeners(
     app.action(CANCEL_CHANNEL_RESET)(handle_cancel)
 
 
+# Actions whose words are not a thread's link.
+_OTHER_WORDS = ("limits", "memory", "schedules")
 _COPY_LINK = "Use *Copy link* on a message of the thread, then `/agent status <link>`."
 _COPY_STOP_LINK = "Use *Copy link* on a message of the thread, then `/agent stop <link>`."
 
 
 def _link(action: str, words: list[str]) -> ThreadLink | None:
-    """The thread link a command names (limits and memory take other words)."""
-    return parse_thread_link(" ".join(words[1:])) if words[1:] and action not in ("limits", "memory") else None
+    """The thread link a command names (limits, memory and schedules take other words)."""
+    return parse_thread_link(" ".join(words[1:])) if words[1:] and action not in _OTHER_WORDS else None
 
 
 def _work(
     commands: AgentCommands,
     memory: MemoryCommands | None,
+    schedules: ScheduleCommands | None,
     command: dict[str, Any],
     action: str,
     words: list[str],
@@ -167,13 +175,19 @@ def _work(
         return commands.limits(team_id, user_id, words[1:])
     if action == "memory":
         return memory.run(team_id, channel_id, user_id, words[1:]) if memory else _answer(OFF)
+    if action == "schedules":
+        return schedules.run(team_id, channel_id, user_id, domain, words[1:]) if schedules else _answer(HELP)
     if link is None and action == "reset":
         return commands.ask_channel_reset(team_id, channel_id, user_id)  # admins only: asks Slack who they are
     if link is None:
-        return commands.channel_status(team_id, channel_id, domain, user_id)
+        status = commands.channel_status(team_id, channel_id, domain, user_id)
+        if schedules is None:
+            return status
+        return with_schedules(status, schedules.channel_block(team_id, channel_id, domain), channel=True)
     ref = ThreadRef(team_id, channel_id, link.thread_ts)
     if action == "status":
-        return commands.thread_status(ref, domain, link_is_reply=link.is_reply)
+        detail = commands.thread_status(ref, domain, link_is_reply=link.is_reply)
+        return with_schedules(detail, schedules.thread_block(ref, domain), channel=False) if schedules else detail
     if action == "stop":
         return commands.stop_thread(ref, domain, user_id)
     request_id = f"cmd-{command.get('trigger_id') or command.get('user_id')}"

@@ -25,6 +25,7 @@ from .delivery import Delivered, SlackDelivery
 from .page_input import CHANNELS, DM_CHANNEL, ME, PageInputError, bad, channel_of, json_object, text_of
 from .payloads import event_envelope, message_event, new_ts, slash_command_fields
 from .playground_agents import AgentPage
+from .playground_schedules import SchedulePage
 from .playground_views import ModalPage
 from .playground_workspaces import WorkspacePage
 from .slack import FakeSlack
@@ -93,6 +94,7 @@ class Playground(FakeSlack):
         self.agent_page = AgentPage(self)
         self.modal_page = ModalPage(self)
         self.workspace_page = WorkspacePage(self)
+        self.schedule_page = SchedulePage(self)
 
     # ------------------------------------------------------------------ routes
 
@@ -107,11 +109,13 @@ class Playground(FakeSlack):
         self.agent_page.add_routes(app)
         self.modal_page.add_routes(app)
         self.workspace_page.add_routes(app)
+        self.schedule_page.add_routes(app)
 
     async def before_stop(self) -> None:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        await self.schedule_page.close()
         await super().before_stop()
 
     def changed(self) -> None:
@@ -136,7 +140,9 @@ class Playground(FakeSlack):
         if since == self._version:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), LONG_POLL_SECONDS)
-        return web.json_response(self.snapshot(team))
+        snapshot = self.snapshot(team)
+        snapshot["schedules"] = await self.schedule_page.view(team)  # in the bot's Redis: read here, not in snapshot()
+        return web.json_response(snapshot)
 
     async def _post_message(self, request: web.Request) -> web.Response:
         try:

@@ -36,7 +36,7 @@ log = logging.getLogger("playground")
 
 DEFAULT_PORT = 3000
 # The bot reads these from the playground, never from the developer's own Slack setup.
-_NOT_PASSED_ON = ("SLACK_", "REDIS_URL", "PORT", "DYNO", "DATA_DIR", "BOT_CRASH_AT")
+_NOT_PASSED_ON = ("SLACK_", "REDIS_URL", "PORT", "DYNO", "DATA_DIR", "BOT_CRASH_AT", "BOT_TEST_CLOCK_FILE")
 
 
 class BotChild:
@@ -184,10 +184,17 @@ def anthropic_key() -> str | None:
 
 
 def bot_environment(
-    *, slack: Playground, redis_url: str, bot_port: int, api_key: str | None, offline_url: str | None
+    *,
+    slack: Playground,
+    redis_url: str,
+    bot_port: int,
+    api_key: str | None,
+    offline_url: str | None,
+    clock_file: Path | None = None,
 ) -> dict[str, str]:
     """The bot's settings: the developer's own, but Slack and Redis are the playground's. Slack's are an app's in
-    OAuth mode (client id and secret, no bot token): each workspace's token comes from its install."""
+    OAuth mode (client id and secret, no bot token): each workspace's token comes from its install. The timers run
+    on the test clock in `clock_file`, which the page moves forward."""
     env = {name: value for name, value in os.environ.items() if not name.startswith(_NOT_PASSED_ON)}
     env.update(
         SLACK_CLIENT_ID=slack.client_id,
@@ -199,6 +206,8 @@ def bot_environment(
         DYNO="playground.1",
         PYTHONUNBUFFERED="1",
     )
+    if clock_file is not None:
+        env["BOT_TEST_CLOCK_FILE"] = str(clock_file)
     if offline_url is not None:
         env.update(ANTHROPIC_API_KEY="offline", ANTHROPIC_BASE_URL=offline_url)
     elif api_key is not None:
@@ -238,7 +247,9 @@ async def run_playground(port: int, api_key: str | None) -> None:
                 bot_port=bot_port,
                 api_key=api_key,
                 offline_url=offline.base_url if offline else None,
+                clock_file=workdir / "clock",
             )
+            playground.schedule_page.attach(redis_url, workdir / "clock", env)
             first_install = FirstInstall(installs, playground.team_id, playground.notify)
             bot = BotChild(env, workdir, playground.changed, ready=first_install)
             playground.delivery, playground.controls = delivery, bot

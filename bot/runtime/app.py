@@ -77,6 +77,7 @@ from handlers.gateway import WebApiGateway
 from handlers.listener_errors import register_error_handler
 from handlers.memory_command import MemoryCommands, register_memory_buttons
 from handlers.oauth_pages import oauth_page_routes
+from handlers.schedule_command import ScheduleCommands, register_schedule_buttons
 from handlers.session_listeners import register_session_listeners
 from handlers.signed_requests import slack_events_handler
 from handlers.slack_retries import counted_retry_handlers
@@ -254,7 +255,7 @@ def build_executor(
             journal=journal, threads=threads, slack=gateway, people=people, fitter=fitter, budgets=budgets
         ),
         TaskKind.GREET: Greeter(journal, gateway),
-        TaskKind.STATUS: StatusReporter(journal, threads, gateway),
+        TaskKind.STATUS: StatusReporter(journal, threads, gateway, schedules),
         TaskKind.RESET: ResetAnnouncer(journal, gateway),
         TaskKind.CHANNEL_RESET: ChannelResetter(journal, queue, threads, schedules),
         TaskKind.NOTICE: NoticePoster(journal, gateway),
@@ -328,9 +329,16 @@ def build_bot(
     feedback = FeedbackStore(redis, space, agent_ttl=settings.agent_ttl_days * DAY)
     config = ConfigDesk(ChannelConfigStore(redis), tooling[1], controls.admins, gateway, settings.anthropic_model)
     memory = MemoryCommands(build_memory_store(settings, redis), controls.admins)
+    clock = clock_for(settings.bot_test_clock_file)
+    schedule_commands = ScheduleCommands(schedules, controls.admins, gateway, clock)
     register_command_listeners(
-        bolt, AgentCommands(threads, queue, intake, gateway, feedback, controls, config), config, memory
+        bolt,
+        AgentCommands(threads, queue, intake, gateway, feedback, controls, config),
+        config,
+        memory,
+        schedule_commands,
     )
+    register_schedule_buttons(bolt, schedule_commands)
     register_config_listeners(bolt, config)
     register_memory_buttons(bolt, memory)
     register_feedback_listener(bolt, feedback)
@@ -339,7 +347,6 @@ def build_bot(
     register_agent_view_listeners(bolt, titles, MessagesTabPrompts(settings.messages_tab_prompts))
     # In both modes: an uninstalled workspace's work stops at once (OAuth mode also forgets its installation).
     register_uninstall_listeners(bolt, UninstallListeners(departures, workspaces.bots, workspaces.installations))
-    clock = clock_for(settings.bot_test_clock_file)
     timers = TimerLoop(schedules, clock, TimerSettings(settings.timer_poll_seconds), crash)
     return Bot(settings, redis, space, slack_client, bolt, runner, intake_first, timers)
 

@@ -9,9 +9,11 @@ from bot.tasks.budgets import BudgetGuard
 from bot.tasks.fitting import ContextFitter
 from bot.tasks.people import People
 from bot.tasks.reply import GuardedSlack
+from bot.tasks.schedule_text import schedules_text
 from bot.tasks.status import describe_state
 from store.journal import TaskJournal
 from store.models import Task, TaskStatus
+from store.schedules import ScheduleStore
 from store.tasks import ThreadLease
 from store.threads import ThreadStore
 
@@ -73,17 +75,24 @@ class Greeter:
 
 
 class StatusReporter:
-    """Answers `@bot status` (TaskKind.STATUS) with what the agent knows of its thread."""
+    """Answers `@bot status` (TaskKind.STATUS) with what the agent knows of its thread, and its schedules."""
 
-    def __init__(self, journal: TaskJournal, threads: ThreadStore, slack: SlackGateway) -> None:
+    def __init__(
+        self, journal: TaskJournal, threads: ThreadStore, slack: SlackGateway, schedules: ScheduleStore | None = None
+    ) -> None:
         self._journal = journal
         self._threads = threads
         self._slack = slack
+        self._schedules = schedules
 
     async def __call__(self, lease: ThreadLease, task: Task, *, attempt: int) -> None:
-        """Post the agent's state in the thread."""
+        """Post the agent's state in the thread, with its scheduled follow-ups if it has any."""
         guarded = GuardedSlack(self._slack, self._journal, lease, task.thread)
-        await guarded.post_reply(describe_state(await self._threads.state(task.thread)))
+        text = describe_state(await self._threads.state(task.thread))
+        found = await self._schedules.list_thread(task.thread) if self._schedules else []
+        if found:
+            text += "\n" + schedules_text(found)
+        await guarded.post_reply(text)
         await self._journal.finish(lease, task, TaskStatus.DONE, counts_as_task=False)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,6 +45,17 @@ def test_with_a_key_the_bot_talks_to_claude(playground: Playground, monkeypatch:
     )
     assert env["ANTHROPIC_API_KEY"] == "sk-ant-from-env"
     assert "ANTHROPIC_BASE_URL" not in env
+
+
+def test_the_bots_timers_run_on_the_playgrounds_clock(
+    playground: Playground, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """BOT_TEST_CLOCK_FILE names the playground's clock file, which the page moves on; never the developer's own."""
+    monkeypatch.setenv("BOT_TEST_CLOCK_FILE", "/somewhere/else")
+    common: dict[str, Any] = {"slack": playground, "redis_url": "redis://r", "bot_port": 1, "api_key": None}
+    env = bot_environment(**common, offline_url="http://x", clock_file=tmp_path / "clock")
+    assert env["BOT_TEST_CLOCK_FILE"] == str(tmp_path / "clock")
+    assert "BOT_TEST_CLOCK_FILE" not in bot_environment(**common, offline_url="http://x")
 
 
 def test_the_key_may_come_from_a_dot_env_file(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
