@@ -38,7 +38,7 @@ def note_start(note: str) -> str:
 
 def how_often(schedule: Schedule) -> str:
     """Once, or every period with its end and how many runs it has had."""
-    if schedule.kind == "once" or schedule.every is None:
+    if schedule.kind == "once" or (schedule.every is None and schedule.cron is None):
         return "once"
     ends = []
     if schedule.count is not None:
@@ -49,7 +49,16 @@ def how_often(schedule: Schedule) -> str:
         ends.append(f"until {slack_date(schedule.until)}")
     if schedule.until_goal:
         ends.append("until its goal is met")
-    return f"every {period(schedule.every)}" + (f" ({', '.join(ends)})" if ends else "")
+    if schedule.cron is not None:  # a cron expression, read in its creator's zone
+        often = f"on cron `{escaped_code(schedule.cron)}` ({schedule.tz})"
+    else:
+        often = f"every {period(schedule.every or 0)}"
+    return often + (f" ({', '.join(ends)})" if ends else "")
+
+
+def escaped_code(text: str) -> str:
+    """Text for inline code: a backtick would end it."""
+    return text.replace("`", "'")[:100]
 
 
 def when_next(schedule: Schedule) -> str:

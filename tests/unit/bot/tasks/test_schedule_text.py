@@ -61,3 +61,9 @@ def test_a_long_listing_keeps_whole_lines_within_its_characters() -> None:
     assert len(text) <= 1000 and text.endswith("more (`/agent schedules` lists them)")
     shown = sum(line.startswith("• ") for line in text.splitlines())
     assert 0 < shown < 10 and f"…and {10 - shown} more" in text
+
+
+def test_a_cron_schedule_says_its_expression_and_zone() -> None:
+    """A cron schedule has no period: it shows its expression (a backtick cannot end the code) and its zone."""
+    cron = made(kind="cron", cron="0 9 * * 1-5", tz="America/New_York", fired=1)
+    assert how_often(cron) == "on cron `0 9 * * 1-5` (America/New_York) (1 run(s) so far)"
