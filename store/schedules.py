@@ -350,6 +350,12 @@ class ScheduleStore:
         )
         return _due_timers(found)
 
+    async def ends_its_schedule(self, ref: ThreadRef, task_id: str) -> bool:
+        """Whether a scheduled run was its schedule's last (FIRE marks it so): it finds its schedule gone, and is
+        still answered; a run that finds its schedule gone without being the last was cancelled after it was
+        queued."""
+        return decode.text(await self._redis.hget(self._keys.task(ref, task_id), "final") or b"") == "1"
+
     async def run_status(self, ref: ThreadRef, task_id: str) -> TaskStatus | None:
         """Where a scheduled run's task is (None: its record is gone, or unreadable)."""
         status = await self._redis.hget(self._keys.task(ref, task_id), "status")

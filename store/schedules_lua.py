@@ -89,12 +89,10 @@ for i = 0, (#KEYS - 1) / 9 - 1 do
   if not s.kind or s.paused == '1' then
     skipped = skipped + 1
   else
-    local fields = {task_id = task_id, kind = 'scheduled', thread = s.thread, text = s.note, user_id = s.created_by,
-      message_ts = s.thread_ts, created_at = ARGV[4], status = 'queued', attempts = '0', original_chars = '0',
-      files = '[]'}
-    submit_task({k[4], k[5], k[6], k[7], k[8], k[9]},
-      {s.thread, task_id, 'scheduled', ARGV[2], ARGV[3], ARGV[4], fields, s.thread_ts})
-    local count = tonumber(s.fired) + 1
+    -- The run before is still waiting or running (a busy thread, a slow run): this period's run is left out, so a
+    -- thread never piles up one run per period it was busy.
+    local waiting = s.last_task and s.last_task ~= '' and redis.call('LPOS', k[5], s.last_task)
+    local count = tonumber(s.fired) + (waiting and 0 or 1)
     local next_run, refill = nil, false
     if s.kind == 'every' then
       local period = tonumber(s.every_ms)
@@ -109,12 +107,25 @@ for i = 0, (#KEYS - 1) / 9 - 1 do
     if next_run and ((limit > 0 and count >= limit) or next_run > tonumber(s.ends_at)) then
       next_run, refill = nil, false
     end
+    if waiting and not next_run and not refill then
+      waiting, count = false, count + 1  -- its last run: queued behind the one waiting, as the schedule ends now
+    end
+    if not waiting then
+      -- "final": its schedule ends with this run, so the run finds it gone and is still answered (a run whose
+      -- schedule is gone without being final was cancelled after it was queued, and is not).
+      local fields = {task_id = task_id, kind = 'scheduled', thread = s.thread, text = s.note,
+        user_id = s.created_by, message_ts = s.thread_ts, created_at = ARGV[4], status = 'queued', attempts = '0',
+        original_chars = '0', files = '[]', final = (next_run or refill) and '0' or '1'}
+      submit_task({k[4], k[5], k[6], k[7], k[8], k[9]},
+        {s.thread, task_id, 'scheduled', ARGV[2], ARGV[3], ARGV[4], fields, s.thread_ts})
+    end
+    local last = waiting and s.last_task or task_id
     if refill then
-      redis.call('HSET', k[1], 'fired', string.format('%d', count), 'last_task', task_id, 'refill', '1')
+      redis.call('HSET', k[1], 'fired', string.format('%d', count), 'last_task', last, 'refill', '1')
       redis.call('ZREM', KEYS[1], member)
     elseif next_run then
       local at = string.format('%d', next_run)
-      redis.call('HSET', k[1], 'next_at', at, 'fired', string.format('%d', count), 'last_task', task_id)
+      redis.call('HSET', k[1], 'next_at', at, 'fired', string.format('%d', count), 'last_task', last)
       redis.call('ZADD', KEYS[1], at, member)
     else
       redis.call('DEL', k[1])
@@ -141,7 +152,7 @@ local count = 0
 if ARGV[2] ~= '1' then count = (tonumber(failures) or 0) + 1 end
 redis.call('HSET', KEYS[1], 'last_outcome', ARGV[1], 'failures', string.format('%d', count))
 local most = tonumber(ARGV[3])
-if ARGV[2] ~= '1' and kind == 'every' and paused ~= '1' and most > 0 and count >= most then
+if ARGV[2] ~= '1' and kind ~= 'once' and paused ~= '1' and most > 0 and count >= most then
   redis.call('HSET', KEYS[1], 'paused', '1')
   redis.call('ZREM', KEYS[2], ARGV[4])
   return 1

@@ -18,16 +18,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from typing import Any
 
 from bot.agent.schedule_times import BadTime, Zone, parse_local, shown
 from bot.agent.tools import ToolCall, ToolResult
 from bot.core.clock import Clock
 from bot.core.ports import SlackGateway
+from store.models import TaskKind
 from store.schedules import Schedule, ScheduleLimits, ScheduleRefused, ScheduleSpec, ScheduleStore
 from store.schedules_cron import explain
 
 log = logging.getLogger(__name__)
+
+# Minutes a delay or an interval may name: a year (the lifetime cap ends any schedule well before).
+MAX_MINUTES = 366 * 24 * 60
+MAX_CRON_CHARS = 100
 
 NAME = "schedule"
 MAX_NOTE_CHARS = 4_000
@@ -96,6 +102,9 @@ class ScheduleTool:
                 return await self._cancel(call)
         except (ScheduleRefused, BadTime, BadInput) as exc:
             return ToolResult(str(exc), is_error=True)
+        except (ValueError, OverflowError) as exc:  # a date or number past what Python's datetime or Redis take
+            log.info("schedule tool: input out of range (%s)", type(exc).__name__)
+            return ToolResult("A time or number in that request is out of range: use a nearer date.", is_error=True)
         return ToolResult(f"Unknown action {str(action)[:40]!r}: use create, list or cancel.", is_error=True)
 
     async def _zone(self, call: ToolCall) -> Zone:
@@ -105,6 +114,14 @@ class ScheduleTool:
     async def _create(self, call: ToolCall) -> str:
         zone, now = await self._zone(call), self._clock.now()
         spec = spec_of(call, zone, now)
+        floor = self._schedules.limits.min_interval
+        if call.task.kind is TaskKind.SCHEDULED and spec.every is None and spec.cron is None and spec.at - now < floor:
+            # A run that schedules its own next one-off at once would loop at model speed: one-offs made by a
+            # scheduled run keep the minimum interval a recurring schedule has.
+            raise BadInput(
+                f"A follow-up made from a scheduled run must be at least {_minutes(floor)} ahead; "
+                "or make a recurring schedule."
+            )
         made = await self._schedules.create(spec, now, call.lease, schedule_id=call_schedule_id(call))
         return f"Scheduled {describe(made, zone)}"
 
@@ -155,8 +172,8 @@ def spec_of(call: ToolCall, zone: Zone, now: float) -> ScheduleSpec:
     every, cron = _number(given, "every_minutes"), given.get("cron")
     if every is not None and cron is not None:
         raise BadInput("Give every_minutes or cron, not both.")
-    if cron is not None and (not isinstance(cron, str) or not cron.strip()):
-        raise BadInput("cron must be a cron expression like '0 9 * * 1-5'.")
+    if cron is not None and (not isinstance(cron, str) or not cron.strip() or len(cron) > MAX_CRON_CHARS):
+        raise BadInput(f"cron must be a cron expression like '0 9 * * 1-5' (at most {MAX_CRON_CHARS} characters).")
     at = _start(given, zone, now)
     recurring = every is not None or cron is not None
     if every is not None and every <= 0:
@@ -204,8 +221,10 @@ def _number(given: dict[str, Any], name: str) -> float | None:
     value = given.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise BadInput(f"{name} must be a number.")
+    if abs(value) > MAX_MINUTES:
+        raise BadInput(f"{name} must be at most {MAX_MINUTES:,} (a year).")
     return float(value)
 
 

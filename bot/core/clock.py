@@ -10,6 +10,7 @@ this clock: everything else (leases, task times, Slack) keeps real time.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -61,7 +62,10 @@ class OffsetClock:
     def _read(self) -> float:
         try:
             text = self._path.read_text().strip()
-            return float(text) if text else 0.0
+            offset = float(text) if text else 0.0
+            if not math.isfinite(offset):
+                raise ValueError("not a finite number")
+            return offset
         except (OSError, ValueError) as exc:  # a half-written file: no offset until it is written whole
             log.warning("cannot read the test clock's offset from %s: %s", self._path, type(exc).__name__)
             self._seen = None

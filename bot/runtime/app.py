@@ -261,6 +261,7 @@ def build_executor(
         TaskKind.NOTICE: NoticePoster(journal, gateway),
         TaskKind.SCHEDULED: ScheduledRunner(
             answerer=answerer,
+            journal=journal,
             schedules=schedules,
             slack=gateway,
             max_attempts=settings.max_task_attempts,

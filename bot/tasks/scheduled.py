@@ -15,8 +15,10 @@ from bot.core.clock import Clock, SystemClock
 from bot.core.errors import SlackError
 from bot.core.ports import SlackGateway
 from bot.tasks.executor import TaskHandler
+from bot.tasks.schedule_text import note_start
 from store.connection import REDIS_FAILURES
 from store.errors import LeaseLost
+from store.journal import TaskJournal
 from store.models import Task, TaskKind, TaskStatus
 from store.schedules import Schedule, ScheduleStore, schedule_of_task
 from store.tasks import ThreadLease
@@ -46,7 +48,7 @@ def scheduled_question(note: str, schedule_id: str | None = None, schedule: Sche
 
 def paused_notice(note: str, failures: int) -> str:
     """What the thread is told when a recurring schedule pauses itself."""
-    short = note if len(note) <= 200 else note[:199] + "…"
+    short = note_start(note)  # the model's words: escaped, so a note cannot ping the channel
     return (
         f":pause_button: I paused a recurring follow-up after its last {failures} runs failed in a row: _{short}_. "
         "It runs again once someone resumes it."
@@ -60,12 +62,14 @@ class ScheduledRunner:
         self,
         *,
         answerer: TaskHandler,
+        journal: TaskJournal,
         schedules: ScheduleStore,
         slack: SlackGateway,
         max_attempts: int,
         clock: Clock | None = None,
     ) -> None:
         self._answerer = answerer
+        self._journal = journal
         self._clock = clock or SystemClock()
         self._schedules = schedules
         self._slack = slack
@@ -79,6 +83,11 @@ class ScheduledRunner:
         if schedule_id is not None:
             await self._schedules.refill_cron(task.thread, schedule_id, self._clock.now())
             schedule = await self._schedules.get(task.thread, schedule_id)
+            if schedule is None and not await self._schedules.ends_its_schedule(task.thread, task.task_id):
+                # Cancelled (the goal met, Cancel, Stop, a reset) after this run was queued: it does not run.
+                log.info("task %s: its schedule %s was cancelled; not running it", task.task_id, schedule_id)
+                await self._journal.finish(lease, task, TaskStatus.DONE, counts_as_task=False)
+                return
         text = scheduled_question(task.text, schedule_id, schedule)
         question = replace(task, kind=TaskKind.ANSWER, text=text)
         try:

@@ -46,6 +46,14 @@ async def fire_all(schedules: ScheduleStore, now: float, shard: int = SHARD) -> 
     return await schedules.fire(shard, await schedules.due(shard, now, 100), now)
 
 
+async def runs_done(redis: Redis, thread: ThreadRef = THREAD) -> list[str]:
+    """The ids of the runs waiting in the thread's inbox, which then leave it, as runs that finished would: a
+    recurring schedule's next run is queued only once the one before has."""
+    done = [str(task_id) for task_id in await redis.lrange(SPACE.inbox(thread), 0, -1)]
+    await redis.delete(SPACE.inbox(thread))
+    return done
+
+
 async def inbox_tasks(redis: Redis, thread: ThreadRef = THREAD) -> list[Task]:
     """The tasks waiting in the thread's inbox."""
     found = []
@@ -119,11 +127,9 @@ async def test_a_recurring_timer_missed_in_downtime_fires_once_then_keeps_its_ph
     assert await fire_all(schedules, NOW + 36 * MINUTE) == (0, 0)
     [left] = await schedules.list_thread(THREAD)
     assert left.next_at == NOW + 40 * MINUTE and left.fired == 1
+    assert await runs_done(redis) == [run_task_id(made.schedule_id, NOW)]
     assert await fire_all(schedules, NOW + 40 * MINUTE) == (1, 0)
-    assert [task.task_id for task in await inbox_tasks(redis)] == [
-        run_task_id(made.schedule_id, NOW),
-        run_task_id(made.schedule_id, NOW + 40 * MINUTE),
-    ]
+    assert await runs_done(redis) == [run_task_id(made.schedule_id, NOW + 40 * MINUTE)]
 
 
 async def test_a_recurring_timer_ends_after_its_count_or_at_its_end(
@@ -133,6 +139,7 @@ async def test_a_recurring_timer_ends_after_its_count_or_at_its_end(
     await schedules.create(every(600, at=NOW, count=2), NOW)
     await schedules.create(every(600, at=NOW, until=NOW + 900), NOW)
     assert await fire_all(schedules, NOW) == (2, 0)
+    await runs_done(redis)
     assert await fire_all(schedules, NOW + 600) == (2, 0)
     assert await schedules.list_thread(THREAD) == []
     assert await fire_all(schedules, NOW + 1200) == (0, 0)
@@ -252,3 +259,33 @@ async def test_a_schedule_of_another_thread_of_the_shard_is_neither_cancelled_no
     assert not await schedules.resume(OTHER, mine.schedule_id, NOW)
     assert await schedules.get(THREAD, mine.schedule_id) is not None
     assert await schedules.cancel(THREAD, mine.schedule_id)
+
+
+async def test_a_busy_thread_gets_no_run_per_period_it_was_busy(schedules: ScheduleStore, redis: Redis) -> None:
+    """While a recurring schedule's run still waits (or runs) in the thread's inbox, its next periods queue nothing:
+    a thread stuck for an hour on a 10-minute schedule runs once when it frees up, not six times."""
+    made = await schedules.create(every(600, at=NOW), NOW)
+    for minutes in (0, 10, 20, 30):
+        await fire_all(schedules, NOW + minutes * MINUTE)
+    assert len(await inbox_tasks(redis)) == 1
+    stored = await schedules.get(THREAD, made.schedule_id)
+    assert stored is not None and stored.fired == 1 and stored.next_at == NOW + 40 * MINUTE
+    assert not await schedules.ends_its_schedule(THREAD, (await inbox_tasks(redis))[0].task_id)
+
+
+async def test_a_run_knows_whether_it_was_its_schedules_last(schedules: ScheduleStore, redis: Redis) -> None:
+    """A one-off's run ends its schedule (it finds it gone and still runs); a recurring one's does not (gone, it was
+    cancelled after it was queued)."""
+    await schedules.create(once(NOW), NOW)
+    await fire_all(schedules, NOW)
+    [last] = await inbox_tasks(redis)
+    assert await schedules.ends_its_schedule(THREAD, last.task_id)
+
+
+async def test_failing_runs_pause_a_cron_schedule_too(schedules: ScheduleStore, redis: Redis) -> None:
+    """Any recurring schedule pauses after its failures in a row, a cron one as well as an interval."""
+    made = await schedules.create(ScheduleSpec(THREAD, NOW, "look again", "U1", cron="*/10 * * * *", tz="UTC"), NOW)
+    assert not await schedules.record_outcome(THREAD, made.schedule_id, "sched-a", ok=False)
+    assert await schedules.record_outcome(THREAD, made.schedule_id, "sched-b", ok=False)
+    stored = await schedules.get(THREAD, made.schedule_id)
+    assert stored is not None and stored.paused

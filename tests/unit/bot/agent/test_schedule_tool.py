@@ -215,3 +215,26 @@ async def test_a_create_is_fenced_with_the_runs_lease(tool: ScheduleTool, redis:
     with pytest.raises(LeaseLost):
         await tool.run(ToolCall("toolu_fenced", "schedule", given, task, AgentSetup(), lease))
     assert (await run(tool, action="list"))[0] == "This thread has no schedules."
+
+
+async def test_a_scheduled_run_cannot_chain_one_offs_faster_than_the_minimum_interval(tool: ScheduleTool) -> None:
+    """A run that schedules its own next one-off at once would loop at model speed: from a scheduled run a one-off
+    keeps the minimum interval (10 minutes here); a person's mention may still ask for one in a minute."""
+    task = Task("sched-x-1", TaskKind.SCHEDULED, THREAD, "look again", "U1", "1700000001.000100", time.time())
+    chained = await tool.run(
+        ToolCall("toolu_chain", "schedule", {"action": "create", "in_minutes": 0, "note": "again"}, task, AgentSetup())
+    )
+    assert chained.is_error and "at least 10 minutes ahead" in chained.text
+    assert not (await run(tool, action="create", in_minutes=1, note="soon"))[1]
+
+
+async def test_out_of_range_times_and_numbers_are_error_results_not_failures(tool: ScheduleTool) -> None:
+    """Input past what datetime or Redis take comes back to the model as an error result; the task goes on."""
+    for given in (
+        {"at": "9999-12-31T23:59"},
+        {"every_minutes": 1e304, "until_goal": True},
+        {"every_minutes": float("inf")},
+        {"cron": "0 " * 60},
+    ):
+        text, error = await run(tool, action="create", note="x", **given)
+        assert error and text, given

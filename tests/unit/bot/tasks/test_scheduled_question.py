@@ -3,9 +3,14 @@ that runs until its goal is met, to cancel it with a reason once it is."""
 
 from __future__ import annotations
 
-from bot.tasks.scheduled import scheduled_question
-from store.models import ThreadRef
-from store.schedules import Schedule
+import time
+
+from redis.asyncio import Redis
+
+from bot.tasks.scheduled import ScheduledRunner, scheduled_question
+from store.keys import KeySpace
+from store.models import Task, TaskKind, ThreadRef
+from store.schedules import Schedule, ScheduleSpec, ScheduleStore
 
 THREAD = ThreadRef("T1", "C1", "1700000000.000100")
 
@@ -41,3 +46,41 @@ def test_a_counted_cron_run_and_a_one_off() -> None:
     assert "run 3 of 5" in counted and "by cron '0 9 * * *'" in counted and "cancel" not in counted
     once = scheduled_question("x", "abc", None)
     assert "no further runs" in once and "cancel" not in once and "posted in the thread" in once
+
+
+class Recorder:
+    """The answerer and the journal of a scheduled run, noting what it was asked to do."""
+
+    def __init__(self) -> None:
+        self.answered: list[str] = []
+        self.finished: list[str] = []
+
+    async def __call__(self, lease: object, task: object, *, attempt: int) -> None:
+        self.answered.append(task.task_id)  # type: ignore[attr-defined]
+
+    async def finish(self, lease: object, task: object, status: object, **_: object) -> bool:
+        self.finished.append(task.task_id)  # type: ignore[attr-defined]
+        return True
+
+
+async def test_a_run_queued_before_its_schedule_was_cancelled_does_not_answer(redis: Redis) -> None:
+    """Cancel (the goal met, a person's Cancel, Stop, a reset) after a run was queued: the run finds its schedule
+    gone without being its last, and ends without answering; a one-off's own last run still answers."""
+    store, recorder = ScheduleStore(redis, KeySpace()), Recorder()
+    runner = ScheduledRunner(
+        answerer=recorder,  # type: ignore[arg-type]
+        journal=recorder,  # type: ignore[arg-type]
+        schedules=store,
+        slack=None,  # type: ignore[arg-type]
+        max_attempts=3,
+    )
+    now = time.time()
+    for spec in (ScheduleSpec(THREAD, now, "look again", "U1", every=600.0), ScheduleSpec(THREAD, now, "once", "U1")):
+        made = await store.create(spec, now)
+        await store.fire(store.space.shard_of(THREAD), await store.due(store.space.shard_of(THREAD), now, 10), now)
+        task_id = [str(tid) for tid in await redis.lrange(store.space.inbox(THREAD), 0, -1)][-1]
+        await store.cancel(THREAD, made.schedule_id)
+        task = Task(task_id, TaskKind.SCHEDULED, THREAD, spec.note, "U1", THREAD.thread_ts, now)
+        await runner(None, task, attempt=1)  # type: ignore[arg-type]
+    recurring, once = [str(tid) for tid in await redis.lrange(store.space.inbox(THREAD), 0, -1)]
+    assert recorder.finished == [recurring] and recorder.answered == [once]
