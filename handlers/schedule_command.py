@@ -82,21 +82,22 @@ class ScheduleCommands:
     async def cancel(self, ref: ThreadRef, schedule_id: str, user_id: str, team_domain: str) -> Answer:
         """Cancel one schedule if the person may; the thread is told who cancelled it."""
         schedule = await self._store.get(ref, schedule_id)
-        if schedule is None:
+        if schedule is None or schedule.thread != ref:  # (a key names its shard, not its thread)
             return await self._gone(ref, team_domain)
         if not await self._may_change(schedule, user_id):
             return await self._refused(schedule, "cancel that follow-up", team_domain)
-        if await self._store.cancel(ref, schedule_id):
-            log.info("schedule %s of %s cancelled by %s", schedule_id, ref.encode(), user_id)
-            told = f"<@{user_id}> cancelled a scheduled follow-up here: “{note_start(schedule.note)}”"
-            await self._tell_thread(ref, told)
+        if not await self._store.cancel(ref, schedule_id):  # ended or cancelled meanwhile
+            return await self._gone(ref, team_domain)
+        log.info("schedule %s of %s cancelled by %s", schedule_id, ref.encode(), user_id)
+        told = f"<@{user_id}> cancelled a scheduled follow-up here: “{note_start(schedule.note)}”"
+        await self._tell_thread(ref, told)
         note = f"Cancelled `{schedule_id}` (“{note_start(schedule.note)}”): it will not run again."
         return await self.listing(ref.team_id, ref.channel_id, team_domain, note)
 
     async def resume(self, ref: ThreadRef, schedule_id: str, user_id: str, team_domain: str) -> Answer:
         """Resume a paused schedule at its next run after now, if the person may."""
         schedule = await self._store.get(ref, schedule_id)
-        if schedule is None:
+        if schedule is None or schedule.thread != ref:  # (a key names its shard, not its thread)
             return await self._gone(ref, team_domain)
         if not await self._may_change(schedule, user_id):
             return await self._refused(schedule, "resume that follow-up", team_domain)

@@ -81,9 +81,15 @@ class TimerLoop:
             due = {shard: timers for shard, timers in due.items() if timers}
             if due:
                 self._crash.reached("timer.firing")
-                fired = await asyncio.gather(*(self._fire(shard, timers, now) for shard, timers in due.items()))
+                # One shard's failure (its node failing over) must not hold the others' timers back: every shard
+                # fires what it can, and the first failure is raised after, for the loop's backoff.
+                results = await asyncio.gather(
+                    *(self._fire(shard, timers, now) for shard, timers in due.items()), return_exceptions=True
+                )
                 self._crash.reached("timer.fired")
-                self.fired += sum(fired)
+                self.fired += sum(result for result in results if isinstance(result, int))
+                if failed := [result for result in results if isinstance(result, BaseException)]:
+                    raise failed[0]
             for shard in shards:
                 self._look_at[shard] = self._next_look(found.get(shard, []), len(due.get(shard, [])), now)
         return max(0.0, min(self._look_at.values()) - self._clock.now())
