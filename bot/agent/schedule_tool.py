@@ -54,7 +54,8 @@ def definition(limits: ScheduleLimits) -> dict[str, Any]:
             "`until` a date-time, or `until_goal` (then call cancel with a `reason` once the goal is met). "
             "Times without an offset, and cron, are read in the time zone of the person who asked. "
             "action=list: this thread's schedules and their next runs. action=cancel: one of them by "
-            "`schedule_id`. Results give times as ISO and as a Slack date token (<!date^…>): write the token in "
+            "`schedule_id`. action=renew: a recurring one's lifetime starts again from now (when it is still "
+            "needed near its end). Results give times as ISO and as a Slack date token (<!date^…>): write the token in "
             "your answer so each reader sees their own time. "
             f"Limits: at most {limits.per_thread} active schedules in a thread ({limits.per_channel} in a channel); "
             f"a recurring one runs at most every {_minutes(limits.min_interval)} and for at most "
@@ -63,7 +64,7 @@ def definition(limits: ScheduleLimits) -> dict[str, Any]:
         "input_schema": {
             "type": "object",
             "properties": {
-                "action": {"type": "string", "enum": ["create", "list", "cancel"]},
+                "action": {"type": "string", "enum": ["create", "list", "cancel", "renew"]},
                 "note": {"type": "string", "description": "create: what to do when it runs."},
                 "at": {"type": "string", "description": "create: first run, ISO date-time like 2026-12-04T09:00."},
                 "in_minutes": {"type": "number", "description": "create: first run this many minutes from now."},
@@ -100,12 +101,14 @@ class ScheduleTool:
                 return ToolResult(await self._list(call))
             if action == "cancel":
                 return await self._cancel(call)
+            if action == "renew":
+                return await self._renew(call)
         except (ScheduleRefused, BadTime, BadInput) as exc:
             return ToolResult(str(exc), is_error=True)
         except (ValueError, OverflowError) as exc:  # a date or number past what Python's datetime or Redis take
             log.info("schedule tool: input out of range (%s)", type(exc).__name__)
             return ToolResult("A time or number in that request is out of range: use a nearer date.", is_error=True)
-        return ToolResult(f"Unknown action {str(action)[:40]!r}: use create, list or cancel.", is_error=True)
+        return ToolResult(f"Unknown action {str(action)[:40]!r}: use create, list, cancel or renew.", is_error=True)
 
     async def _zone(self, call: ToolCall) -> Zone:
         task = call.task
@@ -133,6 +136,22 @@ class ScheduleTool:
         lines = [f"This thread's schedules ({len(found)} of at most {self._schedules.limits.per_thread}):"]
         lines += [f"- {describe(schedule, zone)}" for schedule in found]
         return "\n".join(lines)
+
+    async def _renew(self, call: ToolCall) -> ToolResult:
+        """A recurring schedule of this thread lives SCHEDULE_MAX_LIFETIME_DAYS from now (up to its own end)."""
+        schedule_id = str(call.input.get("schedule_id") or "").strip()
+        thread = call.task.thread
+        found = (
+            await self._schedules.get(thread, schedule_id) if schedule_id.isalnum() and len(schedule_id) <= 40 else None
+        )
+        renewed = (
+            await self._schedules.renew(thread, schedule_id, self._clock.now())
+            if found and found.thread == thread
+            else None
+        )
+        if renewed is None or not renewed.recurring:
+            return ToolResult(f"This thread has no recurring schedule {schedule_id[:40]} to renew.", is_error=True)
+        return ToolResult(f"Renewed {describe(renewed, await self._zone(call))}")
 
     async def _cancel(self, call: ToolCall) -> ToolResult:
         schedule_id = str(call.input.get("schedule_id") or "").strip()

@@ -238,3 +238,13 @@ async def test_out_of_range_times_and_numbers_are_error_results_not_failures(too
     ):
         text, error = await run(tool, action="create", note="x", **given)
         assert error and text, given
+
+
+async def test_a_recurring_schedule_is_renewed_from_now_and_only_in_its_own_thread(tool: ScheduleTool) -> None:
+    """renew starts a recurring schedule's lifetime again from now; another thread's, or a one-off, is refused."""
+    made, _ = await run(tool, action="create", every_minutes=60, until_goal=True, note="check")
+    schedule_id = made.split()[1].strip("():,")
+    text, error = await run(tool, action="renew", schedule_id=schedule_id)
+    assert not error and text.startswith("Renewed"), text
+    assert (await run(tool, OTHER, action="renew", schedule_id=schedule_id))[1]
+    assert (await run(tool, action="renew", schedule_id="nosuch"))[1]
