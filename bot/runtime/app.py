@@ -262,6 +262,7 @@ def build_executor(
         TaskKind.SCHEDULED: ScheduledRunner(
             answerer=answerer,
             journal=journal,
+            allow_lists=AllowLists.of(*settings.gate_allow_lists),
             schedules=schedules,
             slack=gateway,
             max_attempts=settings.max_task_attempts,

@@ -96,6 +96,11 @@ class AllowLists:
         place = DIRECT_MESSAGES if message.is_direct_message else message.channel_id
         return not self.channels or place in self.channels
 
+    def allow(self, channel_id: str, user_id: str) -> bool:
+        """Whether a person's work may run in a conversation (a DM's id starts with D), by both lists."""
+        place = DIRECT_MESSAGES if channel_id.startswith("D") else channel_id
+        return (not self.channels or place in self.channels) and (not self.users or user_id in self.users)
+
     def refusal(self, message: GatedMessage) -> str | None:
         """What to tell the message's writer if a list leaves them out, else None."""
         if not self.channel_allows(message):

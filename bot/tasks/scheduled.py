@@ -15,6 +15,7 @@ from bot.core.clock import Clock, SystemClock
 from bot.core.errors import SlackError
 from bot.core.ports import SlackGateway
 from bot.tasks.executor import TaskHandler
+from bot.tasks.gate import AllowLists
 from bot.tasks.schedule_text import note_start
 from store.connection import REDIS_FAILURES
 from store.errors import LeaseLost
@@ -67,9 +68,11 @@ class ScheduledRunner:
         slack: SlackGateway,
         max_attempts: int,
         clock: Clock | None = None,
+        allow_lists: AllowLists | None = None,
     ) -> None:
         self._answerer = answerer
         self._journal = journal
+        self._allow_lists = allow_lists or AllowLists()
         self._clock = clock or SystemClock()
         self._schedules = schedules
         self._slack = slack
@@ -83,6 +86,13 @@ class ScheduledRunner:
         if schedule_id is not None:
             await self._schedules.refill_cron(task.thread, schedule_id, self._clock.now())
             schedule = await self._schedules.get(task.thread, schedule_id)
+            if not self._allow_lists.allow(task.thread.channel_id, task.user_id):
+                # Its creator or its channel was taken off ALLOWED_USER_IDS / ALLOWED_CHANNEL_IDS since it was made:
+                # it ends here, as a mention of theirs would be refused.
+                log.info("task %s: schedule %s is no longer allowed here; cancelling it", task.task_id, schedule_id)
+                await self._schedules.cancel(task.thread, schedule_id)
+                await self._journal.finish(lease, task, TaskStatus.DONE, counts_as_task=False)
+                return
             if schedule is None and not await self._schedules.ends_its_schedule(task.thread, task.task_id):
                 # Cancelled (the goal met, Cancel, Stop, a reset) after this run was queued: it does not run.
                 log.info("task %s: its schedule %s was cancelled; not running it", task.task_id, schedule_id)

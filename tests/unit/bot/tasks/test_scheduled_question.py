@@ -7,6 +7,7 @@ import time
 
 from redis.asyncio import Redis
 
+from bot.tasks.gate import AllowLists
 from bot.tasks.scheduled import ScheduledRunner, scheduled_question
 from store.keys import KeySpace
 from store.models import Task, TaskKind, ThreadRef
@@ -84,3 +85,23 @@ async def test_a_run_queued_before_its_schedule_was_cancelled_does_not_answer(re
         await runner(None, task, attempt=1)  # type: ignore[arg-type]
     recurring, once = [str(tid) for tid in await redis.lrange(store.space.inbox(THREAD), 0, -1)]
     assert recorder.finished == [recurring] and recorder.answered == [once]
+
+
+async def test_a_schedule_whose_creator_is_no_longer_allowed_ends_at_its_next_run(redis: Redis) -> None:
+    """Taken off ALLOWED_USER_IDS after making it: the next run does not answer, and the schedule is cancelled."""
+    store, recorder = ScheduleStore(redis, KeySpace()), Recorder()
+    runner = ScheduledRunner(
+        answerer=recorder,  # type: ignore[arg-type]
+        journal=recorder,  # type: ignore[arg-type]
+        schedules=store,
+        slack=None,  # type: ignore[arg-type]
+        max_attempts=3,
+        allow_lists=AllowLists.of([], ["U2"]),
+    )
+    now = time.time()
+    made = await store.create(ScheduleSpec(THREAD, now, "look again", "U1", every=600.0), now)
+    await store.fire(store.space.shard_of(THREAD), await store.due(store.space.shard_of(THREAD), now, 10), now)
+    [task_id] = [str(tid) for tid in await redis.lrange(store.space.inbox(THREAD), 0, -1)]
+    await runner(None, Task(task_id, TaskKind.SCHEDULED, THREAD, "look again", "U1", "1.0", now), attempt=1)  # type: ignore[arg-type]
+    assert recorder.answered == [] and recorder.finished == [task_id]
+    assert await store.get(THREAD, made.schedule_id) is None
