@@ -84,6 +84,11 @@ class Budgets:
     channel: int = 0
     workspace: int = 0
 
+    @property
+    def none(self) -> bool:
+        """Whether no scope has a budget (nothing to hold a call against: its cost is only counted)."""
+        return not (self.user or self.channel or self.workspace)
+
     def of(self, scope: Scope) -> int:
         """The budget of `scope`."""
         return {Scope.USER: self.user, Scope.CHANNEL: self.channel, Scope.WORKSPACE: self.workspace}[scope]

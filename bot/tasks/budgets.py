@@ -113,6 +113,8 @@ class BudgetGuard:
     async def refusal(self, task: Task) -> str | None:
         """Why the task may not start (a budget of its asker's is used up today), or None."""
         budgets = budgets_of(await self._limits.effective(task.thread.team_id))
+        if budgets.none:
+            return None
         now = self._clock()
         spent = await self._spend.spent(payer_of(task), now)
         for scope in Scope:
@@ -125,6 +127,8 @@ class BudgetGuard:
         """Hold `estimate` against the payer's budgets and return its settlement, or raise OverBudget."""
         budgets = budgets_of(await self._limits.effective(payer.team_id))
         now = self._clock()
+        if budgets.none:  # no budget to check it against: the call's cost is only counted, once it is known
+            return self._counted(payer, now)
         held = await self._spend.reserve(payer, estimate, budgets, now)
         if isinstance(held, Scope):
             spent = (await self._spend.spent(payer, now)).of(held)
@@ -136,6 +140,13 @@ class BudgetGuard:
             await self._spend.settle(held, usage.cost_microusd if usage is not None else 0)
 
         return settle
+
+    def _counted(self, payer: Payer, now: float) -> Settle:
+        async def count(usage: Usage | None) -> None:
+            if usage is not None:
+                await self._spend.add(payer, usage.cost_microusd, now)
+
+        return count
 
     async def add(self, task: Task, usage: Usage) -> None:
         """Count model calls made without a hold (the summary that folds a thread's window after an answer)."""

@@ -23,13 +23,16 @@ def guard(redis: Redis, limits: Limits) -> BudgetGuard:
     return BudgetGuard(LimitStore(redis, limits), SpendStore(redis), clock=lambda: TEN_PAST_SIX)
 
 
-async def test_nothing_is_refused_without_budgets(redis: Redis) -> None:
-    """With every budget off (the default), an answer starts and any call is held."""
+async def test_nothing_is_refused_or_held_without_budgets_and_the_spend_is_still_counted(redis: Redis) -> None:
+    """With every budget off (the default), an answer starts and a call is made without a hold (nothing to hold it
+    against: one Redis script less per call); its real cost is counted once it is known."""
     budgets = guard(redis, Limits())
     assert await budgets.refusal(TASK) is None
     settle = await budgets.for_task(TASK).before_call("claude-sonnet-x", 1_000_000, 64_000)
+    payer = Payer("T1", "C1", "U1")
+    assert (await SpendStore(redis).spent(payer, TEN_PAST_SIX)).workspace == 0  # nothing held
     await settle(Usage(cost_microusd=5))
-    assert (await SpendStore(redis).spent(Payer("T1", "C1", "U1"), TEN_PAST_SIX)).workspace == 5
+    assert (await SpendStore(redis).spent(payer, TEN_PAST_SIX)).workspace == 5
 
 
 async def test_a_used_up_budget_refuses_the_answer_naming_it_and_when_it_resets(redis: Redis) -> None:
