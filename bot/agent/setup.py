@@ -1,8 +1,9 @@
 """How one task's agent works: its channel's instructions, its model and its tools, fixed for the task's life.
 
-A task reads its channel's configuration once, before its first model call, and journals it as its first step
-(kind "setup"): a resumed task uses the journaled one, so a configuration changed meanwhile applies from the next
-task on, never in the middle of one. The system prompt is built from it byte for byte the same way every time, so
+A task reads its channel's configuration once, before its first model call, and journals it with that call (the
+"setup" field of its first model step; a step of kind "setup" in journals of the first release that had them): a
+resumed task that made a call uses the journaled one, so a configuration changed meanwhile applies from the next
+task on, never in the middle of one (a task that made no call yet has nothing to keep, and reads it again). The system prompt is built from it byte for byte the same way every time, so
 two tasks of a channel whose configuration did not change send the same prefix, and the prompt cache keeps working.
 """
 
@@ -81,11 +82,24 @@ class AgentSetup:
         return cls(instructions, model, tuple(tools), version, scope, thinking)
 
 
+def with_setup(record: dict[str, Any], setup: AgentSetup) -> dict[str, Any]:
+    """A step's record carrying the task's setup (its first model call's: one write for both)."""
+    return {**record, AgentSetup.kind: setup.to_record()}
+
+
 def journaled_setup(records: Sequence[Mapping[str, Any]]) -> AgentSetup | None:
-    """The setup a task journaled, if it journaled one (a task begun by an older release did not)."""
+    """The setup a task journaled, if it journaled one: with its first model call, or as a step of its own (as the
+    first release to journal setups did); a task begun by an older release, or that made no call yet, has none."""
     for record in records:
-        if isinstance(record, Mapping) and record.get("kind") == AgentSetup.kind:
+        if not isinstance(record, Mapping):
+            continue
+        if record.get("kind") == AgentSetup.kind:
             return AgentSetup.from_record(record)
+        carried = record.get(AgentSetup.kind)
+        if carried is not None:
+            if not isinstance(carried, Mapping):
+                raise CorruptRecord("journal step: field 'setup' is not an object")
+            return AgentSetup.from_record(carried)
     return None
 
 

@@ -10,7 +10,8 @@ journal written by an older release parses here, and one written here resumes af
   tool           one tool call's result, for the tool_use block of the model step before it
   summary_part   one passage of a fold summarized, with the summary so far (every passage but the last)
   summary        the fold's result: the new summary and how many turns leave the window
-  setup          the channel setup the task runs with (bot/agent/setup.py), journaled before its first model call
+  setup          the channel setup the task runs with (bot/agent/setup.py): now the "setup" field of its first model
+                 step (one write for both); a step of its own in journals of the release that introduced it
 
 A fold's steps carry a fingerprint of the turns they cover (bot/agent/compaction.py): a resumed task rebuilds its
 window from Redis and Slack, which may now hold other turns, and a step is used only for the turns it was made for.

@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.agent.context import Context
 from bot.agent.loop import AgentLoop, LoopResult
-from bot.agent.setup import AgentSetup, for_model, journaled_setup
+from bot.agent.setup import AgentSetup, for_model, journaled_setup, with_setup
 from bot.agent.steps import ModelStep, answer_so_far, loop_steps, parse_steps, total_usage
 from bot.core import metrics
 from bot.core.errors import ModelError, ModelRefused, OverBudget
@@ -117,7 +117,7 @@ class Answerer:
         if self._budgets is not None and not answered and (refusal := await self._budgets.refusal(task)):
             await self._over_budget(lease, task, reply, refusal, turns=[await self._people.user_turn(task)])
             return
-        setup = await self._setup(lease, task, steps)
+        setup, unjournaled = await self._setup(task, steps)
         state, history = await self._threads.agent(ref)
         summary = state.summary if state else ""
         earlier = await self._people.earlier_turns(task) if not history and not summary else []
@@ -129,7 +129,7 @@ class Answerer:
         if attachments.images:
             context = with_images(context, attachments.images)
         try:
-            result = await self._run_loop(lease, task, reply, context, steps, setup, timed=not resumed)
+            result = await self._run_loop(lease, task, reply, context, steps, setup, unjournaled, timed=not resumed)
         except ModelError as exc:
             await self._model_failed(lease, task, reply, exc, turns=[*earlier, question])
             return
@@ -154,18 +154,17 @@ class Answerer:
             await self._budgets.add(task, fold_usage)  # (the answer's own calls were held and settled one by one)
         await self._journal.finish(lease, task, TaskStatus.DONE, turns=new_turns, usage=usage, fold=fold)
 
-    async def _setup(self, lease: ThreadLease, task: Task, steps: list[dict[str, Any]]) -> AgentSetup:
-        """The channel setup the task runs with: the one it journaled, else its channel's now, journaled (and added
-        to `steps`) before any model call, so that a resumed task keeps it whatever the channel changed meanwhile."""
+    async def _setup(self, task: Task, steps: list[dict[str, Any]]) -> tuple[AgentSetup, bool]:
+        """The channel setup the task runs with, and whether it is still to be journaled: the one it journaled, else
+        its channel's now. A new one is journaled with the task's first model call (in the same write: one script
+        less per answer), so a resumed task that made a call keeps it whatever the channel changed meanwhile; one
+        that made none has nothing to keep consistent, and reads its channel's again."""
         if (journaled := journaled_setup(steps)) is not None:
-            return journaled
+            return journaled, False
         if self._setups is None:
-            return AgentSetup(thinking=self._loop.thinking)
+            return AgentSetup(thinking=self._loop.thinking), False
         setup = replace(await self._setups.for_task(task), thinking=self._loop.thinking)
-        setup = for_model(setup, self._loop.model(setup))
-        await self._journal.record_step(lease, task, setup.to_record())
-        steps.append(setup.to_record())
-        return setup
+        return for_model(setup, self._loop.model(setup)), True
 
     async def _model_failed(
         self, lease: ThreadLease, task: Task, reply: ReplyMessage, exc: ModelError, *, turns: list[Turn]
@@ -230,6 +229,7 @@ class Answerer:
         context: Context,
         steps: list[dict[str, Any]],
         setup: AgentSetup,
+        unjournaled: bool = False,
         *,
         timed: bool = False,
     ) -> LoopResult:
@@ -241,8 +241,14 @@ class Answerer:
         for the metrics (a first attempt's)."""
         shown = ""
 
+        first = unjournaled
+
         async def record(step: dict[str, Any]) -> None:
+            nonlocal first
+            if first:  # the setup goes with the task's first model call
+                step = with_setup(step, setup)
             await self._journal.record_step(lease, task, step, stoppable=True)
+            first = False
 
         live = reply.live()
 

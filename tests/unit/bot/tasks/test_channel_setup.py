@@ -8,7 +8,7 @@ import time
 import pytest
 from redis.asyncio import Redis
 
-from bot.agent.setup import INSTRUCTIONS_HEADING, AgentSetup, for_model, journaled_setup
+from bot.agent.setup import INSTRUCTIONS_HEADING, AgentSetup, for_model, journaled_setup, with_setup
 from bot.agent.steps import loop_steps, parse_steps
 from bot.tasks.channel_setup import ChannelSetups
 from store import keys
@@ -139,3 +139,14 @@ def test_a_model_that_predates_the_memory_tool_runs_without_it() -> None:
     assert for_model(setup, "claude-sonnet-4-5") == setup and for_model(setup, "some-proxy-alias") == setup
     older = for_model(setup, "claude-3-5-haiku-20241022")
     assert older.tools == ("web_search",) and older.scope == "" and "memories" not in older.system_prompt("Base.")
+
+
+def test_a_setup_journaled_with_the_first_model_call_is_found_and_the_loop_reads_the_call() -> None:
+    """The setup rides on the task's first model step (one write for both); the loop still sees a model step."""
+    setup = AgentSetup("Be brief.", "", ("web_search",), 2, "T1:C1", "adaptive")
+    model = {"kind": "model", "content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn", "usage": {}}
+    record = with_setup(model, setup)
+    assert journaled_setup([record]) == setup and journaled_setup([model]) is None
+    assert [type(step).__name__ for step in loop_steps(parse_steps([record]))] == ["ModelStep"]
+    with pytest.raises(CorruptRecord):
+        journaled_setup([{**model, "setup": "nope"}])
