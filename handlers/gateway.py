@@ -224,14 +224,21 @@ class WebApiGateway(AgentFeatures, SearchContext):
                 return await _read_file(response, url, max_bytes)
         raise SlackError("file download refused: too many redirects")
 
-    async def display_name(self, team_id: str, user_id: str) -> str | None:
-        """The user's display name; None if Slack will not say (a name is nice to have, not needed)."""
+    async def _user_info(self, team_id: str, user_id: str, wanted: str) -> dict[str, Any] | None:
+        """users.info's user object; None (logged at INFO, naming what was `wanted` of it) if Slack will not say."""
         try:
             data = await self._call(team_id, "users.info", lambda client: client.users_info(user=user_id))
         except SlackError as exc:
-            log.info("no display name for %s: %s", user_id, exc)
+            log.info("no %s for %s: %s", wanted, user_id, exc)
             return None
-        user = data.get("user") or {}
+        user = data.get("user")
+        return user if isinstance(user, dict) else {}
+
+    async def display_name(self, team_id: str, user_id: str) -> str | None:
+        """The user's display name; None if Slack will not say (a name is nice to have, not needed)."""
+        user = await self._user_info(team_id, user_id, "display name")
+        if user is None:
+            return None
         profile = user.get("profile") or {}
         name = profile.get("display_name") or profile.get("real_name") or user.get("real_name") or user.get("name")
         return str(name) if name else None
@@ -243,12 +250,9 @@ class WebApiGateway(AgentFeatures, SearchContext):
         kept = self._time_zones.get(key)
         if kept is not None and kept[0] > now:
             return kept[1]
-        try:
-            data = await self._call(team_id, "users.info", lambda client: client.users_info(user=user_id))
-        except SlackError as exc:
-            log.info("no time zone for %s: %s", user_id, exc)
+        user = await self._user_info(team_id, user_id, "time zone")
+        if user is None:
             return None
-        user = data.get("user") or {}
         name, offset = user.get("tz"), user.get("tz_offset")
         if not isinstance(name, str) or not name or not isinstance(offset, int):
             return None
@@ -262,12 +266,9 @@ class WebApiGateway(AgentFeatures, SearchContext):
     async def is_workspace_admin(self, team_id: str, user_id: str) -> bool | None:
         """Whether users.info says the person is an admin, owner or primary owner of the workspace; None if Slack
         will not say (the caller then treats the person as no admin, and asks again next time)."""
-        try:
-            data = await self._call(team_id, "users.info", lambda client: client.users_info(user=user_id))
-        except SlackError as exc:
-            log.info("no role for %s: %s", user_id, exc)
+        user = await self._user_info(team_id, user_id, "role")
+        if user is None:
             return None
-        user = data.get("user") or {}
         if user.get("team_id") != team_id:
             # Someone of another workspace (a Slack Connect channel's guest org, another workspace of a Grid org):
             # their flags speak of their own workspace, not this one.

@@ -3,8 +3,9 @@
 A task reads its channel's configuration once, before its first model call, and journals it with that call (the
 "setup" field of its first model step; a step of kind "setup" in journals of the first release that had them): a
 resumed task that made a call uses the journaled one, so a configuration changed meanwhile applies from the next
-task on, never in the middle of one (a task that made no call yet has nothing to keep, and reads it again). The system prompt is built from it byte for byte the same way every time, so
-two tasks of a channel whose configuration did not change send the same prefix, and the prompt cache keeps working.
+task on, never in the middle of one (a task that made no call yet has nothing to keep, and reads it again). The
+system prompt is built from it byte for byte the same way every time, so two tasks of a channel whose
+configuration did not change send the same prefix, and the prompt cache keeps working.
 """
 
 from __future__ import annotations

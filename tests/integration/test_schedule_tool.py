@@ -155,6 +155,9 @@ async def test_a_check_every_10_minutes_until_the_goal_is_met_stops_when_the_mod
     advance(tmp_path / "clock", 10 * MINUTE)
     await wait_until(lambda: answered(slack, thread, 2), timeout=15)
     assert replies(slack, thread)[1] == "Not green yet."
+    # The run has finished (left the inbox) before the next period: a run still going would have it left out.
+    inbox = schedules(redis).space.inbox(thread)
+    await wait_until(lambda: _empty(redis, inbox), timeout=10)
     advance(tmp_path / "clock", 10 * MINUTE)
     await wait_until(lambda: answered(slack, thread, 3), timeout=15)
     assert replies(slack, thread)[2].startswith("Done: Cancelled schedule")
@@ -245,3 +248,7 @@ def next_nine_in_new_york(after: float) -> float:
     if nine.timestamp() <= after:
         nine = (nine + timedelta(days=1)).replace(hour=9)
     return datetime(nine.year, nine.month, nine.day, 9, tzinfo=zone).timestamp()
+
+
+async def _empty(redis: Redis, key: str) -> bool:
+    return not await redis.llen(key)

@@ -178,11 +178,19 @@ async def test_a_recurring_schedule_that_keeps_failing_pauses_itself_and_says_so
         claude.reply_error(400, "invalid_request_error", "this request cannot be served")
     thread = start_thread(slack)
     store = schedules(redis)
-    await store.create(ScheduleSpec(thread, time.time() + MINUTE, NOTE, "U0ALICE", every=10 * MINUTE), time.time())
+    made = await store.create(
+        ScheduleSpec(thread, time.time() + MINUTE, NOTE, "U0ALICE", every=10 * MINUTE), time.time()
+    )
     bot = make_bot(**timer_env(tmp_path, SCHEDULE_MAX_FAILURES="2"))
     await bot.start()
     advance(tmp_path / "clock", MINUTE)
-    await wait_until(lambda: len(claude.requests) == 1, timeout=15)
+
+    async def failed_once() -> bool:
+        found = await store.get(thread, made.schedule_id)
+        return found is not None and found.failures == 1
+
+    # The first run has ended (failed) before the next period: a run still going would have that period left out.
+    await wait_until(failed_once, timeout=15)
     advance(tmp_path / "clock", 10 * MINUTE)
     await wait_until(lambda: any("paused a recurring follow-up" in text for text in replies(slack, thread)), timeout=15)
     [paused] = await store.list_thread(thread)
