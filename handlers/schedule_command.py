@@ -82,7 +82,7 @@ class ScheduleCommands:
     async def cancel(self, ref: ThreadRef, schedule_id: str, user_id: str, team_domain: str) -> Answer:
         """Cancel one schedule if the person may; the thread is told who cancelled it."""
         schedule = await self._store.get(ref, schedule_id)
-        if schedule is None or schedule.thread != ref:  # (a key names its shard, not its thread)
+        if schedule is None:
             return await self._gone(ref, team_domain)
         if not await self._may_change(schedule, user_id):
             return await self._refused(schedule, "cancel that follow-up", team_domain)
@@ -97,7 +97,7 @@ class ScheduleCommands:
     async def resume(self, ref: ThreadRef, schedule_id: str, user_id: str, team_domain: str) -> Answer:
         """Resume a paused schedule at its next run after now, if the person may."""
         schedule = await self._store.get(ref, schedule_id)
-        if schedule is None or schedule.thread != ref:  # (a key names its shard, not its thread)
+        if schedule is None:
             return await self._gone(ref, team_domain)
         if not await self._may_change(schedule, user_id):
             return await self._refused(schedule, "resume that follow-up", team_domain)

@@ -217,9 +217,11 @@ class ScheduleStore:
         return sum(int(found) for found in await pipe.execute())
 
     async def get(self, ref: ThreadRef, schedule_id: str) -> Schedule | None:
-        """One schedule, or None if it ended, was cancelled or expired."""
+        """One schedule of thread `ref`, or None if it ended, was cancelled or expired, or is another thread's (its
+        key names its shard, not its thread: an id from another thread of the shard finds nothing here)."""
         fields = decode.fields(await self._redis.hgetall(self._keys.schedule(ref, schedule_id)))
-        return Schedule.from_fields(fields) if fields else None
+        schedule = Schedule.from_fields(fields) if fields else None
+        return schedule if schedule is not None and schedule.thread == ref else None
 
     async def _read(self, ref_ids: Sequence[tuple[ThreadRef, str]]) -> list[Schedule]:
         if not ref_ids:

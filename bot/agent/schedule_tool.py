@@ -141,14 +141,8 @@ class ScheduleTool:
         """A recurring schedule of this thread lives SCHEDULE_MAX_LIFETIME_DAYS from now (up to its own end)."""
         schedule_id = str(call.input.get("schedule_id") or "").strip()
         thread = call.task.thread
-        found = (
-            await self._schedules.get(thread, schedule_id) if schedule_id.isalnum() and len(schedule_id) <= 40 else None
-        )
-        renewed = (
-            await self._schedules.renew(thread, schedule_id, self._clock.now())
-            if found and found.thread == thread
-            else None
-        )
+        valid = schedule_id.isalnum() and len(schedule_id) <= 40
+        renewed = await self._schedules.renew(thread, schedule_id, self._clock.now()) if valid else None
         if renewed is None or not renewed.recurring:
             return ToolResult(f"This thread has no recurring schedule {schedule_id[:40]} to renew.", is_error=True)
         return ToolResult(f"Renewed {describe(renewed, await self._zone(call))}")
@@ -159,9 +153,7 @@ class ScheduleTool:
             return ToolResult("Say which schedule to cancel: its schedule_id (action=list shows them).", True)
         reason = str(call.input.get("reason") or "").strip()[:MAX_REASON_CHARS]
         thread = call.task.thread
-        # A schedule's key names its shard, not its thread: make sure it is this thread's before cancelling.
-        found = await self._schedules.get(thread, schedule_id)
-        if found is None or found.thread != thread or not await self._schedules.cancel(thread, schedule_id):
+        if not await self._schedules.cancel(thread, schedule_id):  # (another thread's schedule is not cancelled)
             return ToolResult(
                 f"This thread has no active schedule {schedule_id} (it ended, or was cancelled): nothing to cancel.",
                 is_error=True,
